@@ -1,0 +1,1 @@
+//! comrade-worker: the Rust side of the comrade worker protocol (built out with the modern Pool).
