@@ -220,7 +220,9 @@ mod tests {
         assert!(is_node_internal(
             br#"{"cmd":"NODE_CLUSTER","act":"online","seq":0}"#
         ));
-        assert!(is_node_internal(br#"{"act":"online","cmd":"NODE_HANDLE_NACK"}"#));
+        assert!(is_node_internal(
+            br#"{"act":"online","cmd":"NODE_HANDLE_NACK"}"#
+        ));
         assert!(!is_node_internal(br#"{"cmd":"NOT_NODE_"}"#));
         assert!(!is_node_internal(br#""NODE_CLUSTER""#));
         assert!(!is_node_internal(br#"{"text":"NODE_X"}"#));
@@ -229,7 +231,12 @@ mod tests {
 
     #[test]
     fn validates_json() {
-        assert_eq!(validate_json(b"{\"a\":[1,\"\xe2\x80\xa8\"]}").unwrap().len(), 15);
+        assert_eq!(
+            validate_json(b"{\"a\":[1,\"\xe2\x80\xa8\"]}")
+                .unwrap()
+                .len(),
+            15
+        );
         assert!(validate_json(b"{\"a\":").is_err());
         assert!(validate_json(b"hello").is_err());
         assert!(validate_json(b"1 2").is_err());

@@ -4,6 +4,8 @@
 //! - [`frame`]: bounded line framing of worker channels (Node's IPC `json` mode).
 //! - [`estimator`]: expected-wait admission control.
 
+pub mod engine;
 pub mod estimator;
 pub mod frame;
 pub mod scheduler;
+pub mod spawn;

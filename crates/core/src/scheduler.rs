@@ -59,7 +59,9 @@ struct Job {
 struct Slot {
     id: WorkerId,
     state: WorkerState,
-    inflight: VecDeque<(JobId, Instant)>,
+    /// Jobs assigned to this worker with the instant they were sent (`None`: assigned, not
+    /// yet written).
+    inflight: VecDeque<(JobId, Option<Instant>)>,
     done: u64,
 }
 
@@ -105,7 +107,7 @@ impl Scheduler {
 
     /// Admits a job or says why not. An admitted job is queued and dispatched at once when a
     /// worker is free (or one may be spawned).
-    pub fn submit(&mut self, id: JobId, payload: Box<[u8]>, now: Instant) -> Result<(), Reject> {
+    pub fn submit(&mut self, id: JobId, payload: Box<[u8]>) -> Result<(), Reject> {
         if self.closing {
             return Err(Reject::Closed);
         }
@@ -121,10 +123,13 @@ impl Scheduler {
                 return Err(Reject::Backlog(max));
             }
         }
-        debug_assert!(!self.jobs.contains_key(&id), "job id {id} reused while live");
+        debug_assert!(
+            !self.jobs.contains_key(&id),
+            "job id {id} reused while live"
+        );
         self.jobs.insert(id, Job { payload });
         self.queue.push_back(id);
-        self.pump(now);
+        self.pump();
         Ok(())
     }
 
@@ -139,13 +144,13 @@ impl Scheduler {
     }
 
     /// A `Spawn` succeeded: the slot takes work from now on.
-    pub fn spawned(&mut self, worker: WorkerId, now: Instant) {
+    pub fn spawned(&mut self, worker: WorkerId) {
         if let Some(s) = self.slot_mut(worker) {
             if s.state == WorkerState::Spawning {
                 s.state = WorkerState::Ready;
             }
         }
-        self.pump(now);
+        self.pump();
     }
 
     /// A `Spawn` failed. When no worker is left to run them, every queued job is returned, to
@@ -163,13 +168,26 @@ impl Scheduler {
         }
     }
 
-    /// A reply arrived on a worker that runs one job at a time: it completes the oldest job in
-    /// flight there. Returns the job and its service time in seconds, or `None` for a reply
-    /// with no job in flight (a stray message, which must not be delivered anywhere).
+    /// The engine wrote the job to its worker; service time counts from here.
+    pub fn mark_sent(&mut self, worker: WorkerId, job: JobId, now: Instant) {
+        if let Some(s) = self.slot_mut(worker) {
+            if let Some(e) = s.inflight.iter_mut().find(|e| e.0 == job) {
+                e.1 = Some(now);
+            }
+        }
+    }
+
+    /// A reply arrived on a worker that runs one job at a time: it completes the oldest job
+    /// sent there. Returns the job and its service time in seconds, or `None` for a reply with
+    /// no job sent (a stray message, which must not be delivered anywhere: a job assigned but
+    /// not yet written cannot have been answered).
     pub fn complete_oldest(&mut self, worker: WorkerId, now: Instant) -> Option<(JobId, f64)> {
         let slot = self.slots.iter_mut().find(|s| s.id == worker)?;
+        let (_, Some(_)) = slot.inflight.front()? else {
+            return None;
+        };
         let (job, started) = slot.inflight.pop_front()?;
-        Some(self.finish(worker, job, started, now))
+        Some(self.finish(worker, job, started.unwrap_or(now), now))
     }
 
     /// A reply for a given job id arrived on a worker. `None` if that job is not in flight there.
@@ -177,7 +195,7 @@ impl Scheduler {
         let slot = self.slots.iter_mut().find(|s| s.id == worker)?;
         let pos = slot.inflight.iter().position(|(j, _)| *j == job)?;
         let (job, started) = slot.inflight.remove(pos)?;
-        Some(self.finish(worker, job, started, now).1)
+        Some(self.finish(worker, job, started.unwrap_or(now), now).1)
     }
 
     fn finish(
@@ -193,21 +211,21 @@ impl Scheduler {
         if let Some(s) = self.slot_mut(worker) {
             s.done += 1;
         }
-        self.pump_to(worker, now);
+        self.pump_to(worker);
         (job, secs)
     }
 
     /// The worker will take no new work (its channel closed, or it asked to retire).
-    pub fn worker_closing(&mut self, worker: WorkerId, now: Instant) {
+    pub fn worker_closing(&mut self, worker: WorkerId) {
         if let Some(s) = self.slot_mut(worker) {
             s.state = WorkerState::Closing;
         }
-        self.pump(now);
+        self.pump();
     }
 
     /// The worker is gone. Returns the jobs it had in flight, which the caller settles (they
     /// are not retried here). Queued work moves on to other workers, or to a replacement.
-    pub fn worker_lost(&mut self, worker: WorkerId, now: Instant) -> Vec<JobId> {
+    pub fn worker_lost(&mut self, worker: WorkerId) -> Vec<JobId> {
         let Some(pos) = self.slots.iter().position(|s| s.id == worker) else {
             return Vec::new();
         };
@@ -216,17 +234,17 @@ impl Scheduler {
         for j in &lost {
             self.jobs.remove(j);
         }
-        self.pump(now);
+        self.pump();
         lost
     }
 
     /// Stops admitting work. With `drain` false, the queued jobs are removed and returned (to
     /// be failed); with `drain` true they still run. No worker is spawned after this unless
     /// draining needs one.
-    pub fn close(&mut self, drain: bool, now: Instant) -> Vec<JobId> {
+    pub fn close(&mut self, drain: bool) -> Vec<JobId> {
         self.closing = true;
         if drain {
-            self.pump(now);
+            self.pump();
             return Vec::new();
         }
         let failed: Vec<JobId> = self.queue.drain(..).collect();
@@ -258,12 +276,15 @@ impl Scheduler {
     }
 
     pub fn slot(&self, worker: WorkerId) -> Option<SlotInfo> {
-        self.slots.iter().find(|s| s.id == worker).map(|s| SlotInfo {
-            id: s.id,
-            state: s.state,
-            inflight: s.inflight.len(),
-            done: s.done,
-        })
+        self.slots
+            .iter()
+            .find(|s| s.id == worker)
+            .map(|s| SlotInfo {
+                id: s.id,
+                state: s.state,
+                inflight: s.inflight.len(),
+                done: s.done,
+            })
     }
 
     fn slot_mut(&mut self, worker: WorkerId) -> Option<&mut Slot> {
@@ -271,24 +292,25 @@ impl Scheduler {
     }
 
     /// Fast path after a reply: the worker that just freed a slot takes the queue's head.
-    fn pump_to(&mut self, worker: WorkerId, now: Instant) {
+    fn pump_to(&mut self, worker: WorkerId) {
         let conc = self.cfg.concurrency;
         if let Some(pos) = self.slots.iter().position(|s| s.id == worker) {
-            while self.slots[pos].state == WorkerState::Ready && self.slots[pos].inflight.len() < conc
+            while self.slots[pos].state == WorkerState::Ready
+                && self.slots[pos].inflight.len() < conc
             {
                 let Some(job) = self.queue.pop_front() else {
                     return;
                 };
-                self.slots[pos].inflight.push_back((job, now));
+                self.slots[pos].inflight.push_back((job, None));
                 self.actions.push_back(Action::Send { worker, job });
             }
         }
-        self.pump(now);
+        self.pump();
     }
 
     /// Assigns queued jobs to the least-loaded ready workers, and asks for a new worker while
     /// jobs wait and the pool is below its maximum.
-    fn pump(&mut self, now: Instant) {
+    fn pump(&mut self) {
         let conc = self.cfg.concurrency;
         while let Some(&job) = self.queue.front() {
             let mut best: Option<usize> = None;
@@ -306,7 +328,7 @@ impl Scheduler {
             if let Some(i) = best {
                 self.queue.pop_front();
                 let worker = self.slots[i].id;
-                self.slots[i].inflight.push_back((job, now));
+                self.slots[i].inflight.push_back((job, None));
                 self.actions.push_back(Action::Send { worker, job });
                 continue;
             }
@@ -357,8 +379,11 @@ mod tests {
         let mut sends = Vec::new();
         while let Some(a) = s.next_action() {
             match a {
-                Action::Spawn(w) => s.spawned(w, now),
-                Action::Send { worker, job } => sends.push((worker, job)),
+                Action::Spawn(w) => s.spawned(w),
+                Action::Send { worker, job } => {
+                    s.mark_sent(worker, job, now);
+                    sends.push((worker, job))
+                }
             }
         }
         sends
@@ -368,11 +393,11 @@ mod tests {
     fn spawns_lazily_up_to_max_and_one_job_per_worker() {
         let t = Instant::now();
         let mut s = Scheduler::new(cfg(2, None));
-        s.submit(1, p("1"), t).unwrap();
+        s.submit(1, p("1")).unwrap();
         assert_eq!(run(&mut s, t), vec![(1, 1)]);
         assert_eq!(s.workers(), 1);
         for j in 2..=5 {
-            s.submit(j, p("x"), t).unwrap();
+            s.submit(j, p("x")).unwrap();
         }
         assert_eq!(run(&mut s, t), vec![(2, 2)]);
         assert_eq!(s.workers(), 2);
@@ -384,7 +409,7 @@ mod tests {
         let t = Instant::now();
         let mut s = Scheduler::new(cfg(1, None));
         for j in 1..=3 {
-            s.submit(j, p("x"), t).unwrap();
+            s.submit(j, p("x")).unwrap();
         }
         assert_eq!(run(&mut s, t), vec![(1, 1)]);
         assert_eq!(s.complete_oldest(1, t), Some((1, 0.0)));
@@ -397,7 +422,7 @@ mod tests {
     fn a_stray_reply_completes_nothing() {
         let t = Instant::now();
         let mut s = Scheduler::new(cfg(1, None));
-        s.submit(1, p("x"), t).unwrap();
+        s.submit(1, p("x")).unwrap();
         run(&mut s, t);
         assert!(s.complete_oldest(1, t).is_some());
         assert_eq!(s.complete_oldest(1, t), None);
@@ -408,11 +433,11 @@ mod tests {
     fn backlog_counts_only_waiting_jobs() {
         let t = Instant::now();
         let mut s = Scheduler::new(cfg(1, Some(2)));
-        s.submit(1, p("x"), t).unwrap();
+        s.submit(1, p("x")).unwrap();
         run(&mut s, t);
-        s.submit(2, p("x"), t).unwrap();
-        s.submit(3, p("x"), t).unwrap();
-        assert_eq!(s.submit(4, p("x"), t), Err(Reject::Backlog(2)));
+        s.submit(2, p("x")).unwrap();
+        s.submit(3, p("x")).unwrap();
+        assert_eq!(s.submit(4, p("x")), Err(Reject::Backlog(2)));
         assert_eq!(s.live_jobs(), 3);
     }
 
@@ -421,10 +446,10 @@ mod tests {
         let t = Instant::now();
         let mut s = Scheduler::new(cfg(1, None));
         for j in 1..=3 {
-            s.submit(j, p("x"), t).unwrap();
+            s.submit(j, p("x")).unwrap();
         }
         assert_eq!(run(&mut s, t), vec![(1, 1)]);
-        assert_eq!(s.worker_lost(1, t), vec![1]);
+        assert_eq!(s.worker_lost(1), vec![1]);
         // No stall: a replacement is spawned for the queued work at once.
         assert_eq!(run(&mut s, t), vec![(2, 2)]);
         assert_eq!(s.live_jobs(), 2);
@@ -434,20 +459,19 @@ mod tests {
     fn a_closing_worker_gets_no_new_work() {
         let t = Instant::now();
         let mut s = Scheduler::new(cfg(2, None));
-        s.submit(1, p("x"), t).unwrap();
+        s.submit(1, p("x")).unwrap();
         run(&mut s, t);
-        s.worker_closing(1, t);
+        s.worker_closing(1);
         assert_eq!(s.complete_oldest(1, t).map(|c| c.0), Some(1));
-        s.submit(2, p("x"), t).unwrap();
+        s.submit(2, p("x")).unwrap();
         assert_eq!(run(&mut s, t), vec![(2, 2)]);
     }
 
     #[test]
     fn failed_spawns_fail_the_queue_when_no_worker_is_left() {
-        let t = Instant::now();
         let mut s = Scheduler::new(cfg(2, None));
-        s.submit(1, p("x"), t).unwrap();
-        s.submit(2, p("x"), t).unwrap();
+        s.submit(1, p("x")).unwrap();
+        s.submit(2, p("x")).unwrap();
         // Two queued jobs ask for two workers; the queue fails only when the last one fails.
         assert_eq!(s.next_action(), Some(Action::Spawn(1)));
         assert_eq!(s.next_action(), Some(Action::Spawn(2)));
@@ -461,11 +485,11 @@ mod tests {
         let t = Instant::now();
         let mut s = Scheduler::new(cfg(1, None));
         for j in 1..=3 {
-            s.submit(j, p("x"), t).unwrap();
+            s.submit(j, p("x")).unwrap();
         }
         run(&mut s, t);
-        assert_eq!(s.close(false, t), vec![2, 3]);
-        assert_eq!(s.submit(9, p("x"), t), Err(Reject::Closed));
+        assert_eq!(s.close(false), vec![2, 3]);
+        assert_eq!(s.submit(9, p("x")), Err(Reject::Closed));
         assert_eq!(s.complete_oldest(1, t).map(|c| c.0), Some(1));
         assert!(run(&mut s, t).is_empty());
     }
@@ -475,10 +499,10 @@ mod tests {
         let t = Instant::now();
         let mut s = Scheduler::new(cfg(1, None));
         for j in 1..=2 {
-            s.submit(j, p("x"), t).unwrap();
+            s.submit(j, p("x")).unwrap();
         }
         run(&mut s, t);
-        assert!(s.close(true, t).is_empty());
+        assert!(s.close(true).is_empty());
         s.complete_oldest(1, t);
         assert_eq!(run(&mut s, t), vec![(1, 2)]);
     }
@@ -492,16 +516,17 @@ mod tests {
         });
         // warm-up is 2 × max_workers = 2 jobs; then one sample of 0.2 s.
         for j in 1..=3 {
-            s.submit(j, p("x"), t).unwrap();
+            s.submit(j, p("x")).unwrap();
             run(&mut s, t);
-            s.complete_oldest(1, t + Duration::from_millis(200)).unwrap();
+            s.complete_oldest(1, t + Duration::from_millis(200))
+                .unwrap();
         }
         // Two queued behind one worker: (2/1) × 0.2 + 0.2 = 0.6 > 0.5.
-        s.submit(4, p("x"), t).unwrap();
+        s.submit(4, p("x")).unwrap();
         run(&mut s, t);
-        s.submit(5, p("x"), t).unwrap();
-        s.submit(6, p("x"), t).unwrap();
-        match s.submit(7, p("x"), t) {
+        s.submit(5, p("x")).unwrap();
+        s.submit(6, p("x")).unwrap();
+        match s.submit(7, p("x")) {
             Err(Reject::Duration(x)) => assert!((x - 0.6).abs() < 1e-6, "{x}"),
             other => panic!("{other:?}"),
         }
@@ -515,7 +540,7 @@ mod tests {
             ..cfg(2, None)
         });
         for j in 1..=7 {
-            s.submit(j, p("x"), t).unwrap();
+            s.submit(j, p("x")).unwrap();
         }
         let sends = run(&mut s, t);
         assert_eq!(sends.len(), 6);

@@ -1,0 +1,668 @@
+//! The engine: owns a scheduler, the worker processes and their channels, and carries out the
+//! scheduler's actions. Channels are read on one I/O thread (a tokio runtime); jobs are written
+//! from whichever thread made them sendable (the submitting thread, or the reader that just
+//! freed a worker), so a reply is followed by the next job's write without a trip through JS.
+//!
+//! Everything the host must hear (results, failures, worker life events) is appended to an
+//! outbox as one JSON array text plus parallel id/kind arrays; the host is woken once when the
+//! outbox goes from empty to non-empty and takes the whole batch.
+
+use std::collections::{HashMap, HashSet};
+use std::io::{self, IoSlice};
+use std::os::fd::OwnedFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
+use std::time::{Duration, Instant};
+
+use tokio::io::unix::AsyncFd;
+use tokio::net::UnixStream;
+use tokio::runtime::Runtime;
+use tokio::task::JoinHandle;
+
+use crate::frame::{is_node_internal, validate_json, LineDecoder};
+use crate::scheduler::{Action, JobId, Reject, SchedConfig, Scheduler, WorkerId};
+use crate::spawn::{self, ExitStatus, SpawnSpec};
+
+/// Record kinds in a [`Batch`]. The value at the same index of the batch's JSON array says more.
+pub mod kind {
+    /// A job's result. id = job; value = the worker's reply, verbatim.
+    pub const RESULT: u8 = 0;
+    /// A job failed without a reply. id = job; value = `{"reason": ..., ...}`.
+    pub const FAILED: u8 = 1;
+    /// A worker started. id = pid; value = `[workers, max_workers]`.
+    pub const SPAWNED: u8 = 2;
+    /// A worker exited. id = pid; value = `{"code", "signal", "expected"}`.
+    pub const EXITED: u8 = 3;
+    /// A reply with no job in flight, dropped. id = pid; value = the message.
+    pub const STRAY: u8 = 4;
+    /// A job was written to a worker (debug only). id = job; value = pid.
+    pub const DISPATCHED: u8 = 5;
+    /// A worker replied (debug only). id = pid; value = service time in seconds.
+    pub const COMPLETED: u8 = 6;
+    /// A worker broke the protocol and is being killed. id = pid; value = message.
+    pub const PROTOCOL_ERROR: u8 = 7;
+    /// A worker could not be started. id = 0; value = message.
+    pub const SPAWN_FAILED: u8 = 8;
+    /// After `shutdown`, every worker has exited. id = 0; value = null.
+    pub const ALL_EXITED: u8 = 9;
+}
+
+/// How the engine talks to its workers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Protocol {
+    /// Node's IPC channel (json mode), one job at a time per worker: each message from the
+    /// worker completes its job. This is compute-cluster's contract.
+    NodeIpc,
+}
+
+#[derive(Debug, Clone)]
+pub struct EngineConfig {
+    pub sched: SchedConfig,
+    pub spawn: SpawnSpec,
+    pub protocol: Protocol,
+    /// Longest message accepted from a worker, in bytes.
+    pub max_message: usize,
+    /// How long a worker asked to stop may take before it is SIGKILLed.
+    pub kill_grace: Duration,
+}
+
+/// Records taken by the host in one go.
+#[derive(Debug, Default)]
+pub struct Batch {
+    pub ids: Vec<u32>,
+    pub kinds: Vec<u8>,
+    /// A JSON array with one value per record.
+    pub text: String,
+}
+
+#[derive(Default)]
+struct Outbox {
+    ids: Vec<u32>,
+    kinds: Vec<u8>,
+    text: String,
+    /// The host has been woken and has not taken the batch yet.
+    woken: bool,
+}
+
+impl Outbox {
+    fn push(&mut self, kind: u8, id: u32, value: &str) {
+        self.text.push(if self.text.is_empty() { '[' } else { ',' });
+        self.text.push_str(value);
+        self.ids.push(id);
+        self.kinds.push(kind);
+    }
+}
+
+struct Conn {
+    pid: i32,
+    stream: Arc<UnixStream>,
+    decoder: LineDecoder,
+    /// Bytes not yet written because the socket was full; later writes queue behind them.
+    out: Vec<u8>,
+    flushing: bool,
+    reader: Option<JoinHandle<()>>,
+    /// The worker was told to stop (or killed); it gets no more work.
+    stopping: bool,
+}
+
+struct State {
+    sched: Scheduler,
+    conns: HashMap<WorkerId, Conn>,
+    outbox: Outbox,
+    shutting_down: bool,
+    all_exited_sent: bool,
+}
+
+struct Shared {
+    cfg: EngineConfig,
+    state: Mutex<State>,
+    wake: Box<dyn Fn() + Send + Sync>,
+    debug: AtomicBool,
+}
+
+/// Pids of every live worker of every engine in this process, for the last-resort kill when
+/// the host exits.
+fn live_pids() -> &'static Mutex<HashSet<i32>> {
+    static LIVE: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
+    LIVE.get_or_init(|| Mutex::new(HashSet::new()))
+}
+
+/// SIGKILLs every worker this process started and has not reaped. For `process.exit()` and
+/// environment teardown, when nothing asynchronous can run any more.
+pub fn kill_all_workers() {
+    let pids = lock(live_pids());
+    for &pid in pids.iter() {
+        spawn::kill(pid, libc::SIGKILL);
+    }
+}
+
+fn runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .thread_name("comrade-io")
+            .enable_all()
+            .build()
+            .expect("start the comrade I/O runtime")
+    })
+}
+
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    // A panic while holding the lock must not take the whole pool down with poison errors.
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A submission refused by admission control, by its index in the submitted batch.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Rejection {
+    pub index: usize,
+    pub reason: Reject,
+}
+
+#[derive(Clone)]
+pub struct Engine {
+    shared: Arc<Shared>,
+}
+
+impl Engine {
+    /// `wake` is called (from any thread) when the outbox becomes non-empty; the host then
+    /// calls [`Engine::take`].
+    pub fn new(cfg: EngineConfig, wake: Box<dyn Fn() + Send + Sync>) -> Engine {
+        let sched = Scheduler::new(cfg.sched.clone());
+        Engine {
+            shared: Arc::new(Shared {
+                cfg,
+                state: Mutex::new(State {
+                    sched,
+                    conns: HashMap::new(),
+                    outbox: Outbox::default(),
+                    shutting_down: false,
+                    all_exited_sent: false,
+                }),
+                wake,
+                debug: AtomicBool::new(false),
+            }),
+        }
+    }
+
+    /// Turns the per-job DISPATCHED/COMPLETED records on or off.
+    pub fn set_debug(&self, on: bool) {
+        self.shared.debug.store(on, Ordering::Relaxed);
+    }
+
+    /// Submits jobs with consecutive ids starting at `first_id`, one per `\n`-separated line of
+    /// `payloads` (each line one JSON value). Returns the refused ones; the rest are accepted
+    /// and will each produce exactly one RESULT or FAILED record.
+    pub fn submit(&self, first_id: JobId, payloads: &str, count: usize) -> Vec<Rejection> {
+        let mut rejected = Vec::new();
+        let shared = &self.shared;
+        let mut st = lock(&shared.state);
+        let mut lines = payloads.split('\n');
+        for index in 0..count {
+            let line = lines.next().unwrap_or("null");
+            let id = first_id.wrapping_add(index as u32);
+            if let Err(reason) = st.sched.submit(id, line.as_bytes().into()) {
+                rejected.push(Rejection { index, reason });
+            }
+            // Spawn and send before the next admission check, as compute-cluster does per
+            // enqueue: the backlog counts only jobs no worker could take.
+            st.run_actions(shared);
+        }
+        let wake = st.take_wake();
+        drop(st);
+        if wake {
+            (shared.wake)();
+        }
+        rejected
+    }
+
+    /// Takes every record produced since the last call.
+    pub fn take(&self) -> Option<Batch> {
+        let mut st = lock(&self.shared.state);
+        let ob = &mut st.outbox;
+        ob.woken = false;
+        if ob.ids.is_empty() {
+            return None;
+        }
+        let mut text = std::mem::take(&mut ob.text);
+        text.push(']');
+        Some(Batch {
+            ids: std::mem::take(&mut ob.ids),
+            kinds: std::mem::take(&mut ob.kinds),
+            text,
+        })
+    }
+
+    /// Stops the pool. Queued jobs fail with reason `"closed"` unless `drain`, in which case
+    /// they run first; then every worker is asked to stop (SIGTERM), and SIGKILLed after the
+    /// grace period. An ALL_EXITED record follows the last exit.
+    pub fn shutdown(&self, drain: bool) {
+        let shared = &self.shared;
+        let mut st = lock(&shared.state);
+        if st.shutting_down {
+            return;
+        }
+        st.shutting_down = true;
+        let failed = st.sched.close(drain);
+        for job in failed {
+            st.outbox.push(kind::FAILED, job, r#"{"reason":"closed"}"#);
+        }
+        if !drain || st.sched.live_jobs() == 0 {
+            st.stop_all(shared);
+        }
+        st.run_actions(shared);
+        st.check_all_exited();
+        let wake = st.take_wake();
+        drop(st);
+        if wake {
+            (shared.wake)();
+        }
+    }
+
+    /// Pids of the live workers.
+    pub fn pids(&self) -> Vec<i32> {
+        lock(&self.shared.state)
+            .conns
+            .values()
+            .map(|c| c.pid)
+            .collect()
+    }
+
+    /// Jobs queued and not yet given to a worker.
+    pub fn queued(&self) -> usize {
+        lock(&self.shared.state).sched.queued()
+    }
+}
+
+impl State {
+    fn take_wake(&mut self) -> bool {
+        if !self.outbox.ids.is_empty() && !self.outbox.woken {
+            self.outbox.woken = true;
+            true
+        } else {
+            false
+        }
+    }
+
+    fn check_all_exited(&mut self) {
+        if self.shutting_down
+            && !self.all_exited_sent
+            && self.conns.is_empty()
+            && self.sched.workers() == 0
+        {
+            self.all_exited_sent = true;
+            self.outbox.push(kind::ALL_EXITED, 0, "null");
+        }
+    }
+
+    /// Asks every worker to stop: half-close its channel (a Node worker sees 'disconnect') and
+    /// SIGTERM it, with a SIGKILL after the grace period.
+    fn stop_all(&mut self, shared: &Arc<Shared>) {
+        let ids: Vec<WorkerId> = self.conns.keys().copied().collect();
+        for w in ids {
+            self.stop_worker(shared, w);
+        }
+    }
+
+    fn stop_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) {
+        let Some(conn) = self.conns.get_mut(&w) else {
+            return;
+        };
+        if conn.stopping {
+            return;
+        }
+        conn.stopping = true;
+        let pid = conn.pid;
+        spawn::kill(pid, libc::SIGTERM);
+        let weak = Arc::downgrade(shared);
+        let grace = shared.cfg.kill_grace;
+        runtime().spawn(async move {
+            tokio::time::sleep(grace).await;
+            if let Some(shared) = weak.upgrade() {
+                let st = lock(&shared.state);
+                if st.conns.get(&w).is_some_and(|c| c.pid == pid) {
+                    spawn::kill(pid, libc::SIGKILL);
+                }
+            }
+        });
+        self.sched.worker_closing(w);
+    }
+
+    /// Carries out the scheduler's actions until none are left.
+    fn run_actions(&mut self, shared: &Arc<Shared>) {
+        while let Some(action) = self.sched.next_action() {
+            match action {
+                Action::Spawn(w) => self.spawn_worker(shared, w),
+                Action::Send { worker, job } => self.send(shared, worker, job),
+            }
+        }
+    }
+
+    fn spawn_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) {
+        let spawned = spawn::spawn(shared.cfg.spawn.clone()).and_then(|s| {
+            let _guard = runtime().enter();
+            let std_stream = std::os::unix::net::UnixStream::from(s.channel);
+            let stream = UnixStream::from_std(std_stream)?;
+            // SAFETY: the OwnedFd stays open and unchanged for the AsyncFd's whole life.
+            let pidfd =
+                unsafe { AsyncFd::register_with_interest(s.pidfd, tokio::io::Interest::READABLE) }
+                    .map_err(|e| e.into_parts().1)?;
+            Ok((s.pid, stream, pidfd))
+        });
+        match spawned {
+            Ok((pid, stream, pidfd)) => {
+                lock(live_pids()).insert(pid);
+                let stream = Arc::new(stream);
+                let reader = runtime().spawn(read_loop(Arc::downgrade(shared), w, stream.clone()));
+                runtime().spawn(exit_watch(Arc::downgrade(shared), w, pid, pidfd));
+                self.conns.insert(
+                    w,
+                    Conn {
+                        pid,
+                        stream,
+                        decoder: LineDecoder::new(shared.cfg.max_message),
+                        out: Vec::new(),
+                        flushing: false,
+                        reader: Some(reader),
+                        stopping: false,
+                    },
+                );
+                self.sched.spawned(w);
+                let n = self.sched.workers();
+                let v = format!("[{},{}]", n, self.sched.config().max_workers);
+                self.outbox.push(kind::SPAWNED, pid as u32, &v);
+            }
+            Err(e) => {
+                let msg = json_string(&format!(
+                    "cannot start worker {:?}: {e}",
+                    shared.cfg.spawn.program
+                ));
+                for job in self.sched.spawn_failed(w) {
+                    let v = format!(r#"{{"reason":"spawn","message":{msg}}}"#);
+                    self.outbox.push(kind::FAILED, job, &v);
+                }
+                self.outbox.push(kind::SPAWN_FAILED, 0, &msg);
+                self.check_all_exited();
+            }
+        }
+    }
+
+    fn send(&mut self, shared: &Arc<Shared>, w: WorkerId, job: JobId) {
+        self.sched.mark_sent(w, job, Instant::now());
+        let Some(payload) = self.sched.payload(job) else {
+            return;
+        };
+        let Some(conn) = self.conns.get_mut(&w) else {
+            return;
+        };
+        if shared.debug.load(Ordering::Relaxed) {
+            self.outbox
+                .push(kind::DISPATCHED, job, &conn.pid.to_string());
+        }
+        if !conn.out.is_empty() {
+            conn.out.extend_from_slice(payload);
+            conn.out.push(b'\n');
+            return;
+        }
+        let total = payload.len() + 1;
+        let bufs = [IoSlice::new(payload), IoSlice::new(b"\n")];
+        let written = match conn.stream.try_write_vectored(&bufs) {
+            Ok(n) => n,
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
+            // The worker is going away; its exit settles the job.
+            Err(_) => return,
+        };
+        if written < total {
+            let mut rest = Vec::with_capacity(total - written);
+            if written < payload.len() {
+                rest.extend_from_slice(&payload[written..]);
+            }
+            rest.push(b'\n');
+            conn.out = rest;
+            if !conn.flushing {
+                conn.flushing = true;
+                let stream = conn.stream.clone();
+                runtime().spawn(flush_loop(Arc::downgrade(shared), w, stream));
+            }
+        }
+    }
+
+    /// Reads whatever the worker has sent and handles each complete message. Returns false
+    /// when the channel is closed or broken.
+    fn read_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) -> bool {
+        let debug = shared.debug.load(Ordering::Relaxed);
+        let now = Instant::now();
+        let mut open = true;
+        let mut protocol_error: Option<String> = None;
+        {
+            let Some(conn) = self.conns.get_mut(&w) else {
+                return false;
+            };
+            let pid = conn.pid;
+            // Bounded so one chatty worker cannot starve the others.
+            for _ in 0..16 {
+                let spare = match conn.decoder.spare() {
+                    Ok(s) => s,
+                    Err(e) => {
+                        protocol_error = Some(e.to_string());
+                        break;
+                    }
+                };
+                match conn.stream.try_read(spare) {
+                    Ok(0) => {
+                        open = false;
+                        break;
+                    }
+                    Ok(n) => conn.decoder.filled(n),
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(_) => {
+                        open = false;
+                        break;
+                    }
+                }
+                loop {
+                    let line = match conn.decoder.next_line() {
+                        Ok(Some(line)) => line,
+                        Ok(None) => break,
+                        Err(e) => {
+                            protocol_error = Some(e.to_string());
+                            break;
+                        }
+                    };
+                    match shared.cfg.protocol {
+                        Protocol::NodeIpc => {
+                            if is_node_internal(line) {
+                                continue;
+                            }
+                            let text = match validate_json(line) {
+                                Ok(t) => t,
+                                Err(e) => {
+                                    protocol_error = Some(format!("invalid JSON message: {e}"));
+                                    break;
+                                }
+                            };
+                            match self.sched.complete_oldest(w, now) {
+                                Some((job, secs)) => {
+                                    self.outbox.push(kind::RESULT, job, text);
+                                    if debug {
+                                        self.outbox.push(
+                                            kind::COMPLETED,
+                                            pid as u32,
+                                            &format!("{secs}"),
+                                        );
+                                    }
+                                }
+                                None => self.outbox.push(kind::STRAY, pid as u32, text),
+                            }
+                        }
+                    }
+                }
+                if protocol_error.is_some() {
+                    break;
+                }
+            }
+        }
+        if let Some(msg) = protocol_error {
+            if let Some(conn) = self.conns.get_mut(&w) {
+                let pid = conn.pid;
+                self.outbox
+                    .push(kind::PROTOCOL_ERROR, pid as u32, &json_string(&msg));
+                conn.stopping = true;
+                spawn::kill(pid, libc::SIGKILL);
+                self.sched.worker_closing(w);
+            }
+            open = false;
+        }
+        self.run_actions(shared);
+        self.maybe_finish_drain(shared);
+        open
+    }
+
+    /// The channel closed while the process may live on: it can take no more work, so it is
+    /// stopped; its exit settles what it held.
+    fn channel_closed(&mut self, shared: &Arc<Shared>, w: WorkerId) {
+        self.stop_worker(shared, w);
+        self.run_actions(shared);
+    }
+
+    fn worker_exited(&mut self, shared: &Arc<Shared>, w: WorkerId, pid: i32, status: ExitStatus) {
+        // Replies written just before the exit are still in the socket: deliver them first.
+        if self.conns.contains_key(&w) {
+            self.read_worker(shared, w);
+        }
+        if let Some(mut conn) = self.conns.remove(&w) {
+            if let Some(r) = conn.reader.take() {
+                r.abort();
+            }
+        }
+        lock(live_pids()).remove(&pid);
+        let code = status
+            .code()
+            .map_or_else(|| "null".to_string(), |c| c.to_string());
+        let signal = status.signal().map_or_else(
+            || "null".to_string(),
+            |s| json_string(&spawn::signal_name(s)),
+        );
+        for job in self.sched.worker_lost(w) {
+            let v = format!(r#"{{"reason":"exit","pid":{pid},"code":{code},"signal":{signal}}}"#);
+            self.outbox.push(kind::FAILED, job, &v);
+        }
+        let v = format!(
+            r#"{{"code":{code},"signal":{signal},"expected":{}}}"#,
+            self.shutting_down
+        );
+        self.outbox.push(kind::EXITED, pid as u32, &v);
+        self.run_actions(shared);
+        self.maybe_finish_drain(shared);
+        self.check_all_exited();
+    }
+
+    /// When draining and the last job settled, stop the workers.
+    fn maybe_finish_drain(&mut self, shared: &Arc<Shared>) {
+        if self.shutting_down && self.sched.live_jobs() == 0 {
+            let running = self.conns.values().any(|c| !c.stopping);
+            if running {
+                self.stop_all(shared);
+            }
+        }
+    }
+}
+
+async fn read_loop(shared: std::sync::Weak<Shared>, w: WorkerId, stream: Arc<UnixStream>) {
+    loop {
+        if stream.readable().await.is_err() {
+            break;
+        }
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        let mut st = lock(&shared.state);
+        let open = st.read_worker(&shared, w);
+        if !open {
+            st.channel_closed(&shared, w);
+        }
+        let wake = st.take_wake();
+        drop(st);
+        if wake {
+            (shared.wake)();
+        }
+        if !open {
+            break;
+        }
+    }
+}
+
+async fn flush_loop(shared: std::sync::Weak<Shared>, w: WorkerId, stream: Arc<UnixStream>) {
+    loop {
+        if stream.writable().await.is_err() {
+            return;
+        }
+        let Some(shared) = shared.upgrade() else {
+            return;
+        };
+        let mut st = lock(&shared.state);
+        let Some(conn) = st.conns.get_mut(&w) else {
+            return;
+        };
+        match conn.stream.try_write(&conn.out) {
+            Ok(n) => {
+                conn.out.drain(..n);
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+            Err(_) => {
+                conn.out.clear();
+            }
+        }
+        if conn.out.is_empty() {
+            conn.flushing = false;
+            return;
+        }
+    }
+}
+
+async fn exit_watch(
+    shared: std::sync::Weak<Shared>,
+    w: WorkerId,
+    pid: i32,
+    pidfd: AsyncFd<OwnedFd>,
+) {
+    let status = loop {
+        match pidfd.readable().await {
+            Ok(mut guard) => match spawn::try_reap(pid) {
+                Ok(Some(status)) => break status,
+                Ok(None) => guard.clear_ready(),
+                Err(_) => break ExitStatus::Code(-1),
+            },
+            Err(_) => break ExitStatus::Code(-1),
+        }
+    };
+    let Some(shared) = shared.upgrade() else {
+        lock(live_pids()).remove(&pid);
+        return;
+    };
+    let mut st = lock(&shared.state);
+    st.worker_exited(&shared, w, pid, status);
+    let wake = st.take_wake();
+    drop(st);
+    if wake {
+        (shared.wake)();
+    }
+}
+
+fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+impl Drop for Shared {
+    fn drop(&mut self) {
+        // The host dropped the engine: no worker may outlive it.
+        let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
+        let mut live = lock(live_pids());
+        for conn in st.conns.values() {
+            spawn::kill(conn.pid, libc::SIGKILL);
+            live.remove(&conn.pid);
+        }
+    }
+}

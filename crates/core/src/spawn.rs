@@ -1,0 +1,305 @@
+//! Starting worker processes with a channel on fd 3, the way Node's `child_process.fork` does,
+//! so Node workers get a working `process.send` / `process.on('message')`.
+//!
+//! Every spawn happens on one long-lived thread: Linux's parent-death signal fires when the
+//! *thread* that forked exits, so forking from a short-lived thread would kill the child at once.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::process::CommandExt;
+use std::process::{Command, Stdio};
+use std::sync::mpsc;
+use std::sync::{Mutex, OnceLock};
+
+/// What to run for one worker.
+#[derive(Debug, Clone)]
+pub struct SpawnSpec {
+    pub program: OsString,
+    pub args: Vec<OsString>,
+    /// Variables added to (or replacing) the inherited environment.
+    pub env: Vec<(OsString, OsString)>,
+    /// Inherited variables to drop (e.g. Node `cluster` markers).
+    pub env_remove: Vec<OsString>,
+    pub cwd: Option<OsString>,
+}
+
+/// A started worker: its pid, the parent's end of the channel, and a pidfd that becomes
+/// readable when the process exits.
+pub struct Spawned {
+    pub pid: i32,
+    pub channel: OwnedFd,
+    pub pidfd: OwnedFd,
+}
+
+/// The fd number the child sees its channel on (Node's `NODE_CHANNEL_FD`).
+pub const CHILD_CHANNEL_FD: RawFd = 3;
+
+type Request = (SpawnSpec, mpsc::SyncSender<io::Result<Spawned>>);
+
+fn spawner() -> &'static Mutex<mpsc::Sender<Request>> {
+    static TX: OnceLock<Mutex<mpsc::Sender<Request>>> = OnceLock::new();
+    TX.get_or_init(|| {
+        let (tx, rx) = mpsc::channel::<Request>();
+        std::thread::Builder::new()
+            .name("comrade-spawner".into())
+            .spawn(move || {
+                // Lives as long as the process: the children's parent-death signal is tied
+                // to this thread.
+                while let Ok((spec, reply)) = rx.recv() {
+                    let _ = reply.send(spawn_here(&spec));
+                }
+            })
+            .expect("start the comrade spawner thread");
+        Mutex::new(tx)
+    })
+}
+
+/// Starts a worker (on the spawner thread) and waits for the result.
+pub fn spawn(spec: SpawnSpec) -> io::Result<Spawned> {
+    let (tx, rx) = mpsc::sync_channel(1);
+    spawner()
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .send((spec, tx))
+        .map_err(|_| io::Error::other("spawner thread is gone"))?;
+    rx.recv()
+        .map_err(|_| io::Error::other("spawner thread is gone"))?
+}
+
+fn cvt(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r == -1 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+/// A connected pair of stream sockets, both close-on-exec.
+pub fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut fds = [0 as libc::c_int; 2];
+    // SAFETY: fds is a valid array of two ints for socketpair to fill.
+    cvt(unsafe {
+        libc::socketpair(
+            libc::AF_UNIX,
+            libc::SOCK_STREAM | libc::SOCK_CLOEXEC,
+            0,
+            fds.as_mut_ptr(),
+        )
+    })?;
+    // SAFETY: socketpair succeeded, so both fds are open and owned by nobody else.
+    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+}
+
+pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
+    // SAFETY: plain fcntl calls on an fd the caller owns.
+    unsafe {
+        let flags = cvt(libc::fcntl(fd, libc::F_GETFL))?;
+        cvt(libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK))?;
+    }
+    Ok(())
+}
+
+fn pidfd_open(pid: i32) -> io::Result<OwnedFd> {
+    // SAFETY: pidfd_open takes a pid and flags and returns a new fd or -1.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: the syscall returned a new fd that we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+fn spawn_here(spec: &SpawnSpec) -> io::Result<Spawned> {
+    let (parent_end, child_end) = socket_pair()?;
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .stdin(Stdio::inherit())
+        .stdout(Stdio::inherit())
+        .stderr(Stdio::inherit());
+    for k in &spec.env_remove {
+        cmd.env_remove(k);
+    }
+    for (k, v) in &spec.env {
+        cmd.env(k, v);
+    }
+    if let Some(dir) = &spec.cwd {
+        cmd.current_dir(dir);
+    }
+    let child_fd = child_end.as_raw_fd();
+    let parent_pid = std::process::id() as libc::pid_t;
+    // SAFETY: the closure runs in the forked child before exec and only makes
+    // async-signal-safe calls (dup2, fcntl, prctl, getppid, _exit).
+    unsafe {
+        cmd.pre_exec(move || {
+            if child_fd == CHILD_CHANNEL_FD {
+                let flags = cvt(libc::fcntl(child_fd, libc::F_GETFD))?;
+                cvt(libc::fcntl(
+                    child_fd,
+                    libc::F_SETFD,
+                    flags & !libc::FD_CLOEXEC,
+                ))?;
+            } else {
+                cvt(libc::dup2(child_fd, CHILD_CHANNEL_FD))?;
+            }
+            // Die with the parent, even when it is SIGKILLed; SIGKILL also stops a worker
+            // stuck in a loop or one that handles SIGTERM.
+            cvt(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
+            // The parent may have died between fork and prctl.
+            if libc::getppid() != parent_pid {
+                libc::_exit(1);
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn()?;
+    drop(child_end);
+    let pid = child.id() as i32;
+    // The pool reaps the child itself (through the pidfd), so the std handle is not kept.
+    drop(child);
+    let pidfd = match pidfd_open(pid) {
+        Ok(fd) => fd,
+        Err(e) => {
+            kill(pid, libc::SIGKILL);
+            return Err(e);
+        }
+    };
+    set_nonblocking(parent_end.as_raw_fd())?;
+    Ok(Spawned {
+        pid,
+        channel: parent_end,
+        pidfd,
+    })
+}
+
+/// Sends a signal; errors (already gone) are ignored on purpose.
+pub fn kill(pid: i32, signal: i32) {
+    // SAFETY: kill(2) with a pid we spawned and have not reaped yet, so it cannot be reused.
+    unsafe {
+        libc::kill(pid, signal);
+    }
+}
+
+/// How a process ended, as Node reports it: an exit code, or the signal that killed it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    Code(i32),
+    Signal(i32),
+}
+
+impl ExitStatus {
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            ExitStatus::Code(c) => Some(*c),
+            ExitStatus::Signal(_) => None,
+        }
+    }
+
+    pub fn signal(&self) -> Option<i32> {
+        match self {
+            ExitStatus::Signal(s) => Some(*s),
+            ExitStatus::Code(_) => None,
+        }
+    }
+}
+
+/// Reaps `pid` if it has exited (non-blocking).
+pub fn try_reap(pid: i32) -> io::Result<Option<ExitStatus>> {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid on our own child with a valid status pointer.
+    let r = unsafe { libc::waitpid(pid, &mut status, libc::WNOHANG) };
+    if r == -1 {
+        return Err(io::Error::last_os_error());
+    }
+    if r == 0 {
+        return Ok(None);
+    }
+    Ok(Some(if libc::WIFSIGNALED(status) {
+        ExitStatus::Signal(libc::WTERMSIG(status))
+    } else {
+        ExitStatus::Code(libc::WEXITSTATUS(status))
+    }))
+}
+
+/// Node's name for a signal number, for messages.
+pub fn signal_name(sig: i32) -> String {
+    let name = match sig {
+        libc::SIGHUP => "SIGHUP",
+        libc::SIGINT => "SIGINT",
+        libc::SIGQUIT => "SIGQUIT",
+        libc::SIGILL => "SIGILL",
+        libc::SIGTRAP => "SIGTRAP",
+        libc::SIGABRT => "SIGABRT",
+        libc::SIGBUS => "SIGBUS",
+        libc::SIGFPE => "SIGFPE",
+        libc::SIGKILL => "SIGKILL",
+        libc::SIGUSR1 => "SIGUSR1",
+        libc::SIGSEGV => "SIGSEGV",
+        libc::SIGUSR2 => "SIGUSR2",
+        libc::SIGPIPE => "SIGPIPE",
+        libc::SIGALRM => "SIGALRM",
+        libc::SIGTERM => "SIGTERM",
+        libc::SIGXCPU => "SIGXCPU",
+        libc::SIGXFSZ => "SIGXFSZ",
+        _ => return format!("SIG{sig}"),
+    };
+    name.to_string()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Write};
+    use std::os::unix::net::UnixStream;
+
+    fn sh(script: &str) -> SpawnSpec {
+        SpawnSpec {
+            program: "/bin/sh".into(),
+            args: vec!["-c".into(), script.into()],
+            env: vec![("COMRADE_TEST".into(), "yes".into())],
+            env_remove: vec!["HOME".into()],
+            cwd: None,
+        }
+    }
+
+    fn wait(pid: i32) -> ExitStatus {
+        loop {
+            if let Some(s) = try_reap(pid).unwrap() {
+                return s;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    #[test]
+    fn child_talks_on_fd_3_and_sees_env() {
+        let s = spawn(sh(
+            r#"read line <&3; printf '%s|%s|%s\n' "$line" "$COMRADE_TEST" "${HOME-unset}" >&3"#,
+        ))
+        .unwrap();
+        let mut ch = UnixStream::from(s.channel);
+        ch.set_nonblocking(false).unwrap();
+        ch.write_all(b"hello\n").unwrap();
+        let mut out = String::new();
+        ch.read_to_string(&mut out).unwrap();
+        assert_eq!(out, "hello|yes|unset\n");
+        assert_eq!(wait(s.pid), ExitStatus::Code(0));
+    }
+
+    #[test]
+    fn reports_exit_codes_and_signals() {
+        let s = spawn(sh("exit 7")).unwrap();
+        assert_eq!(wait(s.pid), ExitStatus::Code(7));
+        let s = spawn(sh("sleep 30")).unwrap();
+        kill(s.pid, libc::SIGKILL);
+        assert_eq!(wait(s.pid), ExitStatus::Signal(libc::SIGKILL));
+        assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
+    }
+
+    #[test]
+    fn a_missing_program_is_an_error() {
+        let mut spec = sh("");
+        spec.program = "/nonexistent/comrade-test".into();
+        assert!(spawn(spec).is_err());
+    }
+}
