@@ -1,0 +1,55 @@
+'use strict';
+// Loads the addon once and installs the process-wide safety nets: no worker may outlive this
+// process, whether it ends naturally (env cleanup hook), by process.exit() ('exit' listener),
+// or by a signal (the workers' parent-death signal, set when they are spawned).
+
+const binding = require('../binding.js');
+
+let installed = false;
+
+function install() {
+  if (installed) return;
+  installed = true;
+  binding.installCleanup();
+  process.on('exit', () => binding.killAllWorkers());
+}
+
+// Node flags that must not reach worker processes: they would make a worker run the test
+// runner, open a second inspector on the same port, or watch files.
+const UNSAFE_EXEC_ARGV = /^--(test|inspect|watch|experimental-test)/;
+
+function workerExecArgv() {
+  return process.execArgv.filter((a) => !UNSAFE_EXEC_ARGV.test(a));
+}
+
+// Environment for a Node worker: the channel on fd 3 in JSON mode, and none of the markers
+// that would make the child believe it is a Node `cluster` worker.
+const NODE_WORKER_ENV = { NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: 'json' };
+const NODE_WORKER_ENV_REMOVE = ['NODE_UNIQUE_ID', 'NODE_WORKER_ID'];
+
+// Record kinds, as numbered by the engine (crates/core/src/engine.rs, `kind`).
+const KIND = Object.freeze({
+  RESULT: 0,
+  FAILED: 1,
+  SPAWNED: 2,
+  EXITED: 3,
+  STRAY: 4,
+  DISPATCHED: 5,
+  COMPLETED: 6,
+  PROTOCOL_ERROR: 7,
+  SPAWN_FAILED: 8,
+  ALL_EXITED: 9,
+});
+
+// Reasons in the flat rejection triples returned by NativePool#submit.
+const REJECT = Object.freeze({ CLOSED: 0, BACKLOG: 1, DURATION: 2 });
+
+module.exports = {
+  NativePool: binding.NativePool,
+  install,
+  workerExecArgv,
+  NODE_WORKER_ENV,
+  NODE_WORKER_ENV_REMOVE,
+  KIND,
+  REJECT,
+};
