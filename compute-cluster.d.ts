@@ -1,0 +1,4 @@
+import { ComputeClusterConstructor } from './index';
+
+declare const ComputeCluster: ComputeClusterConstructor;
+export = ComputeCluster;
