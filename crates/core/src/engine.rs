@@ -16,7 +16,7 @@ use std::time::{Duration, Instant};
 
 use tokio::io::unix::AsyncFd;
 use tokio::net::UnixStream;
-use tokio::runtime::Runtime;
+use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::frame::{is_node_internal, validate_json, LineDecoder};
@@ -136,15 +136,21 @@ pub fn kill_all_workers() {
     }
 }
 
-fn runtime() -> &'static Runtime {
-    static RT: OnceLock<Runtime> = OnceLock::new();
+fn runtime() -> &'static Handle {
+    static RT: OnceLock<Handle> = OnceLock::new();
     RT.get_or_init(|| {
-        tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name("comrade-io")
+        // One thread that only does channel I/O: a current-thread runtime parked in epoll, so
+        // a readable worker wakes exactly this thread and nothing else.
+        let rt = tokio::runtime::Builder::new_current_thread()
             .enable_all()
             .build()
-            .expect("start the comrade I/O runtime")
+            .expect("start the comrade I/O runtime");
+        let handle = rt.handle().clone();
+        std::thread::Builder::new()
+            .name("comrade-io".into())
+            .spawn(move || rt.block_on(std::future::pending::<()>()))
+            .expect("start the comrade I/O thread");
+        handle
     })
 }
 
