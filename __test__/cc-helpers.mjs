@@ -1,0 +1,188 @@
+// Shared helpers for the ComputeCluster (compute-cluster drop-in) tests: a
+// harness that records every event and callback in order and always shuts its
+// cluster down, and a runner for fixture host scripts.
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+export const { ComputeCluster } = require('../index.js');
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const fixture = (name) => path.join(here, 'fixtures', 'compute-cluster', name);
+
+export const SPAWNED = /^spawned new worker process \((\d+)\) (\d+)\/(\d+) processes running$/;
+export const PASSING = /^passing compute job to process (\d+)$/;
+export const COMPLETED = /^process (\d+) completed work in \d+\.\d\ds$/;
+
+export const TEST = { timeout: 30000 };
+
+/** True once `pid` no longer runs (gone, or a zombie nobody reaped yet). */
+export function isGone(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+export function killIfAlive(pid) {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Polls `pred` every 10 ms; rejects after `timeout` ms so a hang fails. */
+export async function waitFor(pred, what, timeout = 10000) {
+  const end = Date.now() + timeout;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await delay(10);
+  }
+}
+
+/** `promise`, or undefined after `ms` without keeping Node alive for the timer. */
+export function within(promise, ms) {
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * A cluster under test. Every 'info', 'debug' and 'error' event and every job
+ * callback lands in `log` in the order it happened. The cluster is shut down
+ * (and any worker still running killed) after the test, pass or fail.
+ */
+export class Harness {
+  constructor(t, options) {
+    this.cc = new ComputeCluster(options);
+    this.log = [];
+    for (const type of ['info', 'debug', 'error']) {
+      this.cc.on(type, (msg) => this.log.push({ type, msg }));
+    }
+    // Note whether the test called exit() itself, so cleanup does not call it twice.
+    this.exitCalled = false;
+    const exit = this.cc.exit;
+    this.cc.exit = (...args) => {
+      this.exitCalled = true;
+      return exit.apply(this.cc, args);
+    };
+    t.after(() => this.cleanup());
+  }
+
+  messages(type, re) {
+    return this.log.filter((e) => e.type === type && (!re || re.test(e.msg))).map((e) => e.msg);
+  }
+
+  get infos() {
+    return this.messages('info');
+  }
+
+  get debugs() {
+    return this.messages('debug');
+  }
+
+  get errors() {
+    return this.messages('error');
+  }
+
+  get spawnedPids() {
+    return this.messages('info', SPAWNED).map((m) => Number(SPAWNED.exec(m)[1]));
+  }
+
+  /**
+   * Enqueues `args` and returns a record of its callback calls. `done`
+   * resolves at the first call; `calls[i].sync` says whether that call
+   * happened before enqueue() returned. `returned` is enqueue's return value.
+   */
+  job(args, tag = args) {
+    const rec = { args, tag, calls: [] };
+    let inside = true;
+    rec.done = new Promise((resolve) => {
+      rec.returned = this.cc.enqueue(args, (...cbArgs) => {
+        rec.calls.push({ args: cbArgs, sync: inside });
+        this.log.push({ type: 'cb', tag, args: cbArgs });
+        if (rec.calls.length === 1) {
+          [rec.err, rec.result] = cbArgs;
+          resolve(rec);
+        }
+      });
+    });
+    inside = false;
+    return rec;
+  }
+
+  /** Runs one job to completion. */
+  run(args, tag) {
+    return this.job(args, tag).done;
+  }
+
+  /** Calls exit(cb) and resolves with the arguments of cb's first call. */
+  exit() {
+    return new Promise((resolve) => {
+      this.cc.exit((...args) => resolve(args));
+    });
+  }
+
+  async cleanup() {
+    if (!this.exitCalled) await within(this.exit(), 5000);
+    await waitFor(() => this.spawnedPids.every(isGone), 'workers to exit', 3000).catch(() => {});
+    this.spawnedPids.forEach(killIfAlive);
+  }
+}
+
+/**
+ * Runs a fixture host script with `node`, SIGKILLing it after `timeout` ms.
+ * `onLine` sees each stdout line as it arrives.
+ */
+export function runNode(script, { env = {}, timeout = 20000, onLine = () => {} } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [fixture(script)], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let pending = '';
+    let timedOut = false;
+    child.stdout.setEncoding('utf8').on('data', (chunk) => {
+      stdout += chunk;
+      pending += chunk;
+      const lines = pending.split('\n');
+      pending = lines.pop();
+      lines.forEach((line) => onLine(line, child));
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeout);
+    let grace;
+    const finish = () => {
+      clearTimeout(timer);
+      clearTimeout(grace);
+      const { exitCode: code, signalCode: signal } = child;
+      resolve({ code, signal, stdout, stderr, timedOut, lines: stdout.split('\n').filter(Boolean) });
+    };
+    child.on('close', finish);
+    // Workers that outlive the host keep its stdout open, and so 'close' away.
+    child.on('exit', () => {
+      grace = setTimeout(finish, 2000);
+    });
+  });
+}
