@@ -20,6 +20,7 @@ const {
 
 const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
 const KILL_GRACE_MS = 5000;
+const WORKER_PRELOAD = path.join(__dirname, 'compute-cluster-worker.js');
 
 // A job's callback, run in the async context of the enqueue() call (so, for example, an
 // AsyncLocalStorage request context survives the trip through the pool).
@@ -80,7 +81,7 @@ function ComputeCluster(options) {
 
   this._pool = new NativePool({
     program: process.execPath,
-    args: [...workerExecArgv(), path.resolve(options.module)],
+    args: [...workerExecArgv(), '--require', WORKER_PRELOAD, path.resolve(options.module)],
     env: NODE_WORKER_ENV,
     envRemove: NODE_WORKER_ENV_REMOVE,
     maxWorkers: max,

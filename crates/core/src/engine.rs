@@ -19,7 +19,7 @@ use tokio::net::UnixStream;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
-use crate::frame::{is_node_internal, validate_json, LineDecoder};
+use crate::frame::{is_node_internal, stray_payload, validate_json, LineDecoder};
 use crate::scheduler::{Action, JobId, Reject, SchedConfig, Scheduler, WorkerId};
 use crate::spawn::{self, ExitStatus, SpawnSpec};
 
@@ -480,6 +480,9 @@ impl State {
                     match shared.cfg.protocol {
                         Protocol::NodeIpc => {
                             if is_node_internal(line) {
+                                if let Some(msg) = stray_payload(line) {
+                                    self.outbox.push(kind::STRAY, pid as u32, msg);
+                                }
                                 continue;
                             }
                             let text = match validate_json(line) {

@@ -139,6 +139,19 @@ pub fn is_node_internal(line: &[u8]) -> bool {
     }
 }
 
+/// A stray message, as marked by comrade's Node worker preload: `{"cmd":"NODE_COMRADE_STRAY",
+/// "msg": …}`. Returns the original message's JSON text.
+pub fn stray_payload(line: &[u8]) -> Option<&str> {
+    #[derive(serde::Deserialize)]
+    struct Stray<'a> {
+        cmd: &'a str,
+        #[serde(borrow)]
+        msg: Option<&'a serde_json::value::RawValue>,
+    }
+    let s: Stray = serde_json::from_slice(line).ok()?;
+    (s.cmd == "NODE_COMRADE_STRAY").then(|| s.msg.map_or("null", |m| m.get()))
+}
+
 /// Checks that `line` is exactly one well-formed JSON value (and so valid UTF-8), so it can be
 /// spliced into a JSON array for JS without risking the whole batch's `JSON.parse`.
 pub fn validate_json(line: &[u8]) -> Result<&str, String> {
@@ -227,6 +240,19 @@ mod tests {
         assert!(!is_node_internal(br#""NODE_CLUSTER""#));
         assert!(!is_node_internal(br#"{"text":"NODE_X"}"#));
         assert!(!is_node_internal(br#"{"cmd":"NODE_"#));
+    }
+
+    #[test]
+    fn stray_markers_carry_the_original_message() {
+        let line = br#"{"cmd":"NODE_COMRADE_STRAY","msg":{"a":[1,2]}}"#;
+        assert!(is_node_internal(line));
+        assert_eq!(stray_payload(line), Some(r#"{"a":[1,2]}"#));
+        assert_eq!(
+            stray_payload(br#"{"cmd":"NODE_COMRADE_STRAY"}"#),
+            Some("null")
+        );
+        assert_eq!(stray_payload(br#"{"cmd":"NODE_CLUSTER","msg":1}"#), None);
+        assert_eq!(stray_payload(b"[1]"), None);
     }
 
     #[test]

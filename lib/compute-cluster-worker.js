@@ -1,0 +1,24 @@
+'use strict';
+// Preloaded (`node --require`) into every ComputeCluster worker; the worker script itself is
+// unchanged. compute-cluster's protocol carries no job ids, so a worker that answers one job
+// twice could have its second message taken as the next job's reply. Here the worker side
+// marks every message sent after a job was already answered, and before the next job
+// arrived, as stray; the pool drops it with an 'info' instead of misdelivering it.
+// A `NODE_`-prefixed command is internal to Node's IPC, so the marker never reaches a user listener.
+
+if (typeof process.send === 'function') {
+  const send = process.send;
+  const emit = process.emit;
+  let answered = true;
+  // Wrapping emit (not adding a 'message' listener) leaves the channel's ref count, and so
+  // the worker's exit behaviour, exactly as the script made it.
+  process.emit = function comradeEmit(event, ...args) {
+    if (event === 'message') answered = false;
+    return emit.call(this, event, ...args);
+  };
+  process.send = function comradeSend(message, ...rest) {
+    if (answered) return send.call(this, { cmd: 'NODE_COMRADE_STRAY', msg: message }, ...rest);
+    answered = true;
+    return send.call(this, message, ...rest);
+  };
+}
