@@ -17,8 +17,15 @@ if (typeof process.send === 'function') {
     return emit.call(this, event, ...args);
   };
   process.send = function comradeSend(message, ...rest) {
+    // Node-internal messages are no replies; they pass through and the pool ignores them.
+    if (isInternal(message)) return send.call(this, message, ...rest);
     if (answered) return send.call(this, { cmd: 'NODE_COMRADE_STRAY', msg: message }, ...rest);
     answered = true;
     return send.call(this, message, ...rest);
   };
+}
+
+function isInternal(message) {
+  return message !== null && typeof message === 'object' &&
+    typeof message.cmd === 'string' && message.cmd.startsWith('NODE_');
 }
