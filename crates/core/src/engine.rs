@@ -120,6 +120,21 @@ struct Shared {
     debug: AtomicBool,
 }
 
+impl Shared {
+    /// Runs `f` on the locked state, then wakes the host (after unlocking) if `f` left the
+    /// outbox newly non-empty.
+    fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut State, &Arc<Shared>) -> R) -> R {
+        let mut st = lock(&self.state);
+        let r = f(&mut st, self);
+        let wake = st.take_wake();
+        drop(st);
+        if wake {
+            (self.wake)();
+        }
+        r
+    }
+}
+
 /// Pids of every live worker of every engine in this process, for the last-resort kill when
 /// the host exits.
 fn live_pids() -> &'static Mutex<HashSet<i32>> {
@@ -201,26 +216,21 @@ impl Engine {
     /// `payloads` (each line one JSON value). Returns the refused ones; the rest are accepted
     /// and will each produce exactly one RESULT or FAILED record.
     pub fn submit(&self, first_id: JobId, payloads: &str, count: usize) -> Vec<Rejection> {
-        let mut rejected = Vec::new();
-        let shared = &self.shared;
-        let mut st = lock(&shared.state);
-        let mut lines = payloads.split('\n');
-        for index in 0..count {
-            let line = lines.next().unwrap_or("null");
-            let id = first_id.wrapping_add(index as u32);
-            if let Err(reason) = st.sched.submit(id, line.as_bytes().into()) {
-                rejected.push(Rejection { index, reason });
+        self.shared.update(|st, shared| {
+            let mut rejected = Vec::new();
+            let mut lines = payloads.split('\n');
+            for index in 0..count {
+                let line = lines.next().unwrap_or("null");
+                let id = first_id.wrapping_add(index as u32);
+                if let Err(reason) = st.sched.submit(id, line.as_bytes().into()) {
+                    rejected.push(Rejection { index, reason });
+                }
+                // Spawn and send before the next admission check, as compute-cluster does per
+                // enqueue: the backlog counts only jobs no worker could take.
+                st.run_actions(shared);
             }
-            // Spawn and send before the next admission check, as compute-cluster does per
-            // enqueue: the backlog counts only jobs no worker could take.
-            st.run_actions(shared);
-        }
-        let wake = st.take_wake();
-        drop(st);
-        if wake {
-            (shared.wake)();
-        }
-        rejected
+            rejected
+        })
     }
 
     /// Takes every record produced since the last call.
@@ -244,26 +254,21 @@ impl Engine {
     /// they run first; then every worker is asked to stop (SIGTERM), and SIGKILLed after the
     /// grace period. An ALL_EXITED record follows the last exit.
     pub fn shutdown(&self, drain: bool) {
-        let shared = &self.shared;
-        let mut st = lock(&shared.state);
-        if st.shutting_down {
-            return;
-        }
-        st.shutting_down = true;
-        let failed = st.sched.close(drain);
-        for job in failed {
-            st.outbox.push(kind::FAILED, job, r#"{"reason":"closed"}"#);
-        }
-        if !drain || st.sched.live_jobs() == 0 {
-            st.stop_all(shared);
-        }
-        st.run_actions(shared);
-        st.check_all_exited();
-        let wake = st.take_wake();
-        drop(st);
-        if wake {
-            (shared.wake)();
-        }
+        self.shared.update(|st, shared| {
+            if st.shutting_down {
+                return;
+            }
+            st.shutting_down = true;
+            let failed = st.sched.close(drain);
+            for job in failed {
+                st.outbox.push(kind::FAILED, job, r#"{"reason":"closed"}"#);
+            }
+            if !drain || st.sched.live_jobs() == 0 {
+                st.stop_all(shared);
+            }
+            st.run_actions(shared);
+            st.check_all_exited();
+        })
     }
 
     /// Pids of the live workers.
@@ -587,16 +592,13 @@ async fn read_loop(shared: std::sync::Weak<Shared>, w: WorkerId, stream: Arc<Uni
         let Some(shared) = shared.upgrade() else {
             break;
         };
-        let mut st = lock(&shared.state);
-        let open = st.read_worker(&shared, w);
-        if !open {
-            st.channel_closed(&shared, w);
-        }
-        let wake = st.take_wake();
-        drop(st);
-        if wake {
-            (shared.wake)();
-        }
+        let open = shared.update(|st, shared| {
+            let open = st.read_worker(shared, w);
+            if !open {
+                st.channel_closed(shared, w);
+            }
+            open
+        });
         if !open {
             break;
         }
@@ -651,13 +653,7 @@ async fn exit_watch(
         lock(live_pids()).remove(&pid);
         return;
     };
-    let mut st = lock(&shared.state);
-    st.worker_exited(&shared, w, pid, status);
-    let wake = st.take_wake();
-    drop(st);
-    if wake {
-        (shared.wake)();
-    }
+    shared.update(|st, shared| st.worker_exited(shared, w, pid, status));
 }
 
 fn json_string(s: &str) -> String {
