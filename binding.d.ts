@@ -70,4 +70,11 @@ export interface NativeOptions {
   maxMessage: number
   /** Milliseconds between SIGTERM and SIGKILL when stopping a worker. */
   killGraceMs: number
+  /**
+   * `"lines"`: comrade's protocol (docs/PROTOCOL.md); otherwise Node's IPC, one job per
+   * message, as compute-cluster workers speak it.
+   */
+  protocol?: string
+  /** A line written to each new worker before any job (the protocol's `init` message). */
+  hello?: string
 }

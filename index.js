@@ -2,5 +2,6 @@
 // comrade: a process pool for Node.js with a Rust engine.
 
 const { ComputeCluster } = require('./lib/compute-cluster');
+const { Pool, PoolError, codes } = require('./lib/pool');
 
-module.exports = { ComputeCluster };
+module.exports = { Pool, PoolError, codes, ComputeCluster };

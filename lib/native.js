@@ -39,6 +39,11 @@ const KIND = Object.freeze({
   PROTOCOL_ERROR: 7,
   SPAWN_FAILED: 8,
   ALL_EXITED: 9,
+  VOID: 10,
+  JOB_ERROR: 11,
+  EVENT: 12,
+  PROGRESS: 13,
+  RETIRING: 14,
 });
 
 // Reasons in the flat rejection triples returned by NativePool#submit.

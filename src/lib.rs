@@ -36,6 +36,11 @@ pub struct NativeOptions {
     pub max_message: u32,
     /// Milliseconds between SIGTERM and SIGKILL when stopping a worker.
     pub kill_grace_ms: u32,
+    /// `"lines"`: comrade's protocol (docs/PROTOCOL.md); otherwise Node's IPC, one job per
+    /// message, as compute-cluster workers speak it.
+    pub protocol: Option<String>,
+    /// A line written to each new worker before any job (the protocol's `init` message).
+    pub hello: Option<String>,
 }
 
 /// Records taken from the engine: `text` is a JSON array with one value per record.
@@ -98,9 +103,19 @@ impl NativePool {
                     .collect(),
                 cwd: options.cwd.map(Into::into),
             },
-            protocol: Protocol::NodeIpc,
+            protocol: match options.protocol.as_deref() {
+                Some("lines") => Protocol::Lines,
+                None | Some("node-ipc") => Protocol::NodeIpc,
+                Some(other) => {
+                    return Err(Error::new(
+                        Status::InvalidArg,
+                        format!("unknown protocol {other:?}"),
+                    ))
+                }
+            },
             max_message: options.max_message as usize,
             kill_grace: Duration::from_millis(options.kill_grace_ms as u64),
+            hello: options.hello,
         };
         let waker = wake.clone();
         let engine = Engine::new(

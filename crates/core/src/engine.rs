@@ -7,13 +7,16 @@
 //! outbox as one JSON array text plus parallel id/kind arrays; the host is woken once when the
 //! outbox goes from empty to non-empty and takes the whole batch.
 
+use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::io::{self, IoSlice};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
+use serde::{Deserialize, Deserializer};
+use serde_json::value::RawValue;
 use tokio::io::unix::AsyncFd;
 use tokio::net::UnixStream;
 use tokio::runtime::Handle;
@@ -45,6 +48,17 @@ pub mod kind {
     pub const SPAWN_FAILED: u8 = 8;
     /// After `shutdown`, every worker has exited. id = 0; value = null.
     pub const ALL_EXITED: u8 = 9;
+    /// [`Protocol::Lines`]: a job returned nothing (`undefined`). id = job; value = null.
+    pub const VOID: u8 = 10;
+    /// [`Protocol::Lines`]: a job's function failed. id = job; value = the worker's error object.
+    pub const JOB_ERROR: u8 = 11;
+    /// [`Protocol::Lines`]: a worker event. id = pid; value = the whole message
+    /// (`{"t":"event","name":…,"data":…}`).
+    pub const EVENT: u8 = 12;
+    /// [`Protocol::Lines`]: progress of a job in flight. id = job; value = the progress value.
+    pub const PROGRESS: u8 = 13;
+    /// [`Protocol::Lines`]: a worker asked to retire. id = pid; value = null.
+    pub const RETIRING: u8 = 14;
 }
 
 /// How the engine talks to its workers.
@@ -53,6 +67,9 @@ pub enum Protocol {
     /// Node's IPC channel (json mode), one job at a time per worker: each message from the
     /// worker completes its job. This is compute-cluster's contract.
     NodeIpc,
+    /// comrade's own protocol (docs/PROTOCOL.md): JSON lines with a type and a job id, so a
+    /// worker may hold several jobs and answer in any order.
+    Lines,
 }
 
 #[derive(Debug, Clone)]
@@ -64,6 +81,9 @@ pub struct EngineConfig {
     pub max_message: usize,
     /// How long a worker asked to stop may take before it is SIGKILLed.
     pub kill_grace: Duration,
+    /// A line written to every new worker before any job ([`Protocol::Lines`]: the `init`
+    /// message). Without the trailing newline.
+    pub hello: Option<String>,
 }
 
 /// Records taken by the host in one go.
@@ -103,6 +123,12 @@ struct Conn {
     reader: Option<JoinHandle<()>>,
     /// The worker was told to stop (or killed); it gets no more work.
     stopping: bool,
+    /// [`Protocol::Lines`]: the worker said `ready`.
+    ready: bool,
+    /// [`Protocol::Lines`]: the worker asked to retire; it is stopped once its jobs are done.
+    retiring: bool,
+    /// [`Protocol::Lines`]: the error of the worker's `fatal` message (JSON text).
+    fatal: Option<String>,
 }
 
 struct State {
@@ -110,7 +136,12 @@ struct State {
     conns: HashMap<WorkerId, Conn>,
     outbox: Outbox,
     shutting_down: bool,
+    /// `shutdown(false)` was called: nothing more runs.
+    stopping_now: bool,
     all_exited_sent: bool,
+    /// Workers whose `out` buffer got bytes in this update; written when the update ends, so
+    /// many jobs for one worker go out in one syscall.
+    dirty: Vec<WorkerId>,
 }
 
 struct Shared {
@@ -126,6 +157,7 @@ impl Shared {
     fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut State, &Arc<Shared>) -> R) -> R {
         let mut st = lock(&self.state);
         let r = f(&mut st, self);
+        st.flush_dirty(self);
         let wake = st.take_wake();
         drop(st);
         if wake {
@@ -199,7 +231,9 @@ impl Engine {
                     conns: HashMap::new(),
                     outbox: Outbox::default(),
                     shutting_down: false,
+                    stopping_now: false,
                     all_exited_sent: false,
+                    dirty: Vec::new(),
                 }),
                 wake,
                 debug: AtomicBool::new(false),
@@ -255,10 +289,12 @@ impl Engine {
     /// grace period. An ALL_EXITED record follows the last exit.
     pub fn shutdown(&self, drain: bool) {
         self.shared.update(|st, shared| {
-            if st.shutting_down {
+            // A second call may only escalate: a draining shutdown can become an immediate one.
+            if st.shutting_down && (drain || st.stopping_now) {
                 return;
             }
             st.shutting_down = true;
+            st.stopping_now = !drain;
             let failed = st.sched.close(drain);
             for job in failed {
                 st.outbox.push(kind::FAILED, job, r#"{"reason":"closed"}"#);
@@ -377,8 +413,14 @@ impl State {
                         flushing: false,
                         reader: Some(reader),
                         stopping: false,
+                        ready: false,
+                        retiring: false,
+                        fatal: None,
                     },
                 );
+                if let Some(hello) = &shared.cfg.hello {
+                    self.queue_line(w, hello.as_bytes());
+                }
                 self.sched.spawned(w);
                 let n = self.sched.workers();
                 let v = format!("[{},{}]", n, self.sched.config().max_workers);
@@ -411,31 +453,53 @@ impl State {
             self.outbox
                 .push(kind::DISPATCHED, job, &conn.pid.to_string());
         }
-        if !conn.out.is_empty() {
-            conn.out.extend_from_slice(payload);
-            conn.out.push(b'\n');
-            return;
+        if conn.out.is_empty() && !conn.flushing {
+            self.dirty.push(w);
         }
-        let total = payload.len() + 1;
-        let bufs = [IoSlice::new(payload), IoSlice::new(b"\n")];
-        let written = match conn.stream.try_write_vectored(&bufs) {
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => 0,
-            // The worker is going away; its exit settles the job.
-            Err(_) => return,
+        conn.out.extend_from_slice(payload);
+        conn.out.push(b'\n');
+    }
+
+    /// Appends one line to a worker's output, written when the update ends.
+    fn queue_line(&mut self, w: WorkerId, line: &[u8]) {
+        let Some(conn) = self.conns.get_mut(&w) else {
+            return;
         };
-        if written < total {
-            let mut rest = Vec::with_capacity(total - written);
-            if written < payload.len() {
-                rest.extend_from_slice(&payload[written..]);
+        if conn.out.is_empty() && !conn.flushing {
+            self.dirty.push(w);
+        }
+        conn.out.extend_from_slice(line);
+        conn.out.push(b'\n');
+    }
+
+    /// Writes what this update queued for each worker; what the socket cannot take now is left
+    /// to a flush task that waits for the socket to become writable.
+    fn flush_dirty(&mut self, shared: &Arc<Shared>) {
+        for w in std::mem::take(&mut self.dirty) {
+            let Some(conn) = self.conns.get_mut(&w) else {
+                continue;
+            };
+            if conn.flushing || conn.out.is_empty() {
+                continue;
             }
-            rest.push(b'\n');
-            conn.out = rest;
-            if !conn.flushing {
-                conn.flushing = true;
-                let stream = conn.stream.clone();
-                runtime().spawn(flush_loop(Arc::downgrade(shared), w, stream));
+            match conn.stream.try_write(&conn.out) {
+                Ok(n) if n == conn.out.len() => {
+                    conn.out.clear();
+                    continue;
+                }
+                Ok(n) => {
+                    conn.out.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
+                Err(_) => {
+                    // The worker is going away; its exit settles its jobs.
+                    conn.out.clear();
+                    continue;
+                }
             }
+            conn.flushing = true;
+            let stream = conn.stream.clone();
+            runtime().spawn(flush_loop(Arc::downgrade(shared), w, stream));
         }
     }
 
@@ -483,6 +547,31 @@ impl State {
                         }
                     };
                     match shared.cfg.protocol {
+                        Protocol::Lines => {
+                            match handle_line(
+                                &mut self.sched,
+                                &mut self.outbox,
+                                w,
+                                pid,
+                                line,
+                                now,
+                                debug,
+                            ) {
+                                Ok(Effect::None) => {}
+                                Ok(Effect::Ready) => conn.ready = true,
+                                Ok(Effect::Retire) => {
+                                    // At once: a reply later in this read must not hand the
+                                    // retiring worker another job.
+                                    conn.retiring = true;
+                                    self.sched.worker_closing(w);
+                                }
+                                Ok(Effect::Fatal(e)) => conn.fatal = Some(e),
+                                Err(e) => {
+                                    protocol_error = Some(e);
+                                    break;
+                                }
+                            }
+                        }
                         Protocol::NodeIpc => {
                             if is_node_internal(line) {
                                 if let Some(msg) = stray_payload(line) {
@@ -518,6 +607,14 @@ impl State {
                 }
             }
         }
+        if let Some(conn) = self.conns.get_mut(&w) {
+            // A retiring worker takes no more work and is stopped once its jobs are answered.
+            if conn.retiring && !conn.stopping {
+                if self.sched.inflight(w) == 0 {
+                    self.stop_worker(shared, w);
+                }
+            }
+        }
         if let Some(msg) = protocol_error {
             if let Some(conn) = self.conns.get_mut(&w) {
                 let pid = conn.pid;
@@ -546,9 +643,20 @@ impl State {
         if self.conns.contains_key(&w) {
             self.read_worker(shared, w);
         }
+        let mut startup_failure: Option<String> = None;
+        let mut retired = false;
         if let Some(mut conn) = self.conns.remove(&w) {
             if let Some(r) = conn.reader.take() {
                 r.abort();
+            }
+            retired = conn.retiring;
+            // A worker that could not start: it said `fatal`, or exited with an error code
+            // before `ready` (a signal, as from a chaos kill, is an ordinary crash).
+            if shared.cfg.protocol == Protocol::Lines
+                && !conn.ready
+                && (conn.fatal.is_some() || status.code().is_some_and(|c| c != 0))
+            {
+                startup_failure = Some(conn.fatal.take().unwrap_or_else(|| "null".into()));
             }
         }
         lock(live_pids()).remove(&pid);
@@ -559,13 +667,32 @@ impl State {
             || "null".to_string(),
             |s| json_string(&spawn::signal_name(s)),
         );
-        for job in self.sched.worker_lost(w) {
-            let v = format!(r#"{{"reason":"exit","pid":{pid},"code":{code},"signal":{signal}}}"#);
-            self.outbox.push(kind::FAILED, job, &v);
+        let lost = self.sched.worker_lost(w);
+        if let Some(error) = startup_failure {
+            let v = format!(
+                r#"{{"reason":"startup","pid":{pid},"code":{code},"signal":{signal},"error":{error}}}"#
+            );
+            // Queued jobs would only wait for a worker that fails the same way; unless another
+            // worker is serving, they fail too, and no worker is started until new work comes.
+            let serving = self.conns.values().any(|c| c.ready && !c.stopping);
+            let queued = if serving {
+                Vec::new()
+            } else {
+                self.sched.fail_queued()
+            };
+            for job in lost.into_iter().chain(queued) {
+                self.outbox.push(kind::FAILED, job, &v);
+            }
+        } else {
+            for job in lost {
+                let v =
+                    format!(r#"{{"reason":"exit","pid":{pid},"code":{code},"signal":{signal}}}"#);
+                self.outbox.push(kind::FAILED, job, &v);
+            }
         }
         let v = format!(
             r#"{{"code":{code},"signal":{signal},"expected":{}}}"#,
-            self.shutting_down
+            self.shutting_down || retired
         );
         self.outbox.push(kind::EXITED, pid as u32, &v);
         self.run_actions(shared);
@@ -654,6 +781,106 @@ async fn exit_watch(
         return;
     };
     shared.update(|st, shared| st.worker_exited(shared, w, pid, status));
+}
+
+/// What a [`Protocol::Lines`] message changes about its connection.
+enum Effect {
+    None,
+    Ready,
+    Retire,
+    /// The worker cannot serve; the error object as JSON text.
+    Fatal(String),
+}
+
+/// A message from a [`Protocol::Lines`] worker. Borrowed: values are passed on as raw text.
+#[derive(Deserialize)]
+struct WireMsg<'a> {
+    #[serde(borrow)]
+    t: Cow<'a, str>,
+    id: Option<u64>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    v: Option<&'a RawValue>,
+    #[serde(default, borrow, deserialize_with = "present")]
+    e: Option<&'a RawValue>,
+}
+
+/// A field that is present, even as `null`, is `Some` (a plain `Option` maps `null` to `None`).
+fn present<'de, D: Deserializer<'de>>(d: D) -> Result<Option<&'de RawValue>, D::Error> {
+    <&RawValue>::deserialize(d).map(Some)
+}
+
+/// Handles one message of a [`Protocol::Lines`] worker. `Err` is a protocol violation.
+fn handle_line(
+    sched: &mut Scheduler,
+    outbox: &mut Outbox,
+    w: WorkerId,
+    pid: i32,
+    line: &[u8],
+    now: Instant,
+    debug: bool,
+) -> Result<Effect, String> {
+    let text = std::str::from_utf8(line).map_err(|_| "message is not UTF-8".to_string())?;
+    if !text.trim_start().starts_with('{') {
+        return Err(format!("message is not a JSON object: {}", excerpt(text)));
+    }
+    let msg: WireMsg<'_> = serde_json::from_str(text)
+        .map_err(|e| format!("invalid message ({e}): {}", excerpt(text)))?;
+    let job_id = || -> Result<JobId, String> {
+        match msg.id {
+            Some(id) => JobId::try_from(id).map_err(|_| format!("job id {id} out of range")),
+            None => Err(format!("\"{}\" message without an id", msg.t)),
+        }
+    };
+    match &*msg.t {
+        "ok" | "err" => {
+            let job = job_id()?;
+            match sched.complete(w, job, now) {
+                Some(secs) => {
+                    match (&*msg.t, msg.v, msg.e) {
+                        ("ok", Some(v), _) => outbox.push(kind::RESULT, job, v.get()),
+                        ("ok", None, _) => outbox.push(kind::VOID, job, "null"),
+                        (_, _, Some(e)) => outbox.push(kind::JOB_ERROR, job, e.get()),
+                        (_, _, None) => outbox.push(kind::JOB_ERROR, job, "null"),
+                    }
+                    if debug {
+                        outbox.push(kind::COMPLETED, pid as u32, &format!("{secs}"));
+                    }
+                }
+                // Not in flight there (cancelled, or already settled): dropped.
+                None => outbox.push(kind::STRAY, pid as u32, text),
+            }
+            Ok(Effect::None)
+        }
+        "progress" => {
+            let job = job_id()?;
+            if sched.inflight_on(w, job) {
+                outbox.push(kind::PROGRESS, job, msg.v.map_or("null", |v| v.get()));
+            }
+            Ok(Effect::None)
+        }
+        "event" => {
+            outbox.push(kind::EVENT, pid as u32, text);
+            Ok(Effect::None)
+        }
+        "ready" => Ok(Effect::Ready),
+        "retire" => {
+            outbox.push(kind::RETIRING, pid as u32, "null");
+            Ok(Effect::Retire)
+        }
+        "fatal" => Ok(Effect::Fatal(
+            msg.e
+                .map_or_else(|| "null".to_string(), |e| e.get().to_string()),
+        )),
+        other => Err(format!("unknown message type \"{}\"", excerpt(other))),
+    }
+}
+
+/// The start of a message, for error texts.
+fn excerpt(s: &str) -> &str {
+    match s.char_indices().nth(120) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
 }
 
 fn json_string(s: &str) -> String {

@@ -83,6 +83,9 @@ pub struct Scheduler {
     actions: VecDeque<Action>,
     estimator: Estimator,
     closing: bool,
+    /// A spawn failed while other workers lived: stop growing the pool ahead of need until a
+    /// spawn succeeds again, so a failing executable is not retried in a loop.
+    grow_failed: bool,
 }
 
 impl Scheduler {
@@ -98,6 +101,7 @@ impl Scheduler {
             actions: VecDeque::new(),
             estimator: Estimator::new(warmup),
             closing: false,
+            grow_failed: false,
         }
     }
 
@@ -150,6 +154,7 @@ impl Scheduler {
                 s.state = WorkerState::Ready;
             }
         }
+        self.grow_failed = false;
         self.pump();
     }
 
@@ -164,8 +169,39 @@ impl Scheduler {
             }
             failed
         } else {
+            self.grow_failed = true;
+            // A live worker with room can take the job now; no new spawn is asked for here.
+            if self.slots.iter().any(|s| s.state == WorkerState::Ready) {
+                self.pump();
+            }
             Vec::new()
         }
+    }
+
+    /// Removes every queued job and returns them, to be failed (a worker could not start, so
+    /// they would only wait for a worker that fails the same way).
+    pub fn fail_queued(&mut self) -> Vec<JobId> {
+        let failed: Vec<JobId> = self.queue.drain(..).collect();
+        for j in &failed {
+            self.jobs.remove(j);
+        }
+        failed
+    }
+
+    /// Whether a job is in flight on a worker.
+    pub fn inflight_on(&self, worker: WorkerId, job: JobId) -> bool {
+        self.slots
+            .iter()
+            .find(|s| s.id == worker)
+            .is_some_and(|s| s.inflight.iter().any(|(j, _)| *j == job))
+    }
+
+    /// Jobs in flight (sent or assigned) on a worker.
+    pub fn inflight(&self, worker: WorkerId) -> usize {
+        self.slots
+            .iter()
+            .find(|s| s.id == worker)
+            .map_or(0, |s| s.inflight.len())
     }
 
     /// The engine wrote the job to its worker; service time counts from here.
@@ -325,34 +361,51 @@ impl Scheduler {
                     }
                 }
             }
+            let spawning = self
+                .slots
+                .iter()
+                .filter(|s| s.state == WorkerState::Spawning)
+                .count();
             if let Some(i) = best {
+                // Every worker is busy and the pool may grow: start a worker rather than stack
+                // this job behind another, so CPU-bound work spreads over processes before
+                // concurrency lets one worker hold several jobs.
+                if !self.slots[i].inflight.is_empty()
+                    && self.slots.len() < self.cfg.max_workers
+                    && spawning == 0
+                    && !self.closing
+                    && !self.grow_failed
+                {
+                    self.push_spawn();
+                    break;
+                }
                 self.queue.pop_front();
                 let worker = self.slots[i].id;
                 self.slots[i].inflight.push_back((job, None));
                 self.actions.push_back(Action::Send { worker, job });
                 continue;
             }
-            let spawning = self
-                .slots
-                .iter()
-                .filter(|s| s.state == WorkerState::Spawning)
-                .count();
             if self.slots.len() < self.cfg.max_workers
                 && spawning * conc < self.queue.len()
                 && !(self.closing && self.slots.iter().any(|s| s.state != WorkerState::Closing))
+                && !(self.grow_failed && self.slots.iter().any(|s| s.state == WorkerState::Ready))
             {
-                let id = self.next_worker;
-                self.next_worker += 1;
-                self.slots.push(Slot {
-                    id,
-                    state: WorkerState::Spawning,
-                    inflight: VecDeque::new(),
-                    done: 0,
-                });
-                self.actions.push_back(Action::Spawn(id));
+                self.push_spawn();
             }
             break;
         }
+    }
+
+    fn push_spawn(&mut self) {
+        let id = self.next_worker;
+        self.next_worker += 1;
+        self.slots.push(Slot {
+            id,
+            state: WorkerState::Spawning,
+            inflight: VecDeque::new(),
+            done: 0,
+        });
+        self.actions.push_back(Action::Spawn(id));
     }
 }
 
@@ -402,6 +455,72 @@ mod tests {
         assert_eq!(run(&mut s, t), vec![(2, 2)]);
         assert_eq!(s.workers(), 2);
         assert_eq!(s.queued(), 3);
+    }
+
+    fn conc(max: usize, c: usize) -> SchedConfig {
+        SchedConfig {
+            concurrency: c,
+            ..cfg(max, None)
+        }
+    }
+
+    #[test]
+    fn with_concurrency_the_pool_grows_to_max_before_stacking_jobs() {
+        let t = Instant::now();
+        let mut s = Scheduler::new(conc(2, 3));
+        for j in 1..=7 {
+            s.submit(j, p("x")).unwrap();
+        }
+        let sends = run(&mut s, t);
+        assert_eq!(s.workers(), 2);
+        // Two workers, three jobs each, the seventh waits.
+        assert_eq!(sends.iter().filter(|(w, _)| *w == 1).count(), 3);
+        assert_eq!(sends.iter().filter(|(w, _)| *w == 2).count(), 3);
+        assert_eq!(s.queued(), 1);
+        // Replies may come in any order; each frees one slot on its worker.
+        assert!(s.complete(2, 5, t).is_some());
+        assert_eq!(run(&mut s, t), vec![(2, 7)]);
+        assert_eq!(s.complete(2, 5, t), None, "a job completes once");
+        assert_eq!(s.complete(1, 6, t), None, "not on the worker that holds it");
+    }
+
+    #[test]
+    fn a_failed_spawn_beside_live_workers_stops_eager_growth() {
+        let t = Instant::now();
+        let mut s = Scheduler::new(conc(3, 4));
+        s.submit(1, p("x")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        s.submit(2, p("x")).unwrap();
+        assert_eq!(s.next_action(), Some(Action::Spawn(2)));
+        assert!(
+            s.spawn_failed(2).is_empty(),
+            "worker 1 can still run the job"
+        );
+        // No new spawn; the job stacks on worker 1 instead.
+        assert_eq!(run(&mut s, t), vec![(1, 2)]);
+        assert_eq!(s.workers(), 1);
+        // Even a full worker does not restart the spawn loop; the queue waits for it.
+        for j in 3..=6 {
+            s.submit(j, p("x")).unwrap();
+        }
+        assert_eq!(run(&mut s, t), vec![(1, 3), (1, 4)]);
+        assert_eq!(s.workers(), 1);
+        assert_eq!(s.queued(), 2);
+    }
+
+    #[test]
+    fn fail_queued_empties_the_queue_only() {
+        let t = Instant::now();
+        let mut s = Scheduler::new(cfg(1, None));
+        for j in 1..=3 {
+            s.submit(j, p("x")).unwrap();
+        }
+        run(&mut s, t);
+        assert_eq!(s.fail_queued(), vec![2, 3]);
+        assert_eq!(s.queued(), 0);
+        assert_eq!(s.live_jobs(), 1);
+        assert_eq!(s.inflight(1), 1);
+        assert_eq!(s.payload(2), None);
     }
 
     #[test]

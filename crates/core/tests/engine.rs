@@ -30,6 +30,7 @@ fn sh_worker(
         protocol: Protocol::NodeIpc,
         max_message: 1 << 20,
         kill_grace: Duration::from_millis(500),
+        hello: None,
     };
     let engine = Engine::new(
         cfg,
@@ -230,6 +231,7 @@ fn a_worker_that_cannot_start_fails_the_queue() {
         protocol: Protocol::NodeIpc,
         max_message: 1024,
         kill_grace: Duration::from_millis(100),
+        hello: None,
     };
     let engine = Engine::new(
         cfg,
@@ -243,4 +245,247 @@ fn a_worker_that_cannot_start_fails_the_queue() {
         .iter()
         .all(|r| r.0 != kind::FAILED || r.2["reason"] == "spawn"));
     assert!(recs.iter().any(|r| r.0 == kind::SPAWN_FAILED));
+}
+
+// --- Protocol::Lines (docs/PROTOCOL.md), with small Python workers ---
+
+fn py_worker(script: &str, max_workers: usize, concurrency: usize) -> (Engine, mpsc::Receiver<()>) {
+    let (tx, rx) = mpsc::channel();
+    let cfg = EngineConfig {
+        sched: SchedConfig {
+            max_workers,
+            concurrency,
+            max_backlog: None,
+            max_request_time: None,
+        },
+        spawn: SpawnSpec {
+            program: "python3".into(),
+            args: vec!["-c".into(), script.into()],
+            env: vec![],
+            env_remove: vec![],
+            cwd: None,
+        },
+        protocol: Protocol::Lines,
+        max_message: 1 << 20,
+        kill_grace: Duration::from_millis(500),
+        hello: Some(r#"{"t":"init","data":{"k":7}}"#.into()),
+    };
+    let engine = Engine::new(
+        cfg,
+        Box::new(move || {
+            let _ = tx.send(());
+        }),
+    );
+    (engine, rx)
+}
+
+/// A worker that reads `batch` calls, then answers them in reverse order; `fn` picks the reply.
+const PY_PREAMBLE: &str = r#"
+import json, os, sys
+rd = os.fdopen(os.dup(3), "rb")
+def send(o): os.write(3, (json.dumps(o) + "\n").encode())
+init = json.loads(rd.readline())
+"#;
+
+fn calls(first: u32, n: usize, f: &str, args: &str) -> String {
+    (0..n)
+        .map(|i| {
+            format!(
+                r#"{{"t":"call","id":{},"fn":"{f}","args":{args}}}"#,
+                first + i as u32
+            )
+        })
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+#[test]
+fn lines_replies_match_by_id_in_any_order_with_concurrency() {
+    let script = format!(
+        "{PY_PREAMBLE}{}",
+        r#"
+assert init == {"t": "init", "data": {"k": 7}}, init
+send({"t": "ready"})
+while True:
+    batch = []
+    for _ in range(4):
+        line = rd.readline()
+        if not line: sys.exit(0)
+        batch.append(json.loads(line))
+    for c in reversed(batch):
+        if c["fn"] == "void": send({"t": "ok", "id": c["id"]})
+        elif c["fn"] == "fail": send({"t": "err", "id": c["id"], "e": {"message": "no", "code": "E"}})
+        else: send({"t": "ok", "id": c["id"], "v": [c["id"], c["args"], init["data"]["k"]]})
+"#
+    );
+    // One worker, four calls in flight at once: the worker only answers after reading four.
+    let (engine, rx) = py_worker(&script, 1, 4);
+    let mut text = calls(0, 6, "echo", "[1]");
+    text.push('\n');
+    text.push_str(&calls(6, 1, "void", "[]"));
+    text.push('\n');
+    text.push_str(&calls(7, 1, "fail", "[]"));
+    assert!(engine.submit(0, &text, 8).is_empty());
+    let recs = collect(&engine, &rx, |r| {
+        r.iter()
+            .filter(|r| matches!(r.0, kind::RESULT | kind::VOID | kind::JOB_ERROR))
+            .count()
+            == 8
+    });
+    let order: Vec<u32> = recs
+        .iter()
+        .filter(|r| matches!(r.0, kind::RESULT | kind::VOID | kind::JOB_ERROR))
+        .map(|r| r.1)
+        .collect();
+    assert_eq!(
+        order,
+        vec![3, 2, 1, 0, 7, 6, 5, 4],
+        "answered in reverse per batch of 4"
+    );
+    for r in &recs {
+        match r.0 {
+            kind::RESULT => assert_eq!(r.2, serde_json::json!([r.1, [1], 7])),
+            kind::VOID => assert_eq!(r.1, 6),
+            kind::JOB_ERROR => assert_eq!(r.2, serde_json::json!({"message": "no", "code": "E"})),
+            _ => {}
+        }
+    }
+    assert_eq!(
+        engine.pids().len(),
+        1,
+        "concurrency 4 needs one worker only"
+    );
+    engine.shutdown(true);
+    collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+}
+
+#[test]
+fn lines_progress_events_and_strays_reach_the_host() {
+    let script = format!(
+        "{PY_PREAMBLE}{}",
+        r#"
+send({"t": "ready"})
+for line in rd:
+    c = json.loads(line)
+    send({"t": "progress", "id": c["id"], "v": 0.5})
+    send({"t": "event", "name": "seen", "data": c["id"]})
+    send({"t": "ok", "id": c["id"], "v": None})
+    send({"t": "ok", "id": c["id"], "v": "again"})
+    send({"t": "progress", "id": c["id"], "v": 1})
+"#
+    );
+    let (engine, rx) = py_worker(&script, 1, 1);
+    assert!(engine.submit(5, &calls(5, 1, "x", "[]"), 1).is_empty());
+    let recs = collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::STRAY));
+    let kinds: Vec<u8> = recs.iter().map(|r| r.0).collect();
+    assert_eq!(
+        kinds,
+        vec![
+            kind::SPAWNED,
+            kind::PROGRESS,
+            kind::EVENT,
+            kind::RESULT,
+            kind::STRAY
+        ]
+    );
+    assert_eq!(recs[1].1, 5);
+    assert_eq!(recs[1].2, serde_json::json!(0.5));
+    assert_eq!(recs[2].2["name"], "seen");
+    assert_eq!(recs[2].2["data"], 5);
+    assert_eq!(
+        recs[3].2,
+        serde_json::Value::Null,
+        "a null result is a result, not void"
+    );
+    engine.shutdown(false);
+    let recs = collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+    assert!(
+        !recs.iter().any(|r| r.0 == kind::PROGRESS),
+        "no progress after the reply"
+    );
+}
+
+#[test]
+fn lines_fatal_at_startup_fails_the_queue_once_without_respawning() {
+    let script = format!(
+        "{PY_PREAMBLE}{}",
+        r#"
+send({"t": "fatal", "e": {"name": "SyntaxError", "message": "bad module"}})
+sys.exit(1)
+"#
+    );
+    let (engine, rx) = py_worker(&script, 2, 1);
+    assert!(engine.submit(0, &calls(0, 5, "x", "[]"), 5).is_empty());
+    let recs = collect(&engine, &rx, |r| results(r) == 5);
+    let failed: Vec<_> = recs.iter().filter(|r| r.0 == kind::FAILED).collect();
+    assert_eq!(failed.len(), 5);
+    for f in &failed {
+        assert_eq!(f.2["reason"], "startup");
+        assert_eq!(f.2["error"]["message"], "bad module");
+    }
+    // Let every started worker exit; none more is started for the failed queue.
+    std::thread::sleep(Duration::from_millis(300));
+    let recs = collect(&engine, &rx, |_| true);
+    let spawned_later = recs.iter().filter(|r| r.0 == kind::SPAWNED).count();
+    assert_eq!(spawned_later, 0, "no respawn loop: {recs:?}");
+    assert_eq!(engine.queued(), 0);
+}
+
+#[test]
+fn lines_retire_finishes_jobs_then_stops_and_a_replacement_serves() {
+    let script = format!(
+        "{PY_PREAMBLE}{}",
+        r#"
+send({"t": "ready"})
+n = 0
+for line in rd:
+    c = json.loads(line)
+    n += 1
+    if n == 2: send({"t": "retire"})
+    send({"t": "ok", "id": c["id"], "v": os.getpid()})
+"#
+    );
+    let (engine, rx) = py_worker(&script, 1, 1);
+    assert!(engine.submit(0, &calls(0, 6, "x", "[]"), 6).is_empty());
+    let recs = collect(&engine, &rx, |r| results(r) == 6);
+    let pids: Vec<i64> = recs
+        .iter()
+        .filter(|r| r.0 == kind::RESULT)
+        .map(|r| r.2.as_i64().unwrap())
+        .collect();
+    assert_eq!(pids.len(), 6, "every job answered: {recs:?}");
+    assert_eq!(pids[0], pids[1]);
+    assert_ne!(
+        pids[1], pids[2],
+        "no job after retire goes to the retiring worker"
+    );
+    assert_eq!(pids[2], pids[3]);
+    assert!(recs.iter().any(|r| r.0 == kind::RETIRING));
+    let exited: Vec<_> = recs.iter().filter(|r| r.0 == kind::EXITED).collect();
+    assert!(exited.iter().all(|e| e.2["expected"] == true), "{exited:?}");
+    engine.shutdown(true);
+    collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+}
+
+#[test]
+fn lines_protocol_errors_kill_only_that_worker() {
+    for bad in [
+        r#"send({"t": "ok", "v": 1})"#,
+        r#"send({"t": "warp", "id": 0})"#,
+        r#"send([1, 2])"#,
+        r#"os.write(3, b"{nope\n")"#,
+        r#"send({"t": "ok", "id": 99999999999, "v": 1})"#,
+    ] {
+        let script = format!(
+            "{PY_PREAMBLE}send({{\"t\": \"ready\"}})\nc = json.loads(rd.readline())\n{bad}\nimport time\ntime.sleep(30)\n"
+        );
+        let (engine, rx) = py_worker(&script, 1, 1);
+        assert!(engine.submit(0, &calls(0, 1, "x", "[]"), 1).is_empty());
+        let recs = collect(&engine, &rx, |r| results(r) == 1);
+        let pe = recs.iter().find(|r| r.0 == kind::PROTOCOL_ERROR);
+        assert!(pe.is_some(), "{bad}: {recs:?}");
+        let failed = recs.iter().find(|r| r.0 == kind::FAILED).unwrap();
+        assert_eq!(failed.2["reason"], "exit", "{bad}");
+        assert_eq!(failed.2["signal"], "SIGKILL", "{bad}");
+    }
 }

@@ -1,0 +1,284 @@
+'use strict';
+// Bootstrap of a Pool worker that runs a Node module: speaks docs/PROTOCOL.md on the channel
+// the pool passed as fd 3. Usage (by the pool): node pool-worker.js /abs/path/to/module.js
+//
+// Replies produced while handling one read of the channel go out in one write; replies of async
+// functions that settle together go out together (one microtask later).
+
+const net = require('node:net');
+const { AsyncLocalStorage } = require('node:async_hooks');
+const { pathToFileURL } = require('node:url');
+const { STATE } = require('./worker-api');
+
+const modulePath = process.argv[2];
+const fd = Number(process.env.COMRADE_CHANNEL_FD);
+if (!modulePath || !Number.isInteger(fd)) {
+  process.stderr.write('comrade: pool-worker.js is started by a comrade Pool, not by hand\n');
+  process.exit(2);
+}
+// Not inherited by processes this worker starts.
+delete process.env.COMRADE_CHANNEL_FD;
+
+const channel = new net.Socket({ fd, readable: true, writable: true });
+const als = new AsyncLocalStorage();
+
+let out = '';
+let flushQueued = false;
+
+function flush() {
+  flushQueued = false;
+  if (out.length === 0) return;
+  const text = out;
+  out = '';
+  channel.write(text);
+}
+
+function queue(line) {
+  out += line + '\n';
+  if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(flush);
+  }
+}
+
+function send(t, id, value) {
+  let text;
+  try {
+    text = value === undefined ? undefined : JSON.stringify(value);
+  } catch (e) {
+    if (t === 'ok') {
+      sendError(id, unserializable(e));
+    }
+    return;
+  }
+  if (text === undefined) queue(`{"t":"${t}","id":${id}}`);
+  else queue(`{"t":"${t}","id":${id},"v":${text}}`);
+}
+
+function unserializable(e) {
+  const err = new TypeError(`the function's result cannot be sent to the pool: ${e.message}`);
+  err.code = 'ERR_UNSERIALIZABLE_RESULT';
+  return err;
+}
+
+function sendError(id, thrown) {
+  queue(`{"t":"err","id":${id},"e":${errorJson(thrown)}}`);
+}
+
+// An error as the protocol's error object: name, message, stack, code and own properties.
+function errorJson(thrown) {
+  const obj = errorObject(thrown, 0);
+  try {
+    return JSON.stringify(obj);
+  } catch {
+    // A property that cannot be serialized (a cycle, a BigInt): keep the essentials.
+    return JSON.stringify({
+      name: obj.name, message: obj.message, stack: obj.stack, code: safeCode(obj.code),
+    });
+  }
+}
+
+function safeCode(code) {
+  return typeof code === 'string' || typeof code === 'number' ? code : undefined;
+}
+
+function errorObject(thrown, depth) {
+  if (thrown !== null && typeof thrown === 'object' && typeof thrown.message === 'string') {
+    const obj = {
+      name: typeof thrown.name === 'string' ? thrown.name : 'Error',
+      message: thrown.message,
+    };
+    if (typeof thrown.stack === 'string') obj.stack = thrown.stack;
+    for (const key of Object.keys(thrown)) {
+      if (key === 'name' || key === 'message' || key === 'stack') continue;
+      const v = thrown[key];
+      if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') continue;
+      obj[key] = v;
+    }
+    // Node's system errors define code as an own property; some libraries use a getter.
+    if (obj.code === undefined && thrown.code !== undefined) obj.code = safeCode(thrown.code);
+    if (thrown.cause !== undefined && depth < 4) obj.cause = errorObject(thrown.cause, depth + 1);
+    return obj;
+  }
+  // Not an Error: wrap it, keeping the value when it can travel.
+  let message;
+  try {
+    message = String(thrown);
+  } catch {
+    message = Object.prototype.toString.call(thrown);
+  }
+  const obj = { name: 'Error', message, code: 'ERR_NON_ERROR_THROWN' };
+  try {
+    if (JSON.stringify(thrown) !== undefined) obj.value = thrown;
+  } catch {
+    // Not serializable: the message is what is left.
+  }
+  return obj;
+}
+
+let functions = null; // Map name -> function, once the module is loaded
+let defaultFn = null;
+let initFn = null;
+let initDone = false;
+const early = []; // messages that arrived before the module was ready
+
+globalThis[STATE] = {
+  als,
+  initData: undefined,
+  send,
+  sendEvent(name, data) {
+    let text;
+    try {
+      text = JSON.stringify(data);
+    } catch (e) {
+      throw new TypeError(`comrade/worker: event data cannot be serialized: ${e.message}`);
+    }
+    queue(`{"t":"event","name":${JSON.stringify(name)}` +
+      (text === undefined ? '}' : `,"data":${text}}`));
+  },
+  sendRetire() {
+    queue('{"t":"retire"}');
+  },
+};
+
+function fatal(err) {
+  flush();
+  channel.write(`{"t":"fatal","e":${errorJson(err)}}\n`, () => process.exit(1));
+  // If the pool is gone and the write never completes, do not hang.
+  setTimeout(() => process.exit(1), 2000).unref();
+}
+
+function collect(mod) {
+  const fns = new Map();
+  let def = null;
+  let init = null;
+  if (typeof mod === 'function') def = mod;
+  if (mod !== null && (typeof mod === 'object' || typeof mod === 'function')) {
+    for (const key of Object.keys(mod)) {
+      const v = mod[key];
+      if (typeof v !== 'function') continue;
+      if (key === 'init') init = v;
+      else if (key === 'default') def = def || v;
+      else fns.set(key, v);
+    }
+    // An ES module's default export that is an object of functions (export default { ... }).
+    if (mod.default && typeof mod.default === 'object') {
+      for (const key of Object.keys(mod.default)) {
+        const v = mod.default[key];
+        if (typeof v !== 'function') continue;
+        if (key === 'init') init = init || v;
+        else if (!fns.has(key)) fns.set(key, v);
+      }
+    }
+  }
+  if (def === null && fns.size === 0) {
+    const err = new TypeError(`${modulePath} exports no function (export a function, or an ` +
+      'object of named functions)');
+    err.code = 'ERR_NO_FUNCTIONS';
+    throw err;
+  }
+  return { fns, def, init };
+}
+
+async function load() {
+  try {
+    return require(modulePath);
+  } catch (e) {
+    if (e && (e.code === 'ERR_REQUIRE_ESM' || e.code === 'ERR_REQUIRE_ASYNC_MODULE')) {
+      return import(pathToFileURL(modulePath).href);
+    }
+    throw e;
+  }
+}
+
+const loaded = load().then((mod) => {
+  const c = collect(mod);
+  functions = c.fns;
+  defaultFn = c.def;
+  initFn = c.init;
+});
+// The failure is handled when `init` arrives (fatal); do not crash before.
+loaded.catch(() => {});
+
+async function start(data) {
+  globalThis[STATE].initData = data;
+  try {
+    await loaded;
+    if (initFn) await initFn(data);
+  } catch (e) {
+    fatal(e);
+    return;
+  }
+  initDone = true;
+  queue('{"t":"ready"}');
+  for (const msg of early.splice(0)) call(msg);
+  flush();
+}
+
+function unknownFunction(name) {
+  const err = new Error(name === null
+    ? `${modulePath} has no default function (it exports: ${[...functions.keys()].join(', ')})`
+    : `no function named ${JSON.stringify(name)} in ${modulePath}`);
+  err.code = 'ERR_UNKNOWN_FUNCTION';
+  return err;
+}
+
+function call(msg) {
+  const id = msg.id;
+  const name = msg.fn === undefined ? null : msg.fn;
+  const fn = name === null ? defaultFn : functions.get(name);
+  if (!fn) {
+    sendError(id, unknownFunction(name));
+    return;
+  }
+  let result;
+  try {
+    result = als.run(id, callWith, fn, msg.args);
+  } catch (e) {
+    sendError(id, e);
+    return;
+  }
+  if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
+    result.then((v) => send('ok', id, v), (e) => sendError(id, e));
+  } else {
+    send('ok', id, result);
+  }
+}
+
+function callWith(fn, args) {
+  return Array.isArray(args) ? fn(...args) : fn(args);
+}
+
+function handle(line) {
+  let msg;
+  try {
+    msg = JSON.parse(line);
+  } catch (e) {
+    process.stderr.write(`comrade worker: malformed message from the pool (${e.message})\n`);
+    process.exit(3);
+  }
+  if (msg.t === 'call') {
+    if (initDone) call(msg);
+    else early.push(msg);
+  } else if (msg.t === 'init') {
+    start(msg.data === undefined ? null : msg.data);
+  }
+}
+
+let pending = '';
+channel.setEncoding('utf8');
+channel.on('data', (chunk) => {
+  let data = pending.length === 0 ? chunk : pending + chunk;
+  let start = 0;
+  let nl;
+  while ((nl = data.indexOf('\n', start)) !== -1) {
+    handle(data.slice(start, nl));
+    start = nl + 1;
+  }
+  pending = start === data.length ? '' : data.slice(start);
+  data = '';
+  flush();
+});
+// The pool is gone, or dropped this worker: nothing more can be answered.
+channel.on('end', () => process.exit(0));
+channel.on('error', () => process.exit(0));

@@ -1,0 +1,546 @@
+'use strict';
+// Pool: the modern API. Named functions, Promises or callbacks, per-worker concurrency, worker
+// events, and workers in any language that speak docs/PROTOCOL.md.
+//
+// Calls made in one tick reach the engine in one native call; results come back in batches,
+// one JSON.parse per batch.
+
+const { EventEmitter } = require('node:events');
+const { AsyncResource } = require('node:async_hooks');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { fileURLToPath } = require('node:url');
+const { NativePool, install, workerExecArgv, NODE_WORKER_ENV_REMOVE, KIND, REJECT } =
+  require('./native');
+
+const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
+const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
+const DEFAULT_KILL_GRACE_MS = 5000;
+const MAX_U32 = 0xffffffff;
+
+// Errors raised by the pool itself carry one of these codes.
+const codes = Object.freeze({
+  INVALID_OPTION: 'ERR_INVALID_OPTION',
+  INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT',
+  POOL_CLOSED: 'ERR_POOL_CLOSED',
+  POOL_TERMINATED: 'ERR_POOL_TERMINATED',
+  BACKLOG_FULL: 'ERR_BACKLOG_FULL',
+  EXPECTED_WAIT: 'ERR_EXPECTED_WAIT',
+  UNSERIALIZABLE: 'ERR_UNSERIALIZABLE',
+  WORKER_EXITED: 'ERR_WORKER_EXITED',
+  WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED',
+  SPAWN_FAILED: 'ERR_SPAWN_FAILED',
+});
+
+class PoolError extends Error {
+  constructor(code, message, props) {
+    super(message);
+    this.code = code;
+    if (props) Object.assign(this, props);
+  }
+}
+Object.defineProperty(PoolError.prototype, 'name', { value: 'PoolError', configurable: true });
+
+const BUILTIN_ERRORS = {
+  Error, TypeError, RangeError, SyntaxError, ReferenceError, EvalError, URIError,
+};
+
+// A worker's error object (docs/PROTOCOL.md) as a real Error of the right class, with the
+// worker's stack and every other property.
+function rebuildError(e, depth = 0) {
+  if (e === null || typeof e !== 'object') {
+    return new PoolError(codes.WORKER_EXITED, `worker sent a malformed error: ${JSON.stringify(e)}`);
+  }
+  const name = typeof e.name === 'string' ? e.name : 'Error';
+  const Ctor = Object.hasOwn(BUILTIN_ERRORS, name) ? BUILTIN_ERRORS[name] : Error;
+  const err = new Ctor(typeof e.message === 'string' ? e.message : String(e.message));
+  if (Ctor.name !== name) {
+    Object.defineProperty(err, 'name', {
+      value: name, enumerable: false, writable: true, configurable: true,
+    });
+  }
+  if (typeof e.stack === 'string') {
+    Object.defineProperty(err, 'stack', {
+      value: e.stack, enumerable: false, writable: true, configurable: true,
+    });
+  }
+  for (const key of Object.keys(e)) {
+    if (key === 'name' || key === 'message' || key === 'stack') continue;
+    err[key] = key === 'cause' && depth < 4 && e.cause && typeof e.cause === 'object' &&
+      typeof e.cause.message === 'string'
+      ? rebuildError(e.cause, depth + 1)
+      : e[key];
+  }
+  return err;
+}
+
+function optionError(message, Ctor = TypeError) {
+  const err = new Ctor(`comrade Pool: ${message}`);
+  err.code = codes.INVALID_OPTION;
+  return err;
+}
+
+function positiveInt(options, key, dflt, max = MAX_U32) {
+  const v = options[key];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !Number.isInteger(v)) {
+    throw optionError(`${key} must be an integer, got ${typeof v === 'number' ? v : typeof v}`);
+  }
+  if (v < 1 || v > max) throw optionError(`${key} must be between 1 and ${max}, got ${v}`, RangeError);
+  return v;
+}
+
+function resolveModule(m) {
+  let file = m;
+  if (m instanceof URL) file = fileURLToPath(m);
+  else if (typeof m === 'string' && m.startsWith('file:')) file = fileURLToPath(m);
+  if (typeof file !== 'string' || file.length === 0) {
+    throw optionError('module must be a path (string) or a file URL');
+  }
+  file = path.resolve(file);
+  if (!fs.existsSync(file)) {
+    throw optionError(`module not found: ${file}`, Error);
+  }
+  return file;
+}
+
+function resolveCommand(command, cwd) {
+  const argv = typeof command === 'string' ? [command] : command;
+  if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
+    throw optionError('command must be a non-empty array of strings: [executable, ...args]');
+  }
+  let program = argv[0];
+  // A path with a slash is relative to the worker's cwd; a bare name is looked up in PATH.
+  if (program.includes('/')) program = path.resolve(cwd || process.cwd(), program);
+  return { program, args: argv.slice(1) };
+}
+
+function stringEnv(env) {
+  if (env === undefined) return undefined;
+  if (env === null || typeof env !== 'object') throw optionError('env must be an object');
+  const out = {};
+  for (const [k, v] of Object.entries(env)) {
+    if (v !== undefined) out[k] = String(v);
+  }
+  return out;
+}
+
+// A job's continuation: a Promise's resolve/reject, or a Node-style callback run in the async
+// context of the enqueue() call.
+class Job {
+  constructor(resolve, reject, cb, onProgress) {
+    this.resolve = resolve;
+    this.reject = reject;
+    this.cb = cb;
+    this.onProgress = onProgress;
+  }
+}
+
+class Pool extends EventEmitter {
+  #native;
+  #jobs = new Map();
+  #nextId = 0;
+  #batch = [];
+  #batchFirst = 0;
+  #flushQueued = false;
+  #state = 'open'; // 'open' | 'closing' | 'terminating'
+  #done = null; // { promise, resolve } once close()/terminate() was called
+  #exited = false;
+  #refed = false;
+  #protocolErrors = new Map(); // pid -> message, until that worker's exit is reported
+  #maxWorkers;
+  #concurrency;
+
+  constructor(options) {
+    super();
+    if (options === null || typeof options !== 'object') {
+      throw optionError('options must be an object: new Pool({ module }) or new Pool({ command })');
+    }
+    const hasModule = options.module !== undefined;
+    const hasCommand = options.command !== undefined;
+    if (hasModule === hasCommand) {
+      throw optionError('give exactly one of `module` (a Node module) or `command` (an executable)');
+    }
+    const cpus = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+    this.#maxWorkers = positiveInt(options, 'maxWorkers', Math.ceil(cpus * 1.25), 1024);
+    this.#concurrency = positiveInt(options, 'concurrency', 1, 65536);
+    const maxMessage = positiveInt(options, 'maxMessage', DEFAULT_MAX_MESSAGE, 0x7fffffff);
+    let killGraceMs = DEFAULT_KILL_GRACE_MS;
+    if (options.killGraceMs !== undefined) {
+      if (typeof options.killGraceMs !== 'number' || !(options.killGraceMs >= 0) ||
+          options.killGraceMs > MAX_U32) {
+        throw optionError('killGraceMs must be a number of milliseconds >= 0', RangeError);
+      }
+      killGraceMs = Math.floor(options.killGraceMs);
+    }
+    let maxBacklog = -1;
+    if (options.maxBacklog !== undefined && options.maxBacklog !== Infinity) {
+      if (typeof options.maxBacklog !== 'number' || !Number.isInteger(options.maxBacklog) ||
+          options.maxBacklog < 0) {
+        throw optionError('maxBacklog must be an integer >= 0, or Infinity', RangeError);
+      }
+      maxBacklog = options.maxBacklog;
+    }
+    let maxExpectedWait = 0;
+    if (options.maxExpectedWait !== undefined) {
+      if (typeof options.maxExpectedWait !== 'number' || !(options.maxExpectedWait > 0)) {
+        throw optionError('maxExpectedWait must be a number of milliseconds > 0', RangeError);
+      }
+      maxExpectedWait = options.maxExpectedWait;
+    }
+    let initText = 'null';
+    if (options.initData !== undefined) {
+      try {
+        initText = JSON.stringify(options.initData);
+      } catch (e) {
+        throw optionError(`initData cannot be serialized: ${e.message}`);
+      }
+      if (initText === undefined) throw optionError('initData cannot be serialized');
+    }
+    if (options.cwd !== undefined && typeof options.cwd !== 'string') {
+      throw optionError('cwd must be a string');
+    }
+    const env = stringEnv(options.env);
+    let program;
+    let args;
+    if (hasModule) {
+      const file = resolveModule(options.module);
+      let execArgv = workerExecArgv();
+      if (options.execArgv !== undefined) {
+        if (!Array.isArray(options.execArgv) || !options.execArgv.every((a) => typeof a === 'string')) {
+          throw optionError('execArgv must be an array of strings');
+        }
+        execArgv = options.execArgv;
+      }
+      program = process.execPath;
+      args = [...execArgv, POOL_WORKER, file];
+    } else {
+      ({ program, args } = resolveCommand(options.command, options.cwd));
+    }
+    install();
+    this.#native = new NativePool({
+      program,
+      args,
+      env: { ...env, COMRADE_CHANNEL_FD: '3' },
+      // A Node worker must not take fd 3 for Node's own IPC, nor believe it is a cluster worker.
+      envRemove: ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', ...NODE_WORKER_ENV_REMOVE],
+      cwd: options.cwd,
+      maxWorkers: this.#maxWorkers,
+      concurrency: this.#concurrency,
+      maxBacklog,
+      maxRequestTime: maxExpectedWait / 1000,
+      maxMessage,
+      killGraceMs,
+      protocol: 'lines',
+      hello: `{"t":"init","data":${initText}}`,
+    }, () => this.#drain());
+  }
+
+  /** Runs the default function with `task` as its one argument. */
+  run(task, options) {
+    let name = null;
+    let onProgress;
+    if (options !== undefined) {
+      if (options === null || typeof options !== 'object') {
+        return Promise.reject(argumentError('run(task, options): options must be an object'));
+      }
+      if (options.name !== undefined && options.name !== null) {
+        if (typeof options.name !== 'string') {
+          return Promise.reject(argumentError('run(): options.name must be a string'));
+        }
+        name = options.name;
+      }
+      if (options.onProgress !== undefined) {
+        if (typeof options.onProgress !== 'function') {
+          return Promise.reject(argumentError('run(): options.onProgress must be a function'));
+        }
+        onProgress = options.onProgress;
+      }
+    }
+    return new Promise((resolve, reject) => {
+      this.#submit(name, [task], new Job(resolve, reject, null, onProgress));
+    });
+  }
+
+  /** Runs the named function with positional arguments. */
+  call(name, ...args) {
+    if (typeof name !== 'string') {
+      return Promise.reject(argumentError('call(name, ...args): name must be a string'));
+    }
+    return new Promise((resolve, reject) => {
+      this.#submit(name, args, new Job(resolve, reject, null, undefined));
+    });
+  }
+
+  /** Runs the default function with `task`; `cb(err, result)` runs once, in this call's async context. */
+  enqueue(task, cb) {
+    if (typeof cb !== 'function') throw argumentError('enqueue(task, cb): cb must be a function');
+    this.#submit(null, [task], new Job(null, null, AsyncResource.bind(cb), undefined));
+    return this;
+  }
+
+  /** Finishes every accepted job, then stops the workers. Resolves once every worker is reaped. */
+  close() {
+    return this.#shutdown(true);
+  }
+
+  /** Stops now: unfinished jobs fail with ERR_POOL_TERMINATED. Resolves once every worker is reaped. */
+  terminate() {
+    return this.#shutdown(false);
+  }
+
+  /** Pids of the live workers. */
+  get pids() {
+    return this.#native.pids();
+  }
+
+  /** Jobs accepted and not settled yet. */
+  get pending() {
+    return this.#jobs.size;
+  }
+
+  get maxWorkers() {
+    return this.#maxWorkers;
+  }
+
+  get concurrency() {
+    return this.#concurrency;
+  }
+
+  #shutdown(drain) {
+    this.#flush();
+    if (!drain && this.#state !== 'terminating') this.#state = 'terminating';
+    else if (drain && this.#state === 'open') this.#state = 'closing';
+    if (this.#done === null) {
+      let resolve;
+      const promise = new Promise((r) => { resolve = r; });
+      this.#done = { promise, resolve };
+    }
+    if (!this.#exited) this.#native.shutdown(drain);
+    this.#updateRef();
+    return this.#done.promise;
+  }
+
+  #submit(name, args, job) {
+    if (this.#state !== 'open') {
+      this.#fail(job, new PoolError(codes.POOL_CLOSED, 'the pool is closed: no new jobs are accepted'));
+      return;
+    }
+    let argsText;
+    try {
+      argsText = JSON.stringify(args);
+    } catch (e) {
+      this.#fail(job, unserializableError(e.message));
+      return;
+    }
+    const id = this.#nextId;
+    this.#nextId = (id + 1) >>> 0;
+    const fn = name === null ? 'null' : JSON.stringify(name);
+    if (this.#batch.length === 0) {
+      this.#batchFirst = id;
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        queueMicrotask(() => this.#flush());
+      }
+    }
+    this.#batch.push(`{"t":"call","id":${id},"fn":${fn},"args":${argsText}}`);
+    this.#jobs.set(id, job);
+    if (!this.#refed) this.#setRef(true);
+  }
+
+  // Hands every job submitted in this tick to the engine in one call.
+  #flush() {
+    this.#flushQueued = false;
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    const first = this.#batchFirst;
+    const rejected = this.#native.submit(first, batch.join('\n'), batch.length);
+    for (let i = 0; i < rejected.length; i += 3) {
+      const id = (first + rejected[i]) >>> 0;
+      const job = this.#jobs.get(id);
+      this.#jobs.delete(id);
+      let err;
+      if (rejected[i + 1] === REJECT.BACKLOG) {
+        err = new PoolError(codes.BACKLOG_FULL,
+          `the backlog is full (${rejected[i + 2]} jobs waiting): job refused`,
+          { maxBacklog: rejected[i + 2] });
+      } else if (rejected[i + 1] === REJECT.DURATION) {
+        const ms = Math.round(rejected[i + 2] * 1000);
+        err = new PoolError(codes.EXPECTED_WAIT,
+          `the job would take about ${ms} ms to complete, more than maxExpectedWait: job refused`,
+          { expectedWait: ms });
+      } else {
+        err = new PoolError(codes.POOL_CLOSED, 'the pool is closed: no new jobs are accepted');
+      }
+      this.#settle(job, err, undefined);
+    }
+    this.#updateRef();
+  }
+
+  // Called on the JS thread when the engine has records.
+  #drain() {
+    const errors = [];
+    let batch;
+    while ((batch = this.#native.take()) !== null) {
+      const values = JSON.parse(batch.text);
+      const { ids, kinds } = batch;
+      for (let i = 0; i < values.length; i++) {
+        try {
+          this.#record(kinds[i], ids[i], values[i]);
+        } catch (e) {
+          // A throwing callback or listener must not strand the rest of the batch.
+          errors.push(e);
+        }
+      }
+    }
+    this.#updateRef();
+    for (const e of errors) process.nextTick(rethrow, e);
+  }
+
+  #take(id) {
+    const job = this.#jobs.get(id);
+    if (job !== undefined) this.#jobs.delete(id);
+    return job;
+  }
+
+  #record(kind, id, value) {
+    switch (kind) {
+      case KIND.RESULT: {
+        const job = this.#take(id);
+        if (job) this.#settle(job, null, value);
+        break;
+      }
+      case KIND.VOID: {
+        const job = this.#take(id);
+        if (job) this.#settle(job, null, undefined);
+        break;
+      }
+      case KIND.JOB_ERROR: {
+        const job = this.#take(id);
+        if (job) this.#settle(job, rebuildError(value), undefined);
+        break;
+      }
+      case KIND.FAILED: {
+        const job = this.#take(id);
+        if (job) this.#settle(job, this.#failure(value), undefined);
+        break;
+      }
+      case KIND.PROGRESS: {
+        const job = this.#jobs.get(id);
+        if (job && job.onProgress) job.onProgress(value);
+        break;
+      }
+      case KIND.EVENT:
+        this.emit('event', value.name, value.data, id);
+        break;
+      case KIND.SPAWNED:
+        this.emit('workerSpawn', { pid: id });
+        break;
+      case KIND.EXITED:
+        this.#protocolErrors.delete(id);
+        this.emit('workerExit', {
+          pid: id, code: value.code, signal: value.signal, expected: value.expected,
+        });
+        break;
+      case KIND.RETIRING:
+        this.emit('workerRetire', { pid: id });
+        break;
+      case KIND.PROTOCOL_ERROR:
+        this.#protocolErrors.set(id, value);
+        this.emit('protocolError', { pid: id, message: value });
+        break;
+      case KIND.ALL_EXITED:
+        this.#exited = true;
+        if (this.#done) this.#done.resolve();
+        break;
+      default:
+        // STRAY (a reply to a job no longer in flight), SPAWN_FAILED (its jobs fail on their
+        // own), debug records: nothing to do.
+        break;
+    }
+  }
+
+  #failure(v) {
+    const terminated = this.#state === 'terminating';
+    switch (v.reason) {
+      case 'closed':
+        return terminated
+          ? new PoolError(codes.POOL_TERMINATED, 'the pool was terminated before this job ran')
+          : new PoolError(codes.POOL_CLOSED, 'the pool closed before this job ran');
+      case 'exit': {
+        const how = v.signal ? `was killed by ${v.signal}` : `exited with code ${v.code}`;
+        const props = { pid: v.pid, exitCode: v.code, signal: v.signal };
+        if (terminated) {
+          return new PoolError(codes.POOL_TERMINATED,
+            `the pool was terminated while this job ran (worker ${v.pid} ${how})`, props);
+        }
+        const pe = this.#protocolErrors.get(v.pid);
+        const why = pe ? ` after breaking the protocol (${pe})` : '';
+        return new PoolError(codes.WORKER_EXITED,
+          `worker ${v.pid} ${how}${why} while running this job`, props);
+      }
+      case 'startup': {
+        const props = { pid: v.pid, exitCode: v.code, signal: v.signal };
+        if (v.error !== null && v.error !== undefined) {
+          props.cause = rebuildError(v.error);
+          return new PoolError(codes.WORKER_INIT_FAILED,
+            `worker ${v.pid} failed to start: ${props.cause.message}`, props);
+        }
+        return new PoolError(codes.WORKER_INIT_FAILED,
+          `worker ${v.pid} exited with code ${v.code} before it was ready`, props);
+      }
+      case 'spawn':
+        return new PoolError(codes.SPAWN_FAILED, v.message);
+      default:
+        return new PoolError(codes.WORKER_EXITED, `job failed: ${JSON.stringify(v)}`);
+    }
+  }
+
+  #fail(job, err) {
+    // Submission errors are asynchronous, like every other outcome.
+    process.nextTick(() => this.#settle(job, err, undefined));
+  }
+
+  #settle(job, err, value) {
+    if (job.cb !== null) {
+      if (err === null) job.cb(null, value);
+      else job.cb(err);
+    } else if (err === null) {
+      job.resolve(value);
+    } else {
+      job.reject(err);
+    }
+  }
+
+  // Node stays alive while a job is unsettled or a shutdown is under way.
+  #updateRef() {
+    const want = this.#jobs.size > 0 || this.#batch.length > 0 ||
+      (this.#done !== null && !this.#exited);
+    if (want !== this.#refed) this.#setRef(want);
+  }
+
+  #setRef(on) {
+    this.#refed = on;
+    this.#native.setRef(on);
+  }
+}
+
+function argumentError(message) {
+  const err = new TypeError(`comrade Pool: ${message}`);
+  err.code = codes.INVALID_ARGUMENT;
+  return err;
+}
+
+function unserializableError(detail) {
+  const err = new TypeError(`comrade Pool: the arguments cannot be serialized (${detail})`);
+  err.code = codes.UNSERIALIZABLE;
+  return err;
+}
+
+function rethrow(e) {
+  throw e;
+}
+
+module.exports = { Pool, PoolError, codes };
