@@ -45,3 +45,136 @@ export interface ComputeClusterConstructor {
 }
 
 export declare const ComputeCluster: ComputeClusterConstructor;
+
+// ---------------------------------------------------------------------------------------------
+// The modern Pool
+// ---------------------------------------------------------------------------------------------
+
+/** Codes of the errors the pool itself raises (workers' own errors keep their own `code`). */
+export declare const codes: {
+  readonly INVALID_OPTION: 'ERR_INVALID_OPTION';
+  readonly INVALID_ARGUMENT: 'ERR_INVALID_ARGUMENT';
+  readonly POOL_CLOSED: 'ERR_POOL_CLOSED';
+  readonly POOL_TERMINATED: 'ERR_POOL_TERMINATED';
+  readonly BACKLOG_FULL: 'ERR_BACKLOG_FULL';
+  readonly EXPECTED_WAIT: 'ERR_EXPECTED_WAIT';
+  readonly UNSERIALIZABLE: 'ERR_UNSERIALIZABLE';
+  readonly WORKER_EXITED: 'ERR_WORKER_EXITED';
+  readonly WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED';
+  readonly SPAWN_FAILED: 'ERR_SPAWN_FAILED';
+};
+
+export type PoolErrorCode = (typeof codes)[keyof typeof codes];
+
+/** An error raised by the pool (not thrown by a worker's function). */
+export declare class PoolError extends Error {
+  readonly name: 'PoolError';
+  code: PoolErrorCode;
+  /** ERR_WORKER_EXITED, ERR_WORKER_INIT_FAILED, ERR_POOL_TERMINATED: the worker's pid. */
+  pid?: number;
+  /** The worker's exit code, or null when a signal ended it. */
+  exitCode?: number | null;
+  /** The signal that ended the worker (`'SIGKILL'`), or null. */
+  signal?: string | null;
+  /** ERR_BACKLOG_FULL: the limit. */
+  maxBacklog?: number;
+  /** ERR_EXPECTED_WAIT: the expected completion time, in ms. */
+  expectedWait?: number;
+  /** ERR_WORKER_INIT_FAILED: the worker's own error (module load or init), when it sent one. */
+  cause?: unknown;
+}
+
+interface PoolCommonOptions {
+  /** Most worker processes. Default: `Math.ceil(cpus * 1.25)`. */
+  maxWorkers?: number;
+  /** Most jobs in flight on one worker at once (answered in any order). Default: 1. */
+  concurrency?: number;
+  /** Passed to each worker's `init(initData)` before its first job (any JSON value). */
+  initData?: unknown;
+  /** Variables added to the workers' environment. */
+  env?: Record<string, string | number | boolean | undefined>;
+  /** Working directory of the workers. */
+  cwd?: string;
+  /** Most jobs waiting for a worker; more are refused with ERR_BACKLOG_FULL. Default: Infinity. */
+  maxBacklog?: number;
+  /** Refuse (ERR_EXPECTED_WAIT) a job expected to complete later than this many ms from now. */
+  maxExpectedWait?: number;
+  /** Longest message accepted from a worker, in bytes. Default: 64 MiB. */
+  maxMessage?: number;
+  /** Milliseconds between SIGTERM and SIGKILL when a worker is stopped. Default: 5000. */
+  killGraceMs?: number;
+}
+
+export interface PoolModuleOptions extends PoolCommonOptions {
+  /** A Node module (CommonJS or ESM) exporting a function, or an object of named functions. */
+  module: string | URL;
+  command?: never;
+  /** Node flags for the workers. Default: the parent's, minus --inspect/--test/--watch. */
+  execArgv?: string[];
+}
+
+export interface PoolCommandOptions extends PoolCommonOptions {
+  /** An executable speaking docs/PROTOCOL.md, with its arguments: `['./worker', '--fast']`. */
+  command: string | string[];
+  module?: never;
+}
+
+export type PoolOptions = PoolModuleOptions | PoolCommandOptions;
+
+export interface RunOptions<P = unknown> {
+  /** A named function instead of the default one. */
+  name?: string;
+  /** Receives each `progress(value)` the job reports, in order, before it settles. */
+  onProgress?: (value: P) => void;
+}
+
+export interface WorkerExitInfo {
+  pid: number;
+  code: number | null;
+  signal: string | null;
+  /** The pool stopped it (close, terminate, retire), as opposed to a crash. */
+  expected: boolean;
+}
+
+type AnyFn = (...args: any[]) => any;
+type FnNames<F> = { [K in keyof F]: F[K] extends AnyFn ? K : never }[keyof F] & string;
+type DefaultArg<F> = F extends AnyFn ? Parameters<F>[0] : F extends { default: AnyFn } ? Parameters<F['default']>[0] : any;
+type DefaultResult<F> = F extends AnyFn ? Awaited<ReturnType<F>> : F extends { default: AnyFn } ? Awaited<ReturnType<F['default']>> : any;
+
+/**
+ * A pool of worker processes. `F` may describe the worker module's exports
+ * (`new Pool<typeof import('./tasks')>(...)`) to type `call()` and `run()`.
+ */
+export declare class Pool<F = any> extends EventEmitter {
+  constructor(options: PoolOptions);
+  /** Runs the default function (or `options.name`) with `task` as its one argument. */
+  run<R = DefaultResult<F>>(task: DefaultArg<F>, options?: RunOptions): Promise<R>;
+  /** Runs the named function with positional arguments. */
+  call<K extends FnNames<F>>(
+    name: K,
+    ...args: F[K] extends AnyFn ? Parameters<F[K]> : any[]
+  ): Promise<F[K] extends AnyFn ? Awaited<ReturnType<F[K]>> : any>;
+  /** Runs the default function; `cb` runs once, in the caller's async context. */
+  enqueue<R = DefaultResult<F>>(task: DefaultArg<F>, cb: (err: Error | null, result?: R) => void): this;
+  /** Lets every accepted job finish, then stops the workers; resolves when all are reaped. */
+  close(): Promise<void>;
+  /** Stops now: unsettled jobs reject with ERR_POOL_TERMINATED; resolves when all are reaped. */
+  terminate(): Promise<void>;
+  /** Pids of the live workers. */
+  readonly pids: number[];
+  /** Jobs accepted and not yet settled. */
+  readonly pending: number;
+  readonly maxWorkers: number;
+  readonly concurrency: number;
+
+  on(event: 'event', listener: (name: string, data: unknown, pid: number) => void): this;
+  on(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;
+  on(event: 'workerExit', listener: (info: WorkerExitInfo) => void): this;
+  on(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+  once(event: 'event', listener: (name: string, data: unknown, pid: number) => void): this;
+  once(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;
+  once(event: 'workerExit', listener: (info: WorkerExitInfo) => void): this;
+  once(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
+  once(event: string | symbol, listener: (...args: any[]) => void): this;
+}

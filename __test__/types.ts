@@ -28,3 +28,63 @@ cc3.exit();
 new ComputeCluster({ max_processes: 2 });
 // @ts-expect-error max_processes is a number
 new ComputeCluster({ module: 'x', max_processes: 'two' });
+
+// --- Pool ---
+import { Pool, PoolError, codes, PoolOptions } from '../index';
+import { progress, emit, retire, isWorker } from '../worker';
+
+const tasks = {
+  add: (a: number, b: number) => a + b,
+  shout: async (s: string) => s.toUpperCase(),
+  default: (n: number) => n * 2,
+};
+
+const typed = new Pool<typeof tasks>({ module: './tasks.js', maxWorkers: 2, concurrency: 4 });
+async function usePool(): Promise<void> {
+  const sum: number = await typed.call('add', 1, 2);
+  const loud: string = await typed.call('shout', 'x');
+  const doubled: number = await typed.run(21);
+  // @ts-expect-error wrong argument type for add
+  await typed.call('add', 'one', 2);
+  // @ts-expect-error no such function
+  await typed.call('nope');
+  void sum; void loud; void doubled;
+
+  const loose = new Pool({ command: ['./md5_worker'], initData: { salt: 1 }, maxBacklog: 100 });
+  const anything = await loose.call('whatever', 1, 'two', { three: 3 });
+  await loose.run({ x: 1 }, { name: 'f', onProgress: (p) => void p });
+  loose.enqueue('x', (err, result) => {
+    if (err) {
+      const msg: string = err.message;
+      void msg;
+    }
+    void result;
+  });
+  loose.on('event', (name, data, pid) => { const n: string = name; const p: number = pid; void n; void p; void data; });
+  loose.on('workerExit', (info) => { const s: string | null = info.signal; void s; });
+  try {
+    await loose.call('x');
+  } catch (e) {
+    if (e instanceof PoolError && e.code === codes.WORKER_EXITED) {
+      const pid: number | undefined = e.pid;
+      void pid;
+    }
+  }
+  const pids: number[] = loose.pids;
+  void pids; void anything;
+  await loose.close();
+  await typed.terminate();
+}
+void usePool;
+
+// @ts-expect-error module and command are exclusive
+const both: PoolOptions = { module: 'a.js', command: ['b'] };
+void both;
+// @ts-expect-error concurrency is a number
+new Pool({ module: 'a.js', concurrency: 'many' });
+
+if (isWorker) {
+  progress(0.5);
+  emit('cache', { size: 1 });
+  retire();
+}

@@ -1,0 +1,14 @@
+// `require('comrade/worker')`: the API for code running inside a Pool worker.
+
+/** Reports progress of the job this code runs for; the caller's `onProgress` receives it. */
+export declare function progress(value: unknown): void;
+/** Sends an event to the pool: `pool.on('event', (name, data, pid) => ...)`. */
+export declare function emit(name: string, data?: unknown): void;
+/** No more jobs for this worker: it is stopped once the jobs it holds are answered. */
+export declare function retire(): void;
+/** True inside a pool worker. */
+export declare const isWorker: boolean;
+/** The pool's `initData` (also passed to the module's `init`). */
+export declare const initData: unknown;
+/** The global key of the worker state (internal). */
+export declare const STATE: unique symbol;
