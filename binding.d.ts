@@ -17,8 +17,11 @@ export declare class NativePool {
    * `payloads`. Returns the refused ones as flat triples `[index, reason, value, …]`:
    * reason 0 = closed, 1 = backlog full (value = limit), 2 = expected duration too long
    * (value = seconds).
+   *
+   * `retries` and `timeouts` (milliseconds, 0 = none), when given, hold one value per job
+   * and replace the pool's defaults for this batch.
    */
-  submit(firstId: number, payloads: string, count: number): Array<number>
+  submit(firstId: number, payloads: string, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null): Array<number>
   /** Every record produced since the last call, or null. */
   take(): NativeBatch | null
   /**
@@ -35,6 +38,19 @@ export declare class NativePool {
   shutdown(drain: boolean): void
   /** Pids of the live workers. */
   pids(): Array<number>
+  /**
+   * Withdraws a job (its caller aborted): 0 = not found, 1 = was queued, 2 = was running
+   * (its worker is killed and replaced). No record follows for it.
+   */
+  cancel(id: number): number
+  /** Workers, queue, totals and percentiles, as JSON text. */
+  stats(): string
+}
+
+/** Physical cores and execution units (logical CPUs) of this machine. */
+export interface CpuCount {
+  physical: number
+  logical: number
 }
 
 /** Registers the environment teardown hook that kills leftover workers. */
@@ -77,4 +93,22 @@ export interface NativeOptions {
   protocol?: string
   /** A line written to each new worker before any job (the protocol's `init` message). */
   hello?: string
+  /** Workers kept warm (started at once). Default 0. */
+  minWorkers?: number
+  /** Milliseconds between two growth spawns. Default 0. */
+  spawnDelayMs?: number
+  /** Milliseconds after which an idle worker above `minWorkers` is stopped. */
+  idleTimeoutMs?: number
+  /** Jobs after which a worker is replaced. */
+  maxJobsPerWorker?: number
+  /** Bytes of resident memory above which a worker is replaced. */
+  maxRss?: number
+  /** Pin worker i to CPU i. */
+  affinity?: boolean
+  /** Default retries of a job whose worker dies. */
+  retries?: number
+  /** Default run timeout of a job, in milliseconds. */
+  timeoutMs?: number
 }
+
+export declare function ncpu(): CpuCount

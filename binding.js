@@ -838,3 +838,4 @@ module.exports = nativeBinding
 module.exports.NativePool = nativeBinding.NativePool
 module.exports.installCleanup = nativeBinding.installCleanup
 module.exports.killAllWorkers = nativeBinding.killAllWorkers
+module.exports.ncpu = nativeBinding.ncpu

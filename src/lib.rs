@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use comrade_core::engine::{Engine, EngineConfig, Protocol};
-use comrade_core::scheduler::{Reject, SchedConfig};
+use comrade_core::scheduler::{JobOpts, Reject, SchedConfig};
 use comrade_core::spawn::SpawnSpec;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -41,6 +41,22 @@ pub struct NativeOptions {
     pub protocol: Option<String>,
     /// A line written to each new worker before any job (the protocol's `init` message).
     pub hello: Option<String>,
+    /// Workers kept warm (started at once). Default 0.
+    pub min_workers: Option<u32>,
+    /// Milliseconds between two growth spawns. Default 0.
+    pub spawn_delay_ms: Option<f64>,
+    /// Milliseconds after which an idle worker above `minWorkers` is stopped.
+    pub idle_timeout_ms: Option<f64>,
+    /// Jobs after which a worker is replaced.
+    pub max_jobs_per_worker: Option<f64>,
+    /// Bytes of resident memory above which a worker is replaced.
+    pub max_rss: Option<f64>,
+    /// Pin worker i to CPU i.
+    pub affinity: Option<bool>,
+    /// Default retries of a job whose worker dies.
+    pub retries: Option<u32>,
+    /// Default run timeout of a job, in milliseconds.
+    pub timeout_ms: Option<f64>,
 }
 
 /// Records taken from the engine: `text` is a JSON array with one value per record.
@@ -85,6 +101,13 @@ impl NativePool {
                 max_backlog: usize::try_from(options.max_backlog).ok(),
                 max_request_time: (options.max_request_time > 0.0)
                     .then_some(options.max_request_time),
+                min_workers: options.min_workers.unwrap_or(0) as usize,
+                spawn_delay: millis(options.spawn_delay_ms).unwrap_or(Duration::ZERO),
+                idle_timeout: millis(options.idle_timeout_ms),
+                max_jobs_per_worker: options
+                    .max_jobs_per_worker
+                    .filter(|n| *n >= 1.0)
+                    .map(|n| n as u64),
             },
             spawn: SpawnSpec {
                 program: options.program.into(),
@@ -102,6 +125,7 @@ impl NativePool {
                     .map(Into::into)
                     .collect(),
                 cwd: options.cwd.map(Into::into),
+                cpu: None,
             },
             protocol: match options.protocol.as_deref() {
                 Some("lines") => Protocol::Lines,
@@ -116,7 +140,19 @@ impl NativePool {
             max_message: options.max_message as usize,
             kill_grace: Duration::from_millis(options.kill_grace_ms as u64),
             hello: options.hello,
+            job_defaults: JobOpts {
+                retries: options.retries.unwrap_or(0),
+                timeout: millis(options.timeout_ms),
+            },
+            max_rss: options.max_rss.filter(|n| *n >= 1.0).map(|n| n as u64),
+            affinity: options.affinity.unwrap_or(false),
         };
+        if cfg.sched.min_workers > cfg.sched.max_workers {
+            return Err(Error::new(
+                Status::InvalidArg,
+                "minWorkers cannot exceed maxWorkers",
+            ));
+        }
         let waker = wake.clone();
         let engine = Engine::new(
             cfg,
@@ -135,10 +171,38 @@ impl NativePool {
     /// `payloads`. Returns the refused ones as flat triples `[index, reason, value, …]`:
     /// reason 0 = closed, 1 = backlog full (value = limit), 2 = expected duration too long
     /// (value = seconds).
+    ///
+    /// `retries` and `timeouts` (milliseconds, 0 = none), when given, hold one value per job
+    /// and replace the pool's defaults for this batch.
     #[napi]
-    pub fn submit(&self, first_id: u32, payloads: String, count: u32) -> Vec<f64> {
+    pub fn submit(
+        &self,
+        first_id: u32,
+        payloads: String,
+        count: u32,
+        retries: Option<Uint32Array>,
+        timeouts: Option<Float64Array>,
+    ) -> Vec<f64> {
+        let opts: Vec<JobOpts> = match (&retries, &timeouts) {
+            (None, None) => Vec::new(),
+            _ => (0..count as usize)
+                .map(|i| JobOpts {
+                    retries: retries
+                        .as_ref()
+                        .and_then(|r| r.get(i).copied())
+                        .unwrap_or(0),
+                    timeout: timeouts
+                        .as_ref()
+                        .and_then(|t| t.get(i).copied())
+                        .and_then(|ms| millis(Some(ms))),
+                })
+                .collect(),
+        };
         let mut out = Vec::new();
-        for r in self.engine.submit(first_id, &payloads, count as usize) {
+        for r in self
+            .engine
+            .submit_with(first_id, &payloads, count as usize, &opts)
+        {
             let (reason, value) = match r.reason {
                 Reject::Closed => (0.0, 0.0),
                 Reject::Backlog(n) => (1.0, n as f64),
@@ -203,6 +267,41 @@ impl NativePool {
     pub fn pids(&self) -> Vec<i32> {
         self.engine.pids()
     }
+
+    /// Withdraws a job (its caller aborted): 0 = not found, 1 = was queued, 2 = was running
+    /// (its worker is killed and replaced). No record follows for it.
+    #[napi]
+    pub fn cancel(&self, id: u32) -> u32 {
+        self.engine.cancel(id) as u32
+    }
+
+    /// Workers, queue, totals and percentiles, as JSON text.
+    #[napi]
+    pub fn stats(&self) -> String {
+        self.engine.stats_json()
+    }
+}
+
+/// Physical cores and execution units (logical CPUs) of this machine.
+#[napi(object)]
+pub struct CpuCount {
+    pub physical: u32,
+    pub logical: u32,
+}
+
+#[napi]
+pub fn ncpu() -> CpuCount {
+    let (physical, logical) = comrade_core::spawn::ncpu();
+    CpuCount {
+        physical: physical as u32,
+        logical: logical as u32,
+    }
+}
+
+/// Milliseconds (positive and finite) as a Duration.
+fn millis(ms: Option<f64>) -> Option<Duration> {
+    ms.filter(|v| v.is_finite() && *v > 0.0)
+        .map(|v| Duration::from_secs_f64(v / 1000.0))
 }
 
 /// SIGKILLs every worker of every pool in this process. For `process.on('exit')`.

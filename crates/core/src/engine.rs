@@ -23,7 +23,9 @@ use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
 use crate::frame::{is_node_internal, stray_payload, validate_json, LineDecoder};
-use crate::scheduler::{Action, JobId, Reject, SchedConfig, Scheduler, WorkerId};
+use crate::scheduler::{
+    Action, Cancelled, JobId, JobOpts, Reject, SchedConfig, Scheduler, WorkerId, WorkerState,
+};
 use crate::spawn::{self, ExitStatus, SpawnSpec};
 
 /// Record kinds in a [`Batch`]. The value at the same index of the batch's JSON array says more.
@@ -84,6 +86,38 @@ pub struct EngineConfig {
     /// A line written to every new worker before any job ([`Protocol::Lines`]: the `init`
     /// message). Without the trailing newline.
     pub hello: Option<String>,
+    /// Options of jobs submitted without their own.
+    pub job_defaults: JobOpts,
+    /// Retire a worker whose resident memory exceeds this many bytes (checked every second).
+    pub max_rss: Option<u64>,
+    /// Pin worker i to CPU i (modulo the CPUs this process may use).
+    pub affinity: bool,
+}
+
+impl EngineConfig {
+    /// A configuration with everything optional off.
+    pub fn new(sched: SchedConfig, spawn: SpawnSpec, protocol: Protocol) -> Self {
+        EngineConfig {
+            sched,
+            spawn,
+            protocol,
+            max_message: 64 << 20,
+            kill_grace: Duration::from_secs(5),
+            hello: None,
+            job_defaults: JobOpts::default(),
+            max_rss: None,
+            affinity: false,
+        }
+    }
+}
+
+/// Totals since the engine started.
+#[derive(Debug, Default, Clone, Copy)]
+struct Totals {
+    completed: u64,
+    errored: u64,
+    failed: u64,
+    rejected: u64,
 }
 
 /// Records taken by the host in one go.
@@ -102,10 +136,17 @@ struct Outbox {
     text: String,
     /// The host has been woken and has not taken the batch yet.
     woken: bool,
+    totals: Totals,
 }
 
 impl Outbox {
     fn push(&mut self, kind: u8, id: u32, value: &str) {
+        match kind {
+            kind::RESULT | kind::VOID => self.totals.completed += 1,
+            kind::JOB_ERROR => self.totals.errored += 1,
+            kind::FAILED => self.totals.failed += 1,
+            _ => {}
+        }
         self.text.push(if self.text.is_empty() { '[' } else { ',' });
         self.text.push_str(value);
         self.ids.push(id);
@@ -129,6 +170,8 @@ struct Conn {
     retiring: bool,
     /// [`Protocol::Lines`]: the error of the worker's `fatal` message (JSON text).
     fatal: Option<String>,
+    /// The CPU it is pinned to.
+    cpu: Option<usize>,
 }
 
 struct State {
@@ -142,6 +185,10 @@ struct State {
     /// Workers whose `out` buffer got bytes in this update; written when the update ends, so
     /// many jobs for one worker go out in one syscall.
     dirty: Vec<WorkerId>,
+    /// When the housekeeping task will next run (`None`: it waits to be notified).
+    timer_at: Option<Instant>,
+    /// Next resident-memory check, when `max_rss` is set.
+    rss_check_at: Option<Instant>,
 }
 
 struct Shared {
@@ -149,6 +196,8 @@ struct Shared {
     state: Mutex<State>,
     wake: Box<dyn Fn() + Send + Sync>,
     debug: AtomicBool,
+    /// Wakes the housekeeping task when an earlier deadline appears.
+    timer: Arc<tokio::sync::Notify>,
 }
 
 impl Shared {
@@ -156,8 +205,15 @@ impl Shared {
     /// outbox newly non-empty.
     fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut State, &Arc<Shared>) -> R) -> R {
         let mut st = lock(&self.state);
+        st.sched.set_now(Instant::now());
         let r = f(&mut st, self);
         st.flush_dirty(self);
+        if let Some(next) = st.next_deadline() {
+            if st.timer_at.is_none_or(|t| next < t) {
+                st.timer_at = Some(next);
+                self.timer.notify_one();
+            }
+        }
         let wake = st.take_wake();
         drop(st);
         if wake {
@@ -223,22 +279,28 @@ impl Engine {
     /// calls [`Engine::take`].
     pub fn new(cfg: EngineConfig, wake: Box<dyn Fn() + Send + Sync>) -> Engine {
         let sched = Scheduler::new(cfg.sched.clone());
-        Engine {
-            shared: Arc::new(Shared {
-                cfg,
-                state: Mutex::new(State {
-                    sched,
-                    conns: HashMap::new(),
-                    outbox: Outbox::default(),
-                    shutting_down: false,
-                    stopping_now: false,
-                    all_exited_sent: false,
-                    dirty: Vec::new(),
-                }),
-                wake,
-                debug: AtomicBool::new(false),
+        let timer = Arc::new(tokio::sync::Notify::new());
+        let shared = Arc::new(Shared {
+            cfg,
+            state: Mutex::new(State {
+                sched,
+                conns: HashMap::new(),
+                outbox: Outbox::default(),
+                shutting_down: false,
+                stopping_now: false,
+                all_exited_sent: false,
+                dirty: Vec::new(),
+                timer_at: None,
+                rss_check_at: None,
             }),
-        }
+            wake,
+            debug: AtomicBool::new(false),
+            timer: timer.clone(),
+        });
+        runtime().spawn(housekeeper(Arc::downgrade(&shared), timer));
+        // `min_workers` start now.
+        shared.update(|st, shared| st.run_actions(shared));
+        Engine { shared }
     }
 
     /// Turns the per-job DISPATCHED/COMPLETED records on or off.
@@ -247,16 +309,32 @@ impl Engine {
     }
 
     /// Submits jobs with consecutive ids starting at `first_id`, one per `\n`-separated line of
-    /// `payloads` (each line one JSON value). Returns the refused ones; the rest are accepted
-    /// and will each produce exactly one RESULT or FAILED record.
+    /// `payloads` (each line one JSON value), with the configured job defaults. Returns the
+    /// refused ones; the rest are accepted and will each produce exactly one RESULT or FAILED
+    /// record (or, with [`Protocol::Lines`], VOID or JOB_ERROR), unless cancelled.
     pub fn submit(&self, first_id: JobId, payloads: &str, count: usize) -> Vec<Rejection> {
+        self.submit_with(first_id, payloads, count, &[])
+    }
+
+    /// As [`Engine::submit`], with options per job (`opts[i]` for job i; missing ones take the
+    /// defaults).
+    pub fn submit_with(
+        &self,
+        first_id: JobId,
+        payloads: &str,
+        count: usize,
+        opts: &[JobOpts],
+    ) -> Vec<Rejection> {
+        let defaults = self.shared.cfg.job_defaults;
         self.shared.update(|st, shared| {
             let mut rejected = Vec::new();
             let mut lines = payloads.split('\n');
             for index in 0..count {
                 let line = lines.next().unwrap_or("null");
                 let id = first_id.wrapping_add(index as u32);
-                if let Err(reason) = st.sched.submit(id, line.as_bytes().into()) {
+                let o = opts.get(index).copied().unwrap_or(defaults);
+                if let Err(reason) = st.sched.submit_with(id, line.as_bytes().into(), o) {
+                    st.outbox.totals.rejected += 1;
                     rejected.push(Rejection { index, reason });
                 }
                 // Spawn and send before the next admission check, as compute-cluster does per
@@ -265,6 +343,74 @@ impl Engine {
             }
             rejected
         })
+    }
+
+    /// Withdraws a job the host gave up on (its caller aborted). A queued job is dropped; a
+    /// running one is dropped and its worker, which cannot be told to stop one job safely, is
+    /// killed (SIGKILL) and replaced; its other jobs are retried or fail as after any crash.
+    /// No record follows for the job itself. Returns what was found: 0 nothing, 1 queued,
+    /// 2 running.
+    pub fn cancel(&self, job: JobId) -> u8 {
+        self.shared.update(|st, shared| {
+            let r = match st.sched.cancel(job) {
+                Cancelled::Unknown => 0,
+                Cancelled::Queued => 1,
+                Cancelled::Running(w) => {
+                    st.kill_worker(w);
+                    2
+                }
+            };
+            st.run_actions(shared);
+            r
+        })
+    }
+
+    /// A snapshot for `pool.stats()`, as JSON text.
+    pub fn stats_json(&self) -> String {
+        let st = lock(&self.shared.state);
+        let mut workers = Vec::new();
+        for (w, conn) in &st.conns {
+            let info = st.sched.slot(*w);
+            let state = match info.as_ref().map(|i| i.state) {
+                Some(WorkerState::Spawning) => "starting",
+                Some(WorkerState::Ready) if info.as_ref().is_some_and(|i| i.inflight > 0) => "busy",
+                Some(WorkerState::Ready) => "idle",
+                Some(WorkerState::Closing) | None => "stopping",
+            };
+            workers.push(serde_json::json!({
+                "pid": conn.pid,
+                "state": state,
+                "jobsDone": info.as_ref().map_or(0, |i| i.done),
+                "jobsInFlight": info.as_ref().map_or(0, |i| i.inflight),
+                "rss": spawn::rss_bytes(conn.pid),
+                "cpu": conn.cpu,
+            }));
+        }
+        workers.sort_by_key(|w| w["pid"].as_i64());
+        let ss = st.sched.stats();
+        let pct = |s: &crate::scheduler::Samples| {
+            s.percentiles(&[50.0, 90.0, 99.0]).map(|v| {
+                serde_json::json!({
+                    "p50": v[0] * 1000.0, "p90": v[1] * 1000.0, "p99": v[2] * 1000.0,
+                    "samples": s.len(),
+                })
+            })
+        };
+        let t = st.outbox.totals;
+        serde_json::json!({
+            "workers": workers,
+            "queued": st.sched.queued(),
+            "inFlight": st.sched.live_jobs() - st.sched.queued(),
+            "completed": t.completed,
+            "errored": t.errored,
+            "failed": t.failed,
+            "retried": ss.retried,
+            "rejected": t.rejected,
+            "throughput": ss.throughput(st.sched.uptime_secs()),
+            "waitTime": pct(&ss.wait),
+            "runTime": pct(&ss.run),
+        })
+        .to_string()
     }
 
     /// Takes every record produced since the last call.
@@ -332,6 +478,68 @@ impl State {
         }
     }
 
+    /// When the housekeeping task must next run.
+    fn next_deadline(&self) -> Option<Instant> {
+        match (self.sched.next_deadline(), self.rss_check_at) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Time-driven work: run timeouts, idle workers, held-back spawns, memory limits.
+    fn housekeeping(&mut self, shared: &Arc<Shared>) {
+        let now = Instant::now();
+        for (w, job) in self.sched.expired(now) {
+            let pid = self.conns.get(&w).map_or(0, |c| c.pid);
+            let v = format!(r#"{{"reason":"timeout","pid":{pid}}}"#);
+            self.outbox.push(kind::FAILED, job, &v);
+            self.sched.abandon(w, job);
+            // Runaway code cannot be stopped any other way; the replacement is started by
+            // the scheduler as work needs it.
+            self.kill_worker(w);
+        }
+        self.sched.housekeeping(now);
+        if let Some(limit) = shared.cfg.max_rss {
+            if self.rss_check_at.is_none_or(|t| now >= t) {
+                let over: Vec<WorkerId> = self
+                    .conns
+                    .iter()
+                    .filter(|(_, c)| !c.stopping && !c.retiring)
+                    .filter(|(_, c)| spawn::rss_bytes(c.pid).is_some_and(|r| r > limit))
+                    .map(|(w, _)| *w)
+                    .collect();
+                for w in over {
+                    if let Some(c) = self.conns.get_mut(&w) {
+                        c.retiring = true;
+                    }
+                    self.outbox.push(
+                        kind::RETIRING,
+                        self.conns.get(&w).map_or(0, |c| c.pid as u32),
+                        r#""rss""#,
+                    );
+                    self.sched.retire(w);
+                }
+                self.rss_check_at = if self.conns.is_empty() {
+                    None
+                } else {
+                    Some(now + Duration::from_secs(1))
+                };
+            }
+        }
+        self.run_actions(shared);
+        self.maybe_finish_drain(shared);
+    }
+
+    /// SIGKILLs a worker at once (a run timeout, a cancelled running job); its exit settles
+    /// or retries the jobs it still holds.
+    fn kill_worker(&mut self, w: WorkerId) {
+        if let Some(conn) = self.conns.get_mut(&w) {
+            conn.stopping = true;
+            spawn::kill(conn.pid, libc::SIGKILL);
+        }
+        self.sched.worker_closing(w);
+    }
+
     fn check_all_exited(&mut self) {
         if self.shutting_down
             && !self.all_exited_sent
@@ -382,12 +590,28 @@ impl State {
             match action {
                 Action::Spawn(w) => self.spawn_worker(shared, w),
                 Action::Send { worker, job } => self.send(shared, worker, job),
+                Action::Stop(w) => self.stop_worker(shared, w),
             }
         }
     }
 
     fn spawn_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) {
-        let spawned = spawn::spawn(shared.cfg.spawn.clone()).and_then(|s| {
+        let mut spec = shared.cfg.spawn.clone();
+        if shared.cfg.affinity {
+            // The lowest CPU not taken by a live worker, among those this process may use.
+            let cpus = spawn::allowed_cpus();
+            if !cpus.is_empty() {
+                let taken: HashSet<usize> = self.conns.values().filter_map(|c| c.cpu).collect();
+                let n = self.conns.len();
+                spec.cpu = cpus
+                    .iter()
+                    .copied()
+                    .find(|c| !taken.contains(c))
+                    .or(Some(cpus[n % cpus.len()]));
+            }
+        }
+        let cpu = spec.cpu;
+        let spawned = spawn::spawn(spec).and_then(|s| {
             let _guard = runtime().enter();
             let std_stream = std::os::unix::net::UnixStream::from(s.channel);
             let stream = UnixStream::from_std(std_stream)?;
@@ -416,8 +640,12 @@ impl State {
                         ready: false,
                         retiring: false,
                         fatal: None,
+                        cpu,
                     },
                 );
+                if shared.cfg.max_rss.is_some() && self.rss_check_at.is_none() {
+                    self.rss_check_at = Some(Instant::now() + Duration::from_secs(1));
+                }
                 if let Some(hello) = &shared.cfg.hello {
                     self.queue_line(w, hello.as_bytes());
                 }
@@ -561,9 +789,10 @@ impl State {
                                 Ok(Effect::Ready) => conn.ready = true,
                                 Ok(Effect::Retire) => {
                                     // At once: a reply later in this read must not hand the
-                                    // retiring worker another job.
+                                    // retiring worker another job. The scheduler asks for
+                                    // its stop once its jobs are answered.
                                     conn.retiring = true;
-                                    self.sched.worker_closing(w);
+                                    self.sched.retire(w);
                                 }
                                 Ok(Effect::Fatal(e)) => conn.fatal = Some(e),
                                 Err(e) => {
@@ -604,14 +833,6 @@ impl State {
                 }
                 if protocol_error.is_some() {
                     break;
-                }
-            }
-        }
-        if let Some(conn) = self.conns.get_mut(&w) {
-            // A retiring worker takes no more work and is stopped once its jobs are answered.
-            if conn.retiring && !conn.stopping {
-                if self.sched.inflight(w) == 0 {
-                    self.stop_worker(shared, w);
                 }
             }
         }
@@ -728,6 +949,31 @@ async fn read_loop(shared: std::sync::Weak<Shared>, w: WorkerId, stream: Arc<Uni
         });
         if !open {
             break;
+        }
+    }
+}
+
+/// Runs the engine's time-driven work at the deadlines the scheduler names.
+async fn housekeeper(shared: std::sync::Weak<Shared>, timer: Arc<tokio::sync::Notify>) {
+    loop {
+        let next = {
+            let Some(shared) = shared.upgrade() else {
+                return;
+            };
+            shared.update(|st, shared| {
+                st.housekeeping(shared);
+                st.timer_at = st.next_deadline();
+                st.timer_at
+            })
+        };
+        match next {
+            Some(at) => {
+                tokio::select! {
+                    _ = tokio::time::sleep_until(at.into()) => {}
+                    _ = timer.notified() => {}
+                }
+            }
+            None => timer.notified().await,
         }
     }
 }
@@ -889,6 +1135,8 @@ fn json_string(s: &str) -> String {
 
 impl Drop for Shared {
     fn drop(&mut self) {
+        // The housekeeping task holds only a weak reference: let it see that and end.
+        self.timer.notify_one();
         // The host dropped the engine: no worker may outlive it.
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let mut live = lock(live_pids());

@@ -1,10 +1,11 @@
 //! The scheduler: a pure state machine over the job queue and the worker slots. It performs no
 //! I/O and reads no clock; the engine feeds it events (a job submitted, a worker spawned, a
-//! reply read, a worker gone) with the current time, and carries out the actions it emits
-//! (spawn a worker, send a job). That keeps every scheduling rule testable without processes.
+//! reply read, a worker gone, the time) and carries out the actions it emits (spawn a worker,
+//! send a job, stop a worker). That keeps every scheduling rule testable without processes.
 
-use std::collections::{HashMap, VecDeque};
-use std::time::Instant;
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::time::{Duration, Instant};
 
 use crate::estimator::Estimator;
 
@@ -15,14 +16,47 @@ pub type WorkerId = u64;
 
 #[derive(Debug, Clone)]
 pub struct SchedConfig {
-    /// Most worker processes at once (spawned lazily, as jobs need them).
+    /// Most worker processes at once (spawned as jobs need them).
     pub max_workers: usize,
+    /// Workers kept running even when idle; also started at once.
+    pub min_workers: usize,
     /// Most jobs in flight on one worker.
     pub concurrency: usize,
     /// Most jobs waiting for a worker; `None` is unlimited.
     pub max_backlog: Option<usize>,
     /// Reject a job whose expected completion is further away than this many seconds.
     pub max_request_time: Option<f64>,
+    /// The pool grows by at most one worker per this interval (the first worker, and workers
+    /// up to `min_workers`, start at once).
+    pub spawn_delay: Duration,
+    /// A worker idle this long is stopped, unless that leaves fewer than `min_workers`.
+    pub idle_timeout: Option<Duration>,
+    /// A worker that completed this many jobs takes no more and is replaced.
+    pub max_jobs_per_worker: Option<u64>,
+}
+
+impl Default for SchedConfig {
+    fn default() -> Self {
+        SchedConfig {
+            max_workers: 1,
+            min_workers: 0,
+            concurrency: 1,
+            max_backlog: None,
+            max_request_time: None,
+            spawn_delay: Duration::ZERO,
+            idle_timeout: None,
+            max_jobs_per_worker: None,
+        }
+    }
+}
+
+/// Per-job options.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct JobOpts {
+    /// Times the job is run again on another worker if its worker dies while holding it.
+    pub retries: u32,
+    /// Longest run time on a worker, from the moment it is written there.
+    pub timeout: Option<Duration>,
 }
 
 /// Why a submission was refused.
@@ -42,6 +76,9 @@ pub enum Action {
     Spawn(WorkerId),
     /// Write the job's payload to the worker.
     Send { worker: WorkerId, job: JobId },
+    /// Stop this worker: it is idle and not needed, or it was recycled or retired and has
+    /// answered everything. It takes no more work; report `worker_lost` when it is gone.
+    Stop(WorkerId),
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -52,8 +89,23 @@ pub enum WorkerState {
     Closing,
 }
 
+/// What `cancel` found.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Cancelled {
+    /// The job was waiting; it is gone.
+    Queued,
+    /// The job runs on this worker; it is gone from the scheduler, and the worker, which
+    /// cannot be told to stop one job safely, must be stopped by the caller.
+    Running(WorkerId),
+    /// No such live job.
+    Unknown,
+}
+
 struct Job {
     payload: Box<[u8]>,
+    retries_left: u32,
+    timeout: Option<Duration>,
+    submitted: Instant,
 }
 
 struct Slot {
@@ -63,6 +115,10 @@ struct Slot {
     /// yet written).
     inflight: VecDeque<(JobId, Option<Instant>)>,
     done: u64,
+    /// Since when the worker has had nothing to do (a Ready worker with no job).
+    idle_since: Option<Instant>,
+    /// Stop the worker (emit `Stop`) once its last job is answered.
+    stop_when_idle: bool,
 }
 
 /// What a worker slot looks like from outside.
@@ -72,6 +128,85 @@ pub struct SlotInfo {
     pub state: WorkerState,
     pub inflight: usize,
     pub done: u64,
+}
+
+/// Recent samples, for percentiles.
+#[derive(Debug, Default, Clone)]
+pub struct Samples {
+    buf: Vec<f64>,
+    next: usize,
+}
+
+const SAMPLES: usize = 2048;
+
+impl Samples {
+    fn push(&mut self, v: f64) {
+        if self.buf.len() < SAMPLES {
+            self.buf.push(v);
+        } else {
+            self.buf[self.next] = v;
+        }
+        self.next = (self.next + 1) % SAMPLES;
+    }
+
+    /// The given percentiles (0..=100) of the recent samples, or `None` without samples.
+    pub fn percentiles(&self, ps: &[f64]) -> Option<Vec<f64>> {
+        if self.buf.is_empty() {
+            return None;
+        }
+        let mut v = self.buf.clone();
+        v.sort_by(|a, b| a.total_cmp(b));
+        Some(
+            ps.iter()
+                .map(|p| {
+                    let rank = ((p / 100.0) * (v.len() - 1) as f64).round() as usize;
+                    v[rank.min(v.len() - 1)]
+                })
+                .collect(),
+        )
+    }
+
+    pub fn len(&self) -> usize {
+        self.buf.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.buf.is_empty()
+    }
+}
+
+/// Counters and samples for `stats`.
+#[derive(Debug, Default, Clone)]
+pub struct SchedStats {
+    /// Jobs put back in the queue after their worker died.
+    pub retried: u64,
+    /// Seconds from submission to being written to a worker.
+    pub wait: Samples,
+    /// Seconds from being written to a worker to its reply.
+    pub run: Samples,
+    /// Completions per second over the last few seconds.
+    buckets: [(u64, u64); 10],
+}
+
+impl SchedStats {
+    fn completed_at(&mut self, secs: u64) {
+        let b = &mut self.buckets[(secs % 10) as usize];
+        if b.0 != secs {
+            *b = (secs, 0);
+        }
+        b.1 += 1;
+    }
+
+    /// Completions per second over the last ten whole seconds before `now_secs`.
+    pub fn throughput(&self, now_secs: u64) -> f64 {
+        let total: u64 = self
+            .buckets
+            .iter()
+            .filter(|b| b.0 < now_secs && b.0 + 10 >= now_secs)
+            .map(|b| b.1)
+            .sum();
+        total as f64 / 10.0
+    }
 }
 
 pub struct Scheduler {
@@ -86,13 +221,33 @@ pub struct Scheduler {
     /// A spawn failed while other workers lived: stop growing the pool ahead of need until a
     /// spawn succeeds again, so a failing executable is not retried in a loop.
     grow_failed: bool,
+    /// The clock, as last told by the engine.
+    now: Instant,
+    /// When the pool started its latest worker (for `spawn_delay`).
+    last_spawn: Option<Instant>,
+    /// A spawn was held back by `spawn_delay`.
+    spawn_held: bool,
+    /// Run deadlines of jobs in flight (lazily cleaned: an entry whose job is gone is skipped).
+    deadlines: BinaryHeap<Reverse<(Instant, JobId)>>,
+    /// Run deadline of each job in flight that has one.
+    job_deadline: HashMap<JobId, Instant>,
+    started: Instant,
+    stats: SchedStats,
+    /// `close(false)`: nothing runs any more, so nothing is retried.
+    no_more_runs: bool,
 }
 
 impl Scheduler {
     pub fn new(cfg: SchedConfig) -> Self {
+        Self::new_at(cfg, Instant::now())
+    }
+
+    /// A scheduler whose clock starts at `now`. Starts `min_workers` at once.
+    pub fn new_at(cfg: SchedConfig, now: Instant) -> Self {
         assert!(cfg.max_workers >= 1 && cfg.concurrency >= 1);
+        assert!(cfg.min_workers <= cfg.max_workers);
         let warmup = 2 * cfg.max_workers as u64;
-        Scheduler {
+        let mut s = Scheduler {
             cfg,
             jobs: HashMap::new(),
             queue: VecDeque::new(),
@@ -102,16 +257,42 @@ impl Scheduler {
             estimator: Estimator::new(warmup),
             closing: false,
             grow_failed: false,
-        }
+            now,
+            last_spawn: None,
+            spawn_held: false,
+            deadlines: BinaryHeap::new(),
+            job_deadline: HashMap::new(),
+            started: now,
+            stats: SchedStats::default(),
+            no_more_runs: false,
+        };
+        s.pump();
+        s
     }
 
     pub fn config(&self) -> &SchedConfig {
         &self.cfg
     }
 
+    /// Sets the clock. The engine calls this before each batch of events.
+    pub fn set_now(&mut self, now: Instant) {
+        if now > self.now {
+            self.now = now;
+        }
+    }
+
     /// Admits a job or says why not. An admitted job is queued and dispatched at once when a
     /// worker is free (or one may be spawned).
     pub fn submit(&mut self, id: JobId, payload: Box<[u8]>) -> Result<(), Reject> {
+        self.submit_with(id, payload, JobOpts::default())
+    }
+
+    pub fn submit_with(
+        &mut self,
+        id: JobId,
+        payload: Box<[u8]>,
+        opts: JobOpts,
+    ) -> Result<(), Reject> {
         if self.closing {
             return Err(Reject::Closed);
         }
@@ -131,7 +312,15 @@ impl Scheduler {
             !self.jobs.contains_key(&id),
             "job id {id} reused while live"
         );
-        self.jobs.insert(id, Job { payload });
+        self.jobs.insert(
+            id,
+            Job {
+                payload,
+                retries_left: opts.retries,
+                timeout: opts.timeout,
+                submitted: self.now,
+            },
+        );
         self.queue.push_back(id);
         self.pump();
         Ok(())
@@ -149,9 +338,11 @@ impl Scheduler {
 
     /// A `Spawn` succeeded: the slot takes work from now on.
     pub fn spawned(&mut self, worker: WorkerId) {
+        let now = self.now;
         if let Some(s) = self.slot_mut(worker) {
             if s.state == WorkerState::Spawning {
                 s.state = WorkerState::Ready;
+                s.idle_since = Some(now);
             }
         }
         self.grow_failed = false;
@@ -163,11 +354,7 @@ impl Scheduler {
     pub fn spawn_failed(&mut self, worker: WorkerId) -> Vec<JobId> {
         self.slots.retain(|s| s.id != worker);
         if self.slots.is_empty() {
-            let failed: Vec<JobId> = self.queue.drain(..).collect();
-            for j in &failed {
-                self.jobs.remove(j);
-            }
-            failed
+            self.fail_queued()
         } else {
             self.grow_failed = true;
             // A live worker with room can take the job now; no new spawn is asked for here.
@@ -204,11 +391,22 @@ impl Scheduler {
             .map_or(0, |s| s.inflight.len())
     }
 
-    /// The engine wrote the job to its worker; service time counts from here.
+    /// The engine wrote the job to its worker; service time and its run timeout count from here.
     pub fn mark_sent(&mut self, worker: WorkerId, job: JobId, now: Instant) {
-        if let Some(s) = self.slot_mut(worker) {
+        self.set_now(now);
+        if let Some(s) = self.slots.iter_mut().find(|s| s.id == worker) {
             if let Some(e) = s.inflight.iter_mut().find(|e| e.0 == job) {
                 e.1 = Some(now);
+            }
+        }
+        if let Some(j) = self.jobs.get(&job) {
+            self.stats
+                .wait
+                .push(now.saturating_duration_since(j.submitted).as_secs_f64());
+            if let Some(t) = j.timeout {
+                let at = now + t;
+                self.job_deadline.insert(job, at);
+                self.deadlines.push(Reverse((at, job)));
             }
         }
     }
@@ -218,6 +416,7 @@ impl Scheduler {
     /// no job sent (a stray message, which must not be delivered anywhere: a job assigned but
     /// not yet written cannot have been answered).
     pub fn complete_oldest(&mut self, worker: WorkerId, now: Instant) -> Option<(JobId, f64)> {
+        self.set_now(now);
         let slot = self.slots.iter_mut().find(|s| s.id == worker)?;
         let (_, Some(_)) = slot.inflight.front()? else {
             return None;
@@ -228,6 +427,7 @@ impl Scheduler {
 
     /// A reply for a given job id arrived on a worker. `None` if that job is not in flight there.
     pub fn complete(&mut self, worker: WorkerId, job: JobId, now: Instant) -> Option<f64> {
+        self.set_now(now);
         let slot = self.slots.iter_mut().find(|s| s.id == worker)?;
         let pos = slot.inflight.iter().position(|(j, _)| *j == job)?;
         let (job, started) = slot.inflight.remove(pos)?;
@@ -243,51 +443,236 @@ impl Scheduler {
     ) -> (JobId, f64) {
         let secs = now.saturating_duration_since(started).as_secs_f64();
         self.jobs.remove(&job);
+        self.job_deadline.remove(&job);
         self.estimator.record(secs);
+        self.stats.run.push(secs);
+        let epoch = now.saturating_duration_since(self.started).as_secs();
+        self.stats.completed_at(epoch);
+        let max_jobs = self.cfg.max_jobs_per_worker;
         if let Some(s) = self.slot_mut(worker) {
             s.done += 1;
+            if max_jobs.is_some_and(|m| s.done >= m) && s.state != WorkerState::Closing {
+                // Recycled: it finishes what it holds, then stops; pump() finds a replacement.
+                s.state = WorkerState::Closing;
+                s.stop_when_idle = true;
+            }
         }
+        self.after_job_left(worker);
         self.pump_to(worker);
         (job, secs)
     }
 
-    /// The worker will take no new work (its channel closed, or it asked to retire).
+    /// Bookkeeping when a job leaves a worker: idleness, and the stop of a worker that was
+    /// waiting for its last job.
+    fn after_job_left(&mut self, worker: WorkerId) {
+        let now = self.now;
+        let mut stop = false;
+        if let Some(s) = self.slot_mut(worker) {
+            if s.inflight.is_empty() {
+                if s.state == WorkerState::Ready {
+                    s.idle_since = Some(now);
+                } else if s.state == WorkerState::Closing && s.stop_when_idle {
+                    s.stop_when_idle = false;
+                    stop = true;
+                }
+            }
+        }
+        if stop {
+            self.actions.push_back(Action::Stop(worker));
+        }
+    }
+
+    /// The worker will take no new work (its channel closed, or it is being stopped).
     pub fn worker_closing(&mut self, worker: WorkerId) {
         if let Some(s) = self.slot_mut(worker) {
             s.state = WorkerState::Closing;
+            s.stop_when_idle = false;
         }
         self.pump();
     }
 
-    /// The worker is gone. Returns the jobs it had in flight, which the caller settles (they
-    /// are not retried here). Queued work moves on to other workers, or to a replacement.
+    /// The worker asked to retire: no new work; a `Stop` follows once its jobs are answered.
+    pub fn retire(&mut self, worker: WorkerId) {
+        let Some(s) = self.slot_mut(worker) else {
+            return;
+        };
+        if s.state == WorkerState::Closing {
+            return;
+        }
+        s.state = WorkerState::Closing;
+        s.stop_when_idle = true;
+        self.after_job_left(worker);
+        self.pump();
+    }
+
+    /// The worker is gone. Jobs it held that may be retried go back to the head of the queue;
+    /// the others are returned, for the caller to fail.
     pub fn worker_lost(&mut self, worker: WorkerId) -> Vec<JobId> {
         let Some(pos) = self.slots.iter().position(|s| s.id == worker) else {
             return Vec::new();
         };
         let slot = self.slots.remove(pos);
-        let lost: Vec<JobId> = slot.inflight.into_iter().map(|(j, _)| j).collect();
-        for j in &lost {
-            self.jobs.remove(j);
+        let mut lost = Vec::new();
+        let mut retry = Vec::new();
+        let no_more_runs = self.no_more_runs;
+        for (j, _) in slot.inflight {
+            self.job_deadline.remove(&j);
+            match self.jobs.get_mut(&j) {
+                Some(job) if job.retries_left > 0 && !no_more_runs => {
+                    job.retries_left -= 1;
+                    retry.push(j);
+                }
+                _ => {
+                    self.jobs.remove(&j);
+                    lost.push(j);
+                }
+            }
+        }
+        self.stats.retried += retry.len() as u64;
+        for j in retry.into_iter().rev() {
+            self.queue.push_front(j);
         }
         self.pump();
         lost
     }
 
+    /// Removes a live job: a queued one simply goes; a running one leaves its worker, which
+    /// takes no more work (the caller stops it).
+    pub fn cancel(&mut self, job: JobId) -> Cancelled {
+        if !self.jobs.contains_key(&job) {
+            return Cancelled::Unknown;
+        }
+        if let Some(pos) = self.queue.iter().position(|j| *j == job) {
+            self.queue.remove(pos);
+            self.jobs.remove(&job);
+            return Cancelled::Queued;
+        }
+        let Some(worker) = self
+            .slots
+            .iter()
+            .find(|s| s.inflight.iter().any(|(j, _)| *j == job))
+            .map(|s| s.id)
+        else {
+            self.jobs.remove(&job);
+            return Cancelled::Unknown;
+        };
+        self.abandon(worker, job);
+        Cancelled::Running(worker)
+    }
+
+    /// Drops a job from its worker (it timed out or was cancelled): the job is settled by the
+    /// caller, and the worker, still busy with it, takes no more work.
+    pub fn abandon(&mut self, worker: WorkerId, job: JobId) {
+        self.jobs.remove(&job);
+        self.job_deadline.remove(&job);
+        if let Some(s) = self.slot_mut(worker) {
+            s.inflight.retain(|(j, _)| *j != job);
+        }
+        self.worker_closing(worker);
+    }
+
+    /// Jobs in flight whose run deadline has passed, with their workers. They stay in flight
+    /// until the caller abandons them.
+    pub fn expired(&mut self, now: Instant) -> Vec<(WorkerId, JobId)> {
+        self.set_now(now);
+        let mut out = Vec::new();
+        while let Some(Reverse((at, job))) = self.deadlines.peek().copied() {
+            if at > now {
+                break;
+            }
+            self.deadlines.pop();
+            if self.job_deadline.get(&job) != Some(&at) {
+                continue; // settled, or re-sent with a new deadline
+            }
+            self.job_deadline.remove(&job);
+            if let Some(s) = self
+                .slots
+                .iter()
+                .find(|s| s.inflight.iter().any(|(j, _)| *j == job))
+            {
+                out.push((s.id, job));
+            }
+        }
+        out
+    }
+
+    /// Time-driven work: idle workers above `min_workers` are stopped, a held-back spawn is
+    /// started. Call at `next_deadline()`.
+    pub fn housekeeping(&mut self, now: Instant) {
+        self.set_now(now);
+        if let Some(idle) = self.cfg.idle_timeout {
+            let mut active = self
+                .slots
+                .iter()
+                .filter(|s| s.state != WorkerState::Closing)
+                .count();
+            let mut stops = Vec::new();
+            for s in &mut self.slots {
+                if active <= self.cfg.min_workers {
+                    break;
+                }
+                if s.state == WorkerState::Ready
+                    && s.inflight.is_empty()
+                    && s.idle_since.is_some_and(|t| now >= t + idle)
+                {
+                    s.state = WorkerState::Closing;
+                    active -= 1;
+                    stops.push(s.id);
+                }
+            }
+            for w in stops {
+                self.actions.push_back(Action::Stop(w));
+            }
+        }
+        self.pump();
+    }
+
+    /// The next instant at which `expired`/`housekeeping` have something to do.
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let mut consider = |t: Instant| {
+            if next.is_none_or(|n| t < n) {
+                next = Some(t);
+            }
+        };
+        if let Some(Reverse((at, _))) = self.deadlines.peek() {
+            consider(*at);
+        }
+        if self.spawn_held {
+            if let Some(t) = self.last_spawn {
+                consider(t + self.cfg.spawn_delay);
+            }
+        }
+        if let Some(idle) = self.cfg.idle_timeout {
+            let active = self
+                .slots
+                .iter()
+                .filter(|s| s.state != WorkerState::Closing)
+                .count();
+            if active > self.cfg.min_workers {
+                for s in &self.slots {
+                    if s.state == WorkerState::Ready && s.inflight.is_empty() {
+                        if let Some(t) = s.idle_since {
+                            consider(t + idle);
+                        }
+                    }
+                }
+            }
+        }
+        next
+    }
+
     /// Stops admitting work. With `drain` false, the queued jobs are removed and returned (to
-    /// be failed); with `drain` true they still run. No worker is spawned after this unless
-    /// draining needs one.
+    /// be failed), and nothing is retried any more; with `drain` true they still run. No
+    /// worker is spawned after this unless draining needs one.
     pub fn close(&mut self, drain: bool) -> Vec<JobId> {
         self.closing = true;
         if drain {
             self.pump();
             return Vec::new();
         }
-        let failed: Vec<JobId> = self.queue.drain(..).collect();
-        for j in &failed {
-            self.jobs.remove(j);
-        }
-        failed
+        self.no_more_runs = true;
+        self.fail_queued()
     }
 
     pub fn is_closing(&self) -> bool {
@@ -323,8 +708,24 @@ impl Scheduler {
             })
     }
 
+    pub fn stats(&self) -> &SchedStats {
+        &self.stats
+    }
+
+    /// Whole seconds since the scheduler started, on its clock.
+    pub fn uptime_secs(&self) -> u64 {
+        self.now.saturating_duration_since(self.started).as_secs()
+    }
+
     fn slot_mut(&mut self, worker: WorkerId) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.id == worker)
+    }
+
+    fn assign(&mut self, i: usize, job: JobId) {
+        let worker = self.slots[i].id;
+        self.slots[i].inflight.push_back((job, None));
+        self.slots[i].idle_since = None;
+        self.actions.push_back(Action::Send { worker, job });
     }
 
     /// Fast path after a reply: the worker that just freed a slot takes the queue's head.
@@ -335,18 +736,38 @@ impl Scheduler {
                 && self.slots[pos].inflight.len() < conc
             {
                 let Some(job) = self.queue.pop_front() else {
-                    return;
+                    break;
                 };
-                self.slots[pos].inflight.push_back((job, None));
-                self.actions.push_back(Action::Send { worker, job });
+                self.assign(pos, job);
             }
         }
         self.pump();
     }
 
-    /// Assigns queued jobs to the least-loaded ready workers, and asks for a new worker while
-    /// jobs wait and the pool is below its maximum.
+    /// Whether a new worker may start now, given `spawn_delay`. Workers up to `min_workers`
+    /// and the first one always may.
+    fn may_spawn_now(&mut self) -> bool {
+        let active = self
+            .slots
+            .iter()
+            .filter(|s| s.state != WorkerState::Closing)
+            .count();
+        if active == 0 || active < self.cfg.min_workers || self.cfg.spawn_delay.is_zero() {
+            return true;
+        }
+        match self.last_spawn {
+            Some(t) if self.now < t + self.cfg.spawn_delay => {
+                self.spawn_held = true;
+                false
+            }
+            _ => true,
+        }
+    }
+
+    /// Assigns queued jobs to the least-loaded ready workers, asks for a new worker while
+    /// jobs wait and the pool is below its maximum, and keeps `min_workers` running.
     fn pump(&mut self) {
+        self.spawn_held = false;
         let conc = self.cfg.concurrency;
         while let Some(&job) = self.queue.front() {
             let mut best: Option<usize> = None;
@@ -369,41 +790,59 @@ impl Scheduler {
             if let Some(i) = best {
                 // Every worker is busy and the pool may grow: start a worker rather than stack
                 // this job behind another, so CPU-bound work spreads over processes before
-                // concurrency lets one worker hold several jobs.
+                // concurrency lets one worker hold several jobs. (If spawn_delay holds the new
+                // worker back, the job stacks now rather than wait.)
                 if !self.slots[i].inflight.is_empty()
                     && self.slots.len() < self.cfg.max_workers
                     && spawning == 0
                     && !self.closing
                     && !self.grow_failed
+                    && self.may_spawn_now()
                 {
                     self.push_spawn();
                     break;
                 }
                 self.queue.pop_front();
-                let worker = self.slots[i].id;
-                self.slots[i].inflight.push_back((job, None));
-                self.actions.push_back(Action::Send { worker, job });
+                self.assign(i, job);
                 continue;
             }
             if self.slots.len() < self.cfg.max_workers
                 && spawning * conc < self.queue.len()
                 && !(self.closing && self.slots.iter().any(|s| s.state != WorkerState::Closing))
                 && !(self.grow_failed && self.slots.iter().any(|s| s.state == WorkerState::Ready))
+                && self.may_spawn_now()
             {
                 self.push_spawn();
             }
             break;
+        }
+        // Keep the warm minimum (not while closing).
+        if !self.closing {
+            let active = self
+                .slots
+                .iter()
+                .filter(|s| s.state != WorkerState::Closing)
+                .count();
+            for _ in active..self.cfg.min_workers.min(self.cfg.max_workers) {
+                if self.slots.len() >= self.cfg.max_workers {
+                    break;
+                }
+                self.push_spawn();
+            }
         }
     }
 
     fn push_spawn(&mut self) {
         let id = self.next_worker;
         self.next_worker += 1;
+        self.last_spawn = Some(self.now);
         self.slots.push(Slot {
             id,
             state: WorkerState::Spawning,
             inflight: VecDeque::new(),
             done: 0,
+            idle_since: None,
+            stop_when_idle: false,
         });
         self.actions.push_back(Action::Spawn(id));
     }
@@ -420,6 +859,7 @@ mod tests {
             concurrency: 1,
             max_backlog: backlog,
             max_request_time: None,
+            ..SchedConfig::default()
         }
     }
 
@@ -437,9 +877,244 @@ mod tests {
                     s.mark_sent(worker, job, now);
                     sends.push((worker, job))
                 }
+                // The worker stops at once.
+                Action::Stop(w) => {
+                    assert!(s.worker_lost(w).is_empty(), "stopped with jobs");
+                }
             }
         }
         sends
+    }
+
+    /// Like `run`, but reports the stops instead of carrying them out.
+    fn run_stops(s: &mut Scheduler, now: Instant) -> (Vec<(WorkerId, JobId)>, Vec<WorkerId>) {
+        let mut sends = Vec::new();
+        let mut stops = Vec::new();
+        while let Some(a) = s.next_action() {
+            match a {
+                Action::Spawn(w) => s.spawned(w),
+                Action::Send { worker, job } => {
+                    s.mark_sent(worker, job, now);
+                    sends.push((worker, job))
+                }
+                Action::Stop(w) => stops.push(w),
+            }
+        }
+        (sends, stops)
+    }
+
+    fn ms(n: u64) -> Duration {
+        Duration::from_millis(n)
+    }
+
+    #[test]
+    fn min_workers_start_at_once_and_stay() {
+        let t = Instant::now();
+        let c = SchedConfig {
+            max_workers: 4,
+            min_workers: 2,
+            idle_timeout: Some(ms(100)),
+            ..SchedConfig::default()
+        };
+        let mut s = Scheduler::new_at(c, t);
+        assert!(run(&mut s, t).is_empty());
+        assert_eq!(s.workers(), 2);
+        s.housekeeping(t + ms(1000));
+        assert_eq!(
+            run_stops(&mut s, t).1,
+            Vec::<WorkerId>::new(),
+            "never below min"
+        );
+        assert_eq!(s.next_deadline(), None, "nothing to wait for at min");
+    }
+
+    #[test]
+    fn growth_is_spaced_by_spawn_delay_and_idle_workers_shrink_to_min() {
+        let t = Instant::now();
+        let c = SchedConfig {
+            max_workers: 3,
+            min_workers: 1,
+            spawn_delay: ms(100),
+            idle_timeout: Some(ms(500)),
+            ..SchedConfig::default()
+        };
+        let mut s = Scheduler::new_at(c, t);
+        run(&mut s, t);
+        for j in 1..=6 {
+            s.submit(j, p("x")).unwrap();
+        }
+        // The minimum worker, started at t, took a job; the next may start at t+100ms.
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        assert_eq!(s.workers(), 1);
+        assert_eq!(s.next_deadline(), Some(t + ms(100)));
+        s.housekeeping(t + ms(100));
+        assert_eq!(run(&mut s, t + ms(100)), vec![(2, 2)]);
+        assert_eq!(s.workers(), 2);
+        s.housekeeping(t + ms(150));
+        assert!(run(&mut s, t + ms(150)).is_empty(), "still spaced");
+        s.housekeeping(t + ms(200));
+        assert_eq!(run(&mut s, t + ms(200)), vec![(3, 3)]);
+        assert_eq!(s.workers(), 3);
+        // Finish everything at t+300.
+        let t3 = t + ms(300);
+        let mut left = 6;
+        while left > 0 {
+            for w in 1..=3 {
+                if let Some(info) = s.slot(w) {
+                    if info.inflight > 0 {
+                        let (job, _) = s.complete_oldest(w, t3).unwrap();
+                        assert!(job >= 1);
+                        left -= 1;
+                    }
+                }
+            }
+            run(&mut s, t3);
+        }
+        assert_eq!(s.next_deadline(), Some(t3 + ms(500)));
+        s.housekeeping(t3 + ms(499));
+        assert!(run_stops(&mut s, t3).1.is_empty());
+        s.housekeeping(t3 + ms(500));
+        let (_, stops) = run_stops(&mut s, t3);
+        assert_eq!(stops.len(), 2, "down to min_workers = 1");
+    }
+
+    #[test]
+    fn a_worker_is_recycled_after_max_jobs_once_its_jobs_are_done() {
+        let t = Instant::now();
+        let c = SchedConfig {
+            max_workers: 1,
+            concurrency: 2,
+            max_jobs_per_worker: Some(3),
+            ..SchedConfig::default()
+        };
+        let mut s = Scheduler::new_at(c, t);
+        for j in 1..=5 {
+            s.submit(j, p("x")).unwrap();
+        }
+        assert_eq!(run(&mut s, t), vec![(1, 1), (1, 2)]);
+        s.complete(1, 1, t).unwrap();
+        s.complete(1, 2, t).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 3), (1, 4)]);
+        s.complete(1, 3, t).unwrap();
+        // Three done: no more work for worker 1, and it still holds job 4.
+        let (sends, stops) = run_stops(&mut s, t);
+        assert!(sends.is_empty() && stops.is_empty());
+        s.complete(1, 4, t).unwrap();
+        let (_, stops) = run_stops(&mut s, t);
+        assert_eq!(stops, vec![1]);
+        assert!(s.worker_lost(1).is_empty());
+        assert_eq!(run(&mut s, t), vec![(2, 5)], "a replacement takes the rest");
+    }
+
+    #[test]
+    fn retire_stops_the_worker_after_its_last_job() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 2), t);
+        for j in 1..=3 {
+            s.submit(j, p("x")).unwrap();
+        }
+        assert_eq!(run(&mut s, t), vec![(1, 1), (1, 2)]);
+        s.retire(1);
+        assert_eq!(run_stops(&mut s, t), (vec![], vec![]));
+        s.complete(1, 1, t).unwrap();
+        s.complete(1, 2, t).unwrap();
+        assert_eq!(run_stops(&mut s, t).1, vec![1]);
+    }
+
+    #[test]
+    fn jobs_of_a_dead_worker_are_retried_up_to_their_count() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 2), t);
+        let once = JobOpts {
+            retries: 1,
+            timeout: None,
+        };
+        s.submit_with(1, p("a"), once).unwrap();
+        s.submit(2, p("b")).unwrap();
+        s.submit(3, p("c")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1), (1, 2)]);
+        assert_eq!(s.worker_lost(1), vec![2], "job 2 has no retries");
+        assert_eq!(s.stats().retried, 1);
+        // Job 1 goes first again, ahead of job 3.
+        assert_eq!(run(&mut s, t), vec![(2, 1), (2, 3)]);
+        assert_eq!(s.payload(1), Some(&b"a"[..]));
+        assert_eq!(s.worker_lost(2), vec![1, 3], "no retries left");
+        assert_eq!(s.live_jobs(), 0);
+    }
+
+    #[test]
+    fn terminate_retries_nothing() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(cfg(1, None), t);
+        let opts = JobOpts {
+            retries: 5,
+            timeout: None,
+        };
+        s.submit_with(1, p("a"), opts).unwrap();
+        run(&mut s, t);
+        assert!(s.close(false).is_empty());
+        assert_eq!(s.worker_lost(1), vec![1]);
+        assert_eq!(s.workers(), 0);
+        assert!(run(&mut s, t).is_empty());
+    }
+
+    #[test]
+    fn cancel_removes_queued_and_running_jobs() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(cfg(1, None), t);
+        for j in 1..=3 {
+            s.submit(j, p("x")).unwrap();
+        }
+        run(&mut s, t);
+        assert_eq!(s.cancel(2), Cancelled::Queued);
+        assert_eq!(s.queued(), 1);
+        assert_eq!(s.cancel(1), Cancelled::Running(1));
+        assert_eq!(s.cancel(1), Cancelled::Unknown);
+        assert_eq!(s.slot(1).unwrap().state, WorkerState::Closing);
+        // Its worker is killed; job 3 goes to a replacement.
+        assert!(s.worker_lost(1).is_empty());
+        assert_eq!(run(&mut s, t), vec![(2, 3)]);
+    }
+
+    #[test]
+    fn run_deadlines_count_from_the_send() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 2), t);
+        let opts = JobOpts {
+            retries: 0,
+            timeout: Some(ms(100)),
+        };
+        for j in 1..=3 {
+            s.submit_with(j, p("x"), opts).unwrap();
+        }
+        assert_eq!(run(&mut s, t), vec![(1, 1), (1, 2)]);
+        assert_eq!(s.next_deadline(), Some(t + ms(100)));
+        s.complete(1, 1, t + ms(50)).unwrap();
+        // Job 3 is sent at t+50: its deadline is t+150.
+        assert_eq!(run(&mut s, t + ms(50)), vec![(1, 3)]);
+        assert!(s.expired(t + ms(99)).is_empty());
+        assert_eq!(s.expired(t + ms(100)), vec![(1, 2)]);
+        s.abandon(1, 2);
+        assert_eq!(s.expired(t + ms(150)), vec![(1, 3)]);
+        assert!(s.expired(t + ms(1000)).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn stats_count_wait_and_run_times() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(cfg(1, None), t);
+        s.submit(1, p("x")).unwrap();
+        s.submit(2, p("x")).unwrap();
+        run(&mut s, t);
+        s.complete_oldest(1, t + ms(10)).unwrap();
+        run(&mut s, t + ms(10));
+        s.complete_oldest(1, t + ms(30)).unwrap();
+        let st = s.stats();
+        assert_eq!(st.run.len(), 2);
+        let run_p = st.run.percentiles(&[0.0, 100.0]).unwrap();
+        assert!((run_p[0] - 0.010).abs() < 1e-9 && (run_p[1] - 0.020).abs() < 1e-9);
+        let wait_p = st.wait.percentiles(&[100.0]).unwrap();
+        assert!((wait_p[0] - 0.010).abs() < 1e-9, "job 2 waited 10 ms");
     }
 
     #[test]

@@ -22,6 +22,8 @@ pub struct SpawnSpec {
     /// Inherited variables to drop (e.g. Node `cluster` markers).
     pub env_remove: Vec<OsString>,
     pub cwd: Option<OsString>,
+    /// Pin the worker to this CPU (Linux `sched_setaffinity`), if set.
+    pub cpu: Option<usize>,
 }
 
 /// A started worker: its pid, the parent's end of the channel, and a pidfd that becomes
@@ -128,8 +130,9 @@ fn spawn_here(spec: &SpawnSpec) -> io::Result<Spawned> {
     }
     let child_fd = child_end.as_raw_fd();
     let parent_pid = std::process::id() as libc::pid_t;
+    let cpu = spec.cpu;
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe calls (dup2, fcntl, prctl, getppid, _exit).
+    // async-signal-safe calls (dup2, fcntl, prctl, getppid, sched_setaffinity, _exit).
     unsafe {
         cmd.pre_exec(move || {
             if child_fd == CHILD_CHANNEL_FD {
@@ -148,6 +151,16 @@ fn spawn_here(spec: &SpawnSpec) -> io::Result<Spawned> {
             // The parent may have died between fork and prctl.
             if libc::getppid() != parent_pid {
                 libc::_exit(1);
+            }
+            if let Some(cpu) = cpu {
+                // SAFETY: a zeroed cpu_set_t is a valid empty set; CPU_SET bounds-checks.
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                cvt(libc::sched_setaffinity(
+                    0,
+                    std::mem::size_of::<libc::cpu_set_t>(),
+                    &set,
+                ))?;
             }
             Ok(())
         });
@@ -170,6 +183,34 @@ fn spawn_here(spec: &SpawnSpec) -> io::Result<Spawned> {
         channel: parent_end,
         pidfd,
     })
+}
+
+/// Resident memory of a process in bytes (Linux `/proc/<pid>/statm`), if it can be read.
+pub fn rss_bytes(pid: i32) -> Option<u64> {
+    let text = std::fs::read_to_string(format!("/proc/{pid}/statm")).ok()?;
+    let pages: u64 = text.split_whitespace().nth(1)?.parse().ok()?;
+    // SAFETY: sysconf has no preconditions.
+    let page = unsafe { libc::sysconf(libc::_SC_PAGESIZE) };
+    Some(pages * page.max(1) as u64)
+}
+
+/// Physical cores and logical CPUs (execution units) of the machine.
+pub fn ncpu() -> (usize, usize) {
+    (num_cpus::get_physical(), num_cpus::get())
+}
+
+/// The CPUs this process may run on (its affinity mask), in order.
+pub fn allowed_cpus() -> Vec<usize> {
+    // SAFETY: a zeroed cpu_set_t is valid; sched_getaffinity fills it.
+    unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        if libc::sched_getaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &mut set) != 0 {
+            return Vec::new();
+        }
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    }
 }
 
 /// Sends a signal; errors (already gone) are ignored on purpose.
@@ -259,6 +300,7 @@ mod tests {
             env: vec![("COMRADE_TEST".into(), "yes".into())],
             env_remove: vec!["HOME".into()],
             cwd: None,
+            cpu: None,
         }
     }
 

@@ -4,7 +4,7 @@ use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use comrade_core::engine::{kind, Batch, Engine, EngineConfig, Protocol};
-use comrade_core::scheduler::{Reject, SchedConfig};
+use comrade_core::scheduler::{JobOpts, Reject, SchedConfig};
 use comrade_core::spawn::SpawnSpec;
 
 fn sh_worker(
@@ -19,6 +19,7 @@ fn sh_worker(
             concurrency: 1,
             max_backlog: backlog,
             max_request_time: None,
+            ..SchedConfig::default()
         },
         spawn: SpawnSpec {
             program: "/bin/sh".into(),
@@ -26,11 +27,15 @@ fn sh_worker(
             env: vec![],
             env_remove: vec![],
             cwd: None,
+            cpu: None,
         },
         protocol: Protocol::NodeIpc,
         max_message: 1 << 20,
         kill_grace: Duration::from_millis(500),
         hello: None,
+        job_defaults: Default::default(),
+        max_rss: None,
+        affinity: false,
     };
     let engine = Engine::new(
         cfg,
@@ -220,6 +225,7 @@ fn a_worker_that_cannot_start_fails_the_queue() {
             concurrency: 1,
             max_backlog: None,
             max_request_time: None,
+            ..SchedConfig::default()
         },
         spawn: SpawnSpec {
             program: "/nonexistent/comrade-worker".into(),
@@ -227,11 +233,15 @@ fn a_worker_that_cannot_start_fails_the_queue() {
             env: vec![],
             env_remove: vec![],
             cwd: None,
+            cpu: None,
         },
         protocol: Protocol::NodeIpc,
         max_message: 1024,
         kill_grace: Duration::from_millis(100),
         hello: None,
+        job_defaults: Default::default(),
+        max_rss: None,
+        affinity: false,
     };
     let engine = Engine::new(
         cfg,
@@ -257,6 +267,7 @@ fn py_worker(script: &str, max_workers: usize, concurrency: usize) -> (Engine, m
             concurrency,
             max_backlog: None,
             max_request_time: None,
+            ..SchedConfig::default()
         },
         spawn: SpawnSpec {
             program: "python3".into(),
@@ -264,11 +275,15 @@ fn py_worker(script: &str, max_workers: usize, concurrency: usize) -> (Engine, m
             env: vec![],
             env_remove: vec![],
             cwd: None,
+            cpu: None,
         },
         protocol: Protocol::Lines,
         max_message: 1 << 20,
         kill_grace: Duration::from_millis(500),
         hello: Some(r#"{"t":"init","data":{"k":7}}"#.into()),
+        job_defaults: Default::default(),
+        max_rss: None,
+        affinity: false,
     };
     let engine = Engine::new(
         cfg,
@@ -488,4 +503,84 @@ fn lines_protocol_errors_kill_only_that_worker() {
         assert_eq!(failed.2["reason"], "exit", "{bad}");
         assert_eq!(failed.2["signal"], "SIGKILL", "{bad}");
     }
+}
+
+// --- timeouts, cancellation, retries, stats ---
+
+const SLOW_OR_CRASH: &str = r#"while IFS= read -r l <&3; do case "$l" in *slow*) sleep 30;; *crash*) kill -9 $$;; esac; printf '%s\n' "$l" >&3; done"#;
+
+#[test]
+fn a_run_timeout_fails_the_job_kills_its_worker_and_the_queue_goes_on() {
+    let (engine, rx) = sh_worker(SLOW_OR_CRASH, 1, None);
+    let quick = JobOpts {
+        retries: 0,
+        timeout: Some(Duration::from_millis(200)),
+    };
+    assert!(engine
+        .submit_with(1, "\"slow\"\n\"fast\"", 2, &[quick, JobOpts::default()])
+        .is_empty());
+    let recs = collect(&engine, &rx, |r| results(r) == 2);
+    let failed = recs.iter().find(|r| r.0 == kind::FAILED).unwrap();
+    assert_eq!(failed.1, 1);
+    assert_eq!(failed.2["reason"], "timeout");
+    let ok = recs.iter().find(|r| r.0 == kind::RESULT).unwrap();
+    assert_eq!((ok.1, ok.2.as_str()), (2, Some("fast")));
+    let exits: Vec<_> = recs.iter().filter(|r| r.0 == kind::EXITED).collect();
+    assert_eq!(exits.len(), 1);
+    assert_eq!(exits[0].2["signal"], "SIGKILL");
+    engine.shutdown(false);
+    collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+}
+
+#[test]
+fn cancel_drops_queued_jobs_and_kills_the_worker_of_a_running_one() {
+    let (engine, rx) = sh_worker(SLOW_OR_CRASH, 1, None);
+    assert!(engine
+        .submit(1, "\"slow\"\n\"queued\"\n\"fast\"", 3)
+        .is_empty());
+    assert_eq!(engine.cancel(2), 1, "job 2 was queued");
+    assert_eq!(engine.cancel(1), 2, "job 1 was running");
+    assert_eq!(engine.cancel(1), 0, "once");
+    let recs = collect(&engine, &rx, |r| results(r) == 1);
+    let ok: Vec<_> = recs
+        .iter()
+        .filter(|r| r.0 == kind::RESULT || r.0 == kind::FAILED)
+        .collect();
+    assert_eq!(ok.len(), 1);
+    assert_eq!((ok[0].0, ok[0].1), (kind::RESULT, 3));
+    engine.shutdown(false);
+    let recs = collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+    assert!(
+        !recs
+            .iter()
+            .any(|r| r.0 == kind::FAILED || r.0 == kind::RESULT),
+        "no record for cancelled jobs: {recs:?}"
+    );
+}
+
+#[test]
+fn a_job_that_kills_every_worker_is_retried_then_fails_and_stats_count_it() {
+    let (engine, rx) = sh_worker(SLOW_OR_CRASH, 2, None);
+    let twice = JobOpts {
+        retries: 2,
+        timeout: None,
+    };
+    assert!(engine
+        .submit_with(1, "\"crash\"\n\"fine\"", 2, &[twice, twice])
+        .is_empty());
+    let recs = collect(&engine, &rx, |r| results(r) == 2);
+    let failed = recs.iter().find(|r| r.0 == kind::FAILED).unwrap();
+    assert_eq!(failed.1, 1);
+    assert_eq!(failed.2["reason"], "exit");
+    assert_eq!(failed.2["signal"], "SIGKILL");
+    let exits = recs.iter().filter(|r| r.0 == kind::EXITED).count();
+    assert_eq!(exits, 3, "first run plus two retries");
+    let stats: serde_json::Value = serde_json::from_str(&engine.stats_json()).unwrap();
+    assert_eq!(stats["retried"], 2);
+    assert_eq!(stats["completed"], 1);
+    assert_eq!(stats["failed"], 1);
+    assert_eq!(stats["queued"], 0);
+    assert_eq!(stats["runTime"]["samples"], 1);
+    engine.shutdown(false);
+    collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
 }
