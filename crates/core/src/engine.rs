@@ -172,6 +172,9 @@ struct Conn {
     fatal: Option<String>,
     /// The CPU it is pinned to.
     cpu: Option<usize>,
+    /// The pool stopped it on purpose (idle, recycled, retired, shutdown), as opposed to a
+    /// crash, a protocol error or a kill for a timeout.
+    stop_expected: bool,
 }
 
 struct State {
@@ -568,6 +571,7 @@ impl State {
             return;
         }
         conn.stopping = true;
+        conn.stop_expected = true;
         let pid = conn.pid;
         spawn::kill(pid, libc::SIGTERM);
         let weak = Arc::downgrade(shared);
@@ -641,6 +645,7 @@ impl State {
                         retiring: false,
                         fatal: None,
                         cpu,
+                        stop_expected: false,
                     },
                 );
                 if shared.cfg.max_rss.is_some() && self.rss_check_at.is_none() {
@@ -865,12 +870,12 @@ impl State {
             self.read_worker(shared, w);
         }
         let mut startup_failure: Option<String> = None;
-        let mut retired = false;
+        let mut expected = false;
         if let Some(mut conn) = self.conns.remove(&w) {
             if let Some(r) = conn.reader.take() {
                 r.abort();
             }
-            retired = conn.retiring;
+            expected = conn.stop_expected;
             // A worker that could not start: it said `fatal`, or exited with an error code
             // before `ready` (a signal, as from a chaos kill, is an ordinary crash).
             if shared.cfg.protocol == Protocol::Lines
@@ -913,7 +918,7 @@ impl State {
         }
         let v = format!(
             r#"{{"code":{code},"signal":{signal},"expected":{}}}"#,
-            self.shutting_down || retired
+            self.shutting_down || expected
         );
         self.outbox.push(kind::EXITED, pid as u32, &v);
         self.run_actions(shared);

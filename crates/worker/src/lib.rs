@@ -1,0 +1,648 @@
+//! Make a Rust program a worker of a comrade `Pool`.
+//!
+//! A worker registers functions, then serves calls from the pool over the channel the pool
+//! started it with (a Unix socket on file descriptor 3). The wire protocol is
+//! `docs/PROTOCOL.md`; this crate speaks all of it, so a worker is a few lines:
+//!
+//! ```no_run
+//! use comrade_worker::{Error, Worker};
+//!
+//! fn main() {
+//!     Worker::new()
+//!         .function("add", |(a, b): (f64, f64)| Ok::<_, Error>(a + b))
+//!         .default_function(|(s,): (String,)| Ok::<_, Error>(s.to_uppercase()))
+//!         .init(|_data: serde_json::Value| -> Result<(), Error> { Ok(()) })
+//!         .run();
+//! }
+//! ```
+//!
+//! and from JavaScript: `new Pool({ command: ['./target/release/my-worker'] })`, then
+//! `pool.call('add', 2, 3)` or `pool.run('hi')`.
+//!
+//! # Functions
+//!
+//! A function takes its positional arguments (the call's JSON `args` array) as one value of
+//! any type that implements [`serde::de::DeserializeOwned`]: a tuple for a fixed list of
+//! arguments (`(f64, f64)`, or `(String,)` for one), a `Vec<T>` for any number of the same
+//! type, `()` for none, a struct (filled positionally), or [`serde_json::Value`] for anything.
+//! Arguments that do not fit answer a `TypeError` with code `ERR_INVALID_ARGS` saying what
+//! did not fit, and the function is not called.
+//!
+//! It returns `Result<R, Error>` for any `R:` [`serde::Serialize`]; the value is serialized
+//! straight into the reply (`()` is sent as `null`). An [`Error`] reaches the caller as a JS
+//! error with the same `name`, `message`, `code` and extra fields. A panic is caught and
+//! answered as an error with code `ERR_PANIC` and the panic's message; the worker goes on
+//! serving (build with the default `panic = "unwind"` for this).
+//!
+//! A function that wants to report progress, emit events or retire the worker takes a
+//! [`Ctx`] first: see [`Worker::function_ctx`].
+//!
+//! # How it runs
+//!
+//! [`Worker::run`] serves on a blocking loop in the calling thread, one call at a time in the
+//! order they arrive. It reads the channel in large chunks, answers every complete call in what
+//! it read, and sends all those replies in a single `write` before it blocks for more, so a
+//! pool that pipelines calls gets them back in batches. [`Worker::serve`] is the same loop over
+//! any reader and writer, for tests:
+//!
+//! ```
+//! use comrade_worker::{Error, Worker};
+//!
+//! let input = b"{\"t\":\"init\",\"data\":null}\n{\"t\":\"call\",\"id\":1,\"fn\":\"add\",\"args\":[2,3]}\n";
+//! let mut output = Vec::new();
+//! Worker::new()
+//!     .function("add", |(a, b): (i64, i64)| Ok::<_, Error>(a + b))
+//!     .serve(&input[..], &mut output)
+//!     .unwrap();
+//! assert_eq!(output, b"{\"t\":\"ready\"}\n{\"t\":\"ok\",\"id\":1,\"v\":5}\n");
+//! ```
+
+#![deny(missing_docs)]
+
+mod error;
+pub mod protocol;
+
+use std::collections::HashMap;
+use std::fmt;
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::os::fd::{FromRawFd, RawFd};
+use std::panic::{catch_unwind, AssertUnwindSafe};
+
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+pub use crate::error::Error;
+use crate::protocol::{FrameError, LineBuffer, Message};
+
+/// Bytes asked for by each read of the channel.
+const READ_BUFFER: usize = 256 * 1024;
+
+/// Replies are sent early, before every line read is handled, once this many bytes wait.
+const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
+
+type Handler = Box<dyn FnMut(&mut Ctx<'_>, &RawValue) -> Result<(), Error>>;
+type InitFn = Box<dyn FnOnce(&RawValue) -> Result<(), Error>>;
+
+/// A worker: the functions it serves and how it starts. Build one with the methods below, then
+/// call [`run`](Worker::run).
+pub struct Worker {
+    functions: HashMap<String, Handler>,
+    default: Option<Handler>,
+    init: Option<InitFn>,
+    max_message: usize,
+}
+
+impl Default for Worker {
+    fn default() -> Self {
+        Worker::new()
+    }
+}
+
+impl fmt::Debug for Worker {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let mut names: Vec<&str> = self.functions.keys().map(String::as_str).collect();
+        names.sort_unstable();
+        f.debug_struct("Worker")
+            .field("functions", &names)
+            .field("default_function", &self.default.is_some())
+            .field("init", &self.init.is_some())
+            .field("max_message", &self.max_message)
+            .finish()
+    }
+}
+
+/// What a function may do besides returning: report progress, emit events, retire the
+/// worker. Handed to functions registered with [`Worker::function_ctx`] and
+/// [`Worker::default_function_ctx`].
+///
+/// Each of these messages is written to the pool at once (together with any replies still
+/// waiting to be sent), so the pool sees them while the function is still running. That costs
+/// one `write` each: report progress at a human pace, not in a tight loop.
+///
+/// The methods fail only when the message cannot be serialized or the channel to the pool is
+/// gone; a function may pass that on with `?` (the pool will not see its reply in the second
+/// case anyway).
+pub struct Ctx<'a> {
+    id: u32,
+    out: &'a mut Vec<u8>,
+    writer: &'a mut dyn Write,
+    state: &'a mut ChannelState,
+    /// Length of `out` holding only complete messages; the rest is dropped if the function
+    /// panics half-way through appending one.
+    committed: usize,
+}
+
+#[derive(Default)]
+struct ChannelState {
+    retired: bool,
+    /// A write to the pool failed; the loop stops after the current call.
+    failed: Option<io::Error>,
+}
+
+impl Ctx<'_> {
+    /// The id of the call being served.
+    pub fn id(&self) -> u32 {
+        self.id
+    }
+
+    /// Reports progress of this call to the caller (`{"t":"progress"}`): any serializable value.
+    pub fn progress<T: Serialize>(&mut self, value: T) -> Result<(), Error> {
+        self.check_open()?;
+        protocol::encode_progress(self.out, self.id, &value).map_err(serialize_error)?;
+        self.send()
+    }
+
+    /// Emits an event for the pool's `'event'` listeners (`{"t":"event"}`), not tied to this
+    /// call.
+    pub fn emit<T: Serialize>(&mut self, name: &str, data: T) -> Result<(), Error> {
+        self.check_open()?;
+        protocol::encode_event(self.out, name, &data).map_err(serialize_error)?;
+        self.send()
+    }
+
+    /// Asks the pool to send this worker no more calls (`{"t":"retire"}`). The worker keeps
+    /// serving the calls already sent; the pool stops it (`SIGTERM`) once they are answered and
+    /// starts a replacement if work needs one. Only the first request is sent.
+    pub fn retire(&mut self) -> Result<(), Error> {
+        self.check_open()?;
+        if self.state.retired {
+            return Ok(());
+        }
+        self.state.retired = true;
+        protocol::encode_retire(self.out);
+        self.send()
+    }
+
+    fn check_open(&self) -> Result<(), Error> {
+        match &self.state.failed {
+            None => Ok(()),
+            Some(e) => Err(
+                Error::new(format!("the channel to the pool is closed: {e}"))
+                    .code("ERR_CHANNEL_CLOSED"),
+            ),
+        }
+    }
+
+    fn send(&mut self) -> Result<(), Error> {
+        self.committed = self.out.len();
+        let result = flush(self.out, self.writer);
+        self.committed = self.out.len();
+        result.map_err(|e| {
+            let err = Error::new(format!("the channel to the pool is closed: {e}"))
+                .code("ERR_CHANNEL_CLOSED");
+            self.state.failed = Some(e);
+            err
+        })
+    }
+}
+
+impl fmt::Debug for Ctx<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Ctx").field("id", &self.id).finish()
+    }
+}
+
+fn serialize_error(e: serde_json::Error) -> Error {
+    Error::new(format!("could not serialize the value: {e}")).code("ERR_SERIALIZE")
+}
+
+/// Writes all of `out` (looping on partial writes and `EINTR`) and empties it.
+fn flush(out: &mut Vec<u8>, writer: &mut dyn Write) -> io::Result<()> {
+    let result = writer.write_all(out).and_then(|()| writer.flush());
+    out.clear();
+    result
+}
+
+/// Why [`Worker::serve`] stopped other than at the end of the input.
+#[derive(Debug)]
+pub enum ServeError {
+    /// The pool sent a line that is not a valid message. The pool never does: a bug signal.
+    Frame(FrameError),
+    /// A `call` arrived before `init`.
+    CallBeforeInit,
+    /// A second `init` arrived.
+    DuplicateInit,
+    /// The init function failed (or panicked, or its data did not fit); `fatal` was sent.
+    InitFailed(Error),
+    /// Reading or writing the channel failed (other than the pool going away, which ends
+    /// serving normally).
+    Io(io::Error),
+}
+
+impl ServeError {
+    /// True for the errors that mean the pool broke the protocol.
+    pub fn is_protocol_error(&self) -> bool {
+        matches!(
+            self,
+            ServeError::Frame(_) | ServeError::CallBeforeInit | ServeError::DuplicateInit
+        )
+    }
+}
+
+impl fmt::Display for ServeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            ServeError::Frame(e) => write!(f, "malformed message from the pool: {e}"),
+            ServeError::CallBeforeInit => f.write_str("the pool sent a call before init"),
+            ServeError::DuplicateInit => f.write_str("the pool sent init twice"),
+            ServeError::InitFailed(e) => write!(f, "init failed: {e}"),
+            ServeError::Io(e) => write!(f, "channel to the pool failed: {e}"),
+        }
+    }
+}
+
+impl std::error::Error for ServeError {
+    fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
+        match self {
+            ServeError::Frame(e) => Some(e),
+            ServeError::Io(e) => Some(e),
+            _ => None,
+        }
+    }
+}
+
+impl From<FrameError> for ServeError {
+    fn from(e: FrameError) -> Self {
+        ServeError::Frame(e)
+    }
+}
+
+/// The pool going away shows as end of file, or as these on a write.
+fn pool_gone(e: &io::Error) -> bool {
+    matches!(
+        e.kind(),
+        io::ErrorKind::BrokenPipe
+            | io::ErrorKind::ConnectionReset
+            | io::ErrorKind::ConnectionAborted
+    )
+}
+
+fn channel_failed(e: io::Error) -> Result<(), ServeError> {
+    if pool_gone(&e) {
+        Ok(())
+    } else {
+        Err(ServeError::Io(e))
+    }
+}
+
+/// Ends serving on a protocol error, first sending the replies already made: the calls they
+/// answer did complete.
+fn stop(out: &mut Vec<u8>, writer: &mut dyn Write, e: ServeError) -> Result<(), ServeError> {
+    if !out.is_empty() {
+        let _ = flush(out, writer);
+    }
+    Err(e)
+}
+
+fn panic_error(payload: Box<dyn std::any::Any + Send>) -> Error {
+    let message = if let Some(s) = payload.downcast_ref::<&str>() {
+        (*s).to_owned()
+    } else if let Some(s) = payload.downcast_ref::<String>() {
+        s.clone()
+    } else {
+        "panicked with a value that is not a string".to_owned()
+    };
+    Error::new(message).code("ERR_PANIC")
+}
+
+/// `serde_json`'s messages end in " at line 1 column 9", which means nothing to the caller.
+fn without_position(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.rfind(" at line ") {
+        Some(i) => text[..i].to_owned(),
+        None => text,
+    }
+}
+
+/// Deserializes a call's arguments into the function's argument type.
+fn decode_args<A: DeserializeOwned>(label: &str, args: &RawValue) -> Result<A, Error> {
+    let text = args.get();
+    match serde_json::from_str::<A>(text) {
+        Ok(a) => Ok(a),
+        Err(e) => {
+            // `[]` for a function that takes `()` (or an `Option`): serde reads those from null.
+            if text[1..text.len() - 1].trim().is_empty() {
+                if let Ok(a) = serde_json::from_str::<A>("null") {
+                    return Ok(a);
+                }
+            }
+            let why = if e.to_string().starts_with("trailing characters") {
+                let given =
+                    serde_json::from_str::<Vec<serde::de::IgnoredAny>>(text).map_or(0, |v| v.len());
+                format!("too many arguments ({given} given)")
+            } else {
+                without_position(&e)
+            };
+            Err(Error::invalid_args(format!(
+                "invalid arguments for {label}: {why}"
+            )))
+        }
+    }
+}
+
+fn erase<A, R, F>(label: String, mut f: F) -> Handler
+where
+    A: DeserializeOwned,
+    R: Serialize,
+    F: FnMut(&mut Ctx<'_>, A) -> Result<R, Error> + 'static,
+{
+    Box::new(move |ctx: &mut Ctx<'_>, args: &RawValue| {
+        let args = decode_args::<A>(&label, args)?;
+        let value = f(ctx, args)?;
+        protocol::encode_ok(ctx.out, ctx.id, &value).map_err(|e| {
+            Error::new(format!("could not serialize the return value: {e}")).code("ERR_SERIALIZE")
+        })
+    })
+}
+
+impl Worker {
+    /// A worker with no functions yet.
+    pub fn new() -> Self {
+        Worker {
+            functions: HashMap::new(),
+            default: None,
+            init: None,
+            max_message: protocol::DEFAULT_MAX_MESSAGE,
+        }
+    }
+
+    /// Registers the function called by `pool.call(name, ...args)`.
+    ///
+    /// `f` takes the arguments as one deserializable value (see the [crate docs](crate)) and
+    /// returns `Ok(value)` or `Err(`[`Error`]`)`. Registering a name again replaces it.
+    pub fn function<A, R, F>(self, name: impl Into<String>, mut f: F) -> Self
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        F: FnMut(A) -> Result<R, Error> + 'static,
+    {
+        self.function_ctx(name, move |_: &mut Ctx<'_>, args: A| f(args))
+    }
+
+    /// Like [`function`](Worker::function), for a function that also takes a [`Ctx`] to
+    /// report progress, emit events or retire the worker:
+    ///
+    /// ```
+    /// use comrade_worker::{Ctx, Error, Worker};
+    /// let worker = Worker::new().function_ctx("count", |ctx: &mut Ctx, (n,): (u32,)| {
+    ///     for i in 1..=n {
+    ///         ctx.progress(i)?;
+    ///     }
+    ///     ctx.emit("counted", n)?;
+    ///     Ok::<_, Error>(n)
+    /// });
+    /// ```
+    pub fn function_ctx<A, R, F>(mut self, name: impl Into<String>, f: F) -> Self
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        F: FnMut(&mut Ctx<'_>, A) -> Result<R, Error> + 'static,
+    {
+        let name = name.into();
+        let label = format!("\"{name}\"");
+        self.functions.insert(name, erase(label, f));
+        self
+    }
+
+    /// Registers the default function, called by `pool.run(...args)` (`"fn":null`).
+    pub fn default_function<A, R, F>(self, mut f: F) -> Self
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        F: FnMut(A) -> Result<R, Error> + 'static,
+    {
+        self.default_function_ctx(move |_: &mut Ctx<'_>, args: A| f(args))
+    }
+
+    /// Like [`default_function`](Worker::default_function), with a [`Ctx`].
+    pub fn default_function_ctx<A, R, F>(mut self, f: F) -> Self
+    where
+        A: DeserializeOwned,
+        R: Serialize,
+        F: FnMut(&mut Ctx<'_>, A) -> Result<R, Error> + 'static,
+    {
+        self.default = Some(erase("the default function".to_owned(), f));
+        self
+    }
+
+    /// Sets the function run once with the pool's `initData` (JSON `null` when there is none)
+    /// before any call. On `Err`, a panic, or data that does not deserialize into `D`, the
+    /// worker sends `fatal` instead of `ready` and [`run`](Worker::run) exits with code 1;
+    /// the pool then fails the queued calls with `WORKER_INIT_FAILED`.
+    pub fn init<D, F>(mut self, f: F) -> Self
+    where
+        D: DeserializeOwned,
+        F: FnOnce(D) -> Result<(), Error> + 'static,
+    {
+        self.init = Some(Box::new(move |data: &RawValue| {
+            let data = serde_json::from_str::<D>(data.get()).map_err(|e| {
+                Error::new(format!("invalid init data: {}", without_position(&e)))
+                    .name("TypeError")
+                    .code("ERR_INVALID_INIT_DATA")
+            })?;
+            f(data)
+        }));
+        self
+    }
+
+    /// The longest line accepted from the pool, in bytes (default 64 MiB, the pool's default
+    /// `maxMessage`). A longer one is a protocol error.
+    pub fn max_message(mut self, bytes: usize) -> Self {
+        self.max_message = bytes;
+        self
+    }
+
+    /// Serves the pool on the channel it started this process with, until the pool closes it.
+    ///
+    /// The channel is the file descriptor named by the environment variable
+    /// `COMRADE_CHANNEL_FD` (3 if unset). Returns when the channel reaches end of file (the
+    /// pool is gone or dropped this worker), so `main` can end with exit code 0. Otherwise it
+    /// exits the process:
+    ///
+    /// - code 2, with a message on stderr, when there is no channel (the program was not
+    ///   started by a pool);
+    /// - code 1 when init failed (after sending `fatal`) or the channel failed;
+    /// - code 3, with a message on stderr, when the pool broke the protocol.
+    pub fn run(self) {
+        let fd = match channel_fd() {
+            Ok(fd) => fd,
+            Err(why) => {
+                eprintln!(
+                    "this program is a comrade pool worker; start it with new Pool({{ command: [...] }}) ({why})"
+                );
+                std::process::exit(2);
+            }
+        };
+        // SAFETY: `channel_fd` checked that the descriptor is open; it is the channel, which
+        // nothing else in this process uses, so the File may own and close it.
+        let channel = unsafe { File::from_raw_fd(fd) };
+        let result = self.serve(&channel, &channel);
+        drop(channel);
+        match result {
+            Ok(()) => {}
+            Err(ServeError::InitFailed(e)) => {
+                eprintln!("comrade worker: init failed: {e}");
+                std::process::exit(1);
+            }
+            Err(e @ ServeError::Io(_)) => {
+                eprintln!("comrade worker: {e}");
+                std::process::exit(1);
+            }
+            Err(e) => {
+                eprintln!("comrade worker: protocol error: {e}");
+                std::process::exit(3);
+            }
+        }
+    }
+
+    /// The serving loop of [`run`](Worker::run), over any byte streams: reads messages from
+    /// `reader`, writes replies to `writer`. Returns `Ok(())` at end of input, or when a write
+    /// finds the other side gone.
+    ///
+    /// Replies are collected in one buffer and written in one `write_all` when no complete
+    /// message is left in what was read, just before blocking on the next read. A peer that
+    /// writes many calls without reading replies must therefore do it from another thread (as
+    /// with any socket).
+    pub fn serve<R: Read, W: Write>(
+        mut self,
+        mut reader: R,
+        mut writer: W,
+    ) -> Result<(), ServeError> {
+        let mut lines = LineBuffer::new(READ_BUFFER, self.max_message);
+        let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let mut state = ChannelState::default();
+        let mut initialized = false;
+        loop {
+            loop {
+                let line = match lines.next_line() {
+                    Ok(Some(line)) => line,
+                    Ok(None) => break,
+                    Err(e) => return stop(&mut out, &mut writer, e.into()),
+                };
+                let message = match protocol::decode(line) {
+                    Ok(message) => message,
+                    Err(e) => return stop(&mut out, &mut writer, e.into()),
+                };
+                match message {
+                    Message::Init { data } => {
+                        if initialized {
+                            return stop(&mut out, &mut writer, ServeError::DuplicateInit);
+                        }
+                        initialized = true;
+                        let result = match self.init.take() {
+                            None => Ok(()),
+                            Some(f) => catch_unwind(AssertUnwindSafe(|| f(data)))
+                                .unwrap_or_else(|p| Err(panic_error(p))),
+                        };
+                        if let Err(e) = result {
+                            protocol::encode_fatal(&mut out, &e);
+                            // Sent as well as it can be; the worker stops either way.
+                            let _ = flush(&mut out, &mut writer);
+                            return Err(ServeError::InitFailed(e));
+                        }
+                        protocol::encode_ready(&mut out);
+                    }
+                    Message::Call { id, function, args } => {
+                        if !initialized {
+                            return stop(&mut out, &mut writer, ServeError::CallBeforeInit);
+                        }
+                        let handler = match &function {
+                            Some(name) => self.functions.get_mut(name.as_ref()),
+                            None => self.default.as_mut(),
+                        };
+                        let Some(handler) = handler else {
+                            let message = match &function {
+                                Some(name) => format!("no function named \"{name}\""),
+                                None => "this worker has no default function".to_owned(),
+                            };
+                            let e = Error::new(message).code("ERR_UNKNOWN_FUNCTION");
+                            protocol::encode_err(&mut out, id, &e);
+                            continue;
+                        };
+                        let committed = out.len();
+                        let mut ctx = Ctx {
+                            id,
+                            out: &mut out,
+                            writer: &mut writer,
+                            state: &mut state,
+                            committed,
+                        };
+                        let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
+                        let committed = ctx.committed;
+                        let error = match result {
+                            Ok(Ok(())) => None,
+                            Ok(Err(e)) => Some(e),
+                            Err(panic) => Some(panic_error(panic)),
+                        };
+                        if let Some(e) = error {
+                            out.truncate(committed);
+                            protocol::encode_err(&mut out, id, &e);
+                        }
+                        if let Some(e) = state.failed.take() {
+                            return channel_failed(e);
+                        }
+                    }
+                }
+                if out.len() >= WRITE_HIGH_WATER {
+                    if let Err(e) = flush(&mut out, &mut writer) {
+                        return channel_failed(e);
+                    }
+                }
+            }
+            if !out.is_empty() {
+                if let Err(e) = flush(&mut out, &mut writer) {
+                    return channel_failed(e);
+                }
+            }
+            // `out` is empty here: a limit error has nothing left to send.
+            let spare = lines.spare()?;
+            let n = loop {
+                match reader.read(spare) {
+                    Ok(n) => break n,
+                    Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+                    Err(e) => return channel_failed(e),
+                }
+            };
+            if n == 0 {
+                return Ok(());
+            }
+            lines.filled(n);
+        }
+    }
+}
+
+/// The channel's descriptor, checked to be open, made blocking and close-on-exec (so programs
+/// the worker starts do not hold the pool's socket open).
+fn channel_fd() -> Result<RawFd, String> {
+    let fd = match std::env::var_os("COMRADE_CHANNEL_FD") {
+        None => 3,
+        Some(v) => v
+            .to_str()
+            .and_then(|s| s.trim().parse::<RawFd>().ok())
+            .filter(|fd| *fd >= 0)
+            .ok_or_else(|| format!("COMRADE_CHANNEL_FD={v:?} is not a file descriptor number"))?,
+    };
+    // SAFETY: fstat and fcntl on a descriptor number only read or set its flags; a closed one
+    // fails with EBADF.
+    unsafe {
+        let mut st: libc::stat = std::mem::zeroed();
+        if libc::fstat(fd, &mut st) != 0 {
+            return Err(format!("file descriptor {fd} is not open"));
+        }
+        let kind = st.st_mode & libc::S_IFMT;
+        if kind == libc::S_IFREG || kind == libc::S_IFDIR {
+            return Err(format!("file descriptor {fd} is a file, not a channel"));
+        }
+        let flags = libc::fcntl(fd, libc::F_GETFL);
+        if flags >= 0 && flags & libc::O_NONBLOCK != 0 {
+            libc::fcntl(fd, libc::F_SETFL, flags & !libc::O_NONBLOCK);
+        }
+        let fd_flags = libc::fcntl(fd, libc::F_GETFD);
+        if fd_flags >= 0 && fd_flags & libc::FD_CLOEXEC == 0 {
+            libc::fcntl(fd, libc::F_SETFD, fd_flags | libc::FD_CLOEXEC);
+        }
+    }
+    Ok(fd)
+}

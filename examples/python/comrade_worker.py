@@ -1,0 +1,271 @@
+"""Make a Python program a comrade pool worker (docs/PROTOCOL.md). Standard library only.
+
+    from comrade_worker import Worker, WorkerError
+    worker = Worker()
+
+    @worker.function()                 # pool.call('add', 2, 3)
+    def add(a, b):
+        return a + b
+
+    @worker.default()                  # pool.run('hi')
+    def echo(value=None):
+        return value
+
+    @worker.function(context=True)     # the function gets a Context first
+    def count(ctx, n):
+        for i in range(n):
+            ctx.progress(i)
+        return n
+
+    worker.run()
+
+An exception answers the call as a JS error: `name` is the exception's class name (or
+WorkerError's `name`), `message` is str(exc), `stack` the Python traceback, `code` the
+exception's `code` attribute when it is a string, and a `fields` dict attribute is copied onto the
+JS error. Arguments that do not fit the function's signature answer a TypeError with code
+ERR_INVALID_ARGS.
+"""
+
+import inspect
+import json
+import os
+import sys
+import traceback
+
+__all__ = ["Worker", "WorkerError", "Context"]
+
+_dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+_READ_SIZE = 256 * 1024
+_MAX_ID = 2**32 - 1
+
+
+class WorkerError(Exception):
+    """An error with an explicit JS `name` (e.g. "RangeError"), `code` and extra fields."""
+
+    def __init__(self, message, name=None, code=None, **fields):
+        super().__init__(message)
+        self.name = name
+        self.code = code
+        self.fields = fields
+
+
+class ProtocolError(Exception):
+    """The pool sent something that is not a valid message (a bug on the pool's side)."""
+
+
+def error_object(exc, skip_frames=0):
+    """The protocol's error object for an exception (as JSON text)."""
+    name = type(exc).__name__
+    if isinstance(exc, WorkerError) and exc.name:
+        name = exc.name
+    message = str(exc)
+    tb = exc.__traceback__
+    for _ in range(skip_frames):
+        tb = tb.tb_next if tb is not None and tb.tb_next is not None else tb
+    stack = "%s: %s\n%s" % (name, message, "".join(traceback.format_tb(tb)))
+    e = {"name": name, "message": message, "stack": stack.rstrip("\n")}
+    code = getattr(exc, "code", None)
+    if isinstance(code, str):
+        e["code"] = code
+    fields = getattr(exc, "fields", None)
+    if isinstance(fields, dict):
+        for key, value in fields.items():
+            if key not in e:
+                e[key] = value
+    try:
+        return _dumps(e)
+    except (TypeError, ValueError):  # a field that is not JSON: send the rest
+        e = {k: v for k, v in e.items() if k in ("name", "message", "stack", "code")}
+        return _dumps(e)
+
+
+class Context:
+    """Handed to functions registered with context=True. Each message is written at once."""
+
+    def __init__(self, worker, call_id):
+        self._worker = worker
+        self.id = call_id
+
+    def progress(self, value):
+        """Reports progress of this call (any JSON value)."""
+        self._worker._send('{"t":"progress","id":%d,"v":%s}\n' % (self.id, _dumps(value)))
+
+    def emit(self, name, data=None):
+        """Emits an event for the pool's 'event' listeners."""
+        self._worker._send('{"t":"event","name":%s,"data":%s}\n' % (_dumps(name), _dumps(data)))
+
+    def retire(self):
+        """Asks the pool to send no more calls; it stops this worker once they are answered."""
+        if not self._worker._retired:
+            self._worker._retired = True
+            self._worker._send('{"t":"retire"}\n')
+
+
+class Worker:
+    def __init__(self):
+        self._functions = {}
+        self._default = None
+        self._init = None
+        self._retired = False
+        self._out = []
+        self._fd = None
+        self._ready = False
+
+    @staticmethod
+    def _entry(fn, context):
+        try:
+            sig = inspect.signature(fn)
+            if context:
+                sig = sig.replace(parameters=list(sig.parameters.values())[1:])
+        except (TypeError, ValueError):  # some builtins have no signature: call unchecked
+            sig = None
+        return (fn, context, sig)
+
+    def function(self, name=None, context=False):
+        """Decorator: registers a function under `name` (default: its own name)."""
+        def register(fn):
+            self._functions[name or fn.__name__] = self._entry(fn, context)
+            return fn
+        return register
+
+    def default(self, context=False):
+        """Decorator: registers the default function (pool.run)."""
+        def register(fn):
+            self._default = self._entry(fn, context)
+            return fn
+        return register
+
+    def init(self, fn):
+        """Decorator: fn(init_data) runs once before any call; raising makes the worker fatal."""
+        self._init = fn
+        return fn
+
+    # -- the loop ---------------------------------------------------------------------------
+
+    def _send(self, text):
+        """Queues `text` and writes everything queued (used for progress/events/retire)."""
+        self._out.append(text)
+        self._flush()
+
+    def _flush(self):
+        if not self._out:
+            return
+        data = "".join(self._out).encode("utf-8")
+        self._out.clear()
+        view = memoryview(data)
+        while view:
+            view = view[os.write(self._fd, view):]
+
+    def _call(self, msg):
+        call_id = msg.get("id")
+        if type(call_id) is not int or not 0 <= call_id <= _MAX_ID:
+            raise ProtocolError("call without a valid id: %r" % (call_id,))
+        args = msg.get("args")
+        if type(args) is not list:
+            raise ProtocolError("call args is not an array: %r" % (args,))
+        name = msg.get("fn")
+        if name is None:
+            entry = self._default
+        elif isinstance(name, str):
+            entry = self._functions.get(name)
+        else:
+            raise ProtocolError("call fn is neither a string nor null: %r" % (name,))
+        if entry is None:
+            message = 'no function named "%s"' % name if name is not None else "this worker has no default function"
+            return '{"t":"err","id":%d,"e":%s}\n' % (call_id, _dumps(
+                {"name": "Error", "message": message, "code": "ERR_UNKNOWN_FUNCTION"}))
+        fn, context, sig = entry
+        if sig is not None:
+            try:
+                sig.bind(*args)
+            except TypeError as exc:
+                return '{"t":"err","id":%d,"e":%s}\n' % (call_id, _dumps({
+                    "name": "TypeError", "code": "ERR_INVALID_ARGS",
+                    "message": "invalid arguments for %s: %s" % (
+                        '"%s"' % name if name is not None else "the default function", exc)}))
+        try:
+            value = fn(Context(self, call_id), *args) if context else fn(*args)
+        except Exception as exc:  # noqa: BLE001 - every failure is the caller's error
+            return '{"t":"err","id":%d,"e":%s}\n' % (call_id, error_object(exc, 1))
+        try:
+            return '{"t":"ok","id":%d,"v":%s}\n' % (call_id, _dumps(value))
+        except (TypeError, ValueError, RecursionError) as exc:
+            return '{"t":"err","id":%d,"e":%s}\n' % (call_id, _dumps({
+                "name": "TypeError", "code": "ERR_SERIALIZE",
+                "message": "could not serialize the return value: %s" % exc}))
+
+    def _message(self, line):
+        try:
+            msg = json.loads(line.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError) as exc:
+            raise ProtocolError("invalid JSON: %s" % exc) from None
+        if not isinstance(msg, dict):
+            raise ProtocolError("message is not a JSON object")
+        t = msg.get("t")
+        if t == "call":
+            if not self._ready:
+                raise ProtocolError("call before init")
+            self._out.append(self._call(msg))
+        elif t == "init":
+            if self._ready:
+                raise ProtocolError("init received twice")
+            self._ready = True
+            if self._init is not None:
+                try:
+                    self._init(msg.get("data"))
+                except Exception as exc:  # noqa: BLE001
+                    self._out.append('{"t":"fatal","e":%s}\n' % error_object(exc, 1))
+                    self._flush()
+                    print("comrade worker: init failed: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
+                    sys.exit(1)
+            self._out.append('{"t":"ready"}\n')
+        elif t is None:
+            raise ProtocolError('message has no "t"')
+        else:
+            raise ProtocolError('unknown message type "t": %r' % (t,))
+
+    def serve(self, fd):
+        """Serves on file descriptor `fd` until end of file."""
+        self._fd, self._ready, pending = fd, False, []
+        while True:
+            chunk = os.read(fd, _READ_SIZE)
+            if not chunk:
+                return
+            if b"\n" not in chunk:  # part of a long line: join once it is complete
+                pending.append(chunk)
+                continue
+            if pending:
+                pending.append(chunk)
+                chunk = b"".join(pending)
+                pending.clear()
+            lines = chunk.split(b"\n")
+            if lines[-1]:
+                pending.append(lines[-1])
+            for line in lines[:-1]:
+                self._message(line)
+            self._flush()  # every reply to this read in one write, before blocking again
+
+    def run(self):
+        """Serves the pool on the channel it started this process with; exits at its end."""
+        value = os.environ.get("COMRADE_CHANNEL_FD", "3")
+        try:
+            fd = int(value)
+            os.fstat(fd)
+            os.set_blocking(fd, True)
+            os.set_inheritable(fd, False)  # programs this worker starts must not hold the channel
+        except (ValueError, OSError):
+            print("this program is a comrade pool worker; start it with new Pool({ command: [...] }) "
+                  "(file descriptor %s is not open)" % value, file=sys.stderr)
+            sys.exit(2)
+        try:
+            self.serve(fd)
+        except ProtocolError as exc:
+            try:
+                self._flush()  # the calls answered before the bad line did complete
+            except OSError:
+                pass
+            print("comrade worker: protocol error: %s" % exc, file=sys.stderr)
+            sys.exit(3)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the pool is gone
+        sys.exit(0)

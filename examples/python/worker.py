@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+"""An example comrade pool worker in Python:
+
+    new Pool({ command: ['python3', 'examples/python/worker.py'] })
+"""
+
+import os
+import sys
+
+sys.dont_write_bytecode = True  # keep the source tree free of __pycache__
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+
+from comrade_worker import Worker  # noqa: E402
+
+worker = Worker()
+
+
+@worker.default()
+def echo(value=None, *_rest):
+    return value
+
+
+@worker.function()
+def add(a, b):
+    return a + b
+
+
+@worker.function()
+def upper(s):
+    return s.upper()
+
+
+@worker.function()
+def fail(message):
+    err = ValueError(message)
+    err.code = "E_PY"
+    raise err
+
+
+@worker.function()
+def pid():
+    return os.getpid()
+
+
+@worker.function(context=True)
+def emit(ctx, name, data=None):
+    ctx.emit(name, data)
+    return None
+
+
+if __name__ == "__main__":
+    worker.run()
