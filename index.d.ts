@@ -62,6 +62,8 @@ export declare const codes: {
   readonly WORKER_EXITED: 'ERR_WORKER_EXITED';
   readonly WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED';
   readonly SPAWN_FAILED: 'ERR_SPAWN_FAILED';
+  readonly JOB_TIMEOUT: 'ERR_JOB_TIMEOUT';
+  readonly ABORTED: 'ABORT_ERR';
 };
 
 export type PoolErrorCode = (typeof codes)[keyof typeof codes];
@@ -87,6 +89,22 @@ export declare class PoolError extends Error {
 interface PoolCommonOptions {
   /** Most worker processes. Default: `Math.ceil(cpus * 1.25)`. */
   maxWorkers?: number;
+  /** Workers kept running even when idle; they start with the pool. Default: 0. */
+  minWorkers?: number;
+  /** The pool grows by at most one worker per this many ms (workers up to `minWorkers` start at once). Default: 0. */
+  spawnDelay?: number;
+  /** Stop a worker idle for this many ms, unless that leaves fewer than `minWorkers`. Default: off. */
+  idleTimeout?: number;
+  /** Replace a worker after it completed this many jobs. Default: off. */
+  maxJobsPerWorker?: number;
+  /** Replace a worker whose resident memory exceeds this many bytes (checked each second). Default: off. */
+  maxRss?: number;
+  /** Pin worker i to CPU i (Linux). Default: false. */
+  affinity?: boolean;
+  /** Times a job is run again on another worker if its worker dies while holding it. Default: 0. */
+  retries?: number;
+  /** Longest run time of a job on a worker, in ms; the worker is then killed and replaced (ERR_JOB_TIMEOUT). Default: off. */
+  timeout?: number;
   /** Most jobs in flight on one worker at once (answered in any order). Default: 1. */
   concurrency?: number;
   /** Passed to each worker's `init(initData)` before its first job (any JSON value). */
@@ -126,7 +144,61 @@ export interface RunOptions<P = unknown> {
   name?: string;
   /** Receives each `progress(value)` the job reports, in order, before it settles. */
   onProgress?: (value: P) => void;
+  /** Aborting withdraws a queued job; a running one is withdrawn and its worker killed and replaced. Rejects with an AbortError (code ABORT_ERR). */
+  signal?: AbortSignal;
+  /** This job's run timeout in ms (overrides the pool's `timeout`). */
+  timeout?: number;
+  /** This job's retries (overrides the pool's `retries`). */
+  retries?: number;
 }
+
+export interface WorkerStats {
+  pid: number;
+  state: 'starting' | 'idle' | 'busy' | 'stopping';
+  jobsDone: number;
+  jobsInFlight: number;
+  /** Resident memory in bytes, or null if it cannot be read. */
+  rss: number | null;
+  /** The CPU it is pinned to (`affinity`), or null. */
+  cpu: number | null;
+}
+
+export interface Percentiles {
+  p50: number;
+  p90: number;
+  p99: number;
+  /** How many recent jobs the percentiles cover. */
+  samples: number;
+}
+
+export interface PoolStats {
+  workers: WorkerStats[];
+  /** Jobs waiting for a worker. */
+  queued: number;
+  /** Jobs on workers. */
+  inFlight: number;
+  /** Jobs accepted and not settled (queued, in flight, or about to be submitted). */
+  pending: number;
+  /** Jobs whose function returned. */
+  completed: number;
+  /** Jobs whose function threw. */
+  errored: number;
+  /** Jobs the pool failed (worker exit, timeout, close...). */
+  failed: number;
+  /** Times a job was re-run after its worker died. */
+  retried: number;
+  /** Jobs refused at submission. */
+  rejected: number;
+  /** Completions per second over the last ten seconds. */
+  throughput: number;
+  /** Time from submission to a worker, in ms, over recent jobs (null before any). */
+  waitTime: Percentiles | null;
+  /** Time on a worker, in ms, over recent jobs (null before any). */
+  runTime: Percentiles | null;
+}
+
+/** Physical cores and execution units (logical CPUs) of this machine. */
+export declare function ncpu(): { physical: number; logical: number };
 
 export interface WorkerExitInfo {
   pid: number;
@@ -165,7 +237,10 @@ export declare class Pool<F = any> extends EventEmitter {
   /** Jobs accepted and not yet settled. */
   readonly pending: number;
   readonly maxWorkers: number;
+  readonly minWorkers: number;
   readonly concurrency: number;
+  /** Workers, queue, totals, throughput and wait/run time percentiles. */
+  stats(): PoolStats;
 
   on(event: 'event', listener: (name: string, data: unknown, pid: number) => void): this;
   on(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;

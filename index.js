@@ -2,6 +2,6 @@
 // comrade: a process pool for Node.js with a Rust engine.
 
 const { ComputeCluster } = require('./lib/compute-cluster');
-const { Pool, PoolError, codes } = require('./lib/pool');
+const { Pool, PoolError, codes, ncpu } = require('./lib/pool');
 
-module.exports = { Pool, PoolError, codes, ComputeCluster };
+module.exports = { Pool, PoolError, codes, ncpu, ComputeCluster };

@@ -30,7 +30,7 @@ new ComputeCluster({ max_processes: 2 });
 new ComputeCluster({ module: 'x', max_processes: 'two' });
 
 // --- Pool ---
-import { Pool, PoolError, codes, PoolOptions } from '../index';
+import { Pool, PoolError, codes, PoolOptions, ncpu } from '../index';
 import { progress, emit, retire, isWorker } from '../worker';
 
 const tasks = {
@@ -39,6 +39,10 @@ const tasks = {
   default: (n: number) => n * 2,
 };
 
+const cores: number = ncpu().physical;
+void cores;
+const sized = new Pool({ module: 'a.js', minWorkers: 1, maxWorkers: 4, spawnDelay: 100, idleTimeout: 10000, maxJobsPerWorker: 1000, maxRss: 1 << 28, affinity: true, retries: 1, timeout: 5000 });
+void sized;
 const typed = new Pool<typeof tasks>({ module: './tasks.js', maxWorkers: 2, concurrency: 4 });
 async function usePool(): Promise<void> {
   const sum: number = await typed.call('add', 1, 2);
@@ -70,6 +74,14 @@ async function usePool(): Promise<void> {
       void pid;
     }
   }
+  const ac = new AbortController();
+  await loose.run(1, { signal: ac.signal, timeout: 1000, retries: 2 });
+  const st = loose.stats();
+  const busy: number = st.workers.filter((w) => w.state === 'busy').length;
+  const p99: number | undefined = st.runTime?.p99;
+  void busy; void p99;
+  // @ts-expect-error timeout is a number
+  await loose.run(1, { timeout: '1s' });
   const pids: number[] = loose.pids;
   void pids; void anything;
   await loose.close();

@@ -51,6 +51,7 @@ const REJECT = Object.freeze({ CLOSED: 0, BACKLOG: 1, DURATION: 2 });
 
 module.exports = {
   NativePool: binding.NativePool,
+  ncpu: binding.ncpu,
   install,
   workerExecArgv,
   NODE_WORKER_ENV,

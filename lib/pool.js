@@ -11,7 +11,7 @@ const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
 const { fileURLToPath } = require('node:url');
-const { NativePool, install, workerExecArgv, NODE_WORKER_ENV_REMOVE, KIND, REJECT } =
+const { NativePool, ncpu, install, workerExecArgv, NODE_WORKER_ENV_REMOVE, KIND, REJECT } =
   require('./native');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
@@ -31,6 +31,8 @@ const codes = Object.freeze({
   WORKER_EXITED: 'ERR_WORKER_EXITED',
   WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED',
   SPAWN_FAILED: 'ERR_SPAWN_FAILED',
+  JOB_TIMEOUT: 'ERR_JOB_TIMEOUT',
+  ABORTED: 'ABORT_ERR',
 });
 
 class PoolError extends Error {
@@ -79,6 +81,15 @@ function optionError(message, Ctor = TypeError) {
   const err = new Ctor(`comrade Pool: ${message}`);
   err.code = codes.INVALID_OPTION;
   return err;
+}
+
+function nonNegative(options, key, dflt, what = 'milliseconds') {
+  const v = options[key];
+  if (v === undefined) return dflt;
+  if (typeof v !== 'number' || !(v >= 0)) {
+    throw optionError(`${key} must be a number of ${what} >= 0`, RangeError);
+  }
+  return v;
 }
 
 function positiveInt(options, key, dflt, max = MAX_U32) {
@@ -134,7 +145,20 @@ class Job {
     this.reject = reject;
     this.cb = cb;
     this.onProgress = onProgress;
+    this.id = -1;
+    this.signal = null;
+    // Per-job overrides of the pool's retries / timeout (undefined: the pool's).
+    this.retries = undefined;
+    this.timeout = undefined;
   }
+}
+
+// An AbortError as Node's own APIs raise it.
+function abortError(signal) {
+  const err = new Error('the job was aborted', { cause: signal.reason });
+  err.name = 'AbortError';
+  err.code = codes.ABORTED;
+  return err;
 }
 
 class Pool extends EventEmitter {
@@ -150,7 +174,13 @@ class Pool extends EventEmitter {
   #refed = false;
   #protocolErrors = new Map(); // pid -> message, until that worker's exit is reported
   #maxWorkers;
+  #minWorkers;
   #concurrency;
+  #retries;
+  #timeout;
+  #batchOpts = null; // per-job [retries, timeout] of the current batch, when any job has its own
+  #signals = new Map(); // AbortSignal -> { jobs: Set<Job>, listener }: one listener per signal
+  #rejectedHere = 0;
 
   constructor(options) {
     super();
@@ -165,6 +195,19 @@ class Pool extends EventEmitter {
     const cpus = os.availableParallelism ? os.availableParallelism() : os.cpus().length;
     this.#maxWorkers = positiveInt(options, 'maxWorkers', Math.ceil(cpus * 1.25), 1024);
     this.#concurrency = positiveInt(options, 'concurrency', 1, 65536);
+    this.#minWorkers = options.minWorkers === undefined ? 0 :
+      positiveIntOrZero(options, 'minWorkers', this.#maxWorkers);
+    const spawnDelay = nonNegative(options, 'spawnDelay', 0);
+    const idleTimeout = options.idleTimeout === Infinity ? 0 : nonNegative(options, 'idleTimeout', 0);
+    const maxJobsPerWorker = options.maxJobsPerWorker === undefined || options.maxJobsPerWorker === Infinity
+      ? 0 : positiveInt(options, 'maxJobsPerWorker', 0, Number.MAX_SAFE_INTEGER);
+    const maxRss = options.maxRss === undefined ? 0 : positiveInt(options, 'maxRss', 0, Number.MAX_SAFE_INTEGER);
+    this.#retries = options.retries === undefined ? 0 : positiveIntOrZero(options, 'retries', 1000);
+    this.#timeout = options.timeout === undefined || options.timeout === Infinity ? 0 :
+      positiveNumber(options, 'timeout');
+    if (options.affinity !== undefined && typeof options.affinity !== 'boolean') {
+      throw optionError('affinity must be a boolean');
+    }
     const maxMessage = positiveInt(options, 'maxMessage', DEFAULT_MAX_MESSAGE, 0x7fffffff);
     let killGraceMs = DEFAULT_KILL_GRACE_MS;
     if (options.killGraceMs !== undefined) {
@@ -234,33 +277,37 @@ class Pool extends EventEmitter {
       killGraceMs,
       protocol: 'lines',
       hello: `{"t":"init","data":${initText}}`,
+      minWorkers: this.#minWorkers,
+      spawnDelayMs: spawnDelay,
+      idleTimeoutMs: idleTimeout,
+      maxJobsPerWorker,
+      maxRss,
+      affinity: options.affinity === true,
+      retries: this.#retries,
+      timeoutMs: this.#timeout,
     }, () => this.#drain());
   }
 
-  /** Runs the default function with `task` as its one argument. */
+  /**
+   * Runs the default function (or `options.name`) with `task` as its one argument.
+   * Options: name, onProgress, signal (AbortSignal), timeout (ms), retries.
+   */
   run(task, options) {
-    let name = null;
-    let onProgress;
-    if (options !== undefined) {
-      if (options === null || typeof options !== 'object') {
-        return Promise.reject(argumentError('run(task, options): options must be an object'));
-      }
-      if (options.name !== undefined && options.name !== null) {
-        if (typeof options.name !== 'string') {
-          return Promise.reject(argumentError('run(): options.name must be a string'));
-        }
-        name = options.name;
-      }
-      if (options.onProgress !== undefined) {
-        if (typeof options.onProgress !== 'function') {
-          return Promise.reject(argumentError('run(): options.onProgress must be a function'));
-        }
-        onProgress = options.onProgress;
-      }
-    }
-    return new Promise((resolve, reject) => {
-      this.#submit(name, [task], new Job(resolve, reject, null, onProgress));
+    let job;
+    const promise = new Promise((resolve, reject) => {
+      job = new Job(resolve, reject, null, undefined);
     });
+    let name = null;
+    if (options !== undefined) {
+      const err = this.#applyOptions(job, options);
+      if (err) {
+        job.reject(err);
+        return promise;
+      }
+      name = options.name ?? null;
+    }
+    this.#submit(name, [task], job);
+    return promise;
   }
 
   /** Runs the named function with positional arguments. */
@@ -271,6 +318,44 @@ class Pool extends EventEmitter {
     return new Promise((resolve, reject) => {
       this.#submit(name, args, new Job(resolve, reject, null, undefined));
     });
+  }
+
+  // Reads run()'s options into the job; returns an Error for a wrong one.
+  #applyOptions(job, options) {
+    if (options === null || typeof options !== 'object') {
+      return argumentError('run(task, options): options must be an object');
+    }
+    const { name, onProgress, signal, timeout, retries } = options;
+    if (name !== undefined && name !== null && typeof name !== 'string') {
+      return argumentError('run(): options.name must be a string');
+    }
+    if (onProgress !== undefined) {
+      if (typeof onProgress !== 'function') {
+        return argumentError('run(): options.onProgress must be a function');
+      }
+      job.onProgress = onProgress;
+    }
+    if (timeout !== undefined) {
+      if (typeof timeout !== 'number' || !(timeout > 0)) {
+        return argumentError('run(): options.timeout must be a number of milliseconds > 0');
+      }
+      job.timeout = timeout === Infinity ? 0 : timeout;
+    }
+    if (retries !== undefined) {
+      if (!Number.isInteger(retries) || retries < 0 || retries > 1000) {
+        return argumentError('run(): options.retries must be an integer from 0 to 1000');
+      }
+      job.retries = retries;
+    }
+    if (signal !== undefined && signal !== null) {
+      if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||
+          typeof signal.addEventListener !== 'function') {
+        return argumentError('run(): options.signal must be an AbortSignal');
+      }
+      if (signal.aborted) return abortError(signal);
+      job.signal = signal;
+    }
+    return null;
   }
 
   /** Runs the default function with `task`; `cb(err, result)` runs once, in this call's async context. */
@@ -308,6 +393,22 @@ class Pool extends EventEmitter {
     return this.#concurrency;
   }
 
+  get minWorkers() {
+    return this.#minWorkers;
+  }
+
+  /**
+   * A snapshot: each worker (pid, state, jobs done and in flight, RSS), the queue, totals
+   * since the start (completed, errored, failed, retried, rejected), completions per second
+   * over the last ten seconds, and wait/run time percentiles (ms) over recent jobs.
+   */
+  stats() {
+    const s = JSON.parse(this.#native.stats());
+    s.rejected += this.#rejectedHere;
+    s.pending = this.#jobs.size;
+    return s;
+  }
+
   #shutdown(drain) {
     this.#flush();
     if (!drain && this.#state !== 'terminating') this.#state = 'terminating';
@@ -324,18 +425,26 @@ class Pool extends EventEmitter {
 
   #submit(name, args, job) {
     if (this.#state !== 'open') {
+      this.#rejectedHere++;
       this.#fail(job, new PoolError(codes.POOL_CLOSED, 'the pool is closed: no new jobs are accepted'));
       return;
     }
     let argsText;
     try {
+      // JSON would silently drop a function; a top-level one is surely a mistake.
+      for (let i = 0; i < args.length; i++) {
+        const t = typeof args[i];
+        if (t === 'function' || t === 'symbol') throw new TypeError(`argument ${i} is a ${t}`);
+      }
       argsText = JSON.stringify(args);
     } catch (e) {
+      this.#rejectedHere++;
       this.#fail(job, unserializableError(e.message));
       return;
     }
     const id = this.#nextId;
     this.#nextId = (id + 1) >>> 0;
+    job.id = id;
     const fn = name === null ? 'null' : JSON.stringify(name);
     if (this.#batch.length === 0) {
       this.#batchFirst = id;
@@ -344,9 +453,63 @@ class Pool extends EventEmitter {
         queueMicrotask(() => this.#flush());
       }
     }
+    if (job.retries !== undefined || job.timeout !== undefined) {
+      if (this.#batchOpts === null) {
+        this.#batchOpts = [];
+        for (let i = 0; i < this.#batch.length; i++) this.#batchOpts.push(this.#retries, this.#timeout);
+      }
+    }
+    if (this.#batchOpts !== null) {
+      this.#batchOpts.push(job.retries ?? this.#retries, job.timeout ?? this.#timeout);
+    }
     this.#batch.push(`{"t":"call","id":${id},"fn":${fn},"args":${argsText}}`);
     this.#jobs.set(id, job);
+    if (job.signal !== null) this.#watch(job);
     if (!this.#refed) this.#setRef(true);
+  }
+
+  // One 'abort' listener per signal, however many jobs share it; removed with its last job.
+  #watch(job) {
+    let entry = this.#signals.get(job.signal);
+    if (entry === undefined) {
+      const signal = job.signal;
+      entry = { jobs: new Set(), listener: () => this.#aborted(signal) };
+      this.#signals.set(signal, entry);
+      signal.addEventListener('abort', entry.listener, { once: true });
+    }
+    entry.jobs.add(job);
+  }
+
+  #unwatch(job) {
+    const entry = this.#signals.get(job.signal);
+    if (entry === undefined) return;
+    entry.jobs.delete(job);
+    if (entry.jobs.size === 0) {
+      job.signal.removeEventListener('abort', entry.listener);
+      this.#signals.delete(job.signal);
+    }
+  }
+
+  // A queued job is withdrawn; a running one is withdrawn and its worker killed and replaced.
+  #aborted(signal) {
+    const entry = this.#signals.get(signal);
+    if (entry === undefined) return;
+    this.#signals.delete(signal);
+    this.#flush();
+    const errors = [];
+    for (const job of entry.jobs) {
+      job.signal = null;
+      if (this.#jobs.get(job.id) !== job) continue;
+      this.#jobs.delete(job.id);
+      this.#native.cancel(job.id);
+      try {
+        this.#settle(job, abortError(signal), undefined);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    this.#updateRef();
+    for (const e of errors) process.nextTick(rethrow, e);
   }
 
   // Hands every job submitted in this tick to the engine in one call.
@@ -356,7 +519,19 @@ class Pool extends EventEmitter {
     if (batch.length === 0) return;
     this.#batch = [];
     const first = this.#batchFirst;
-    const rejected = this.#native.submit(first, batch.join('\n'), batch.length);
+    let retries;
+    let timeouts;
+    const opts = this.#batchOpts;
+    if (opts !== null) {
+      this.#batchOpts = null;
+      retries = new Uint32Array(batch.length);
+      timeouts = new Float64Array(batch.length);
+      for (let i = 0; i < batch.length; i++) {
+        retries[i] = opts[2 * i];
+        timeouts[i] = opts[2 * i + 1];
+      }
+    }
+    const rejected = this.#native.submit(first, batch.join('\n'), batch.length, retries, timeouts);
     for (let i = 0; i < rejected.length; i += 3) {
       const id = (first + rejected[i]) >>> 0;
       const job = this.#jobs.get(id);
@@ -493,6 +668,10 @@ class Pool extends EventEmitter {
       }
       case 'spawn':
         return new PoolError(codes.SPAWN_FAILED, v.message);
+      case 'timeout':
+        return new PoolError(codes.JOB_TIMEOUT,
+          `the job ran longer than its timeout; worker ${v.pid} was killed and is replaced`,
+          { pid: v.pid });
       default:
         return new PoolError(codes.WORKER_EXITED, `job failed: ${JSON.stringify(v)}`);
     }
@@ -504,6 +683,7 @@ class Pool extends EventEmitter {
   }
 
   #settle(job, err, value) {
+    if (job.signal !== null) this.#unwatch(job);
     if (job.cb !== null) {
       if (err === null) job.cb(null, value);
       else job.cb(err);
@@ -527,6 +707,22 @@ class Pool extends EventEmitter {
   }
 }
 
+function positiveIntOrZero(options, key, max) {
+  const v = options[key];
+  if (typeof v !== 'number' || !Number.isInteger(v) || v < 0 || v > max) {
+    throw optionError(`${key} must be an integer from 0 to ${max}, got ${String(v)}`, RangeError);
+  }
+  return v;
+}
+
+function positiveNumber(options, key) {
+  const v = options[key];
+  if (typeof v !== 'number' || !(v > 0)) {
+    throw optionError(`${key} must be a number of milliseconds > 0`, RangeError);
+  }
+  return v;
+}
+
 function argumentError(message) {
   const err = new TypeError(`comrade Pool: ${message}`);
   err.code = codes.INVALID_ARGUMENT;
@@ -543,4 +739,9 @@ function rethrow(e) {
   throw e;
 }
 
-module.exports = { Pool, PoolError, codes };
+/** Physical cores and execution units (logical CPUs) of this machine. */
+function cpuCount() {
+  return ncpu();
+}
+
+module.exports = { Pool, PoolError, codes, ncpu: cpuCount };
