@@ -14,12 +14,31 @@ function install() {
   process.on('exit', () => binding.killAllWorkers());
 }
 
-// Node flags that must not reach worker processes: they would make a worker run the test
-// runner, open a second inspector on the same port, or watch files.
-const UNSAFE_EXEC_ARGV = /^--(test|inspect|watch|experimental-test)/;
+// Node flags that must not reach worker processes: they would make a worker evaluate the
+// parent's `-e` script again (and start a pool of its own), run the test runner, open a second
+// inspector on the same port, or watch files.
+const UNSAFE_EXEC_ARGV = /^(-e|-p|-pe|-c|-i|--eval|--print|--check|--interactive|--test|--inspect|--debug-port|--watch|--experimental-test)/;
+// Of those, the ones whose value may follow as a separate argument (`-e CODE`, `--test-shard 1/2`).
+const TAKES_VALUE = new Set([
+  '-e', '-p', '-pe', '--eval', '--print', '--inspect-port', '--debug-port', '--watch-path',
+  '--test-concurrency', '--test-name-pattern', '--test-skip-pattern', '--test-reporter',
+  '--test-reporter-destination', '--test-shard', '--test-timeout', '--test-coverage-include',
+  '--test-coverage-exclude', '--test-coverage-branches', '--test-coverage-functions',
+  '--test-coverage-lines', '--test-isolation', '--test-global-setup',
+]);
 
 function workerExecArgv() {
-  return process.execArgv.filter((a) => !UNSAFE_EXEC_ARGV.test(a));
+  const out = [];
+  const argv = process.execArgv;
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i];
+    if (!UNSAFE_EXEC_ARGV.test(a)) {
+      out.push(a);
+      continue;
+    }
+    if (TAKES_VALUE.has(a) && i + 1 < argv.length) i++; // drop its value too
+  }
+  return out;
 }
 
 // Environment for a Node worker: the channel on fd 3 in JSON mode, and none of the markers

@@ -559,11 +559,12 @@ impl State {
     fn stop_all(&mut self, shared: &Arc<Shared>) {
         let ids: Vec<WorkerId> = self.conns.keys().copied().collect();
         for w in ids {
-            self.stop_worker(shared, w);
+            self.stop_worker(shared, w, true);
         }
     }
 
-    fn stop_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) {
+    /// `expected`: the pool stops it on purpose (not after its channel broke).
+    fn stop_worker(&mut self, shared: &Arc<Shared>, w: WorkerId, expected: bool) {
         let Some(conn) = self.conns.get_mut(&w) else {
             return;
         };
@@ -571,7 +572,7 @@ impl State {
             return;
         }
         conn.stopping = true;
-        conn.stop_expected = true;
+        conn.stop_expected = expected;
         let pid = conn.pid;
         spawn::kill(pid, libc::SIGTERM);
         let weak = Arc::downgrade(shared);
@@ -594,7 +595,7 @@ impl State {
             match action {
                 Action::Spawn(w) => self.spawn_worker(shared, w),
                 Action::Send { worker, job } => self.send(shared, worker, job),
-                Action::Stop(w) => self.stop_worker(shared, w),
+                Action::Stop(w) => self.stop_worker(shared, w, true),
             }
         }
     }
@@ -860,7 +861,7 @@ impl State {
     /// The channel closed while the process may live on: it can take no more work, so it is
     /// stopped; its exit settles what it held.
     fn channel_closed(&mut self, shared: &Arc<Shared>, w: WorkerId) {
-        self.stop_worker(shared, w);
+        self.stop_worker(shared, w, false);
         self.run_actions(shared);
     }
 
@@ -893,24 +894,25 @@ impl State {
             || "null".to_string(),
             |s| json_string(&spawn::signal_name(s)),
         );
-        let lost = self.sched.worker_lost(w);
         if let Some(error) = startup_failure {
             let v = format!(
                 r#"{{"reason":"startup","pid":{pid},"code":{code},"signal":{signal},"error":{error}}}"#
             );
             // Queued jobs would only wait for a worker that fails the same way; unless another
-            // worker is serving, they fail too, and no worker is started until new work comes.
+            // worker is serving, they fail too (before the slot is released, so that no
+            // replacement is started for them), and no worker starts until new work comes.
             let serving = self.conns.values().any(|c| c.ready && !c.stopping);
             let queued = if serving {
                 Vec::new()
             } else {
                 self.sched.fail_queued()
             };
+            let lost = self.sched.worker_lost(w);
             for job in lost.into_iter().chain(queued) {
                 self.outbox.push(kind::FAILED, job, &v);
             }
         } else {
-            for job in lost {
+            for job in self.sched.worker_lost(w) {
                 let v =
                     format!(r#"{{"reason":"exit","pid":{pid},"code":{code},"signal":{signal}}}"#);
                 self.outbox.push(kind::FAILED, job, &v);

@@ -303,11 +303,6 @@ impl Scheduler {
                 }
             }
         }
-        if let Some(max) = self.cfg.max_backlog {
-            if self.queue.len() >= max {
-                return Err(Reject::Backlog(max));
-            }
-        }
         debug_assert!(
             !self.jobs.contains_key(&id),
             "job id {id} reused while live"
@@ -323,6 +318,21 @@ impl Scheduler {
         );
         self.queue.push_back(id);
         self.pump();
+        if let Some(max) = self.cfg.max_backlog {
+            // The backlog counts only jobs that must wait: not those a worker took, nor those a
+            // worker being started will take.
+            let starting = self
+                .slots
+                .iter()
+                .filter(|s| s.state == WorkerState::Spawning)
+                .count()
+                * self.cfg.concurrency;
+            if self.queue.len() > max + starting && self.queue.back() == Some(&id) {
+                self.queue.pop_back();
+                self.jobs.remove(&id);
+                return Err(Reject::Backlog(max));
+            }
+        }
         Ok(())
     }
 
@@ -1196,6 +1206,22 @@ mod tests {
         assert_eq!(s.live_jobs(), 1);
         assert_eq!(s.inflight(1), 1);
         assert_eq!(s.payload(2), None);
+    }
+
+    #[test]
+    fn a_zero_backlog_refuses_only_jobs_that_would_wait() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(cfg(2, Some(0)), t);
+        s.submit(1, p("x")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        s.submit(2, p("x")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(2, 2)]);
+        assert_eq!(s.submit(3, p("x")), Err(Reject::Backlog(0)));
+        assert_eq!(s.live_jobs(), 2);
+        assert!(run(&mut s, t).is_empty());
+        s.complete_oldest(1, t).unwrap();
+        s.submit(4, p("x")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 4)]);
     }
 
     #[test]

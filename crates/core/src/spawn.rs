@@ -145,6 +145,14 @@ fn spawn_here(spec: &SpawnSpec) -> io::Result<Spawned> {
             } else {
                 cvt(libc::dup2(child_fd, CHILD_CHANNEL_FD))?;
             }
+            // The inherited stdio must survive exec even if the parent marked it close-on-exec
+            // (Node's child_process dups it for the same reason).
+            for fd in 0..3 {
+                let flags = libc::fcntl(fd, libc::F_GETFD);
+                if flags >= 0 && flags & libc::FD_CLOEXEC != 0 {
+                    libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
+                }
+            }
             // Die with the parent, even when it is SIGKILLed; SIGKILL also stops a worker
             // stuck in a loop or one that handles SIGTERM.
             cvt(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;

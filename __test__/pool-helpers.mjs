@@ -1,0 +1,152 @@
+// Shared helpers for the Pool tests: a pool that records its events in order and is always
+// terminated after its test (with any worker it spawned killed), and small async utilities.
+import assert from 'node:assert/strict';
+import { spawn } from 'node:child_process';
+import { readFileSync } from 'node:fs';
+import { createRequire } from 'node:module';
+import path from 'node:path';
+import { setTimeout as delay } from 'node:timers/promises';
+import { fileURLToPath } from 'node:url';
+
+const require = createRequire(import.meta.url);
+export const { Pool, PoolError, codes } = require('../index.js');
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+export const repoRoot = path.dirname(here);
+export const fixture = (name) => path.join(here, 'fixtures', 'pool', name);
+
+export const TEST = { timeout: 30000 };
+
+/** True once `pid` no longer runs (gone, or a zombie nobody reaped yet). */
+export function isGone(pid) {
+  try {
+    process.kill(pid, 0);
+  } catch {
+    return true;
+  }
+  try {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat[stat.lastIndexOf(')') + 2] === 'Z';
+  } catch {
+    return true;
+  }
+}
+
+/** Asserts that no process `pid` exists any more: process.kill(pid, 0) fails with ESRCH. */
+export function assertReaped(pid) {
+  assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `process ${pid} should be gone`);
+}
+
+export function killIfAlive(pid) {
+  try {
+    process.kill(pid, 'SIGKILL');
+  } catch {
+    // already gone
+  }
+}
+
+/** Polls `pred` every 10 ms; rejects after `timeout` ms so a hang fails. */
+export async function waitFor(pred, what, timeout = 10000) {
+  const end = Date.now() + timeout;
+  while (!pred()) {
+    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
+    await delay(10);
+  }
+}
+
+/** `promise`, or undefined after `ms` without keeping Node alive for the timer. */
+export function within(promise, ms) {
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(resolve, ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * The error `promise` rejects with. Fails the test if it resolves instead. Call it as soon as
+ * the promise exists, so its rejection is never unhandled.
+ */
+export async function errorOf(promise) {
+  let value;
+  try {
+    value = await promise;
+  } catch (e) {
+    return e;
+  }
+  assert.fail(`expected a rejection, got ${String(JSON.stringify(value)).slice(0, 200)}`);
+}
+
+/** Asserts that `promise` rejects with `code`; returns the error. */
+export async function rejectsWith(promise, code) {
+  const err = await errorOf(promise);
+  assert.ok(err instanceof Error, `expected an Error, got ${err}`);
+  assert.equal(err.code, code, `expected code ${code}, got ${err.code}: ${err.message}`);
+  return err;
+}
+
+/**
+ * A pool under test. Every pool event lands in `log` in the order it was emitted:
+ * ['workerSpawn', pid], ['workerExit', {pid, code, signal, expected}], ['workerRetire', pid],
+ * ['event', name, data, pid], ['protocolError', {pid, message}]. After the test, pass or fail,
+ * the pool is terminated and every worker it spawned is killed if it still runs.
+ */
+export function openPool(t, options) {
+  const pool = new Pool(options);
+  const log = [];
+  const spawned = [];
+  pool.on('workerSpawn', ({ pid }) => {
+    spawned.push(pid);
+    log.push(['workerSpawn', pid]);
+  });
+  pool.on('workerExit', (info) => log.push(['workerExit', info]));
+  pool.on('workerRetire', ({ pid }) => log.push(['workerRetire', pid]));
+  pool.on('event', (name, data, pid) => log.push(['event', name, data, pid]));
+  pool.on('protocolError', (info) => log.push(['protocolError', info]));
+  t.after(async () => {
+    await within(pool.terminate(), 5000);
+    spawned.forEach(killIfAlive);
+  });
+  return { pool, log, spawned };
+}
+
+/** The entries of `log` of one type. */
+export const entries = (log, type) => log.filter((e) => e[0] === type);
+
+/**
+ * Runs a fixture host script (from fixtures/pool) with `node`, SIGKILLing it after `timeout` ms.
+ * Resolves with its exit code, signal, output and stdout lines.
+ */
+export function runNode(script, { args = [], env = {}, timeout = 15000, nodeArgs = [] } = {}) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...nodeArgs, ...(script ? [fixture(script)] : []), ...args], {
+      env: { ...process.env, ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    let timedOut = false;
+    child.stdout.setEncoding('utf8').on('data', (chunk) => {
+      stdout += chunk;
+    });
+    child.stderr.setEncoding('utf8').on('data', (chunk) => {
+      stderr += chunk;
+    });
+    const timer = setTimeout(() => {
+      timedOut = true;
+      child.kill('SIGKILL');
+    }, timeout);
+    let grace;
+    const finish = () => {
+      clearTimeout(timer);
+      clearTimeout(grace);
+      const { exitCode: code, signalCode: signal } = child;
+      resolve({ code, signal, stdout, stderr, timedOut, lines: stdout.split('\n').filter(Boolean) });
+    };
+    child.on('close', finish);
+    // Workers that outlive the host keep its stdout open, and so 'close' away.
+    child.on('exit', () => {
+      grace = setTimeout(finish, 2000);
+    });
+  });
+}
