@@ -22,8 +22,11 @@ export declare class NativePool {
    * and replace the pool's defaults for this batch.
    */
   submit(firstId: number, payloads: string, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null): Array<number>
-  /** Every record produced since the last call, or null. */
-  take(): NativeBatch | null
+  /**
+   * Every record produced since the last call, as one JSON array of `kind, id, value`
+   * triples, or null.
+   */
+  take(): string | null
   /**
    * Whether pending work keeps the Node event loop alive. The JS layer turns this on while
    * any job is unsettled (or a shutdown is in progress) and off when idle.
@@ -58,13 +61,6 @@ export declare function installCleanup(): void
 
 /** SIGKILLs every worker of every pool in this process. For `process.on('exit')`. */
 export declare function killAllWorkers(): void
-
-/** Records taken from the engine: `text` is a JSON array with one value per record. */
-export interface NativeBatch {
-  ids: Uint32Array
-  kinds: Uint8Array
-  text: string
-}
 
 /** Engine options, already validated and defaulted by the JS layer. */
 export interface NativeOptions {

@@ -167,12 +167,11 @@ ComputeCluster.prototype._drain = function _drain() {
   const errors = [];
   let batch;
   while ((batch = this._pool.take()) !== null) {
-    const values = JSON.parse(batch.text);
-    const { ids, kinds } = batch;
-    for (let i = 0; i < values.length; i++) {
+    const recs = JSON.parse(batch);
+    for (let i = 0; i < recs.length; i += 3) {
       // One throwing callback or listener must not strand the rest of the batch.
       try {
-        this._record(kinds[i], ids[i], values[i]);
+        this._record(recs[i], recs[i + 1], recs[i + 2]);
       } catch (e) {
         errors.push(e);
       }

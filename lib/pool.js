@@ -559,11 +559,10 @@ class Pool extends EventEmitter {
     const errors = [];
     let batch;
     while ((batch = this.#native.take()) !== null) {
-      const values = JSON.parse(batch.text);
-      const { ids, kinds } = batch;
-      for (let i = 0; i < values.length; i++) {
+      const recs = JSON.parse(batch);
+      for (let i = 0; i < recs.length; i += 3) {
         try {
-          this.#record(kinds[i], ids[i], values[i]);
+          this.#record(recs[i], recs[i + 1], recs[i + 2]);
         } catch (e) {
           // A throwing callback or listener must not strand the rest of the batch.
           errors.push(e);

@@ -59,14 +59,6 @@ pub struct NativeOptions {
     pub timeout_ms: Option<f64>,
 }
 
-/// Records taken from the engine: `text` is a JSON array with one value per record.
-#[napi(object)]
-pub struct NativeBatch {
-    pub ids: Uint32Array,
-    pub kinds: Uint8Array,
-    pub text: String,
-}
-
 #[napi]
 pub struct NativePool {
     engine: Engine,
@@ -213,14 +205,11 @@ impl NativePool {
         out
     }
 
-    /// Every record produced since the last call, or null.
+    /// Every record produced since the last call, as one JSON array of `kind, id, value`
+    /// triples, or null.
     #[napi]
-    pub fn take(&self) -> Option<NativeBatch> {
-        self.engine.take().map(|b| NativeBatch {
-            ids: Uint32Array::new(b.ids),
-            kinds: Uint8Array::new(b.kinds),
-            text: b.text,
-        })
+    pub fn take(&self) -> Option<String> {
+        self.engine.take().map(|b| b.text)
     }
 
     /// Whether pending work keeps the Node event loop alive. The JS layer turns this on while

@@ -28,7 +28,7 @@ use crate::scheduler::{
 };
 use crate::spawn::{self, ExitStatus, SpawnSpec};
 
-/// Record kinds in a [`Batch`]. The value at the same index of the batch's JSON array says more.
+/// Record kinds in a [`Batch`]: each record is `kind, id, value` in the batch's JSON array.
 pub mod kind {
     /// A job's result. id = job; value = the worker's reply, verbatim.
     pub const RESULT: u8 = 0;
@@ -120,19 +120,17 @@ struct Totals {
     rejected: u64,
 }
 
-/// Records taken by the host in one go.
+/// Records taken by the host in one go: `text` is one flat JSON array of `kind, id, value`
+/// triples, so the host parses a batch with a single `JSON.parse` and no side arrays.
 #[derive(Debug, Default)]
 pub struct Batch {
-    pub ids: Vec<u32>,
-    pub kinds: Vec<u8>,
-    /// A JSON array with one value per record.
+    pub count: usize,
     pub text: String,
 }
 
 #[derive(Default)]
 struct Outbox {
-    ids: Vec<u32>,
-    kinds: Vec<u8>,
+    count: usize,
     text: String,
     /// The host has been woken and has not taken the batch yet.
     woken: bool,
@@ -147,10 +145,41 @@ impl Outbox {
             kind::FAILED => self.totals.failed += 1,
             _ => {}
         }
+        use std::fmt::Write;
         self.text.push(if self.text.is_empty() { '[' } else { ',' });
+        let _ = write!(self.text, "{kind},{id},");
         self.text.push_str(value);
-        self.ids.push(id);
-        self.kinds.push(kind);
+        self.count += 1;
+    }
+}
+
+#[derive(Default)]
+struct OutBuf {
+    buf: Vec<u8>,
+    /// A flush task owns the writing until the socket drains.
+    flushing: bool,
+    /// Listed in `State::dirty` already.
+    queued: bool,
+}
+
+impl OutBuf {
+    /// Writes what the socket takes now. Returns false when the rest must wait for the socket
+    /// to become writable.
+    fn write_now(&mut self, stream: &UnixStream) -> bool {
+        while !self.buf.is_empty() {
+            match stream.try_write(&self.buf) {
+                Ok(n) => {
+                    self.buf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // The worker is going away; its exit settles its jobs.
+                    self.buf.clear();
+                }
+            }
+        }
+        true
     }
 }
 
@@ -158,9 +187,9 @@ struct Conn {
     pid: i32,
     stream: Arc<UnixStream>,
     decoder: LineDecoder,
-    /// Bytes not yet written because the socket was full; later writes queue behind them.
-    out: Vec<u8>,
-    flushing: bool,
+    /// Bytes for the worker, written after the state lock is released (under this lock of
+    /// its own, which keeps writes from different threads in order).
+    out: Arc<Mutex<OutBuf>>,
     reader: Option<JoinHandle<()>>,
     /// The worker was told to stop (or killed); it gets no more work.
     stopping: bool,
@@ -185,9 +214,10 @@ struct State {
     /// `shutdown(false)` was called: nothing more runs.
     stopping_now: bool,
     all_exited_sent: bool,
-    /// Workers whose `out` buffer got bytes in this update; written when the update ends, so
-    /// many jobs for one worker go out in one syscall.
-    dirty: Vec<WorkerId>,
+    /// Output buffers that got bytes in this update; written when the update ends (after the
+    /// state lock is released), so many jobs for one worker go out in one syscall and a reply
+    /// read on the I/O thread never waits for a write on the JS thread.
+    dirty: Vec<(Arc<UnixStream>, Arc<Mutex<OutBuf>>)>,
     /// When the housekeeping task will next run (`None`: it waits to be notified).
     timer_at: Option<Instant>,
     /// Next resident-memory check, when `max_rss` is set.
@@ -210,7 +240,7 @@ impl Shared {
         let mut st = lock(&self.state);
         st.sched.set_now(Instant::now());
         let r = f(&mut st, self);
-        st.flush_dirty(self);
+        let writes = std::mem::take(&mut st.dirty);
         if let Some(next) = st.next_deadline() {
             if st.timer_at.is_none_or(|t| next < t) {
                 st.timer_at = Some(next);
@@ -219,6 +249,9 @@ impl Shared {
         }
         let wake = st.take_wake();
         drop(st);
+        for (stream, out) in writes {
+            flush_out(stream, out);
+        }
         if wake {
             (self.wake)();
         }
@@ -421,14 +454,15 @@ impl Engine {
         let mut st = lock(&self.shared.state);
         let ob = &mut st.outbox;
         ob.woken = false;
-        if ob.ids.is_empty() {
+        if ob.count == 0 {
             return None;
         }
-        let mut text = std::mem::take(&mut ob.text);
+        // The next batch starts from a buffer of the same size, not from empty.
+        let cap = ob.text.capacity();
+        let mut text = std::mem::replace(&mut ob.text, String::with_capacity(cap));
         text.push(']');
         Some(Batch {
-            ids: std::mem::take(&mut ob.ids),
-            kinds: std::mem::take(&mut ob.kinds),
+            count: std::mem::take(&mut ob.count),
             text,
         })
     }
@@ -473,7 +507,7 @@ impl Engine {
 
 impl State {
     fn take_wake(&mut self) -> bool {
-        if !self.outbox.ids.is_empty() && !self.outbox.woken {
+        if self.outbox.count > 0 && !self.outbox.woken {
             self.outbox.woken = true;
             true
         } else {
@@ -638,8 +672,7 @@ impl State {
                         pid,
                         stream,
                         decoder: LineDecoder::new(shared.cfg.max_message),
-                        out: Vec::new(),
-                        flushing: false,
+                        out: Arc::new(Mutex::new(OutBuf::default())),
                         reader: Some(reader),
                         stopping: false,
                         ready: false,
@@ -687,11 +720,13 @@ impl State {
             self.outbox
                 .push(kind::DISPATCHED, job, &conn.pid.to_string());
         }
-        if conn.out.is_empty() && !conn.flushing {
-            self.dirty.push(w);
+        let mut out = lock(&conn.out);
+        out.buf.extend_from_slice(payload);
+        out.buf.push(b'\n');
+        if !out.queued && !out.flushing {
+            out.queued = true;
+            self.dirty.push((conn.stream.clone(), conn.out.clone()));
         }
-        conn.out.extend_from_slice(payload);
-        conn.out.push(b'\n');
     }
 
     /// Appends one line to a worker's output, written when the update ends.
@@ -699,41 +734,12 @@ impl State {
         let Some(conn) = self.conns.get_mut(&w) else {
             return;
         };
-        if conn.out.is_empty() && !conn.flushing {
-            self.dirty.push(w);
-        }
-        conn.out.extend_from_slice(line);
-        conn.out.push(b'\n');
-    }
-
-    /// Writes what this update queued for each worker; what the socket cannot take now is left
-    /// to a flush task that waits for the socket to become writable.
-    fn flush_dirty(&mut self, shared: &Arc<Shared>) {
-        for w in std::mem::take(&mut self.dirty) {
-            let Some(conn) = self.conns.get_mut(&w) else {
-                continue;
-            };
-            if conn.flushing || conn.out.is_empty() {
-                continue;
-            }
-            match conn.stream.try_write(&conn.out) {
-                Ok(n) if n == conn.out.len() => {
-                    conn.out.clear();
-                    continue;
-                }
-                Ok(n) => {
-                    conn.out.drain(..n);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-                Err(_) => {
-                    // The worker is going away; its exit settles its jobs.
-                    conn.out.clear();
-                    continue;
-                }
-            }
-            conn.flushing = true;
-            let stream = conn.stream.clone();
-            runtime().spawn(flush_loop(Arc::downgrade(shared), w, stream));
+        let mut out = lock(&conn.out);
+        out.buf.extend_from_slice(line);
+        out.buf.push(b'\n');
+        if !out.queued && !out.flushing {
+            out.queued = true;
+            self.dirty.push((conn.stream.clone(), conn.out.clone()));
         }
     }
 
@@ -985,29 +991,28 @@ async fn housekeeper(shared: std::sync::Weak<Shared>, timer: Arc<tokio::sync::No
     }
 }
 
-async fn flush_loop(shared: std::sync::Weak<Shared>, w: WorkerId, stream: Arc<UnixStream>) {
+/// Writes a worker's pending output; what the socket cannot take now is left to a flush task
+/// that waits for the socket to become writable.
+fn flush_out(stream: Arc<UnixStream>, out: Arc<Mutex<OutBuf>>) {
+    let mut o = lock(&out);
+    o.queued = false;
+    if o.flushing || o.write_now(&stream) {
+        return;
+    }
+    o.flushing = true;
+    drop(o);
+    runtime().spawn(flush_loop(stream, out));
+}
+
+async fn flush_loop(stream: Arc<UnixStream>, out: Arc<Mutex<OutBuf>>) {
     loop {
         if stream.writable().await.is_err() {
+            lock(&out).flushing = false;
             return;
         }
-        let Some(shared) = shared.upgrade() else {
-            return;
-        };
-        let mut st = lock(&shared.state);
-        let Some(conn) = st.conns.get_mut(&w) else {
-            return;
-        };
-        match conn.stream.try_write(&conn.out) {
-            Ok(n) => {
-                conn.out.drain(..n);
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => {}
-            Err(_) => {
-                conn.out.clear();
-            }
-        }
-        if conn.out.is_empty() {
-            conn.flushing = false;
+        let mut o = lock(&out);
+        if o.write_now(&stream) {
+            o.flushing = false;
             return;
         }
     }

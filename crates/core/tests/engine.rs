@@ -57,11 +57,13 @@ fn collect(
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut all = Vec::new();
     loop {
-        while let Some(Batch { ids, kinds, text }) = engine.take() {
+        while let Some(Batch { count, text }) = engine.take() {
             let values: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
-            assert_eq!(values.len(), ids.len());
-            for ((k, id), v) in kinds.into_iter().zip(ids).zip(values) {
-                all.push((k, id, v));
+            assert_eq!(values.len(), 3 * count);
+            for t in values.chunks(3) {
+                let k = t[0].as_u64().unwrap() as u8;
+                let id = t[1].as_u64().unwrap() as u32;
+                all.push((k, id, t[2].clone()));
             }
         }
         if done(&all) {
