@@ -1,8 +1,16 @@
 #!/usr/bin/env bash
-# Builds the release addon, then runs the benchmark against compute-cluster
-# and bare child_process.fork. Arguments go to the benchmark, e.g.
-#   scripts/bench.sh --rounds 5 --json bench-results.json
+# Builds the release addon and the Rust example worker, then runs every benchmark:
+#   bench/compute-cluster.js  ComputeCluster vs compute-cluster and bare fork
+#   bench/pool.js             Pool (Node and Rust workers) vs bare pipelined fork, workerpool, piscina
+#   bench/responsiveness.js   the parent's event-loop delay with the pool saturated
+#   bench/soak.js             one million jobs: throughput and the parent's memory
+# Arguments go to the first two, e.g. scripts/bench.sh --rounds 5 --json bench-results.json
+# (bench/pool.js then writes bench-results.pool.json).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/build.sh release
+cargo build --release -p comrade-worker --examples
 node bench/compute-cluster.js "$@"
+node bench/pool.js --json-suffix .pool "$@"
+node bench/responsiveness.js
+node --expose-gc bench/soak.js
