@@ -210,7 +210,10 @@ async function start(data) {
     return;
   }
   initDone = true;
+  // Written at once: the pool starts the run timeouts of this worker's jobs when it reads
+  // `ready`, so it must not wait behind a long first job.
   queue('{"t":"ready"}');
+  flush();
   for (const msg of early.splice(0)) call(msg);
   flush();
 }

@@ -219,6 +219,7 @@ class Worker:
                     print("comrade worker: init failed: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
                     sys.exit(1)
             self._out.append('{"t":"ready"}\n')
+            self._flush()  # at once: the pool's run timeouts start when it reads "ready"
         elif t is None:
             raise ProtocolError('message has no "t"')
         else:

@@ -689,6 +689,10 @@ impl State {
                     self.queue_line(w, hello.as_bytes());
                 }
                 self.sched.spawned(w);
+                if shared.cfg.protocol == Protocol::NodeIpc {
+                    // No startup handshake in Node's IPC: it serves from the start.
+                    self.sched.worker_serving(w, Instant::now());
+                }
                 let n = self.sched.workers();
                 let v = format!("[{},{}]", n, self.sched.config().max_workers);
                 self.outbox.push(kind::SPAWNED, pid as u32, &v);
@@ -798,7 +802,10 @@ impl State {
                                 debug,
                             ) {
                                 Ok(Effect::None) => {}
-                                Ok(Effect::Ready) => conn.ready = true,
+                                Ok(Effect::Ready) => {
+                                    conn.ready = true;
+                                    self.sched.worker_serving(w, now);
+                                }
                                 Ok(Effect::Retire) => {
                                     // At once: a reply later in this read must not hand the
                                     // retiring worker another job. The scheduler asks for

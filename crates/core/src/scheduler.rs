@@ -119,6 +119,8 @@ struct Slot {
     idle_since: Option<Instant>,
     /// Stop the worker (emit `Stop`) once its last job is answered.
     stop_when_idle: bool,
+    /// The worker said it is serving (its startup is over): run timeouts count from here.
+    serving: bool,
 }
 
 /// What a worker slot looks like from outside.
@@ -401,10 +403,14 @@ impl Scheduler {
             .map_or(0, |s| s.inflight.len())
     }
 
-    /// The engine wrote the job to its worker; service time and its run timeout count from here.
+    /// The engine wrote the job to its worker; service time counts from here, and so does its
+    /// run timeout once the worker is serving (a worker still starting up does not eat into
+    /// the jobs' time).
     pub fn mark_sent(&mut self, worker: WorkerId, job: JobId, now: Instant) {
         self.set_now(now);
+        let mut serving = false;
         if let Some(s) = self.slots.iter_mut().find(|s| s.id == worker) {
+            serving = s.serving;
             if let Some(e) = s.inflight.iter_mut().find(|e| e.0 == job) {
                 e.1 = Some(now);
             }
@@ -413,11 +419,39 @@ impl Scheduler {
             self.stats
                 .wait
                 .push(now.saturating_duration_since(j.submitted).as_secs_f64());
-            if let Some(t) = j.timeout {
-                let at = now + t;
-                self.job_deadline.insert(job, at);
-                self.deadlines.push(Reverse((at, job)));
-            }
+        }
+        if serving {
+            self.arm(job, now);
+        }
+    }
+
+    fn arm(&mut self, job: JobId, now: Instant) {
+        if let Some(t) = self.jobs.get(&job).and_then(|j| j.timeout) {
+            let at = now + t;
+            self.job_deadline.insert(job, at);
+            self.deadlines.push(Reverse((at, job)));
+        }
+    }
+
+    /// The worker finished starting (it said `ready`; a worker without that message serves
+    /// as soon as it is spawned). Run timeouts of the jobs already sent to it start now.
+    pub fn worker_serving(&mut self, worker: WorkerId, now: Instant) {
+        self.set_now(now);
+        let Some(s) = self.slots.iter_mut().find(|s| s.id == worker) else {
+            return;
+        };
+        if s.serving {
+            return;
+        }
+        s.serving = true;
+        let sent: Vec<JobId> = s
+            .inflight
+            .iter()
+            .filter(|(_, at)| at.is_some())
+            .map(|(j, _)| *j)
+            .collect();
+        for job in sent {
+            self.arm(job, now);
         }
     }
 
@@ -853,6 +887,7 @@ impl Scheduler {
             done: 0,
             idle_since: None,
             stop_when_idle: false,
+            serving: false,
         });
         self.actions.push_back(Action::Spawn(id));
     }
@@ -882,7 +917,10 @@ mod tests {
         let mut sends = Vec::new();
         while let Some(a) = s.next_action() {
             match a {
-                Action::Spawn(w) => s.spawned(w),
+                Action::Spawn(w) => {
+                    s.spawned(w);
+                    s.worker_serving(w, now);
+                }
                 Action::Send { worker, job } => {
                     s.mark_sent(worker, job, now);
                     sends.push((worker, job))
@@ -1107,6 +1145,27 @@ mod tests {
         s.abandon(1, 2);
         assert_eq!(s.expired(t + ms(150)), vec![(1, 3)]);
         assert!(s.expired(t + ms(1000)).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn run_deadlines_wait_for_a_starting_worker() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(cfg(1, None), t);
+        let opts = JobOpts {
+            retries: 0,
+            timeout: Some(ms(100)),
+        };
+        s.submit_with(1, p("x"), opts).unwrap();
+        // Spawned and sent, but the worker is still starting: no deadline yet.
+        assert_eq!(s.next_action(), Some(Action::Spawn(1)));
+        s.spawned(1);
+        assert_eq!(s.next_action(), Some(Action::Send { worker: 1, job: 1 }));
+        s.mark_sent(1, 1, t);
+        assert!(s.expired(t + ms(500)).is_empty());
+        assert_eq!(s.next_deadline(), None);
+        s.worker_serving(1, t + ms(500));
+        assert_eq!(s.next_deadline(), Some(t + ms(600)));
+        assert_eq!(s.expired(t + ms(600)), vec![(1, 1)]);
     }
 
     #[test]

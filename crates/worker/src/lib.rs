@@ -543,6 +543,12 @@ impl Worker {
                             return Err(ServeError::InitFailed(e));
                         }
                         protocol::encode_ready(&mut out);
+                        // At once, not with the next batch: the pool starts the run timeouts
+                        // of this worker's calls when it reads `ready`, and a long first call
+                        // must not hold it back.
+                        if let Err(e) = flush(&mut out, &mut writer) {
+                            return channel_failed(e);
+                        }
                     }
                     Message::Call { id, function, args } => {
                         if !initialized {

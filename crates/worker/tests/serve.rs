@@ -514,8 +514,8 @@ fn replies_to_one_read_leave_in_one_write() {
     };
     demo().serve(&input[..], &mut out).unwrap();
     assert_eq!(
-        out.writes, 1,
-        "one read of the whole batch should give one write"
+        out.writes, 2,
+        "`ready` goes out at once; then one read of the whole batch gives one write"
     );
     let text = String::from_utf8(out.data).unwrap();
     let lines: Vec<&str> = text.lines().collect();
