@@ -9,6 +9,7 @@ const net = require('node:net');
 const { AsyncLocalStorage } = require('node:async_hooks');
 const { pathToFileURL } = require('node:url');
 const { STATE } = require('./worker-api');
+const json = require('./json');
 
 const modulePath = process.argv[2];
 const fd = Number(process.env.COMRADE_CHANNEL_FD);
@@ -44,7 +45,7 @@ function queue(line) {
 function send(t, id, value) {
   let text;
   try {
-    text = value === undefined ? undefined : JSON.stringify(value);
+    text = value === undefined ? undefined : json.stringify(value);
   } catch (e) {
     if (t === 'ok') {
       sendError(id, unserializable(e));

@@ -14,6 +14,8 @@ const { fileURLToPath } = require('node:url');
 const { NativePool, ncpu, install, workerExecArgv, NODE_WORKER_ENV_REMOVE, KIND, REJECT } =
   require('./native');
 
+const json = require('./json');
+
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
 const DEFAULT_KILL_GRACE_MS = 5000;
@@ -436,7 +438,7 @@ class Pool extends EventEmitter {
         const t = typeof args[i];
         if (t === 'function' || t === 'symbol') throw new TypeError(`argument ${i} is a ${t}`);
       }
-      argsText = JSON.stringify(args);
+      argsText = json.stringify(args);
     } catch (e) {
       this.#rejectedHere++;
       this.#fail(job, unserializableError(e.message));
