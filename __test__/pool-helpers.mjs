@@ -2,10 +2,8 @@
 // terminated after its test (with any worker it spawned killed), and small async utilities.
 import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
-import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import path from 'node:path';
-import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 
 const require = createRequire(import.meta.url);
@@ -17,50 +15,14 @@ export const fixture = (name) => path.join(here, 'fixtures', 'pool', name);
 
 export const TEST = { timeout: 30000 };
 
-/** True once `pid` no longer runs (gone, or a zombie nobody reaped yet). */
-export function isGone(pid) {
-  try {
-    process.kill(pid, 0);
-  } catch {
-    return true;
-  }
-  try {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat[stat.lastIndexOf(')') + 2] === 'Z';
-  } catch {
-    return true;
-  }
-}
+// The process and polling helpers are the compute-cluster suite's.
+import { isGone, killIfAlive, waitFor, within } from './cc-helpers.mjs';
+
+export { isGone, killIfAlive, waitFor, within };
 
 /** Asserts that no process `pid` exists any more: process.kill(pid, 0) fails with ESRCH. */
 export function assertReaped(pid) {
   assert.throws(() => process.kill(pid, 0), { code: 'ESRCH' }, `process ${pid} should be gone`);
-}
-
-export function killIfAlive(pid) {
-  try {
-    process.kill(pid, 'SIGKILL');
-  } catch {
-    // already gone
-  }
-}
-
-/** Polls `pred` every 10 ms; rejects after `timeout` ms so a hang fails. */
-export async function waitFor(pred, what, timeout = 10000) {
-  const end = Date.now() + timeout;
-  while (!pred()) {
-    if (Date.now() > end) throw new Error(`timed out after ${timeout} ms waiting for ${what}`);
-    await delay(10);
-  }
-}
-
-/** `promise`, or undefined after `ms` without keeping Node alive for the timer. */
-export function within(promise, ms) {
-  let timer;
-  const timeout = new Promise((resolve) => {
-    timer = setTimeout(resolve, ms);
-  });
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 /**

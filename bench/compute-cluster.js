@@ -15,12 +15,12 @@
 // measurement gets a fresh pool, so drift on the machine hits everyone alike.
 // Prints medians as a markdown table. Exits 1 on any wrong reply or error.
 
-const { fork, execFileSync } = require('node:child_process');
+const { fork } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
-const os = require('node:os');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
+const { median, fmtInt, fmtRatio, machineInfo, cpuSnapshot, othersCpuShare } = require('./common');
 
 const ROOT = path.join(__dirname, '..');
 const COMRADE_ENTRY = path.join(ROOT, 'index.js');
@@ -300,11 +300,6 @@ function sequential(pool, { jobs, failures }) {
 // Nearest-rank percentile of sorted samples.
 const percentile = (sorted, p) => sorted[Math.max(0, Math.ceil(p * sorted.length) - 1)];
 
-function median(xs) {
-  const s = [...xs].sort((a, b) => a - b);
-  const m = s.length >> 1;
-  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
-}
 
 const WORKLOADS = [
   {
@@ -352,51 +347,6 @@ function exitPool(pool) {
 
 // ---------------------------------------------------------------------------
 // Report
-
-const fmtInt = (n) => (n === undefined ? 'n/a' : Math.round(n).toLocaleString('en-US'));
-const fmtRatio = (a, b) => (a === undefined || b === undefined ? 'n/a' : `${(a / b).toFixed(2)}×`);
-
-function machineInfo() {
-  const cpus = os.cpus();
-  let commit = null;
-  try {
-    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
-      .toString().trim();
-  } catch {
-    // not a git checkout, or no commit yet: leave it out
-  }
-  return {
-    node: process.version,
-    cpu: cpus.length ? cpus[0].model.trim() : 'unknown',
-    cores: cpus.length,
-    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
-    commit,
-  };
-}
-
-// CPU ticks of the whole machine and of this process plus its reaped children
-// (every worker is reaped before the run ends), from /proc; null elsewhere.
-function cpuSnapshot() {
-  try {
-    const all = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
-    const [user, nice, system, idle, iowait, irq, softirq, steal] = all;
-    const self = fs.readFileSync('/proc/self/stat', 'utf8');
-    // Fields after the ")" that closes the command name start at field 3 (state).
-    const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
-    return {
-      busy: user + nice + system + irq + softirq + (steal || 0),
-      total: user + nice + system + idle + iowait + irq + softirq + (steal || 0),
-      own: f[11] + f[12] + f[13] + f[14], // utime, stime, cutime, cstime
-    };
-  } catch {
-    return null;
-  }
-}
-
-function othersCpuShare(a, b) {
-  if (!a || !b || b.total <= a.total) return null;
-  return Math.max(0, (b.busy - a.busy) - (b.own - a.own)) / (b.total - a.total);
-}
 
 function report(info, cfg, contenders, skipped, medians) {
   const lines = [];

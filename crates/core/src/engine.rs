@@ -724,26 +724,13 @@ impl State {
             self.outbox
                 .push(kind::DISPATCHED, job, &conn.pid.to_string());
         }
-        let mut out = lock(&conn.out);
-        out.buf.extend_from_slice(payload);
-        out.buf.push(b'\n');
-        if !out.queued && !out.flushing {
-            out.queued = true;
-            self.dirty.push((conn.stream.clone(), conn.out.clone()));
-        }
+        push_line(&mut self.dirty, conn, payload);
     }
 
     /// Appends one line to a worker's output, written when the update ends.
     fn queue_line(&mut self, w: WorkerId, line: &[u8]) {
-        let Some(conn) = self.conns.get_mut(&w) else {
-            return;
-        };
-        let mut out = lock(&conn.out);
-        out.buf.extend_from_slice(line);
-        out.buf.push(b'\n');
-        if !out.queued && !out.flushing {
-            out.queued = true;
-            self.dirty.push((conn.stream.clone(), conn.out.clone()));
+        if let Some(conn) = self.conns.get(&w) {
+            push_line(&mut self.dirty, conn, line);
         }
     }
 
@@ -995,6 +982,18 @@ async fn housekeeper(shared: std::sync::Weak<Shared>, timer: Arc<tokio::sync::No
             }
             None => timer.notified().await,
         }
+    }
+}
+
+/// Appends a line to a connection's output and lists the connection for the write at the end
+/// of the update.
+fn push_line(dirty: &mut Vec<(Arc<UnixStream>, Arc<Mutex<OutBuf>>)>, conn: &Conn, line: &[u8]) {
+    let mut out = lock(&conn.out);
+    out.buf.extend_from_slice(line);
+    out.buf.push(b'\n');
+    if !out.queued && !out.flushing {
+        out.queued = true;
+        dirty.push((conn.stream.clone(), conn.out.clone()));
     }
 }
 

@@ -1,0 +1,64 @@
+'use strict';
+// What the benchmarks share: medians, number formatting, the machine line of a report, and
+// how busy the rest of the machine was during a run.
+
+const { execFileSync } = require('node:child_process');
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+
+const ROOT = path.join(__dirname, '..');
+
+function median(xs) {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+}
+
+const fmtInt = (n) => (n === undefined ? 'n/a' : Math.round(n).toLocaleString('en-US'));
+const fmtRatio = (a, b) => (a === undefined || b === undefined ? 'n/a' : `${(a / b).toFixed(2)}×`);
+
+function machineInfo() {
+  const cpus = os.cpus();
+  let commit = null;
+  try {
+    commit = execFileSync('git', ['rev-parse', '--short', 'HEAD'], { cwd: ROOT, stdio: ['ignore', 'pipe', 'ignore'] })
+      .toString().trim();
+  } catch {
+    // not a git checkout, or no commit yet: leave it out
+  }
+  return {
+    node: process.version,
+    cpu: cpus.length ? cpus[0].model.trim() : 'unknown',
+    cores: cpus.length,
+    platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+    commit,
+  };
+}
+
+// CPU ticks of the whole machine and of this process (piscina's threads
+// included) plus its reaped children (every worker is reaped before the run
+// ends), from /proc; null elsewhere.
+function cpuSnapshot() {
+  try {
+    const all = fs.readFileSync('/proc/stat', 'utf8').split('\n')[0].trim().split(/\s+/).slice(1).map(Number);
+    const [user, nice, system, idle, iowait, irq, softirq, steal] = all;
+    const self = fs.readFileSync('/proc/self/stat', 'utf8');
+    // Fields after the ")" that closes the command name start at field 3 (state).
+    const f = self.slice(self.lastIndexOf(')') + 2).split(' ').map(Number);
+    return {
+      busy: user + nice + system + irq + softirq + (steal || 0),
+      total: user + nice + system + idle + iowait + irq + softirq + (steal || 0),
+      own: f[11] + f[12] + f[13] + f[14], // utime, stime, cutime, cstime
+    };
+  } catch {
+    return null;
+  }
+}
+
+function othersCpuShare(a, b) {
+  if (!a || !b || b.total <= a.total) return null;
+  return Math.max(0, (b.busy - a.busy) - (b.own - a.own)) / (b.total - a.total);
+}
+
+module.exports = { median, fmtInt, fmtRatio, machineInfo, cpuSnapshot, othersCpuShare };
