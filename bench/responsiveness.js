@@ -7,8 +7,8 @@
 // settled job is replaced at once) for S seconds. Meanwhile perf_hooks.monitorEventLoopDelay
 // (1 ms resolution) samples how late the parent's event loop runs. Reported: the
 // delay p50 / p99 / max in ms and the jobs/s achieved. Every reply is checked.
-// Contenders: comrade Pool, comrade ComputeCluster, npm compute-cluster, npm workerpool
-// (process mode). Rounds are interleaved with the order rotated; medians are reported.
+// Contenders: comrade Pool (concurrency 32, and 1), comrade ComputeCluster, npm compute-cluster,
+// npm workerpool (process mode). Rounds are interleaved with the order rotated; medians are reported.
 
 const path = require('node:path');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
@@ -33,6 +33,12 @@ const contenders = {
   'comrade Pool': () => {
     const { Pool } = require(ROOT);
     const pool = new Pool({ module: TINY, maxWorkers: 2, concurrency: 32 });
+    return { run: (x) => pool.run(x), close: () => pool.close() };
+  },
+  // One job per worker at a time: the rate of the other contenders, for a like-for-like delay.
+  'comrade Pool, concurrency 1': () => {
+    const { Pool } = require(ROOT);
+    const pool = new Pool({ module: TINY, maxWorkers: 2, concurrency: 1 });
     return { run: (x) => pool.run(x), close: () => pool.close() };
   },
   'comrade ComputeCluster': () => {

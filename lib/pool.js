@@ -6,6 +6,7 @@
 // one JSON.parse per batch.
 
 const { EventEmitter } = require('node:events');
+const { performance } = require('node:perf_hooks');
 const { AsyncResource } = require('node:async_hooks');
 const fs = require('node:fs');
 const os = require('node:os');
@@ -20,6 +21,8 @@ const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
 const DEFAULT_KILL_GRACE_MS = 5000;
 const MAX_U32 = 0xffffffff;
+// Longest stretch of result handling before the host's event loop gets a turn, in ms.
+const DRAIN_SLICE_MS = 2;
 
 // Errors raised by the pool itself carry one of these codes.
 const codes = Object.freeze({
@@ -183,6 +186,9 @@ class Pool extends EventEmitter {
   #batchOpts = null; // per-job [retries, timeout] of the current batch, when any job has its own
   #signals = new Map(); // AbortSignal -> { jobs: Set<Job>, listener }: one listener per signal
   #rejectedHere = 0;
+  #stash = null; // records taken from the engine and not handled yet (a drain used its slice)
+  #stashAt = 0;
+  #resumeQueued = false;
 
   constructor(options) {
     super();
@@ -559,17 +565,40 @@ class Pool extends EventEmitter {
   // Called on the JS thread when the engine has records.
   #drain() {
     const errors = [];
-    let batch;
-    while ((batch = this.#native.take()) !== null) {
-      const recs = JSON.parse(batch);
-      for (let i = 0; i < recs.length; i += 3) {
+    const deadline = performance.now() + DRAIN_SLICE_MS;
+    let recs = this.#stash;
+    let i = this.#stashAt;
+    this.#stash = null;
+    outer: for (;;) {
+      if (recs === null) {
+        const batch = this.#native.take();
+        if (batch === null) break;
+        recs = JSON.parse(batch);
+        i = 0;
+      }
+      for (; i < recs.length; i += 3) {
         try {
           this.#record(recs[i], recs[i + 1], recs[i + 2]);
         } catch (e) {
           // A throwing callback or listener must not strand the rest of the batch.
           errors.push(e);
         }
+        // A saturated pool can hand over thousands of results at once: settle them in
+        // slices, so timers and I/O of the host get their turn in between.
+        if (i % 192 === 189 && i + 3 < recs.length && performance.now() > deadline) {
+          this.#stash = recs;
+          this.#stashAt = i + 3;
+          if (!this.#resumeQueued) {
+            this.#resumeQueued = true;
+            setImmediate(() => {
+              this.#resumeQueued = false;
+              this.#drain();
+            });
+          }
+          break outer;
+        }
       }
+      recs = null;
     }
     this.#updateRef();
     for (const e of errors) process.nextTick(rethrow, e);
