@@ -59,6 +59,7 @@ export declare const codes: {
   readonly BACKLOG_FULL: 'ERR_BACKLOG_FULL';
   readonly EXPECTED_WAIT: 'ERR_EXPECTED_WAIT';
   readonly UNSERIALIZABLE: 'ERR_UNSERIALIZABLE';
+  readonly MESSAGE_TOO_LARGE: 'ERR_MESSAGE_TOO_LARGE';
   readonly WORKER_EXITED: 'ERR_WORKER_EXITED';
   readonly WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED';
   readonly SPAWN_FAILED: 'ERR_SPAWN_FAILED';
@@ -80,6 +81,8 @@ export declare class PoolError extends Error {
   signal?: string | null;
   /** ERR_BACKLOG_FULL: the limit. */
   maxBacklog?: number;
+  /** ERR_MESSAGE_TOO_LARGE: the limit, in bytes. */
+  maxMessage?: number;
   /** ERR_EXPECTED_WAIT: the expected completion time, in ms. */
   expectedWait?: number;
   /** ERR_WORKER_INIT_FAILED: the worker's own error (module load or init), when it sent one. */
@@ -91,9 +94,9 @@ interface PoolCommonOptions {
   maxWorkers?: number;
   /** Workers kept running even when idle; they start with the pool. Default: 0. */
   minWorkers?: number;
-  /** The pool grows by at most one worker per this many ms (workers up to `minWorkers` start at once). Default: 0. */
+  /** The pool grows by at most one worker per this many ms (workers up to `minWorkers`, and the first, start at once). Default: 100. */
   spawnDelay?: number;
-  /** Stop a worker idle for this many ms, unless that leaves fewer than `minWorkers`. Default: off. */
+  /** Stop a worker idle for this many ms, unless that leaves fewer than `minWorkers`; 0 or Infinity: never. Default: 10000. */
   idleTimeout?: number;
   /** Replace a worker after it completed this many jobs. Default: off. */
   maxJobsPerWorker?: number;
@@ -117,7 +120,7 @@ interface PoolCommonOptions {
   maxBacklog?: number;
   /** Refuse (ERR_EXPECTED_WAIT) a job expected to complete later than this many ms from now. */
   maxExpectedWait?: number;
-  /** Longest message accepted from a worker, in bytes. Default: 64 MiB. */
+  /** Longest message, in bytes, accepted from a worker or sent to one (larger arguments: ERR_MESSAGE_TOO_LARGE). Default: 64 MiB. */
   maxMessage?: number;
   /** Milliseconds between SIGTERM and SIGKILL when a worker is stopped. Default: 5000. */
   killGraceMs?: number;

@@ -200,10 +200,21 @@ test('valid edge values are accepted', TEST, async (t) => {
 test('maxMessage: a result larger than the limit fails the job, the pool goes on', TEST, async (t) => {
   const { pool, log } = openPool(t, { module: basic, maxWorkers: 1, maxMessage: 4096 });
   assert.equal(await pool.call('identity', 'small'), 'small');
-  const err = await rejectsWith(pool.call('identity', 'x'.repeat(10000)), 'ERR_WORKER_EXITED');
+  const err = await rejectsWith(pool.call('repeat', 'x', 10000), 'ERR_WORKER_EXITED');
   assert.match(err.message, /protocol/);
   assert.equal(await pool.call('identity', 'again'), 'again');
   assert.ok(log.some((e) => e[0] === 'protocolError'), 'the oversized line is a protocol error');
+});
+
+test('maxMessage: arguments larger than the limit are refused before they reach a worker', TEST, async (t) => {
+  const { pool, log } = openPool(t, { module: basic, maxWorkers: 1, maxMessage: 4096 });
+  const err = await rejectsWith(pool.call('identity', 'x'.repeat(10000)), 'ERR_MESSAGE_TOO_LARGE');
+  assert.equal(err.maxMessage, 4096);
+  // Multi-byte characters count in bytes: 1500 × 3 bytes is over the limit, 1500 characters not.
+  await rejectsWith(pool.call('identity', '€'.repeat(1500)), 'ERR_MESSAGE_TOO_LARGE');
+  assert.equal(await pool.call('identity', 'x'.repeat(4000)), 'x'.repeat(4000));
+  assert.equal(pool.stats().rejected, 2);
+  assert.ok(!log.some((e) => e[0] === 'protocolError'));
 });
 
 function describe(options) {

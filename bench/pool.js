@@ -10,8 +10,8 @@
 // worker, runs bench/compute-cluster.js, then this with the same arguments.
 //
 // Contenders:
-//   comrade-node  new Pool({ module: bench/workers/pool-node.js, maxWorkers: 2, concurrency })
-//   comrade-rust  new Pool({ command: [target/release/examples/md5_worker], maxWorkers: 2, concurrency })
+//   comrade-node  new Pool({ module: bench/workers/pool-node.js, minWorkers: 2, maxWorkers: 2, concurrency })
+//   comrade-rust  new Pool({ command: [target/release/examples/md5_worker], minWorkers: 2, maxWorkers: 2, concurrency })
 //                 (cargo build --release -p comrade-worker --examples; scripts/bench.sh does it)
 //   fork          2 × child_process.fork, every message tagged with an id, any number in
 //                 flight per child, sent to the least-loaded child (ties round-robin),
@@ -217,7 +217,7 @@ function comradeContender(name, label, spec) {
     create(workload, cfg) {
       const { Pool } = require(COMRADE_ENTRY);
       const errors = [];
-      const pool = new Pool({ ...spec, maxWorkers: POOL_SIZE, concurrency: cfg.concurrency[workload] });
+      const pool = new Pool({ ...spec, minWorkers: POOL_SIZE, maxWorkers: POOL_SIZE, concurrency: cfg.concurrency[workload] });
       pool.on('protocolError', (e) => errors.push(`protocol error: ${JSON.stringify(e)}`));
       pool.on('workerExit', (e) => {
         if (!e.expected) errors.push(`worker exited unexpectedly: ${JSON.stringify(e)}`);

@@ -32,13 +32,13 @@ const ROUNDS = Number(values.rounds);
 const contenders = {
   'comrade Pool': () => {
     const { Pool } = require(ROOT);
-    const pool = new Pool({ module: TINY, maxWorkers: 2, concurrency: 32 });
+    const pool = new Pool({ module: TINY, minWorkers: 2, maxWorkers: 2, concurrency: 32 });
     return { run: (x) => pool.run(x), close: () => pool.close() };
   },
   // One job per worker at a time: the rate of the other contenders, for a like-for-like delay.
   'comrade Pool, concurrency 1': () => {
     const { Pool } = require(ROOT);
-    const pool = new Pool({ module: TINY, maxWorkers: 2, concurrency: 1 });
+    const pool = new Pool({ module: TINY, minWorkers: 2, maxWorkers: 2, concurrency: 1 });
     return { run: (x) => pool.run(x), close: () => pool.close() };
   },
   'comrade ComputeCluster': () => {

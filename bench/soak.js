@@ -30,7 +30,7 @@ function mem() {
 
 async function main() {
   if (!globalThis.gc) console.log('(run with --expose-gc for exact heap figures)');
-  const pool = new Pool({ module: path.join(__dirname, 'workers', 'tiny.js'), maxWorkers: 2, concurrency: 64 });
+  const pool = new Pool({ module: path.join(__dirname, 'workers', 'tiny.js'), minWorkers: 2, maxWorkers: 2, concurrency: 64 });
   await Promise.all(Array.from({ length: 20000 }, (_, i) => pool.run(i)));
   const start = mem();
   console.log(`after warm-up:  rss ${mb(start.rss)} MB, heap ${mb(start.heap)} MB`);

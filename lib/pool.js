@@ -20,6 +20,8 @@ const json = require('./json');
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
 const DEFAULT_KILL_GRACE_MS = 5000;
+const DEFAULT_SPAWN_DELAY_MS = 100;
+const DEFAULT_IDLE_TIMEOUT_MS = 10000;
 const MAX_U32 = 0xffffffff;
 // Longest stretch of result handling before the host's event loop gets a turn, in ms.
 const DRAIN_SLICE_MS = 2;
@@ -33,6 +35,7 @@ const codes = Object.freeze({
   BACKLOG_FULL: 'ERR_BACKLOG_FULL',
   EXPECTED_WAIT: 'ERR_EXPECTED_WAIT',
   UNSERIALIZABLE: 'ERR_UNSERIALIZABLE',
+  MESSAGE_TOO_LARGE: 'ERR_MESSAGE_TOO_LARGE',
   WORKER_EXITED: 'ERR_WORKER_EXITED',
   WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED',
   SPAWN_FAILED: 'ERR_SPAWN_FAILED',
@@ -186,6 +189,7 @@ class Pool extends EventEmitter {
   #batchOpts = null; // per-job [retries, timeout] of the current batch, when any job has its own
   #signals = new Map(); // AbortSignal -> { jobs: Set<Job>, listener }: one listener per signal
   #rejectedHere = 0;
+  #maxMessage;
   #stash = null; // records taken from the engine and not handled yet (a drain used its slice)
   #stashAt = 0;
   #resumeQueued = false;
@@ -205,8 +209,10 @@ class Pool extends EventEmitter {
     this.#concurrency = positiveInt(options, 'concurrency', 1, 65536);
     this.#minWorkers = options.minWorkers === undefined ? 0 :
       positiveIntOrZero(options, 'minWorkers', this.#maxWorkers);
-    const spawnDelay = nonNegative(options, 'spawnDelay', 0);
-    const idleTimeout = options.idleTimeout === Infinity ? 0 : nonNegative(options, 'idleTimeout', 0);
+    // AnyEvent::Fork::Pool's defaults: grow by one worker per 0.1 s, stop a worker idle 10 s.
+    const spawnDelay = nonNegative(options, 'spawnDelay', DEFAULT_SPAWN_DELAY_MS);
+    const idleTimeout = options.idleTimeout === Infinity || options.idleTimeout === 0 ? 0 :
+      nonNegative(options, 'idleTimeout', DEFAULT_IDLE_TIMEOUT_MS);
     const maxJobsPerWorker = options.maxJobsPerWorker === undefined || options.maxJobsPerWorker === Infinity
       ? 0 : positiveInt(options, 'maxJobsPerWorker', 0, Number.MAX_SAFE_INTEGER);
     const maxRss = options.maxRss === undefined ? 0 : positiveInt(options, 'maxRss', 0, Number.MAX_SAFE_INTEGER);
@@ -217,6 +223,7 @@ class Pool extends EventEmitter {
       throw optionError('affinity must be a boolean');
     }
     const maxMessage = positiveInt(options, 'maxMessage', DEFAULT_MAX_MESSAGE, 0x7fffffff);
+    this.#maxMessage = maxMessage;
     let killGraceMs = DEFAULT_KILL_GRACE_MS;
     if (options.killGraceMs !== undefined) {
       if (typeof options.killGraceMs !== 'number' || !(options.killGraceMs >= 0) ||
@@ -448,6 +455,16 @@ class Pool extends EventEmitter {
     } catch (e) {
       this.#rejectedHere++;
       this.#fail(job, unserializableError(e.message));
+      return;
+    }
+    // The same limit as for what workers send (the length in UTF-16 units bounds the UTF-8
+    // size from below; count bytes only when it could matter).
+    if (argsText.length * 3 > this.#maxMessage &&
+        Buffer.byteLength(argsText) > this.#maxMessage) {
+      this.#rejectedHere++;
+      this.#fail(job, new PoolError(codes.MESSAGE_TOO_LARGE,
+        `the arguments are ${Buffer.byteLength(argsText)} bytes as JSON, more than maxMessage ` +
+        `(${this.#maxMessage})`, { maxMessage: this.#maxMessage }));
       return;
     }
     const id = this.#nextId;

@@ -323,12 +323,15 @@ impl Scheduler {
         if let Some(max) = self.cfg.max_backlog {
             // The backlog counts only jobs that must wait: not those a worker took, nor those a
             // worker being started will take.
-            let starting = self
+            // (A pool still growing, at `spawn_delay`'s pace, will take as many as its missing
+            // workers hold: they do not count either.)
+            let spawning = self
                 .slots
                 .iter()
                 .filter(|s| s.state == WorkerState::Spawning)
-                .count()
-                * self.cfg.concurrency;
+                .count();
+            let missing = self.cfg.max_workers.saturating_sub(self.slots.len());
+            let starting = (spawning + missing) * self.cfg.concurrency;
             if self.queue.len() > max + starting && self.queue.back() == Some(&id) {
                 self.queue.pop_back();
                 self.jobs.remove(&id);
