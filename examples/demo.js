@@ -1,7 +1,8 @@
 'use strict';
-// comrade demo: an Express server with a CPU-heavy route, served two ways.
+// comrade demo: an Express server with a CPU-heavy route, served three ways.
 //
 //   /hash/pool?seed=S&n=N    runs sha256Chain(S, N) on a comrade ComputeCluster
+//   /hash/modern?seed=S&n=N  runs it on a comrade Pool (pool.call('sha256Chain', S, N))
 //   /hash/inline?seed=S&n=N  runs it on the server's own event loop
 //   /ping                    trivial route, stands in for every other request
 //
@@ -51,10 +52,11 @@ function loadPool(which) {
       'or `node examples/demo.js --pool compute-cluster` to see the same demo on npm compute-cluster.');
     process.exit(1);
   }
-  return { ComputeCluster: require(entry).ComputeCluster, label: 'comrade ComputeCluster' };
+  const { ComputeCluster, Pool } = require(entry);
+  return { ComputeCluster, Pool, label: 'comrade ComputeCluster' };
 }
 
-function buildApp(cc) {
+function buildApp(cc, pool) {
   const express = require('express');
   const app = express();
 
@@ -82,6 +84,20 @@ function buildApp(cc) {
       else res.json({ digest });
     });
   });
+
+  // The same work through the modern Pool: a named function of a plain module, a Promise.
+  if (pool) {
+    app.get('/hash/modern', async (req, res) => {
+      const job = jobOf(req, res);
+      if (!job) return;
+      try {
+        res.json({ digest: await pool.call('sha256Chain', job.seed, job.n) });
+      } catch (err) {
+        // err.code says why: ERR_BACKLOG_FULL, ERR_WORKER_EXITED, ...
+        res.status(503).json({ error: err.message, code: err.code });
+      }
+    });
+  }
 
   // The same work on the event loop: nothing else runs until it is done.
   app.get('/hash/inline', (req, res) => {
@@ -116,13 +132,17 @@ async function main() {
     throw new Error('--seconds must be in (0, 60], --clients in 1..64, --n in 1..1000000');
   }
 
-  const { ComputeCluster, label } = loadPool(values.pool);
+  const { ComputeCluster, Pool, label } = loadPool(values.pool);
   const cores = os.availableParallelism();
   // One worker per core: more processes cannot make CPU-bound work faster.
   const cc = new ComputeCluster({ module: path.join(__dirname, 'hash-worker.js'), max_processes: cores });
   cc.on('error', (e) => console.error(`pool error: ${e}`));
+  // The modern Pool runs sha256-chain.js itself (it exports sha256Chain), all workers warm.
+  const pool = Pool && new Pool({
+    module: path.join(__dirname, 'sha256-chain.js'), minWorkers: cores, maxWorkers: cores,
+  });
 
-  const app = buildApp(cc);
+  const app = buildApp(cc, pool);
   const server = await new Promise((resolve, reject) => {
     const s = app.listen(0, '127.0.0.1', (err) => (err ? reject(err) : resolve(s)));
   });
@@ -138,8 +158,11 @@ async function main() {
   await Promise.all(Array.from({ length: cores }, (_, i) =>
     new Promise((resolve, reject) => cc.enqueue({ seed: `warm${i}`, n: 1 }, (err) => (err ? reject(new Error(err)) : resolve())))));
 
+  if (pool) await Promise.all(Array.from({ length: cores }, (_, i) => pool.call('sha256Chain', `warm${i}`, 1)));
+
   const variants = [
     { name: `pool (${label})`, path: '/hash/pool' },
+    ...(pool ? [{ name: 'pool (comrade Pool)', path: '/hash/modern' }] : []),
     { name: 'inline (on the event loop)', path: '/hash/inline' },
   ];
   const rows = [];
@@ -159,6 +182,7 @@ async function main() {
   server.closeAllConnections();
   await new Promise((resolve) => server.close(resolve));
   await new Promise((resolve) => cc.exit(resolve));
+  if (pool) await pool.close();
 
   printReport({ port, cores, n, jobMs, seconds, clients, rows });
   const bad = rows.reduce((sum, r) => sum + r.wrong + r.errors, 0);
@@ -188,10 +212,13 @@ function printReport({ port, cores, n, jobMs, seconds, clients, rows }) {
     console.log(`| ${r.name} | ${f1(r.rps)} | ${r.ok}/${r.ok + r.wrong + r.errors} | ${f1(r.pingP50)} | ${f1(r.pingP99)} ` +
       `| ${f1(r.loopP50)} | ${f1(r.loopP99)} |`);
   }
-  const [pool, inline] = rows;
-  console.log(`\npool vs inline: ${(pool.rps / inline.rps).toFixed(2)}× the heavy throughput, ` +
-    `/ping p99 ${f1(pool.pingP99)} ms instead of ${f1(inline.pingP99)} ms, ` +
-    `worst loop stall ${f1(pool.loopMax)} ms instead of ${f1(inline.loopMax)} ms.`);
+  const inline = rows[rows.length - 1];
+  console.log('');
+  for (const pool of rows.slice(0, -1)) {
+    console.log(`${pool.name} vs inline: ${(pool.rps / inline.rps).toFixed(2)}× the heavy throughput, ` +
+      `/ping p99 ${f1(pool.pingP99)} ms instead of ${f1(inline.pingP99)} ms, ` +
+      `worst loop stall ${f1(pool.loopMax)} ms instead of ${f1(inline.loopMax)} ms.`);
+  }
 }
 
 // ---------------------------------------------------------------------------
