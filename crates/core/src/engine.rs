@@ -901,6 +901,7 @@ impl State {
             // Queued jobs would only wait for a worker that fails the same way; unless another
             // worker is serving, they fail too (before the slot is released, so that no
             // replacement is started for them), and no worker starts until new work comes.
+            self.sched.startup_failed();
             let serving = self.conns.values().any(|c| c.ready && !c.stopping);
             let queued = if serving {
                 Vec::new()

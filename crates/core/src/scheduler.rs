@@ -237,6 +237,9 @@ pub struct Scheduler {
     stats: SchedStats,
     /// `close(false)`: nothing runs any more, so nothing is retried.
     no_more_runs: bool,
+    /// A worker failed to start: `min_workers` is not restored until new work is submitted
+    /// (or a worker serves), or a broken worker would be restarted in a loop.
+    min_held: bool,
 }
 
 impl Scheduler {
@@ -267,6 +270,7 @@ impl Scheduler {
             started: now,
             stats: SchedStats::default(),
             no_more_runs: false,
+            min_held: false,
         };
         s.pump();
         s
@@ -319,6 +323,7 @@ impl Scheduler {
             },
         );
         self.queue.push_back(id);
+        self.min_held = false;
         self.pump();
         if let Some(max) = self.cfg.max_backlog {
             // The backlog counts only jobs that must wait: not those a worker took, nor those a
@@ -378,6 +383,12 @@ impl Scheduler {
             }
             Vec::new()
         }
+    }
+
+    /// A worker failed to start (its module or init failed): stop keeping `min_workers` until
+    /// new work comes, so that the pool does not restart a broken worker forever.
+    pub fn startup_failed(&mut self) {
+        self.min_held = true;
     }
 
     /// Removes every queued job and returns them, to be failed (a worker could not start, so
@@ -447,6 +458,7 @@ impl Scheduler {
             return;
         }
         s.serving = true;
+        self.min_held = false;
         let sent: Vec<JobId> = s
             .inflight
             .iter()
@@ -863,8 +875,8 @@ impl Scheduler {
             }
             break;
         }
-        // Keep the warm minimum (not while closing).
-        if !self.closing {
+        // Keep the warm minimum (not while closing, nor right after a failed startup).
+        if !self.closing && !self.min_held {
             let active = self
                 .slots
                 .iter()

@@ -262,9 +262,19 @@ fn a_worker_that_cannot_start_fails_the_queue() {
 // --- Protocol::Lines (docs/PROTOCOL.md), with small Python workers ---
 
 fn py_worker(script: &str, max_workers: usize, concurrency: usize) -> (Engine, mpsc::Receiver<()>) {
+    py_worker_min(script, 0, max_workers, concurrency)
+}
+
+fn py_worker_min(
+    script: &str,
+    min_workers: usize,
+    max_workers: usize,
+    concurrency: usize,
+) -> (Engine, mpsc::Receiver<()>) {
     let (tx, rx) = mpsc::channel();
     let cfg = EngineConfig {
         sched: SchedConfig {
+            min_workers,
             max_workers,
             concurrency,
             max_backlog: None,
@@ -585,4 +595,38 @@ fn a_job_that_kills_every_worker_is_retried_then_fails_and_stats_count_it() {
     assert_eq!(stats["runTime"]["samples"], 1);
     engine.shutdown(false);
     collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+}
+
+#[test]
+fn lines_a_broken_worker_is_not_restarted_to_keep_min_workers() {
+    let script = format!(
+        "{PY_PREAMBLE}{}",
+        r#"
+send({"t": "fatal", "e": {"message": "broken"}})
+sys.exit(1)
+"#
+    );
+    // Two warm workers start with the engine and both fail to start.
+    let (engine, rx) = py_worker_min(&script, 2, 2, 1);
+    collect(&engine, &rx, |r| {
+        r.iter().filter(|r| r.0 == kind::EXITED).count() == 2
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    let later = collect(&engine, &rx, |_| true);
+    assert!(
+        !later.iter().any(|r| r.0 == kind::SPAWNED),
+        "no restart loop: {later:?}"
+    );
+    // New work tries again (and fails the same way, once).
+    assert!(engine.submit(1, &calls(1, 1, "x", "[]"), 1).is_empty());
+    let recs = collect(&engine, &rx, |r| results(r) == 1);
+    let failed = recs.iter().find(|r| r.0 == kind::FAILED).unwrap();
+    assert_eq!(failed.2["reason"], "startup");
+    std::thread::sleep(Duration::from_millis(500));
+    let spawned = recs.iter().filter(|r| r.0 == kind::SPAWNED).count()
+        + collect(&engine, &rx, |_| true)
+            .iter()
+            .filter(|r| r.0 == kind::SPAWNED)
+            .count();
+    assert!(spawned <= 2, "one wave of spawns, got {spawned}");
 }
