@@ -145,25 +145,31 @@ export class Harness {
 }
 
 /**
- * Runs a fixture host script with `node`, SIGKILLing it after `timeout` ms.
- * `onLine` sees each stdout line as it arrives.
+ * Runs `node [...nodeArgs] file [...args]` (no file: just the flags), SIGKILLing it after
+ * `timeout` ms. `onLine` sees each stdout line as it arrives; `keep` bounds how much stdout is
+ * kept (all of it is counted in `stdoutBytes`). Resolves with its exit code, signal and output.
  */
-export function runNode(script, { env = {}, timeout = 20000, onLine = () => {} } = {}) {
+export function runScript(file, {
+  args = [], nodeArgs = [], env = {}, timeout = 20000, onLine = null, keep = Infinity, grace = 2000,
+} = {}) {
   return new Promise((resolve) => {
-    const child = spawn(process.execPath, [fixture(script)], {
+    const child = spawn(process.execPath, [...nodeArgs, ...(file ? [file] : []), ...args], {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
     let stdout = '';
+    let stdoutBytes = 0;
     let stderr = '';
     let pending = '';
     let timedOut = false;
     child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      stdout += chunk;
+      stdoutBytes += Buffer.byteLength(chunk);
+      if (stdout.length < keep) stdout += chunk.slice(0, keep - stdout.length);
+      if (!onLine) return;
       pending += chunk;
       const lines = pending.split('\n');
       pending = lines.pop();
-      lines.forEach((line) => onLine(line, child));
+      for (const line of lines) onLine(line, child);
     });
     child.stderr.setEncoding('utf8').on('data', (chunk) => {
       stderr += chunk;
@@ -172,17 +178,24 @@ export function runNode(script, { env = {}, timeout = 20000, onLine = () => {} }
       timedOut = true;
       child.kill('SIGKILL');
     }, timeout);
-    let grace;
+    let graceTimer;
     const finish = () => {
       clearTimeout(timer);
-      clearTimeout(grace);
+      clearTimeout(graceTimer);
       const { exitCode: code, signalCode: signal } = child;
-      resolve({ code, signal, stdout, stderr, timedOut, lines: stdout.split('\n').filter(Boolean) });
+      resolve({
+        code, signal, stdout, stdoutBytes, stderr, timedOut, lines: stdout.split('\n').filter(Boolean),
+      });
     };
     child.on('close', finish);
     // Workers that outlive the host keep its stdout open, and so 'close' away.
     child.on('exit', () => {
-      grace = setTimeout(finish, 2000);
+      graceTimer = setTimeout(finish, grace);
     });
   });
+}
+
+/** Runs a compute-cluster fixture host script (see runScript). */
+export function runNode(script, options = {}) {
+  return runScript(fixture(script), options);
 }

@@ -1,7 +1,6 @@
 // Shared helpers for the Pool tests: a pool that records its events in order and is always
 // terminated after its test (with any worker it spawned killed), and small async utilities.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { createRequire } from 'node:module';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -16,9 +15,9 @@ export const fixture = (name) => path.join(here, 'fixtures', 'pool', name);
 export const TEST = { timeout: 30000 };
 
 // The process and polling helpers are the compute-cluster suite's.
-import { isGone, killIfAlive, waitFor, within } from './cc-helpers.mjs';
+import { isGone, killIfAlive, runScript, waitFor, within } from './cc-helpers.mjs';
 
-export { isGone, killIfAlive, waitFor, within };
+export { isGone, killIfAlive, runScript, waitFor, within };
 
 /** Asserts that no process `pid` exists any more: process.kill(pid, 0) fails with ESRCH. */
 export function assertReaped(pid) {
@@ -79,36 +78,6 @@ export const entries = (log, type) => log.filter((e) => e[0] === type);
  * Runs a fixture host script (from fixtures/pool) with `node`, SIGKILLing it after `timeout` ms.
  * Resolves with its exit code, signal, output and stdout lines.
  */
-export function runNode(script, { args = [], env = {}, timeout = 15000, nodeArgs = [] } = {}) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [...nodeArgs, ...(script ? [fixture(script)] : []), ...args], {
-      env: { ...process.env, ...env },
-      stdio: ['ignore', 'pipe', 'pipe'],
-    });
-    let stdout = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      stdout += chunk;
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeout);
-    let grace;
-    const finish = () => {
-      clearTimeout(timer);
-      clearTimeout(grace);
-      const { exitCode: code, signalCode: signal } = child;
-      resolve({ code, signal, stdout, stderr, timedOut, lines: stdout.split('\n').filter(Boolean) });
-    };
-    child.on('close', finish);
-    // Workers that outlive the host keep its stdout open, and so 'close' away.
-    child.on('exit', () => {
-      grace = setTimeout(finish, 2000);
-    });
-  });
+export function runNode(script, { timeout = 15000, ...options } = {}) {
+  return runScript(script ? fixture(script) : null, { timeout, ...options });
 }

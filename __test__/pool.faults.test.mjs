@@ -3,7 +3,6 @@
 // break the channel protocol, flood stdout or cannot load, shutdown of stubborn workers, and no
 // orphans when the host dies.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
 import { getEventListeners } from 'node:events';
 import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
@@ -12,7 +11,7 @@ import test from 'node:test';
 import { setTimeout as delay } from 'node:timers/promises';
 import { fileURLToPath } from 'node:url';
 import {
-  TEST, entries, errorOf, isGone, killIfAlive, openPool, rejectsWith, waitFor, within,
+  TEST, entries, errorOf, isGone, killIfAlive, openPool, rejectsWith, runScript, waitFor, within,
 } from './pool-helpers.mjs';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -348,42 +347,8 @@ test('a worker that writes garbage to its channel: protocolError, its job fails,
 });
 
 /** Runs a fixture host with node, reading its stdout (keeping only the first 64 KiB). */
-function runHost(script, args = [], { timeout = 30000, onLine } = {}) {
-  return new Promise((resolve) => {
-    const child = spawn(process.execPath, [manage(script), ...args], { stdio: ['ignore', 'pipe', 'pipe'] });
-    let stdoutBytes = 0;
-    let stdout = '';
-    let pending = '';
-    let stderr = '';
-    let timedOut = false;
-    child.stdout.setEncoding('utf8').on('data', (chunk) => {
-      stdoutBytes += Buffer.byteLength(chunk);
-      if (stdout.length < 65536) stdout += chunk.slice(0, 65536 - stdout.length);
-      if (!onLine) return;
-      pending += chunk;
-      const lines = pending.split('\n');
-      pending = lines.pop();
-      for (const line of lines) onLine(line, child);
-    });
-    child.stderr.setEncoding('utf8').on('data', (chunk) => {
-      stderr += chunk;
-    });
-    const timer = setTimeout(() => {
-      timedOut = true;
-      child.kill('SIGKILL');
-    }, timeout);
-    let grace;
-    const finish = () => {
-      clearTimeout(timer);
-      clearTimeout(grace);
-      resolve({ code: child.exitCode, signal: child.signalCode, stdout, stdoutBytes, stderr, timedOut });
-    };
-    child.on('close', finish);
-    // Workers that outlive the host keep its stdout open, and so 'close' away.
-    child.on('exit', () => {
-      grace = setTimeout(finish, 3000);
-    });
-  });
+function runHost(script, args = [], { timeout = 30000, onLine = null } = {}) {
+  return runScript(manage(script), { args, timeout, onLine, keep: 65536, grace: 3000 });
 }
 
 test('workers that flood stdout with megabytes do not break the pool', TEST, async () => {

@@ -7,36 +7,30 @@ use comrade_core::engine::{kind, Batch, Engine, EngineConfig, Protocol};
 use comrade_core::scheduler::{JobOpts, Reject, SchedConfig};
 use comrade_core::spawn::SpawnSpec;
 
-fn sh_worker(
-    script: &str,
-    max_workers: usize,
-    backlog: Option<usize>,
+/// An engine over `program args`, waking `rx` when records are waiting.
+fn start(
+    program: &str,
+    args: &[&str],
+    protocol: Protocol,
+    sched: SchedConfig,
+    hello: Option<&str>,
 ) -> (Engine, mpsc::Receiver<()>) {
     let (tx, rx) = mpsc::channel();
-    let cfg = EngineConfig {
-        sched: SchedConfig {
-            max_workers,
-            concurrency: 1,
-            max_backlog: backlog,
-            max_request_time: None,
-            ..SchedConfig::default()
-        },
-        spawn: SpawnSpec {
-            program: "/bin/sh".into(),
-            args: vec!["-c".into(), script.into()],
+    let mut cfg = EngineConfig::new(
+        sched,
+        SpawnSpec {
+            program: program.into(),
+            args: args.iter().map(Into::into).collect(),
             env: vec![],
             env_remove: vec![],
             cwd: None,
             cpu: None,
         },
-        protocol: Protocol::NodeIpc,
-        max_message: 1 << 20,
-        kill_grace: Duration::from_millis(500),
-        hello: None,
-        job_defaults: Default::default(),
-        max_rss: None,
-        affinity: false,
-    };
+        protocol,
+    );
+    cfg.max_message = 1 << 20;
+    cfg.kill_grace = Duration::from_millis(500);
+    cfg.hello = hello.map(Into::into);
     let engine = Engine::new(
         cfg,
         Box::new(move || {
@@ -44,6 +38,19 @@ fn sh_worker(
         }),
     );
     (engine, rx)
+}
+
+fn sh_worker(
+    script: &str,
+    max_workers: usize,
+    backlog: Option<usize>,
+) -> (Engine, mpsc::Receiver<()>) {
+    let sched = SchedConfig {
+        max_workers,
+        max_backlog: backlog,
+        ..SchedConfig::default()
+    };
+    start("/bin/sh", &["-c", script], Protocol::NodeIpc, sched, None)
 }
 
 const ECHO: &str = r#"while IFS= read -r l <&3; do printf '%s\n' "$l" >&3; done"#;
@@ -220,36 +227,16 @@ fn a_worker_ignoring_sigterm_is_killed_after_the_grace_period() {
 
 #[test]
 fn a_worker_that_cannot_start_fails_the_queue() {
-    let (tx, rx) = mpsc::channel();
-    let cfg = EngineConfig {
-        sched: SchedConfig {
-            max_workers: 2,
-            concurrency: 1,
-            max_backlog: None,
-            max_request_time: None,
-            ..SchedConfig::default()
-        },
-        spawn: SpawnSpec {
-            program: "/nonexistent/comrade-worker".into(),
-            args: vec![],
-            env: vec![],
-            env_remove: vec![],
-            cwd: None,
-            cpu: None,
-        },
-        protocol: Protocol::NodeIpc,
-        max_message: 1024,
-        kill_grace: Duration::from_millis(100),
-        hello: None,
-        job_defaults: Default::default(),
-        max_rss: None,
-        affinity: false,
+    let sched = SchedConfig {
+        max_workers: 2,
+        ..SchedConfig::default()
     };
-    let engine = Engine::new(
-        cfg,
-        Box::new(move || {
-            let _ = tx.send(());
-        }),
+    let (engine, rx) = start(
+        "/nonexistent/comrade-worker",
+        &[],
+        Protocol::NodeIpc,
+        sched,
+        None,
     );
     assert!(engine.submit(1, "1\n2", 2).is_empty());
     let recs = collect(&engine, &rx, |r| results(r) == 2);
@@ -271,39 +258,19 @@ fn py_worker_min(
     max_workers: usize,
     concurrency: usize,
 ) -> (Engine, mpsc::Receiver<()>) {
-    let (tx, rx) = mpsc::channel();
-    let cfg = EngineConfig {
-        sched: SchedConfig {
-            min_workers,
-            max_workers,
-            concurrency,
-            max_backlog: None,
-            max_request_time: None,
-            ..SchedConfig::default()
-        },
-        spawn: SpawnSpec {
-            program: "python3".into(),
-            args: vec!["-c".into(), script.into()],
-            env: vec![],
-            env_remove: vec![],
-            cwd: None,
-            cpu: None,
-        },
-        protocol: Protocol::Lines,
-        max_message: 1 << 20,
-        kill_grace: Duration::from_millis(500),
-        hello: Some(r#"{"t":"init","data":{"k":7}}"#.into()),
-        job_defaults: Default::default(),
-        max_rss: None,
-        affinity: false,
+    let sched = SchedConfig {
+        min_workers,
+        max_workers,
+        concurrency,
+        ..SchedConfig::default()
     };
-    let engine = Engine::new(
-        cfg,
-        Box::new(move || {
-            let _ = tx.send(());
-        }),
-    );
-    (engine, rx)
+    start(
+        "python3",
+        &["-c", script],
+        Protocol::Lines,
+        sched,
+        Some(r#"{"t":"init","data":{"k":7}}"#),
+    )
 }
 
 /// A worker that reads `batch` calls, then answers them in reverse order; `fn` picks the reply.
