@@ -9,6 +9,10 @@ use std::time::{Duration, Instant};
 
 use crate::estimator::Estimator;
 
+/// How long a worker may take to start before the run timeouts of the jobs sent to it count
+/// anyway.
+pub const STARTUP_ALLOWANCE: Duration = Duration::from_secs(30);
+
 /// A job's id, chosen by the submitter and unique among live jobs.
 pub type JobId = u32;
 /// A worker slot's id, unique for the life of the scheduler.
@@ -436,12 +440,16 @@ impl Scheduler {
         }
         if serving {
             self.arm(job, now);
+        } else {
+            // Armed for real when the worker says it serves; until then a worker that never
+            // finishes starting still cannot hold the job forever.
+            self.arm(job, now + STARTUP_ALLOWANCE);
         }
     }
 
-    fn arm(&mut self, job: JobId, now: Instant) {
+    fn arm(&mut self, job: JobId, from: Instant) {
         if let Some(t) = self.jobs.get(&job).and_then(|j| j.timeout) {
-            let at = now + t;
+            let at = from + t;
             self.job_deadline.insert(job, at);
             self.deadlines.push(Reverse((at, job)));
         }
@@ -1177,10 +1185,28 @@ mod tests {
         assert_eq!(s.next_action(), Some(Action::Send { worker: 1, job: 1 }));
         s.mark_sent(1, 1, t);
         assert!(s.expired(t + ms(500)).is_empty());
-        assert_eq!(s.next_deadline(), None);
         s.worker_serving(1, t + ms(500));
         assert_eq!(s.next_deadline(), Some(t + ms(600)));
         assert_eq!(s.expired(t + ms(600)), vec![(1, 1)]);
+    }
+
+    #[test]
+    fn a_worker_that_never_finishes_starting_cannot_hold_a_job_forever() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(cfg(1, None), t);
+        let opts = JobOpts {
+            retries: 0,
+            timeout: Some(ms(100)),
+        };
+        s.submit_with(1, p("x"), opts).unwrap();
+        assert_eq!(s.next_action(), Some(Action::Spawn(1)));
+        s.spawned(1);
+        s.next_action();
+        s.mark_sent(1, 1, t);
+        let late = t + STARTUP_ALLOWANCE + ms(100);
+        assert_eq!(s.next_deadline(), Some(late));
+        assert!(s.expired(late - ms(1)).is_empty());
+        assert_eq!(s.expired(late), vec![(1, 1)]);
     }
 
     #[test]
