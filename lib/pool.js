@@ -786,9 +786,5 @@ function rethrow(e) {
   throw e;
 }
 
-/** Physical cores and execution units (logical CPUs) of this machine. */
-function cpuCount() {
-  return ncpu();
-}
-
-module.exports = { Pool, PoolError, codes, ncpu: cpuCount };
+// ncpu(): physical cores and execution units (logical CPUs), straight from the engine.
+module.exports = { Pool, PoolError, codes, ncpu };

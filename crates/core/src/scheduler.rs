@@ -334,11 +334,7 @@ impl Scheduler {
             // worker being started will take.
             // (A pool still growing, at `spawn_delay`'s pace, will take as many as its missing
             // workers hold: they do not count either.)
-            let spawning = self
-                .slots
-                .iter()
-                .filter(|s| s.state == WorkerState::Spawning)
-                .count();
+            let spawning = self.spawning();
             let missing = self.cfg.max_workers.saturating_sub(self.slots.len());
             let starting = (spawning + missing) * self.cfg.concurrency;
             if self.queue.len() > max + starting && self.queue.back() == Some(&id) {
@@ -411,14 +407,6 @@ impl Scheduler {
             .iter()
             .find(|s| s.id == worker)
             .is_some_and(|s| s.inflight.iter().any(|(j, _)| *j == job))
-    }
-
-    /// Jobs in flight (sent or assigned) on a worker.
-    pub fn inflight(&self, worker: WorkerId) -> usize {
-        self.slots
-            .iter()
-            .find(|s| s.id == worker)
-            .map_or(0, |s| s.inflight.len())
     }
 
     /// The engine wrote the job to its worker; service time counts from here, and so does its
@@ -668,11 +656,7 @@ impl Scheduler {
     pub fn housekeeping(&mut self, now: Instant) {
         self.set_now(now);
         if let Some(idle) = self.cfg.idle_timeout {
-            let mut active = self
-                .slots
-                .iter()
-                .filter(|s| s.state != WorkerState::Closing)
-                .count();
+            let mut active = self.active();
             let mut stops = Vec::new();
             for s in &mut self.slots {
                 if active <= self.cfg.min_workers {
@@ -711,11 +695,7 @@ impl Scheduler {
             }
         }
         if let Some(idle) = self.cfg.idle_timeout {
-            let active = self
-                .slots
-                .iter()
-                .filter(|s| s.state != WorkerState::Closing)
-                .count();
+            let active = self.active();
             if active > self.cfg.min_workers {
                 for s in &self.slots {
                     if s.state == WorkerState::Ready && s.inflight.is_empty() {
@@ -742,10 +722,6 @@ impl Scheduler {
         self.fail_queued()
     }
 
-    pub fn is_closing(&self) -> bool {
-        self.closing
-    }
-
     pub fn queued(&self) -> usize {
         self.queue.len()
     }
@@ -757,10 +733,6 @@ impl Scheduler {
 
     pub fn workers(&self) -> usize {
         self.slots.len()
-    }
-
-    pub fn worker_ids(&self) -> Vec<WorkerId> {
-        self.slots.iter().map(|s| s.id).collect()
     }
 
     pub fn slot(&self, worker: WorkerId) -> Option<SlotInfo> {
@@ -782,6 +754,21 @@ impl Scheduler {
     /// Whole seconds since the scheduler started, on its clock.
     pub fn uptime_secs(&self) -> u64 {
         self.now.saturating_duration_since(self.started).as_secs()
+    }
+
+    /// Workers that take work or will (not those being stopped).
+    fn active(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.state != WorkerState::Closing)
+            .count()
+    }
+
+    fn spawning(&self) -> usize {
+        self.slots
+            .iter()
+            .filter(|s| s.state == WorkerState::Spawning)
+            .count()
     }
 
     fn slot_mut(&mut self, worker: WorkerId) -> Option<&mut Slot> {
@@ -814,11 +801,7 @@ impl Scheduler {
     /// Whether a new worker may start now, given `spawn_delay`. Workers up to `min_workers`
     /// and the first one always may.
     fn may_spawn_now(&mut self) -> bool {
-        let active = self
-            .slots
-            .iter()
-            .filter(|s| s.state != WorkerState::Closing)
-            .count();
+        let active = self.active();
         if active == 0 || active < self.cfg.min_workers || self.cfg.spawn_delay.is_zero() {
             return true;
         }
@@ -849,11 +832,7 @@ impl Scheduler {
                     }
                 }
             }
-            let spawning = self
-                .slots
-                .iter()
-                .filter(|s| s.state == WorkerState::Spawning)
-                .count();
+            let spawning = self.spawning();
             if let Some(i) = best {
                 // Every worker is busy and the pool may grow: start a worker rather than stack
                 // this job behind another, so CPU-bound work spreads over processes before
@@ -885,11 +864,7 @@ impl Scheduler {
         }
         // Keep the warm minimum (not while closing, nor right after a failed startup).
         if !self.closing && !self.min_held {
-            let active = self
-                .slots
-                .iter()
-                .filter(|s| s.state != WorkerState::Closing)
-                .count();
+            let active = self.active();
             for _ in active..self.cfg.min_workers.min(self.cfg.max_workers) {
                 if self.slots.len() >= self.cfg.max_workers {
                     break;
@@ -1304,7 +1279,7 @@ mod tests {
         assert_eq!(s.fail_queued(), vec![2, 3]);
         assert_eq!(s.queued(), 0);
         assert_eq!(s.live_jobs(), 1);
-        assert_eq!(s.inflight(1), 1);
+        assert_eq!(s.slot(1).unwrap().inflight, 1);
         assert_eq!(s.payload(2), None);
     }
 
