@@ -61,4 +61,54 @@ function othersCpuShare(a, b) {
   return Math.max(0, (b.busy - a.busy) - (b.own - a.own)) / (b.total - a.total);
 }
 
-module.exports = { median, fmtInt, fmtRatio, machineInfo, cpuSnapshot, othersCpuShare };
+// Runs every workload for every contender, `rounds` times, rotating the contenders' order each
+// round so drift on the machine hits everyone alike. `measureOne(contender, workload, mine)`
+// returns the workload's metrics ({ name: value }) and pushes any failure text to `mine`.
+async function runRounds({ rounds, contenders, workloads, metrics, nameWidth, measureOne }) {
+  const raw = [];
+  const failures = [];
+  const perRound = {};
+  for (const c of contenders) perRound[c.name] = Object.fromEntries(metrics.map((m) => [m, []]));
+  for (let round = 0; round < rounds; round++) {
+    const k = round % contenders.length;
+    const order = contenders.slice(k).concat(contenders.slice(0, k));
+    for (const w of workloads) {
+      for (const c of order) {
+        const mine = [];
+        const values = await measureOne(c, w, mine);
+        for (const [metric, v] of Object.entries(values)) perRound[c.name][metric].push(v);
+        raw.push({ round: round + 1, workload: w.id, contender: c.name, ...values, failures: mine.length });
+        for (const f of mine) failures.push(`${c.name} ${w.id} round ${round + 1}: ${f}`);
+        const shown = Object.entries(values)
+          .map(([metric, v]) => `${metric} ${fmtInt(v)}${metric === 'p50' || metric === 'p99' ? ' µs' : ' jobs/s'}`)
+          .join(', ');
+        console.error(`round ${round + 1}/${rounds}  ${w.id.padEnd(7)}  ${c.name.padEnd(nameWidth)}  ${shown}` +
+          (mine.length ? `  FAILURES: ${mine.length}` : ''));
+      }
+    }
+  }
+  const medians = {};
+  for (const c of contenders) {
+    medians[c.name] = {};
+    for (const [metric, xs] of Object.entries(perRound[c.name])) medians[c.name][metric] = median(xs);
+  }
+  return { raw, failures, perRound, medians };
+}
+
+// Reports failures (exit code 1), and makes sure the process ends: every pool has been shut
+// down, so if something still holds the loop open, say what and stop instead of hanging.
+function finish(failures) {
+  if (failures.length) {
+    console.log(`\nFAILED: ${failures.length} wrong replies or errors`);
+    for (const f of failures.slice(0, 20)) console.log(`  ${f}`);
+    process.exitCode = 1;
+  }
+  setTimeout(() => {
+    console.error(`process did not exit: still active: ${process.getActiveResourcesInfo().join(', ')}`);
+    process.exit(1);
+  }, 5000).unref();
+}
+
+module.exports = {
+  median, fmtInt, fmtRatio, machineInfo, cpuSnapshot, othersCpuShare, runRounds, finish,
+};

@@ -20,7 +20,9 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
-const { median, fmtInt, fmtRatio, machineInfo, cpuSnapshot, othersCpuShare } = require('./common');
+const {
+  fmtInt, fmtRatio, machineInfo, cpuSnapshot, othersCpuShare, runRounds, finish,
+} = require('./common');
 
 const ROOT = path.join(__dirname, '..');
 const COMRADE_ENTRY = path.join(ROOT, 'index.js');
@@ -391,42 +393,22 @@ async function main() {
   for (const s of skipped) console.error(s);
   if (contenders.length === 0) throw new Error('no contender to run');
 
-  const raw = [];
-  const failures = [];
-  const perRound = {};
-  for (const c of contenders) perRound[c.name] = { echo: [], md5: [], p50: [], p99: [] };
-
-  for (let round = 0; round < cfg.rounds; round++) {
-    const k = round % contenders.length;
-    const order = contenders.slice(k).concat(contenders.slice(0, k));
-    for (const w of WORKLOADS) {
-      for (const c of order) {
-        const mine = [];
-        const pool = c.create(w.module, (e) => mine.push(`pool error: ${e}`));
-        let values;
-        try {
-          values = await w.measure(pool, cfg, mine);
-        } finally {
-          await exitPool(pool);
-        }
-        for (const [metric, v] of Object.entries(values)) perRound[c.name][metric].push(v);
-        raw.push({ round: round + 1, workload: w.id, contender: c.name, ...values, failures: mine.length });
-        for (const f of mine) failures.push(`${c.name} ${w.id} round ${round + 1}: ${f}`);
-        const shown = Object.entries(values)
-          .map(([metric, v]) => `${metric} ${fmtInt(v)}${metric === 'p50' || metric === 'p99' ? ' µs' : ' jobs/s'}`)
-          .join(', ');
-        console.error(`round ${round + 1}/${cfg.rounds}  ${w.id.padEnd(7)}  ${c.name.padEnd(15)}  ${shown}` +
-          (mine.length ? `  FAILURES: ${mine.length}` : ''));
+  const { raw, failures, perRound, medians } = await runRounds({
+    rounds: cfg.rounds,
+    contenders,
+    workloads: WORKLOADS,
+    metrics: ['echo', 'md5', 'p50', 'p99'],
+    nameWidth: 15,
+    measureOne: async (c, w, mine) => {
+      const pool = c.create(w.module, (e) => mine.push(`pool error: ${e}`));
+      try {
+        return await w.measure(pool, cfg, mine);
+      } finally {
+        await exitPool(pool);
       }
-    }
-  }
-
+    },
+  });
   info.othersCpu = othersCpuShare(cpu0, cpuSnapshot());
-  const medians = {};
-  for (const c of contenders) {
-    medians[c.name] = {};
-    for (const [metric, xs] of Object.entries(perRound[c.name])) medians[c.name][metric] = median(xs);
-  }
 
   console.log('');
   console.log(report(info, cfg, contenders, skipped, medians));
@@ -438,18 +420,7 @@ async function main() {
     console.log(`\nraw numbers written to ${cfg.json}`);
   }
 
-  if (failures.length) {
-    console.log(`\nFAILED: ${failures.length} wrong replies or errors`);
-    for (const f of failures.slice(0, 20)) console.log(`  ${f}`);
-    process.exitCode = 1;
-  }
-
-  // Every pool has been shut down, so the loop should empty now; if something
-  // still holds it open, say what and stop instead of hanging.
-  setTimeout(() => {
-    console.error(`process did not exit: still active: ${process.getActiveResourcesInfo().join(', ')}`);
-    process.exit(1);
-  }, 5000).unref();
+  finish(failures);
 }
 
 main().catch((err) => {
