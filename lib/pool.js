@@ -24,7 +24,7 @@ const DEFAULT_SPAWN_DELAY_MS = 100;
 const DEFAULT_IDLE_TIMEOUT_MS = 10000;
 const MAX_U32 = 0xffffffff;
 // Longest stretch of result handling before the host's event loop gets a turn, in ms.
-const DRAIN_SLICE_MS = 2;
+const DRAIN_SLICE_MS = 0.5;
 
 // Errors raised by the pool itself carry one of these codes.
 const codes = Object.freeze({
@@ -145,6 +145,29 @@ function stringEnv(env) {
   return out;
 }
 
+// One executor for every job's Promise: no closure per job. The Promise constructor calls it
+// synchronously, so its resolve/reject are read back before anything else can run.
+let captured = null;
+function capture(resolve, reject) {
+  captured = new Job(resolve, reject, null, undefined);
+}
+function promiseJob() {
+  const job = captured;
+  captured = null;
+  return job;
+}
+
+// The JSON text of a function name; the few names a program uses are kept.
+const nameTexts = new Map();
+function nameJson(name) {
+  let text = nameTexts.get(name);
+  if (text === undefined) {
+    text = JSON.stringify(name);
+    if (nameTexts.size < 1024) nameTexts.set(name, text);
+  }
+  return text;
+}
+
 // A job's continuation: a Promise's resolve/reject, or a Node-style callback run in the async
 // context of the enqueue() call.
 class Job {
@@ -186,6 +209,7 @@ class Pool extends EventEmitter {
   #concurrency;
   #retries;
   #timeout;
+  #batchFns = null; // per-job function names (JSON) of the current batch, when any job has one
   #batchOpts = null; // per-job [retries, timeout] of the current batch, when any job has its own
   #signals = new Map(); // AbortSignal -> { jobs: Set<Job>, listener }: one listener per signal
   #rejectedHere = 0;
@@ -308,10 +332,8 @@ class Pool extends EventEmitter {
    * Options: name, onProgress, signal (AbortSignal), timeout (ms), retries.
    */
   run(task, options) {
-    let job;
-    const promise = new Promise((resolve, reject) => {
-      job = new Job(resolve, reject, null, undefined);
-    });
+    const promise = new Promise(capture);
+    const job = promiseJob();
     let name = null;
     if (options !== undefined) {
       const err = this.#applyOptions(job, options);
@@ -330,9 +352,9 @@ class Pool extends EventEmitter {
     if (typeof name !== 'string') {
       return Promise.reject(argumentError('call(name, ...args): name must be a string'));
     }
-    return new Promise((resolve, reject) => {
-      this.#submit(name, args, new Job(resolve, reject, null, undefined));
-    });
+    const promise = new Promise(capture);
+    this.#submit(name, args, promiseJob());
+    return promise;
   }
 
   // Reads run()'s options into the job; returns an Error for a wrong one.
@@ -470,7 +492,6 @@ class Pool extends EventEmitter {
     const id = this.#nextId;
     this.#nextId = (id + 1) >>> 0;
     job.id = id;
-    const fn = name === null ? 'null' : JSON.stringify(name);
     if (this.#batch.length === 0) {
       this.#batchFirst = id;
       if (!this.#flushQueued) {
@@ -478,6 +499,12 @@ class Pool extends EventEmitter {
         queueMicrotask(() => this.#flush());
       }
     }
+    // Per-job names and options travel in side arrays, made only for a batch that needs them.
+    if (name !== null && this.#batchFns === null) {
+      this.#batchFns = [];
+      for (let i = 0; i < this.#batch.length; i++) this.#batchFns.push('null');
+    }
+    if (this.#batchFns !== null) this.#batchFns.push(name === null ? 'null' : nameJson(name));
     if (job.retries !== undefined || job.timeout !== undefined) {
       if (this.#batchOpts === null) {
         this.#batchOpts = [];
@@ -487,7 +514,7 @@ class Pool extends EventEmitter {
     if (this.#batchOpts !== null) {
       this.#batchOpts.push(job.retries ?? this.#retries, job.timeout ?? this.#timeout);
     }
-    this.#batch.push(`{"t":"call","id":${id},"fn":${fn},"args":${argsText}}`);
+    this.#batch.push(argsText);
     this.#jobs.set(id, job);
     if (job.signal !== null) this.#watch(job);
     if (!this.#refed) this.#setRef(true);
@@ -556,7 +583,10 @@ class Pool extends EventEmitter {
         timeouts[i] = opts[2 * i + 1];
       }
     }
-    const rejected = this.#native.submit(first, batch.join('\n'), batch.length, retries, timeouts);
+    const fns = this.#batchFns;
+    this.#batchFns = null;
+    const rejected = this.#native.submitCalls(first, batch.join('\n'),
+      fns === null ? null : fns.join('\n'), batch.length, retries, timeouts);
     for (let i = 0; i < rejected.length; i += 3) {
       const id = (first + rejected[i]) >>> 0;
       const job = this.#jobs.get(id);

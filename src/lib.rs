@@ -6,7 +6,7 @@ use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use comrade_core::engine::{Engine, EngineConfig, Protocol};
+use comrade_core::engine::{Engine, EngineConfig, Protocol, Rejection};
 use comrade_core::scheduler::{JobOpts, Reject, SchedConfig};
 use comrade_core::spawn::SpawnSpec;
 use napi::bindgen_prelude::*;
@@ -175,34 +175,32 @@ impl NativePool {
         retries: Option<Uint32Array>,
         timeouts: Option<Float64Array>,
     ) -> Vec<f64> {
-        let opts: Vec<JobOpts> = match (&retries, &timeouts) {
-            (None, None) => Vec::new(),
-            _ => (0..count as usize)
-                .map(|i| JobOpts {
-                    retries: retries
-                        .as_ref()
-                        .and_then(|r| r.get(i).copied())
-                        .unwrap_or(0),
-                    timeout: timeouts
-                        .as_ref()
-                        .and_then(|t| t.get(i).copied())
-                        .and_then(|ms| millis(Some(ms))),
-                })
-                .collect(),
-        };
-        let mut out = Vec::new();
-        for r in self
-            .engine
-            .submit_with(first_id, &payloads, count as usize, &opts)
-        {
-            let (reason, value) = match r.reason {
-                Reject::Closed => (0.0, 0.0),
-                Reject::Backlog(n) => (1.0, n as f64),
-                Reject::Duration(s) => (2.0, s),
-            };
-            out.extend_from_slice(&[r.index as f64, reason, value]);
-        }
-        out
+        let opts = job_opts(count, retries.as_deref(), timeouts.as_deref());
+        rejections(
+            self.engine
+                .submit_with(first_id, &payloads, count as usize, &opts),
+        )
+    }
+
+    /// For the `lines` protocol: submits `count` calls with ids `firstId, firstId + 1, …`. Line i
+    /// of `args` is the JSON array of call i's arguments; line i of `fns`, when given, the JSON
+    /// text of its function name (`null` for the default). The engine writes the frames.
+    /// Returns and options as for `submit`.
+    #[napi]
+    pub fn submit_calls(
+        &self,
+        first_id: u32,
+        args: String,
+        fns: Option<String>,
+        count: u32,
+        retries: Option<Uint32Array>,
+        timeouts: Option<Float64Array>,
+    ) -> Vec<f64> {
+        let opts = job_opts(count, retries.as_deref(), timeouts.as_deref());
+        rejections(
+            self.engine
+                .submit_calls(first_id, &args, fns.as_deref(), count as usize, &opts),
+        )
     }
 
     /// Every record produced since the last call, as one JSON array of `kind, id, value`
@@ -304,4 +302,33 @@ pub fn kill_all_workers() {
 pub fn install_cleanup(env: Env) -> Result<()> {
     env.add_env_cleanup_hook((), |_| comrade_core::engine::kill_all_workers())?;
     Ok(())
+}
+
+/// Per-job options for a batch: none when the pool's defaults apply to every job.
+fn job_opts(count: u32, retries: Option<&[u32]>, timeouts: Option<&[f64]>) -> Vec<JobOpts> {
+    if retries.is_none() && timeouts.is_none() {
+        return Vec::new();
+    }
+    (0..count as usize)
+        .map(|i| JobOpts {
+            retries: retries.and_then(|r| r.get(i).copied()).unwrap_or(0),
+            timeout: timeouts
+                .and_then(|t| t.get(i).copied())
+                .and_then(|ms| millis(Some(ms))),
+        })
+        .collect()
+}
+
+/// Refused jobs as flat `[index, reason, value, …]` triples.
+fn rejections(rejected: Vec<Rejection>) -> Vec<f64> {
+    let mut out = Vec::with_capacity(rejected.len() * 3);
+    for r in rejected {
+        let (reason, value) = match r.reason {
+            Reject::Closed => (0.0, 0.0),
+            Reject::Backlog(n) => (1.0, n as f64),
+            Reject::Duration(s) => (2.0, s),
+        };
+        out.extend_from_slice(&[r.index as f64, reason, value]);
+    }
+    out
 }

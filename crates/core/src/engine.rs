@@ -361,15 +361,55 @@ impl Engine {
         count: usize,
         opts: &[JobOpts],
     ) -> Vec<Rejection> {
+        let mut lines = payloads.split('\n');
+        self.submit_each(first_id, count, opts, |_| {
+            lines.next().unwrap_or("null").as_bytes().into()
+        })
+    }
+
+    /// Submits [`Protocol::Lines`] calls with consecutive ids from `first_id`: line i of `args`
+    /// is the JSON array of job i's arguments, line i of `fns` (when given) the JSON text of its
+    /// function name (`null`: the default function). The engine writes the call frames itself,
+    /// so the host builds no per-job frame text.
+    pub fn submit_calls(
+        &self,
+        first_id: JobId,
+        args: &str,
+        fns: Option<&str>,
+        count: usize,
+        opts: &[JobOpts],
+    ) -> Vec<Rejection> {
+        let mut args = args.split('\n');
+        let mut fns = fns.map(|f| f.split('\n'));
+        self.submit_each(first_id, count, opts, |id| {
+            let a = args.next().unwrap_or("[]");
+            let f = fns.as_mut().and_then(|f| f.next()).unwrap_or("null");
+            let mut frame = Vec::with_capacity(a.len() + f.len() + 40);
+            frame.extend_from_slice(br#"{"t":"call","id":"#);
+            frame.extend_from_slice(itoa(id, &mut [0; 10]));
+            frame.extend_from_slice(br#","fn":"#);
+            frame.extend_from_slice(f.as_bytes());
+            frame.extend_from_slice(br#","args":"#);
+            frame.extend_from_slice(a.as_bytes());
+            frame.push(b'}');
+            frame.into_boxed_slice()
+        })
+    }
+
+    fn submit_each(
+        &self,
+        first_id: JobId,
+        count: usize,
+        opts: &[JobOpts],
+        mut payload: impl FnMut(JobId) -> Box<[u8]>,
+    ) -> Vec<Rejection> {
         let defaults = self.shared.cfg.job_defaults;
         self.shared.update(|st, shared| {
             let mut rejected = Vec::new();
-            let mut lines = payloads.split('\n');
             for index in 0..count {
-                let line = lines.next().unwrap_or("null");
                 let id = first_id.wrapping_add(index as u32);
                 let o = opts.get(index).copied().unwrap_or(defaults);
-                if let Err(reason) = st.sched.submit_with(id, line.as_bytes().into(), o) {
+                if let Err(reason) = st.sched.submit_with(id, payload(id), o) {
                     st.outbox.totals.rejected += 1;
                     rejected.push(Rejection { index, reason });
                 }
@@ -988,6 +1028,19 @@ async fn housekeeper(shared: std::sync::Weak<Shared>, timer: Arc<tokio::sync::No
 
 /// Appends a line to a connection's output and lists the connection for the write at the end
 /// of the update.
+/// The decimal digits of `n`, written into `buf`.
+fn itoa(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
+    let mut i = buf.len();
+    loop {
+        i -= 1;
+        buf[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            return &buf[i..];
+        }
+    }
+}
+
 fn push_line(dirty: &mut Vec<(Arc<UnixStream>, Arc<Mutex<OutBuf>>)>, conn: &Conn, line: &[u8]) {
     let mut out = lock(&conn.out);
     out.buf.extend_from_slice(line);

@@ -354,6 +354,58 @@ while True:
 }
 
 #[test]
+fn submit_calls_writes_each_call_frame_with_its_id_name_and_arguments() {
+    let script = format!(
+        "{PY_PREAMBLE}{}",
+        r#"
+send({"t": "ready"})
+for line in rd:
+    c = json.loads(line)
+    send({"t": "ok", "id": c["id"], "v": line.decode().rstrip("\n")})
+"#
+    );
+    let (engine, rx) = py_worker(&script, 1, 1);
+    // Ids wrap past u32::MAX; without `fns` every call is to the default function.
+    let first = u32::MAX - 1;
+    assert!(engine
+        .submit_calls(first, "[1]\n[\"a\",{\"b\":[]}]\n[]", None, 3, &[])
+        .is_empty());
+    assert!(engine
+        .submit_calls(7, "[2]\n[3]", Some("\"md5\"\nnull"), 2, &[])
+        .is_empty());
+    let recs = collect(&engine, &rx, |r| {
+        r.iter().filter(|r| r.0 == kind::RESULT).count() == 5
+    });
+    let mut frames: Vec<(u32, String)> = recs
+        .iter()
+        .filter(|r| r.0 == kind::RESULT)
+        .map(|r| (r.1, r.2.as_str().unwrap().to_string()))
+        .collect();
+    frames.sort_by_key(|f| f.0);
+    assert_eq!(
+        frames,
+        vec![
+            (0, r#"{"t":"call","id":0,"fn":null,"args":[]}"#.to_string()),
+            (
+                7,
+                r#"{"t":"call","id":7,"fn":"md5","args":[2]}"#.to_string()
+            ),
+            (8, r#"{"t":"call","id":8,"fn":null,"args":[3]}"#.to_string()),
+            (
+                u32::MAX - 1,
+                r#"{"t":"call","id":4294967294,"fn":null,"args":[1]}"#.to_string()
+            ),
+            (
+                u32::MAX,
+                r#"{"t":"call","id":4294967295,"fn":null,"args":["a",{"b":[]}]}"#.to_string()
+            ),
+        ]
+    );
+    engine.shutdown(true);
+    collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+}
+
+#[test]
 fn lines_progress_events_and_strays_reach_the_host() {
     let script = format!(
         "{PY_PREAMBLE}{}",
