@@ -24,8 +24,9 @@ export declare class NativePool {
   submit(firstId: number, payloads: string, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null): Array<number>
   /**
    * For the `lines` protocol: submits `count` calls with ids `firstId, firstId + 1, …`. Line i
-   * of `args` is the JSON array of call i's arguments; line i of `fns`, when given, the JSON
-   * text of its function name (`null` for the default). The engine writes the frames.
+   * of `args` is call i's arguments as JSON without the enclosing brackets (`1,"a"`); line i
+   * of `fns`, when given, the JSON text of its function name (`null` for the default). The
+   * engine writes the frames.
    * Returns and options as for `submit`.
    */
   submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null): Array<number>

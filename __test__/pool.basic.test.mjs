@@ -119,6 +119,10 @@ test('values follow JSON semantics: undefined, NaN, Date, Map become JSON', TEST
   assert.deepEqual(await pool.call('identity', [undefined, 1]), [null, 1]);
   // Positional arguments travel as a JSON array: an undefined argument arrives as null.
   assert.deepEqual(await pool.call('types', undefined, 1), ['null', 'number']);
+  // run() sends its one argument without an array around it, with the same result.
+  assert.deepEqual(await pool.run(undefined, { name: 'types' }), ['null']);
+  assert.deepEqual(await pool.run({ toJSON: () => undefined }, { name: 'types' }), ['null']);
+  assert.deepEqual(await pool.run('x\ny', { name: 'types' }), ['string']);
   assert.deepEqual(await pool.call('identity', new Map([[1, 2]])), {});
 });
 

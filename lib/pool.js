@@ -343,7 +343,7 @@ class Pool extends EventEmitter {
       }
       name = options.name ?? null;
     }
-    this.#submit(name, [task], job);
+    this.#submit(name, task, undefined, job);
     return promise;
   }
 
@@ -353,7 +353,7 @@ class Pool extends EventEmitter {
       return Promise.reject(argumentError('call(name, ...args): name must be a string'));
     }
     const promise = new Promise(capture);
-    this.#submit(name, args, promiseJob());
+    this.#submit(name, undefined, args, promiseJob());
     return promise;
   }
 
@@ -398,7 +398,7 @@ class Pool extends EventEmitter {
   /** Runs the default function with `task`; `cb(err, result)` runs once, in this call's async context. */
   enqueue(task, cb) {
     if (typeof cb !== 'function') throw argumentError('enqueue(task, cb): cb must be a function');
-    this.#submit(null, [task], new Job(null, null, AsyncResource.bind(cb), undefined));
+    this.#submit(null, task, undefined, new Job(null, null, AsyncResource.bind(cb), undefined));
     return this;
   }
 
@@ -460,20 +460,30 @@ class Pool extends EventEmitter {
     return this.#done.promise;
   }
 
-  #submit(name, args, job) {
+  // One job: `task` as the only argument, or the array `args` (call()).
+  #submit(name, task, args, job) {
     if (this.#state !== 'open') {
       this.#rejectedHere++;
       this.#fail(job, new PoolError(codes.POOL_CLOSED, 'the pool is closed: no new jobs are accepted'));
       return;
     }
+    // The engine gets each call's arguments as JSON without the enclosing brackets: one
+    // argument needs no array built around it.
     let argsText;
     try {
       // JSON would silently drop a function; a top-level one is surely a mistake.
-      for (let i = 0; i < args.length; i++) {
-        const t = typeof args[i];
-        if (t === 'function' || t === 'symbol') throw new TypeError(`argument ${i} is a ${t}`);
+      if (args === undefined) {
+        const t = typeof task;
+        if (t === 'function' || t === 'symbol') throw new TypeError(`argument 0 is a ${t}`);
+        // undefined (or a toJSON that returns it) is null, as inside an array.
+        argsText = json.stringify(task) ?? 'null';
+      } else {
+        for (let i = 0; i < args.length; i++) {
+          const t = typeof args[i];
+          if (t === 'function' || t === 'symbol') throw new TypeError(`argument ${i} is a ${t}`);
+        }
+        argsText = json.stringify(args).slice(1, -1);
       }
-      argsText = json.stringify(args);
     } catch (e) {
       this.#rejectedHere++;
       this.#fail(job, unserializableError(e.message));

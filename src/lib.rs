@@ -183,8 +183,9 @@ impl NativePool {
     }
 
     /// For the `lines` protocol: submits `count` calls with ids `firstId, firstId + 1, …`. Line i
-    /// of `args` is the JSON array of call i's arguments; line i of `fns`, when given, the JSON
-    /// text of its function name (`null` for the default). The engine writes the frames.
+    /// of `args` is call i's arguments as JSON without the enclosing brackets (`1,"a"`); line i
+    /// of `fns`, when given, the JSON text of its function name (`null` for the default). The
+    /// engine writes the frames.
     /// Returns and options as for `submit`.
     #[napi]
     pub fn submit_calls(

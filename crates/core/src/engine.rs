@@ -368,9 +368,10 @@ impl Engine {
     }
 
     /// Submits [`Protocol::Lines`] calls with consecutive ids from `first_id`: line i of `args`
-    /// is the JSON array of job i's arguments, line i of `fns` (when given) the JSON text of its
-    /// function name (`null`: the default function). The engine writes the call frames itself,
-    /// so the host builds no per-job frame text.
+    /// is job i's arguments as JSON, comma-separated without the enclosing brackets (`1,"a"`;
+    /// empty for none), line i of `fns` (when given) the JSON text of its function name
+    /// (`null`: the default function). The engine writes the call frames itself, so the host
+    /// builds no per-job frame text and no array for a single argument.
     pub fn submit_calls(
         &self,
         first_id: JobId,
@@ -382,16 +383,16 @@ impl Engine {
         let mut args = args.split('\n');
         let mut fns = fns.map(|f| f.split('\n'));
         self.submit_each(first_id, count, opts, |id| {
-            let a = args.next().unwrap_or("[]");
+            let a = args.next().unwrap_or("");
             let f = fns.as_mut().and_then(|f| f.next()).unwrap_or("null");
             let mut frame = Vec::with_capacity(a.len() + f.len() + 40);
             frame.extend_from_slice(br#"{"t":"call","id":"#);
             frame.extend_from_slice(itoa(id, &mut [0; 10]));
             frame.extend_from_slice(br#","fn":"#);
             frame.extend_from_slice(f.as_bytes());
-            frame.extend_from_slice(br#","args":"#);
+            frame.extend_from_slice(br#","args":["#);
             frame.extend_from_slice(a.as_bytes());
-            frame.push(b'}');
+            frame.extend_from_slice(b"]}");
             frame.into_boxed_slice()
         })
     }

@@ -368,10 +368,10 @@ for line in rd:
     // Ids wrap past u32::MAX; without `fns` every call is to the default function.
     let first = u32::MAX - 1;
     assert!(engine
-        .submit_calls(first, "[1]\n[\"a\",{\"b\":[]}]\n[]", None, 3, &[])
+        .submit_calls(first, "1\n\"a\",{\"b\":[]}\n", None, 3, &[])
         .is_empty());
     assert!(engine
-        .submit_calls(7, "[2]\n[3]", Some("\"md5\"\nnull"), 2, &[])
+        .submit_calls(7, "2\n3", Some("\"md5\"\nnull"), 2, &[])
         .is_empty());
     let recs = collect(&engine, &rx, |r| {
         r.iter().filter(|r| r.0 == kind::RESULT).count() == 5
