@@ -1,6 +1,8 @@
 // Pool basics with real Node workers: the default function, named functions (sync and async),
 // enqueue() callbacks, structured values, ES module workers and modules given as file URLs.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
 import { pathToFileURL } from 'node:url';
@@ -28,6 +30,27 @@ test('call() and run({ name }) call named functions, sync and async', TEST, asyn
   assert.deepEqual(await pool.run([1, 2], { name: 'identity' }), [1, 2], 'run() passes one argument');
   const many = await Promise.all(Array.from({ length: 20 }, (_, i) => pool.call('asyncAdd', i, i)));
   assert.deepEqual(many, Array.from({ length: 20 }, (_, i) => 2 * i));
+  assert.equal(pool.pending, 0);
+});
+
+test('jobs left unsettled while thousands of later ones settle are still found: settled, aborted, counted', TEST, async (t) => {
+  // One worker each for the two waiting jobs (aborting one kills its worker), one for the rest.
+  const { pool } = openPool(t, { module: basic, maxWorkers: 3 });
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'comrade-pending-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const release = path.join(dir, 'release');
+  const slow = pool.call('waitFile', release);
+  const ac = new AbortController();
+  const aborted = pool.run(path.join(dir, 'never'), { name: 'waitFile', signal: ac.signal });
+  const n = 10000;
+  const sums = await Promise.all(Array.from({ length: n }, (_, i) => pool.call('add', i, 1)));
+  assert.deepEqual(sums, Array.from({ length: n }, (_, i) => i + 1));
+  assert.equal(pool.pending, 2, 'the two waiting jobs, started before all the others');
+  ac.abort();
+  await assert.rejects(aborted, { name: 'AbortError' });
+  assert.equal(pool.pending, 1);
+  fs.writeFileSync(release, '');
+  assert.equal(await slow, 'released');
   assert.equal(pool.pending, 0);
 });
 

@@ -168,6 +168,51 @@ function nameJson(name) {
   return text;
 }
 
+// Unsettled jobs by id. Ids are consecutive and jobs mostly settle in about the order they were
+// sent, so a ring indexed by the id's low bits holds them with no allocation per job (a Map
+// rehashes as entries come and go). A job still unsettled when its slot comes round again
+// moves to a Map.
+const RING = 4096;
+class JobTable {
+  constructor() {
+    this.ring = new Array(RING).fill(null);
+    this.more = new Map();
+    this.size = 0;
+  }
+
+  set(id, job) {
+    const i = id & (RING - 1);
+    const old = this.ring[i];
+    if (old !== null) this.more.set(old.id, old);
+    this.ring[i] = job;
+    this.size++;
+  }
+
+  get(id) {
+    const job = this.ring[id & (RING - 1)];
+    if (job !== null && job.id === id) return job;
+    return this.more.size === 0 ? undefined : this.more.get(id);
+  }
+
+  // Removes and returns the job with this id, if any.
+  take(id) {
+    const i = id & (RING - 1);
+    const job = this.ring[i];
+    if (job !== null && job.id === id) {
+      this.ring[i] = null;
+      this.size--;
+      return job;
+    }
+    if (this.more.size === 0) return undefined;
+    const other = this.more.get(id);
+    if (other !== undefined) {
+      this.more.delete(id);
+      this.size--;
+    }
+    return other;
+  }
+}
+
 // A job's continuation: a Promise's resolve/reject, or a Node-style callback run in the async
 // context of the enqueue() call.
 class Job {
@@ -194,7 +239,7 @@ function abortError(signal) {
 
 class Pool extends EventEmitter {
   #native;
-  #jobs = new Map();
+  #jobs = new JobTable();
   #nextId = 0;
   #batch = [];
   #batchFirst = 0;
@@ -562,7 +607,7 @@ class Pool extends EventEmitter {
     for (const job of entry.jobs) {
       job.signal = null;
       if (this.#jobs.get(job.id) !== job) continue;
-      this.#jobs.delete(job.id);
+      this.#jobs.take(job.id);
       this.#native.cancel(job.id);
       try {
         this.#settle(job, abortError(signal), undefined);
@@ -599,8 +644,7 @@ class Pool extends EventEmitter {
       fns === null ? null : fns.join('\n'), batch.length, retries, timeouts);
     for (let i = 0; i < rejected.length; i += 3) {
       const id = (first + rejected[i]) >>> 0;
-      const job = this.#jobs.get(id);
-      this.#jobs.delete(id);
+      const job = this.#jobs.take(id);
       let err;
       if (rejected[i + 1] === REJECT.BACKLOG) {
         err = new PoolError(codes.BACKLOG_FULL,
@@ -661,31 +705,25 @@ class Pool extends EventEmitter {
     for (const e of errors) process.nextTick(rethrow, e);
   }
 
-  #take(id) {
-    const job = this.#jobs.get(id);
-    if (job !== undefined) this.#jobs.delete(id);
-    return job;
-  }
-
   #record(kind, id, value) {
     switch (kind) {
       case KIND.RESULT: {
-        const job = this.#take(id);
+        const job = this.#jobs.take(id);
         if (job) this.#settle(job, null, value);
         break;
       }
       case KIND.VOID: {
-        const job = this.#take(id);
+        const job = this.#jobs.take(id);
         if (job) this.#settle(job, null, undefined);
         break;
       }
       case KIND.JOB_ERROR: {
-        const job = this.#take(id);
+        const job = this.#jobs.take(id);
         if (job) this.#settle(job, rebuildError(value), undefined);
         break;
       }
       case KIND.FAILED: {
-        const job = this.#take(id);
+        const job = this.#jobs.take(id);
         if (job) this.#settle(job, this.#failure(value), undefined);
         break;
       }
