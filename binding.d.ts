@@ -109,6 +109,8 @@ export interface NativeOptions {
   maxRss?: number
   /** Pin worker i to CPU i. */
   affinity?: boolean
+  /** Added to each worker's nice value (0..=19): lower CPU priority than the parent. */
+  nice?: number
   /** Default retries of a job whose worker dies. */
   retries?: number
   /** Default run timeout of a job, in milliseconds. */

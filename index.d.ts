@@ -104,6 +104,8 @@ interface PoolCommonOptions {
   maxRss?: number;
   /** Pin worker i to CPU i (Linux). Default: false. */
   affinity?: boolean;
+  /** Added to each worker's nice value (an integer 0–19): lower CPU priority than the parent. Default: 0. */
+  niceIncrement?: number;
   /** Times a job is run again on another worker if its worker dies while holding it. Default: 0. */
   retries?: number;
   /** Longest run time of a job on a worker, in ms; the worker is then killed and replaced (ERR_JOB_TIMEOUT). Default: off. */

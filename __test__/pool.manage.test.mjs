@@ -2,7 +2,7 @@
 // after idleTimeout, spawnDelay, recycling (maxJobsPerWorker, maxRss, retire() from the worker),
 // ncpu(), CPU affinity, and stats(). Assertions are about order and counts, never speed.
 import assert from 'node:assert/strict';
-import { readFileSync } from 'node:fs';
+import { readFileSync, readdirSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import test from 'node:test';
@@ -234,6 +234,47 @@ test('without affinity, workers are not pinned', TEST, async (t) => {
   const [w] = pool.stats().workers;
   assert.equal(w.cpu, null);
   assert.equal(allowedList(w.pid), allowedList('self'));
+});
+
+// A process's nice value, field 19 of /proc/PID/stat (after the parenthesised command name).
+const niceOf = (pid) =>
+  Number(readFileSync(`/proc/${pid}/stat`, 'utf8').replace(/^.*\) /s, '').split(' ')[16]);
+
+test('niceIncrement: workers, their replacements and their threads run at a lower priority', TEST, async (t) => {
+  const ours = niceOf('self');
+  const want = Math.min(ours + 7, 19);
+  const { pool, log } = openPool(t, { module: work, minWorkers: 2, maxWorkers: 2, niceIncrement: 7 });
+  const r = await Promise.all([0, 1, 2, 3].map((i) => pool.call('slow', 10, i)));
+  assert.deepEqual(r.map((x) => x.v), [0, 1, 2, 3]);
+  const threads = (pid) => readdirSync(`/proc/${pid}/task`);
+  await waitFor(() => pool.pids.length === 2 && pool.pids.every((pid) => threads(pid).length > 1),
+    'both workers running with their threads');
+  for (const pid of pool.pids) {
+    assert.equal(niceOf(pid), want, `worker ${pid}`);
+    // Node's own threads, started after exec, inherit it.
+    for (const tid of threads(pid)) {
+      let nice;
+      try {
+        nice = niceOf(`${pid}/task/${tid}`);
+      } catch (e) {
+        if (e.code === 'ENOENT') continue; // a thread that just ended
+        throw e;
+      }
+      assert.equal(nice, want, `thread ${tid} of worker ${pid}`);
+    }
+  }
+  const victim = pool.pids[0];
+  process.kill(victim, 'SIGKILL');
+  await waitFor(() => exitOf(log, victim) && pool.pids.length === 2 && !pool.pids.includes(victim),
+    'a replacement for the killed worker');
+  for (const pid of pool.pids) assert.equal(niceOf(pid), want, `worker ${pid} after a replacement`);
+  assert.equal(niceOf('self'), ours, 'the parent is unchanged');
+});
+
+test('without niceIncrement, workers keep the parent\'s priority', TEST, async (t) => {
+  const { pool } = openPool(t, { module: work, minWorkers: 1, maxWorkers: 1 });
+  await waitFor(() => pool.pids.length === 1, 'a worker');
+  assert.equal(niceOf(pool.pids[0]), niceOf('self'));
 });
 
 test('stats() follows the jobs: queue, states, exact totals, times, jobsDone', TEST, async (t) => {

@@ -41,7 +41,7 @@ const tasks = {
 
 const cores: number = ncpu().physical;
 void cores;
-const sized = new Pool({ module: 'a.js', minWorkers: 1, maxWorkers: 4, spawnDelay: 100, idleTimeout: 10000, maxJobsPerWorker: 1000, maxRss: 1 << 28, affinity: true, retries: 1, timeout: 5000 });
+const sized = new Pool({ module: 'a.js', minWorkers: 1, maxWorkers: 4, spawnDelay: 100, idleTimeout: 10000, maxJobsPerWorker: 1000, maxRss: 1 << 28, affinity: true, niceIncrement: 10, retries: 1, timeout: 5000 });
 void sized;
 const typed = new Pool<typeof tasks>({ module: './tasks.js', maxWorkers: 2, concurrency: 4 });
 async function usePool(): Promise<void> {

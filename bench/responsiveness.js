@@ -7,7 +7,8 @@
 // settled job is replaced at once) for S seconds. Meanwhile perf_hooks.monitorEventLoopDelay
 // (1 ms resolution) samples how late the parent's event loop runs. Reported: the
 // delay p50 / p99 / max in ms and the jobs/s achieved. Every reply is checked.
-// Contenders: comrade Pool (concurrency 32, and 1), comrade ComputeCluster, npm compute-cluster,
+// Contenders: comrade Pool (concurrency 32, with and without niceIncrement, and concurrency
+// 1), comrade ComputeCluster, npm compute-cluster,
 // npm workerpool (process mode). Rounds are interleaved with the order rotated; medians are reported.
 
 const path = require('node:path');
@@ -33,6 +34,12 @@ const contenders = {
   'comrade Pool': () => {
     const { Pool } = require(ROOT);
     const pool = new Pool({ module: TINY, minWorkers: 2, maxWorkers: 2, concurrency: 32 });
+    return { run: (x) => pool.run(x), close: () => pool.close() };
+  },
+  // The same, with the workers at a lower CPU priority than the parent.
+  'comrade Pool, niceIncrement 10': () => {
+    const { Pool } = require(ROOT);
+    const pool = new Pool({ module: TINY, minWorkers: 2, maxWorkers: 2, concurrency: 32, niceIncrement: 10 });
     return { run: (x) => pool.run(x), close: () => pool.close() };
   },
   // One job per worker at a time: the rate of the other contenders, for a like-for-like delay.

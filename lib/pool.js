@@ -288,6 +288,7 @@ class Pool extends EventEmitter {
     this.#retries = options.retries === undefined ? 0 : positiveIntOrZero(options, 'retries', 1000);
     this.#timeout = options.timeout === undefined || options.timeout === Infinity ? 0 :
       positiveNumber(options, 'timeout');
+    const nice = options.niceIncrement === undefined ? 0 : positiveIntOrZero(options, 'niceIncrement', 19);
     if (options.affinity !== undefined && typeof options.affinity !== 'boolean') {
       throw optionError('affinity must be a boolean');
     }
@@ -367,6 +368,7 @@ class Pool extends EventEmitter {
       maxJobsPerWorker,
       maxRss,
       affinity: options.affinity === true,
+      nice,
       retries: this.#retries,
       timeoutMs: this.#timeout,
     }, () => this.#drain());

@@ -53,6 +53,8 @@ pub struct NativeOptions {
     pub max_rss: Option<f64>,
     /// Pin worker i to CPU i.
     pub affinity: Option<bool>,
+    /// Added to each worker's nice value (0..=19): lower CPU priority than the parent.
+    pub nice: Option<i32>,
     /// Default retries of a job whose worker dies.
     pub retries: Option<u32>,
     /// Default run timeout of a job, in milliseconds.
@@ -118,6 +120,7 @@ impl NativePool {
                     .collect(),
                 cwd: options.cwd.map(Into::into),
                 cpu: None,
+                nice: options.nice.unwrap_or(0).clamp(0, 19),
             },
             protocol: match options.protocol.as_deref() {
                 Some("lines") => Protocol::Lines,

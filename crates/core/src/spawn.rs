@@ -24,6 +24,9 @@ pub struct SpawnSpec {
     pub cwd: Option<OsString>,
     /// Pin the worker to this CPU (Linux `sched_setaffinity`), if set.
     pub cpu: Option<usize>,
+    /// Added to the worker's nice value (0..=19): a lower CPU priority than the parent's, so a
+    /// saturated pool does not take the CPU from the parent's event loop.
+    pub nice: i32,
 }
 
 /// A started worker: its pid, the parent's end of the channel, and a pidfd that becomes
@@ -131,8 +134,10 @@ fn spawn_here(spec: &SpawnSpec) -> io::Result<Spawned> {
     let child_fd = child_end.as_raw_fd();
     let parent_pid = std::process::id() as libc::pid_t;
     let cpu = spec.cpu;
+    let nice = spec.nice.clamp(0, 19);
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe calls (dup2, fcntl, prctl, getppid, sched_setaffinity, _exit).
+    // async-signal-safe calls (dup2, fcntl, prctl, getppid, sched_setaffinity, setpriority,
+    // _exit).
     unsafe {
         cmd.pre_exec(move || {
             if child_fd == CHILD_CHANNEL_FD {
@@ -168,6 +173,15 @@ fn spawn_here(spec: &SpawnSpec) -> io::Result<Spawned> {
                     0,
                     std::mem::size_of::<libc::cpu_set_t>(),
                     &set,
+                ))?;
+            }
+            if nice > 0 {
+                // Raising the nice value needs no privilege; threads the program starts inherit it.
+                let now = libc::getpriority(libc::PRIO_PROCESS, 0);
+                cvt(libc::setpriority(
+                    libc::PRIO_PROCESS,
+                    0,
+                    (now + nice).min(19),
                 ))?;
             }
             Ok(())
@@ -309,6 +323,7 @@ mod tests {
             env_remove: vec!["HOME".into()],
             cwd: None,
             cpu: None,
+            nice: 0,
         }
     }
 
@@ -344,6 +359,21 @@ mod tests {
         kill(s.pid, libc::SIGKILL);
         assert_eq!(wait(s.pid), ExitStatus::Signal(libc::SIGKILL));
         assert_eq!(signal_name(libc::SIGKILL), "SIGKILL");
+    }
+
+    #[test]
+    fn nice_lowers_the_child_priority_by_the_increment() {
+        // SAFETY: getpriority has no preconditions.
+        let ours = unsafe { libc::getpriority(libc::PRIO_PROCESS, 0) };
+        let mut spec = sh(r#"printf '%s\n' "$(nice)" >&3"#);
+        spec.nice = 5;
+        let s = spawn(spec).unwrap();
+        let mut ch = UnixStream::from(s.channel);
+        ch.set_nonblocking(false).unwrap();
+        let mut out = String::new();
+        ch.read_to_string(&mut out).unwrap();
+        assert_eq!(out.trim(), (ours + 5).min(19).to_string());
+        assert_eq!(wait(s.pid), ExitStatus::Code(0));
     }
 
     #[test]

@@ -25,6 +25,7 @@ fn start(
             env_remove: vec![],
             cwd: None,
             cpu: None,
+            nice: 0,
         },
         protocol,
     );
