@@ -63,6 +63,11 @@ pub mod kind {
     pub const RETIRING: u8 = 14;
 }
 
+/// Longest a host wake is put off while queued jobs keep every worker busy.
+const WAKE_DELAY: Duration = Duration::from_millis(1);
+/// Records that wake the host even then.
+const WAKE_BATCH: usize = 512;
+
 /// How the engine talks to its workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
@@ -222,6 +227,8 @@ struct State {
     timer_at: Option<Instant>,
     /// Next resident-memory check, when `max_rss` is set.
     rss_check_at: Option<Instant>,
+    /// A host wake put off while the queue keeps every worker busy (see `take_wake`).
+    wake_at: Option<Instant>,
 }
 
 struct Shared {
@@ -241,13 +248,13 @@ impl Shared {
         st.sched.set_now(Instant::now());
         let r = f(&mut st, self);
         let writes = std::mem::take(&mut st.dirty);
+        let wake = st.take_wake();
         if let Some(next) = st.next_deadline() {
             if st.timer_at.is_none_or(|t| next < t) {
                 st.timer_at = Some(next);
                 self.timer.notify_one();
             }
         }
-        let wake = st.take_wake();
         drop(st);
         for (stream, out) in writes {
             flush_out(stream, out);
@@ -328,6 +335,7 @@ impl Engine {
                 dirty: Vec::new(),
                 timer_at: None,
                 rss_check_at: None,
+                wake_at: None,
             }),
             wake,
             debug: AtomicBool::new(false),
@@ -547,21 +555,31 @@ impl Engine {
 }
 
 impl State {
+    /// Whether to wake the host now for what the outbox holds (see [`wake_may_wait`]).
     fn take_wake(&mut self) -> bool {
-        if self.outbox.count > 0 && !self.outbox.woken {
-            self.outbox.woken = true;
-            true
-        } else {
-            false
+        if self.outbox.count == 0 || self.outbox.woken {
+            return false;
         }
+        let now = self.sched.now();
+        let cfg = self.sched.config();
+        let slots = cfg.max_workers * cfg.concurrency;
+        if wake_may_wait(self.sched.queued(), slots, self.outbox.count)
+            && self.wake_at.is_none_or(|at| now < at)
+        {
+            self.wake_at.get_or_insert(now + WAKE_DELAY);
+            return false;
+        }
+        self.wake_at = None;
+        self.outbox.woken = true;
+        true
     }
 
     /// When the housekeeping task must next run.
     fn next_deadline(&self) -> Option<Instant> {
-        match (self.sched.next_deadline(), self.rss_check_at) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
+        [self.sched.next_deadline(), self.rss_check_at, self.wake_at]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// Time-driven work: run timeouts, idle workers, held-back spawns, memory limits.
@@ -1027,8 +1045,17 @@ async fn housekeeper(shared: std::sync::Weak<Shared>, timer: Arc<tokio::sync::No
     }
 }
 
-/// Appends a line to a connection's output and lists the connection for the write at the end
-/// of the update.
+/// Whether the host's wake for `records` waiting records may be put off (by up to
+/// `WAKE_DELAY`). Each wake costs the host a callback (tens of µs in Node), so while the queue
+/// keeps every worker slot busy without the host, records gather and cross in one batch. The
+/// queue must also outlast the wait: a host that answers each result with a new job (a closed
+/// loop) refills it only when woken, so the wake comes before the results waiting outnumber
+/// half of what is queued beyond the slots. An idle or shallow queue wakes the host at once, so
+/// latency is untouched.
+fn wake_may_wait(queued: usize, slots: usize, records: usize) -> bool {
+    records < WAKE_BATCH && queued >= slots + 2 * records
+}
+
 /// The decimal digits of `n`, written into `buf`.
 fn itoa(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
     let mut i = buf.len();
@@ -1042,6 +1069,8 @@ fn itoa(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
     }
 }
 
+/// Appends a line to a connection's output and lists the connection for the write at the end
+/// of the update.
 fn push_line(dirty: &mut Vec<(Arc<UnixStream>, Arc<Mutex<OutBuf>>)>, conn: &Conn, line: &[u8]) {
     let mut out = lock(&conn.out);
     out.buf.extend_from_slice(line);
@@ -1216,6 +1245,32 @@ impl Drop for Shared {
         for conn in st.conns.values() {
             spawn::kill(conn.pid, libc::SIGKILL);
             live.remove(&conn.pid);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_wake_waits_only_while_the_queue_outlasts_it() {
+        // Idle pool, or a queue no deeper than the worker slots: at once.
+        assert!(!wake_may_wait(0, 2, 1));
+        assert!(!wake_may_wait(2, 2, 1));
+        // 62 queued over 2 slots (64 callers): records gather until 20 wait.
+        assert!(wake_may_wait(62, 2, 1));
+        assert!(wake_may_wait(62, 2, 30));
+        assert!(!wake_may_wait(62, 2, 31));
+        // However deep the queue, a full batch goes at once.
+        assert!(wake_may_wait(1 << 20, 64, WAKE_BATCH - 1));
+        assert!(!wake_may_wait(1 << 20, 64, WAKE_BATCH));
+    }
+
+    #[test]
+    fn itoa_writes_decimal_digits() {
+        for n in [0, 7, 10, 4_096, 1_000_000, u32::MAX] {
+            assert_eq!(itoa(n, &mut [0; 10]), n.to_string().as_bytes());
         }
     }
 }

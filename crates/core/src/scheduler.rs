@@ -284,6 +284,11 @@ impl Scheduler {
         &self.cfg
     }
 
+    /// The clock as last set.
+    pub fn now(&self) -> Instant {
+        self.now
+    }
+
     /// Sets the clock. The engine calls this before each batch of events.
     pub fn set_now(&mut self, now: Instant) {
         if now > self.now {

@@ -90,6 +90,44 @@ fn results(recs: &[(u8, u32, serde_json::Value)]) -> usize {
 }
 
 #[test]
+fn results_put_off_behind_a_deep_queue_still_wake_the_host() {
+    // One worker answers three jobs, then hangs with the fourth: 16 stay queued, so the wake
+    // for the three results is put off, and only the engine's timer can deliver it. Waits on
+    // the wake channel alone (no polling): a lost wake fails the test.
+    let (engine, rx) = sh_worker(
+        r#"i=0; while [ $i -lt 3 ]; do IFS= read -r l <&3; printf '%s\n' "$l" >&3; i=$((i+1)); done; exec sleep 1000"#,
+        1,
+        None,
+    );
+    let payloads: Vec<String> = (0..20).map(|i| i.to_string()).collect();
+    assert!(engine.submit(0, &payloads.join("\n"), 20).is_empty());
+    let mut got = Vec::new();
+    while got.len() < 3 {
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("the host is woken for the results");
+        while let Some(Batch { text, .. }) = engine.take() {
+            let v: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+            for t in v.chunks(3) {
+                if t[0] == kind::RESULT {
+                    got.push((t[1].as_u64().unwrap(), t[2].clone()));
+                }
+            }
+        }
+    }
+    assert_eq!(
+        got,
+        vec![
+            (0, serde_json::json!(0)),
+            (1, serde_json::json!(1)),
+            (2, serde_json::json!(2))
+        ]
+    );
+    assert_eq!(engine.queued(), 16);
+    engine.shutdown(false);
+    collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+}
+
+#[test]
 fn echoes_many_jobs_through_two_workers_in_batches() {
     let (engine, rx) = sh_worker(ECHO, 2, None);
     let n = 300;
