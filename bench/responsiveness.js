@@ -7,9 +7,9 @@
 // settled job is replaced at once) for S seconds. Meanwhile perf_hooks.monitorEventLoopDelay
 // (1 ms resolution) samples how late the parent's event loop runs. Reported: the
 // delay p50 / p99 / max in ms and the jobs/s achieved. Every reply is checked.
-// Contenders: comrade Pool (concurrency 32, with and without niceIncrement, and concurrency
-// 1), comrade ComputeCluster, npm compute-cluster,
-// npm workerpool (process mode). Rounds are interleaved with the order rotated; medians are reported.
+// Contenders: comrade Pool (concurrency 32, with and without niceIncrement; concurrency 1),
+// comrade ComputeCluster, npm compute-cluster, npm workerpool (process mode). Rounds are
+// interleaved with the order rotated; medians are reported.
 
 const path = require('node:path');
 const { monitorEventLoopDelay } = require('node:perf_hooks');
