@@ -128,6 +128,29 @@ fn results_put_off_behind_a_deep_queue_still_wake_the_host() {
 }
 
 #[test]
+fn a_job_larger_than_the_socket_buffer_is_written_in_pieces_as_the_worker_reads() {
+    // The worker reads nothing for a while: the write blocks part way, and the rest goes out
+    // once the socket drains (the blocked-write path), in order with the jobs behind it.
+    let (engine, rx) = sh_worker("sleep 0.3; exec cat <&3 >&3", 1, None);
+    let big = format!("\"{}\"", "x".repeat(600_000));
+    let text = format!("{big}\n1\n\"after\"");
+    assert!(engine.submit(0, &text, 3).is_empty());
+    let recs = collect(&engine, &rx, |r| results(r) == 3);
+    let got: Vec<(u32, serde_json::Value)> = recs
+        .into_iter()
+        .filter(|r| r.0 == kind::RESULT)
+        .map(|r| (r.1, r.2))
+        .collect();
+    assert_eq!(got.len(), 3);
+    assert_eq!(got[0].0, 0);
+    assert_eq!(got[0].1.as_str().map(str::len), Some(600_000));
+    assert_eq!(got[1], (1, serde_json::json!(1)));
+    assert_eq!(got[2], (2, serde_json::json!("after")));
+    engine.shutdown(false);
+    collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+}
+
+#[test]
 fn echoes_many_jobs_through_two_workers_in_batches() {
     let (engine, rx) = sh_worker(ECHO, 2, None);
     let n = 300;
