@@ -17,6 +17,7 @@ const {
   KIND,
   REJECT,
 } = require('./native');
+const { JobTable } = require('./job-table');
 
 const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
 const KILL_GRACE_MS = 5000;
@@ -28,6 +29,7 @@ class Job extends AsyncResource {
   constructor(cb) {
     super('comrade.ComputeClusterJob');
     this.cb = cb;
+    this.id = -1;
   }
 
   settle(err, result) {
@@ -70,7 +72,7 @@ function ComputeCluster(options) {
   this._MAX_BACKLOG = backlog;
   this._MAX_REQUEST_TIME = options.max_request_time || 0;
   this._module = options.module;
-  this._jobs = new Map();
+  this._jobs = new JobTable();
   this._nextId = 0;
   this._batch = [];
   this._batchFirst = 0;
@@ -128,7 +130,9 @@ ComputeCluster.prototype.enqueue = function enqueue(args, cb) {
     queueMicrotask(() => this._flush());
   }
   this._batch.push(text);
-  this._jobs.set(id, new Job(cb));
+  const job = new Job(cb);
+  job.id = id;
+  this._jobs.set(id, job);
   if (!this._refed) this._setRef(true);
   return this;
 };
@@ -142,8 +146,7 @@ ComputeCluster.prototype._flush = function _flush() {
   const rejected = this._pool.submit(first, batch.join('\n'), batch.length);
   for (let i = 0; i < rejected.length; i += 3) {
     const id = (first + rejected[i]) >>> 0;
-    const job = this._jobs.get(id);
-    this._jobs.delete(id);
+    const job = this._jobs.take(id);
     let msg;
     if (rejected[i + 1] === REJECT.BACKLOG) {
       const mb = rejected[i + 2];
@@ -184,14 +187,12 @@ ComputeCluster.prototype._drain = function _drain() {
 ComputeCluster.prototype._record = function _record(kind, id, value) {
   switch (kind) {
     case KIND.RESULT: {
-      const job = this._jobs.get(id);
-      this._jobs.delete(id);
+      const job = this._jobs.take(id);
       if (job) job.settle(null, value);
       break;
     }
     case KIND.FAILED: {
-      const job = this._jobs.get(id);
-      this._jobs.delete(id);
+      const job = this._jobs.take(id);
       if (job) job.settle(failureText(value));
       break;
     }

@@ -16,6 +16,7 @@ const { NativePool, ncpu, install, workerExecArgv, NODE_WORKER_ENV_REMOVE, KIND,
   require('./native');
 
 const json = require('./json');
+const { JobTable } = require('./job-table');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 const DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024;
@@ -166,51 +167,6 @@ function nameJson(name) {
     if (nameTexts.size < 1024) nameTexts.set(name, text);
   }
   return text;
-}
-
-// Unsettled jobs by id. Ids are consecutive and jobs mostly settle in about the order they were
-// sent, so a ring indexed by the id's low bits holds them with no allocation per job (a Map
-// rehashes as entries come and go). A job still unsettled when its slot comes round again
-// moves to a Map.
-const RING = 4096;
-class JobTable {
-  constructor() {
-    this.ring = new Array(RING).fill(null);
-    this.more = new Map();
-    this.size = 0;
-  }
-
-  set(id, job) {
-    const i = id & (RING - 1);
-    const old = this.ring[i];
-    if (old !== null) this.more.set(old.id, old);
-    this.ring[i] = job;
-    this.size++;
-  }
-
-  get(id) {
-    const job = this.ring[id & (RING - 1)];
-    if (job !== null && job.id === id) return job;
-    return this.more.size === 0 ? undefined : this.more.get(id);
-  }
-
-  // Removes and returns the job with this id, if any.
-  take(id) {
-    const i = id & (RING - 1);
-    const job = this.ring[i];
-    if (job !== null && job.id === id) {
-      this.ring[i] = null;
-      this.size--;
-      return job;
-    }
-    if (this.more.size === 0) return undefined;
-    const other = this.more.get(id);
-    if (other !== undefined) {
-      this.more.delete(id);
-      this.size--;
-    }
-    return other;
-  }
 }
 
 // A job's continuation: a Promise's resolve/reject, or a Node-style callback run in the async
