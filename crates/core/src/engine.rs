@@ -557,21 +557,19 @@ impl Engine {
 impl State {
     /// Whether to wake the host now for what the outbox holds (see [`wake_may_wait`]).
     fn take_wake(&mut self) -> bool {
-        if self.outbox.count == 0 || self.outbox.woken {
-            return false;
-        }
-        let now = self.sched.now();
         let cfg = self.sched.config();
-        let slots = cfg.max_workers * cfg.concurrency;
-        if wake_may_wait(self.sched.queued(), slots, self.outbox.count)
-            && self.wake_at.is_none_or(|at| now < at)
-        {
-            self.wake_at.get_or_insert(now + WAKE_DELAY);
-            return false;
+        let (wake, wake_at) = wake_now(
+            &self.outbox,
+            self.sched.queued(),
+            cfg.max_workers * cfg.concurrency,
+            self.wake_at,
+            self.sched.now(),
+        );
+        self.wake_at = wake_at;
+        if wake {
+            self.outbox.woken = true;
         }
-        self.wake_at = None;
-        self.outbox.woken = true;
-        true
+        wake
     }
 
     /// When the housekeeping task must next run.
@@ -1051,6 +1049,28 @@ async fn housekeeper(shared: std::sync::Weak<Shared>, timer: Arc<tokio::sync::No
     }
 }
 
+/// Whether to wake the host now, and when to at the latest if not (`wake_at`, kept across
+/// updates). Nothing waiting, or a wake already given: no deadline either, or the housekeeper
+/// would keep waking for a batch the host has already taken.
+fn wake_now(
+    outbox: &Outbox,
+    queued: usize,
+    slots: usize,
+    wake_at: Option<Instant>,
+    now: Instant,
+) -> (bool, Option<Instant>) {
+    if outbox.count == 0 || outbox.woken {
+        return (false, None);
+    }
+    match wake_at {
+        Some(at) if now >= at => (true, None),
+        _ if wake_may_wait(queued, slots, outbox.count) => {
+            (false, Some(wake_at.unwrap_or(now + WAKE_DELAY)))
+        }
+        _ => (true, None),
+    }
+}
+
 /// Whether the host's wake for `records` waiting records may be put off (by up to
 /// `WAKE_DELAY`). Each wake costs the host a callback (tens of µs in Node), so while the queue
 /// keeps every worker slot busy without the host, records gather and cross in one batch. The
@@ -1271,6 +1291,35 @@ mod tests {
         // However deep the queue, a full batch goes at once.
         assert!(wake_may_wait(1 << 20, 64, WAKE_BATCH - 1));
         assert!(!wake_may_wait(1 << 20, 64, WAKE_BATCH));
+    }
+
+    #[test]
+    fn a_put_off_wake_comes_by_its_deadline_and_is_dropped_once_nothing_waits() {
+        let t0 = Instant::now();
+        let mut ob = Outbox::default();
+        // Nothing waiting: no wake, no deadline (an old one is dropped).
+        assert_eq!(wake_now(&ob, 100, 2, Some(t0), t0), (false, None));
+        ob.push(kind::RESULT, 1, "1");
+        // Deep queue: put off until WAKE_DELAY from now, and not moved by later records.
+        assert_eq!(
+            wake_now(&ob, 100, 2, None, t0),
+            (false, Some(t0 + WAKE_DELAY))
+        );
+        let later = t0 + WAKE_DELAY / 2;
+        assert_eq!(
+            wake_now(&ob, 100, 2, Some(t0 + WAKE_DELAY), later),
+            (false, Some(t0 + WAKE_DELAY))
+        );
+        // The deadline passes: wake.
+        assert_eq!(
+            wake_now(&ob, 100, 2, Some(t0), t0 + WAKE_DELAY),
+            (true, None)
+        );
+        // A shallow queue: at once.
+        assert_eq!(wake_now(&ob, 1, 2, None, t0), (true, None));
+        // Already woken (the host will take the batch): no deadline kept.
+        ob.woken = true;
+        assert_eq!(wake_now(&ob, 100, 2, Some(t0), t0), (false, None));
     }
 
     #[test]
