@@ -2,6 +2,7 @@
 // keep Node alive, a pending job does.
 import assert from 'node:assert/strict';
 import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import test from 'node:test';
 import {
   TEST, assertReaped, entries, fixture, isGone, openPool, rejectsWith, repoRoot, runNode, waitFor,
@@ -147,4 +148,34 @@ test('a pool created by a `node -e` script starts real workers', TEST, async () 
   assert.equal(r.timedOut, false, `host hung: ${r.stdout}${r.stderr}`);
   assert.deepEqual(r.lines, ['result 5']);
   assert.equal(r.code, 0);
+});
+
+test('pools inside worker threads: jobs run, and terminating the thread leaves no process behind', TEST, async () => {
+  const { Worker } = await import('node:worker_threads');
+  const code = `
+    const { parentPort } = require('node:worker_threads');
+    const { Pool, ComputeCluster } = require(${JSON.stringify(repoRoot)});
+    const pool = new Pool({ module: ${JSON.stringify(basic)}, maxWorkers: 2 });
+    const cc = new ComputeCluster({ module: ${JSON.stringify(path.join(repoRoot, '__test__', 'fixtures', 'compute-cluster', 'echo.js'))}, max_processes: 1 });
+    cc.enqueue('hi', (err, r) => {
+      Promise.all([pool.call('add', 2, 3), pool.call('sleep', 20), pool.call('sleep', 20)])
+        .then(([sum]) => parentPort.postMessage({ err, r, sum, pids: pool.pids }));
+    });
+  `;
+  const pids = [];
+  // Several rounds: each thread's event loop, with the pool's handles on it, is torn down.
+  for (let round = 0; round < 3; round++) {
+    const w = new Worker(code, { eval: true });
+    const msg = await new Promise((resolve, reject) => {
+      w.once('message', resolve);
+      w.once('error', reject);
+    });
+    assert.equal(msg.err, null);
+    assert.equal(msg.r, 'hi');
+    assert.equal(msg.sum, 5);
+    assert.ok(msg.pids.length >= 1, `the pool's workers: ${msg.pids}`);
+    pids.push(...msg.pids);
+    await w.terminate();
+  }
+  for (const pid of pids) await waitFor(() => isGone(pid), `worker ${pid} gone with its thread`);
 });

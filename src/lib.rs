@@ -2,6 +2,7 @@
 //! payload text to the engine and batches of records back, and manages the one threadsafe
 //! function that wakes the JS side. Public names, validation and errors live in `lib/`.
 
+use std::cell::RefCell;
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,6 +13,8 @@ use comrade_core::spawn::SpawnSpec;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
+
+mod direct;
 
 type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
 
@@ -66,6 +69,7 @@ pub struct NativePool {
     engine: Engine,
     wake: Arc<Wake>,
     referenced: bool,
+    direct: RefCell<Option<direct::Direct>>,
 }
 
 #[napi]
@@ -73,9 +77,11 @@ impl NativePool {
     /// `wake` is called on the JS thread when records are waiting; call `take()` then.
     #[napi(constructor)]
     pub fn new(
+        env: Env,
         options: NativeOptions,
         #[napi(ts_arg_type = "() => void")] wake: Function<'_, (), ()>,
     ) -> Result<Self> {
+        let direct = direct::Direct::new(env.raw(), wake.raw());
         if options.max_workers == 0 || options.concurrency == 0 {
             return Err(Error::new(
                 Status::InvalidArg,
@@ -159,6 +165,7 @@ impl NativePool {
             engine,
             wake,
             referenced: false,
+            direct: RefCell::new(direct),
         })
     }
 
@@ -179,10 +186,13 @@ impl NativePool {
         timeouts: Option<Float64Array>,
     ) -> Vec<f64> {
         let opts = job_opts(count, retries.as_deref(), timeouts.as_deref());
-        rejections(
-            self.engine
-                .submit_with(first_id, &payloads, count as usize, &opts),
-        )
+        let rejected =
+            rejections(
+                self.engine
+                    .submit_with(first_id, &payloads, count as usize, &opts),
+            );
+        self.sync_direct();
+        rejected
     }
 
     /// For the `lines` protocol: submits `count` calls with ids `firstId, firstId + 1, …`. Line i
@@ -201,17 +211,33 @@ impl NativePool {
         timeouts: Option<Float64Array>,
     ) -> Vec<f64> {
         let opts = job_opts(count, retries.as_deref(), timeouts.as_deref());
-        rejections(
-            self.engine
-                .submit_calls(first_id, &args, fns.as_deref(), count as usize, &opts),
-        )
+        let rejected = rejections(self.engine.submit_calls(
+            first_id,
+            &args,
+            fns.as_deref(),
+            count as usize,
+            &opts,
+        ));
+        self.sync_direct();
+        rejected
     }
 
     /// Every record produced since the last call, as one JSON array of `kind, id, value`
     /// triples, or null.
     #[napi]
     pub fn take(&self) -> Option<String> {
-        self.engine.take().map(|b| b.text)
+        let batch = self.engine.take().map(|b| b.text);
+        if batch.is_none() {
+            // The last take of a drain: the load it leaves decides who reads replies next.
+            self.sync_direct();
+        }
+        batch
+    }
+
+    fn sync_direct(&self) {
+        if let Some(d) = self.direct.borrow_mut().as_mut() {
+            d.sync(&self.engine);
+        }
     }
 
     /// Whether pending work keeps the Node event loop alive. The JS layer turns this on while

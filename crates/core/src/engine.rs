@@ -9,8 +9,8 @@
 
 use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
-use std::io;
-use std::os::fd::OwnedFd;
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::{AsFd, OwnedFd};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
@@ -18,7 +18,6 @@ use std::time::{Duration, Instant};
 use serde::{Deserialize, Deserializer};
 use serde_json::value::RawValue;
 use tokio::io::unix::AsyncFd;
-use tokio::net::UnixStream;
 use tokio::runtime::Handle;
 use tokio::task::JoinHandle;
 
@@ -170,9 +169,10 @@ struct OutBuf {
 impl OutBuf {
     /// Writes what the socket takes now. Returns false when the rest must wait for the socket
     /// to become writable.
-    fn write_now(&mut self, stream: &UnixStream) -> bool {
+    fn write_now(&mut self, stream: &Sock) -> bool {
         while !self.buf.is_empty() {
-            match stream.try_write(&self.buf) {
+            // A plain non-blocking write: any thread may write, whatever the runtime has seen.
+            match (&*stream).write(&self.buf) {
                 Ok(n) => {
                     self.buf.drain(..n);
                 }
@@ -188,9 +188,15 @@ impl OutBuf {
     }
 }
 
+/// A worker's end of the channel, read and written with plain non-blocking calls from either
+/// thread. The I/O thread learns of readability through a registration of its own on a
+/// duplicate descriptor ([`State::start_reading`]), which exists unless the host watches the
+/// channel itself ([`Engine::set_direct`]); writability is watched only while a write is blocked.
+type Sock = std::os::unix::net::UnixStream;
+
 struct Conn {
     pid: i32,
-    stream: Arc<UnixStream>,
+    stream: Arc<Sock>,
     decoder: LineDecoder,
     /// Bytes for the worker, written after the state lock is released (under this lock of
     /// its own, which keeps writes from different threads in order).
@@ -222,13 +228,15 @@ struct State {
     /// Output buffers that got bytes in this update; written when the update ends (after the
     /// state lock is released), so many jobs for one worker go out in one syscall and a reply
     /// read on the I/O thread never waits for a write on the JS thread.
-    dirty: Vec<(Arc<UnixStream>, Arc<Mutex<OutBuf>>)>,
+    dirty: Vec<(Arc<Sock>, Arc<Mutex<OutBuf>>)>,
     /// When the housekeeping task will next run (`None`: it waits to be notified).
     timer_at: Option<Instant>,
     /// Next resident-memory check, when `max_rss` is set.
     rss_check_at: Option<Instant>,
     /// A host wake put off while the queue keeps every worker busy (see `take_wake`).
     wake_at: Option<Instant>,
+    /// The host watches the channels itself ([`Engine::set_direct`]); the I/O thread does not.
+    direct: bool,
 }
 
 struct Shared {
@@ -238,6 +246,8 @@ struct Shared {
     debug: AtomicBool,
     /// Wakes the housekeeping task when an earlier deadline appears.
     timer: Arc<tokio::sync::Notify>,
+    /// Bumped when a worker channel opens or closes (see [`Engine::channels`]).
+    channels_gen: std::sync::atomic::AtomicU64,
 }
 
 impl Shared {
@@ -336,10 +346,12 @@ impl Engine {
                 timer_at: None,
                 rss_check_at: None,
                 wake_at: None,
+                direct: false,
             }),
             wake,
             debug: AtomicBool::new(false),
             timer: timer.clone(),
+            channels_gen: std::sync::atomic::AtomicU64::new(0),
         });
         runtime().spawn(housekeeper(Arc::downgrade(&shared), timer));
         // `min_workers` start now.
@@ -548,6 +560,81 @@ impl Engine {
             .collect()
     }
 
+    /// Whether the pool is lightly loaded: nothing queued and at most one job per worker in
+    /// flight. Then each reply's latency counts, and a host on an event loop may watch the
+    /// channels itself ([`Engine::set_direct`]).
+    pub fn light_load(&self) -> bool {
+        let st = lock(&self.shared.state);
+        st.sched.queued() == 0 && st.sched.live_jobs() <= st.sched.config().max_workers
+    }
+
+    /// With `on`, the I/O thread stops watching the worker channels for replies: the host
+    /// watches them (the descriptors from [`Engine::channels`]) and calls
+    /// [`Engine::read_direct`] when one is readable, so a reply wakes only the host's thread.
+    /// Exits, timers and blocked writes stay with the I/O thread. Meant for light load: with
+    /// jobs queued, the I/O thread should read (`off`), so that a reply's worker gets its next
+    /// job whatever the host is doing.
+    pub fn set_direct(&self, on: bool) {
+        self.shared.update(|st, shared| {
+            if st.direct == on {
+                return;
+            }
+            st.direct = on;
+            let ws: Vec<WorkerId> = st.conns.keys().copied().collect();
+            for w in ws {
+                if on {
+                    if let Some(r) = st.conns.get_mut(&w).and_then(|c| c.reader.take()) {
+                        r.abort();
+                    }
+                } else {
+                    // Registration reports a channel that is readable already.
+                    st.start_reading(shared, w);
+                }
+            }
+        });
+    }
+
+    /// Changes whenever a worker channel opens or closes.
+    pub fn channels_generation(&self) -> u64 {
+        self.shared.channels_gen.load(Ordering::Acquire)
+    }
+
+    /// The open worker channels: every worker's id, and a duplicate descriptor of the channel
+    /// of each worker not in `known` (the caller owns it).
+    pub fn channels(&self, known: &HashSet<WorkerId>) -> (Vec<WorkerId>, Vec<(WorkerId, OwnedFd)>) {
+        let st = lock(&self.shared.state);
+        let mut live = Vec::with_capacity(st.conns.len());
+        let mut fresh = Vec::new();
+        for (w, conn) in &st.conns {
+            live.push(*w);
+            if !known.contains(w) {
+                // Duplicated under the lock: the channel cannot close meanwhile.
+                if let Ok(fd) = conn.stream.as_fd().try_clone_to_owned() {
+                    fresh.push((*w, fd));
+                }
+            }
+        }
+        (live, fresh)
+    }
+
+    /// Reads worker `w`'s channel now, on the calling thread, as the I/O thread would: replies
+    /// are matched and the next queued jobs written. Returns whether records are waiting (the
+    /// host takes them at once rather than waiting for its wake, which may still come) and
+    /// whether the channel is still open (a closed one needs no more watching).
+    pub fn read_direct(&self, w: WorkerId) -> (bool, bool) {
+        self.shared.update(|st, shared| {
+            let open = st.conns.contains_key(&w)
+                && match st.read_worker(shared, w) {
+                    Read::Closed => {
+                        st.channel_closed(shared, w);
+                        false
+                    }
+                    Read::Drained | Read::More => true,
+                };
+            (st.outbox.count > 0, open)
+        })
+    }
+
     /// Jobs queued and not yet given to a worker.
     pub fn queued(&self) -> usize {
         lock(&self.shared.state).sched.queued()
@@ -709,14 +796,8 @@ impl State {
         let cpu = spec.cpu;
         let spawned = spawn::spawn(spec).and_then(|s| {
             let _guard = runtime().enter();
-            let std_stream = std::os::unix::net::UnixStream::from(s.channel);
-            // Registered for reading and writing. The write interest also wakes this thread
-            // when the worker reads a job, a spare wake-up per job; registering for reading
-            // only (writes waiting on a duplicate descriptor) raised echo throughput from
-            // 1.34x to 1.48x compute-cluster's, but lone-job latency went from 1.07x to
-            // 1.30x on a 2-vCPU VM: a thread whose CPU has just been busy wakes faster for
-            // the reply. Latency is the scarcer of the two here.
-            let stream = UnixStream::from_std(std_stream)?;
+            let stream = Sock::from(s.channel);
+            stream.set_nonblocking(true)?;
             // SAFETY: the OwnedFd stays open and unchanged for the AsyncFd's whole life.
             let pidfd =
                 unsafe { AsyncFd::register_with_interest(s.pidfd, tokio::io::Interest::READABLE) }
@@ -727,7 +808,6 @@ impl State {
             Ok((pid, stream, pidfd)) => {
                 lock(live_pids()).insert(pid);
                 let stream = Arc::new(stream);
-                let reader = runtime().spawn(read_loop(Arc::downgrade(shared), w, stream.clone()));
                 runtime().spawn(exit_watch(Arc::downgrade(shared), w, pid, pidfd));
                 self.conns.insert(
                     w,
@@ -736,7 +816,7 @@ impl State {
                         stream,
                         decoder: LineDecoder::new(shared.cfg.max_message),
                         out: Arc::new(Mutex::new(OutBuf::default())),
-                        reader: Some(reader),
+                        reader: None,
                         stopping: false,
                         ready: false,
                         retiring: false,
@@ -745,6 +825,10 @@ impl State {
                         stop_expected: false,
                     },
                 );
+                shared.channels_gen.fetch_add(1, Ordering::Release);
+                if !self.direct {
+                    self.start_reading(shared, w);
+                }
                 if shared.cfg.max_rss.is_some() && self.rss_check_at.is_none() {
                     self.rss_check_at = Some(Instant::now() + Duration::from_secs(1));
                 }
@@ -799,14 +883,15 @@ impl State {
 
     /// Reads whatever the worker has sent and handles each complete message. Returns false
     /// when the channel is closed or broken.
-    fn read_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) -> bool {
+    fn read_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) -> Read {
         let debug = shared.debug.load(Ordering::Relaxed);
         let now = Instant::now();
         let mut open = true;
+        let mut drained = false;
         let mut protocol_error: Option<String> = None;
         {
             let Some(conn) = self.conns.get_mut(&w) else {
-                return false;
+                return Read::Closed;
             };
             let pid = conn.pid;
             // Bounded so one chatty worker cannot starve the others.
@@ -818,13 +903,16 @@ impl State {
                         break;
                     }
                 };
-                match conn.stream.try_read(spare) {
+                match (&*conn.stream).read(spare) {
                     Ok(0) => {
                         open = false;
                         break;
                     }
                     Ok(n) => conn.decoder.filled(n),
-                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                        drained = true;
+                        break;
+                    }
                     Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
                     Err(_) => {
                         open = false;
@@ -918,7 +1006,39 @@ impl State {
         }
         self.run_actions(shared);
         self.maybe_finish_drain(shared);
-        open
+        match (open, drained) {
+            (false, _) => Read::Closed,
+            (true, true) => Read::Drained,
+            (true, false) => Read::More,
+        }
+    }
+
+    /// Has the I/O thread watch worker `w`'s channel for replies: a registration of its own on
+    /// a duplicate descriptor, and a task that reads whenever it is readable.
+    fn start_reading(&mut self, shared: &Arc<Shared>, w: WorkerId) {
+        let Some(conn) = self.conns.get_mut(&w) else {
+            return;
+        };
+        if conn.reader.is_some() {
+            return;
+        }
+        let _guard = runtime().enter();
+        let registered = conn.stream.as_fd().try_clone_to_owned().and_then(|dup| {
+            // SAFETY: the AsyncFd owns the duplicate it watches, open for its whole life.
+            unsafe { AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)
+        });
+        match registered {
+            Ok(fd) => {
+                conn.reader = Some(runtime().spawn(read_loop(Arc::downgrade(shared), w, fd)));
+            }
+            Err(_) => {
+                // Out of descriptors: a worker that cannot be read is of no use.
+                conn.stopping = true;
+                spawn::kill(conn.pid, libc::SIGKILL);
+                self.sched.worker_closing(w);
+            }
+        }
     }
 
     /// The channel closed while the process may live on: it can take no more work, so it is
@@ -936,6 +1056,7 @@ impl State {
         let mut startup_failure: Option<String> = None;
         let mut expected = false;
         if let Some(mut conn) = self.conns.remove(&w) {
+            shared.channels_gen.fetch_add(1, Ordering::Release);
             if let Some(r) = conn.reader.take() {
                 r.abort();
             }
@@ -1003,23 +1124,36 @@ impl State {
     }
 }
 
-async fn read_loop(shared: std::sync::Weak<Shared>, w: WorkerId, stream: Arc<UnixStream>) {
+/// What one read of a worker's channel found.
+enum Read {
+    /// End of stream, an error, or a protocol violation: the channel is done.
+    Closed,
+    /// Everything available was read.
+    Drained,
+    /// The read stopped early (one worker must not starve the others); more may be waiting.
+    More,
+}
+
+async fn read_loop(shared: std::sync::Weak<Shared>, w: WorkerId, fd: AsyncFd<OwnedFd>) {
     loop {
-        if stream.readable().await.is_err() {
+        let Ok(mut ready) = fd.readable().await else {
             break;
-        }
+        };
         let Some(shared) = shared.upgrade() else {
             break;
         };
-        let open = shared.update(|st, shared| {
-            let open = st.read_worker(shared, w);
-            if !open {
+        let read = shared.update(|st, shared| {
+            let read = st.read_worker(shared, w);
+            if let Read::Closed = read {
                 st.channel_closed(shared, w);
             }
-            open
+            read
         });
-        if !open {
-            break;
+        match read {
+            Read::Closed => break,
+            // Wait for the next readiness event only once the socket said it is empty.
+            Read::Drained => ready.clear_ready(),
+            Read::More => ready.retain_ready(),
         }
     }
 }
@@ -1097,7 +1231,7 @@ fn itoa(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
 
 /// Appends a line to a connection's output and lists the connection for the write at the end
 /// of the update.
-fn push_line(dirty: &mut Vec<(Arc<UnixStream>, Arc<Mutex<OutBuf>>)>, conn: &Conn, line: &[u8]) {
+fn push_line(dirty: &mut Vec<(Arc<Sock>, Arc<Mutex<OutBuf>>)>, conn: &Conn, line: &[u8]) {
     let mut out = lock(&conn.out);
     out.buf.extend_from_slice(line);
     out.buf.push(b'\n');
@@ -1109,7 +1243,7 @@ fn push_line(dirty: &mut Vec<(Arc<UnixStream>, Arc<Mutex<OutBuf>>)>, conn: &Conn
 
 /// Writes a worker's pending output; what the socket cannot take now is left to a flush task
 /// that waits for the socket to become writable.
-fn flush_out(stream: Arc<UnixStream>, out: Arc<Mutex<OutBuf>>) {
+fn flush_out(stream: Arc<Sock>, out: Arc<Mutex<OutBuf>>) {
     let mut o = lock(&out);
     o.queued = false;
     if o.flushing || o.write_now(&stream) {
@@ -1120,17 +1254,32 @@ fn flush_out(stream: Arc<UnixStream>, out: Arc<Mutex<OutBuf>>) {
     runtime().spawn(flush_loop(stream, out));
 }
 
-async fn flush_loop(stream: Arc<UnixStream>, out: Arc<Mutex<OutBuf>>) {
+async fn flush_loop(stream: Arc<Sock>, out: Arc<Mutex<OutBuf>>) {
+    // Writability is watched on a duplicate of the descriptor, registered only while a write
+    // is blocked.
+    let writable = stream.as_fd().try_clone_to_owned().and_then(|dup| {
+        // SAFETY: the AsyncFd owns the duplicate it watches, open for its whole life.
+        unsafe { AsyncFd::register_with_interest(dup, tokio::io::Interest::WRITABLE) }
+            .map_err(|e| e.into_parts().1)
+    });
+    let Ok(writable) = writable else {
+        // Out of descriptors: the bytes cannot be written; the worker's exit settles its jobs.
+        let mut o = lock(&out);
+        o.buf.clear();
+        o.flushing = false;
+        return;
+    };
     loop {
-        if stream.writable().await.is_err() {
+        let Ok(mut ready) = writable.writable().await else {
             lock(&out).flushing = false;
             return;
-        }
+        };
         let mut o = lock(&out);
         if o.write_now(&stream) {
             o.flushing = false;
             return;
         }
+        ready.clear_ready();
     }
 }
 

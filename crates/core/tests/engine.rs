@@ -150,6 +150,72 @@ fn a_job_larger_than_the_socket_buffer_is_written_in_pieces_as_the_worker_reads(
     collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
 }
 
+/// Blocks until `fd` is readable (or 10 s pass).
+fn wait_readable(fd: &std::os::fd::OwnedFd) {
+    use std::os::fd::AsRawFd;
+    let mut p = libc::pollfd {
+        fd: fd.as_raw_fd(),
+        events: libc::POLLIN,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd.
+    let n = unsafe { libc::poll(&mut p, 1, 10_000) };
+    assert_eq!(n, 1, "the channel became readable");
+}
+
+fn results_in(engine: &Engine) -> Vec<(u32, serde_json::Value)> {
+    let mut out = Vec::new();
+    while let Some(Batch { text, .. }) = engine.take() {
+        let v: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
+        for t in v.chunks(3) {
+            if t[0] == kind::RESULT {
+                out.push((t[1].as_u64().unwrap() as u32, t[2].clone()));
+            }
+        }
+    }
+    out
+}
+
+#[test]
+fn in_direct_mode_the_host_reads_replies_and_switching_back_loses_none() {
+    let (engine, rx) = sh_worker(ECHO, 1, None);
+    // A worker started while the I/O thread reads, then handed over to the host.
+    assert!(engine.submit(0, "10", 1).is_empty());
+    let recs = collect(&engine, &rx, |r| results(r) == 1);
+    assert!(recs.iter().any(|r| r.0 == kind::RESULT && r.1 == 0));
+    engine.set_direct(true);
+    let (live, fresh) = engine.channels(&Default::default());
+    assert_eq!(live.len(), 1);
+    let (w, fd) = fresh
+        .into_iter()
+        .next()
+        .expect("a duplicate of the channel");
+    assert!(engine.submit(1, "11", 1).is_empty());
+    // The reply waits in the socket: the I/O thread no longer reads it.
+    wait_readable(&fd);
+    std::thread::sleep(Duration::from_millis(200));
+    assert_eq!(results_in(&engine), vec![], "nobody read the reply");
+    // The host reads it.
+    assert_eq!(engine.read_direct(w), (true, true));
+    assert_eq!(results_in(&engine), vec![(1, serde_json::json!(11))]);
+    // A reply already waiting when the I/O thread takes over again is not lost.
+    assert!(engine.submit(2, "12", 1).is_empty());
+    wait_readable(&fd);
+    engine.set_direct(false);
+    let recs = collect(&engine, &rx, |r| results(r) == 1);
+    assert!(recs.iter().any(|r| r.0 == kind::RESULT && r.1 == 2));
+    // And from then on it reads as always.
+    assert!(engine.submit(3, "13\n14", 2).is_empty());
+    let recs = collect(&engine, &rx, |r| results(r) == 2);
+    assert_eq!(results(&recs), 2);
+    // In direct mode the end of the channel is seen by the host once; the exit follows.
+    engine.set_direct(true);
+    engine.shutdown(false);
+    let recs = collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+    assert_eq!(recs.iter().filter(|r| r.0 == kind::EXITED).count(), 1);
+    assert_eq!(engine.read_direct(w), (false, false));
+}
+
 #[test]
 fn echoes_many_jobs_through_two_workers_in_batches() {
     let (engine, rx) = sh_worker(ECHO, 2, None);
