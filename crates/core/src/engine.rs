@@ -1,7 +1,9 @@
 //! The engine: owns a scheduler, the worker processes and their channels, and carries out the
-//! scheduler's actions. Channels are read on one I/O thread (a tokio runtime); jobs are written
-//! from whichever thread made them sendable (the submitting thread, or the reader that just
-//! freed a worker), so a reply is followed by the next job's write without a trip through JS.
+//! scheduler's actions. Channels are read on one I/O thread (a tokio runtime), or, while the
+//! host asks for it under light load, by the host itself ([`Engine::set_direct`]); jobs are
+//! written from whichever thread made them sendable (the submitting thread, or the reader that
+//! just freed a worker), so a reply is followed by the next job's write without a trip
+//! through JS.
 //!
 //! Everything the host must hear (results, failures, worker life events) is appended to an
 //! outbox as one JSON array text plus parallel id/kind arrays; the host is woken once when the
