@@ -3,13 +3,15 @@
 //! descriptors) and the engine's I/O thread stops watching them. A reply then wakes only the
 //! JS thread, which reads it and hands the records to JS in the same callback, as Node's own
 //! IPC does. Otherwise a reply travels worker → I/O thread → JS thread: two wake-ups in a row,
-//! much of a lone job's round trip on an idle machine. Once jobs queue, the I/O thread reads
-//! again, so that a worker gets its next job whatever the JS thread is doing.
+//! much of a lone job's round trip on an idle machine. Once the load grows (see
+//! `comrade_core::engine::direct_wanted`), the I/O thread reads again, so that a worker gets
+//! its next job whatever the JS thread is doing.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::ptr;
+use std::time::{Duration, Instant};
 
 use comrade_core::engine::Engine;
 use comrade_core::scheduler::WorkerId;
@@ -19,6 +21,9 @@ const UV_POLL: c_int = 8;
 const UV_READABLE: c_int = 1;
 /// Room for a `uv_poll_t`; checked against libuv's own size at start.
 const POLL_WORDS: usize = 64;
+/// After the I/O thread took the reading back, how long before the JS thread may take it again:
+/// a load that keeps crossing the line would otherwise re-register every channel each time.
+const REENTER_AFTER: Duration = Duration::from_millis(100);
 
 extern "C" {
     fn uv_handle_size(kind: c_int) -> usize;
@@ -59,6 +64,8 @@ pub struct Direct {
     active: bool,
     /// A channel could not be watched: the I/O thread reads everything from then on.
     failed: bool,
+    /// When direct reads last stopped.
+    stopped_at: Option<Instant>,
 }
 
 impl Direct {
@@ -105,12 +112,13 @@ impl Direct {
                 generation: u64::MAX,
                 active: false,
                 failed: false,
+                stopped_at: None,
             })
         }
     }
 
-    /// Brings the polls in line with the engine: one per open channel, running only while the
-    /// pool is lightly loaded. Called on the JS thread whenever JS talks to the engine.
+    /// Brings the polls in line with the engine: one per open channel, running while the
+    /// engine wants direct reads. Called on the JS thread whenever JS talks to the engine.
     pub fn sync(&mut self, engine: &Engine) {
         let generation = engine.channels_generation();
         if generation != self.generation {
@@ -134,7 +142,9 @@ impl Direct {
                 }
             }
         }
-        let want = !self.failed && engine.light_load();
+        let want = !self.failed
+            && engine.direct_wanted(self.active)
+            && (self.active || self.stopped_at.is_none_or(|t| t.elapsed() >= REENTER_AFTER));
         if want != self.active {
             self.active = want;
             // Both orders are safe: a registration reports data that is already waiting, and
@@ -149,6 +159,7 @@ impl Direct {
                 for &p in self.polls.values() {
                     set_active(p, false);
                 }
+                self.stopped_at = Some(Instant::now());
             }
         }
     }

@@ -562,12 +562,16 @@ impl Engine {
             .collect()
     }
 
-    /// Whether the pool is lightly loaded: nothing queued and at most one job per worker in
-    /// flight. Then each reply's latency counts, and a host on an event loop may watch the
-    /// channels itself ([`Engine::set_direct`]).
-    pub fn light_load(&self) -> bool {
+    /// Whether a host on an event loop should watch the channels itself
+    /// ([`Engine::set_direct`]), given whether it does now. See [`direct_wanted`].
+    pub fn direct_wanted(&self, now: bool) -> bool {
         let st = lock(&self.shared.state);
-        st.sched.queued() == 0 && st.sched.live_jobs() <= st.sched.config().max_workers
+        direct_wanted(
+            now,
+            st.sched.queued(),
+            st.sched.live_jobs(),
+            st.sched.config().max_workers,
+        )
     }
 
     /// With `on`, the I/O thread stops watching the worker channels for replies: the host
@@ -1185,6 +1189,20 @@ async fn housekeeper(shared: std::sync::Weak<Shared>, timer: Arc<tokio::sync::No
     }
 }
 
+/// Whether the host should read the channels itself: under light load (nothing queued, at most
+/// one job per worker) each reply's latency counts, and a direct read saves a thread wake-up.
+/// Once more than one and a half jobs per worker are live, the I/O thread reads again, so that
+/// a worker gets its next job whatever the host is doing. The gap between the two keeps a load
+/// that hovers at one line from switching back and forth (each switch registers every
+/// channel).
+pub fn direct_wanted(now: bool, queued: usize, live: usize, workers: usize) -> bool {
+    if now {
+        live <= workers + workers.div_ceil(2)
+    } else {
+        queued == 0 && live <= workers
+    }
+}
+
 /// Whether to wake the host now, and when to at the latest if not (`wake_at`, kept across
 /// updates). Nothing waiting, or a wake already given: no deadline either, or the housekeeper
 /// would keep waking for a batch the host has already taken.
@@ -1471,6 +1489,21 @@ mod tests {
         // Already woken (the host will take the batch): no deadline kept.
         ob.woken = true;
         assert_eq!(wake_now(&ob, 100, 2, Some(t0), t0), (false, None));
+    }
+
+    #[test]
+    fn direct_reads_start_under_light_load_and_stop_only_well_above_it() {
+        // 2 workers. Off: starts only with nothing queued and one job per worker at most.
+        assert!(direct_wanted(false, 0, 0, 2));
+        assert!(direct_wanted(false, 0, 2, 2));
+        assert!(!direct_wanted(false, 1, 3, 2));
+        assert!(!direct_wanted(false, 0, 3, 2));
+        // On: stays up to one and a half jobs per worker, queued or not, and stops beyond.
+        assert!(direct_wanted(true, 1, 3, 2));
+        assert!(!direct_wanted(true, 2, 4, 2));
+        assert!(!direct_wanted(true, 0, 4, 2));
+        assert!(direct_wanted(true, 0, 2, 1));
+        assert!(!direct_wanted(true, 2, 3, 1));
     }
 
     #[test]
