@@ -197,6 +197,22 @@ test("the run timeout does not count the worker's startup", TEST, async (t) => {
   assert.equal(pool.stats().failed, 0);
 });
 
+test('a reply that came in time is not timed out while the host\'s event loop is blocked', TEST, async (t) => {
+  // One worker, one job at a time: the JS thread reads replies itself (direct reads). It is
+  // then blocked for longer than the job's timeout; the reply, written within it, still counts.
+  const { pool, spawned } = openPool(t, { module: work, maxWorkers: 1 });
+  assert.equal(await pool.call('echo', 'warm'), 'warm');
+  for (let i = 0; i < 3; i++) {
+    const job = pool.run(i, { name: 'echo', timeout: 200 });
+    await null; // the submission goes out
+    const until = Date.now() + 600;
+    while (Date.now() < until); // a blocked event loop
+    assert.equal(await job, i);
+  }
+  assert.equal(spawned.length, 1, 'no worker was killed for a timeout');
+  assert.equal(pool.stats().failed, 0);
+});
+
 // ----- AbortSignal -----
 
 test('abort a queued job: it rejects AbortError; the running job keeps its worker', TEST, async (t) => {

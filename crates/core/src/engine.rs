@@ -675,6 +675,16 @@ impl State {
 
     /// Time-driven work: run timeouts, idle workers, held-back spawns, memory limits.
     fn housekeeping(&mut self, shared: &Arc<Shared>) {
+        if self.direct {
+            // The host reads the channels, and it may be busy: a reply written in time must
+            // count before anything is timed out.
+            let ws: Vec<WorkerId> = self.conns.keys().copied().collect();
+            for w in ws {
+                if let Read::Closed = self.read_worker(shared, w) {
+                    self.channel_closed(shared, w);
+                }
+            }
+        }
         let now = Instant::now();
         for (w, job) in self.sched.expired(now) {
             let pid = self.conns.get(&w).map_or(0, |c| c.pid);
