@@ -223,6 +223,16 @@ fn set_active(p: *mut Poll, on: bool) {
     }
 }
 
+/// Stops a poll whose channel is finished; it is never started again.
+fn stop_for_good(p: *mut Poll) {
+    // SAFETY: `p` is a live poll owned by `Direct`, used on the JS thread only.
+    unsafe {
+        uv_poll_stop(p.cast());
+        (*p).active = false;
+        (*p).closed = true;
+    }
+}
+
 fn close(p: *mut Poll) {
     // SAFETY: `p` is live; after uv_close libuv calls `on_closed` once, which frees it.
     unsafe {
@@ -243,18 +253,14 @@ unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_
     let p = handle.cast::<Poll>();
     unsafe {
         if status < 0 {
-            uv_poll_stop(p.cast());
-            (*p).active = false;
-            (*p).closed = true;
+            stop_for_good(p);
             return;
         }
         let (records, open) = (*p).engine.read_direct((*p).worker);
         if !open {
             // The end of the stream stays readable: stop, or this would fire until the
             // worker is reaped.
-            uv_poll_stop(p.cast());
-            (*p).active = false;
-            (*p).closed = true;
+            stop_for_good(p);
         }
         if records {
             call_js((*p).env, (*p).callback, (*p).async_context);

@@ -1,6 +1,7 @@
 //! The N-API binding of the comrade engine. Thin on purpose: it converts options, hands
 //! payload text to the engine and batches of records back, and manages the one threadsafe
-//! function that wakes the JS side. Public names, validation and errors live in `lib/`.
+//! function that wakes the JS side (and, under light load, the direct reads of `direct.rs`).
+//! Public names, validation and errors live in `lib/`.
 
 use std::cell::RefCell;
 use std::collections::HashMap;
@@ -81,13 +82,14 @@ impl NativePool {
         options: NativeOptions,
         #[napi(ts_arg_type = "() => void")] wake: Function<'_, (), ()>,
     ) -> Result<Self> {
-        let direct = direct::Direct::new(env.raw(), wake.raw());
         if options.max_workers == 0 || options.concurrency == 0 {
             return Err(Error::new(
                 Status::InvalidArg,
                 "maxWorkers and concurrency must be at least 1",
             ));
         }
+        // Direct reads call the same JS function as the wake.
+        let direct = direct::Direct::new(env.raw(), wake.raw());
         let wake: Wake = wake
             .build_threadsafe_function::<()>()
             .callee_handled::<false>()

@@ -13,7 +13,7 @@ use std::borrow::Cow;
 use std::collections::{HashMap, HashSet};
 use std::io::{self, Read as _, Write as _};
 use std::os::fd::{AsFd, OwnedFd};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock};
 use std::time::{Duration, Instant};
 
@@ -249,7 +249,7 @@ struct Shared {
     /// Wakes the housekeeping task when an earlier deadline appears.
     timer: Arc<tokio::sync::Notify>,
     /// Bumped when a worker channel opens or closes (see [`Engine::channels`]).
-    channels_gen: std::sync::atomic::AtomicU64,
+    channels_gen: AtomicU64,
 }
 
 impl Shared {
@@ -353,7 +353,7 @@ impl Engine {
             wake,
             debug: AtomicBool::new(false),
             timer: timer.clone(),
-            channels_gen: std::sync::atomic::AtomicU64::new(0),
+            channels_gen: AtomicU64::new(0),
         });
         runtime().spawn(housekeeper(Arc::downgrade(&shared), timer));
         // `min_workers` start now.
@@ -629,14 +629,8 @@ impl Engine {
     /// whether the channel is still open (a closed one needs no more watching).
     pub fn read_direct(&self, w: WorkerId) -> (bool, bool) {
         self.shared.update(|st, shared| {
-            let open = st.conns.contains_key(&w)
-                && match st.read_worker(shared, w) {
-                    Read::Closed => {
-                        st.channel_closed(shared, w);
-                        false
-                    }
-                    Read::Drained | Read::More => true,
-                };
+            let open =
+                st.conns.contains_key(&w) && !matches!(st.read_channel(shared, w), Read::Closed);
             (st.outbox.count > 0, open)
         })
     }
@@ -680,9 +674,7 @@ impl State {
             // count before anything is timed out.
             let ws: Vec<WorkerId> = self.conns.keys().copied().collect();
             for w in ws {
-                if let Read::Closed = self.read_worker(shared, w) {
-                    self.channel_closed(shared, w);
-                }
+                self.read_channel(shared, w);
             }
         }
         let now = Instant::now();
@@ -897,8 +889,18 @@ impl State {
         }
     }
 
-    /// Reads whatever the worker has sent and handles each complete message. Returns false
-    /// when the channel is closed or broken.
+    /// Reads the worker's channel as [`State::read_worker`] does; a channel found closed or
+    /// broken is closed on this side too.
+    fn read_channel(&mut self, shared: &Arc<Shared>, w: WorkerId) -> Read {
+        let read = self.read_worker(shared, w);
+        if let Read::Closed = read {
+            self.channel_closed(shared, w);
+        }
+        read
+    }
+
+    /// Reads whatever the worker has sent and handles each complete message, and says what the
+    /// read found.
     fn read_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) -> Read {
         let debug = shared.debug.load(Ordering::Relaxed);
         let now = Instant::now();
@@ -1039,12 +1041,7 @@ impl State {
             return;
         }
         let _guard = runtime().enter();
-        let registered = conn.stream.as_fd().try_clone_to_owned().and_then(|dup| {
-            // SAFETY: the AsyncFd owns the duplicate it watches, open for its whole life.
-            unsafe { AsyncFd::register_with_interest(dup, tokio::io::Interest::READABLE) }
-                .map_err(|e| e.into_parts().1)
-        });
-        match registered {
+        match register_dup(&conn.stream, tokio::io::Interest::READABLE) {
             Ok(fd) => {
                 conn.reader = Some(runtime().spawn(read_loop(Arc::downgrade(shared), w, fd)));
             }
@@ -1158,13 +1155,7 @@ async fn read_loop(shared: std::sync::Weak<Shared>, w: WorkerId, fd: AsyncFd<Own
         let Some(shared) = shared.upgrade() else {
             break;
         };
-        let read = shared.update(|st, shared| {
-            let read = st.read_worker(shared, w);
-            if let Read::Closed = read {
-                st.channel_closed(shared, w);
-            }
-            read
-        });
+        let read = shared.update(|st, shared| st.read_channel(shared, w));
         match read {
             Read::Closed => break,
             // Wait for the next readiness event only once the socket said it is empty.
@@ -1259,6 +1250,14 @@ fn itoa(mut n: u32, buf: &mut [u8; 10]) -> &[u8] {
     }
 }
 
+/// A duplicate of a channel's descriptor, registered with the runtime for `interest` (the
+/// registration, and the duplicate, go when it is dropped). Call within the runtime.
+fn register_dup(sock: &Sock, interest: tokio::io::Interest) -> io::Result<AsyncFd<OwnedFd>> {
+    let dup = sock.as_fd().try_clone_to_owned()?;
+    // SAFETY: the AsyncFd owns the duplicate it watches, open for its whole life.
+    unsafe { AsyncFd::register_with_interest(dup, interest) }.map_err(|e| e.into_parts().1)
+}
+
 /// Appends a line to a connection's output and lists the connection for the write at the end
 /// of the update.
 fn push_line(dirty: &mut Vec<(Arc<Sock>, Arc<Mutex<OutBuf>>)>, conn: &Conn, line: &[u8]) {
@@ -1287,12 +1286,7 @@ fn flush_out(stream: Arc<Sock>, out: Arc<Mutex<OutBuf>>) {
 async fn flush_loop(stream: Arc<Sock>, out: Arc<Mutex<OutBuf>>) {
     // Writability is watched on a duplicate of the descriptor, registered only while a write
     // is blocked.
-    let writable = stream.as_fd().try_clone_to_owned().and_then(|dup| {
-        // SAFETY: the AsyncFd owns the duplicate it watches, open for its whole life.
-        unsafe { AsyncFd::register_with_interest(dup, tokio::io::Interest::WRITABLE) }
-            .map_err(|e| e.into_parts().1)
-    });
-    let Ok(writable) = writable else {
+    let Ok(writable) = register_dup(&stream, tokio::io::Interest::WRITABLE) else {
         // Out of descriptors: the bytes cannot be written; the worker's exit settles its jobs.
         let mut o = lock(&out);
         o.buf.clear();
@@ -1463,7 +1457,7 @@ mod tests {
         // Idle pool, or a queue no deeper than the worker slots: at once.
         assert!(!wake_may_wait(0, 2, 1));
         assert!(!wake_may_wait(2, 2, 1));
-        // 62 queued over 2 slots (64 callers): records gather until 20 wait.
+        // 62 queued over 2 slots (64 callers): records gather until 30 wait.
         assert!(wake_may_wait(62, 2, 1));
         assert!(wake_may_wait(62, 2, 30));
         assert!(!wake_may_wait(62, 2, 31));
