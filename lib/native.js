@@ -68,7 +68,11 @@ const KIND = Object.freeze({
 // Reasons in the flat rejection triples returned by NativePool#submit.
 const REJECT = Object.freeze({ CLOSED: 0, BACKLOG: 1, DURATION: 2 });
 
+// Engine defaults the JS layer needs to know (validation, messages).
+const DEFAULTS = Object.freeze({ maxMessage: 64 * 1024 * 1024, killGraceMs: 5000 });
+
 module.exports = {
+  DEFAULTS,
   NativePool: binding.NativePool,
   ncpu: binding.ncpu,
   install,

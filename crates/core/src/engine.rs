@@ -64,6 +64,11 @@ pub mod kind {
     pub const RETIRING: u8 = 14;
 }
 
+/// Longest message accepted from a worker (and longest job arguments), by default.
+pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;
+/// Time between SIGTERM and SIGKILL when a worker is stopped, by default.
+pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+
 /// Longest a host wake is put off while queued jobs keep every worker busy.
 const WAKE_DELAY: Duration = Duration::from_millis(1);
 /// Records that wake the host even then.
@@ -107,8 +112,8 @@ impl EngineConfig {
             sched,
             spawn,
             protocol,
-            max_message: 64 << 20,
-            kill_grace: Duration::from_secs(5),
+            max_message: DEFAULT_MAX_MESSAGE,
+            kill_grace: DEFAULT_KILL_GRACE,
             hello: None,
             job_defaults: JobOpts::default(),
             max_rss: None,
@@ -315,6 +320,14 @@ fn runtime() -> &'static Handle {
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     // A panic while holding the lock must not take the whole pool down with poison errors.
     m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// See [`Engine::load`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Load {
+    pub queued: usize,
+    pub live: usize,
+    pub workers: usize,
 }
 
 /// A submission refused by admission control, by its index in the submitted batch.
@@ -560,6 +573,17 @@ impl Engine {
             .values()
             .map(|c| c.pid)
             .collect()
+    }
+
+    /// The load that decides who reads the channels: jobs queued, jobs live (queued or in
+    /// flight), and the most workers.
+    pub fn load(&self) -> Load {
+        let st = lock(&self.shared.state);
+        Load {
+            queued: st.sched.queued(),
+            live: st.sched.live_jobs(),
+            workers: st.sched.config().max_workers,
+        }
     }
 
     /// Whether a host on an event loop should watch the channels itself
