@@ -4,6 +4,7 @@
 //! - [`frame`]: bounded line framing of worker channels (Node's IPC `json` mode).
 //! - [`estimator`]: expected-wait admission control.
 
+pub mod direct_policy;
 pub mod engine;
 pub mod estimator;
 pub mod frame;
