@@ -1,0 +1,294 @@
+//! Line framing: one message per `\n`-terminated line. The decoder is bounded: a line longer
+//! than the limit is an error, never an unbounded buffer.
+
+use std::fmt;
+
+/// A line that grew past the decoder's limit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LineTooLong {
+    /// The limit, in bytes (not counting the `\n`).
+    pub limit: usize,
+}
+
+impl fmt::Display for LineTooLong {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        // The pool reports this text as the reason of a protocol error.
+        write!(f, "message larger than the limit of {} bytes", self.limit)
+    }
+}
+
+impl std::error::Error for LineTooLong {}
+
+/// Splits a byte stream into lines. Reads go straight into its buffer ([`spare`](Self::spare)
+/// then [`filled`](Self::filled)), and lines come out as slices of it, so a read costs no extra
+/// copy.
+#[derive(Debug)]
+pub struct LineDecoder {
+    buf: Vec<u8>,
+    /// Start of the first unconsumed byte.
+    head: usize,
+    /// End of the bytes read.
+    tail: usize,
+    /// Where the newline search resumes, so a long line is scanned once.
+    scanned: usize,
+    initial: usize,
+    max_len: usize,
+}
+
+impl LineDecoder {
+    /// The buffer size [`new`](Self::new) starts with.
+    pub const DEFAULT_CAPACITY: usize = 64 * 1024;
+
+    /// A decoder that refuses lines longer than `max_len` bytes (not counting the `\n`),
+    /// starting with a buffer of [`DEFAULT_CAPACITY`](Self::DEFAULT_CAPACITY).
+    pub fn new(max_len: usize) -> Self {
+        Self::with_capacity(Self::DEFAULT_CAPACITY, max_len)
+    }
+
+    /// Like [`new`](Self::new), with a buffer that starts at `initial` bytes (at least 16). It
+    /// grows for longer lines and shrinks back to `initial` once such a line is consumed.
+    pub fn with_capacity(initial: usize, max_len: usize) -> Self {
+        let initial = initial.max(16);
+        LineDecoder {
+            buf: vec![0; initial],
+            head: 0,
+            tail: 0,
+            scanned: 0,
+            initial,
+            max_len,
+        }
+    }
+
+    /// Room to read into: compacts, grows (for a line longer than the buffer) or shrinks back
+    /// (after one) as needed. Errors when the partial line held is already over the limit.
+    pub fn spare(&mut self) -> Result<&mut [u8], LineTooLong> {
+        if self.head == self.tail {
+            self.head = 0;
+            self.tail = 0;
+            self.scanned = 0;
+            // One long line must not pin its buffer for the life of the channel.
+            if self.buf.len() > 4 * self.initial {
+                self.buf.truncate(self.initial);
+                self.buf.shrink_to_fit();
+            }
+        }
+        if self.tail == self.buf.len() {
+            if self.head > 0 {
+                self.buf.copy_within(self.head..self.tail, 0);
+                self.tail -= self.head;
+                self.scanned -= self.head;
+                self.head = 0;
+            } else {
+                if self.tail > self.max_len {
+                    return Err(LineTooLong {
+                        limit: self.max_len,
+                    });
+                }
+                // Room for the longest allowed line plus its newline, and no more.
+                let cap = self.max_len.saturating_add(1);
+                let new_len = self
+                    .buf
+                    .len()
+                    .saturating_mul(2)
+                    .min(cap)
+                    .max(self.buf.len() + 1);
+                self.buf.resize(new_len, 0);
+            }
+        }
+        Ok(&mut self.buf[self.tail..])
+    }
+
+    /// Records that `n` bytes were read into the slice [`spare`](Self::spare) returned.
+    pub fn filled(&mut self, n: usize) {
+        self.tail += n;
+        debug_assert!(self.tail <= self.buf.len());
+    }
+
+    /// Copies `data` in (for tests and callers that already hold the bytes).
+    pub fn push(&mut self, mut data: &[u8]) -> Result<(), LineTooLong> {
+        while !data.is_empty() {
+            let spare = self.spare()?;
+            let n = spare.len().min(data.len());
+            spare[..n].copy_from_slice(&data[..n]);
+            self.filled(n);
+            data = &data[n..];
+        }
+        Ok(())
+    }
+
+    /// The next complete line, without its `\n`, if one is held. Errors when that line, or
+    /// the partial line held, is over the limit.
+    pub fn next_line(&mut self) -> Result<Option<&[u8]>, LineTooLong> {
+        let from = self.scanned.max(self.head);
+        match memchr::memchr(b'\n', &self.buf[from..self.tail]) {
+            Some(off) => {
+                let end = from + off;
+                let start = self.head;
+                self.head = end + 1;
+                self.scanned = self.head;
+                if end - start > self.max_len {
+                    return Err(LineTooLong {
+                        limit: self.max_len,
+                    });
+                }
+                Ok(Some(&self.buf[start..end]))
+            }
+            None => {
+                self.scanned = self.tail;
+                if self.tail - self.head > self.max_len {
+                    return Err(LineTooLong {
+                        limit: self.max_len,
+                    });
+                }
+                Ok(None)
+            }
+        }
+    }
+
+    /// Bytes held that do not form a complete line yet.
+    pub fn pending(&self) -> usize {
+        self.tail - self.head
+    }
+
+    /// The buffer's current size.
+    pub fn capacity(&self) -> usize {
+        self.buf.len()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn lines(dec: &mut LineDecoder) -> Vec<String> {
+        let mut out = Vec::new();
+        while let Some(l) = dec.next_line().unwrap() {
+            out.push(String::from_utf8(l.to_vec()).unwrap());
+        }
+        out
+    }
+
+    #[test]
+    fn splits_several_messages_in_one_read() {
+        let mut d = LineDecoder::new(1024);
+        d.push(b"1\n\"two\"\n{\"a\":3}\n").unwrap();
+        assert_eq!(lines(&mut d), vec!["1", "\"two\"", "{\"a\":3}"]);
+        assert_eq!(d.pending(), 0);
+    }
+
+    #[test]
+    fn joins_a_message_split_across_reads() {
+        let mut d = LineDecoder::new(1024);
+        d.push(b"{\"a\":").unwrap();
+        assert!(lines(&mut d).is_empty());
+        d.push(b"[1,2]}\n{\"b\"").unwrap();
+        assert_eq!(lines(&mut d), vec!["{\"a\":[1,2]}"]);
+        d.push(b":1}\n").unwrap();
+        assert_eq!(lines(&mut d), vec!["{\"b\":1}"]);
+    }
+
+    #[test]
+    fn splits_lines_across_reads() {
+        let mut b = LineDecoder::with_capacity(16, 1024);
+        b.push(b"a\nbb\nc").unwrap();
+        assert_eq!(lines(&mut b), ["a", "bb"]);
+        assert_eq!(b.pending(), 1);
+        b.push(b"cc\n\n").unwrap();
+        assert_eq!(lines(&mut b), ["ccc", ""]);
+        assert_eq!(b.pending(), 0);
+    }
+
+    #[test]
+    fn grows_for_large_messages_byte_by_byte() {
+        let big = format!("\"{}\"\n", "x".repeat(200_000));
+        let mut d = LineDecoder::new(1 << 20);
+        for b in big.as_bytes() {
+            d.push(std::slice::from_ref(b)).unwrap();
+        }
+        let got = lines(&mut d);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].len(), 200_002);
+    }
+
+    #[test]
+    fn grows_for_a_long_line_and_shrinks_back() {
+        let mut b = LineDecoder::with_capacity(64, 1 << 20);
+        let long = "x".repeat(100_000);
+        for chunk in long.as_bytes().chunks(999) {
+            b.push(chunk).unwrap();
+            assert!(b.next_line().unwrap().is_none());
+        }
+        b.push(b"\nshort\n").unwrap();
+        assert_eq!(lines(&mut b), [long.as_str(), "short"]);
+        assert!(b.capacity() >= 100_001);
+        b.spare().unwrap();
+        assert_eq!(b.capacity(), 64);
+    }
+
+    #[test]
+    fn the_default_buffer_shrinks_back_too() {
+        let mut d = LineDecoder::new(1 << 20);
+        d.push(format!("{}\n", "x".repeat(500_000)).as_bytes())
+            .unwrap();
+        assert_eq!(d.next_line().unwrap().unwrap().len(), 500_000);
+        assert!(d.capacity() > 4 * LineDecoder::DEFAULT_CAPACITY);
+        d.spare().unwrap();
+        assert_eq!(d.capacity(), LineDecoder::DEFAULT_CAPACITY);
+    }
+
+    #[test]
+    fn compacts_instead_of_growing_when_lines_are_consumed() {
+        let mut d = LineDecoder::new(1 << 20);
+        for i in 0..100_000 {
+            d.push(format!("{i}\n").as_bytes()).unwrap();
+            assert_eq!(d.next_line().unwrap().unwrap(), i.to_string().as_bytes());
+        }
+        assert_eq!(d.capacity(), 64 * 1024);
+        let mut b = LineDecoder::with_capacity(64, 1 << 20);
+        for i in 0..10_000 {
+            b.push(format!("{i}\n").as_bytes()).unwrap();
+            assert_eq!(b.next_line().unwrap().unwrap(), i.to_string().as_bytes());
+        }
+        assert_eq!(b.capacity(), 64);
+    }
+
+    #[test]
+    fn rejects_a_line_over_the_limit() {
+        let mut d = LineDecoder::new(100);
+        let r = d.push(&[b'x'; 300]).and_then(|_| d.next_line().map(|_| ()));
+        assert_eq!(r, Err(LineTooLong { limit: 100 }));
+    }
+
+    #[test]
+    fn rejects_a_complete_line_over_the_limit() {
+        let mut d = LineDecoder::new(10);
+        d.push(b"\"0123456789abc\"\n").unwrap();
+        assert_eq!(d.next_line(), Err(LineTooLong { limit: 10 }));
+    }
+
+    #[test]
+    fn a_huge_line_is_an_error_not_an_allocation() {
+        let mut b = LineDecoder::with_capacity(16, 100);
+        let r = b
+            .push(&[b'x'; 10_000])
+            .and_then(|_| b.next_line().map(|_| ()));
+        assert_eq!(r, Err(LineTooLong { limit: 100 }));
+        assert!(b.capacity() <= 101);
+        // A complete line just over the limit, already in the buffer.
+        let mut b = LineDecoder::with_capacity(1024, 10);
+        b.push(b"0123456789a\n").unwrap();
+        assert_eq!(b.next_line(), Err(LineTooLong { limit: 10 }));
+        // Exactly at the limit is fine.
+        let mut b = LineDecoder::with_capacity(4, 10);
+        b.push(b"0123456789\n").unwrap();
+        assert_eq!(lines(&mut b), ["0123456789"]);
+    }
+
+    #[test]
+    fn the_error_reads_as_the_pool_reports_it() {
+        assert_eq!(
+            LineTooLong { limit: 100 }.to_string(),
+            "message larger than the limit of 100 bytes"
+        );
+    }
+}
