@@ -2,6 +2,7 @@
 
 use std::fmt;
 
+use comrade_protocol::push_json_str;
 use serde_json::Value;
 
 /// An error sent back to the caller, who receives it as a JavaScript `Error`.
@@ -104,27 +105,30 @@ impl Error {
         Value::Object(map)
     }
 
+    /// The wire form: one JSON object, no newline.
+    pub(crate) fn to_wire(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.message.len() + 32);
+        self.write_json(&mut out);
+        out
+    }
+
     /// Appends the wire form (one JSON object, no newline) to `out`.
     pub(crate) fn write_json(&self, out: &mut Vec<u8>) {
-        fn string(out: &mut Vec<u8>, s: &str) {
-            // Serializing a str into a Vec cannot fail.
-            let _ = serde_json::to_writer(&mut *out, s);
-        }
         out.extend_from_slice(b"{\"name\":");
-        string(out, &self.name);
+        push_json_str(out, &self.name);
         out.extend_from_slice(b",\"message\":");
-        string(out, &self.message);
+        push_json_str(out, &self.message);
         if let Some(code) = &self.code {
             out.extend_from_slice(b",\"code\":");
-            string(out, code);
+            push_json_str(out, code);
         }
         if let Some(stack) = &self.stack {
             out.extend_from_slice(b",\"stack\":");
-            string(out, stack);
+            push_json_str(out, stack);
         }
         for (k, v) in &self.fields {
             out.push(b',');
-            string(out, k);
+            push_json_str(out, k);
             out.push(b':');
             // A Value always serializes (its map keys are strings).
             let _ = serde_json::to_writer(&mut *out, v);

@@ -74,7 +74,7 @@ use serde::Serialize;
 use serde_json::value::RawValue;
 
 pub use crate::error::Error;
-use crate::protocol::{FrameError, LineBuffer, Message};
+use crate::protocol::{FrameError, LineDecoder, LineTooLong, Message};
 
 /// Bytes asked for by each read of the channel.
 const READ_BUFFER: usize = 256 * 1024;
@@ -266,6 +266,12 @@ impl std::error::Error for ServeError {
 impl From<FrameError> for ServeError {
     fn from(e: FrameError) -> Self {
         ServeError::Frame(e)
+    }
+}
+
+impl From<LineTooLong> for ServeError {
+    fn from(e: LineTooLong) -> Self {
+        ServeError::Frame(e.into())
     }
 }
 
@@ -510,7 +516,7 @@ impl Worker {
         mut reader: R,
         mut writer: W,
     ) -> Result<(), ServeError> {
-        let mut lines = LineBuffer::new(READ_BUFFER, self.max_message);
+        let mut lines = LineDecoder::with_capacity(READ_BUFFER, self.max_message);
         let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut state = ChannelState::default();
         let mut initialized = false;
