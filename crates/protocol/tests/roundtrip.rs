@@ -1,0 +1,265 @@
+//! Every message both ways: the pool's encoders read back by the worker's decoder, the
+//! worker's encoders read back by the pool's, each checked byte for byte against the wire text
+//! in `docs/PROTOCOL.md` (its message tables and its complete exchange), so a change to either
+//! side or to the document fails here.
+
+use comrade_protocol::{
+    decode_pool_message, decode_worker_message, encode_call, encode_err, encode_event,
+    encode_fatal, encode_init, encode_ok, encode_ok_empty, encode_progress, encode_ready,
+    encode_retire, PoolMessage, WorkerMessage,
+};
+use serde_json::json;
+
+const DOC: &str = include_str!("../../../docs/PROTOCOL.md");
+
+/// The message templates of the document's tables (`| \`{"t":…}\` | meaning |`), in order.
+fn templates() -> Vec<String> {
+    DOC.lines()
+        .filter_map(|l| l.strip_prefix("| `{"))
+        .map(|rest| format!("{{{}", &rest[..rest.find('`').unwrap()]))
+        .collect()
+}
+
+/// The lines of "A complete exchange": (true when the pool sends it, the message).
+fn exchange() -> Vec<(bool, &'static str)> {
+    let section = DOC.split("## A complete exchange").nth(1).unwrap();
+    let block = section.split("```").nth(1).unwrap();
+    block
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            if let Some(m) = l.strip_prefix("pool → worker") {
+                (true, m.trim())
+            } else if let Some(m) = l.strip_prefix("worker → pool") {
+                (false, m.trim())
+            } else {
+                panic!("not an exchange line: {l:?}")
+            }
+        })
+        .collect()
+}
+
+/// A template with its placeholders (`N`, `V`, … after a colon) filled in.
+fn fill(template: &str, values: &[(&str, &str)]) -> String {
+    let mut text = template.to_owned();
+    for (placeholder, value) in values {
+        text = text.replace(&format!(":{placeholder}"), &format!(":{value}"));
+    }
+    text
+}
+
+/// A worker's line as the pool decodes it: (t, id, v, e) with values as raw text.
+fn at_pool(line: &[u8]) -> (String, Option<u64>, Option<String>, Option<String>) {
+    let text = std::str::from_utf8(line.strip_suffix(b"\n").expect("a whole line")).unwrap();
+    assert!(!text.contains('\n'));
+    let WorkerMessage { t, id, v, e } = decode_worker_message(text).unwrap();
+    (
+        t.into_owned(),
+        id,
+        v.map(|v| v.get().to_owned()),
+        e.map(|e| e.get().to_owned()),
+    )
+}
+
+/// A pool's line as the worker decodes it.
+fn at_worker(line: &[u8]) -> PoolMessage<'_> {
+    assert!(!line.contains(&b'\n'));
+    decode_pool_message(line).unwrap()
+}
+
+fn call_parts(m: PoolMessage<'_>) -> (u32, Option<String>, String) {
+    match m {
+        PoolMessage::Call { id, function, args } => {
+            (id, function.map(|f| f.into_owned()), args.get().to_owned())
+        }
+        other => panic!("not a call: {other:?}"),
+    }
+}
+
+fn s(text: &str) -> Option<String> {
+    Some(text.to_owned())
+}
+
+#[test]
+fn the_message_tables_are_what_the_encoders_write() {
+    let t = templates();
+    assert_eq!(t.len(), 9, "{t:?}");
+    let mut out = Vec::new();
+
+    // Pool → worker: no `\n` (the engine adds it when it writes the line).
+    encode_init(&mut out, br#"{"salt":"x"}"#);
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        fill(&t[0], &[("D", r#"{"salt":"x"}"#)])
+    );
+    match at_worker(&out) {
+        PoolMessage::Init { data } => assert_eq!(data.get(), r#"{"salt":"x"}"#),
+        other => panic!("{other:?}"),
+    }
+
+    out.clear();
+    encode_call(&mut out, 7, br#""add""#, b"2,3");
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        fill(&t[1], &[("N", "7"), ("F", r#""add""#), ("A", "[2,3]")])
+    );
+    assert_eq!(
+        call_parts(at_worker(&out)),
+        (7, s("add"), "[2,3]".to_owned())
+    );
+
+    // Worker → pool: whole lines.
+    let line = |f: &dyn Fn(&mut Vec<u8>)| {
+        let mut out = Vec::new();
+        f(&mut out);
+        out
+    };
+    let text = |line: &[u8]| String::from_utf8(line.to_vec()).unwrap();
+
+    let ready = line(&|o| encode_ready(o));
+    assert_eq!(text(&ready), format!("{}\n", t[2]));
+    assert_eq!(at_pool(&ready), ("ready".into(), None, None, None));
+
+    let ok = line(&|o| encode_ok(o, 7, &json!([1, "two"])).unwrap());
+    assert_eq!(
+        text(&ok),
+        format!("{}\n", fill(&t[3], &[("N", "7"), ("V", r#"[1,"two"]"#)]))
+    );
+    assert_eq!(
+        at_pool(&ok),
+        ("ok".into(), Some(7), s(r#"[1,"two"]"#), None)
+    );
+
+    // `ok` without `v`: the call returned nothing; with `"v":null` it returned null.
+    let empty = line(&|o| encode_ok_empty(o, 9));
+    assert_eq!(text(&empty), "{\"t\":\"ok\",\"id\":9}\n");
+    assert_eq!(at_pool(&empty), ("ok".into(), Some(9), None, None));
+    let null = line(&|o| encode_ok(o, 9, &()).unwrap());
+    assert_eq!(at_pool(&null), ("ok".into(), Some(9), s("null"), None));
+
+    let e = r#"{"name":"TypeError","message":"bad input","code":"E_BAD"}"#;
+    let err = line(&|o| encode_err(o, 3, e.as_bytes()));
+    assert_eq!(
+        text(&err),
+        format!("{}\n", fill(&t[4], &[("N", "3"), ("E", e)]))
+    );
+    assert_eq!(at_pool(&err), ("err".into(), Some(3), None, s(e)));
+
+    let progress = line(&|o| encode_progress(o, 1, &0.5).unwrap());
+    assert_eq!(
+        text(&progress),
+        format!("{}\n", fill(&t[5], &[("N", "1"), ("V", "0.5")]))
+    );
+    assert_eq!(
+        at_pool(&progress),
+        ("progress".into(), Some(1), s("0.5"), None)
+    );
+
+    let event = line(&|o| encode_event(o, "cache", &json!({"size": 12})).unwrap());
+    assert_eq!(
+        text(&event),
+        format!(
+            "{}\n",
+            fill(&t[6], &[("S", r#""cache""#), ("V", r#"{"size":12}"#)])
+        )
+    );
+    // The pool passes an event on as its whole line.
+    assert_eq!(at_pool(&event), ("event".into(), None, None, None));
+
+    let retire = line(&|o| encode_retire(o));
+    assert_eq!(text(&retire), format!("{}\n", t[7]));
+    assert_eq!(at_pool(&retire), ("retire".into(), None, None, None));
+
+    let e = r#"{"name":"Error","message":"init threw"}"#;
+    let fatal = line(&|o| encode_fatal(o, e.as_bytes()));
+    assert_eq!(text(&fatal), format!("{}\n", fill(&t[8], &[("E", e)])));
+    assert_eq!(at_pool(&fatal), ("fatal".into(), None, None, s(e)));
+}
+
+#[test]
+fn the_complete_exchange_is_what_the_encoders_write() {
+    let unknown =
+        r#"{"name":"Error","message":"no function named \"nope\"","code":"ERR_UNKNOWN_FUNCTION"}"#;
+    // What each side encodes, in the document's order, and what the other side reads.
+    type Encode = Box<dyn Fn(&mut Vec<u8>)>;
+    let steps: Vec<(bool, Encode)> = vec![
+        (true, Box::new(|o| encode_init(o, br#"{"salt":"x"}"#))),
+        (false, Box::new(encode_ready)),
+        (true, Box::new(|o| encode_call(o, 1, br#""add""#, b"2,3"))),
+        (true, Box::new(|o| encode_call(o, 2, b"null", br#""hi""#))),
+        (false, Box::new(|o| encode_ok(o, 2, "HI").unwrap())),
+        (false, Box::new(|o| encode_progress(o, 1, &0.5).unwrap())),
+        (false, Box::new(|o| encode_ok(o, 1, &5).unwrap())),
+        (true, Box::new(|o| encode_call(o, 3, br#""nope""#, b""))),
+        (
+            false,
+            Box::new(move |o| encode_err(o, 3, unknown.as_bytes())),
+        ),
+        (
+            false,
+            Box::new(|o| encode_event(o, "cache", &json!({"size": 12})).unwrap()),
+        ),
+    ];
+    let doc = exchange();
+    assert_eq!(doc.len(), steps.len(), "{doc:?}");
+    let mut read = Vec::new();
+    for ((by_pool, encode), (doc_by_pool, doc_line)) in steps.iter().zip(&doc) {
+        assert_eq!(by_pool, doc_by_pool, "{doc_line}");
+        let mut out = Vec::new();
+        encode(&mut out);
+        if *by_pool {
+            assert_eq!(std::str::from_utf8(&out).unwrap(), *doc_line);
+            read.push(match at_worker(&out) {
+                PoolMessage::Init { data } => format!("init {}", data.get()),
+                call => format!("{:?}", call_parts(call)),
+            });
+        } else {
+            assert_eq!(std::str::from_utf8(&out).unwrap(), format!("{doc_line}\n"));
+            read.push(format!("{:?}", at_pool(&out)));
+        }
+    }
+    let unknown = unknown.to_owned();
+    assert_eq!(
+        read,
+        [
+            r#"init {"salt":"x"}"#.to_owned(),
+            format!(
+                "{:?}",
+                (
+                    "ready".to_owned(),
+                    None::<u64>,
+                    None::<String>,
+                    None::<String>
+                )
+            ),
+            format!("{:?}", (1u32, s("add"), "[2,3]".to_owned())),
+            format!("{:?}", (2u32, None::<String>, r#"["hi"]"#.to_owned())),
+            format!(
+                "{:?}",
+                ("ok".to_owned(), Some(2u64), s(r#""HI""#), None::<String>)
+            ),
+            format!(
+                "{:?}",
+                ("progress".to_owned(), Some(1u64), s("0.5"), None::<String>)
+            ),
+            format!(
+                "{:?}",
+                ("ok".to_owned(), Some(1u64), s("5"), None::<String>)
+            ),
+            format!("{:?}", (3u32, s("nope"), "[]".to_owned())),
+            format!(
+                "{:?}",
+                ("err".to_owned(), Some(3u64), None::<String>, Some(unknown))
+            ),
+            format!(
+                "{:?}",
+                (
+                    "event".to_owned(),
+                    None::<u64>,
+                    None::<String>,
+                    None::<String>
+                )
+            ),
+        ]
+    );
+}
