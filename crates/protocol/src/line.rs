@@ -22,7 +22,6 @@ impl std::error::Error for LineTooLong {}
 /// Splits a byte stream into lines. Reads go straight into its buffer ([`spare`](Self::spare)
 /// then [`filled`](Self::filled)), and lines come out as slices of it, so a read costs no extra
 /// copy.
-#[derive(Debug)]
 pub struct LineDecoder {
     buf: Vec<u8>,
     /// Start of the first unconsumed byte.
@@ -153,6 +152,17 @@ impl LineDecoder {
     /// The buffer's current size.
     pub fn capacity(&self) -> usize {
         self.buf.len()
+    }
+}
+
+impl fmt::Debug for LineDecoder {
+    // Not the buffer: it is mostly stale bytes, and can be megabytes long.
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LineDecoder")
+            .field("pending", &self.pending())
+            .field("capacity", &self.capacity())
+            .field("max_len", &self.max_len)
+            .finish()
     }
 }
 
