@@ -14,9 +14,8 @@ export declare class NativePool {
   constructor(options: NativeOptions, wake: () => void)
   /**
    * Submits `count` jobs with ids `firstId, firstId + 1, …`, one JSON text per line of
-   * `payloads`. Returns the refused ones as flat triples `[index, reason, value, …]`:
-   * reason 0 = closed, 1 = backlog full (value = limit), 2 = expected duration too long
-   * (value = seconds).
+   * `payloads`. Returns the refused ones as flat triples `[index, reason, value, …]`, reason
+   * a `RejectReason`.
    *
    * `retries` and `timeouts` (milliseconds, 0 = none), when given, hold one value per job
    * and replace the pool's defaults for this batch.
@@ -32,7 +31,7 @@ export declare class NativePool {
   submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null): Array<number>
   /**
    * Every record produced since the last call, as one JSON array of `kind, id, value`
-   * triples, or null.
+   * triples (kind a `RecordKind`), or null.
    */
   take(): string | null
   /**
@@ -64,13 +63,22 @@ export interface CpuCount {
   logical: number
 }
 
+/**
+ * Milliseconds between SIGTERM and SIGKILL when stopping a worker, when `killGraceMs` is not
+ * given.
+ */
+export declare const DEFAULT_KILL_GRACE_MS: number
+
+/** Longest message accepted from a worker, in bytes, when `maxMessage` is not given. */
+export declare const DEFAULT_MAX_MESSAGE: number
+
 /** Registers the environment teardown hook that kills leftover workers. */
 export declare function installCleanup(): void
 
 /** SIGKILLs every worker of every pool in this process. For `process.on('exit')`. */
 export declare function killAllWorkers(): void
 
-/** Engine options, already validated and defaulted by the JS layer. */
+/** Engine options. Left out: the engine's default, or the feature is off. */
 export interface NativeOptions {
   /** Executable to run for each worker (for Node workers, `process.execPath`). */
   program: string
@@ -80,41 +88,81 @@ export interface NativeOptions {
   /** Inherited variables removed from the worker's environment. */
   envRemove?: Array<string>
   cwd?: string
+  /** At least 1. */
   maxWorkers: number
+  /** Most jobs in flight on one worker; at least 1. */
   concurrency: number
-  /** Most queued jobs; negative means unlimited. */
-  maxBacklog: number
-  /** Seconds; 0 turns the expected-duration check off. */
-  maxRequestTime: number
-  /** Longest accepted worker message, in bytes. */
-  maxMessage: number
-  /** Milliseconds between SIGTERM and SIGKILL when stopping a worker. */
-  killGraceMs: number
+  /** Most queued jobs (>= 0). Default: unlimited. */
+  maxBacklog?: number
+  /** Seconds (> 0): a job expected to complete later than this is refused. Default: no check. */
+  maxRequestTime?: number
+  /** Longest accepted worker message, in bytes. Default `DEFAULT_MAX_MESSAGE`. */
+  maxMessage?: number
   /**
-   * `"lines"`: comrade's protocol (docs/PROTOCOL.md); otherwise Node's IPC, one job per
-   * message, as compute-cluster workers speak it.
+   * Milliseconds between SIGTERM and SIGKILL when stopping a worker. Default
+   * `DEFAULT_KILL_GRACE_MS`.
+   */
+  killGraceMs?: number
+  /**
+   * `"lines"`: comrade's protocol (docs/PROTOCOL.md); `"node-ipc"` (the default): Node's
+   * IPC, one job per message, as compute-cluster workers speak it.
    */
   protocol?: string
   /** A line written to each new worker before any job (the protocol's `init` message). */
   hello?: string
-  /** Workers kept warm (started at once). Default 0. */
+  /** Workers kept warm (started at once), at most `maxWorkers`. Default 0. */
   minWorkers?: number
-  /** Milliseconds between two growth spawns. Default 0. */
+  /** Milliseconds (>= 0) between two growth spawns. Default 0. */
   spawnDelayMs?: number
-  /** Milliseconds after which an idle worker above `minWorkers` is stopped. */
+  /**
+   * Milliseconds (> 0) after which an idle worker above `minWorkers` is stopped. Default:
+   * never.
+   */
   idleTimeoutMs?: number
-  /** Jobs after which a worker is replaced. */
+  /** Jobs (>= 1) after which a worker is replaced. Default: no limit. */
   maxJobsPerWorker?: number
-  /** Bytes of resident memory above which a worker is replaced. */
+  /** Bytes (>= 1) of resident memory above which a worker is replaced. Default: no limit. */
   maxRss?: number
-  /** Pin worker i to CPU i. */
+  /** Pin worker i to CPU i. Default false. */
   affinity?: boolean
-  /** Added to each worker's nice value (0..=19): lower CPU priority than the parent. */
+  /** Added to each worker's nice value (0..=19): lower CPU priority than the parent. Default 0. */
   nice?: number
-  /** Default retries of a job whose worker dies. */
+  /** Default retries of a job whose worker dies. Default 0. */
   retries?: number
-  /** Default run timeout of a job, in milliseconds. */
+  /** Default run timeout (> 0) of a job, in milliseconds. Default: none. */
   timeoutMs?: number
 }
 
 export declare function ncpu(): CpuCount
+
+/**
+ * The kind of a record from `take()`: the first of each `kind, id, value` triple. See
+ * `comrade_core::engine::kind` for what id and value hold.
+ */
+export declare const enum RecordKind {
+  Result = 0,
+  Failed = 1,
+  Spawned = 2,
+  Exited = 3,
+  Stray = 4,
+  Dispatched = 5,
+  Completed = 6,
+  ProtocolError = 7,
+  SpawnFailed = 8,
+  AllExited = 9,
+  Void = 10,
+  JobError = 11,
+  Event = 12,
+  Progress = 13,
+  Retiring = 14,
+}
+
+/** Why `submit()` refused a job: the second of each `index, reason, value` triple. */
+export declare const enum RejectReason {
+  /** The pool is closing or closed. Value 0. */
+  Closed = 0,
+  /** The queue is full. Value: `maxBacklog`. */
+  Backlog = 1,
+  /** The job would complete too late. Value: the expected time, in seconds. */
+  Duration = 2,
+}

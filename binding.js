@@ -836,6 +836,10 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativePool = nativeBinding.NativePool
+module.exports.DEFAULT_KILL_GRACE_MS = nativeBinding.DEFAULT_KILL_GRACE_MS
+module.exports.DEFAULT_MAX_MESSAGE = nativeBinding.DEFAULT_MAX_MESSAGE
 module.exports.installCleanup = nativeBinding.installCleanup
 module.exports.killAllWorkers = nativeBinding.killAllWorkers
 module.exports.ncpu = nativeBinding.ncpu
+module.exports.RecordKind = nativeBinding.RecordKind
+module.exports.RejectReason = nativeBinding.RejectReason

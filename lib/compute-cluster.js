@@ -88,8 +88,8 @@ function ComputeCluster(options) {
     envRemove: NODE_WORKER_ENV_REMOVE,
     maxWorkers: max,
     concurrency: 1,
-    maxBacklog: backlog > 0 ? backlog : -1,
-    maxRequestTime: this._MAX_REQUEST_TIME > 0 ? this._MAX_REQUEST_TIME : 0,
+    maxBacklog: backlog > 0 ? backlog : undefined,
+    maxRequestTime: this._MAX_REQUEST_TIME > 0 ? this._MAX_REQUEST_TIME : undefined,
     maxMessage: DEFAULT_MAX_MESSAGE,
     killGraceMs: KILL_GRACE_MS,
   }, () => this._drain());

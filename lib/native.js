@@ -46,30 +46,27 @@ function workerExecArgv() {
 const NODE_WORKER_ENV = { NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: 'json' };
 const NODE_WORKER_ENV_REMOVE = ['NODE_UNIQUE_ID', 'NODE_WORKER_ID'];
 
-// Record kinds, as numbered by the engine (crates/core/src/engine.rs, `kind`).
-const KIND = Object.freeze({
-  RESULT: 0,
-  FAILED: 1,
-  SPAWNED: 2,
-  EXITED: 3,
-  STRAY: 4,
-  DISPATCHED: 5,
-  COMPLETED: 6,
-  PROTOCOL_ERROR: 7,
-  SPAWN_FAILED: 8,
-  ALL_EXITED: 9,
-  VOID: 10,
-  JOB_ERROR: 11,
-  EVENT: 12,
-  PROGRESS: 13,
-  RETIRING: 14,
-});
+// The binding's enums under the names lib/ uses: `RecordKind.ProtocolError` is
+// `KIND.PROTOCOL_ERROR`. Numbers come from the engine only.
+function upperSnake(e) {
+  const out = {};
+  for (const [name, value] of Object.entries(e)) {
+    out[name.replace(/([a-z0-9])([A-Z])/g, '$1_$2').toUpperCase()] = value;
+  }
+  return Object.freeze(out);
+}
+
+// Record kinds: the first of each `kind, id, value` triple from NativePool#take.
+const KIND = upperSnake(binding.RecordKind);
 
 // Reasons in the flat rejection triples returned by NativePool#submit.
-const REJECT = Object.freeze({ CLOSED: 0, BACKLOG: 1, DURATION: 2 });
+const REJECT = upperSnake(binding.RejectReason);
 
 // Engine defaults the JS layer needs to know (validation, messages).
-const DEFAULTS = Object.freeze({ maxMessage: 64 * 1024 * 1024, killGraceMs: 5000 });
+const DEFAULTS = Object.freeze({
+  maxMessage: binding.DEFAULT_MAX_MESSAGE,
+  killGraceMs: binding.DEFAULT_KILL_GRACE_MS,
+});
 
 module.exports = {
   DEFAULTS,

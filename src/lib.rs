@@ -4,66 +4,23 @@
 //! Public names, validation and errors live in `lib/`.
 
 use std::cell::RefCell;
-use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
-use comrade_core::engine::{Engine, EngineConfig, Protocol, Rejection};
-use comrade_core::scheduler::{JobOpts, Reject, SchedConfig};
-use comrade_core::spawn::SpawnSpec;
+use comrade_core::engine::{Engine, EngineConfig};
+use comrade_core::scheduler::JobOpts;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
 use napi_derive::napi;
 
 mod direct;
+mod options;
+mod records;
+
+use options::NativeOptions;
+use records::rejections;
 
 type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
-
-/// Engine options, already validated and defaulted by the JS layer.
-#[napi(object)]
-pub struct NativeOptions {
-    /// Executable to run for each worker (for Node workers, `process.execPath`).
-    pub program: String,
-    pub args: Vec<String>,
-    /// Variables set for the worker on top of the inherited environment.
-    pub env: Option<HashMap<String, String>>,
-    /// Inherited variables removed from the worker's environment.
-    pub env_remove: Option<Vec<String>>,
-    pub cwd: Option<String>,
-    pub max_workers: u32,
-    pub concurrency: u32,
-    /// Most queued jobs; negative means unlimited.
-    pub max_backlog: i64,
-    /// Seconds; 0 turns the expected-duration check off.
-    pub max_request_time: f64,
-    /// Longest accepted worker message, in bytes.
-    pub max_message: u32,
-    /// Milliseconds between SIGTERM and SIGKILL when stopping a worker.
-    pub kill_grace_ms: u32,
-    /// `"lines"`: comrade's protocol (docs/PROTOCOL.md); otherwise Node's IPC, one job per
-    /// message, as compute-cluster workers speak it.
-    pub protocol: Option<String>,
-    /// A line written to each new worker before any job (the protocol's `init` message).
-    pub hello: Option<String>,
-    /// Workers kept warm (started at once). Default 0.
-    pub min_workers: Option<u32>,
-    /// Milliseconds between two growth spawns. Default 0.
-    pub spawn_delay_ms: Option<f64>,
-    /// Milliseconds after which an idle worker above `minWorkers` is stopped.
-    pub idle_timeout_ms: Option<f64>,
-    /// Jobs after which a worker is replaced.
-    pub max_jobs_per_worker: Option<f64>,
-    /// Bytes of resident memory above which a worker is replaced.
-    pub max_rss: Option<f64>,
-    /// Pin worker i to CPU i.
-    pub affinity: Option<bool>,
-    /// Added to each worker's nice value (0..=19): lower CPU priority than the parent.
-    pub nice: Option<i32>,
-    /// Default retries of a job whose worker dies.
-    pub retries: Option<u32>,
-    /// Default run timeout of a job, in milliseconds.
-    pub timeout_ms: Option<f64>,
-}
 
 #[napi]
 pub struct NativePool {
@@ -82,12 +39,7 @@ impl NativePool {
         options: NativeOptions,
         #[napi(ts_arg_type = "() => void")] wake: Function<'_, (), ()>,
     ) -> Result<Self> {
-        if options.max_workers == 0 || options.concurrency == 0 {
-            return Err(Error::new(
-                Status::InvalidArg,
-                "maxWorkers and concurrency must be at least 1",
-            ));
-        }
+        let cfg = EngineConfig::try_from(options)?;
         // Direct reads call the same JS function as the wake.
         let direct = direct::Direct::new(env.raw(), wake.raw());
         let wake: Wake = wake
@@ -96,66 +48,6 @@ impl NativePool {
             .weak::<true>()
             .build()?;
         let wake = Arc::new(wake);
-        let cfg = EngineConfig {
-            sched: SchedConfig {
-                max_workers: options.max_workers as usize,
-                concurrency: options.concurrency as usize,
-                max_backlog: usize::try_from(options.max_backlog).ok(),
-                max_request_time: (options.max_request_time > 0.0)
-                    .then_some(options.max_request_time),
-                min_workers: options.min_workers.unwrap_or(0) as usize,
-                spawn_delay: millis(options.spawn_delay_ms).unwrap_or(Duration::ZERO),
-                idle_timeout: millis(options.idle_timeout_ms),
-                max_jobs_per_worker: options
-                    .max_jobs_per_worker
-                    .filter(|n| *n >= 1.0)
-                    .map(|n| n as u64),
-            },
-            spawn: SpawnSpec {
-                program: options.program.into(),
-                args: options.args.into_iter().map(Into::into).collect(),
-                env: options
-                    .env
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(|(k, v)| (k.into(), v.into()))
-                    .collect(),
-                env_remove: options
-                    .env_remove
-                    .unwrap_or_default()
-                    .into_iter()
-                    .map(Into::into)
-                    .collect(),
-                cwd: options.cwd.map(Into::into),
-                cpu: None,
-                nice: options.nice.unwrap_or(0).clamp(0, 19),
-            },
-            protocol: match options.protocol.as_deref() {
-                Some("lines") => Protocol::Lines,
-                None | Some("node-ipc") => Protocol::NodeIpc,
-                Some(other) => {
-                    return Err(Error::new(
-                        Status::InvalidArg,
-                        format!("unknown protocol {other:?}"),
-                    ))
-                }
-            },
-            max_message: options.max_message as usize,
-            kill_grace: Duration::from_millis(options.kill_grace_ms as u64),
-            hello: options.hello,
-            job_defaults: JobOpts {
-                retries: options.retries.unwrap_or(0),
-                timeout: millis(options.timeout_ms),
-            },
-            max_rss: options.max_rss.filter(|n| *n >= 1.0).map(|n| n as u64),
-            affinity: options.affinity.unwrap_or(false),
-        };
-        if cfg.sched.min_workers > cfg.sched.max_workers {
-            return Err(Error::new(
-                Status::InvalidArg,
-                "minWorkers cannot exceed maxWorkers",
-            ));
-        }
         let waker = wake.clone();
         let engine = Engine::new(
             cfg,
@@ -172,9 +64,8 @@ impl NativePool {
     }
 
     /// Submits `count` jobs with ids `firstId, firstId + 1, …`, one JSON text per line of
-    /// `payloads`. Returns the refused ones as flat triples `[index, reason, value, …]`:
-    /// reason 0 = closed, 1 = backlog full (value = limit), 2 = expected duration too long
-    /// (value = seconds).
+    /// `payloads`. Returns the refused ones as flat triples `[index, reason, value, …]`, reason
+    /// a `RejectReason`.
     ///
     /// `retries` and `timeouts` (milliseconds, 0 = none), when given, hold one value per job
     /// and replace the pool's defaults for this batch.
@@ -225,7 +116,7 @@ impl NativePool {
     }
 
     /// Every record produced since the last call, as one JSON array of `kind, id, value`
-    /// triples, or null.
+    /// triples (kind a `RecordKind`), or null.
     #[napi]
     pub fn take(&self) -> Option<String> {
         let batch = self.engine.take().map(|b| b.text);
@@ -317,12 +208,6 @@ pub fn ncpu() -> CpuCount {
     }
 }
 
-/// Milliseconds (positive and finite) as a Duration.
-fn millis(ms: Option<f64>) -> Option<Duration> {
-    ms.filter(|v| v.is_finite() && *v > 0.0)
-        .map(|v| Duration::from_secs_f64(v / 1000.0))
-}
-
 /// SIGKILLs every worker of every pool in this process. For `process.on('exit')`.
 #[napi]
 pub fn kill_all_workers() {
@@ -344,23 +229,11 @@ fn job_opts(count: u32, retries: Option<&[u32]>, timeouts: Option<&[f64]>) -> Ve
     (0..count as usize)
         .map(|i| JobOpts {
             retries: retries.and_then(|r| r.get(i).copied()).unwrap_or(0),
+            // A typed array has no "none": 0 (or anything not positive and finite) is.
             timeout: timeouts
                 .and_then(|t| t.get(i).copied())
-                .and_then(|ms| millis(Some(ms))),
+                .filter(|ms| ms.is_finite() && *ms > 0.0)
+                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
         })
         .collect()
-}
-
-/// Refused jobs as flat `[index, reason, value, …]` triples.
-fn rejections(rejected: Vec<Rejection>) -> Vec<f64> {
-    let mut out = Vec::with_capacity(rejected.len() * 3);
-    for r in rejected {
-        let (reason, value) = match r.reason {
-            Reject::Closed => (0.0, 0.0),
-            Reject::Backlog(n) => (1.0, n as f64),
-            Reject::Duration(s) => (2.0, s),
-        };
-        out.extend_from_slice(&[r.index as f64, reason, value]);
-    }
-    out
 }
