@@ -185,7 +185,7 @@ fn invalid(message: impl Into<String>) -> InvalidOption {
 
 /// Milliseconds (>= 0) as a Duration; None when infinite.
 fn millis(name: &str, ms: f64) -> Result<Option<Duration>, InvalidOption> {
-    if !(ms >= 0.0) {
+    if ms.is_nan() || ms < 0.0 {
         return Err(invalid(format!(
             "{name} must be a number of milliseconds >= 0"
         )));
@@ -243,6 +243,8 @@ mod tests {
             timeout_ms: None,
         }
     }
+
+    type Case = (fn(&mut NativeOptions), &'static str);
 
     fn convert(edit: impl FnOnce(&mut NativeOptions)) -> Result<EngineConfig, String> {
         let mut o = minimal();
@@ -331,7 +333,7 @@ mod tests {
 
     #[test]
     fn what_the_engine_cannot_run_is_refused_with_the_reason() {
-        let cases: [(fn(&mut NativeOptions), &str); 13] = [
+        let cases: [Case; 13] = [
             (
                 |o| o.max_workers = 0,
                 "maxWorkers and concurrency must be at least 1",
