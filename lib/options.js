@@ -1,0 +1,176 @@
+'use strict';
+// Pool's options: one row per option, validated in one place.
+//
+// A row is `{ name, type, range, default }`, plus `unlimited` (what Infinity stands for, when
+// Infinity means "no limit") and `floor` (round down). `range` is [min, max]; a max may name an
+// option resolved before (minWorkers is at most maxWorkers); `exclusive` makes min itself out
+// of range. A default may be a function (computed when the option is absent). The type says
+// what is checked and how a wrong value is reported (the messages are part of the API). Rows
+// are validated in order; a type also sees the options resolved before its row.
+
+const fs = require('node:fs');
+const os = require('node:os');
+const path = require('node:path');
+const { fileURLToPath } = require('node:url');
+const { DEFAULTS, workerExecArgv } = require('./native');
+const { optionError } = require('./errors');
+
+const MAX_U32 = 0xffffffff;
+const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+
+function cpus() {
+  return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
+}
+
+const OPTIONS = Object.freeze([
+  { name: 'maxWorkers', type: 'int', range: [1, 1024], default: () => Math.ceil(cpus() * 1.25) },
+  { name: 'concurrency', type: 'int', range: [1, 65536], default: 1 },
+  { name: 'minWorkers', type: 'count', range: [0, 'maxWorkers'], default: 0 },
+  // AnyEvent::Fork::Pool's defaults: grow by one worker per 0.1 s, stop a worker idle 10 s.
+  { name: 'spawnDelay', type: 'ms', range: [0, Infinity], default: 100 },
+  { name: 'idleTimeout', type: 'ms', range: [0, Infinity], default: 10000, unlimited: 0 },
+  { name: 'maxJobsPerWorker', type: 'int', range: [1, MAX_SAFE], default: 0, unlimited: 0 },
+  { name: 'maxRss', type: 'int', range: [1, MAX_SAFE], default: 0 },
+  { name: 'retries', type: 'count', range: [0, 1000], default: 0 },
+  { name: 'timeout', type: 'ms', range: [0, Infinity], exclusive: true, default: 0, unlimited: 0 },
+  { name: 'niceIncrement', type: 'count', range: [0, 19], default: 0 },
+  { name: 'affinity', type: 'boolean', default: false },
+  { name: 'maxMessage', type: 'int', range: [1, 0x7fffffff], default: DEFAULTS.maxMessage },
+  { name: 'killGraceMs', type: 'ms', range: [0, MAX_U32], default: DEFAULTS.killGraceMs, floor: true },
+  { name: 'maxBacklog', type: 'count', range: [0, Infinity], default: -1, unlimited: -1 },
+  { name: 'maxExpectedWait', type: 'ms', range: [0, Infinity], exclusive: true, default: 0 },
+  // The JSON text of the worker's init() argument.
+  { name: 'initData', type: 'json', default: 'null' },
+  { name: 'cwd', type: 'string', default: undefined },
+  { name: 'env', type: 'env', default: undefined },
+  // What to run: exactly one of `module` (a Node module, a path or file URL, run by
+  // lib/pool-worker.js with `execArgv`, by default this process's safe flags) and `command`
+  // ([executable, ...args]; a path with a slash is relative to `cwd`).
+  { name: 'module', type: 'module', default: undefined },
+  { name: 'execArgv', type: 'execArgv', default: (resolved) => (resolved.module === undefined ? undefined : workerExecArgv()) },
+  { name: 'command', type: 'command', default: undefined },
+].map(Object.freeze));
+
+// Each type: (row, value, min, max, resolved) -> the resolved value, or throws the option's
+// error. `resolved` holds the options of the rows before.
+const TYPES = {
+  // An integer from min to max.
+  int(row, v, min, max) {
+    if (typeof v !== 'number' || !Number.isInteger(v)) {
+      throw optionError(`${row.name} must be an integer, got ${typeof v === 'number' ? v : typeof v}`);
+    }
+    if (v < min || v > max) {
+      throw optionError(`${row.name} must be between ${min} and ${max}, got ${v}`, RangeError);
+    }
+    return v;
+  },
+  // An integer from 0 to max; a max of Infinity means Infinity itself is accepted too.
+  count(row, v, min, max) {
+    if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
+      throw optionError(max === Infinity
+        ? `${row.name} must be an integer >= ${min}, or Infinity`
+        : `${row.name} must be an integer from ${min} to ${max}, got ${String(v)}`, RangeError);
+    }
+    return v;
+  },
+  // A number of milliseconds.
+  ms(row, v, min, max) {
+    if (typeof v !== 'number' || !(row.exclusive ? v > min : v >= min) || v > max) {
+      throw optionError(`${row.name} must be a number of milliseconds ${row.exclusive ? '>' : '>='} ${min}`,
+        RangeError);
+    }
+    return v;
+  },
+  boolean(row, v) {
+    if (typeof v !== 'boolean') throw optionError(`${row.name} must be a boolean`);
+    return v;
+  },
+  string(row, v) {
+    if (typeof v !== 'string') throw optionError(`${row.name} must be a string`);
+    return v;
+  },
+  // Any value JSON can carry, as its JSON text.
+  json(row, v) {
+    let text;
+    try {
+      text = JSON.stringify(v);
+    } catch (e) {
+      throw optionError(`${row.name} cannot be serialized: ${e.message}`);
+    }
+    if (text === undefined) throw optionError(`${row.name} cannot be serialized`);
+    return text;
+  },
+  // Environment variables: an object; undefined values are left out, the rest become strings.
+  env(row, v) {
+    if (v === null || typeof v !== 'object') throw optionError(`${row.name} must be an object`);
+    const out = {};
+    for (const [k, val] of Object.entries(v)) {
+      if (val !== undefined) out[k] = String(val);
+    }
+    return out;
+  },
+  // An existing file: its absolute path.
+  module(row, v) {
+    let file = v;
+    if (v instanceof URL) file = fileURLToPath(v);
+    else if (typeof v === 'string' && v.startsWith('file:')) file = fileURLToPath(v);
+    if (typeof file !== 'string' || file.length === 0) {
+      throw optionError('module must be a path (string) or a file URL');
+    }
+    file = path.resolve(file);
+    if (!fs.existsSync(file)) {
+      throw optionError(`module not found: ${file}`, Error);
+    }
+    return file;
+  },
+  // Node's flags for a module worker; ignored for a command.
+  execArgv(row, v, min, max, resolved) {
+    if (resolved.module === undefined) return undefined;
+    if (!Array.isArray(v) || !v.every((a) => typeof a === 'string')) {
+      throw optionError('execArgv must be an array of strings');
+    }
+    return v;
+  },
+  // [executable, ...args] (or just the executable): { program, args }.
+  command(row, v, min, max, resolved) {
+    const argv = typeof v === 'string' ? [v] : v;
+    if (!Array.isArray(argv) || argv.length === 0 || !argv.every((a) => typeof a === 'string')) {
+      throw optionError('command must be a non-empty array of strings: [executable, ...args]');
+    }
+    let program = argv[0];
+    // A path with a slash is relative to the worker's cwd; a bare name is looked up in PATH.
+    if (program.includes('/')) program = path.resolve(resolved.cwd || process.cwd(), program);
+    return { program, args: argv.slice(1) };
+  },
+};
+
+// One option's value from `options` (its default when absent). `resolved` holds the options
+// resolved before it.
+function resolveOption(row, options, resolved) {
+  const v = options[row.name];
+  if (v === undefined) return typeof row.default === 'function' ? row.default(resolved) : row.default;
+  if (v === Infinity && row.unlimited !== undefined) return row.unlimited;
+  let min;
+  let max;
+  if (row.range !== undefined) {
+    [min, max] = row.range;
+    if (typeof max === 'string') max = resolved[max];
+  }
+  const out = TYPES[row.type](row, v, min, max, resolved);
+  return row.floor ? Math.floor(out) : out;
+}
+
+// Every row of the table, validated in order: { maxWorkers, concurrency, ... }.
+function resolveOptions(options) {
+  if (options === null || typeof options !== 'object') {
+    throw optionError('options must be an object: new Pool({ module }) or new Pool({ command })');
+  }
+  if ((options.module !== undefined) === (options.command !== undefined)) {
+    throw optionError('give exactly one of `module` (a Node module) or `command` (an executable)');
+  }
+  const out = {};
+  for (const row of OPTIONS) out[row.name] = resolveOption(row, options, out);
+  return out;
+}
+
+module.exports = { OPTIONS, TYPES, resolveOption, resolveOptions };
