@@ -1,0 +1,408 @@
+'use strict';
+// The session between a facade (Pool, ComputeCluster) and the engine: the native handle, the
+// unsettled jobs, job ids, the batch of jobs submitted in one tick (handed over on a
+// microtask, in one native call), the rejections of a batch, the drain of the engine's records
+// (in slices, a throwing callback isolated), AbortSignals, and ref/unref of the native handle.
+//
+// A facade hands in what is its own, as hooks:
+//   record(kind, id, value)   a record that is not a job's outcome (worker events, ALL_EXITED)
+//   failure(value)            a FAILED record's value -> the job's error (an Error or a string)
+//   rejection(reason, value)  a rejection triple (REJECT.*, value) -> the job's error
+// A job settles through its own continuation: a Promise's resolve/reject or a Node-style
+// callback `cb(err)` / `cb(null, value)`.
+//
+// Async context. Code the pool runs later on someone's behalf runs in that someone's async
+// context (AsyncLocalStorage stores, async_hooks parents), with one idiom: what holds the code
+// is an AsyncResource created in that context, and the code runs in
+// `resource.runInAsyncScope(...)`.
+//   - A job's callback and onProgress run in the context of the call that made the job
+//     (run(), call(), enqueue()): such a job is a ScopedJob, itself the AsyncResource (no
+//     object more per job). A Promise job needs none: its reactions run in the context of
+//     their then() like any Promise's.
+//   - The facade's hooks, and so its events ('event', 'workerSpawn', ... of Pool; 'info',
+//     'error', 'debug' of ComputeCluster), run in the context the pool was constructed in,
+//     as with Node's EventEmitterAsyncResource: the records they come from have no caller.
+
+const { AsyncResource } = require('node:async_hooks');
+const { performance } = require('node:perf_hooks');
+const { NativePool, KIND } = require('./native');
+const { JobTable } = require('./job-table');
+const { rebuildError, abortError } = require('./errors');
+
+// Longest stretch of record handling before the host's event loop gets a turn, in ms. A
+// saturated pool hands over thousands of results at once; handling them takes about 1 µs
+// each, so without slices a timer or I/O callback of the host would wait for all of them.
+// Measured with bench/responsiveness.js (release build, 2 cores, a Pool with 256 tiny jobs
+// always in flight): the host's event-loop delay p99 is the slice plus the time to parse one
+// batch and reach the next check, so it grows with the slice, while throughput hardly moves
+// once the slice is well above the cost of a setImmediate turn (a few µs). See the commit that
+// set it for the figures of 0.5, 1 and 2 ms.
+const DRAIN_SLICE_MS = 1;
+// The clock is read once per this many records (and never after the last of a batch).
+const CHECK_EVERY = 64;
+
+// A job whose outcome settles a Promise.
+class Job {
+  constructor(resolve, reject, cb, onProgress) {
+    this.resolve = resolve;
+    this.reject = reject;
+    this.cb = cb;
+    this.onProgress = onProgress;
+    this.id = -1;
+    this.signal = null;
+    // Per-job overrides of the pool's retries / timeout (undefined: the pool's).
+    this.retries = undefined;
+    this.timeout = undefined;
+  }
+}
+
+// A job with code of its caller to run later (a callback, onProgress): its own AsyncResource,
+// made in the caller's context. The same fields as Job.
+class ScopedJob extends AsyncResource {
+  constructor(resolve, reject, cb, onProgress) {
+    super('comrade.Job');
+    this.resolve = resolve;
+    this.reject = reject;
+    this.cb = cb;
+    this.onProgress = onProgress;
+    this.id = -1;
+    this.signal = null;
+    this.retries = undefined;
+    this.timeout = undefined;
+  }
+}
+
+class Session {
+  #native;
+  #hooks;
+  #scope; // the async context of the construction, for the hooks
+  #calls; // submitCalls (Pool: names, per-job options) or submit (ComputeCluster)
+  #retries; // the pool's defaults, for the per-job side array
+  #timeout;
+  #jobs = new JobTable();
+  #nextId = 0;
+  #batch = [];
+  #batchFirst = 0;
+  #batchFns = null; // per-job function names (JSON) of the current batch, when any job has one
+  #batchOpts = null; // per-job [retries, timeout] of the current batch, when any job has its own
+  #flushQueued = false;
+  #flushTask;
+  #signals = new Map(); // AbortSignal -> { jobs: Set<Job>, listener }: one listener per signal
+  #stash = null; // records taken from the engine and not handled yet (a drain used its slice)
+  #stashAt = 0;
+  #resumeQueued = false;
+  #resumeTask;
+  #closing = false;
+  #exited = false;
+  #refed = false;
+
+  /**
+   * `nativeOptions` for NativePool; `hooks` as above; `calls`: submit with submitCalls (names
+   * and per-job retries/timeout) rather than submit; `retries`, `timeout`: the pool's defaults.
+   */
+  constructor(nativeOptions, hooks, { calls = false, retries = 0, timeout = 0 } = {}) {
+    this.#hooks = hooks;
+    this.#scope = new AsyncResource('comrade.Pool');
+    this.#calls = calls;
+    this.#retries = retries;
+    this.#timeout = timeout;
+    this.#flushTask = () => this.flush();
+    this.#resumeTask = () => {
+      this.#resumeQueued = false;
+      this.#drain();
+    };
+    this.#native = new NativePool(nativeOptions, () => this.#drain());
+  }
+
+  /** Jobs accepted and not settled yet. */
+  get size() {
+    return this.#jobs.size;
+  }
+
+  get exited() {
+    return this.#exited;
+  }
+
+  get native() {
+    return this.#native;
+  }
+
+  /** Runs fn(...args) in the async context the session was made in. */
+  inScope(fn, thisArg, ...args) {
+    return this.#scope.runInAsyncScope(fn, thisArg, ...args);
+  }
+
+  /**
+   * Adds a job to this tick's batch: `argsText` is its arguments as JSON (for submitCalls,
+   * without the enclosing brackets), `name` its function's name or null.
+   */
+  add(job, argsText, name) {
+    const id = this.#nextId;
+    this.#nextId = (id + 1) >>> 0;
+    job.id = id;
+    const batch = this.#batch;
+    if (batch.length === 0) {
+      this.#batchFirst = id;
+      if (!this.#flushQueued) {
+        this.#flushQueued = true;
+        queueMicrotask(this.#flushTask);
+      }
+    }
+    // Per-job names and options travel in side arrays, made only for a batch that needs them.
+    if (name !== null && this.#batchFns === null) {
+      this.#batchFns = [];
+      for (let i = 0; i < batch.length; i++) this.#batchFns.push('null');
+    }
+    if (this.#batchFns !== null) this.#batchFns.push(name === null ? 'null' : nameJson(name));
+    if (job.retries !== undefined || job.timeout !== undefined) {
+      if (this.#batchOpts === null) {
+        this.#batchOpts = [];
+        for (let i = 0; i < batch.length; i++) this.#batchOpts.push(this.#retries, this.#timeout);
+      }
+    }
+    if (this.#batchOpts !== null) {
+      this.#batchOpts.push(job.retries ?? this.#retries, job.timeout ?? this.#timeout);
+    }
+    batch.push(argsText);
+    this.#jobs.set(id, job);
+    if (job.signal !== null) this.#watch(job);
+    if (!this.#refed) this.#setRef(true);
+  }
+
+  /** Hands every job submitted in this tick to the engine in one call. */
+  flush() {
+    this.#flushQueued = false;
+    const batch = this.#batch;
+    if (batch.length === 0) return;
+    this.#batch = [];
+    const first = this.#batchFirst;
+    let rejected;
+    if (this.#calls) {
+      let retries;
+      let timeouts;
+      const opts = this.#batchOpts;
+      if (opts !== null) {
+        this.#batchOpts = null;
+        retries = new Uint32Array(batch.length);
+        timeouts = new Float64Array(batch.length);
+        for (let i = 0; i < batch.length; i++) {
+          retries[i] = opts[2 * i];
+          timeouts[i] = opts[2 * i + 1];
+        }
+      }
+      const fns = this.#batchFns;
+      this.#batchFns = null;
+      rejected = this.#native.submitCalls(first, batch.join('\n'),
+        fns === null ? null : fns.join('\n'), batch.length, retries, timeouts);
+    } else {
+      rejected = this.#native.submit(first, batch.join('\n'), batch.length);
+    }
+    // The refused jobs, as flat triples [index in the batch, REJECT reason, value, ...].
+    if (rejected.length > 0) {
+      const errors = [];
+      const hooks = this.#hooks;
+      for (let i = 0; i < rejected.length; i += 3) {
+        const job = this.#jobs.take((first + rejected[i]) >>> 0);
+        try {
+          this.settle(job, this.#scope.runInAsyncScope(hooks.rejection, hooks,
+            rejected[i + 1], rejected[i + 2]), undefined);
+        } catch (e) {
+          errors.push(e);
+        }
+      }
+      rethrowLater(errors);
+    }
+    this.#updateRef();
+  }
+
+  /** Settles a job (taken out of the table, or never in it). */
+  settle(job, err, value) {
+    if (job.signal !== null) this.#unwatch(job);
+    if (job.cb !== null) {
+      if (err === null) job.runInAsyncScope(job.cb, undefined, null, value);
+      else job.runInAsyncScope(job.cb, undefined, err);
+      job.emitDestroy();
+    } else {
+      if (err === null) job.resolve(value);
+      else job.reject(err);
+      if (job.onProgress !== undefined) job.emitDestroy();
+    }
+  }
+
+  /**
+   * Stops the pool: `drain` lets accepted jobs finish first. The native handle stays ref'd
+   * until every worker is reaped.
+   */
+  shutdown(drain) {
+    this.flush();
+    this.#closing = true;
+    if (!this.#exited) this.#native.shutdown(drain);
+    this.#updateRef();
+  }
+
+  pids() {
+    return this.#native.pids();
+  }
+
+  stats() {
+    return this.#native.stats();
+  }
+
+  setDebug(on) {
+    this.#native.setDebug(on);
+  }
+
+  // One 'abort' listener per signal, however many jobs share it; removed with its last job.
+  #watch(job) {
+    let entry = this.#signals.get(job.signal);
+    if (entry === undefined) {
+      const signal = job.signal;
+      entry = { jobs: new Set(), listener: () => this.#aborted(signal) };
+      this.#signals.set(signal, entry);
+      signal.addEventListener('abort', entry.listener, { once: true });
+    }
+    entry.jobs.add(job);
+  }
+
+  #unwatch(job) {
+    const entry = this.#signals.get(job.signal);
+    if (entry === undefined) return;
+    entry.jobs.delete(job);
+    if (entry.jobs.size === 0) {
+      job.signal.removeEventListener('abort', entry.listener);
+      this.#signals.delete(job.signal);
+    }
+  }
+
+  // A queued job is withdrawn; a running one is withdrawn and its worker killed and replaced.
+  #aborted(signal) {
+    const entry = this.#signals.get(signal);
+    if (entry === undefined) return;
+    this.#signals.delete(signal);
+    this.flush();
+    const errors = [];
+    for (const job of entry.jobs) {
+      job.signal = null;
+      if (this.#jobs.get(job.id) !== job) continue;
+      this.#jobs.take(job.id);
+      this.#native.cancel(job.id);
+      try {
+        this.settle(job, abortError(signal), undefined);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    this.#updateRef();
+    rethrowLater(errors);
+  }
+
+  // Called on the JS thread when the engine has records.
+  #drain() {
+    const errors = [];
+    const deadline = performance.now() + DRAIN_SLICE_MS;
+    let recs = this.#stash;
+    let i = this.#stashAt;
+    this.#stash = null;
+    outer: for (;;) {
+      if (recs === null) {
+        const batch = this.#native.take();
+        if (batch === null) break;
+        recs = JSON.parse(batch);
+        i = 0;
+      }
+      for (; i < recs.length; i += 3) {
+        try {
+          this.#record(recs[i], recs[i + 1], recs[i + 2]);
+        } catch (e) {
+          // A throwing callback or listener must not strand the rest of the batch.
+          errors.push(e);
+        }
+        // A saturated pool can hand over thousands of results at once: handle them in
+        // slices, so timers and I/O of the host get their turn in between.
+        if (i % (3 * CHECK_EVERY) === 3 * CHECK_EVERY - 3 && i + 3 < recs.length &&
+            performance.now() > deadline) {
+          this.#stash = recs;
+          this.#stashAt = i + 3;
+          if (!this.#resumeQueued) {
+            this.#resumeQueued = true;
+            setImmediate(this.#resumeTask);
+          }
+          break outer;
+        }
+      }
+      recs = null;
+    }
+    this.#updateRef();
+    rethrowLater(errors);
+  }
+
+  #record(kind, id, value) {
+    switch (kind) {
+      case KIND.RESULT: {
+        const job = this.#jobs.take(id);
+        if (job !== undefined) this.settle(job, null, value);
+        break;
+      }
+      case KIND.VOID: {
+        const job = this.#jobs.take(id);
+        if (job !== undefined) this.settle(job, null, undefined);
+        break;
+      }
+      case KIND.JOB_ERROR: {
+        const job = this.#jobs.take(id);
+        if (job !== undefined) this.settle(job, rebuildError(value), undefined);
+        break;
+      }
+      case KIND.FAILED: {
+        const job = this.#jobs.take(id);
+        if (job !== undefined) this.settle(job, this.#hooks.failure(value), undefined);
+        break;
+      }
+      case KIND.PROGRESS: {
+        const job = this.#jobs.get(id);
+        if (job !== undefined && job.onProgress !== undefined) {
+          job.runInAsyncScope(job.onProgress, undefined, value);
+        }
+        break;
+      }
+      default:
+        if (kind === KIND.ALL_EXITED) this.#exited = true;
+        this.#scope.runInAsyncScope(this.#hooks.record, this.#hooks, kind, id, value);
+        break;
+    }
+  }
+
+  // Node stays alive while a job is unsettled or a shutdown is under way.
+  #updateRef() {
+    const want = this.#jobs.size > 0 || this.#batch.length > 0 || (this.#closing && !this.#exited);
+    if (want !== this.#refed) this.#setRef(want);
+  }
+
+  #setRef(on) {
+    this.#refed = on;
+    this.#native.setRef(on);
+  }
+}
+
+// The JSON text of a function name; the few names a program uses are kept.
+const nameTexts = new Map();
+function nameJson(name) {
+  let text = nameTexts.get(name);
+  if (text === undefined) {
+    text = JSON.stringify(name);
+    if (nameTexts.size < 1024) nameTexts.set(name, text);
+  }
+  return text;
+}
+
+// Errors of callbacks and listeners, thrown again on their own ticks (as uncaught exceptions),
+// once the batch they came up in is handled.
+function rethrowLater(errors) {
+  for (let i = 0; i < errors.length; i++) process.nextTick(rethrow, errors[i]);
+}
+
+function rethrow(e) {
+  throw e;
+}
+
+module.exports = { Session, Job, ScopedJob, DRAIN_SLICE_MS };
