@@ -125,6 +125,10 @@ struct Slot {
     stop_when_idle: bool,
     /// The worker said it is serving (its startup is over): run timeouts count from here.
     serving: bool,
+    /// The worker was told to stop (or killed): `Some(expected)`, where `expected` says the
+    /// pool stopped it on purpose (idle, recycled, retired, shutdown) rather than after a
+    /// crash, a protocol error or a kill.
+    stop: Option<bool>,
 }
 
 /// What a worker slot looks like from outside.
@@ -551,6 +555,50 @@ impl Scheduler {
         self.pump();
     }
 
+    /// The worker is being stopped (`expected`: on purpose, not after a failure). Returns
+    /// false if it was already: the caller signals it only once.
+    pub fn stop_worker(&mut self, worker: WorkerId, expected: bool) -> bool {
+        match self.slot_mut(worker) {
+            Some(s) if s.stop.is_none() => s.stop = Some(expected),
+            _ => return false,
+        }
+        self.worker_closing(worker);
+        true
+    }
+
+    /// Whether the worker finished starting.
+    pub fn is_serving(&self, worker: WorkerId) -> bool {
+        self.slot_ref(worker).is_some_and(|s| s.serving)
+    }
+
+    /// Whether the worker was told to stop.
+    pub fn is_stopping(&self, worker: WorkerId) -> bool {
+        self.slot_ref(worker).is_some_and(|s| s.stop.is_some())
+    }
+
+    /// Whether the worker was stopped on purpose (see [`Scheduler::stop_worker`]).
+    pub fn stop_expected(&self, worker: WorkerId) -> bool {
+        self.slot_ref(worker).is_some_and(|s| s.stop == Some(true))
+    }
+
+    /// Whether the worker takes new work (it is not retiring or stopping).
+    pub fn takes_work(&self, worker: WorkerId) -> bool {
+        self.slot_ref(worker)
+            .is_some_and(|s| s.state != WorkerState::Closing)
+    }
+
+    /// Whether some worker other than `except` has started and is not being stopped.
+    pub fn another_serving(&self, except: WorkerId) -> bool {
+        self.slots
+            .iter()
+            .any(|s| s.id != except && s.serving && s.stop.is_none())
+    }
+
+    /// Whether some worker is not being stopped.
+    pub fn any_not_stopping(&self) -> bool {
+        self.slots.iter().any(|s| s.stop.is_none())
+    }
+
     /// The worker asked to retire: no new work; a `Stop` follows once its jobs are answered.
     pub fn retire(&mut self, worker: WorkerId) {
         let Some(s) = self.slot_mut(worker) else {
@@ -776,6 +824,10 @@ impl Scheduler {
             .count()
     }
 
+    fn slot_ref(&self, worker: WorkerId) -> Option<&Slot> {
+        self.slots.iter().find(|s| s.id == worker)
+    }
+
     fn slot_mut(&mut self, worker: WorkerId) -> Option<&mut Slot> {
         self.slots.iter_mut().find(|s| s.id == worker)
     }
@@ -891,6 +943,7 @@ impl Scheduler {
             idle_since: None,
             stop_when_idle: false,
             serving: false,
+            stop: None,
         });
         self.actions.push_back(Action::Spawn(id));
     }

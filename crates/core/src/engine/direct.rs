@@ -1,0 +1,77 @@
+//! Direct reads: under light load the host watches the worker channels itself and reads a
+//! reply on its own thread (one wake-up per reply instead of two). This is the engine's side:
+//! handing the host the channels, switching the I/O thread's reads off and on, and reading a
+//! channel on the host's thread. When to switch is the host's policy
+//! ([`crate::direct_policy`]).
+
+use std::collections::HashSet;
+use std::os::fd::OwnedFd;
+use std::sync::atomic::Ordering;
+
+use super::cycle::lock;
+use super::io::Read;
+use super::Engine;
+use crate::scheduler::WorkerId;
+
+impl Engine {
+    /// With `on`, the I/O thread stops watching the worker channels for replies: the host
+    /// watches them (the descriptors from [`Engine::channels`]) and calls
+    /// [`Engine::read_direct`] when one is readable, so a reply wakes only the host's thread.
+    /// Exits, timers and blocked writes stay with the I/O thread. Meant for light load: with
+    /// jobs queued, the I/O thread should read (`off`), so that a reply's worker gets its next
+    /// job whatever the host is doing.
+    pub fn set_direct(&self, on: bool) {
+        self.shared.update(|st, shared| {
+            if st.direct == on {
+                return;
+            }
+            st.direct = on;
+            let ws: Vec<WorkerId> = st.conns.keys().copied().collect();
+            for w in ws {
+                if on {
+                    if let Some(r) = st.conns.get_mut(&w).and_then(|c| c.reader.take()) {
+                        r.abort();
+                    }
+                } else {
+                    // Registration reports a channel that is readable already.
+                    st.start_reading(shared, w);
+                }
+            }
+        });
+    }
+
+    /// Changes whenever a worker channel opens or closes.
+    pub fn channels_generation(&self) -> u64 {
+        self.shared.channels_gen.load(Ordering::Acquire)
+    }
+
+    /// The open worker channels: every worker's id, and a duplicate descriptor of the channel
+    /// of each worker not in `known` (the caller owns it).
+    pub fn channels(&self, known: &HashSet<WorkerId>) -> (Vec<WorkerId>, Vec<(WorkerId, OwnedFd)>) {
+        let st = lock(&self.shared.state);
+        let mut live = Vec::with_capacity(st.conns.len());
+        let mut fresh = Vec::new();
+        for (w, conn) in &st.conns {
+            live.push(*w);
+            if !known.contains(w) {
+                // Duplicated under the lock: the channel cannot close meanwhile.
+                if let Ok(fd) = conn.link.fd().try_clone_to_owned() {
+                    fresh.push((*w, fd));
+                }
+            }
+        }
+        (live, fresh)
+    }
+
+    /// Reads worker `w`'s channel now, on the calling (host) thread, as the I/O thread would:
+    /// replies are matched and the next queued jobs written. Returns whether records are
+    /// waiting, for the host to take at once (it is not woken for them as well), and whether
+    /// the channel is still open (a closed one needs no more watching).
+    pub fn read_direct(&self, w: WorkerId) -> (bool, bool) {
+        self.shared.update_on_host(|st, shared| {
+            let open =
+                st.conns.contains_key(&w) && !matches!(st.read_channel(shared, w), Read::Closed);
+            (st.outbox.count > 0, open)
+        })
+    }
+}

@@ -1,0 +1,298 @@
+//! Socket I/O: a worker as a connection ([`Link`]), its output buffer and the writes after
+//! each update, and the I/O thread's tasks (channel reads, blocked writes, exit watches).
+
+use std::future::Future;
+use std::io::{self, Read as _, Write as _};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::unix::net::UnixStream;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex, Weak};
+
+use tokio::io::unix::AsyncFd;
+use tokio::task::JoinHandle;
+
+use super::cycle::{lock, runtime, Shared};
+use super::session::Peer;
+use crate::frame::LineDecoder;
+use crate::scheduler::WorkerId;
+use crate::spawn::{self, ExitStatus};
+
+/// One worker as the engine sees it: a duplex byte stream, how it is stopped, and how it ends.
+/// A local child process is one; a worker reached over a network would be another, plugging
+/// into the same scheduler and session.
+pub trait Link: Send + Sync + 'static {
+    /// Reads what has arrived, without blocking (`WouldBlock` when nothing has). Any thread.
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
+    /// Writes what the stream takes now, without blocking. Any thread.
+    fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// The stream's descriptor, for readiness polls (the I/O thread's, or the host's).
+    fn fd(&self) -> BorrowedFd<'_>;
+    /// The worker's id in records and stats (a local worker's process id).
+    fn pid(&self) -> i32;
+    /// Asks the worker to stop (it may finish what it is doing).
+    fn terminate(&self);
+    /// Stops the worker now.
+    fn kill(&self);
+    /// Resolves once the worker is gone, with how it ended. Awaited once, on the I/O thread.
+    fn ended(&self) -> Pin<Box<dyn Future<Output = ExitStatus> + Send + '_>>;
+}
+
+/// A worker that is a child process of this one, on a Unix socket pair, reaped through its
+/// pidfd.
+pub(crate) struct LocalProcess {
+    pub pid: i32,
+    sock: UnixStream,
+    pidfd: AsyncFd<OwnedFd>,
+}
+
+impl LocalProcess {
+    /// Wraps a spawned child. Call within the runtime (the pidfd is registered with it).
+    pub fn new(s: spawn::Spawned) -> io::Result<Self> {
+        let sock = UnixStream::from(s.channel);
+        sock.set_nonblocking(true)?;
+        // SAFETY: the OwnedFd stays open and unchanged for the AsyncFd's whole life.
+        let pidfd =
+            unsafe { AsyncFd::register_with_interest(s.pidfd, tokio::io::Interest::READABLE) }
+                .map_err(|e| e.into_parts().1)?;
+        Ok(LocalProcess {
+            pid: s.pid,
+            sock,
+            pidfd,
+        })
+    }
+}
+
+impl Link for LocalProcess {
+    fn read(&self, buf: &mut [u8]) -> io::Result<usize> {
+        (&self.sock).read(buf)
+    }
+
+    fn write(&self, buf: &[u8]) -> io::Result<usize> {
+        (&self.sock).write(buf)
+    }
+
+    fn fd(&self) -> BorrowedFd<'_> {
+        self.sock.as_fd()
+    }
+
+    fn pid(&self) -> i32 {
+        self.pid
+    }
+
+    fn terminate(&self) {
+        spawn::kill(self.pid, libc::SIGTERM);
+    }
+
+    fn kill(&self) {
+        spawn::kill(self.pid, libc::SIGKILL);
+    }
+
+    fn ended(&self) -> Pin<Box<dyn Future<Output = ExitStatus> + Send + '_>> {
+        Box::pin(async move {
+            loop {
+                match self.pidfd.readable().await {
+                    Ok(mut guard) => match spawn::try_reap(self.pid) {
+                        Ok(Some(status)) => return status,
+                        Ok(None) => guard.clear_ready(),
+                        Err(_) => return ExitStatus::Code(-1),
+                    },
+                    Err(_) => return ExitStatus::Code(-1),
+                }
+            }
+        })
+    }
+}
+
+/// A worker's connection: its link, the session's view of it, and the I/O state.
+pub(crate) struct Conn {
+    pub link: Arc<dyn Link>,
+    pub peer: Peer,
+    pub decoder: LineDecoder,
+    /// Bytes for the worker, written after the state lock is released (under this lock of
+    /// its own, which keeps writes from different threads in order).
+    pub out: Arc<Mutex<OutBuf>>,
+    /// The I/O thread's read task, unless the host reads this channel itself.
+    pub reader: Option<JoinHandle<()>>,
+    /// The CPU it is pinned to.
+    pub cpu: Option<usize>,
+}
+
+impl Conn {
+    pub fn new(link: Arc<dyn Link>, max_message: usize, cpu: Option<usize>) -> Self {
+        Conn {
+            peer: Peer::new(link.pid()),
+            link,
+            decoder: LineDecoder::new(max_message),
+            out: Arc::new(Mutex::new(OutBuf::default())),
+            reader: None,
+            cpu,
+        }
+    }
+}
+
+/// A connection with bytes to write at the end of the update.
+pub(crate) type Dirty = (Arc<dyn Link>, Arc<Mutex<OutBuf>>);
+
+#[derive(Default)]
+pub(crate) struct OutBuf {
+    buf: Vec<u8>,
+    /// A flush task owns the writing until the socket drains.
+    flushing: bool,
+    /// Listed in the update's dirty list already.
+    queued: bool,
+}
+
+impl OutBuf {
+    /// Writes what the socket takes now. Returns false when the rest must wait for the socket
+    /// to become writable.
+    fn write_now(&mut self, link: &dyn Link) -> bool {
+        while !self.buf.is_empty() {
+            // A plain non-blocking write: any thread may write, whatever the runtime has seen.
+            match link.write(&self.buf) {
+                Ok(n) => {
+                    self.buf.drain(..n);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    // The worker is going away; its exit settles its jobs.
+                    self.buf.clear();
+                }
+            }
+        }
+        true
+    }
+}
+
+/// Appends a line to a connection's output and lists the connection for the write at the end
+/// of the update.
+pub(crate) fn push_line(dirty: &mut Vec<Dirty>, conn: &Conn, line: &[u8]) {
+    let mut out = lock(&conn.out);
+    out.buf.extend_from_slice(line);
+    out.buf.push(b'\n');
+    if !out.queued && !out.flushing {
+        out.queued = true;
+        dirty.push((conn.link.clone(), conn.out.clone()));
+    }
+}
+
+/// Writes a worker's pending output; what the socket cannot take now is left to a flush task
+/// that waits for the socket to become writable.
+pub(crate) fn flush_out((link, out): Dirty) {
+    let mut o = lock(&out);
+    o.queued = false;
+    if o.flushing || o.write_now(&*link) {
+        return;
+    }
+    o.flushing = true;
+    drop(o);
+    runtime().spawn(flush_loop(link, out));
+}
+
+async fn flush_loop(link: Arc<dyn Link>, out: Arc<Mutex<OutBuf>>) {
+    // Writability is watched on a duplicate of the descriptor, registered only while a write
+    // is blocked (channels keep no write interest otherwise).
+    let Ok(writable) = register_dup(link.fd(), tokio::io::Interest::WRITABLE) else {
+        // Out of descriptors: the bytes cannot be written; the worker's exit settles its jobs.
+        let mut o = lock(&out);
+        o.buf.clear();
+        o.flushing = false;
+        return;
+    };
+    loop {
+        let Ok(mut ready) = writable.writable().await else {
+            lock(&out).flushing = false;
+            return;
+        };
+        let mut o = lock(&out);
+        if o.write_now(&*link) {
+            o.flushing = false;
+            return;
+        }
+        ready.clear_ready();
+    }
+}
+
+/// A duplicate of a channel's descriptor, registered with the runtime for `interest` (the
+/// registration, and the duplicate, go when it is dropped). Call within the runtime.
+pub(crate) fn register_dup(
+    fd: BorrowedFd<'_>,
+    interest: tokio::io::Interest,
+) -> io::Result<AsyncFd<OwnedFd>> {
+    let dup = fd.try_clone_to_owned()?;
+    // SAFETY: the AsyncFd owns the duplicate it watches, open for its whole life.
+    unsafe { AsyncFd::register_with_interest(dup, interest) }.map_err(|e| e.into_parts().1)
+}
+
+/// What one read of a worker's channel found.
+pub(crate) enum Read {
+    /// End of stream, an error, or a protocol violation: the channel is done.
+    Closed,
+    /// Everything available was read.
+    Drained,
+    /// The read stopped early (one worker must not starve the others); more may be waiting.
+    More,
+}
+
+/// Reads a worker's channel into its decoder: at most 16 reads, so one chatty worker cannot
+/// starve the others. `on_line` gets each complete line and may stop the read with an error
+/// text (a protocol violation), as may an overlong line.
+pub(crate) fn read_lines(
+    conn: &mut Conn,
+    mut on_line: impl FnMut(&mut Peer, &[u8]) -> Result<(), String>,
+) -> (Read, Option<String>) {
+    for _ in 0..16 {
+        let spare = match conn.decoder.spare() {
+            Ok(s) => s,
+            Err(e) => return (Read::Closed, Some(e.to_string())),
+        };
+        match conn.link.read(spare) {
+            Ok(0) => return (Read::Closed, None),
+            Ok(n) => conn.decoder.filled(n),
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => return (Read::Drained, None),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            Err(_) => return (Read::Closed, None),
+        }
+        loop {
+            let line = match conn.decoder.next_line() {
+                Ok(Some(line)) => line,
+                Ok(None) => break,
+                Err(e) => return (Read::Closed, Some(e.to_string())),
+            };
+            if let Err(e) = on_line(&mut conn.peer, line) {
+                return (Read::Closed, Some(e));
+            }
+        }
+    }
+    (Read::More, None)
+}
+
+/// The I/O thread's reader of one channel: reads whenever it is readable.
+pub(crate) async fn read_loop(shared: Weak<Shared>, w: WorkerId, fd: AsyncFd<OwnedFd>) {
+    loop {
+        let Ok(mut ready) = fd.readable().await else {
+            break;
+        };
+        let Some(shared) = shared.upgrade() else {
+            break;
+        };
+        let read = shared.update(|st, shared| st.read_channel(shared, w));
+        match read {
+            Read::Closed => break,
+            // Wait for the next readiness event only once the socket said it is empty.
+            Read::Drained => ready.clear_ready(),
+            Read::More => ready.retain_ready(),
+        }
+    }
+}
+
+/// Waits for a worker's end and reports it.
+pub(crate) async fn exit_watch(shared: Weak<Shared>, w: WorkerId, link: Arc<dyn Link>) {
+    let status = link.ended().await;
+    let pid = link.pid();
+    let Some(shared) = shared.upgrade() else {
+        super::cycle::forget_pid(pid);
+        return;
+    };
+    shared.update(|st, shared| st.worker_exited(shared, w, pid, status));
+}

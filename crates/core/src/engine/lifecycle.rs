@@ -1,0 +1,305 @@
+//! Worker lifecycle and dispatch: the engine carries out the scheduler's actions (spawn,
+//! send, stop), reads channels into the session layer, and handles exits and time-driven
+//! work. Worker state lives in the scheduler's slots; a connection holds only I/O.
+
+use std::collections::HashSet;
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use super::cycle::{forget_pid, remember_pid, runtime, Shared, State};
+use super::io::{
+    exit_watch, push_line, read_lines, read_loop, register_dup, Conn, LocalProcess, Read,
+};
+use super::outbox::kind;
+use super::session::ProtocolError;
+use super::Protocol;
+use crate::scheduler::{Action, JobId, WorkerId};
+use crate::spawn::{self, ExitStatus};
+
+impl State {
+    /// Carries out the scheduler's actions until none are left.
+    pub fn run_actions(&mut self, shared: &Arc<Shared>) {
+        while let Some(action) = self.sched.next_action() {
+            match action {
+                Action::Spawn(w) => self.spawn_worker(shared, w),
+                Action::Send { worker, job } => self.send(shared, worker, job),
+                Action::Stop(w) => self.stop_worker(shared, w, true),
+            }
+        }
+    }
+
+    fn spawn_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) {
+        let mut spec = shared.cfg.spawn.clone();
+        if shared.cfg.affinity {
+            // The lowest CPU not taken by a live worker, among those this process may use.
+            let cpus = spawn::allowed_cpus();
+            if !cpus.is_empty() {
+                let taken: HashSet<usize> = self.conns.values().filter_map(|c| c.cpu).collect();
+                let n = self.conns.len();
+                spec.cpu = cpus
+                    .iter()
+                    .copied()
+                    .find(|c| !taken.contains(c))
+                    .or(Some(cpus[n % cpus.len()]));
+            }
+        }
+        let cpu = spec.cpu;
+        let spawned = spawn::spawn(spec).and_then(|s| {
+            let _guard = runtime().enter();
+            LocalProcess::new(s)
+        });
+        match spawned {
+            Ok(local) => {
+                let pid = local.pid;
+                remember_pid(pid);
+                let link: Arc<dyn super::Link> = Arc::new(local);
+                runtime().spawn(exit_watch(Arc::downgrade(shared), w, link.clone()));
+                self.conns
+                    .insert(w, Conn::new(link, shared.cfg.max_message, cpu));
+                shared.channels_gen.fetch_add(1, Ordering::Release);
+                if !self.direct {
+                    self.start_reading(shared, w);
+                }
+                if shared.cfg.max_rss.is_some() && self.rss_check_at.is_none() {
+                    self.rss_check_at = Some(Instant::now() + Duration::from_secs(1));
+                }
+                if let Some(hello) = &shared.cfg.hello {
+                    self.queue_line(w, hello.as_bytes());
+                }
+                self.sched.spawned(w);
+                if shared.cfg.protocol == Protocol::NodeIpc {
+                    // No startup handshake in Node's IPC: it serves from the start.
+                    self.sched.worker_serving(w, Instant::now());
+                }
+                let n = self.sched.workers();
+                let v = format!("[{},{}]", n, self.sched.config().max_workers);
+                self.outbox.push(kind::SPAWNED, pid as u32, &v);
+            }
+            Err(e) => {
+                let msg = format!("cannot start worker {:?}: {e}", shared.cfg.spawn.program);
+                self.session(shared).spawn_failed(w, &msg);
+                self.check_all_exited();
+            }
+        }
+    }
+
+    fn send(&mut self, shared: &Arc<Shared>, w: WorkerId, job: JobId) {
+        self.sched.mark_sent(w, job, Instant::now());
+        let Some(payload) = self.sched.payload(job) else {
+            return;
+        };
+        let Some(conn) = self.conns.get(&w) else {
+            return;
+        };
+        if shared.debug.load(Ordering::Relaxed) {
+            self.outbox
+                .push(kind::DISPATCHED, job, &conn.peer.pid.to_string());
+        }
+        push_line(&mut self.dirty, conn, payload);
+    }
+
+    /// Appends one line to a worker's output, written when the update ends.
+    fn queue_line(&mut self, w: WorkerId, line: &[u8]) {
+        if let Some(conn) = self.conns.get(&w) {
+            push_line(&mut self.dirty, conn, line);
+        }
+    }
+
+    /// Stops a worker now (a run timeout, a cancelled running job, a protocol error, a
+    /// channel that cannot be read); its exit settles or retries the jobs it still holds.
+    pub fn kill_worker(&mut self, w: WorkerId) {
+        self.sched.stop_worker(w, false);
+        if let Some(conn) = self.conns.get(&w) {
+            conn.link.kill();
+        }
+    }
+
+    pub fn check_all_exited(&mut self) {
+        if self.shutting_down
+            && !self.all_exited_sent
+            && self.conns.is_empty()
+            && self.sched.workers() == 0
+        {
+            self.all_exited_sent = true;
+            self.outbox.push(kind::ALL_EXITED, 0, "null");
+        }
+    }
+
+    /// Asks every worker to stop.
+    pub fn stop_all(&mut self, shared: &Arc<Shared>) {
+        let ids: Vec<WorkerId> = self.conns.keys().copied().collect();
+        for w in ids {
+            self.stop_worker(shared, w, true);
+        }
+    }
+
+    /// Asks a worker to stop (SIGTERM; a Node worker also sees its channel's end), with a
+    /// SIGKILL after the grace period. `expected`: the pool stops it on purpose (not after its
+    /// channel broke).
+    fn stop_worker(&mut self, shared: &Arc<Shared>, w: WorkerId, expected: bool) {
+        let Some(conn) = self.conns.get(&w) else {
+            return;
+        };
+        if !self.sched.stop_worker(w, expected) {
+            return;
+        }
+        conn.link.terminate();
+        let link = Arc::downgrade(&conn.link);
+        let grace = shared.cfg.kill_grace;
+        runtime().spawn(async move {
+            tokio::time::sleep(grace).await;
+            // The link lives until the worker's exit is handled.
+            if let Some(link) = link.upgrade() {
+                link.kill();
+            }
+        });
+    }
+
+    /// Reads the worker's channel and handles each complete message; a channel found closed
+    /// or broken is closed on this side too.
+    pub fn read_channel(&mut self, shared: &Arc<Shared>, w: WorkerId) -> Read {
+        let read = self.read_worker(shared, w);
+        if let Read::Closed = read {
+            self.channel_closed(shared, w);
+        }
+        read
+    }
+
+    /// Reads whatever the worker has sent into the session layer, and says what the read
+    /// found.
+    fn read_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) -> Read {
+        let now = Instant::now();
+        let debug = shared.debug.load(Ordering::Relaxed);
+        let State {
+            sched,
+            outbox,
+            conns,
+            ..
+        } = self;
+        let Some(conn) = conns.get_mut(&w) else {
+            return Read::Closed;
+        };
+        let mut session = super::session::Session {
+            sched,
+            outbox,
+            protocol: shared.cfg.protocol,
+            debug,
+        };
+        let (read, error) = read_lines(conn, |peer, line| {
+            session.line(w, peer, line, now).map_err(|e| e.0)
+        });
+        if let Some(msg) = error {
+            let pid = conn.peer.pid;
+            session.protocol_error(pid, &ProtocolError(msg));
+            self.kill_worker(w);
+        }
+        self.run_actions(shared);
+        self.maybe_finish_drain(shared);
+        read
+    }
+
+    /// Has the I/O thread watch worker `w`'s channel for replies: a registration of its own on
+    /// a duplicate descriptor, and a task that reads whenever it is readable.
+    pub fn start_reading(&mut self, shared: &Arc<Shared>, w: WorkerId) {
+        let Some(conn) = self.conns.get_mut(&w) else {
+            return;
+        };
+        if conn.reader.is_some() {
+            return;
+        }
+        let _guard = runtime().enter();
+        match register_dup(conn.link.fd(), tokio::io::Interest::READABLE) {
+            Ok(fd) => {
+                conn.reader = Some(runtime().spawn(read_loop(Arc::downgrade(shared), w, fd)));
+            }
+            // Out of descriptors: a worker that cannot be read is of no use.
+            Err(_) => self.kill_worker(w),
+        }
+    }
+
+    /// The channel closed while the process may live on: it can take no more work, so it is
+    /// stopped; its exit settles what it held.
+    fn channel_closed(&mut self, shared: &Arc<Shared>, w: WorkerId) {
+        self.stop_worker(shared, w, false);
+        self.run_actions(shared);
+    }
+
+    pub fn worker_exited(
+        &mut self,
+        shared: &Arc<Shared>,
+        w: WorkerId,
+        pid: i32,
+        status: ExitStatus,
+    ) {
+        // Replies written just before the exit are still in the socket: deliver them first.
+        if self.conns.contains_key(&w) {
+            self.read_worker(shared, w);
+        }
+        let peer = match self.conns.remove(&w) {
+            Some(mut conn) => {
+                shared.channels_gen.fetch_add(1, Ordering::Release);
+                if let Some(r) = conn.reader.take() {
+                    r.abort();
+                }
+                conn.peer
+            }
+            None => super::session::Peer::new(pid),
+        };
+        forget_pid(pid);
+        let shutting_down = self.shutting_down;
+        self.session(shared).exited(w, peer, status, shutting_down);
+        self.run_actions(shared);
+        self.maybe_finish_drain(shared);
+        self.check_all_exited();
+    }
+
+    /// When draining and the last job settled, stop the workers.
+    pub fn maybe_finish_drain(&mut self, shared: &Arc<Shared>) {
+        if self.shutting_down && self.sched.live_jobs() == 0 && self.sched.any_not_stopping() {
+            self.stop_all(shared);
+        }
+    }
+
+    /// Time-driven work: run timeouts, idle workers, held-back spawns, memory limits.
+    pub fn housekeeping(&mut self, shared: &Arc<Shared>) {
+        if self.direct {
+            // The host reads the channels, and it may be busy: a reply written in time must
+            // count before anything is timed out.
+            let ws: Vec<WorkerId> = self.conns.keys().copied().collect();
+            for w in ws {
+                self.read_channel(shared, w);
+            }
+        }
+        let now = Instant::now();
+        for (w, job) in self.sched.expired(now) {
+            let pid = self.conns.get(&w).map_or(0, |c| c.peer.pid);
+            self.session(shared).timed_out(w, pid, job);
+            // Runaway code cannot be stopped any other way; the replacement is started by
+            // the scheduler as work needs it.
+            self.kill_worker(w);
+        }
+        self.sched.housekeeping(now);
+        if let Some(limit) = shared.cfg.max_rss {
+            if self.rss_check_at.is_none_or(|t| now >= t) {
+                let over: Vec<(WorkerId, i32)> = self
+                    .conns
+                    .iter()
+                    .filter(|(w, _)| self.sched.takes_work(**w))
+                    .filter(|(_, c)| spawn::rss_bytes(c.peer.pid).is_some_and(|r| r > limit))
+                    .map(|(w, c)| (*w, c.peer.pid))
+                    .collect();
+                for (w, pid) in over {
+                    self.session(shared).retire(w, pid, r#""rss""#);
+                }
+                self.rss_check_at = if self.conns.is_empty() {
+                    None
+                } else {
+                    Some(now + Duration::from_secs(1))
+                };
+            }
+        }
+        self.run_actions(shared);
+        self.maybe_finish_drain(shared);
+    }
+}

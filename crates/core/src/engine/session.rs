@@ -1,0 +1,863 @@
+//! The session layer: what a worker's messages and its end mean, with no I/O. Each line a
+//! worker sent becomes scheduler calls and outbox records (both protocols: replies, progress,
+//! events, `ready`, `retire`, `fatal`, stray replies, protocol errors), and a worker's end
+//! becomes the settlement or retry of what it held (the startup-failure rule). The engine
+//! feeds it lines read from a worker's channel and carries out what it cannot do itself
+//! (stopping a worker that broke the protocol).
+//!
+//! Job failures are a typed [`Failure`], serialized here and nowhere else.
+
+use std::time::Instant;
+
+use comrade_protocol::{decode_worker_message, encode_call};
+use serde::Serialize;
+use serde_json::value::RawValue;
+
+use super::outbox::{kind, Outbox};
+use super::Protocol;
+use crate::frame::{is_node_internal, stray_payload, validate_json};
+use crate::scheduler::{JobId, Scheduler, WorkerId};
+use crate::spawn::{self, ExitStatus};
+
+/// Why a job failed without a reply: the value of its FAILED record, as JSON
+/// (`{"reason": "...", ...}`).
+#[derive(Debug, Serialize)]
+#[serde(tag = "reason", rename_all = "lowercase")]
+pub enum Failure<'a> {
+    /// The pool shut down before the job ran.
+    Closed,
+    /// The job ran past its timeout; its worker was killed.
+    Timeout { pid: i32 },
+    /// No worker could be started.
+    Spawn { message: &'a str },
+    /// The worker failed to start (`fatal`, or an error exit before `ready`); `error` is the
+    /// worker's error object, or null.
+    Startup {
+        pid: i32,
+        code: Option<i32>,
+        signal: Option<String>,
+        error: &'a RawValue,
+    },
+    /// The worker died holding the job.
+    Exit {
+        pid: i32,
+        code: Option<i32>,
+        signal: Option<String>,
+    },
+}
+
+impl Failure<'_> {
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("a failure always serializes")
+    }
+}
+
+/// The value of an EXITED record.
+#[derive(Serialize)]
+struct Exited {
+    code: Option<i32>,
+    signal: Option<String>,
+    expected: bool,
+}
+
+/// What the session keeps per worker beyond the scheduler's view of it.
+#[derive(Debug)]
+pub(crate) struct Peer {
+    pub pid: i32,
+    /// [`Protocol::Lines`]: the error of the worker's `fatal` message (JSON text).
+    pub fatal: Option<String>,
+}
+
+impl Peer {
+    pub fn new(pid: i32) -> Self {
+        Peer { pid, fatal: None }
+    }
+}
+
+/// The session's view of the engine for one event: the scheduler, the outbox, and how.
+pub(crate) struct Session<'a> {
+    pub sched: &'a mut Scheduler,
+    pub outbox: &'a mut Outbox,
+    pub protocol: Protocol,
+    /// Per-job DISPATCHED/COMPLETED records.
+    pub debug: bool,
+}
+
+/// A protocol violation: the worker must be stopped.
+#[derive(Debug, PartialEq)]
+pub(crate) struct ProtocolError(pub String);
+
+impl Session<'_> {
+    /// Handles one complete line from worker `w`.
+    pub fn line(
+        &mut self,
+        w: WorkerId,
+        peer: &mut Peer,
+        line: &[u8],
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        match self.protocol {
+            Protocol::Lines => self.lines_message(w, peer, line, now),
+            Protocol::NodeIpc => self.ipc_message(w, peer.pid, line, now),
+        }
+    }
+
+    /// Node's IPC: every message but Node's own completes the oldest job sent there.
+    fn ipc_message(
+        &mut self,
+        w: WorkerId,
+        pid: i32,
+        line: &[u8],
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        if is_node_internal(line) {
+            if let Some(msg) = stray_payload(line) {
+                self.outbox.push(kind::STRAY, pid as u32, msg);
+            }
+            return Ok(());
+        }
+        let text =
+            validate_json(line).map_err(|e| ProtocolError(format!("invalid JSON message: {e}")))?;
+        match self.sched.complete_oldest(w, now) {
+            Some((job, secs)) => {
+                self.outbox.push(kind::RESULT, job, text);
+                if self.debug {
+                    self.outbox
+                        .push(kind::COMPLETED, pid as u32, &format!("{secs}"));
+                }
+            }
+            None => self.outbox.push(kind::STRAY, pid as u32, text),
+        }
+        Ok(())
+    }
+
+    /// comrade's protocol (docs/PROTOCOL.md).
+    fn lines_message(
+        &mut self,
+        w: WorkerId,
+        peer: &mut Peer,
+        line: &[u8],
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
+        let pid = peer.pid;
+        let text = std::str::from_utf8(line)
+            .map_err(|_| ProtocolError("message is not UTF-8".to_string()))?;
+        let msg = decode_worker_message(text)
+            .map_err(|e| ProtocolError(format!("{e}: {}", excerpt(text))))?;
+        let job_id = || -> Result<JobId, ProtocolError> {
+            match msg.id {
+                Some(id) => JobId::try_from(id)
+                    .map_err(|_| ProtocolError(format!("job id {id} out of range"))),
+                None => Err(ProtocolError(format!(
+                    "\"{}\" message without an id",
+                    msg.t
+                ))),
+            }
+        };
+        match &*msg.t {
+            "ok" | "err" => {
+                let job = job_id()?;
+                match self.sched.complete(w, job, now) {
+                    Some(secs) => {
+                        match (&*msg.t, msg.v, msg.e) {
+                            ("ok", Some(v), _) => self.outbox.push(kind::RESULT, job, v.get()),
+                            ("ok", None, _) => self.outbox.push(kind::VOID, job, "null"),
+                            (_, _, Some(e)) => self.outbox.push(kind::JOB_ERROR, job, e.get()),
+                            (_, _, None) => self.outbox.push(kind::JOB_ERROR, job, "null"),
+                        }
+                        if self.debug {
+                            self.outbox
+                                .push(kind::COMPLETED, pid as u32, &format!("{secs}"));
+                        }
+                    }
+                    // Not in flight there (cancelled, or already settled): dropped.
+                    None => self.outbox.push(kind::STRAY, pid as u32, text),
+                }
+            }
+            "progress" => {
+                let job = job_id()?;
+                if self.sched.inflight_on(w, job) {
+                    let v = msg.v.map_or("null", |v| v.get());
+                    self.outbox.push(kind::PROGRESS, job, v);
+                }
+            }
+            "event" => self.outbox.push(kind::EVENT, pid as u32, text),
+            "ready" => self.sched.worker_serving(w, now),
+            // At once: a reply later in this read must not hand the retiring worker another
+            // job. The scheduler asks for its stop once its jobs are answered.
+            "retire" => self.retire(w, pid, "null"),
+            "fatal" => {
+                peer.fatal = Some(msg.e.map_or_else(|| "null".into(), |e| e.get().to_string()));
+            }
+            other => {
+                return Err(ProtocolError(format!(
+                    "unknown message type \"{}\"",
+                    excerpt(other)
+                )))
+            }
+        }
+        Ok(())
+    }
+
+    /// The worker takes no more work and is stopped once its jobs are answered. `why`: the
+    /// RETIRING record's value (null: it asked; `"rss"`: over the memory limit).
+    pub fn retire(&mut self, w: WorkerId, pid: i32, why: &str) {
+        self.outbox.push(kind::RETIRING, pid as u32, why);
+        self.sched.retire(w);
+    }
+
+    /// The worker broke the protocol: reported, and it takes no more work (the caller kills
+    /// it; its exit settles what it held).
+    pub fn protocol_error(&mut self, pid: i32, e: &ProtocolError) {
+        self.outbox
+            .push(kind::PROTOCOL_ERROR, pid as u32, &json_string(&e.0));
+    }
+
+    /// Job `job` on worker `w` ran past its timeout: it fails now, and the worker, still busy
+    /// with it, takes no more work (the caller kills it).
+    pub fn timed_out(&mut self, w: WorkerId, pid: i32, job: JobId) {
+        self.outbox
+            .push(kind::FAILED, job, &Failure::Timeout { pid }.to_json());
+        self.sched.abandon(w, job);
+    }
+
+    /// Worker `w` is gone (`shutting_down`: the pool is stopping it with all the others). Its
+    /// jobs are retried or fail, and the exit is reported.
+    ///
+    /// The startup-failure rule: with [`Protocol::Lines`], a worker that never said `ready`
+    /// and said `fatal` or exited with an error code could not start. Its jobs fail with
+    /// reason `startup`, and so do the queued ones unless another worker serves (they would
+    /// only wait for a worker that fails the same way); no worker starts again until new work
+    /// comes. A signal (a chaos kill) is an ordinary crash.
+    pub fn exited(&mut self, w: WorkerId, peer: Peer, status: ExitStatus, shutting_down: bool) {
+        let pid = peer.pid;
+        let code = status.code();
+        let signal = status.signal().map(spawn::signal_name);
+        let expected = shutting_down || self.sched.stop_expected(w);
+        let startup_failure = self.protocol == Protocol::Lines
+            && !self.sched.is_serving(w)
+            && (peer.fatal.is_some() || code.is_some_and(|c| c != 0));
+        if startup_failure {
+            let error_text = peer.fatal.unwrap_or_else(|| "null".into());
+            let error: &RawValue = serde_json::from_str(&error_text)
+                .unwrap_or_else(|_| serde_json::from_str("null").expect("null is JSON"));
+            let v = Failure::Startup {
+                pid,
+                code,
+                signal: signal.clone(),
+                error,
+            }
+            .to_json();
+            // Before the slot is released, so that no replacement is started for them.
+            self.sched.startup_failed();
+            let queued = if self.sched.another_serving(w) {
+                Vec::new()
+            } else {
+                self.sched.fail_queued()
+            };
+            let lost = self.sched.worker_lost(w);
+            for job in lost.into_iter().chain(queued) {
+                self.outbox.push(kind::FAILED, job, &v);
+            }
+        } else {
+            let lost = self.sched.worker_lost(w);
+            if !lost.is_empty() {
+                let v = Failure::Exit {
+                    pid,
+                    code,
+                    signal: signal.clone(),
+                }
+                .to_json();
+                for job in lost {
+                    self.outbox.push(kind::FAILED, job, &v);
+                }
+            }
+        }
+        let v = Exited {
+            code,
+            signal,
+            expected,
+        };
+        let v = serde_json::to_string(&v).expect("an exit always serializes");
+        self.outbox.push(kind::EXITED, pid as u32, &v);
+    }
+
+    /// A worker could not be spawned: the jobs that only it could have run fail.
+    pub fn spawn_failed(&mut self, w: WorkerId, message: &str) {
+        let jobs = self.sched.spawn_failed(w);
+        if !jobs.is_empty() {
+            let v = Failure::Spawn { message }.to_json();
+            for job in jobs {
+                self.outbox.push(kind::FAILED, job, &v);
+            }
+        }
+        self.outbox
+            .push(kind::SPAWN_FAILED, 0, &json_string(message));
+    }
+
+    /// Jobs the pool dropped when it shut down without draining.
+    pub fn closed(&mut self, jobs: Vec<JobId>) {
+        if jobs.is_empty() {
+            return;
+        }
+        let v = Failure::Closed.to_json();
+        for job in jobs {
+            self.outbox.push(kind::FAILED, job, &v);
+        }
+    }
+}
+
+/// The call frame of job `id` ([`Protocol::Lines`]): `fn_json` is the JSON text of its
+/// function name (`null`: the default function), `args` its arguments as JSON without the
+/// enclosing brackets.
+pub(crate) fn call_frame(id: JobId, fn_json: &str, args: &str) -> Box<[u8]> {
+    let mut frame = Vec::with_capacity(args.len() + fn_json.len() + 40);
+    encode_call(&mut frame, id, fn_json.as_bytes(), args.as_bytes());
+    frame.into_boxed_slice()
+}
+
+/// The start of a message, for error texts.
+fn excerpt(s: &str) -> &str {
+    match s.char_indices().nth(120) {
+        Some((i, _)) => &s[..i],
+        None => s,
+    }
+}
+
+pub(crate) fn json_string(s: &str) -> String {
+    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".to_string())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::scheduler::{Action, SchedConfig};
+    use serde_json::{json, Value};
+
+    const PID: i32 = 4242;
+
+    /// A scheduler with `workers` slots; jobs 1..=jobs submitted and every action carried
+    /// out as the engine would (spawns succeed, sends are written). Returns the stops asked.
+    fn pool(workers: usize, jobs: u32) -> (Scheduler, Vec<WorkerId>) {
+        let cfg = SchedConfig {
+            max_workers: workers,
+            concurrency: 1,
+            ..SchedConfig::default()
+        };
+        let mut s = Scheduler::new_at(cfg, Instant::now());
+        for id in 1..=jobs {
+            s.submit(id, b"null".to_vec().into()).unwrap();
+        }
+        let stops = drive(&mut s);
+        (s, stops)
+    }
+
+    fn drive(s: &mut Scheduler) -> Vec<WorkerId> {
+        let mut stops = Vec::new();
+        while let Some(a) = s.next_action() {
+            match a {
+                Action::Spawn(w) => s.spawned(w),
+                Action::Send { worker, job } => s.mark_sent(worker, job, s.now()),
+                Action::Stop(w) => stops.push(w),
+            }
+        }
+        stops
+    }
+
+    /// The records in the outbox, as (kind, id, value).
+    fn records(outbox: &mut Outbox) -> Vec<(u8, u32, Value)> {
+        let Some(b) = outbox.take() else {
+            return Vec::new();
+        };
+        let v: Vec<Value> = serde_json::from_str(&b.text).unwrap();
+        v.chunks(3)
+            .map(|c| {
+                (
+                    c[0].as_u64().unwrap() as u8,
+                    c[1].as_u64().unwrap() as u32,
+                    c[2].clone(),
+                )
+            })
+            .collect()
+    }
+
+    fn feed(
+        sched: &mut Scheduler,
+        outbox: &mut Outbox,
+        protocol: Protocol,
+        peer: &mut Peer,
+        line: &str,
+    ) -> Result<(), ProtocolError> {
+        let now = sched.now();
+        Session {
+            sched,
+            outbox,
+            protocol,
+            debug: false,
+        }
+        .line(1, peer, line.as_bytes(), now)
+    }
+
+    fn lines(sched: &mut Scheduler, outbox: &mut Outbox, peer: &mut Peer, line: &str) {
+        feed(sched, outbox, Protocol::Lines, peer, line).unwrap();
+    }
+
+    #[test]
+    fn replies_become_results_void_and_errors_verbatim() {
+        let (mut s, _) = pool(1, 1);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ready"}"#);
+        lines(
+            &mut s,
+            &mut ob,
+            &mut peer,
+            r#"{"t":"ok","id":1,"v":{"a": [1, 2]}}"#,
+        );
+        s.submit(2, b"null".to_vec().into()).unwrap();
+        s.submit(3, b"null".to_vec().into()).unwrap();
+        drive(&mut s);
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ok","id":2}"#);
+        drive(&mut s);
+        lines(
+            &mut s,
+            &mut ob,
+            &mut peer,
+            r#"{"t":"err","id":3,"e":{"message":"no"}}"#,
+        );
+        let r = records(&mut ob);
+        assert_eq!(
+            r,
+            vec![
+                (kind::RESULT, 1, json!({"a": [1, 2]})),
+                (kind::VOID, 2, Value::Null),
+                (kind::JOB_ERROR, 3, json!({"message": "no"})),
+            ]
+        );
+        assert_eq!((ob.totals.completed, ob.totals.errored), (2, 1));
+        assert_eq!(s.live_jobs(), 0);
+    }
+
+    #[test]
+    fn the_raw_value_text_passes_through_unparsed() {
+        let (mut s, _) = pool(1, 1);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ok","id":1,"v":1.50}"#);
+        assert_eq!(ob.take().unwrap().text, "[0,1,1.50]");
+    }
+
+    #[test]
+    fn a_reply_to_a_job_not_in_flight_is_stray_and_settles_nothing() {
+        let (mut s, _) = pool(1, 1);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        let stray = r#"{"t":"ok","id":99,"v":1}"#;
+        lines(&mut s, &mut ob, &mut peer, stray);
+        // A second answer to the same job is stray too.
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ok","id":1,"v":1}"#);
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ok","id":1,"v":2}"#);
+        let r = records(&mut ob);
+        assert_eq!(r.len(), 3);
+        assert_eq!((r[0].0, r[0].1), (kind::STRAY, PID as u32));
+        assert_eq!(r[0].2, json!({"t": "ok", "id": 99, "v": 1}));
+        assert_eq!((r[1].0, r[1].1), (kind::RESULT, 1));
+        assert_eq!((r[2].0, r[2].1), (kind::STRAY, PID as u32));
+    }
+
+    #[test]
+    fn progress_counts_only_for_a_job_in_flight_on_that_worker() {
+        let (mut s, _) = pool(1, 1);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        lines(
+            &mut s,
+            &mut ob,
+            &mut peer,
+            r#"{"t":"progress","id":1,"v":50}"#,
+        );
+        lines(
+            &mut s,
+            &mut ob,
+            &mut peer,
+            r#"{"t":"progress","id":7,"v":50}"#,
+        );
+        lines(
+            &mut s,
+            &mut ob,
+            &mut peer,
+            r#"{"t":"event","name":"x","data":[1]}"#,
+        );
+        let r = records(&mut ob);
+        assert_eq!(
+            r,
+            vec![
+                (kind::PROGRESS, 1, json!(50)),
+                (
+                    kind::EVENT,
+                    PID as u32,
+                    json!({"t": "event", "name": "x", "data": [1]})
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn ready_starts_serving_and_retire_takes_the_worker_out_of_dispatch() {
+        let (mut s, _) = pool(1, 2);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        assert!(!s.is_serving(1));
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ready"}"#);
+        assert!(s.is_serving(1));
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"retire"}"#);
+        assert!(!s.takes_work(1));
+        // Its job is answered: job 2 is not sent there, and the worker is stopped.
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ok","id":1,"v":1}"#);
+        let mut sent = Vec::new();
+        let mut stops = Vec::new();
+        while let Some(a) = s.next_action() {
+            match a {
+                Action::Send { worker, job } => sent.push((worker, job)),
+                Action::Stop(w) => stops.push(w),
+                Action::Spawn(_) => {}
+            }
+        }
+        assert!(
+            sent.iter().all(|(w, _)| *w != 1),
+            "sent to a retiring worker: {sent:?}"
+        );
+        assert_eq!(stops, vec![1]);
+        let r = records(&mut ob);
+        assert_eq!(r[0], (kind::RETIRING, PID as u32, Value::Null));
+        assert_eq!((r[1].0, r[1].1), (kind::RESULT, 1));
+    }
+
+    #[test]
+    fn protocol_violations_are_errors_with_a_clear_text() {
+        let cases = [
+            ("[1,2]", "message is not a JSON object"),
+            ("{\"t\":", "invalid message"),
+            (r#"{"t":"ok"}"#, "\"ok\" message without an id"),
+            (
+                r#"{"t":"ok","id":5000000000}"#,
+                "job id 5000000000 out of range",
+            ),
+            (r#"{"t":"hello"}"#, "unknown message type \"hello\""),
+            (r#"{"id":1}"#, "invalid message"),
+        ];
+        for (line, want) in cases {
+            let (mut s, _) = pool(1, 1);
+            let mut ob = Outbox::default();
+            let mut peer = Peer::new(PID);
+            let e = feed(&mut s, &mut ob, Protocol::Lines, &mut peer, line).unwrap_err();
+            assert!(e.0.contains(want), "{line}: {e:?}");
+            // Nothing settled.
+            assert_eq!(s.live_jobs(), 1, "{line}");
+        }
+        let (mut s, _) = pool(1, 1);
+        let e = Session {
+            sched: &mut s,
+            outbox: &mut Outbox::default(),
+            protocol: Protocol::Lines,
+            debug: false,
+        }
+        .line(1, &mut Peer::new(PID), b"\xff\xfe", Instant::now())
+        .unwrap_err();
+        assert_eq!(e.0, "message is not UTF-8");
+    }
+
+    #[test]
+    fn a_protocol_error_is_reported_as_a_record() {
+        let mut s = pool(1, 0).0;
+        let mut ob = Outbox::default();
+        Session {
+            sched: &mut s,
+            outbox: &mut ob,
+            protocol: Protocol::Lines,
+            debug: false,
+        }
+        .protocol_error(PID, &ProtocolError("bad \"x\"".into()));
+        assert_eq!(
+            records(&mut ob),
+            vec![(kind::PROTOCOL_ERROR, PID as u32, json!("bad \"x\""))]
+        );
+    }
+
+    fn exit(s: &mut Scheduler, ob: &mut Outbox, w: WorkerId, peer: Peer, status: ExitStatus) {
+        Session {
+            sched: s,
+            outbox: ob,
+            protocol: Protocol::Lines,
+            debug: false,
+        }
+        .exited(w, peer, status, false);
+    }
+
+    #[test]
+    fn fatal_before_ready_fails_held_and_queued_jobs_with_the_error() {
+        let (mut s, _) = pool(1, 3);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        lines(
+            &mut s,
+            &mut ob,
+            &mut peer,
+            r#"{"t":"fatal","e":{"name":"Error","message":"init threw"}}"#,
+        );
+        assert!(records(&mut ob).is_empty());
+        exit(&mut s, &mut ob, 1, peer, ExitStatus::Code(1));
+        let r = records(&mut ob);
+        let failed: Vec<_> = r.iter().filter(|x| x.0 == kind::FAILED).collect();
+        assert_eq!(failed.len(), 3);
+        for f in &failed {
+            assert_eq!(
+                f.2,
+                json!({"reason": "startup", "pid": PID, "code": 1, "signal": null,
+                       "error": {"name": "Error", "message": "init threw"}})
+            );
+        }
+        assert_eq!(
+            r.last().unwrap(),
+            &(
+                kind::EXITED,
+                PID as u32,
+                json!({"code": 1, "signal": null, "expected": false})
+            )
+        );
+        // No respawn loop: nothing is started for the failed wave.
+        assert_eq!(s.live_jobs(), 0);
+        assert!(drive(&mut s).is_empty());
+        assert_eq!(s.workers(), 0);
+    }
+
+    #[test]
+    fn an_error_exit_before_ready_spares_the_queue_while_another_worker_serves() {
+        let (mut s, _) = pool(2, 4);
+        let mut ob = Outbox::default();
+        let mut serving = Peer::new(PID + 1);
+        // Worker 2 serves; worker 1 exits with code 3 before ready, holding job 1.
+        let now = s.now();
+        Session {
+            sched: &mut s,
+            outbox: &mut ob,
+            protocol: Protocol::Lines,
+            debug: false,
+        }
+        .line(2, &mut serving, br#"{"t":"ready"}"#, now)
+        .unwrap();
+        exit(&mut s, &mut ob, 1, Peer::new(PID), ExitStatus::Code(3));
+        let r = records(&mut ob);
+        let failed: Vec<u32> = r
+            .iter()
+            .filter(|x| x.0 == kind::FAILED)
+            .map(|x| x.1)
+            .collect();
+        assert_eq!(failed, vec![1], "only the job it held fails");
+        assert_eq!(r[0].2["reason"], "startup");
+        assert_eq!(r[0].2["error"], Value::Null);
+        assert_eq!(s.queued(), 2);
+    }
+
+    #[test]
+    fn a_signal_before_ready_is_an_ordinary_crash_and_jobs_with_retries_run_again() {
+        let cfg = SchedConfig {
+            max_workers: 1,
+            ..SchedConfig::default()
+        };
+        let mut s = Scheduler::new_at(cfg, Instant::now());
+        let retry = crate::scheduler::JobOpts {
+            retries: 1,
+            timeout: None,
+        };
+        s.submit_with(1, b"null".to_vec().into(), retry).unwrap();
+        s.submit(2, b"null".to_vec().into()).unwrap();
+        drive(&mut s);
+        let mut ob = Outbox::default();
+        exit(
+            &mut s,
+            &mut ob,
+            1,
+            Peer::new(PID),
+            ExitStatus::Signal(libc::SIGKILL),
+        );
+        let r = records(&mut ob);
+        // Job 1 goes back to the queue; only the exit is reported.
+        assert_eq!(
+            r,
+            vec![(
+                kind::EXITED,
+                PID as u32,
+                json!({"code": null, "signal": "SIGKILL", "expected": false})
+            )]
+        );
+        assert_eq!(s.live_jobs(), 2);
+        assert_eq!(s.stats().retried, 1);
+    }
+
+    #[test]
+    fn a_crash_after_ready_fails_its_job_with_the_exit_and_an_expected_stop_says_so() {
+        let (mut s, _) = pool(1, 1);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ready"}"#);
+        exit(&mut s, &mut ob, 1, peer, ExitStatus::Code(7));
+        assert_eq!(
+            records(&mut ob),
+            vec![
+                (
+                    kind::FAILED,
+                    1,
+                    json!({"reason": "exit", "pid": PID, "code": 7, "signal": null})
+                ),
+                (
+                    kind::EXITED,
+                    PID as u32,
+                    json!({"code": 7, "signal": null, "expected": false})
+                ),
+            ]
+        );
+        // A worker the pool stopped on purpose exits "expected".
+        let (mut s, _) = pool(1, 0);
+        s.submit(1, b"null".to_vec().into()).unwrap();
+        drive(&mut s);
+        let mut peer = Peer::new(PID);
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ready"}"#);
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ok","id":1}"#);
+        assert!(s.stop_worker(1, true));
+        assert!(!s.stop_worker(1, false), "a worker is told to stop once");
+        records(&mut ob);
+        exit(&mut s, &mut ob, 1, peer, ExitStatus::Code(0));
+        assert_eq!(records(&mut ob)[0].2["expected"], true);
+    }
+
+    #[test]
+    fn a_timed_out_job_fails_and_leaves_its_worker() {
+        let (mut s, _) = pool(1, 1);
+        let mut ob = Outbox::default();
+        Session {
+            sched: &mut s,
+            outbox: &mut ob,
+            protocol: Protocol::Lines,
+            debug: false,
+        }
+        .timed_out(1, PID, 1);
+        assert_eq!(
+            records(&mut ob),
+            vec![(kind::FAILED, 1, json!({"reason": "timeout", "pid": PID}))]
+        );
+        assert!(!s.takes_work(1));
+        assert_eq!(s.live_jobs(), 0);
+    }
+
+    #[test]
+    fn node_ipc_replies_complete_the_oldest_job_and_internal_messages_are_not_replies() {
+        let (mut s, _) = pool(1, 2);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        let ipc = |s: &mut Scheduler, ob: &mut Outbox, peer: &mut Peer, l: &str| {
+            feed(s, ob, Protocol::NodeIpc, peer, l)
+        };
+        // Node's own messages are not replies.
+        ipc(&mut s, &mut ob, &mut peer, r#"{"cmd":"NODE_HANDLE_ACK"}"#).unwrap();
+        ipc(&mut s, &mut ob, &mut peer, r#""r1""#).unwrap();
+        drive(&mut s);
+        ipc(&mut s, &mut ob, &mut peer, r#"{"x": 2}"#).unwrap();
+        // Nothing in flight: stray.
+        ipc(&mut s, &mut ob, &mut peer, "3").unwrap();
+        let r = records(&mut ob);
+        assert_eq!(
+            r,
+            vec![
+                (kind::RESULT, 1, json!("r1")),
+                (kind::RESULT, 2, json!({"x": 2})),
+                (kind::STRAY, PID as u32, json!(3)),
+            ]
+        );
+        let e = ipc(&mut s, &mut ob, &mut peer, "{nope").unwrap_err();
+        assert!(e.0.starts_with("invalid JSON message"), "{e:?}");
+    }
+
+    #[test]
+    fn failures_serialize_as_the_host_decodes_them() {
+        assert_eq!(Failure::Closed.to_json(), r#"{"reason":"closed"}"#);
+        assert_eq!(
+            Failure::Timeout { pid: 3 }.to_json(),
+            r#"{"reason":"timeout","pid":3}"#
+        );
+        assert_eq!(
+            Failure::Spawn {
+                message: "no \"x\""
+            }
+            .to_json(),
+            r#"{"reason":"spawn","message":"no \"x\""}"#
+        );
+        assert_eq!(
+            Failure::Exit {
+                pid: 3,
+                code: None,
+                signal: Some("SIGKILL".into())
+            }
+            .to_json(),
+            r#"{"reason":"exit","pid":3,"code":null,"signal":"SIGKILL"}"#
+        );
+        let e: &RawValue = serde_json::from_str(r#"{"message":"m"}"#).unwrap();
+        assert_eq!(
+            Failure::Startup {
+                pid: 3,
+                code: Some(1),
+                signal: None,
+                error: e
+            }
+            .to_json(),
+            r#"{"reason":"startup","pid":3,"code":1,"signal":null,"error":{"message":"m"}}"#
+        );
+    }
+
+    #[test]
+    fn a_spawn_failure_fails_the_jobs_no_worker_can_run() {
+        let cfg = SchedConfig {
+            max_workers: 1,
+            ..SchedConfig::default()
+        };
+        let mut s = Scheduler::new_at(cfg, Instant::now());
+        s.submit(1, b"null".to_vec().into()).unwrap();
+        let Some(Action::Spawn(w)) = s.next_action() else {
+            panic!("a spawn is asked for");
+        };
+        let mut ob = Outbox::default();
+        Session {
+            sched: &mut s,
+            outbox: &mut ob,
+            protocol: Protocol::Lines,
+            debug: false,
+        }
+        .spawn_failed(w, "cannot start worker \"x\": No such file");
+        assert_eq!(
+            records(&mut ob),
+            vec![
+                (
+                    kind::FAILED,
+                    1,
+                    json!({"reason": "spawn", "message": "cannot start worker \"x\": No such file"})
+                ),
+                (
+                    kind::SPAWN_FAILED,
+                    0,
+                    json!("cannot start worker \"x\": No such file")
+                ),
+            ]
+        );
+    }
+
+    #[test]
+    fn call_frames_are_the_protocols_call_message() {
+        let f = call_frame(4_096, r#""hash""#, r#""text",2"#);
+        assert_eq!(
+            &*f,
+            br#"{"t":"call","id":4096,"fn":"hash","args":["text",2]}"#
+        );
+        let f = call_frame(0, "null", "");
+        assert_eq!(&*f, br#"{"t":"call","id":0,"fn":null,"args":[]}"#);
+    }
+}
