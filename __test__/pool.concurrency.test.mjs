@@ -42,8 +42,10 @@ test('concurrency 2 on one worker: never more than 2 jobs at once', TEST, async 
   assert.equal(stats.max, 2);
 });
 
+// spawnDelay 0: the pool grows as soon as the work needs a second worker, not 100 ms later
+// (with the default, whether the first worker finished the jobs by then depends on the load).
 test('two workers with concurrency 2: the pool grows to both, each holds 2 jobs at once', TEST, async (t) => {
-  const { pool, spawned } = openPool(t, { module: mod, maxWorkers: 2, concurrency: 2 });
+  const { pool, spawned } = openPool(t, { module: mod, maxWorkers: 2, concurrency: 2, spawnDelay: 0 });
   const results = await Promise.all(Array.from({ length: 4 }, (_, i) => pool.call('barrier', 2, i)));
   const byPid = new Map();
   for (const r of results) byPid.set(r.pid, (byPid.get(r.pid) || 0) + 1);

@@ -163,7 +163,7 @@ test('a result that cannot be serialized rejects with a TypeError', TEST, async 
 });
 
 test('many failing jobs at once: each rejects with its own error, the worker survives', TEST, async (t) => {
-  const { pool, spawned } = openPool(t, { module: errors, maxWorkers: 2, concurrency: 2 });
+  const { pool, spawned } = openPool(t, { module: errors, maxWorkers: 2, concurrency: 2, spawnDelay: 0 });
   const results = await Promise.allSettled(Array.from({ length: 30 }, (_, i) =>
     i % 3 === 0 ? pool.call('ok') : pool.call('rejects', `m${i}`)));
   results.forEach((r, i) => {
