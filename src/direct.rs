@@ -4,15 +4,28 @@
 //! JS thread, which reads it and hands the records to JS in the same callback, as Node's own
 //! IPC does. Otherwise a reply travels worker → I/O thread → JS thread: two wake-ups in a row,
 //! much of a lone job's round trip on an idle machine. Once the load grows (see
-//! `comrade_core::engine::direct_wanted`), the I/O thread reads again, so that a worker gets
+//! `comrade_core::direct_policy`), the I/O thread reads again, so that a worker gets
 //! its next job whatever the JS thread is doing.
+//!
+//! # Safety
+//!
+//! Everything here runs on the JS thread: `Direct` lives in the pool object, and libuv calls
+//! the poll callbacks on the loop of the env that made them. A watched channel is a [`Poll`] on
+//! the heap whose libuv handle is its first field (`#[repr(C)]`), so the handle pointer libuv
+//! passes back is a pointer to the `Poll`. [`PollHandle`] owns that allocation: dropping it
+//! stops and closes the handle, and libuv frees the `Poll` in the close callback
+//! (`on_closed`), which it calls exactly once, in a later turn of the loop. So a poll closed
+//! from inside its own `on_readable` (its call into JS drains the pool, which syncs `Direct`,
+//! which may drop the poll's `PollHandle`) stays allocated until that callback has returned.
+//! References to a `Poll` last one call and are never held across a call into JS.
 
 use std::collections::{HashMap, HashSet};
 use std::ffi::{c_int, c_void};
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::ptr;
-use std::time::{Duration, Instant};
+use std::ptr::{self, NonNull};
+use std::time::Instant;
 
+use comrade_core::direct_policy;
 use comrade_core::engine::Engine;
 use comrade_core::scheduler::WorkerId;
 use napi::sys;
@@ -21,9 +34,6 @@ const UV_POLL: c_int = 8;
 const UV_READABLE: c_int = 1;
 /// Room for a `uv_poll_t`; checked against libuv's own size at start.
 const POLL_WORDS: usize = 64;
-/// After the I/O thread took the reading back, how long before the JS thread may take it again:
-/// a load that keeps crossing the line would otherwise re-register every channel each time.
-const REENTER_AFTER: Duration = Duration::from_millis(100);
 
 extern "C" {
     fn uv_handle_size(kind: c_int) -> usize;
@@ -46,20 +56,107 @@ struct Poll {
     worker: WorkerId,
     /// The duplicate descriptor the poll watches; closed with the poll.
     fd: OwnedFd,
-    env: sys::napi_env,
-    callback: sys::napi_ref,
-    async_context: sys::napi_async_context,
+    /// What `on_readable` needs to call the pool's drain.
+    js: JsCallback,
     active: bool,
     /// The channel reached its end: never watched again.
     closed: bool,
 }
 
-pub struct Direct {
+/// The pool's drain, as the polls call it.
+#[derive(Clone, Copy)]
+struct JsCallback {
     env: sys::napi_env,
-    uv_loop: *mut sys::uv_loop_s,
     callback: sys::napi_ref,
     async_context: sys::napi_async_context,
-    polls: HashMap<WorkerId, *mut Poll>,
+}
+
+impl Poll {
+    fn uv(&mut self) -> *mut c_void {
+        self.handle.as_mut_ptr().cast()
+    }
+
+    fn set_active(&mut self, on: bool) {
+        if self.active == on || (on && self.closed) {
+            return;
+        }
+        self.active = on;
+        // SAFETY: an initialized poll handle, on its loop's thread (module Safety).
+        unsafe {
+            if on {
+                uv_poll_start(self.uv(), UV_READABLE, on_readable);
+            } else {
+                uv_poll_stop(self.uv());
+            }
+        }
+    }
+
+    /// Stops a poll whose channel is finished; it is never started again.
+    fn stop_for_good(&mut self) {
+        self.set_active(false);
+        self.closed = true;
+    }
+}
+
+/// Owns one [`Poll`]: made by `open`, closed (and later freed by libuv) on drop.
+struct PollHandle(NonNull<Poll>);
+
+impl PollHandle {
+    /// Watches `fd` on `uv_loop`, stopped, and without keeping the loop alive. None if libuv
+    /// refuses the descriptor.
+    fn open(
+        uv_loop: *mut sys::uv_loop_s,
+        engine: &Engine,
+        worker: WorkerId,
+        fd: OwnedFd,
+        js: JsCallback,
+    ) -> Option<PollHandle> {
+        let raw = fd.as_raw_fd();
+        let p = Box::into_raw(Box::new(Poll {
+            handle: [0; POLL_WORDS],
+            engine: engine.clone(),
+            worker,
+            fd,
+            js,
+            active: false,
+            closed: false,
+        }));
+        // SAFETY: `p` is a fresh allocation; the loop is the env's own, and this is its thread.
+        // Once initialized, the handle is freed through uv_close only (PollHandle's drop).
+        unsafe {
+            if uv_poll_init(uv_loop, p.cast(), raw) != 0 {
+                drop(Box::from_raw(p));
+                return None;
+            }
+            // The polls never keep Node alive; pending jobs do that (through the wake).
+            uv_unref(p.cast());
+            Some(PollHandle(NonNull::new_unchecked(p)))
+        }
+    }
+
+    fn set_active(&mut self, on: bool) {
+        // SAFETY: the Poll lives until our drop; no other reference to it is alive (module
+        // Safety).
+        unsafe { self.0.as_mut() }.set_active(on);
+    }
+}
+
+impl Drop for PollHandle {
+    fn drop(&mut self) {
+        let p = self.0.as_ptr();
+        // SAFETY: as in `set_active`; after uv_close, libuv calls `on_closed` once, which frees
+        // the Poll, and nothing else uses this pointer again.
+        unsafe {
+            (*p).set_active(false);
+            uv_close(p.cast(), on_closed);
+        }
+    }
+}
+
+pub struct Direct {
+    uv_loop: *mut sys::uv_loop_s,
+    js: JsCallback,
+    polls: HashMap<WorkerId, PollHandle>,
     generation: u64,
     active: bool,
     /// A channel could not be watched: the I/O thread reads everything from then on.
@@ -104,10 +201,12 @@ impl Direct {
                 return None;
             }
             Some(Direct {
-                env,
                 uv_loop,
-                callback: reference,
-                async_context,
+                js: JsCallback {
+                    env,
+                    callback: reference,
+                    async_context,
+                },
                 polls: HashMap::new(),
                 generation: u64::MAX,
                 active: false,
@@ -117,8 +216,9 @@ impl Direct {
         }
     }
 
-    /// Brings the polls in line with the engine: one per open channel, running while the
-    /// engine wants direct reads. Called on the JS thread whenever JS talks to the engine.
+    /// Brings the polls in line with the engine: one per open channel, running while
+    /// `direct_policy` wants direct reads. Called on the JS thread whenever JS talks to the
+    /// engine.
     pub fn sync(&mut self, engine: &Engine) {
         let generation = engine.channels_generation();
         if generation != self.generation {
@@ -126,15 +226,11 @@ impl Direct {
             let known: HashSet<WorkerId> = self.polls.keys().copied().collect();
             let (live, fresh) = engine.channels(&known);
             let live: HashSet<WorkerId> = live.into_iter().collect();
-            let gone: Vec<WorkerId> = known.difference(&live).copied().collect();
-            for w in gone {
-                if let Some(p) = self.polls.remove(&w) {
-                    close(p);
-                }
-            }
+            self.polls.retain(|w, _| live.contains(w));
             for (w, fd) in fresh {
-                match self.open(engine, w, fd) {
-                    Some(p) => {
+                match PollHandle::open(self.uv_loop, engine, w, fd, self.js) {
+                    Some(mut p) => {
+                        p.set_active(self.active);
                         self.polls.insert(w, p);
                     }
                     // A channel nobody watches would never be read in direct mode.
@@ -142,135 +238,81 @@ impl Direct {
                 }
             }
         }
-        let want = !self.failed
-            && engine.direct_wanted(self.active)
-            && (self.active || self.stopped_at.is_none_or(|t| t.elapsed() >= REENTER_AFTER));
+        let now = Instant::now();
+        let want =
+            !self.failed && direct_policy::wanted(engine.load(), self.active, self.stopped_at, now);
         if want != self.active {
             self.active = want;
             // Both orders are safe: a registration reports data that is already waiting, and
             // a libuv poll fires for as long as some is.
             if want {
-                for &p in self.polls.values() {
-                    set_active(p, true);
+                for p in self.polls.values_mut() {
+                    p.set_active(true);
                 }
                 engine.set_direct(true);
             } else {
                 engine.set_direct(false);
-                for &p in self.polls.values() {
-                    set_active(p, false);
+                for p in self.polls.values_mut() {
+                    p.set_active(false);
                 }
-                self.stopped_at = Some(Instant::now());
+                self.stopped_at = Some(now);
             }
         }
-    }
-
-    fn open(&self, engine: &Engine, worker: WorkerId, fd: OwnedFd) -> Option<*mut Poll> {
-        let raw = fd.as_raw_fd();
-        let p = Box::into_raw(Box::new(Poll {
-            handle: [0; POLL_WORDS],
-            engine: engine.clone(),
-            worker,
-            fd,
-            env: self.env,
-            callback: self.callback,
-            async_context: self.async_context,
-            active: false,
-            closed: false,
-        }));
-        // SAFETY: `p` is a fresh allocation that outlives the handle (freed in its close
-        // callback); the loop is the env's own, and this is its thread.
-        unsafe {
-            if uv_poll_init(self.uv_loop, p.cast(), raw) != 0 {
-                drop(Box::from_raw(p));
-                return None;
-            }
-            // The polls never keep Node alive; pending jobs do that (through the wake).
-            uv_unref(p.cast());
-        }
-        if self.active {
-            set_active(p, true);
-        }
-        Some(p)
     }
 }
 
 impl Drop for Direct {
     fn drop(&mut self) {
-        for (_, p) in self.polls.drain() {
-            close(p);
-        }
+        // Closes every poll first: none can call the drain after this.
+        self.polls.clear();
         // SAFETY: the env outlives the pool object being finalized; the polls that used these
-        // are stopped, so no callback can use them any more.
+        // are closed, so no callback can use them any more.
         unsafe {
-            sys::napi_async_destroy(self.env, self.async_context);
-            sys::napi_delete_reference(self.env, self.callback);
+            sys::napi_async_destroy(self.js.env, self.js.async_context);
+            sys::napi_delete_reference(self.js.env, self.js.callback);
         }
-    }
-}
-
-fn set_active(p: *mut Poll, on: bool) {
-    // SAFETY: `p` is a live poll owned by `Direct`, used on the JS thread only.
-    unsafe {
-        if (*p).active == on || (on && (*p).closed) {
-            return;
-        }
-        (*p).active = on;
-        if on {
-            uv_poll_start(p.cast(), UV_READABLE, on_readable);
-        } else {
-            uv_poll_stop(p.cast());
-        }
-    }
-}
-
-/// Stops a poll whose channel is finished; it is never started again.
-fn stop_for_good(p: *mut Poll) {
-    // SAFETY: `p` is a live poll owned by `Direct`, used on the JS thread only.
-    unsafe {
-        uv_poll_stop(p.cast());
-        (*p).active = false;
-        (*p).closed = true;
-    }
-}
-
-fn close(p: *mut Poll) {
-    // SAFETY: `p` is live; after uv_close libuv calls `on_closed` once, which frees it.
-    unsafe {
-        uv_poll_stop(p.cast());
-        (*p).active = false;
-        uv_close(p.cast(), on_closed);
     }
 }
 
 unsafe extern "C" fn on_closed(handle: *mut c_void) {
-    // SAFETY: the handle is the first field of a Poll made by Box::into_raw in `open`; this
-    // is its last use. Dropping it closes the duplicate descriptor.
+    // SAFETY: the handle is the first field of a Poll made by Box::into_raw in
+    // `PollHandle::open`; this is its last use. Dropping it closes the duplicate descriptor.
     drop(unsafe { Box::from_raw(handle.cast::<Poll>()) });
 }
 
 unsafe extern "C" fn on_readable(handle: *mut c_void, status: c_int, _events: c_int) {
-    // SAFETY: libuv passes back the handle of a live Poll (first field), on the JS thread.
-    let p = handle.cast::<Poll>();
-    unsafe {
+    let js = {
+        // SAFETY: libuv passes back the handle of a live Poll (first field), on the JS thread;
+        // this reference ends before the call into JS (module Safety).
+        let p = unsafe { &mut *handle.cast::<Poll>() };
         if status < 0 {
-            stop_for_good(p);
+            p.stop_for_good();
             return;
         }
-        let (records, open) = (*p).engine.read_direct((*p).worker);
+        let (records, open) = p.engine.read_direct(p.worker);
         if !open {
             // The end of the stream stays readable: stop, or this would fire until the
             // worker is reaped.
-            stop_for_good(p);
+            p.stop_for_good();
         }
-        if records {
-            call_js((*p).env, (*p).callback, (*p).async_context);
+        if !records {
+            return;
         }
-    }
+        p.js
+    };
+    // SAFETY: on the JS thread, inside a libuv callback; the env and references live as long
+    // as `Direct`, which closes its polls before releasing them.
+    unsafe { call_js(js) };
 }
 
 /// Calls the pool's drain as Node calls any I/O callback: in its own scope, with microtasks and
 /// `process.nextTick` callbacks run after it, and an exception reported as uncaught.
-unsafe fn call_js(env: sys::napi_env, callback: sys::napi_ref, ctx: sys::napi_async_context) {
+unsafe fn call_js(js: JsCallback) {
+    let JsCallback {
+        env,
+        callback,
+        async_context: ctx,
+    } = js;
     // SAFETY: on the JS thread, inside a libuv callback, with the pool's live env.
     unsafe {
         let mut scope = ptr::null_mut();
