@@ -30,13 +30,15 @@ const { JobTable } = require('./job-table');
 const { rebuildError, abortError } = require('./errors');
 
 // Longest stretch of record handling before the host's event loop gets a turn, in ms. A
-// saturated pool hands over thousands of results at once; handling them takes about 1 µs
-// each, so without slices a timer or I/O callback of the host would wait for all of them.
-// Measured with bench/responsiveness.js (release build, 2 cores, a Pool with 256 tiny jobs
-// always in flight): the host's event-loop delay p99 is the slice plus the time to parse one
-// batch and reach the next check, so it grows with the slice, while throughput hardly moves
-// once the slice is well above the cost of a setImmediate turn (a few µs). See the commit that
-// set it for the figures of 0.5, 1 and 2 ms.
+// saturated pool hands over thousands of results at once (about 1 µs each to settle); without
+// slices a timer or I/O callback of the host would wait for all of them. The budget: the
+// host's event-loop delay p99 under a saturated Pool stays under 5 ms. Measured with
+// bench/responsiveness.js (release build, 2 busy shared cores, Pool with 256 tiny jobs in
+// flight; medians of 7 interleaved runs): 0.5 ms: p99 2.33 ms (worst run 2.78), 425k jobs/s;
+// 1 ms: p99 2.51 ms (worst 3.08), 434k jobs/s; 2 ms: p99 2.49 ms (worst 4.74), 469k jobs/s,
+// delay max up to 45 ms. Throughput differences were within the noise. 1 ms: half the yields
+// of 0.5 (each costs a setImmediate turn and a stash) with the worst p99 still well inside the
+// budget, where 2 ms came close to it.
 const DRAIN_SLICE_MS = 1;
 // The clock is read once per this many records (and never after the last of a batch).
 const CHECK_EVERY = 64;
