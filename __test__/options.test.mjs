@@ -44,9 +44,10 @@ test('defaults, each written once', () => {
   assert.equal(o.spawnDelay, 100);
   assert.equal(o.idleTimeout, 10000);
   assert.equal(o.retries, 0);
-  assert.equal(o.timeout, 0);
+  assert.equal(o.timeout, null);
   assert.equal(o.affinity, false);
-  assert.equal(o.maxBacklog, -1);
+  assert.equal(o.maxBacklog, null);
+  assert.deepEqual([o.maxRss, o.maxJobsPerWorker, o.maxExpectedWait], [null, null, null]);
   assert.equal(o.maxMessage, DEFAULTS.maxMessage);
   assert.equal(o.killGraceMs, DEFAULTS.killGraceMs);
   assert.equal(o.initData, 'null');
@@ -61,7 +62,7 @@ test('Infinity where it means no limit; values pass through', () => {
     timeout: Infinity, maxJobsPerWorker: Infinity, killGraceMs: 2.7, minWorkers: 2, maxWorkers: 3,
     initData: { a: 1 }, env: { A: 1, B: undefined }, execArgv: 'ignored for a command',
   });
-  assert.deepEqual([o.maxBacklog, o.idleTimeout, o.timeout, o.maxJobsPerWorker], [-1, 0, 0, 0]);
+  assert.deepEqual([o.maxBacklog, o.idleTimeout, o.timeout, o.maxJobsPerWorker], [null, null, null, null]);
   assert.equal(o.killGraceMs, 2, 'floored');
   assert.deepEqual([o.minWorkers, o.maxWorkers], [2, 3]);
   assert.equal(o.initData, '{"a":1}');

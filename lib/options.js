@@ -2,7 +2,7 @@
 // Pool's options: one row per option, validated in one place.
 //
 // A row is `{ name, type, range, default }`, plus `unlimited` (what Infinity stands for, when
-// Infinity means "no limit") and `floor` (round down). `range` is [min, max]; a max may name an
+// Infinity means "no limit": always null, as is the default of a limit that is off) and `floor` (round down). `range` is [min, max]; a max may name an
 // option resolved before (minWorkers is at most maxWorkers); `exclusive` makes min itself out
 // of range. A default may be a function (computed when the option is absent). The type says
 // what is checked and how a wrong value is reported (the messages are part of the API). Rows
@@ -28,17 +28,18 @@ const OPTIONS = Object.freeze([
   { name: 'minWorkers', type: 'count', range: [0, 'maxWorkers'], default: 0 },
   // AnyEvent::Fork::Pool's defaults: grow by one worker per 0.1 s, stop a worker idle 10 s.
   { name: 'spawnDelay', type: 'ms', range: [0, Infinity], default: 100 },
-  { name: 'idleTimeout', type: 'ms', range: [0, Infinity], default: 10000, unlimited: 0 },
-  { name: 'maxJobsPerWorker', type: 'int', range: [1, MAX_SAFE], default: 0, unlimited: 0 },
-  { name: 'maxRss', type: 'int', range: [1, MAX_SAFE], default: 0 },
+  // idleTimeout 0 also means never (AnyEvent's convention); pool.js passes it on as none.
+  { name: 'idleTimeout', type: 'ms', range: [0, Infinity], default: 10000, unlimited: null },
+  { name: 'maxJobsPerWorker', type: 'int', range: [1, MAX_SAFE], default: null, unlimited: null },
+  { name: 'maxRss', type: 'int', range: [1, MAX_SAFE], default: null },
   { name: 'retries', type: 'count', range: [0, 1000], default: 0 },
-  { name: 'timeout', type: 'ms', range: [0, Infinity], exclusive: true, default: 0, unlimited: 0 },
+  { name: 'timeout', type: 'ms', range: [0, Infinity], exclusive: true, default: null, unlimited: null },
   { name: 'niceIncrement', type: 'count', range: [0, 19], default: 0 },
   { name: 'affinity', type: 'boolean', default: false },
   { name: 'maxMessage', type: 'int', range: [1, 0x7fffffff], default: DEFAULTS.maxMessage },
   { name: 'killGraceMs', type: 'ms', range: [0, MAX_U32], default: DEFAULTS.killGraceMs, floor: true },
-  { name: 'maxBacklog', type: 'count', range: [0, Infinity], default: -1, unlimited: -1 },
-  { name: 'maxExpectedWait', type: 'ms', range: [0, Infinity], exclusive: true, default: 0 },
+  { name: 'maxBacklog', type: 'count', range: [0, Infinity], default: null, unlimited: null },
+  { name: 'maxExpectedWait', type: 'ms', range: [0, Infinity], exclusive: true, default: null },
   // The JSON text of the worker's init() argument.
   { name: 'initData', type: 'json', default: 'null' },
   { name: 'cwd', type: 'string', default: undefined },
@@ -149,7 +150,7 @@ const TYPES = {
 function resolveOption(row, options, resolved) {
   const v = options[row.name];
   if (v === undefined) return typeof row.default === 'function' ? row.default(resolved) : row.default;
-  if (v === Infinity && row.unlimited !== undefined) return row.unlimited;
+  if (v === Infinity && Object.hasOwn(row, 'unlimited')) return row.unlimited;
   let min;
   let max;
   if (row.range !== undefined) {

@@ -65,22 +65,22 @@ class Pool extends EventEmitter {
       cwd: o.cwd,
       maxWorkers: o.maxWorkers,
       concurrency: o.concurrency,
-      // The engine's options leave a limit out for "none" (here -1 or 0).
-      maxBacklog: o.maxBacklog >= 0 ? o.maxBacklog : undefined,
-      maxRequestTime: o.maxExpectedWait > 0 ? o.maxExpectedWait / 1000 : undefined,
+      // A limit that is off (null here) is left out of the engine's options.
+      maxBacklog: o.maxBacklog ?? undefined,
+      maxRequestTime: o.maxExpectedWait === null ? undefined : o.maxExpectedWait / 1000,
       maxMessage: o.maxMessage,
       killGraceMs: o.killGraceMs,
       protocol: 'lines',
       hello: `{"t":"init","data":${o.initData}}`,
       minWorkers: o.minWorkers,
       spawnDelayMs: o.spawnDelay,
-      idleTimeoutMs: o.idleTimeout || undefined,
-      maxJobsPerWorker: o.maxJobsPerWorker || undefined,
-      maxRss: o.maxRss || undefined,
+      idleTimeoutMs: o.idleTimeout || undefined, // 0: never
+      maxJobsPerWorker: o.maxJobsPerWorker ?? undefined,
+      maxRss: o.maxRss ?? undefined,
       affinity: o.affinity,
       nice: o.niceIncrement,
       retries: o.retries,
-      timeoutMs: o.timeout || undefined,
+      timeoutMs: o.timeout ?? undefined,
     }, {
       record: (kind, id, value) => this.#record(kind, id, value),
       // What a failed job's error says depends on the pool's state and its workers' history.
@@ -88,7 +88,7 @@ class Pool extends EventEmitter {
         terminated: this.#state === 'terminating', protocolErrors: this.#protocolErrors,
       }),
       rejection: rejectionError,
-    }, { calls: true, retries: o.retries, timeout: o.timeout });
+    }, { calls: true, retries: o.retries, timeout: o.timeout ?? 0 });
   }
 
   /**

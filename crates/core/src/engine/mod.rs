@@ -276,34 +276,8 @@ impl Engine {
         }
     }
 
-    /// Whether a host on an event loop should watch the channels itself
-    /// ([`Engine::set_direct`]), given whether it does now. See [`direct_wanted`].
-    pub fn direct_wanted(&self, now: bool) -> bool {
-        let st = lock(&self.shared.state);
-        direct_wanted(
-            now,
-            st.sched.queued(),
-            st.sched.live_jobs(),
-            st.sched.config().max_workers,
-        )
-    }
-
     /// Jobs queued and not yet given to a worker.
     pub fn queued(&self) -> usize {
         lock(&self.shared.state).sched.queued()
-    }
-}
-
-/// Whether the host should read the channels itself: under light load (nothing queued, at most
-/// one job per worker) each reply's latency counts, and a direct read saves a thread wake-up.
-/// Once more than one and a half jobs per worker are live, the I/O thread reads again, so that
-/// a worker gets its next job whatever the host is doing. The gap between the two keeps a load
-/// that hovers at one line from switching back and forth (each switch registers every
-/// channel).
-pub fn direct_wanted(now: bool, queued: usize, live: usize, workers: usize) -> bool {
-    if now {
-        live <= workers + workers.div_ceil(2)
-    } else {
-        queued == 0 && live <= workers
     }
 }
