@@ -1,8 +1,13 @@
 //! comrade-core: the engine of the comrade process pool, with no Node dependency.
 //!
-//! - [`scheduler`]: the pure state machine (queue, backlog, estimator, dispatch).
-//! - [`frame`]: bounded line framing of worker channels (Node's IPC `json` mode).
+//! - [`scheduler`]: the pure state machine (queue, backlog, dispatch, sizing, retries,
+//!   deadlines), on an injected clock; worker state lives in its slots.
+//! - [`engine`]: carries out the scheduler's decisions on real workers; split by concern
+//!   (cycle, session, lifecycle, outbox, io, direct reads, stats).
+//! - [`direct_policy`]: when the host should read worker channels itself.
+//! - [`frame`]: the line decoder (from `comrade-protocol`) and Node IPC's message checks.
 //! - [`estimator`]: expected-wait admission control.
+//! - [`spawn`]: process spawning, reaping, signals, CPU and memory queries.
 
 pub mod direct_policy;
 pub mod engine;
