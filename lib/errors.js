@@ -36,14 +36,23 @@ const BUILTIN_ERRORS = {
 };
 
 // A worker's error object (docs/PROTOCOL.md) as a real Error of the right class, with the
-// worker's stack and every other property.
+// worker's stack and every other property. `e` is parsed JSON from a worker that may be
+// hostile, so this never throws: the message becomes text without calling anything of `e`,
+// and own properties are defined (never assigned), except `__proto__` (it would replace the
+// error's prototype), `constructor`, `toString` and `valueOf` (they would make `String(err)`
+// throw, or lie about the error's class).
+const SKIPPED_KEYS = new Set([
+  'name', 'message', 'stack', '__proto__', 'constructor', 'toString', 'valueOf',
+]);
+
 function rebuildError(e, depth = 0) {
   if (e === null || typeof e !== 'object') {
-    return new PoolError(codes.WORKER_EXITED, `worker sent a malformed error: ${JSON.stringify(e)}`);
+    return new PoolError(codes.WORKER_EXITED,
+      `worker sent a malformed error: ${safeText(e)}`);
   }
   const name = typeof e.name === 'string' ? e.name : 'Error';
   const Ctor = Object.hasOwn(BUILTIN_ERRORS, name) ? BUILTIN_ERRORS[name] : Error;
-  const err = new Ctor(typeof e.message === 'string' ? e.message : String(e.message));
+  const err = new Ctor(typeof e.message === 'string' ? e.message : safeText(e.message));
   if (Ctor.name !== name) {
     Object.defineProperty(err, 'name', {
       value: name, enumerable: false, writable: true, configurable: true,
@@ -55,13 +64,30 @@ function rebuildError(e, depth = 0) {
     });
   }
   for (const key of Object.keys(e)) {
-    if (key === 'name' || key === 'message' || key === 'stack') continue;
-    err[key] = key === 'cause' && depth < 4 && e.cause && typeof e.cause === 'object' &&
-      typeof e.cause.message === 'string'
-      ? rebuildError(e.cause, depth + 1)
-      : e[key];
+    if (SKIPPED_KEYS.has(key)) continue;
+    const v = e[key];
+    Object.defineProperty(err, key, {
+      value: key === 'cause' && depth < 4 && v !== null && typeof v === 'object' &&
+        typeof v.message === 'string'
+        ? rebuildError(v, depth + 1)
+        : v,
+      enumerable: true,
+      writable: true,
+      configurable: true,
+    });
   }
   return err;
+}
+
+// A value from a worker's JSON as text, without calling any of its methods.
+function safeText(v) {
+  if (typeof v === 'string') return v;
+  if (v === null || typeof v !== 'object') return String(v);
+  try {
+    return JSON.stringify(v);
+  } catch {
+    return Object.prototype.toString.call(v);
+  }
 }
 
 // A wrong Pool option (thrown by the constructor).

@@ -1,0 +1,94 @@
+// Hostile input on the JS side of Pool (issue 15): error objects from a worker that would make
+// rebuilding them throw, one tick of arguments too large to join, function names that would
+// stay cached, Node workers whose results or errors throw when touched, and options or
+// arguments that used to throw the wrong thing.
+import assert from 'node:assert/strict';
+import { createRequire } from 'node:module';
+import { test } from 'node:test';
+import {
+  TEST, codes, errorOf, fixture, openPool, rejectsWith, within,
+} from './pool-helpers.mjs';
+
+const require = createRequire(import.meta.url);
+const { rebuildError } = require('../lib/errors.js');
+
+const HOSTILE = [process.execPath, fixture('hostile-native.js')];
+
+// --- 3. A worker's error object can kill the host ---------------------------------------------
+
+test('rebuildError: a message whose conversion throws becomes text, never an exception', () => {
+  const e = JSON.parse('{"message":{"toString":1}}');
+  const err = rebuildError(e);
+  assert.ok(err instanceof Error);
+  assert.equal(err.message, '{"toString":1}');
+  assert.equal(rebuildError(JSON.parse('{"message":{"valueOf":{},"toString":{}}}')).message,
+    '{"valueOf":{},"toString":{}}');
+  assert.equal(rebuildError({ message: 42 }).message, '42');
+  assert.equal(rebuildError({ message: null }).message, 'null');
+  // Not an object at all.
+  assert.equal(rebuildError(7).code, codes.WORKER_EXITED);
+});
+
+test('rebuildError: a "__proto__" key does not replace the prototype; toString, valueOf and constructor keys are skipped', () => {
+  const e = JSON.parse('{"name":"TypeError","message":"m","__proto__":{"message":"evil","x":1},' +
+    '"toString":"not a function","valueOf":"nor this","constructor":"no","code":"E_X",' +
+    '"cause":{"message":"c","__proto__":null,"toString":1}}');
+  const err = rebuildError(e);
+  assert.equal(Object.getPrototypeOf(err), TypeError.prototype);
+  assert.ok(err instanceof TypeError);
+  assert.equal(err.x, undefined);
+  assert.equal(err.message, 'm');
+  assert.equal(err.code, 'E_X');
+  assert.equal(String(err), 'TypeError: m');
+  assert.equal(err.toString, Error.prototype.toString);
+  assert.equal(err.valueOf, Object.prototype.valueOf);
+  assert.equal(err.constructor, TypeError);
+  assert.equal(Object.hasOwn(err, '__proto__'), false);
+  assert.ok(err.cause instanceof Error);
+  assert.equal(Object.getPrototypeOf(err.cause), Error.prototype);
+  assert.equal(String(err.cause), 'Error: c');
+  // A name that is no class keeps its name on a plain Error.
+  const custom = rebuildError(JSON.parse('{"name":"__proto__","message":"n"}'));
+  assert.equal(Object.getPrototypeOf(custom), Error.prototype);
+  assert.equal(String(custom), '__proto__: n');
+});
+
+test('rebuildError: properties are defined, not assigned (no setter of Error.prototype runs)', () => {
+  let ran = false;
+  Object.defineProperty(Error.prototype, 'hostileSetter', {
+    set() { ran = true; }, get() { return undefined; }, configurable: true,
+  });
+  try {
+    const err = rebuildError(JSON.parse('{"message":"m","hostileSetter":5}'));
+    assert.equal(ran, false);
+    assert.equal(Object.getOwnPropertyDescriptor(err, 'hostileSetter').value, 5);
+  } finally {
+    delete Error.prototype.hostileSetter;
+  }
+});
+
+test('a native worker whose error message throws on conversion fails its job, and the pool goes on', TEST, async (t) => {
+  const { pool } = openPool(t, { command: HOSTILE, maxWorkers: 1 });
+  const a = errorOf(pool.run('{"message":{"toString":1}}'));
+  const b = errorOf(pool.run('{"message":"m","__proto__":{"message":"evil"},"toString":"x",' +
+    '"valueOf":"y","constructor":1}'));
+  const [ea, eb] = await within(Promise.all([a, b]), 10000);
+  assert.ok(ea instanceof Error);
+  assert.equal(ea.message, '{"toString":1}');
+  assert.equal(Object.getPrototypeOf(eb), Error.prototype);
+  assert.equal(eb.message, 'm');
+  assert.equal(String(eb), 'Error: m');
+  // The pool still works.
+  const ec = await within(errorOf(pool.run('{"name":"RangeError","message":"fine"}')), 10000);
+  assert.ok(ec instanceof RangeError);
+});
+
+test('a native worker whose fatal error throws on conversion fails the job with ERR_WORKER_INIT_FAILED', TEST, async (t) => {
+  const { pool } = openPool(t, {
+    command: HOSTILE, maxWorkers: 1, initData: { fatal: '{"message":{"toString":1},"__proto__":{}}' },
+  });
+  const err = await within(rejectsWith(pool.run('{"message":"x"}'), codes.WORKER_INIT_FAILED), 10000);
+  assert.ok(err.cause instanceof Error);
+  assert.equal(Object.getPrototypeOf(err.cause), Error.prototype);
+  assert.match(err.message, /toString/);
+});
