@@ -78,13 +78,22 @@ impl LineDecoder {
                 self.scanned -= self.head;
                 self.head = 0;
             } else {
-                if self.tail > self.max_len {
+                // Complete lines held but not taken yet (`push` without `next_line` in
+                // between): not an over-long line, so the buffer grows to hold them.
+                let complete = self.scanned.max(self.head) < self.tail
+                    && memchr::memchr(b'\n', &self.buf[self.scanned.max(self.head)..self.tail])
+                        .is_some();
+                if self.tail > self.max_len && !complete {
                     return Err(LineTooLong {
                         limit: self.max_len,
                     });
                 }
                 // Room for the longest allowed line plus its newline, and no more.
-                let cap = self.max_len.saturating_add(1);
+                let cap = if complete {
+                    usize::MAX
+                } else {
+                    self.max_len.saturating_add(1)
+                };
                 let new_len = self
                     .buf
                     .len()
@@ -103,7 +112,9 @@ impl LineDecoder {
         debug_assert!(self.tail <= self.buf.len());
     }
 
-    /// Copies `data` in (for tests and callers that already hold the bytes).
+    /// Copies `data` in (for tests and callers that already hold the bytes). Lines not taken
+    /// with [`next_line`](Self::next_line) stay in the buffer, which grows to hold them; only
+    /// a line over the limit is an error.
     pub fn push(&mut self, mut data: &[u8]) -> Result<(), LineTooLong> {
         while !data.is_empty() {
             let spare = self.spare()?;
