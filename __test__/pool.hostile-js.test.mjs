@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import {
-  TEST, codes, errorOf, fixture, openPool, rejectsWith, within,
+  Pool, TEST, codes, errorOf, fixture, openPool, rejectsWith, within,
 } from './pool-helpers.mjs';
 
 const require = createRequire(import.meta.url);
@@ -91,4 +91,53 @@ test('a native worker whose fatal error throws on conversion fails the job with 
   assert.ok(err.cause instanceof Error);
   assert.equal(Object.getPrototypeOf(err.cause), Error.prototype);
   assert.match(err.message, /toString/);
+});
+
+// --- 12. Errors that are unclear or wrong (the JS parts) --------------------------------------
+
+test('module: a malformed file URL is ERR_INVALID_OPTION, not a bare URIError', () => {
+  for (const bad of ['file:///bad%', 'file://remote-host/x.js', new URL('file:///bad%25%')]) {
+    assert.throws(() => new Pool({ module: bad }), (err) => {
+      assert.equal(err.code, codes.INVALID_OPTION, `${bad}: ${err.message}`);
+      assert.match(err.message, /module is not a valid file URL/);
+      return true;
+    });
+  }
+});
+
+test('run(): an options getter that throws rejects the job, and run() does not throw', TEST, async (t) => {
+  const { pool } = openPool(t, { module: fixture('basic.js'), maxWorkers: 1 });
+  const boom = new Error('getter');
+  let p;
+  assert.doesNotThrow(() => {
+    p = pool.run('x', { get name() { throw boom; } });
+  });
+  const err = await rejectsWith(p, codes.INVALID_ARGUMENT);
+  assert.equal(err.cause, boom);
+  const q = pool.run('x', { get onProgress() { throw boom; } });
+  assert.equal((await rejectsWith(q, codes.INVALID_ARGUMENT)).cause, boom);
+  const r = pool.run('x', { signal: { get aborted() { throw boom; }, addEventListener() {} } });
+  assert.equal((await rejectsWith(r, codes.INVALID_ARGUMENT)).cause, boom);
+  const s = pool.run('x', { signal: { aborted: true, addEventListener() {}, get reason() { throw boom; } } });
+  assert.equal((await rejectsWith(s, codes.INVALID_ARGUMENT)).cause, boom);
+  // The pool is unharmed, and the name is read once.
+  let reads = 0;
+  const named = { get name() { reads++; return reads === 1 ? 'identity' : 42; } };
+  assert.equal(await pool.run('ok', named), 'ok');
+  assert.equal(reads, 1);
+});
+
+test("env: the user's env cannot put NODE_CHANNEL_FD or the cluster markers back into a Pool worker", TEST, async (t) => {
+  const { pool } = openPool(t, {
+    module: fixture('basic.js'),
+    maxWorkers: 1,
+    env: {
+      NODE_CHANNEL_FD: '3', NODE_CHANNEL_SERIALIZATION_MODE: 'json', NODE_UNIQUE_ID: '1',
+      NODE_WORKER_ID: '1', COMRADE_TEST_KEPT: 'yes',
+    },
+  });
+  const names = ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', 'NODE_UNIQUE_ID',
+    'NODE_WORKER_ID', 'COMRADE_TEST_KEPT'];
+  const got = await within(Promise.all(names.map((n) => pool.call('env', n))), 10000);
+  assert.deepEqual(got, [null, null, null, null, 'yes']);
 });

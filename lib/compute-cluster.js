@@ -20,6 +20,8 @@ const { renderFailure, COMPUTE_CLUSTER_FAILURES } = require('./errors');
 const { Session, ScopedJob } = require('./session');
 
 const WORKER_PRELOAD = path.join(__dirname, 'compute-cluster-worker.js');
+// max_processes must be below this (its floor fits the engine's unsigned 32-bit count).
+const MAX_PROCESSES_LIMIT = 2 ** 32;
 
 function ComputeCluster(options) {
   // compute-cluster's README calls the constructor without `new`.
@@ -34,6 +36,11 @@ function ComputeCluster(options) {
   if (options.max_processes &&
       (typeof options.max_processes !== 'number' || options.max_processes < 1)) {
     throw 'when provided, max_processes must be an integer greater than one';
+  }
+  // compute-cluster takes any larger number; the engine counts workers in 32 bits, so more
+  // (Infinity included) is refused in compute-cluster's style rather than cut down.
+  if (options.max_processes && !(options.max_processes < MAX_PROCESSES_LIMIT)) {
+    throw `when provided, max_processes must be at most ${MAX_PROCESSES_LIMIT - 1}`;
   }
   if (options.max_backlog && typeof options.max_backlog !== 'number') {
     throw 'when provided, max_backlog must be a number';

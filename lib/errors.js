@@ -97,9 +97,9 @@ function optionError(message, Ctor = TypeError) {
   return err;
 }
 
-// A wrong argument to a Pool method.
-function argumentError(message) {
-  const err = new TypeError(`comrade Pool: ${message}`);
+// A wrong argument to a Pool method (`cause`: what reading it threw, if anything).
+function argumentError(message, cause) {
+  const err = new TypeError(`comrade Pool: ${message}`, cause === undefined ? undefined : { cause });
   err.code = codes.INVALID_ARGUMENT;
   return err;
 }

@@ -113,8 +113,14 @@ const TYPES = {
   // An existing file: its absolute path.
   module(row, v) {
     let file = v;
-    if (v instanceof URL) file = fileURLToPath(v);
-    else if (typeof v === 'string' && v.startsWith('file:')) file = fileURLToPath(v);
+    if (v instanceof URL || (typeof v === 'string' && v.startsWith('file:'))) {
+      try {
+        file = fileURLToPath(v);
+      } catch (e) {
+        // A malformed URL ('file:///bad%'), or one that is not a file URL.
+        throw optionError(`module is not a valid file URL: ${e.message}`);
+      }
+    }
     if (typeof file !== 'string' || file.length === 0) {
       throw optionError('module must be a path (string) or a file URL');
     }

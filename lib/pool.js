@@ -17,6 +17,10 @@ const { resolveOptions } = require('./options');
 const { Session, Job, ScopedJob } = require('./session');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
+// Never in a Pool worker's environment, whatever the parent's environment or `env` holds.
+const WORKER_ENV_REMOVE = Object.freeze([
+  'NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', ...NODE_WORKER_ENV_REMOVE,
+]);
 
 // One executor for every job's Promise: no closure per job. The Promise constructor calls it
 // synchronously, so its resolve/reject are read back before anything else can run.
@@ -56,12 +60,16 @@ class Pool extends EventEmitter {
       ? { program: process.execPath, args: [...o.execArgv, POOL_WORKER, o.module] }
       : o.command;
     install();
+    // A Node worker must not take fd 3 for Node's own IPC, nor believe it is a cluster worker:
+    // these are removed from the inherited environment, and left out of the user's `env` too
+    // (the engine sets `env` after removing, so they would come back).
+    const env = { ...o.env, COMRADE_CHANNEL_FD: '3' };
+    for (const name of WORKER_ENV_REMOVE) delete env[name];
     this.#session = new Session({
       program,
       args,
-      env: { ...o.env, COMRADE_CHANNEL_FD: '3' },
-      // A Node worker must not take fd 3 for Node's own IPC, nor believe it is a cluster worker.
-      envRemove: ['NODE_CHANNEL_FD', 'NODE_CHANNEL_SERIALIZATION_MODE', ...NODE_WORKER_ENV_REMOVE],
+      env,
+      envRemove: WORKER_ENV_REMOVE,
       cwd: o.cwd,
       maxWorkers: o.maxWorkers,
       concurrency: o.concurrency,
@@ -101,15 +109,23 @@ class Pool extends EventEmitter {
       this.#submit(null, task, undefined, promiseJob());
       return promise;
     }
-    // onProgress runs in this call's async context: such a job carries it.
-    const promise = new Promise(options !== null && options.onProgress !== undefined ? captureScoped : capture);
+    // onProgress runs in this call's async context: such a job carries it. The options are
+    // read once, here: a getter that throws makes the Promise reject, never run() throw.
+    let onProgress;
+    let readError = null;
+    try {
+      if (options !== null && typeof options === 'object') onProgress = options.onProgress;
+    } catch (e) {
+      readError = argumentError('run(task, options): options cannot be read', e);
+    }
+    const promise = new Promise(onProgress !== undefined ? captureScoped : capture);
     const job = promiseJob();
-    const err = this.#applyOptions(job, options);
-    if (err) {
-      job.reject(err);
+    const name = readError ?? this.#applyOptions(job, options, onProgress);
+    if (name instanceof Error) {
+      job.reject(name);
       return promise;
     }
-    this.#submit(options.name ?? null, task, undefined, job);
+    this.#submit(name, task, undefined, job);
     return promise;
   }
 
@@ -123,42 +139,17 @@ class Pool extends EventEmitter {
     return promise;
   }
 
-  // Reads run()'s options into the job; returns an Error for a wrong one.
-  #applyOptions(job, options) {
+  // Reads run()'s options into the job (`onProgress` was read already); returns the function's
+  // name (a string or null), or an Error for a wrong option or one that cannot be read.
+  #applyOptions(job, options, onProgress) {
     if (options === null || typeof options !== 'object') {
       return argumentError('run(task, options): options must be an object');
     }
-    const { name, onProgress, signal, timeout, retries } = options;
-    if (name !== undefined && name !== null && typeof name !== 'string') {
-      return argumentError('run(): options.name must be a string');
+    try {
+      return readOptions(job, options, onProgress);
+    } catch (e) {
+      return argumentError('run(task, options): options cannot be read', e);
     }
-    if (onProgress !== undefined) {
-      if (typeof onProgress !== 'function') {
-        return argumentError('run(): options.onProgress must be a function');
-      }
-      job.onProgress = onProgress;
-    }
-    if (timeout !== undefined) {
-      if (typeof timeout !== 'number' || !(timeout > 0)) {
-        return argumentError('run(): options.timeout must be a number of milliseconds > 0');
-      }
-      job.timeout = timeout === Infinity ? 0 : timeout;
-    }
-    if (retries !== undefined) {
-      if (!Number.isInteger(retries) || retries < 0 || retries > 1000) {
-        return argumentError('run(): options.retries must be an integer from 0 to 1000');
-      }
-      job.retries = retries;
-    }
-    if (signal !== undefined && signal !== null) {
-      if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||
-          typeof signal.addEventListener !== 'function') {
-        return argumentError('run(): options.signal must be an AbortSignal');
-      }
-      if (signal.aborted) return abortError(signal);
-      job.signal = signal;
-    }
-    return null;
   }
 
   /** Runs the default function with `task`; `cb(err, result)` runs once, in this call's async context. */
@@ -303,6 +294,42 @@ class Pool extends EventEmitter {
     // Submission errors are asynchronous, like every other outcome.
     process.nextTick(settleLater, this.#session, job, err);
   }
+}
+
+// run()'s options into `job`; returns the function's name or an Error. Getters of `options` and
+// of its signal may throw: the caller turns that into the Promise's rejection.
+function readOptions(job, options, onProgress) {
+  const { name, signal, timeout, retries } = options;
+  if (name !== undefined && name !== null && typeof name !== 'string') {
+    return argumentError('run(): options.name must be a string');
+  }
+  if (onProgress !== undefined) {
+    if (typeof onProgress !== 'function') {
+      return argumentError('run(): options.onProgress must be a function');
+    }
+    job.onProgress = onProgress;
+  }
+  if (timeout !== undefined) {
+    if (typeof timeout !== 'number' || !(timeout > 0)) {
+      return argumentError('run(): options.timeout must be a number of milliseconds > 0');
+    }
+    job.timeout = timeout === Infinity ? 0 : timeout;
+  }
+  if (retries !== undefined) {
+    if (!Number.isInteger(retries) || retries < 0 || retries > 1000) {
+      return argumentError('run(): options.retries must be an integer from 0 to 1000');
+    }
+    job.retries = retries;
+  }
+  if (signal !== undefined && signal !== null) {
+    if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||
+        typeof signal.addEventListener !== 'function') {
+      return argumentError('run(): options.signal must be an AbortSignal');
+    }
+    if (signal.aborted) return abortError(signal);
+    job.signal = signal;
+  }
+  return name ?? null;
 }
 
 function settleLater(session, job, err) {
