@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import { test } from 'node:test';
 import {
-  Pool, TEST, codes, errorOf, fixture, openPool, rejectsWith, within,
+  Pool, TEST, codes, errorOf, fixture, openPool, rejectsWith, runNode, within,
 } from './pool-helpers.mjs';
 
 const require = createRequire(import.meta.url);
@@ -140,4 +140,19 @@ test("env: the user's env cannot put NODE_CHANNEL_FD or the cluster markers back
     'NODE_WORKER_ID', 'COMRADE_TEST_KEPT'];
   const got = await within(Promise.all(names.map((n) => pool.call('env', n))), 10000);
   assert.deepEqual(got, [null, null, null, null, 'yes']);
+});
+
+// --- 9. The process-wide function-name cache ----------------------------------------------------
+
+test('long distinct function names are not retained after close()', TEST, async () => {
+  const count = 100;
+  const size = 256 * 1024;
+  const r = await runNode('host-name-cache.js', {
+    nodeArgs: ['--expose-gc'], args: [String(count), String(size)], timeout: 25000,
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.ok(r.lines.includes(`failed ${count}`), r.stdout);
+  const grown = Number(r.lines.find((l) => l.startsWith('grown ')).slice(6));
+  // Kept, the names and their JSON texts would be 2 × count × size bytes (50 MiB).
+  assert.ok(grown < (count * size) / 4, `the heap grew by ${grown} bytes`);
 });

@@ -386,13 +386,20 @@ class Session {
   }
 }
 
-// The JSON text of a function name; the few names a program uses are kept.
+// The JSON text of a function name; the few names a program uses are kept, process-wide. The
+// cache is bounded in bytes, not only in names: it keeps at most NAME_CACHE_SIZE names of at
+// most NAME_CACHE_LONGEST UTF-16 units each (under 1.1 MiB of strings in all, names and texts,
+// however long the names a program makes up); a longer name is converted on each call.
+const NAME_CACHE_SIZE = 1024;
+const NAME_CACHE_LONGEST = 128;
 const nameTexts = new Map();
 function nameJson(name) {
   let text = nameTexts.get(name);
   if (text === undefined) {
     text = JSON.stringify(name);
-    if (nameTexts.size < 1024) nameTexts.set(name, text);
+    if (name.length <= NAME_CACHE_LONGEST && nameTexts.size < NAME_CACHE_SIZE) {
+      nameTexts.set(name, text);
+    }
   }
   return text;
 }
