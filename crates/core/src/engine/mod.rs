@@ -32,6 +32,8 @@ mod io;
 mod lifecycle;
 mod outbox;
 mod session;
+#[cfg(test)]
+mod session_props;
 mod stats;
 
 pub use cycle::kill_all_workers;
