@@ -156,3 +156,44 @@ test('long distinct function names are not retained after close()', TEST, async 
   // Kept, the names and their JSON texts would be 2 × count × size bytes (50 MiB).
   assert.ok(grown < (count * size) / 4, `the heap grew by ${grown} bytes`);
 });
+
+// --- 11. The Node worker survives results and errors that throw when touched ----------------
+
+test('a thenable whose then throws, an error with throwing getters, a hostile Proxy: each fails its own job; the worker survives and its other jobs finish', TEST, async (t) => {
+  const { pool, log } = openPool(t, {
+    module: fixture('hostile-results.js'), maxWorkers: 1, concurrency: 8,
+  });
+  const slow = [pool.call('sleep', 200, 'a'), pool.call('sleep', 300, 'b')];
+  const errs = await within(Promise.all([
+    errorOf(pool.call('thenThrows')),
+    errorOf(pool.call('thenGetterThrows')),
+    errorOf(pool.call('throwsGetterError')),
+    errorOf(pool.call('rejectsGetterError')),
+    errorOf(pool.call('throwsProxy')),
+    errorOf(pool.call('resultThrows')),
+  ]), 10000);
+  const [thenThrows, thenGetter, getterError, rejectsGetter, proxy, result] = errs;
+  assert.ok(thenThrows instanceof RangeError);
+  assert.equal(thenThrows.message, 'then threw');
+  assert.ok(thenGetter instanceof TypeError);
+  assert.equal(thenGetter.message, 'then getter threw');
+  for (const e of [getterError, rejectsGetter]) {
+    assert.ok(e instanceof Error);
+    assert.match(e.message, /could not be read/);
+    assert.equal(e.kept, 'yes');
+    assert.equal(e.detail, undefined);
+  }
+  assert.ok(proxy instanceof Error);
+  assert.match(proxy.message, /could not be read/);
+  assert.equal(result.code, 'ERR_UNSERIALIZABLE_RESULT');
+  assert.deepEqual(await within(Promise.all(slow), 10000), ['a', 'b']);
+  assert.deepEqual(await pool.call('nestedThenable'), { deep: 42 });
+  // One worker did it all.
+  assert.equal(log.filter((e) => e[0] === 'workerSpawn').length, 1);
+  assert.equal(log.filter((e) => e[0] === 'workerExit').length, 0);
+});
+
+test('a nested thenable is followed to its value, not sent as {}', TEST, async (t) => {
+  const { pool } = openPool(t, { module: fixture('hostile-results.js'), maxWorkers: 1 });
+  assert.deepEqual(await within(pool.call('nestedThenable'), 10000), { deep: 42 });
+});

@@ -57,7 +57,9 @@ function send(t, id, value) {
 }
 
 function unserializable(e) {
-  const err = new TypeError(`the function's result cannot be sent to the pool: ${e.message}`);
+  const why = read(e, 'message');
+  const err = new TypeError('the function\'s result cannot be sent to the pool: ' +
+    (typeof why === 'string' ? why : 'converting it to JSON threw'));
   err.code = 'ERR_UNSERIALIZABLE_RESULT';
   return err;
 }
@@ -66,7 +68,20 @@ function sendError(id, thrown) {
   queue(`{"t":"err","id":${id},"e":${errorJson(thrown)}}`);
 }
 
+// obj[key], or UNREADABLE when a getter (or a Proxy's trap) throws: what a job throws may be
+// hostile, and describing it must never crash the worker.
+const UNREADABLE = Symbol('unreadable');
+function read(obj, key) {
+  if (obj === null || (typeof obj !== 'object' && typeof obj !== 'function')) return undefined;
+  try {
+    return obj[key];
+  } catch {
+    return UNREADABLE;
+  }
+}
+
 // An error as the protocol's error object: name, message, stack, code and own properties.
+// Never throws: parts that cannot be read or serialized are left out.
 function errorJson(thrown) {
   const obj = errorObject(thrown, 0);
   try {
@@ -84,31 +99,52 @@ function safeCode(code) {
 }
 
 function errorObject(thrown, depth) {
-  if (thrown !== null && typeof thrown === 'object' && typeof thrown.message === 'string') {
+  const message = read(thrown, 'message');
+  if (thrown !== null && typeof thrown === 'object' &&
+      (typeof message === 'string' || message === UNREADABLE)) {
+    const name = read(thrown, 'name');
     const obj = {
-      name: typeof thrown.name === 'string' ? thrown.name : 'Error',
-      message: thrown.message,
+      name: typeof name === 'string' ? name : 'Error',
+      message: message === UNREADABLE ? '(the error\'s message could not be read)' : message,
     };
-    if (typeof thrown.stack === 'string') obj.stack = thrown.stack;
-    for (const key of Object.keys(thrown)) {
+    const stack = read(thrown, 'stack');
+    if (typeof stack === 'string') obj.stack = stack;
+    let keys;
+    try {
+      keys = Object.keys(thrown);
+    } catch {
+      keys = [];
+    }
+    for (const key of keys) {
       if (key === 'name' || key === 'message' || key === 'stack') continue;
-      const v = thrown[key];
-      if (typeof v === 'function' || typeof v === 'symbol' || typeof v === 'bigint') continue;
+      const v = read(thrown, key);
+      if (v === UNREADABLE || typeof v === 'function' || typeof v === 'symbol' ||
+          typeof v === 'bigint') continue;
       obj[key] = v;
     }
     // Node's system errors define code as an own property; some libraries use a getter.
-    if (obj.code === undefined && thrown.code !== undefined) obj.code = safeCode(thrown.code);
-    if (thrown.cause !== undefined && depth < 4) obj.cause = errorObject(thrown.cause, depth + 1);
+    if (obj.code === undefined) {
+      const code = read(thrown, 'code');
+      if (code !== undefined && code !== UNREADABLE) obj.code = safeCode(code);
+    }
+    const cause = read(thrown, 'cause');
+    if (cause !== undefined && cause !== UNREADABLE && depth < 4) {
+      obj.cause = errorObject(cause, depth + 1);
+    }
     return obj;
   }
   // Not an Error: wrap it, keeping the value when it can travel.
-  let message;
+  let text;
   try {
-    message = String(thrown);
+    text = String(thrown);
   } catch {
-    message = Object.prototype.toString.call(thrown);
+    try {
+      text = Object.prototype.toString.call(thrown);
+    } catch {
+      text = 'a value that cannot be converted to text';
+    }
   }
-  const obj = { name: 'Error', message, code: 'ERR_NON_ERROR_THROWN' };
+  const obj = { name: 'Error', message: text, code: 'ERR_NON_ERROR_THROWN' };
   try {
     if (JSON.stringify(thrown) !== undefined) obj.value = thrown;
   } catch {
@@ -242,11 +278,16 @@ function call(msg) {
     sendError(id, e);
     return;
   }
-  if (result !== null && typeof result === 'object' && typeof result.then === 'function') {
-    result.then((v) => send('ok', id, v), (e) => sendError(id, e));
-  } else {
-    send('ok', id, result);
+  if (result !== null && typeof result === 'object') {
+    const then = read(result, 'then');
+    if (typeof then === 'function' || then === UNREADABLE) {
+      // Adopted as `await` would: a `then` (or its getter) that throws rejects, and a thenable
+      // that resolves to another thenable is followed to its value.
+      new Promise((resolve) => resolve(result)).then((v) => send('ok', id, v), (e) => sendError(id, e));
+      return;
+    }
   }
+  send('ok', id, result);
 }
 
 function callWith(fn, args) {
