@@ -32,7 +32,7 @@ mod io;
 mod lifecycle;
 mod outbox;
 mod session;
-#[cfg(test)]
+#[cfg(any(test, feature = "fuzzing"))]
 mod session_props;
 mod stats;
 
@@ -40,6 +40,9 @@ pub use cycle::kill_all_workers;
 pub use io::Link;
 pub use outbox::{kind, Batch};
 pub use session::Failure;
+#[cfg(feature = "fuzzing")]
+#[doc(hidden)]
+pub use session_props::fuzz_session;
 
 use cycle::{housekeeper, lock, runtime, Shared, State};
 use session::call_frame;

@@ -5,12 +5,12 @@
 //! by the time its workers are gone. Both protocols: comrade's lines and Node's IPC (the
 //! ComputeCluster reply path, with `frame.rs`'s checks).
 //!
-//! A bounded number of cases, so they run in the ordinary `cargo test`.
+//! A bounded number of cases, so they run in the ordinary `cargo test`. The same driver is
+//! the cargo-fuzz target `session` (`fuzz/`), through [`fuzz_session`] (feature `fuzzing`).
 
 use std::collections::HashMap;
 use std::time::{Duration, Instant};
 
-use proptest::prelude::*;
 use serde_json::value::RawValue;
 
 use super::outbox::{kind, Outbox};
@@ -18,118 +18,6 @@ use super::session::{Peer, Session};
 use super::Protocol;
 use crate::scheduler::{Action, JobId, JobOpts, SchedConfig, Scheduler, WorkerId};
 use crate::spawn::ExitStatus;
-
-// ---------------------------------------------------------------------------------------------
-// Lines a worker may send.
-
-/// Small JSON values, lone surrogates and deep nesting included (the host's `JSON.parse`
-/// takes both; serde's `Value` refuses them).
-fn json_value() -> impl Strategy<Value = String> {
-    let leaf = prop_oneof![
-        Just("null".to_string()),
-        Just("true".to_string()),
-        any::<i64>().prop_map(|n| n.to_string()),
-        Just("1.5e300".to_string()),
-        "[a-z\"\\\\]{0,6}".prop_map(|s| serde_json::to_string(&s).unwrap()),
-        Just(r#""\ud800""#.to_string()),
-        Just(r#""\udc00\ud800x""#.to_string()),
-        Just("\"\u{2028}\"".to_string()),
-        (1usize..200).prop_map(|d| format!("{}{}", "[".repeat(d), "]".repeat(d))),
-    ];
-    leaf.prop_recursive(3, 12, 4, |inner| {
-        prop_oneof![
-            prop::collection::vec(inner.clone(), 0..4).prop_map(|v| format!("[{}]", v.join(","))),
-            prop::collection::vec(("[a-z_]{0,4}", inner), 0..4).prop_map(|v| {
-                let fields: Vec<String> = v
-                    .into_iter()
-                    .map(|(k, v)| format!("{}:{v}", serde_json::to_string(&k).unwrap()))
-                    .collect();
-                format!("{{{}}}", fields.join(","))
-            }),
-        ]
-    })
-}
-
-/// Ids as a worker might send them: mostly the jobs in play, and out-of-range or wrong types.
-fn id_text() -> impl Strategy<Value = Option<String>> {
-    prop_oneof![
-        6 => (0u32..12).prop_map(|i| Some(i.to_string())),
-        1 => Just(None),
-        1 => prop_oneof![
-            Just("-1"), Just("4294967296"), Just("1.0"), Just("1e2"), Just("\"1\""),
-            Just("null"), Just("18446744073709551616"),
-        ]
-        .prop_map(|s| Some(s.to_string())),
-    ]
-}
-
-/// A line of comrade's protocol: mostly well-formed messages of every type, some broken.
-fn protocol_line() -> impl Strategy<Value = Vec<u8>> {
-    let typ = prop_oneof![
-        Just("ok"),
-        Just("ok"),
-        Just("err"),
-        Just("progress"),
-        Just("event"),
-        Just("ready"),
-        Just("retire"),
-        Just("fatal"),
-        Just("call"),
-        Just("nope"),
-    ];
-    let message = (
-        typ,
-        id_text(),
-        prop::option::of(json_value()),
-        any::<bool>(),
-    )
-        .prop_map(|(t, id, val, as_error)| {
-            let mut s = format!("{{\"t\":\"{t}\"");
-            if let Some(id) = id {
-                s.push_str(&format!(",\"id\":{id}"));
-            }
-            if let Some(v) = val {
-                let key = if as_error { "e" } else { "v" };
-                s.push_str(&format!(",\"{key}\":{v}"));
-            }
-            if t == "event" {
-                s.push_str(",\"name\":\"x\",\"data\":1");
-            }
-            s.push('}');
-            s.into_bytes()
-        });
-    prop_oneof![
-        8 => message,
-        1 => json_value().prop_map(String::into_bytes),
-        1 => garbage(),
-    ]
-}
-
-/// A message on Node's IPC channel (one JSON value per line): replies of any shape, Node's
-/// own messages, stray markers of comrade's preload, and garbage.
-fn ipc_line() -> impl Strategy<Value = Vec<u8>> {
-    prop_oneof![
-        6 => json_value().prop_map(String::into_bytes),
-        1 => json_value().prop_map(|v| stray_marked(&v)),
-        1 => json_value().prop_map(|v| format!(r#"{{"cmd":"NODE_HANDLE","msg":{v}}}"#).into_bytes()),
-        1 => json_value().prop_map(|v| format!(r#"{{"text":"NODE_X","v":{v}}}"#).into_bytes()),
-        1 => garbage(),
-    ]
-}
-
-/// A message the Node worker's preload marked as sent with no job in flight (the marker of
-/// `lib/compute-cluster-worker.js`).
-fn stray_marked(payload: &str) -> Vec<u8> {
-    format!(r#"{{"cmd":"NODE_COMRADE_STRAY","msg":{payload}}}"#).into_bytes()
-}
-
-/// Any bytes but the newline (a line never holds one).
-fn garbage() -> impl Strategy<Value = Vec<u8>> {
-    prop::collection::vec(
-        any::<u8>().prop_filter("no newline", |b| *b != b'\n'),
-        0..40,
-    )
-}
 
 // ---------------------------------------------------------------------------------------------
 // What happens to the pool.
@@ -146,25 +34,6 @@ enum Op {
     TimeOut(usize),
 }
 
-fn status() -> impl Strategy<Value = ExitStatus> {
-    prop_oneof![
-        Just(ExitStatus::Code(0)),
-        (1i32..3).prop_map(ExitStatus::Code),
-        Just(ExitStatus::Signal(libc::SIGKILL)),
-        Just(ExitStatus::Signal(libc::SIGTERM)),
-    ]
-}
-
-fn ops(line: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<Op>> {
-    let op = prop_oneof![
-        10 => (any::<usize>(), line).prop_map(|(w, l)| Op::Line(w, l)),
-        2 => (any::<usize>(), status()).prop_map(|(w, s)| Op::Exit(w, s)),
-        2 => (0u32..3).prop_map(Op::Submit),
-        1 => any::<usize>().prop_map(Op::TimeOut),
-    ];
-    prop::collection::vec(op, 0..60)
-}
-
 #[derive(Debug, Clone)]
 struct Setup {
     max_workers: usize,
@@ -177,31 +46,6 @@ struct Setup {
     /// How the run ends: the pool shuts down without draining, or the workers keep dying
     /// until every job has run out of retries.
     close_at_end: bool,
-}
-
-fn setup() -> impl Strategy<Value = Setup> {
-    (
-        1usize..4,
-        1usize..4,
-        0u32..8,
-        0u32..3,
-        prop::option::of(1u64..4),
-        prop::collection::vec(prop::bool::weighted(0.1), 1..8),
-        any::<bool>(),
-    )
-        .prop_map(
-            |(max_workers, concurrency, jobs, retries, max_jobs_per_worker, spawn_fails, close)| {
-                Setup {
-                    max_workers,
-                    concurrency,
-                    jobs,
-                    retries,
-                    max_jobs_per_worker,
-                    spawn_fails,
-                    close_at_end: close,
-                }
-            },
-        )
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -436,86 +280,309 @@ impl Run {
     }
 }
 
-fn config() -> ProptestConfig {
-    ProptestConfig {
-        cases: 384,
-        failure_persistence: None,
-        ..ProptestConfig::default()
+// ---------------------------------------------------------------------------------------------
+// The fuzzing entry point.
+
+/// Runs the session driver on operations decoded from `data` (cargo-fuzz's `session`
+/// target): any panic, or a job settled twice, never or by another worker's reply, is a
+/// finding. The first byte picks the protocol and the pool's shape.
+#[cfg(feature = "fuzzing")]
+pub fn fuzz_session(data: &[u8]) {
+    let Some((&head, mut data)) = data.split_first() else {
+        return;
+    };
+    let protocol = if head & 1 == 0 {
+        Protocol::Lines
+    } else {
+        Protocol::NodeIpc
+    };
+    let s = Setup {
+        max_workers: 1 + (head as usize >> 1) % 3,
+        concurrency: 1 + (head as usize >> 3) % 3,
+        jobs: u32::from(head >> 5),
+        retries: u32::from(head >> 5) % 3,
+        max_jobs_per_worker: None,
+        spawn_fails: vec![false, false, false, head & 0x10 != 0],
+        close_at_end: head & 0x80 != 0,
+    };
+    let mut run = Run::new(protocol, &s);
+    let mut n = 0;
+    while let Some((&tag, rest)) = data.split_first() {
+        n += 1;
+        if n > 200 {
+            break;
+        }
+        let w = usize::from(tag >> 3);
+        data = rest;
+        let op = match tag & 7 {
+            0 => Op::Exit(w, ExitStatus::Code(i32::from(tag >> 6))),
+            1 => Op::Exit(w, ExitStatus::Signal(libc::SIGKILL)),
+            2 => Op::Submit(u32::from(tag >> 6)),
+            3 => Op::TimeOut(w),
+            _ => {
+                // A line: up to the next newline (or the end).
+                let end = data.iter().position(|&b| b == b'\n').unwrap_or(data.len());
+                let line = data[..end].to_vec();
+                data = data.get(end + 1..).unwrap_or_default();
+                Op::Line(w, line)
+            }
+        };
+        run.apply(op);
     }
+    run.finish(s.close_at_end);
 }
 
-proptest! {
-    #![proptest_config(config())]
+#[cfg(test)]
+mod props {
+    use super::*;
+    use proptest::prelude::*;
 
-    /// comrade's protocol: any line, any order, any ids.
-    #[test]
-    fn lines_protocol_any_message_never_panics_and_every_job_settles_once(
-        s in setup(),
-        ops in ops(protocol_line()),
-    ) {
-        let mut run = Run::new(Protocol::Lines, &s);
-        for op in ops {
-            run.apply(op);
-        }
-        run.finish(s.close_at_end);
+    // ---------------------------------------------------------------------------------------------
+    // Lines a worker may send.
+
+    /// Small JSON values, lone surrogates and deep nesting included (the host's `JSON.parse`
+    /// takes both; serde's `Value` refuses them).
+    fn json_value() -> impl Strategy<Value = String> {
+        let leaf = prop_oneof![
+            Just("null".to_string()),
+            Just("true".to_string()),
+            any::<i64>().prop_map(|n| n.to_string()),
+            Just("1.5e300".to_string()),
+            "[a-z\"\\\\]{0,6}".prop_map(|s| serde_json::to_string(&s).unwrap()),
+            Just(r#""\ud800""#.to_string()),
+            Just(r#""\udc00\ud800x""#.to_string()),
+            Just("\"\u{2028}\"".to_string()),
+            (1usize..200).prop_map(|d| format!("{}{}", "[".repeat(d), "]".repeat(d))),
+        ];
+        leaf.prop_recursive(3, 12, 4, |inner| {
+            prop_oneof![
+                prop::collection::vec(inner.clone(), 0..4)
+                    .prop_map(|v| format!("[{}]", v.join(","))),
+                prop::collection::vec(("[a-z_]{0,4}", inner), 0..4).prop_map(|v| {
+                    let fields: Vec<String> = v
+                        .into_iter()
+                        .map(|(k, v)| format!("{}:{v}", serde_json::to_string(&k).unwrap()))
+                        .collect();
+                    format!("{{{}}}", fields.join(","))
+                }),
+            ]
+        })
     }
 
-    /// Node's IPC (ComputeCluster): any message, Node's own and stray markers included. A
-    /// reply goes to at most one job, the one in flight on the worker that sent it.
-    #[test]
-    fn node_ipc_any_message_never_panics_and_a_reply_settles_at_most_one_job(
-        s in setup(),
-        ops in ops(ipc_line()),
-    ) {
-        let mut run = Run::new(Protocol::NodeIpc, &s);
-        for op in ops {
-            run.apply(op);
-        }
-        run.finish(s.close_at_end);
+    /// Ids as a worker might send them: mostly the jobs in play, and out-of-range or wrong types.
+    fn id_text() -> impl Strategy<Value = Option<String>> {
+        prop_oneof![
+            6 => (0u32..12).prop_map(|i| Some(i.to_string())),
+            1 => Just(None),
+            1 => prop_oneof![
+                Just("-1"), Just("4294967296"), Just("1.0"), Just("1e2"), Just("\"1\""),
+                Just("null"), Just("18446744073709551616"),
+            ]
+            .prop_map(|s| Some(s.to_string())),
+        ]
     }
 
-    /// A message marked stray by the preload never completes a job, whatever its payload.
-    /// Fails today on a lone-surrogate escape or nesting deeper than 128 (issue 15, point 5:
-    /// the marker is recognised through serde's `Value`); the fix of that point changes the
-    /// marker, and should build it in `stray_marked` and drop the `ignore`.
-    #[test]
-    #[ignore = "issue 15 point 5: a stray marker whose payload serde's Value refuses is delivered"]
-    fn a_stray_marked_message_never_completes_a_job(payload in json_value()) {
-        let s = Setup {
-            max_workers: 1,
-            concurrency: 1,
-            jobs: 1,
-            retries: 0,
-            max_jobs_per_worker: None,
-            spawn_fails: vec![false],
-            close_at_end: true,
-        };
-        let mut run = Run::new(Protocol::NodeIpc, &s);
-        run.apply(Op::Line(0, stray_marked(&payload)));
-        prop_assert_eq!(run.sched.live_jobs(), 1, "the job in flight was settled by a stray");
-        run.finish(true);
+    /// A line of comrade's protocol: mostly well-formed messages of every type, some broken.
+    fn protocol_line() -> impl Strategy<Value = Vec<u8>> {
+        let typ = prop_oneof![
+            Just("ok"),
+            Just("ok"),
+            Just("err"),
+            Just("progress"),
+            Just("event"),
+            Just("ready"),
+            Just("retire"),
+            Just("fatal"),
+            Just("call"),
+            Just("nope"),
+        ];
+        let message = (
+            typ,
+            id_text(),
+            prop::option::of(json_value()),
+            any::<bool>(),
+        )
+            .prop_map(|(t, id, val, as_error)| {
+                let mut s = format!("{{\"t\":\"{t}\"");
+                if let Some(id) = id {
+                    s.push_str(&format!(",\"id\":{id}"));
+                }
+                if let Some(v) = val {
+                    let key = if as_error { "e" } else { "v" };
+                    s.push_str(&format!(",\"{key}\":{v}"));
+                }
+                if t == "event" {
+                    s.push_str(",\"name\":\"x\",\"data\":1");
+                }
+                s.push('}');
+                s.into_bytes()
+            });
+        prop_oneof![
+            8 => message,
+            1 => json_value().prop_map(String::into_bytes),
+            1 => garbage(),
+        ]
     }
 
-    /// Bytes of any kind on either protocol never panic.
-    #[test]
-    fn any_bytes_never_panic(
-        lines in prop::collection::vec(garbage(), 0..20),
-        ipc in any::<bool>(),
-    ) {
-        let protocol = if ipc { Protocol::NodeIpc } else { Protocol::Lines };
-        let s = Setup {
-            max_workers: 2,
-            concurrency: 2,
-            jobs: 3,
-            retries: 0,
-            max_jobs_per_worker: None,
-            spawn_fails: vec![false],
-            close_at_end: false,
-        };
-        let mut run = Run::new(protocol, &s);
-        for (i, l) in lines.into_iter().enumerate() {
-            run.apply(Op::Line(i, l));
+    /// A message on Node's IPC channel (one JSON value per line): replies of any shape, Node's
+    /// own messages, stray markers of comrade's preload, and garbage.
+    fn ipc_line() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            6 => json_value().prop_map(String::into_bytes),
+            1 => json_value().prop_map(|v| stray_marked(&v)),
+            1 => json_value().prop_map(|v| format!(r#"{{"cmd":"NODE_HANDLE","msg":{v}}}"#).into_bytes()),
+            1 => json_value().prop_map(|v| format!(r#"{{"text":"NODE_X","v":{v}}}"#).into_bytes()),
+            1 => garbage(),
+        ]
+    }
+
+    /// Any bytes but the newline (a line never holds one).
+    fn garbage() -> impl Strategy<Value = Vec<u8>> {
+        prop::collection::vec(
+            any::<u8>().prop_filter("no newline", |b| *b != b'\n'),
+            0..40,
+        )
+    }
+
+    /// A message the Node worker's preload marked as sent with no job in flight (the marker of
+    /// `lib/compute-cluster-worker.js`).
+    fn stray_marked(payload: &str) -> Vec<u8> {
+        format!(r#"{{"cmd":"NODE_COMRADE_STRAY","msg":{payload}}}"#).into_bytes()
+    }
+
+    fn status() -> impl Strategy<Value = ExitStatus> {
+        prop_oneof![
+            Just(ExitStatus::Code(0)),
+            (1i32..3).prop_map(ExitStatus::Code),
+            Just(ExitStatus::Signal(libc::SIGKILL)),
+            Just(ExitStatus::Signal(libc::SIGTERM)),
+        ]
+    }
+
+    fn ops(line: impl Strategy<Value = Vec<u8>>) -> impl Strategy<Value = Vec<Op>> {
+        let op = prop_oneof![
+            10 => (any::<usize>(), line).prop_map(|(w, l)| Op::Line(w, l)),
+            2 => (any::<usize>(), status()).prop_map(|(w, s)| Op::Exit(w, s)),
+            2 => (0u32..3).prop_map(Op::Submit),
+            1 => any::<usize>().prop_map(Op::TimeOut),
+        ];
+        prop::collection::vec(op, 0..60)
+    }
+
+    fn setup() -> impl Strategy<Value = Setup> {
+        (
+            1usize..4,
+            1usize..4,
+            0u32..8,
+            0u32..3,
+            prop::option::of(1u64..4),
+            prop::collection::vec(prop::bool::weighted(0.1), 1..8),
+            any::<bool>(),
+        )
+            .prop_map(
+                |(
+                    max_workers,
+                    concurrency,
+                    jobs,
+                    retries,
+                    max_jobs_per_worker,
+                    spawn_fails,
+                    close,
+                )| {
+                    Setup {
+                        max_workers,
+                        concurrency,
+                        jobs,
+                        retries,
+                        max_jobs_per_worker,
+                        spawn_fails,
+                        close_at_end: close,
+                    }
+                },
+            )
+    }
+
+    fn config() -> ProptestConfig {
+        ProptestConfig {
+            cases: 384,
+            failure_persistence: None,
+            ..ProptestConfig::default()
         }
-        run.finish(false);
+    }
+
+    proptest! {
+        #![proptest_config(config())]
+
+        /// comrade's protocol: any line, any order, any ids.
+        #[test]
+        fn lines_protocol_any_message_never_panics_and_every_job_settles_once(
+            s in setup(),
+            ops in ops(protocol_line()),
+        ) {
+            let mut run = Run::new(Protocol::Lines, &s);
+            for op in ops {
+                run.apply(op);
+            }
+            run.finish(s.close_at_end);
+        }
+
+        /// Node's IPC (ComputeCluster): any message, Node's own and stray markers included. A
+        /// reply goes to at most one job, the one in flight on the worker that sent it.
+        #[test]
+        fn node_ipc_any_message_never_panics_and_a_reply_settles_at_most_one_job(
+            s in setup(),
+            ops in ops(ipc_line()),
+        ) {
+            let mut run = Run::new(Protocol::NodeIpc, &s);
+            for op in ops {
+                run.apply(op);
+            }
+            run.finish(s.close_at_end);
+        }
+
+        /// A message marked stray by the preload never completes a job, whatever its payload.
+        /// Fails today on a lone-surrogate escape or nesting deeper than 128 (issue 15, point 5:
+        /// the marker is recognised through serde's `Value`); the fix of that point changes the
+        /// marker, and should build it in `stray_marked` and drop the `ignore`.
+        #[test]
+        #[ignore = "issue 15 point 5: a stray marker whose payload serde's Value refuses is delivered"]
+        fn a_stray_marked_message_never_completes_a_job(payload in json_value()) {
+            let s = Setup {
+                max_workers: 1,
+                concurrency: 1,
+                jobs: 1,
+                retries: 0,
+                max_jobs_per_worker: None,
+                spawn_fails: vec![false],
+                close_at_end: true,
+            };
+            let mut run = Run::new(Protocol::NodeIpc, &s);
+            run.apply(Op::Line(0, stray_marked(&payload)));
+            prop_assert_eq!(run.sched.live_jobs(), 1, "the job in flight was settled by a stray");
+            run.finish(true);
+        }
+
+        /// Bytes of any kind on either protocol never panic.
+        #[test]
+        fn any_bytes_never_panic(
+            lines in prop::collection::vec(garbage(), 0..20),
+            ipc in any::<bool>(),
+        ) {
+            let protocol = if ipc { Protocol::NodeIpc } else { Protocol::Lines };
+            let s = Setup {
+                max_workers: 2,
+                concurrency: 2,
+                jobs: 3,
+                retries: 0,
+                max_jobs_per_worker: None,
+                spawn_fails: vec![false],
+                close_at_end: false,
+            };
+            let mut run = Run::new(protocol, &s);
+            for (i, l) in lines.into_iter().enumerate() {
+                run.apply(Op::Line(i, l));
+            }
+            run.finish(false);
+        }
     }
 }
