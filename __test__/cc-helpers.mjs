@@ -1,6 +1,7 @@
 // Shared helpers for the ComputeCluster (compute-cluster drop-in) tests: a
 // harness that records every event and callback in order and always shuts its
 // cluster down, and a runner for fixture host scripts.
+import assert from 'node:assert/strict';
 import { spawn } from 'node:child_process';
 import { readFileSync } from 'node:fs';
 import { createRequire } from 'node:module';
@@ -62,6 +63,39 @@ export function within(promise, ms) {
 }
 
 /**
+ * `promise`'s value; fails (rejects with an Error naming `what`) if it has not settled after
+ * `ms`. For waits that must not hang: a shutdown, a job.
+ */
+export function bounded(promise, ms, what) {
+  let timer;
+  const timeout = new Promise((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
+  });
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
+}
+
+/**
+ * Waits for every job to settle, at most `ms`: `jobs` is an array of [id, promise] (or of
+ * promises, their index as id). Resolves with the `Promise.allSettled` results in order;
+ * fails an assertion naming the ids of the jobs that never settled.
+ */
+export async function settleAll(jobs, ms, what = 'jobs') {
+  const pairs = jobs.map((j, i) => (Array.isArray(j) ? j : [i, j]));
+  const open = new Set(pairs.map(([id]) => id));
+  const results = Promise.allSettled(pairs.map(([id, p]) => Promise.resolve(p).finally(() => open.delete(id))));
+  let timer;
+  const timeout = new Promise((resolve) => {
+    timer = setTimeout(resolve, ms, null);
+  });
+  const r = await Promise.race([results, timeout]).finally(() => clearTimeout(timer));
+  if (r === null) {
+    const lost = [...open];
+    assert.fail(`${lost.length} of ${pairs.length} ${what} never settled within ${ms} ms: ids ${lost.slice(0, 50).join(', ')}`);
+  }
+  return r;
+}
+
+/**
  * A cluster under test. Every 'info', 'debug' and 'error' event and every job
  * callback lands in `log` in the order it happened. The cluster is shut down
  * (and any worker still running killed) after the test, pass or fail.
@@ -73,12 +107,22 @@ export class Harness {
     for (const type of ['info', 'debug', 'error']) {
       this.cc.on(type, (msg) => this.log.push({ type, msg }));
     }
-    // Note whether the test called exit() itself, so cleanup does not call it twice.
+    // Note whether the test called exit() itself, so cleanup does not call it twice, and
+    // when the first exit() completed (its callback ran), so cleanup can bound it.
     this.exitCalled = false;
+    let exited;
+    this.exitDone = new Promise((resolve) => {
+      exited = resolve;
+    });
     const exit = this.cc.exit;
     this.cc.exit = (...args) => {
       this.exitCalled = true;
-      return exit.apply(this.cc, args);
+      const cb = typeof args[0] === 'function' ? args[0] : null;
+      return exit.call(this.cc, function exitCallback(...cbArgs) {
+        exited();
+        if (cb !== null) return cb.apply(this, cbArgs);
+        return undefined;
+      });
     };
     t.after(() => this.cleanup());
   }
@@ -137,10 +181,15 @@ export class Harness {
     });
   }
 
+  /** After the test: exit() must complete (a hang fails the test); no worker survives. */
   async cleanup() {
-    if (!this.exitCalled) await within(this.exit(), 5000);
-    await waitFor(() => this.spawnedPids.every(isGone), 'workers to exit', 3000).catch(() => {});
-    this.spawnedPids.forEach(killIfAlive);
+    try {
+      if (!this.exitCalled) this.exit();
+      await bounded(this.exitDone, 15000, 'cc.exit() in the test cleanup');
+      await waitFor(() => this.spawnedPids.every(isGone), 'workers to exit', 3000).catch(() => {});
+    } finally {
+      this.spawnedPids.forEach(killIfAlive);
+    }
   }
 }
 

@@ -15,9 +15,13 @@ export const fixture = (name) => path.join(here, 'fixtures', 'pool', name);
 export const TEST = { timeout: 30000 };
 
 // The process and polling helpers are the compute-cluster suite's.
-import { isGone, killIfAlive, runScript, waitFor, within } from './cc-helpers.mjs';
+import {
+  bounded, isGone, killIfAlive, runScript, settleAll, waitFor, within,
+} from './cc-helpers.mjs';
 
-export { isGone, killIfAlive, runScript, waitFor, within };
+export {
+  bounded, isGone, killIfAlive, runScript, settleAll, waitFor, within,
+};
 
 /** Asserts that no process `pid` exists any more: process.kill(pid, 0) fails with ESRCH. */
 export function assertReaped(pid) {
@@ -50,7 +54,8 @@ export async function rejectsWith(promise, code) {
  * A pool under test. Every pool event lands in `log` in the order it was emitted:
  * ['workerSpawn', pid], ['workerExit', {pid, code, signal, expected}], ['workerRetire', pid],
  * ['event', name, data, pid], ['protocolError', {pid, message}]. After the test, pass or fail,
- * the pool is terminated and every worker it spawned is killed if it still runs.
+ * the pool is terminated (the test fails if terminate() hangs) and every worker it spawned is
+ * killed if it still runs.
  */
 export function openPool(t, options) {
   const pool = new Pool(options);
@@ -64,9 +69,14 @@ export function openPool(t, options) {
   pool.on('workerRetire', ({ pid }) => log.push(['workerRetire', pid]));
   pool.on('event', (name, data, pid) => log.push(['event', name, data, pid]));
   pool.on('protocolError', (info) => log.push(['protocolError', info]));
+  // terminate() must resolve (a hang fails the test): within the kill grace, plus slack.
+  const grace = typeof options.killGraceMs === 'number' && options.killGraceMs < 5000 ? options.killGraceMs : 5000;
   t.after(async () => {
-    await within(pool.terminate(), 5000);
-    spawned.forEach(killIfAlive);
+    try {
+      await bounded(pool.terminate(), grace + 10000, 'pool.terminate() in the test cleanup');
+    } finally {
+      spawned.forEach(killIfAlive);
+    }
   });
   return { pool, log, spawned };
 }
