@@ -38,8 +38,12 @@ test('concurrency 2 on one worker: never more than 2 jobs at once', TEST, async 
   assert.deepEqual(results.map((r) => r.tag), [0, 1, 2, 3, 4, 5]);
   const holds = await Promise.all(Array.from({ length: 6 }, (_, i) => pool.call('hold', 2, i)));
   assert.equal(holds.length, 6);
+  // Each job got its own result, all on the one worker.
+  assert.deepEqual(holds.map((r) => r.tag), [0, 1, 2, 3, 4, 5]);
+  assert.equal(new Set([...results, ...holds].map((r) => r.pid)).size, 1);
   const stats = await pool.call('stats');
   assert.equal(stats.max, 2);
+  assert.equal(stats.running, 0, 'every job finished before its result came back');
 });
 
 // spawnDelay 0: the pool grows as soon as the work needs a second worker, not 100 ms later

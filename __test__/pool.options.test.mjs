@@ -199,6 +199,24 @@ test('valid edge values are accepted', TEST, async (t) => {
   assert.equal(await pool.call('env', 'UNSET_ME'), null);
   assert.equal(codes.INVALID_OPTION, 'ERR_INVALID_OPTION');
   assert.ok(Object.isFrozen(codes));
+  // maxBacklog Infinity: no limit. 2,000 jobs queued at once on one worker are all accepted.
+  const many = await Promise.allSettled(Array.from({ length: 2000 }, (_, i) => pool.call('add', i, 1)));
+  const refused = many.filter((r) => r.status === 'rejected');
+  assert.deepEqual(refused.slice(0, 3).map((r) => r.reason.code), [], 'maxBacklog: Infinity refused jobs');
+  assert.deepEqual(many.map((r) => r.value), Array.from({ length: 2000 }, (_, i) => i + 1));
+  // killGraceMs 0: a worker that ignores SIGTERM is SIGKILLed at once, not after a grace
+  // period (the marker is far short of the 5 s default).
+  const stubborn = openPool(t, { module: fixture('stubborn.js'), maxWorkers: 1, killGraceMs: 0 });
+  const pid = await stubborn.pool.call('pid');
+  let marker;
+  const closed = await Promise.race([
+    stubborn.pool.close().then(() => 'closed'),
+    new Promise((resolve) => { marker = setTimeout(resolve, 3000, 'marker'); }),
+  ]);
+  clearTimeout(marker);
+  assert.equal(closed, 'closed', 'killGraceMs: 0 waited for a grace period');
+  const exit = stubborn.log.find((e) => e[0] === 'workerExit' && e[1].pid === pid);
+  assert.equal(exit && exit[1].signal, 'SIGKILL');
 });
 
 test('maxMessage: a result larger than the limit fails the job, the pool goes on', TEST, async (t) => {
