@@ -17,8 +17,8 @@ export declare class NativePool {
    * `payloads`. Returns the refused ones as flat triples `[index, reason, value, …]`, reason
    * a `RejectReason`.
    *
-   * `retries` and `timeouts` (milliseconds, 0 = none), when given, hold one value per job
-   * and replace the pool's defaults for this batch.
+   * `retries` and `timeouts` (milliseconds, 0 = none, at most `MAX_DURATION_MS`), when
+   * given, hold one value per job and replace the pool's defaults for this batch.
    */
   submit(firstId: number, payloads: string, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null): Array<number>
   /**
@@ -77,6 +77,14 @@ export declare function installCleanup(): void
 
 /** SIGKILLs every worker of every pool in this process. For `process.on('exit')`. */
 export declare function killAllWorkers(): void
+
+/**
+ * Longest finite span any option or job may give, in milliseconds (2^32 − 1, about 49.7 days):
+ * a longer one is refused, never clamped. Infinity, where an option takes it, keeps its
+ * meaning. The engine could hold longer spans, but one this long is surely a mistake (and an
+ * `Instant` cannot hold them all: 1e22 ms used to abort the process).
+ */
+export declare const MAX_DURATION_MS: number
 
 /** Engine options. Left out: the engine's default, or the feature is off. */
 export interface NativeOptions {

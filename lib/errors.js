@@ -20,6 +20,8 @@ const codes = Object.freeze({
   SPAWN_FAILED: 'ERR_SPAWN_FAILED',
   JOB_TIMEOUT: 'ERR_JOB_TIMEOUT',
   ABORTED: 'ABORT_ERR',
+  // A bug inside comrade's native code (a Rust panic), caught at the binding: never a crash.
+  INTERNAL: 'ERR_INTERNAL',
 });
 
 class PoolError extends Error {

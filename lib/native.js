@@ -66,6 +66,8 @@ const REJECT = upperSnake(binding.RejectReason);
 const DEFAULTS = Object.freeze({
   maxMessage: binding.DEFAULT_MAX_MESSAGE,
   killGraceMs: binding.DEFAULT_KILL_GRACE_MS,
+  // Longest finite span an option or a job may give, in ms (2^32 - 1, about 49.7 days).
+  maxDurationMs: binding.MAX_DURATION_MS,
 });
 
 module.exports = {

@@ -17,6 +17,10 @@ const { optionError } = require('./errors');
 
 const MAX_U32 = 0xffffffff;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
+// Every span (an `ms` row, a job's timeout) is at most this many ms when finite: 2^32 - 1,
+// about 49.7 days. A longer one is refused, never clamped; Infinity keeps its meaning where a
+// row takes it. (1e22 ms used to reach the engine and abort the process.)
+const MAX_DURATION_MS = DEFAULTS.maxDurationMs;
 
 function cpus() {
   return os.availableParallelism ? os.availableParallelism() : os.cpus().length;
@@ -74,12 +78,13 @@ const TYPES = {
     }
     return v;
   },
-  // A number of milliseconds.
+  // A number of milliseconds: finite ones at most MAX_DURATION_MS.
   ms(row, v, min, max) {
     if (typeof v !== 'number' || !(row.exclusive ? v > min : v >= min) || v > max) {
       throw optionError(`${row.name} must be a number of milliseconds ${row.exclusive ? '>' : '>='} ${min}`,
         RangeError);
     }
+    if (v !== Infinity && v > MAX_DURATION_MS) throw optionError(durationMessage(row.name, v), RangeError);
     return v;
   },
   boolean(row, v) {
@@ -151,6 +156,11 @@ const TYPES = {
   },
 };
 
+// What a finite span over MAX_DURATION_MS is told, for an option or a job's timeout.
+function durationMessage(name, v) {
+  return `${name} must be at most ${MAX_DURATION_MS} ms (about 49.7 days), or Infinity; got ${v}`;
+}
+
 // One option's value from `options` (its default when absent). `resolved` holds the options
 // resolved before it.
 function resolveOption(row, options, resolved) {
@@ -180,4 +190,4 @@ function resolveOptions(options) {
   return out;
 }
 
-module.exports = { OPTIONS, TYPES, resolveOption, resolveOptions };
+module.exports = { OPTIONS, TYPES, MAX_DURATION_MS, durationMessage, resolveOption, resolveOptions };

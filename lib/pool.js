@@ -13,7 +13,7 @@ const {
   codes, PoolError, argumentError, unserializableError, abortError, closedError,
   rejectionError, renderFailure, POOL_FAILURES,
 } = require('./errors');
-const { resolveOptions } = require('./options');
+const { resolveOptions, MAX_DURATION_MS, durationMessage } = require('./options');
 const { Session, Job, ScopedJob } = require('./session');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
@@ -312,6 +312,9 @@ function readOptions(job, options, onProgress) {
   if (timeout !== undefined) {
     if (typeof timeout !== 'number' || !(timeout > 0)) {
       return argumentError('run(): options.timeout must be a number of milliseconds > 0');
+    }
+    if (timeout !== Infinity && timeout > MAX_DURATION_MS) {
+      return argumentError(`run(): ${durationMessage('options.timeout', timeout)}`);
     }
     job.timeout = timeout === Infinity ? 0 : timeout;
   }

@@ -6,8 +6,8 @@
 //! cannot run.
 
 use std::cell::RefCell;
+use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
-use std::time::Duration;
 
 use comrade_core::engine::{Engine, EngineConfig};
 use comrade_core::scheduler::JobOpts;
@@ -23,6 +23,38 @@ use options::NativeOptions;
 use records::rejections;
 
 type Wake = ThreadsafeFunction<(), (), (), Status, false, true>;
+
+/// What every entry point returns: a JS error's `code` is the status name of a napi error
+/// (`InvalidArg`, ...) or `ERR_INTERNAL` for a panic caught at the boundary.
+mod js {
+    pub type Result<T> = std::result::Result<T, napi::Error<String>>;
+}
+
+/// The `code` of the JS error a panic in the binding or the engine becomes.
+pub const ERR_INTERNAL: &str = "ERR_INTERNAL";
+
+/// Runs the body of the `#[napi]` entry point `what`. A panic inside must never unwind into
+/// Node (the process would abort): it becomes a JS error with code `ERR_INTERNAL` and the
+/// panic's message. Every entry point goes through here.
+fn entry<T>(what: &str, body: impl FnOnce() -> Result<T>) -> js::Result<T> {
+    match guarded(what, body) {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(e)) => Err(napi::Error::new(e.status.as_ref().to_owned(), e.reason)),
+        Err(message) => Err(napi::Error::new(ERR_INTERNAL.to_owned(), message)),
+    }
+}
+
+/// Runs `body`, catching a panic: `Err` holds the message of the JS error it becomes.
+fn guarded<R>(what: &str, body: impl FnOnce() -> R) -> std::result::Result<R, String> {
+    catch_unwind(AssertUnwindSafe(body)).map_err(|payload| {
+        let message = payload
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| payload.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "a panic without a message".into());
+        format!("comrade: internal error in {what}: {message}")
+    })
+}
 
 #[napi]
 pub struct NativePool {
@@ -40,7 +72,13 @@ impl NativePool {
         env: Env,
         options: NativeOptions,
         #[napi(ts_arg_type = "() => void")] wake: Function<'_, (), ()>,
-    ) -> Result<Self> {
+    ) -> js::Result<Self> {
+        entry("new NativePool", || Self::make(env, options, wake))
+    }
+}
+
+impl NativePool {
+    fn make(env: Env, options: NativeOptions, wake: Function<'_, (), ()>) -> Result<Self> {
         let cfg = EngineConfig::try_from(options)?;
         // Direct reads call the same JS function as the wake.
         let direct = direct::Direct::new(env.raw(), wake.raw());
@@ -64,13 +102,16 @@ impl NativePool {
             direct: RefCell::new(direct),
         })
     }
+}
 
+#[napi]
+impl NativePool {
     /// Submits `count` jobs with ids `firstId, firstId + 1, …`, one JSON text per line of
     /// `payloads`. Returns the refused ones as flat triples `[index, reason, value, …]`, reason
     /// a `RejectReason`.
     ///
-    /// `retries` and `timeouts` (milliseconds, 0 = none), when given, hold one value per job
-    /// and replace the pool's defaults for this batch.
+    /// `retries` and `timeouts` (milliseconds, 0 = none, at most `MAX_DURATION_MS`), when
+    /// given, hold one value per job and replace the pool's defaults for this batch.
     #[napi]
     pub fn submit(
         &self,
@@ -79,15 +120,18 @@ impl NativePool {
         count: u32,
         retries: Option<Uint32Array>,
         timeouts: Option<Float64Array>,
-    ) -> Vec<f64> {
-        let opts = job_opts(count, retries.as_deref(), timeouts.as_deref());
-        let rejected =
-            rejections(
-                self.engine
-                    .submit_with(first_id, &payloads, count as usize, &opts),
-            );
-        self.sync_direct();
-        rejected
+    ) -> js::Result<Vec<f64>> {
+        entry("NativePool.submit", || {
+            let opts = job_opts(count, retries.as_deref(), timeouts.as_deref())
+                .map_err(|e| Error::new(Status::InvalidArg, e))?;
+            let rejected =
+                rejections(
+                    self.engine
+                        .submit_with(first_id, &payloads, count as usize, &opts),
+                );
+            self.sync_direct();
+            Ok(rejected)
+        })
     }
 
     /// For the `lines` protocol: submits `count` calls with ids `firstId, firstId + 1, …`. Line i
@@ -104,29 +148,34 @@ impl NativePool {
         count: u32,
         retries: Option<Uint32Array>,
         timeouts: Option<Float64Array>,
-    ) -> Vec<f64> {
-        let opts = job_opts(count, retries.as_deref(), timeouts.as_deref());
-        let rejected = rejections(self.engine.submit_calls(
-            first_id,
-            &args,
-            fns.as_deref(),
-            count as usize,
-            &opts,
-        ));
-        self.sync_direct();
-        rejected
+    ) -> js::Result<Vec<f64>> {
+        entry("NativePool.submitCalls", || {
+            let opts = job_opts(count, retries.as_deref(), timeouts.as_deref())
+                .map_err(|e| Error::new(Status::InvalidArg, e))?;
+            let rejected = rejections(self.engine.submit_calls(
+                first_id,
+                &args,
+                fns.as_deref(),
+                count as usize,
+                &opts,
+            ));
+            self.sync_direct();
+            Ok(rejected)
+        })
     }
 
     /// Every record produced since the last call, as one JSON array of `kind, id, value`
     /// triples (kind a `RecordKind`), or null.
     #[napi]
-    pub fn take(&self) -> Option<String> {
-        let batch = self.engine.take().map(|b| b.text);
-        if batch.is_none() {
-            // The last take of a drain: the load it leaves decides who reads replies next.
-            self.sync_direct();
-        }
-        batch
+    pub fn take(&self) -> js::Result<Option<String>> {
+        entry("NativePool.take", || {
+            let batch = self.engine.take().map(|b| b.text);
+            if batch.is_none() {
+                // The last take of a drain: the load it leaves decides who reads replies next.
+                self.sync_direct();
+            }
+            Ok(batch)
+        })
     }
 
     fn sync_direct(&self) {
@@ -138,7 +187,51 @@ impl NativePool {
     /// Whether pending work keeps the Node event loop alive. The JS layer turns this on while
     /// any job is unsettled (or a shutdown is in progress) and off when idle.
     #[napi]
-    pub fn set_ref(&mut self, env: Env, on: bool) -> Result<()> {
+    pub fn set_ref(&mut self, env: Env, on: bool) -> js::Result<()> {
+        entry("NativePool.setRef", || self.set_ref_now(env, on))
+    }
+
+    /// Per-job dispatch/completion records, for compute-cluster's 'debug' event.
+    #[napi]
+    pub fn set_debug(&self, on: bool) -> js::Result<()> {
+        entry("NativePool.setDebug", || {
+            self.engine.set_debug(on);
+            Ok(())
+        })
+    }
+
+    /// Stops the pool: with `drain`, queued jobs run first; without, they fail with reason
+    /// "closed". Workers get SIGTERM, then SIGKILL after the grace period.
+    #[napi]
+    pub fn shutdown(&self, drain: bool) -> js::Result<()> {
+        entry("NativePool.shutdown", || {
+            self.engine.shutdown(drain);
+            Ok(())
+        })
+    }
+
+    /// Pids of the live workers.
+    #[napi]
+    pub fn pids(&self) -> js::Result<Vec<i32>> {
+        entry("NativePool.pids", || Ok(self.engine.pids()))
+    }
+
+    /// Withdraws a job (its caller aborted): 0 = not found, 1 = was queued, 2 = was running
+    /// (its worker is killed and replaced). No record follows for it.
+    #[napi]
+    pub fn cancel(&self, id: u32) -> js::Result<u32> {
+        entry("NativePool.cancel", || Ok(self.engine.cancel(id) as u32))
+    }
+
+    /// Workers, queue, totals and percentiles, as JSON text.
+    #[napi]
+    pub fn stats(&self) -> js::Result<String> {
+        entry("NativePool.stats", || Ok(self.engine.stats_json()))
+    }
+}
+
+impl NativePool {
+    fn set_ref_now(&mut self, env: Env, on: bool) -> Result<()> {
         if on == self.referenced {
             return Ok(());
         }
@@ -160,38 +253,6 @@ impl NativePool {
         self.referenced = on;
         Ok(())
     }
-
-    /// Per-job dispatch/completion records, for compute-cluster's 'debug' event.
-    #[napi]
-    pub fn set_debug(&self, on: bool) {
-        self.engine.set_debug(on);
-    }
-
-    /// Stops the pool: with `drain`, queued jobs run first; without, they fail with reason
-    /// "closed". Workers get SIGTERM, then SIGKILL after the grace period.
-    #[napi]
-    pub fn shutdown(&self, drain: bool) {
-        self.engine.shutdown(drain);
-    }
-
-    /// Pids of the live workers.
-    #[napi]
-    pub fn pids(&self) -> Vec<i32> {
-        self.engine.pids()
-    }
-
-    /// Withdraws a job (its caller aborted): 0 = not found, 1 = was queued, 2 = was running
-    /// (its worker is killed and replaced). No record follows for it.
-    #[napi]
-    pub fn cancel(&self, id: u32) -> u32 {
-        self.engine.cancel(id) as u32
-    }
-
-    /// Workers, queue, totals and percentiles, as JSON text.
-    #[napi]
-    pub fn stats(&self) -> String {
-        self.engine.stats_json()
-    }
 }
 
 /// Physical cores and execution units (logical CPUs) of this machine.
@@ -202,40 +263,108 @@ pub struct CpuCount {
 }
 
 #[napi]
-pub fn ncpu() -> CpuCount {
-    let (physical, logical) = comrade_core::spawn::ncpu();
-    CpuCount {
-        physical: physical as u32,
-        logical: logical as u32,
-    }
+pub fn ncpu() -> js::Result<CpuCount> {
+    entry("ncpu", || {
+        let (physical, logical) = comrade_core::spawn::ncpu();
+        Ok(CpuCount {
+            physical: physical as u32,
+            logical: logical as u32,
+        })
+    })
 }
 
 /// SIGKILLs every worker of every pool in this process. For `process.on('exit')`.
 #[napi]
-pub fn kill_all_workers() {
-    comrade_core::engine::kill_all_workers();
+pub fn kill_all_workers() -> js::Result<()> {
+    entry("killAllWorkers", || {
+        comrade_core::engine::kill_all_workers();
+        Ok(())
+    })
 }
 
 /// Registers the environment teardown hook that kills leftover workers.
 #[napi]
-pub fn install_cleanup(env: Env) -> Result<()> {
-    env.add_env_cleanup_hook((), |_| comrade_core::engine::kill_all_workers())?;
-    Ok(())
+pub fn install_cleanup(env: Env) -> js::Result<()> {
+    entry("installCleanup", || {
+        env.add_env_cleanup_hook((), |_| {
+            // Called by Node with no JS to throw to: a panic is dropped, never unwound into it.
+            let _ = catch_unwind(comrade_core::engine::kill_all_workers);
+        })?;
+        Ok(())
+    })
 }
 
-/// Per-job options for a batch: none when the pool's defaults apply to every job.
-fn job_opts(count: u32, retries: Option<&[u32]>, timeouts: Option<&[f64]>) -> Vec<JobOpts> {
+/// Per-job options for a batch: none when the pool's defaults apply to every job. A timeout
+/// of 0 (or anything not positive, or infinite) is none; a finite one over `MAX_DURATION_MS`
+/// is refused, as the options are.
+fn job_opts(
+    count: u32,
+    retries: Option<&[u32]>,
+    timeouts: Option<&[f64]>,
+) -> std::result::Result<Vec<JobOpts>, String> {
     if retries.is_none() && timeouts.is_none() {
-        return Vec::new();
+        return Ok(Vec::new());
     }
     (0..count as usize)
-        .map(|i| JobOpts {
-            retries: retries.and_then(|r| r.get(i).copied()).unwrap_or(0),
-            // A typed array has no "none": 0 (or anything not positive and finite) is.
-            timeout: timeouts
-                .and_then(|t| t.get(i).copied())
-                .filter(|ms| ms.is_finite() && *ms > 0.0)
-                .map(|ms| Duration::from_secs_f64(ms / 1000.0)),
+        .map(|i| {
+            let ms = timeouts.and_then(|t| t.get(i).copied()).unwrap_or(0.0);
+            let timeout = if ms > 0.0 {
+                options::span(ms).map_err(|()| {
+                    format!(
+                        "timeouts[{i}] must be at most {} ms (about 49.7 days), or Infinity",
+                        options::MAX_DURATION_MS
+                    )
+                })?
+            } else {
+                None
+            };
+            Ok(JobOpts {
+                retries: retries.and_then(|r| r.get(i).copied()).unwrap_or(0),
+                timeout,
+            })
         })
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_panic_in_an_entry_point_is_caught_with_a_clear_message() {
+        let e = guarded("NativePool.take", || -> u8 { panic!("boom {}", 1) }).unwrap_err();
+        assert_eq!(e, "comrade: internal error in NativePool.take: boom 1");
+        let e = guarded("ncpu", || std::panic::panic_any(7u8)).unwrap_err();
+        assert_eq!(
+            e,
+            "comrade: internal error in ncpu: a panic without a message"
+        );
+        assert_eq!(guarded("x", || 5), Ok(5));
+    }
+
+    #[test]
+    fn per_job_timeouts_over_the_bound_are_refused_and_none_is_zero_or_infinite() {
+        // Issue 15, point 1: a per-job 1e22 ms used to panic converting to a Duration.
+        let e = job_opts(2, None, Some(&[5.0, 1e22])).unwrap_err();
+        assert_eq!(
+            e,
+            "timeouts[1] must be at most 4294967295 ms (about 49.7 days), or Infinity"
+        );
+        let o = job_opts(4, Some(&[1, 2]), Some(&[0.0, f64::INFINITY, -1.0, 1500.0])).unwrap();
+        let t: Vec<_> = o.iter().map(|o| o.timeout).collect();
+        assert_eq!(
+            t,
+            [
+                None,
+                None,
+                None,
+                Some(std::time::Duration::from_millis(1500))
+            ]
+        );
+        assert_eq!(
+            o.iter().map(|o| o.retries).collect::<Vec<_>>(),
+            [1, 2, 0, 0]
+        );
+        assert!(job_opts(3, None, None).unwrap().is_empty());
+    }
 }

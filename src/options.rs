@@ -19,6 +19,13 @@ pub const DEFAULT_MAX_MESSAGE: u32 = engine::DEFAULT_MAX_MESSAGE as u32;
 #[napi]
 pub const DEFAULT_KILL_GRACE_MS: u32 = engine::DEFAULT_KILL_GRACE.as_millis() as u32;
 
+/// Longest finite span any option or job may give, in milliseconds (2^32 − 1, about 49.7 days):
+/// a longer one is refused, never clamped. Infinity, where an option takes it, keeps its
+/// meaning. The engine could hold longer spans, but one this long is surely a mistake (and an
+/// `Instant` cannot hold them all: 1e22 ms used to abort the process).
+#[napi]
+pub const MAX_DURATION_MS: u32 = u32::MAX;
+
 // The casts above must not truncate.
 const _: () = assert!(engine::DEFAULT_MAX_MESSAGE <= u32::MAX as usize);
 const _: () = assert!(engine::DEFAULT_KILL_GRACE.as_millis() <= u32::MAX as u128);
@@ -183,12 +190,28 @@ fn invalid(message: impl Into<String>) -> InvalidOption {
     InvalidOption(message.into())
 }
 
-/// Milliseconds (>= 0) as a Duration; None when infinite.
+/// Milliseconds (>= 0, at most `MAX_DURATION_MS`) as a Duration; None when infinite.
 fn millis(name: &str, ms: f64) -> Result<Option<Duration>, InvalidOption> {
     if ms.is_nan() || ms < 0.0 {
         return Err(invalid(format!(
             "{name} must be a number of milliseconds >= 0"
         )));
+    }
+    span(ms).map_err(|()| {
+        invalid(format!(
+            "{name} must be at most {MAX_DURATION_MS} ms (about 49.7 days), or Infinity"
+        ))
+    })
+}
+
+/// A span of `ms` milliseconds (not NaN, >= 0): None when infinite, an error when finite and
+/// over `MAX_DURATION_MS`.
+pub fn span(ms: f64) -> Result<Option<Duration>, ()> {
+    if ms == f64::INFINITY {
+        return Ok(None);
+    }
+    if ms > f64::from(MAX_DURATION_MS) {
+        return Err(());
     }
     Ok(Duration::try_from_secs_f64(ms / 1000.0).ok())
 }
@@ -385,5 +408,34 @@ mod tests {
             convert(|o| o.max_rss = Some(0.5)).err().as_deref(),
             Some("maxRss must be at least 1")
         );
+    }
+
+    #[test]
+    fn finite_spans_over_the_bound_are_refused_and_the_bound_itself_is_taken() {
+        // Issue 15, point 1: 1e22 ms used to reach the engine and abort the process.
+        let cases: [Case; 3] = [
+            (|o| o.spawn_delay_ms = Some(1e22), "spawnDelayMs"),
+            (|o| o.idle_timeout_ms = Some(1e22), "idleTimeoutMs"),
+            (|o| o.timeout_ms = Some(f64::MAX), "timeoutMs"),
+        ];
+        for (edit, name) in cases {
+            assert_eq!(
+                convert(edit).err(),
+                Some(format!(
+                    "{name} must be at most 4294967295 ms (about 49.7 days), or Infinity"
+                ))
+            );
+        }
+        let max = f64::from(MAX_DURATION_MS);
+        let cfg = convert(|o| {
+            o.spawn_delay_ms = Some(max);
+            o.idle_timeout_ms = Some(max);
+            o.timeout_ms = Some(max);
+        })
+        .unwrap();
+        let d = Duration::from_millis(MAX_DURATION_MS.into());
+        assert_eq!(cfg.sched.spawn_delay, d);
+        assert_eq!(cfg.sched.idle_timeout, Some(d));
+        assert_eq!(cfg.job_defaults.timeout, Some(d));
     }
 }

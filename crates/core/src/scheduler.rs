@@ -436,17 +436,22 @@ impl Scheduler {
                 .push(now.saturating_duration_since(j.submitted).as_secs_f64());
         }
         if serving {
-            self.arm(job, now);
+            self.arm(job, Some(now));
         } else {
             // Armed for real when the worker says it serves; until then a worker that never
             // finishes starting still cannot hold the job forever.
-            self.arm(job, now + STARTUP_ALLOWANCE);
+            self.arm(job, now.checked_add(STARTUP_ALLOWANCE));
         }
     }
 
-    fn arm(&mut self, job: JobId, from: Instant) {
+    /// Arms job `job`'s run deadline `from` then (`None`: a start beyond what an `Instant`
+    /// holds). A deadline past the end of time is none: the job never times out.
+    fn arm(&mut self, job: JobId, from: Option<Instant>) {
         if let Some(t) = self.jobs.get(&job).and_then(|j| j.timeout) {
-            let at = from + t;
+            let Some(at) = from.and_then(|f| f.checked_add(t)) else {
+                self.job_deadline.remove(&job);
+                return;
+            };
             self.job_deadline.insert(job, at);
             self.deadlines.push(Reverse((at, job)));
         }
@@ -471,7 +476,7 @@ impl Scheduler {
             .map(|(j, _)| *j)
             .collect();
         for job in sent {
-            self.arm(job, now);
+            self.arm(job, Some(now));
         }
     }
 
@@ -717,7 +722,8 @@ impl Scheduler {
                 }
                 if s.state == WorkerState::Ready
                     && s.inflight.is_empty()
-                    && s.idle_since.is_some_and(|t| now >= t + idle)
+                    && s.idle_since
+                        .is_some_and(|t| t.checked_add(idle).is_some_and(|at| now >= at))
                 {
                     s.state = WorkerState::Closing;
                     active -= 1;
@@ -743,8 +749,11 @@ impl Scheduler {
             consider(*at);
         }
         if self.spawn_held {
-            if let Some(t) = self.last_spawn {
-                consider(t + self.cfg.spawn_delay);
+            if let Some(at) = self
+                .last_spawn
+                .and_then(|t| t.checked_add(self.cfg.spawn_delay))
+            {
+                consider(at);
             }
         }
         if let Some(idle) = self.cfg.idle_timeout {
@@ -752,8 +761,8 @@ impl Scheduler {
             if active > self.cfg.min_workers {
                 for s in &self.slots {
                     if s.state == WorkerState::Ready && s.inflight.is_empty() {
-                        if let Some(t) = s.idle_since {
-                            consider(t + idle);
+                        if let Some(at) = s.idle_since.and_then(|t| t.checked_add(idle)) {
+                            consider(at);
                         }
                     }
                 }
@@ -863,7 +872,11 @@ impl Scheduler {
             return true;
         }
         match self.last_spawn {
-            Some(t) if self.now < t + self.cfg.spawn_delay => {
+            // A delay past the end of time: no growth spawn again.
+            Some(t)
+                if t.checked_add(self.cfg.spawn_delay)
+                    .is_none_or(|at| self.now < at) =>
+            {
                 self.spawn_held = true;
                 false
             }
@@ -1201,6 +1214,53 @@ mod tests {
         s.abandon(1, 2);
         assert_eq!(s.expired(t + ms(150)), vec![(1, 3)]);
         assert!(s.expired(t + ms(1000)).is_empty(), "reported once");
+    }
+
+    #[test]
+    fn spans_past_the_end_of_time_mean_never_and_do_not_panic() {
+        // Issue 15, point 1: an Instant plus a span beyond what it holds used to panic
+        // ("overflow when adding duration to instant").
+        let t = Instant::now();
+        let c = SchedConfig {
+            max_workers: 2,
+            spawn_delay: Duration::MAX,
+            idle_timeout: Some(Duration::MAX),
+            ..SchedConfig::default()
+        };
+        let mut s = Scheduler::new_at(c, t);
+        let opts = JobOpts {
+            retries: 0,
+            timeout: Some(Duration::MAX),
+        };
+        for j in 1..=3 {
+            s.submit_with(j, p("x"), opts).unwrap();
+        }
+        // The first worker starts at once and serves; the second waits for a delay that
+        // never ends.
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        assert_eq!(s.workers(), 1);
+        // The run deadline (armed at the send, then again when serving) is none.
+        assert_eq!(s.next_deadline(), None);
+        assert!(s.expired(t + ms(1_000_000)).is_empty());
+        s.complete(1, 1, t + ms(10)).unwrap();
+        assert_eq!(run(&mut s, t + ms(10)), vec![(1, 2)]);
+        s.complete(1, 2, t + ms(20)).unwrap();
+        assert_eq!(run(&mut s, t + ms(20)), vec![(1, 3)]);
+        s.complete(1, 3, t + ms(30)).unwrap();
+        // Idle, with an idle timeout past the end of time: never stopped, no deadline.
+        s.housekeeping(t + ms(1_000_000));
+        assert!(run_stops(&mut s, t + ms(1_000_000)).1.is_empty());
+        assert_eq!(s.next_deadline(), None);
+        // A job sent to a worker still starting: its startup allowance plus a huge timeout.
+        let mut s = Scheduler::new_at(cfg(1, None), t);
+        s.submit_with(1, p("x"), opts).unwrap();
+        assert_eq!(s.next_action(), Some(Action::Spawn(1)));
+        s.spawned(1);
+        assert_eq!(s.next_action(), Some(Action::Send { worker: 1, job: 1 }));
+        s.mark_sent(1, 1, t);
+        assert_eq!(s.next_deadline(), None);
+        s.worker_serving(1, t + ms(5));
+        assert_eq!(s.next_deadline(), None);
     }
 
     #[test]

@@ -112,9 +112,16 @@ impl Shared {
     }
 
     /// As [`Shared::update`], for the host's own thread taking records right after: it is
-    /// not woken for them (it would find the batch already taken).
-    pub fn update_on_host<R>(self: &Arc<Self>, f: impl FnOnce(&mut State, &Arc<Shared>) -> R) -> R {
-        self.update_inner(true, f)
+    /// not woken for them (it would find the batch already taken). The host calls this from
+    /// its event loop's own callbacks (a direct read), where no JS can catch an error: a panic
+    /// (a bug) must not unwind into the event loop, which would abort the process. It is
+    /// caught here and the result is `R::default()`.
+    pub fn update_on_host<R: Default>(
+        self: &Arc<Self>,
+        f: impl FnOnce(&mut State, &Arc<Shared>) -> R,
+    ) -> R {
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| self.update_inner(true, f)))
+            .unwrap_or_default()
     }
 
     fn update_inner<R>(
