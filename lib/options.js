@@ -46,7 +46,7 @@ const OPTIONS = Object.freeze([
   { name: 'maxExpectedWait', type: 'ms', range: [0, Infinity], exclusive: true, default: null },
   // The JSON text of the worker's init() argument.
   { name: 'initData', type: 'json', default: 'null' },
-  { name: 'cwd', type: 'string', default: undefined },
+  { name: 'cwd', type: 'directory', default: undefined },
   { name: 'env', type: 'env', default: undefined },
   // What to run: exactly one of `module` (a Node module, a path or file URL, run by
   // lib/pool-worker.js with `execArgv`, by default this process's safe flags) and `command`
@@ -93,6 +93,19 @@ const TYPES = {
   },
   string(row, v) {
     if (typeof v !== 'string') throw optionError(`${row.name} must be a string`);
+    return v;
+  },
+  // An existing directory (checked now: a worker started in a missing one would fail with the
+  // OS's bare "No such file or directory", as if its program were missing).
+  directory(row, v) {
+    if (typeof v !== 'string') throw optionError(`${row.name} must be a string`);
+    let isDir = false;
+    try {
+      isDir = fs.statSync(v).isDirectory();
+    } catch {
+      throw optionError(`${row.name} not found: ${path.resolve(v)}`, Error);
+    }
+    if (!isDir) throw optionError(`${row.name} is not a directory: ${path.resolve(v)}`, Error);
     return v;
   },
   // Any value JSON can carry, as its JSON text.

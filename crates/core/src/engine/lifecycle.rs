@@ -77,7 +77,16 @@ impl State {
                 self.outbox.push(kind::SPAWNED, pid as u32, &v);
             }
             Err(e) => {
-                let msg = format!("cannot start worker {:?}: {e}", shared.cfg.spawn.program);
+                let program = &shared.cfg.spawn.program;
+                let msg = match &shared.cfg.spawn.cwd {
+                    // The OS says only "No such file or directory", as if the program were
+                    // missing.
+                    Some(cwd) if !std::path::Path::new(cwd).is_dir() => format!(
+                        "cannot start worker {program:?}: its working directory (cwd) {cwd:?} \
+                         does not exist or is not a directory"
+                    ),
+                    _ => format!("cannot start worker {program:?}: {e}"),
+                };
                 self.session(shared).spawn_failed(w, &msg);
                 self.check_all_exited();
             }
@@ -180,6 +189,11 @@ impl State {
         let Some(conn) = conns.get_mut(&w) else {
             return Read::Closed;
         };
+        if conn.peer.broken {
+            // It broke the protocol: nothing more it sends is believed, not even what was
+            // read with the violation; it is being killed.
+            return Read::Closed;
+        }
         let mut session = super::session::Session {
             sched,
             outbox,
@@ -190,8 +204,7 @@ impl State {
             session.line(w, peer, line, now).map_err(|e| e.0)
         });
         if let Some(msg) = error {
-            let pid = conn.peer.pid;
-            session.protocol_error(pid, &ProtocolError(msg));
+            session.broke(&mut conn.peer, &ProtocolError(msg));
             self.kill_worker(w);
         }
         self.run_actions(shared);

@@ -66,11 +66,17 @@ pub(crate) struct Peer {
     pub pid: i32,
     /// [`Protocol::Lines`]: the error of the worker's `fatal` message (JSON text).
     pub fatal: Option<String>,
+    /// It broke the protocol ([`Session::broke`]): nothing more it sends is believed.
+    pub broken: bool,
 }
 
 impl Peer {
     pub fn new(pid: i32) -> Self {
-        Peer { pid, fatal: None }
+        Peer {
+            pid,
+            fatal: None,
+            broken: false,
+        }
     }
 }
 
@@ -88,7 +94,8 @@ pub(crate) struct Session<'a> {
 pub(crate) struct ProtocolError(pub String);
 
 impl Session<'_> {
-    /// Handles one complete line from worker `w`.
+    /// Handles one complete line from worker `w`. A worker that broke the protocol is not
+    /// believed any more: its lines are dropped.
     pub fn line(
         &mut self,
         w: WorkerId,
@@ -96,6 +103,9 @@ impl Session<'_> {
         line: &[u8],
         now: Instant,
     ) -> Result<(), ProtocolError> {
+        if peer.broken {
+            return Ok(());
+        }
         match self.protocol {
             Protocol::Lines => self.lines_message(w, peer, line, now),
             Protocol::NodeIpc => self.ipc_message(w, peer.pid, line, now),
@@ -206,8 +216,20 @@ impl Session<'_> {
         self.sched.retire(w);
     }
 
-    /// The worker broke the protocol: reported, and it takes no more work (the caller kills
-    /// it; its exit settles what it held).
+    /// The worker broke the protocol: reported once, and from now on nothing it sends is
+    /// believed (its lines are dropped, the engine stops reading it). The caller kills it; its
+    /// exit settles what it held, as after any crash: a reply that arrives after the violation,
+    /// even in the same read, settles nothing.
+    pub fn broke(&mut self, peer: &mut Peer, e: &ProtocolError) {
+        if peer.broken {
+            return;
+        }
+        peer.broken = true;
+        self.protocol_error(peer.pid, e);
+    }
+
+    /// The PROTOCOL_ERROR record of worker `pid` (see [`Session::broke`], which also marks the
+    /// worker as not to be believed).
     pub fn protocol_error(&mut self, pid: i32, e: &ProtocolError) {
         self.outbox
             .push(kind::PROTOCOL_ERROR, pid as u32, &json_string(&e.0));
@@ -225,10 +247,11 @@ impl Session<'_> {
     /// jobs are retried or fail, and the exit is reported.
     ///
     /// The startup-failure rule: with [`Protocol::Lines`], a worker that never said `ready`
-    /// and said `fatal` or exited with an error code could not start. Its jobs fail with
-    /// reason `startup`, and so do the queued ones unless another worker serves (they would
-    /// only wait for a worker that fails the same way); no worker starts again until new work
-    /// comes. A signal (a chaos kill) is an ordinary crash.
+    /// and said `fatal`, exited with an error code, or exited with code 0 when the pool had
+    /// not asked it to stop could not start. Its jobs fail with reason `startup`, and so do the
+    /// queued ones unless another worker serves (they would only wait for a worker that fails
+    /// the same way); no worker starts again until new work comes. A signal (a chaos kill) is
+    /// an ordinary crash.
     pub fn exited(&mut self, w: WorkerId, peer: Peer, status: ExitStatus, shutting_down: bool) {
         let pid = peer.pid;
         let code = status.code();
@@ -236,7 +259,7 @@ impl Session<'_> {
         let expected = shutting_down || self.sched.stop_expected(w);
         let startup_failure = self.protocol == Protocol::Lines
             && !self.sched.is_serving(w)
-            && (peer.fatal.is_some() || code.is_some_and(|c| c != 0));
+            && (peer.fatal.is_some() || code.is_some_and(|c| c != 0 || !expected));
         if startup_failure {
             let error_text = peer.fatal.unwrap_or_else(|| "null".into());
             let error: &RawValue = serde_json::from_str(&error_text)
@@ -847,6 +870,88 @@ mod tests {
                     json!("cannot start worker \"x\": No such file")
                 ),
             ]
+        );
+    }
+
+    #[test]
+    fn after_a_protocol_error_nothing_from_that_worker_is_believed_and_it_is_reported_once() {
+        // Issue 15, points 13 and 12: a reply after the violation (even in the same read) was
+        // delivered, and a second violation was reported again.
+        let (mut s, _) = pool(1, 2);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ready"}"#);
+        let e = feed(&mut s, &mut ob, Protocol::Lines, &mut peer, "garbage").unwrap_err();
+        let mut session = Session {
+            sched: &mut s,
+            outbox: &mut ob,
+            protocol: Protocol::Lines,
+            debug: false,
+        };
+        session.broke(&mut peer, &e);
+        // The rest of the read, and anything after it: dropped, not even a stray.
+        for line in [
+            r#"{"t":"ok","id":1,"v":"late"}"#,
+            r#"{"t":"progress","id":1,"v":1}"#,
+            r#"{"t":"event","name":"x","data":1}"#,
+            r#"{"t":"retire"}"#,
+            "more garbage",
+        ] {
+            lines(&mut s, &mut ob, &mut peer, line);
+        }
+        let mut session = Session {
+            sched: &mut s,
+            outbox: &mut ob,
+            protocol: Protocol::Lines,
+            debug: false,
+        };
+        session.broke(&mut peer, &ProtocolError("again".into()));
+        let r = records(&mut ob);
+        assert_eq!(r.len(), 1, "{r:?}");
+        assert_eq!((r[0].0, r[0].1), (kind::PROTOCOL_ERROR, PID as u32));
+        assert!(r[0].2.as_str().unwrap().ends_with(": garbage"), "{r:?}");
+        assert!(
+            s.inflight_on(1, 1),
+            "job 1 is settled by the worker's exit only"
+        );
+        // Its exit (it is killed) settles job 1 as after any crash.
+        exit(&mut s, &mut ob, 1, peer, ExitStatus::Signal(libc::SIGKILL));
+        let r = records(&mut ob);
+        assert_eq!(
+            r[0],
+            (
+                kind::FAILED,
+                1,
+                json!({"reason": "exit", "pid": PID, "code": null, "signal": "SIGKILL"})
+            )
+        );
+    }
+
+    #[test]
+    fn an_unasked_exit_with_code_0_before_ready_is_a_startup_failure() {
+        // Issue 15, point 12: reported as "exited with code 0 while running this job".
+        let (mut s, _) = pool(1, 2);
+        let mut ob = Outbox::default();
+        exit(&mut s, &mut ob, 1, Peer::new(PID), ExitStatus::Code(0));
+        let r = records(&mut ob);
+        let failed: Vec<_> = r.iter().filter(|x| x.0 == kind::FAILED).collect();
+        assert_eq!(failed.len(), 2, "the job it held and the queued one: {r:?}");
+        for f in failed {
+            assert_eq!(
+                f.2,
+                json!({"reason": "startup", "pid": PID, "code": 0, "signal": null, "error": null})
+            );
+        }
+        // Asked to stop (an idle stop, a shutdown) before ready, code 0 is a clean exit.
+        let (mut s, _) = pool(1, 1);
+        assert!(s.stop_worker(1, true));
+        let mut ob = Outbox::default();
+        exit(&mut s, &mut ob, 1, Peer::new(PID), ExitStatus::Code(0));
+        let r = records(&mut ob);
+        assert!(
+            r.iter()
+                .all(|x| x.0 != kind::FAILED || x.2["reason"] != "startup"),
+            "{r:?}"
         );
     }
 
