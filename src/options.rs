@@ -176,6 +176,8 @@ impl TryFrom<NativeOptions> for EngineConfig {
             cfg.kill_grace = Duration::from_millis(ms.into());
         }
         cfg.hello = o.hello;
+        // Every node-ipc pool is a ComputeCluster, whose workers run the preload.
+        cfg.ipc_envelope = protocol == Protocol::NodeIpc;
         cfg.job_defaults = JobOpts {
             retries: o.retries.unwrap_or(0),
             timeout,

@@ -1,16 +1,16 @@
 //! The ComputeCluster reply path: Node IPC lines through `frame.rs`'s checks (Node's own
-//! messages, stray markers, validation) and the session (an odd first byte selects Node's
+//! messages, the preload's envelope, validation) and the session (an odd first byte selects Node's
 //! IPC). A reply is delivered to at most one job, the one on the worker that sent it.
 #![no_main]
 
-use comrade_core::frame::{is_node_internal, stray_payload, validate_json};
+use comrade_core::frame::{classify_ipc, is_node_internal, validate_json, IpcLine};
 use libfuzzer_sys::fuzz_target;
 
 fuzz_target!(|data: &[u8]| {
     // The helpers alone: never panic.
     let _ = is_node_internal(data);
-    if let Some(msg) = stray_payload(data) {
-        let _ = validate_json(msg.as_bytes());
+    if let Ok(IpcLine::Reply { payload, .. }) = classify_ipc(data) {
+        let _ = validate_json(payload);
     }
     if let Ok(text) = validate_json(data) {
         assert_eq!(text.len(), data.len());

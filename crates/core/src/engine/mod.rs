@@ -56,7 +56,9 @@ pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Protocol {
     /// Node's IPC channel (json mode), one job at a time per worker: each message from the
-    /// worker completes its job. This is compute-cluster's contract.
+    /// worker completes its job. This is compute-cluster's contract. With
+    /// [`EngineConfig::ipc_envelope`], jobs and replies travel in the envelopes of comrade's
+    /// preload (`lib/compute-cluster-worker.js`), which carry the job's id (see `frame.rs`).
     NodeIpc,
     /// comrade's own protocol (docs/PROTOCOL.md): JSON lines with a type and a job id, so a
     /// worker may hold several jobs and answer in any order.
@@ -81,6 +83,10 @@ pub struct EngineConfig {
     pub max_rss: Option<u64>,
     /// Pin worker i to CPU i (modulo the CPUs this process may use).
     pub affinity: bool,
+    /// [`Protocol::NodeIpc`]: jobs go out in the envelope of ComputeCluster's worker preload
+    /// (`lib/compute-cluster-worker.js`), which carries each job's id so that a reply can name
+    /// its job (see `frame.rs`). Off: each job is written as its bare JSON text.
+    pub ipc_envelope: bool,
 }
 
 impl EngineConfig {
@@ -96,6 +102,7 @@ impl EngineConfig {
             job_defaults: JobOpts::default(),
             max_rss: None,
             affinity: false,
+            ipc_envelope: false,
         }
     }
 }
@@ -163,8 +170,15 @@ impl Engine {
         opts: &[JobOpts],
     ) -> Vec<Rejection> {
         let mut lines = payloads.split('\n');
-        self.submit_each(first_id, count, opts, |_| {
-            lines.next().unwrap_or("null").as_bytes().into()
+        // A ComputeCluster job carries its id to the worker's preload (see `frame.rs`).
+        let ipc = self.shared.cfg.protocol == Protocol::NodeIpc && self.shared.cfg.ipc_envelope;
+        self.submit_each(first_id, count, opts, |id| {
+            let args = lines.next().unwrap_or("null");
+            if ipc {
+                crate::frame::ipc_job_frame(id, args)
+            } else {
+                args.as_bytes().into()
+            }
         })
     }
 

@@ -15,7 +15,7 @@ use serde_json::value::RawValue;
 
 use super::outbox::{kind, Outbox};
 use super::Protocol;
-use crate::frame::{is_node_internal, stray_payload, validate_json};
+use crate::frame::{classify_ipc, validate_json, IpcLine};
 use crate::scheduler::{JobId, Scheduler, WorkerId};
 use crate::spawn::{self, ExitStatus};
 
@@ -112,7 +112,11 @@ impl Session<'_> {
         }
     }
 
-    /// Node's IPC: every message but Node's own completes the oldest job sent there.
+    /// Node's IPC (ComputeCluster). A message the preload wrapped names the job the script had
+    /// last received when it sent it: it completes that job if it is still in flight there,
+    /// and is stray otherwise (a second answer, or one sent before any job). A handle cannot
+    /// be passed on: a protocol error. Node's own messages are ignored; any other message
+    /// (one that bypassed the preload) completes the oldest job sent there.
     fn ipc_message(
         &mut self,
         w: WorkerId,
@@ -120,15 +124,25 @@ impl Session<'_> {
         line: &[u8],
         now: Instant,
     ) -> Result<(), ProtocolError> {
-        if is_node_internal(line) {
-            if let Some(msg) = stray_payload(line) {
-                self.outbox.push(kind::STRAY, pid as u32, msg);
+        let invalid = |e: String| ProtocolError(format!("invalid JSON message: {e}"));
+        let (text, done) = match classify_ipc(line).map_err(invalid)? {
+            IpcLine::Reply { job, payload } => {
+                let text = validate_json(payload).map_err(invalid)?;
+                let done = job.and_then(|j| self.sched.complete(w, j, now).map(|s| (j, s)));
+                (text, done)
             }
-            return Ok(());
-        }
-        let text =
-            validate_json(line).map_err(|e| ProtocolError(format!("invalid JSON message: {e}")))?;
-        match self.sched.complete_oldest(w, now) {
+            IpcLine::Handle => {
+                return Err(ProtocolError(
+                    "sent a handle with process.send, which ComputeCluster cannot pass on".into(),
+                ))
+            }
+            IpcLine::Internal => return Ok(()),
+            IpcLine::Plain => (
+                validate_json(line).map_err(invalid)?,
+                self.sched.complete_oldest(w, now),
+            ),
+        };
+        match done {
             Some((job, secs)) => {
                 self.outbox.push(kind::RESULT, job, text);
                 if self.debug {
@@ -799,6 +813,70 @@ mod tests {
         );
         let e = ipc(&mut s, &mut ob, &mut peer, "{nope").unwrap_err();
         assert!(e.0.starts_with("invalid JSON message"), "{e:?}");
+    }
+
+    #[test]
+    fn node_ipc_envelopes_complete_only_the_job_they_name_if_it_is_in_flight() {
+        let (mut s, _) = pool(1, 2);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        let ipc = |s: &mut Scheduler, ob: &mut Outbox, peer: &mut Peer, l: &str| {
+            feed(s, ob, Protocol::NodeIpc, peer, l)
+        };
+        let env = |id: &str, m: &str| format!(r#"{{"cmd":"NODE_COMRADE","id":{id},"m":{m}}}"#);
+        // Job 1 is in flight, job 2 queued. Sent before any job reached the script: stray.
+        ipc(&mut s, &mut ob, &mut peer, &env("-1", "0")).unwrap();
+        // Naming a job that is not in flight there: stray, whatever the payload holds
+        // (serde's Value refuses both of these).
+        let deep = format!("{}1{}", "[".repeat(200), "]".repeat(200));
+        ipc(&mut s, &mut ob, &mut peer, &env("2", r#""\ud800""#)).unwrap();
+        ipc(&mut s, &mut ob, &mut peer, &env("2", &deep)).unwrap();
+        assert_eq!(s.live_jobs(), 2);
+        ipc(&mut s, &mut ob, &mut peer, &env("1", r#"{"r":1}"#)).unwrap();
+        drive(&mut s);
+        // A second answer to job 1 after job 2 was sent: stray, job 2 stays in flight.
+        ipc(&mut s, &mut ob, &mut peer, &env("1", r#""\ud800""#)).unwrap();
+        ipc(&mut s, &mut ob, &mut peer, &env("1", &deep)).unwrap();
+        assert_eq!(s.live_jobs(), 1);
+        ipc(&mut s, &mut ob, &mut peer, &env("2", &deep)).unwrap();
+        assert_eq!(s.live_jobs(), 0);
+        let batch = ob.take().unwrap().text;
+        // The batch holds the payloads as sent (JSON.parse takes them, serde's Value would not).
+        let want = format!(
+            "[{},{PID},0,{},{PID},\"\\ud800\",{},{PID},{deep},{},1,{{\"r\":1}},{},{PID},\"\\ud800\",{},{PID},{deep},{},2,{deep}]",
+            kind::STRAY,
+            kind::STRAY,
+            kind::STRAY,
+            kind::RESULT,
+            kind::STRAY,
+            kind::STRAY,
+            kind::RESULT,
+        );
+        assert_eq!(batch, want);
+    }
+
+    #[test]
+    fn node_ipc_a_handle_or_a_broken_envelope_is_a_protocol_error() {
+        let (mut s, _) = pool(1, 1);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        let e = feed(
+            &mut s,
+            &mut ob,
+            Protocol::NodeIpc,
+            &mut peer,
+            r#"{"cmd":"NODE_HANDLE","type":"net.Server","msg":{"cmd":"NODE_COMRADE","id":1,"m":1}}"#,
+        )
+        .unwrap_err();
+        assert!(e.0.contains("sent a handle"), "{e:?}");
+        for bad in [
+            r#"{"cmd":"NODE_COMRADE","id":1}"#,
+            r#"{"cmd":"NODE_COMRADE","id":1,"m":nope}"#,
+        ] {
+            let e = feed(&mut s, &mut ob, Protocol::NodeIpc, &mut Peer::new(PID), bad).unwrap_err();
+            assert!(e.0.starts_with("invalid JSON message"), "{bad}: {e:?}");
+        }
+        assert_eq!(s.live_jobs(), 1, "nothing settled");
     }
 
     #[test]

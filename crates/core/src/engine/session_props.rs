@@ -155,12 +155,14 @@ impl Run {
                 }
             }
         }
-        self.check_records(None);
+        self.check_records(None, None);
     }
 
     /// Takes the outbox and checks every record. `from`: the worker whose line produced
     /// them, if any.
-    fn check_records(&mut self, from: Option<WorkerId>) {
+    /// `reply_id`: with comrade's protocol, the id the line carried (a reply settles only the
+    /// job it names).
+    fn check_records(&mut self, from: Option<WorkerId>, reply_id: Option<u64>) {
         let Some(batch) = self.outbox.take() else {
             return;
         };
@@ -195,6 +197,14 @@ impl Run {
                     "job {id}'s reply came from worker {w}: {}",
                     batch.text
                 );
+                if self.protocol == Protocol::Lines {
+                    assert_eq!(
+                        reply_id,
+                        Some(u64::from(id)),
+                        "job {id} was settled by a reply naming another job: {}",
+                        batch.text
+                    );
+                }
             }
         }
     }
@@ -218,7 +228,11 @@ impl Run {
                     self.sched.stop_worker(w, false);
                 }
                 self.workers.insert(i, (w, peer));
-                self.check_records(Some(w));
+                let reply_id = std::str::from_utf8(&line)
+                    .ok()
+                    .and_then(|t| comrade_protocol::decode_worker_message(t).ok())
+                    .and_then(|m| m.id);
+                self.check_records(Some(w), reply_id);
                 self.drive();
             }
             Op::Exit(i, status) => {
