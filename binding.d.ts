@@ -72,8 +72,13 @@ export declare const DEFAULT_KILL_GRACE_MS: number
 /** Longest message accepted from a worker, in bytes, when `maxMessage` is not given. */
 export declare const DEFAULT_MAX_MESSAGE: number
 
-/** Registers the environment teardown hook that kills leftover workers. */
-export declare function installCleanup(): void
+/**
+ * Gives this environment an id of its own (pools created on this thread belong to it) and
+ * registers its teardown hook, which kills the workers left: every worker of the process when
+ * `main_thread` (the process is going away), only this environment's otherwise (a worker
+ * thread ends while the process lives on).
+ */
+export declare function installCleanup(mainThread: boolean): void
 
 /** SIGKILLs every worker of every pool in this process. For `process.on('exit')`. */
 export declare function killAllWorkers(): void
@@ -83,6 +88,12 @@ export declare function killAllWorkers(): void
  * a longer one is refused, never clamped. Infinity, where an option takes it, keeps its
  * meaning. The engine could hold longer spans, but one this long is surely a mistake (and an
  * `Instant` cannot hold them all: 1e22 ms used to abort the process).
+/**
+ * SIGKILLs the workers of the pools of this environment (this thread) only. For
+ * `process.on('exit')` in a worker thread, whose end must not stop the other threads' pools.
+ */
+export declare function killEnvWorkers(): void
+
  */
 export declare const MAX_DURATION_MS: number
 

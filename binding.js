@@ -840,6 +840,7 @@ module.exports.DEFAULT_KILL_GRACE_MS = nativeBinding.DEFAULT_KILL_GRACE_MS
 module.exports.DEFAULT_MAX_MESSAGE = nativeBinding.DEFAULT_MAX_MESSAGE
 module.exports.installCleanup = nativeBinding.installCleanup
 module.exports.killAllWorkers = nativeBinding.killAllWorkers
+module.exports.killEnvWorkers = nativeBinding.killEnvWorkers
 module.exports.MAX_DURATION_MS = nativeBinding.MAX_DURATION_MS
 module.exports.ncpu = nativeBinding.ncpu
 module.exports.RecordKind = nativeBinding.RecordKind

@@ -1,8 +1,11 @@
 'use strict';
-// Loads the addon once and installs the process-wide safety nets: no worker may outlive this
-// process, whether it ends naturally (env cleanup hook), by process.exit() ('exit' listener),
-// or by a signal (the workers' parent-death signal, set when they are spawned).
+// Loads the addon once and installs the safety nets: no worker may outlive this process,
+// whether it ends naturally (env cleanup hook), by process.exit() ('exit' listener), or by a
+// signal (the workers' parent-death signal, set when they are spawned). In a worker thread,
+// which has its own copy of this module, the same nets stop only that thread's pools: a
+// thread that ends must not kill the workers of the others.
 
+const { isMainThread } = require('node:worker_threads');
 const binding = require('../binding.js');
 
 let installed = false;
@@ -10,8 +13,9 @@ let installed = false;
 function install() {
   if (installed) return;
   installed = true;
-  binding.installCleanup();
-  process.on('exit', () => binding.killAllWorkers());
+  binding.installCleanup(isMainThread);
+  if (isMainThread) process.on('exit', () => binding.killAllWorkers());
+  else process.on('exit', () => binding.killEnvWorkers());
 }
 
 // Node flags that must not reach worker processes: they would make a worker evaluate the

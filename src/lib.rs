@@ -282,13 +282,43 @@ pub fn kill_all_workers() -> js::Result<()> {
     })
 }
 
-/// Registers the environment teardown hook that kills leftover workers.
+/// SIGKILLs the workers of the pools of this environment (this thread) only. For
+/// `process.on('exit')` in a worker thread, whose end must not stop the other threads' pools.
 #[napi]
-pub fn install_cleanup(env: Env) -> js::Result<()> {
+pub fn kill_env_workers() -> js::Result<()> {
+    entry("killEnvWorkers", || {
+        ENV_ID.with(|id| {
+            if let Some(id) = id.get() {
+                comrade_core::engine::kill_env_workers(id);
+            }
+        });
+        Ok(())
+    })
+}
+
+thread_local! {
+    /// The engine's id of the environment on this thread (Node runs one per thread).
+    static ENV_ID: std::cell::Cell<Option<u64>> = const { std::cell::Cell::new(None) };
+}
+
+/// Gives this environment an id of its own (pools created on this thread belong to it) and
+/// registers its teardown hook, which kills the workers left: every worker of the process when
+/// `main_thread` (the process is going away), only this environment's otherwise (a worker
+/// thread ends while the process lives on).
+#[napi]
+pub fn install_cleanup(env: Env, main_thread: bool) -> js::Result<()> {
     entry("installCleanup", || {
-        env.add_env_cleanup_hook((), |_| {
+        let id = comrade_core::engine::set_thread_env();
+        ENV_ID.with(|e| e.set(Some(id)));
+        env.add_env_cleanup_hook(id, move |id| {
             // Called by Node with no JS to throw to: a panic is dropped, never unwound into it.
-            let _ = catch_unwind(comrade_core::engine::kill_all_workers);
+            let _ = catch_unwind(|| {
+                if main_thread {
+                    comrade_core::engine::kill_all_workers();
+                } else {
+                    comrade_core::engine::kill_env_workers(id);
+                }
+            });
         })?;
         Ok(())
     })

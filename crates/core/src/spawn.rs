@@ -35,6 +35,9 @@ pub struct Spawned {
     pub pid: i32,
     pub channel: OwnedFd,
     pub pidfd: OwnedFd,
+    /// The keeper of the worker's process group (see [`start_keeper`]), if it could be started.
+    /// It ends when the group is killed; reap it then ([`reap`]).
+    pub keeper: Option<i32>,
 }
 
 /// The fd number the child sees its channel on (Node's `NODE_CHANNEL_FD`).
@@ -136,8 +139,8 @@ fn spawn_here(spec: &SpawnSpec) -> io::Result<Spawned> {
     let cpu = spec.cpu;
     let nice = spec.nice.clamp(0, 19);
     // SAFETY: the closure runs in the forked child before exec and only makes
-    // async-signal-safe calls (dup2, fcntl, prctl, getppid, sched_setaffinity, setpriority,
-    // _exit).
+    // async-signal-safe calls (dup2, fcntl, setpgid, prctl, getppid, sched_setaffinity,
+    // setpriority, _exit).
     unsafe {
         cmd.pre_exec(move || {
             if child_fd == CHILD_CHANNEL_FD {
@@ -158,6 +161,9 @@ fn spawn_here(spec: &SpawnSpec) -> io::Result<Spawned> {
                     libc::fcntl(fd, libc::F_SETFD, flags & !libc::FD_CLOEXEC);
                 }
             }
+            // The leader of a process group of its own, which its children join: the pool
+            // stops the whole group (`kill_group`), so a worker's children go with it.
+            cvt(libc::setpgid(0, 0))?;
             // Die with the parent, even when it is SIGKILLed; SIGKILL also stops a worker
             // stuck in a loop or one that handles SIGTERM.
             cvt(libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL, 0, 0, 0))?;
@@ -200,11 +206,78 @@ fn spawn_here(spec: &SpawnSpec) -> io::Result<Spawned> {
         }
     };
     set_nonblocking(parent_end.as_raw_fd())?;
+    // The worker has exec'd (spawn returns only then), so its group exists.
+    let keeper = start_keeper(pid, parent_pid).ok();
     Ok(Spawned {
         pid,
         channel: parent_end,
         pidfd,
+        keeper,
     })
+}
+
+/// Starts the keeper of worker `pgid`'s process group: a process (a fork of this one that
+/// never returns to Rust code) that joins the group, closes every descriptor, and waits for
+/// this process (`parent`) to die (its parent-death signal, from the spawner thread like the
+/// workers'). Then it SIGKILLs the whole group, itself included: the worker's children die
+/// with the host even when the host is SIGKILLed (the worker itself dies of its own
+/// parent-death signal, and nothing else is left to stop its children). Children that left the
+/// group (`setsid`, `detached: true`) are beyond its reach. The group is killed with the worker
+/// while the host lives, and the keeper with it.
+fn start_keeper(pgid: i32, parent: libc::pid_t) -> io::Result<i32> {
+    // SAFETY: fork() in a multi-threaded process; the child runs `keeper`, which makes only
+    // async-signal-safe system calls and never returns.
+    let pid = unsafe { libc::fork() };
+    match pid {
+        -1 => Err(io::Error::last_os_error()),
+        // SAFETY: see above; this is the child.
+        0 => unsafe { keeper(pgid, parent) },
+        pid => Ok(pid),
+    }
+}
+
+/// The keeper's whole life (see [`start_keeper`]).
+///
+/// # Safety
+/// Only in the child of a fork: it closes every descriptor and exits.
+unsafe fn keeper(pgid: i32, parent: libc::pid_t) -> ! {
+    // Every signal blocked: a SIGTERM to the group (the pool stopping its worker) or a SIGINT
+    // does not end the keeper before the worker; SIGKILL does, and the parent-death signal is
+    // taken by sigwaitinfo.
+    let mut all: libc::sigset_t = std::mem::zeroed();
+    libc::sigfillset(&mut all);
+    libc::sigprocmask(libc::SIG_SETMASK, &all, std::ptr::null_mut());
+    // No copy of the host's descriptors (sockets, pipes) may outlive the host here.
+    if libc::syscall(libc::SYS_close_range, 0u32, u32::MAX, 0u32) != 0 {
+        for fd in 0..65_536 {
+            libc::close(fd);
+        }
+    }
+    if libc::setpgid(0, pgid) != 0 {
+        // The worker is gone already.
+        libc::_exit(0);
+    }
+    libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGUSR1, 0, 0, 0);
+    let mut wake: libc::sigset_t = std::mem::zeroed();
+    libc::sigemptyset(&mut wake);
+    libc::sigaddset(&mut wake, libc::SIGUSR1);
+    loop {
+        // Also when the parent died before the prctl.
+        if libc::getppid() != parent {
+            libc::kill(0, libc::SIGKILL);
+            libc::_exit(0);
+        }
+        libc::sigwaitinfo(&wake, std::ptr::null_mut());
+    }
+}
+
+/// Waits for child `pid` to end and reaps it (for a group keeper, once its group was killed).
+pub fn reap(pid: i32) {
+    let mut status: libc::c_int = 0;
+    // SAFETY: waitpid on our own child with a valid status pointer.
+    while unsafe { libc::waitpid(pid, &mut status, 0) } == -1
+        && io::Error::last_os_error().kind() == io::ErrorKind::Interrupted
+    {}
 }
 
 /// Resident memory of a process in bytes (Linux `/proc/<pid>/statm`), if it can be read.
@@ -240,6 +313,20 @@ pub fn kill(pid: i32, signal: i32) {
     // SAFETY: kill(2) with a pid we spawned and have not reaped yet, so it cannot be reused.
     unsafe {
         libc::kill(pid, signal);
+    }
+}
+
+/// Sends a signal to worker `pid` and its process group (the worker leads one: see
+/// `spawn_here`), so that the children it started, unless they left the group, get it too.
+/// Falls back to the worker alone if the group is gone. Errors (already gone) are ignored.
+pub fn kill_group(pid: i32, signal: i32) {
+    // SAFETY: kill(2) on the group a worker we spawned leads. While the worker is not reaped
+    // its pid (and so its group id) cannot be reused; after that, the group id stays taken as
+    // long as a member lives.
+    unsafe {
+        if libc::kill(-pid, signal) != 0 {
+            libc::kill(pid, signal);
+        }
     }
 }
 
@@ -374,6 +461,51 @@ mod tests {
         ch.read_to_string(&mut out).unwrap();
         assert_eq!(out.trim(), (ours + 5).min(19).to_string());
         assert_eq!(wait(s.pid), ExitStatus::Code(0));
+    }
+
+    #[test]
+    fn a_worker_leads_its_own_process_group_and_kill_group_stops_its_children() {
+        // The worker starts a child (in its group) and reports the child's pid and its own pgid.
+        let s = spawn(sh(
+            r#"sleep 300 & printf '%s %s\n' "$!" "$(ps -o pgid= -p $$)" >&3; wait"#,
+        ))
+        .unwrap();
+        let mut ch = UnixStream::from(s.channel);
+        ch.set_nonblocking(false).unwrap();
+        let mut line = String::new();
+        let mut byte = [0u8; 1];
+        while ch.read(&mut byte).unwrap() == 1 && byte[0] != b'\n' {
+            line.push(byte[0] as char);
+        }
+        let mut parts = line.split_whitespace().map(|p| p.parse::<i32>().unwrap());
+        let (child, pgid) = (parts.next().unwrap(), parts.next().unwrap());
+        assert_eq!(pgid, s.pid, "the worker leads its own group");
+        // SAFETY: getpgid has no preconditions.
+        assert_ne!(unsafe { libc::getpgid(0) }, s.pid);
+        kill_group(s.pid, libc::SIGKILL);
+        assert_eq!(wait(s.pid), ExitStatus::Signal(libc::SIGKILL));
+        // The grandchild (reparented, reaped by someone else) is gone too.
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        // SAFETY: kill with signal 0 only checks for existence.
+        while unsafe { libc::kill(child, 0) } == 0 && !is_zombie(child) {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "grandchild {child} survived"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+    }
+
+    fn is_zombie(pid: i32) -> bool {
+        std::fs::read_to_string(format!("/proc/{pid}/stat"))
+            .map(|s| {
+                s.rsplit(')')
+                    .next()
+                    .unwrap_or("")
+                    .trim_start()
+                    .starts_with('Z')
+            })
+            .unwrap_or(true)
     }
 
     #[test]

@@ -3,7 +3,7 @@
 //! and wakes the host if records are due. Also the I/O thread, and the process-wide list of
 //! live workers for the last-resort kill.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, MutexGuard, OnceLock, Weak};
 use std::time::Instant;
@@ -109,6 +109,8 @@ impl Shared {
     /// the host if `f` left records due.
     pub fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut State, &Arc<Shared>) -> R) -> R {
         self.update_inner(false, f)
+    /// The host environment this engine belongs to (see [`set_thread_env`]).
+    pub env: u64,
     }
 
     /// As [`Shared::update`], for the host's own thread taking records right after: it is
@@ -195,27 +197,58 @@ pub(crate) async fn housekeeper(shared: Weak<Shared>, timer: Arc<tokio::sync::No
     }
 }
 
-/// Pids of every live local worker of every engine in this process, for the last-resort kill
-/// when the host exits.
-fn live_pids() -> &'static Mutex<HashSet<i32>> {
-    static LIVE: OnceLock<Mutex<HashSet<i32>>> = OnceLock::new();
-    LIVE.get_or_init(|| Mutex::new(HashSet::new()))
+/// Pids of every live local worker of every engine in this process, each with the host
+/// environment its engine belongs to (see [`set_thread_env`]), for the last-resort kill when
+/// the host, or one of its environments, goes away.
+fn live_pids() -> &'static Mutex<HashMap<i32, u64>> {
+    static LIVE: OnceLock<Mutex<HashMap<i32, u64>>> = OnceLock::new();
+    LIVE.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-pub(crate) fn remember_pid(pid: i32) {
-    lock(live_pids()).insert(pid);
+thread_local! {
+    static THREAD_ENV: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+}
+
+/// Allocates a new host environment id and makes it this thread's: engines created on this
+/// thread from now on belong to it. For a host with several environments in one process
+/// (Node's worker threads, one environment each), so that an environment going away stops
+/// only its own workers ([`kill_env_workers`]). Engines of a thread that never called this
+/// belong to environment 0.
+pub fn set_thread_env() -> u64 {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(1);
+    let id = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    THREAD_ENV.with(|e| e.set(id));
+    id
+}
+
+/// The environment engines created on this thread belong to.
+pub(crate) fn thread_env() -> u64 {
+    THREAD_ENV.with(|e| e.get())
+}
+
+pub(crate) fn remember_pid(pid: i32, env: u64) {
+    lock(live_pids()).insert(pid, env);
 }
 
 pub(crate) fn forget_pid(pid: i32) {
     lock(live_pids()).remove(&pid);
 }
 
-/// SIGKILLs every worker this process started and has not reaped. For `process.exit()` and
-/// environment teardown, when nothing asynchronous can run any more.
+/// SIGKILLs every worker this process started and has not reaped, with its process group.
+/// For `process.exit()` and the host's teardown, when nothing asynchronous can run any more.
 pub fn kill_all_workers() {
     let pids = lock(live_pids());
-    for &pid in pids.iter() {
-        spawn::kill(pid, libc::SIGKILL);
+    for &pid in pids.keys() {
+        spawn::kill_group(pid, libc::SIGKILL);
+    }
+}
+
+/// SIGKILLs the live workers (with their process groups) of the engines of environment `env`
+/// only: for the teardown of one environment (a worker thread) while the others live on.
+pub fn kill_env_workers(env: u64) {
+    let pids = lock(live_pids());
+    for (&pid, _) in pids.iter().filter(|(_, &e)| e == env) {
+        spawn::kill_group(pid, libc::SIGKILL);
     }
 }
 

@@ -43,6 +43,9 @@ pub(crate) struct LocalProcess {
     pub pid: i32,
     sock: UnixStream,
     pidfd: AsyncFd<OwnedFd>,
+    /// The keeper of its process group (see `spawn::start_keeper`), reaped once the group is
+    /// killed.
+    keeper: Option<i32>,
 }
 
 impl LocalProcess {
@@ -58,6 +61,7 @@ impl LocalProcess {
             pid: s.pid,
             sock,
             pidfd,
+            keeper: s.keeper,
         })
     }
 }
@@ -79,23 +83,37 @@ impl Link for LocalProcess {
         self.pid
     }
 
+    // The worker leads a process group of its own: stopping it stops the children it started
+    // too (those that stayed in its group).
     fn terminate(&self) {
-        spawn::kill(self.pid, libc::SIGTERM);
+        spawn::kill_group(self.pid, libc::SIGTERM);
     }
 
     fn kill(&self) {
-        spawn::kill(self.pid, libc::SIGKILL);
+        spawn::kill_group(self.pid, libc::SIGKILL);
     }
 
     fn ended(&self) -> Pin<Box<dyn Future<Output = ExitStatus> + Send + '_>> {
         Box::pin(async move {
             loop {
                 match self.pidfd.readable().await {
-                    Ok(mut guard) => match spawn::try_reap(self.pid) {
-                        Ok(Some(status)) => return status,
-                        Ok(None) => guard.clear_ready(),
-                        Err(_) => return ExitStatus::Code(-1),
-                    },
+                    // The worker is gone, not yet reaped (so its pid, the group's id, cannot
+                    // have been reused): what is left of its group goes with it, whatever
+                    // ended it.
+                    Ok(mut guard) => {
+                        spawn::kill_group(self.pid, libc::SIGKILL);
+                        match spawn::try_reap(self.pid) {
+                            Ok(Some(status)) => {
+                                if let Some(keeper) = self.keeper {
+                                    // SIGKILLed with the group: it ends at once.
+                                    tokio::task::spawn_blocking(move || spawn::reap(keeper));
+                                }
+                                return status;
+                            }
+                            Ok(None) => guard.clear_ready(),
+                            Err(_) => return ExitStatus::Code(-1),
+                        }
+                    }
                     Err(_) => return ExitStatus::Code(-1),
                 }
             }

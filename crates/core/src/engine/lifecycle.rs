@@ -52,7 +52,7 @@ impl State {
         match spawned {
             Ok(local) => {
                 let pid = local.pid;
-                remember_pid(pid);
+                remember_pid(pid, shared.env);
                 let link: Arc<dyn super::Link> = Arc::new(local);
                 runtime().spawn(exit_watch(Arc::downgrade(shared), w, link.clone()));
                 self.conns

@@ -36,7 +36,7 @@ mod session;
 mod session_props;
 mod stats;
 
-pub use cycle::kill_all_workers;
+pub use cycle::{kill_all_workers, kill_env_workers, set_thread_env};
 pub use io::Link;
 pub use outbox::{kind, Batch};
 pub use session::Failure;
@@ -152,6 +152,7 @@ impl Engine {
         self.shared.debug.store(on, Ordering::Relaxed);
     }
 
+            env: cycle::thread_env(),
     /// Submits jobs with consecutive ids starting at `first_id`, one per `\n`-separated line of
     /// `payloads` (each line one JSON value), with the configured job defaults. Returns the
     /// refused ones; the rest are accepted and will each produce exactly one RESULT or FAILED
