@@ -102,6 +102,8 @@ pub(crate) struct Shared {
     pub timer: Arc<tokio::sync::Notify>,
     /// Bumped when a worker channel opens or closes (see [`Engine::channels`](super::Engine::channels)).
     pub channels_gen: AtomicU64,
+    /// The host environment this engine belongs to (see [`set_thread_env`]).
+    pub env: u64,
 }
 
 impl Shared {
@@ -109,8 +111,6 @@ impl Shared {
     /// the host if `f` left records due.
     pub fn update<R>(self: &Arc<Self>, f: impl FnOnce(&mut State, &Arc<Shared>) -> R) -> R {
         self.update_inner(false, f)
-    /// The host environment this engine belongs to (see [`set_thread_env`]).
-    pub env: u64,
     }
 
     /// As [`Shared::update`], for the host's own thread taking records right after: it is

@@ -140,6 +140,7 @@ impl Engine {
             debug: AtomicBool::new(false),
             timer: timer.clone(),
             channels_gen: AtomicU64::new(0),
+            env: cycle::thread_env(),
         });
         runtime().spawn(housekeeper(Arc::downgrade(&shared), timer));
         // `min_workers` start now.
@@ -152,7 +153,6 @@ impl Engine {
         self.shared.debug.store(on, Ordering::Relaxed);
     }
 
-            env: cycle::thread_env(),
     /// Submits jobs with consecutive ids starting at `first_id`, one per `\n`-separated line of
     /// `payloads` (each line one JSON value), with the configured job defaults. Returns the
     /// refused ones; the rest are accepted and will each produce exactly one RESULT or FAILED
