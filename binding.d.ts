@@ -55,6 +55,11 @@ export declare class NativePool {
   cancel(id: number): number
   /** Workers, queue, totals and percentiles, as JSON text. */
   stats(): string
+  /**
+   * Bytes of records waiting for `take()` (for tests and diagnostics: the engine stops
+   * reading workers while they pass `maxWaitingBytes`).
+   */
+  waitingBytes(): number
 }
 
 /** Physical cores and execution units (logical CPUs) of this machine. */
@@ -84,16 +89,16 @@ export declare function installCleanup(mainThread: boolean): void
 export declare function killAllWorkers(): void
 
 /**
- * Longest finite span any option or job may give, in milliseconds (2^32 − 1, about 49.7 days):
- * a longer one is refused, never clamped. Infinity, where an option takes it, keeps its
- * meaning. The engine could hold longer spans, but one this long is surely a mistake (and an
- * `Instant` cannot hold them all: 1e22 ms used to abort the process).
-/**
  * SIGKILLs the workers of the pools of this environment (this thread) only. For
  * `process.on('exit')` in a worker thread, whose end must not stop the other threads' pools.
  */
 export declare function killEnvWorkers(): void
 
+/**
+ * Longest finite span any option or job may give, in milliseconds (2^32 − 1, about 49.7 days):
+ * a longer one is refused, never clamped. Infinity, where an option takes it, keeps its
+ * meaning. The engine could hold longer spans, but one this long is surely a mistake (and an
+ * `Instant` cannot hold them all: 1e22 ms used to abort the process).
  */
 export declare const MAX_DURATION_MS: number
 
@@ -150,6 +155,17 @@ export interface NativeOptions {
   retries?: number
   /** Default run timeout (> 0) of a job, in milliseconds. Default: none. */
   timeoutMs?: number
+  /**
+   * Internal, for tests (lib/ passes it only from the `Symbol.for('comrade.limits')` option):
+   * the longest result, in bytes, the host takes (`EngineConfig::max_record`). JS gives V8's
+   * longest string; a test gives a small one, so that a too-large result needs no 512 MiB.
+   */
+  maxRecordBytes?: number
+  /**
+   * Internal, for tests (as `maxRecordBytes`): bytes of records waiting for the host above
+   * which the engine stops reading workers (`EngineConfig::max_waiting`).
+   */
+  maxWaitingBytes?: number
 }
 
 export declare function ncpu(): CpuCount

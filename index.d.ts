@@ -65,6 +65,7 @@ export declare const codes: {
   readonly SPAWN_FAILED: 'ERR_SPAWN_FAILED';
   readonly JOB_TIMEOUT: 'ERR_JOB_TIMEOUT';
   readonly ABORTED: 'ABORT_ERR';
+  readonly RESULT_TOO_LARGE: 'ERR_RESULT_TOO_LARGE';
   readonly INTERNAL: 'ERR_INTERNAL';
 };
 

@@ -17,6 +17,7 @@ const {
   DEFAULTS,
 } = require('./native');
 const { renderFailure, COMPUTE_CLUSTER_FAILURES } = require('./errors');
+const { internalLimits } = require('./options');
 const { Session, ScopedJob } = require('./session');
 
 const WORKER_PRELOAD = path.join(__dirname, 'compute-cluster-worker.js');
@@ -73,6 +74,7 @@ function ComputeCluster(options) {
     maxRequestTime: this._MAX_REQUEST_TIME > 0 ? this._MAX_REQUEST_TIME : undefined,
     maxMessage: DEFAULTS.maxMessage,
     killGraceMs: DEFAULTS.killGraceMs,
+    ...internalLimits(options),
   }, {
     record: (kind, id, value) => cc._record(kind, id, value),
     failure: (value) => renderFailure(value, COMPUTE_CLUSTER_FAILURES),

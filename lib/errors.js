@@ -20,6 +20,8 @@ const codes = Object.freeze({
   SPAWN_FAILED: 'ERR_SPAWN_FAILED',
   JOB_TIMEOUT: 'ERR_JOB_TIMEOUT',
   ABORTED: 'ABORT_ERR',
+  // A job's result (or error) is too large to become a JavaScript string.
+  RESULT_TOO_LARGE: 'ERR_RESULT_TOO_LARGE',
   // A bug inside comrade's native code (a Rust panic), caught at the binding: never a crash.
   INTERNAL: 'ERR_INTERNAL',
 });
@@ -142,9 +144,11 @@ function rejectionError(reason, value) {
 // The engine's FAILED record value, decoded: `{ reason, pid, code, signal, error, message,
 // ended, value }`. `reason` is one of 'closed' (the pool shut down before the job ran), 'exit'
 // (its worker died while it ran), 'startup' (the worker failed before it was ready), 'spawn'
-// (no worker could be started), 'timeout' (it ran past its timeout; its worker was killed), or
-// 'unknown' for anything else (then only `value`, the record itself, means something).
-const REASONS = new Set(['closed', 'exit', 'startup', 'spawn', 'timeout']);
+// (no worker could be started), 'timeout' (it ran past its timeout; its worker was killed),
+// 'too_large' (its result, `bytes` long as JSON, is longer than `limit`, the most a JavaScript
+// string holds), or 'unknown' for anything else (then only `value`, the record itself, means
+// something).
+const REASONS = new Set(['closed', 'exit', 'startup', 'spawn', 'timeout', 'too_large']);
 function decodeFailure(v) {
   return {
     reason: REASONS.has(v.reason) ? v.reason : 'unknown',
@@ -153,6 +157,8 @@ function decodeFailure(v) {
     signal: v.signal,
     error: v.error,
     message: v.message,
+    bytes: v.bytes,
+    limit: v.limit,
     // How the worker ended, as a phrase.
     ended: v.signal ? `was killed by ${v.signal}` : `exited with code ${v.code}`,
     value: v,
@@ -196,6 +202,9 @@ const POOL_FAILURES = {
   timeout: (f) => new PoolError(codes.JOB_TIMEOUT,
     `the job ran longer than its timeout; worker ${f.pid} was killed and is replaced`,
     { pid: f.pid }),
+  too_large: (f) => new PoolError(codes.RESULT_TOO_LARGE,
+    `the job's result is ${f.bytes} bytes of JSON, more than a JavaScript string can hold ` +
+    `(${f.limit}): the job failed, its worker goes on`, { bytes: f.bytes, limit: f.limit }),
   unknown: (f) => new PoolError(codes.WORKER_EXITED, `job failed: ${JSON.stringify(f.value)}`),
 };
 
@@ -205,6 +214,8 @@ const COMPUTE_CLUSTER_FAILURES = {
   closed: () => 'cannot run work: compute cluster exited',
   exit: (f) => `compute process (${f.pid}) dies with code: ${f.code}`,
   spawn: (f) => `cannot run work: ${f.message}`,
+  too_large: (f) => `cannot run work: the result is ${f.bytes} bytes of JSON, more than a ` +
+    `JavaScript string can hold (${f.limit})`,
   unknown: (f) => `cannot run work: ${JSON.stringify(f.value)}`,
 };
 

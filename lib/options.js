@@ -203,4 +203,22 @@ function resolveOptions(options) {
   return out;
 }
 
-module.exports = { OPTIONS, TYPES, MAX_DURATION_MS, durationMessage, resolveOption, resolveOptions };
+// Internal limits for tests, in the engine's native options: `options[LIMITS]`, an object with
+// `maxRecordBytes` (the longest result the host takes; longer fails its job with
+// ERR_RESULT_TOO_LARGE) and `maxWaitingBytes` (records waiting for the host above which the
+// engine stops reading workers). Not a public option: a test sets them small, so that a result
+// too large for a JavaScript string needs no 512 MiB. By default, V8's own longest string (less
+// a record's framing) and the engine's default.
+const LIMITS = Symbol.for('comrade.limits');
+const RECORD_FRAMING = 16;
+function internalLimits(options) {
+  const l = options !== null && typeof options === 'object' ? options[LIMITS] : undefined;
+  const maxRecordBytes = l && l.maxRecordBytes !== undefined
+    ? l.maxRecordBytes
+    : require('node:buffer').constants.MAX_STRING_LENGTH - RECORD_FRAMING;
+  return { maxRecordBytes, maxWaitingBytes: l ? l.maxWaitingBytes : undefined };
+}
+
+module.exports = {
+  OPTIONS, TYPES, MAX_DURATION_MS, LIMITS, durationMessage, internalLimits, resolveOption, resolveOptions,
+};

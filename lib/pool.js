@@ -13,7 +13,9 @@ const {
   codes, PoolError, argumentError, unserializableError, abortError, closedError,
   rejectionError, renderFailure, POOL_FAILURES,
 } = require('./errors');
-const { resolveOptions, MAX_DURATION_MS, durationMessage } = require('./options');
+const {
+  resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage,
+} = require('./options');
 const { Session, Job, ScopedJob } = require('./session');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
@@ -89,6 +91,7 @@ class Pool extends EventEmitter {
       nice: o.niceIncrement,
       retries: o.retries,
       timeoutMs: o.timeout ?? undefined,
+      ...internalLimits(options),
     }, {
       record: (kind, id, value) => this.#record(kind, id, value),
       // What a failed job's error says depends on the pool's state and its workers' history.

@@ -228,6 +228,15 @@ impl NativePool {
     pub fn stats(&self) -> js::Result<String> {
         entry("NativePool.stats", || Ok(self.engine.stats_json()))
     }
+
+    /// Bytes of records waiting for `take()` (for tests and diagnostics: the engine stops
+    /// reading workers while they pass `maxWaitingBytes`).
+    #[napi]
+    pub fn waiting_bytes(&self) -> js::Result<f64> {
+        entry("NativePool.waitingBytes", || {
+            Ok(self.engine.waiting_bytes() as f64)
+        })
+    }
 }
 
 impl NativePool {

@@ -78,6 +78,13 @@ pub struct NativeOptions {
     pub retries: Option<u32>,
     /// Default run timeout (> 0) of a job, in milliseconds. Default: none.
     pub timeout_ms: Option<f64>,
+    /// Internal, for tests (lib/ passes it only from the `Symbol.for('comrade.limits')` option):
+    /// the longest result, in bytes, the host takes (`EngineConfig::max_record`). JS gives V8's
+    /// longest string; a test gives a small one, so that a too-large result needs no 512 MiB.
+    pub max_record_bytes: Option<f64>,
+    /// Internal, for tests (as `maxRecordBytes`): bytes of records waiting for the host above
+    /// which the engine stops reading workers (`EngineConfig::max_waiting`).
+    pub max_waiting_bytes: Option<f64>,
 }
 
 /// Options the engine cannot run with; thrown to JS as an `InvalidArg` error with this message.
@@ -184,6 +191,12 @@ impl TryFrom<NativeOptions> for EngineConfig {
         };
         cfg.max_rss = max_rss;
         cfg.affinity = o.affinity.unwrap_or(false);
+        if let Some(n) = count("maxRecordBytes", o.max_record_bytes)? {
+            cfg.max_record = (n as usize).min(engine::DEFAULT_MAX_RECORD);
+        }
+        if let Some(n) = count("maxWaitingBytes", o.max_waiting_bytes)? {
+            cfg.max_waiting = n as usize;
+        }
         Ok(cfg)
     }
 }
@@ -266,6 +279,8 @@ mod tests {
             nice: None,
             retries: None,
             timeout_ms: None,
+            max_record_bytes: None,
+            max_waiting_bytes: None,
         }
     }
 

@@ -38,14 +38,17 @@ pub(crate) struct State {
     /// The host watches the channels itself ([`Engine::set_direct`](super::Engine::set_direct));
     /// the I/O thread does not.
     pub direct: bool,
+    /// A read was refused because the records waiting passed `max_waiting`: the host's take
+    /// that brings them back within it wakes the paused readers ([`Shared::resume`]).
+    pub reads_paused: bool,
 }
 
 impl State {
-    pub fn new(sched: Scheduler) -> Self {
+    pub fn new(sched: Scheduler, outbox: Outbox) -> Self {
         State {
             sched,
             conns: HashMap::new(),
-            outbox: Outbox::default(),
+            outbox,
             shutting_down: false,
             stopping_now: false,
             all_exited_sent: false,
@@ -54,6 +57,7 @@ impl State {
             rss_check_at: None,
             wake_at: None,
             direct: false,
+            reads_paused: false,
         }
     }
 
@@ -100,6 +104,9 @@ pub(crate) struct Shared {
     pub debug: AtomicBool,
     /// Wakes the housekeeping task when an earlier deadline appears.
     pub timer: Arc<tokio::sync::Notify>,
+    /// Wakes the I/O thread's readers paused while the records waiting for the host passed
+    /// `max_waiting` (see [`State::reads_paused`]).
+    pub resume: Arc<tokio::sync::Notify>,
     /// Bumped when a worker channel opens or closes (see [`Engine::channels`](super::Engine::channels)).
     pub channels_gen: AtomicU64,
     /// The host environment this engine belongs to (see [`set_thread_env`]).
@@ -160,8 +167,10 @@ impl Shared {
 
 impl Drop for Shared {
     fn drop(&mut self) {
-        // The housekeeping task holds only a weak reference: let it see that and end.
+        // The housekeeping task and paused readers hold only weak references: let them see
+        // that and end.
         self.timer.notify_one();
+        self.resume.notify_waiters();
         // The host dropped the engine: no worker may outlive it.
         let st = self.state.get_mut().unwrap_or_else(|e| e.into_inner());
         let mut live = lock(live_pids());

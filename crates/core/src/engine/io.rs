@@ -250,6 +250,9 @@ pub(crate) enum Read {
     Drained,
     /// The read stopped early (one worker must not starve the others); more may be waiting.
     More,
+    /// Nothing was read: the records waiting for the host passed its bound. Read again once
+    /// [`Shared::resume`] is notified.
+    Paused,
 }
 
 /// Reads a worker's channel into its decoder: at most 16 reads, so one chatty worker cannot
@@ -285,21 +288,36 @@ pub(crate) fn read_lines(
     (Read::More, None)
 }
 
-/// The I/O thread's reader of one channel: reads whenever it is readable.
-pub(crate) async fn read_loop(shared: Weak<Shared>, w: WorkerId, fd: AsyncFd<OwnedFd>) {
+/// The I/O thread's reader of one channel: reads whenever it is readable, except while paused
+/// for the host (`resume` ends a pause).
+pub(crate) async fn read_loop(
+    shared: Weak<Shared>,
+    w: WorkerId,
+    fd: AsyncFd<OwnedFd>,
+    resume: Arc<tokio::sync::Notify>,
+) {
     loop {
         let Ok(mut ready) = fd.readable().await else {
             break;
         };
-        let Some(shared) = shared.upgrade() else {
+        let Some(strong) = shared.upgrade() else {
             break;
         };
-        let read = shared.update(|st, shared| st.read_channel(shared, w));
+        // Listening before the read looks at the outbox: a take in between is not missed.
+        let resumed = resume.notified();
+        tokio::pin!(resumed);
+        resumed.as_mut().enable();
+        let read = strong.update(|st, shared| st.read_channel(shared, w));
+        drop(strong);
         match read {
             Read::Closed => break,
             // Wait for the next readiness event only once the socket said it is empty.
             Read::Drained => ready.clear_ready(),
             Read::More => ready.retain_ready(),
+            Read::Paused => {
+                ready.retain_ready();
+                resumed.await;
+            }
         }
     }
 }

@@ -11,7 +11,7 @@ use super::cycle::{forget_pid, remember_pid, runtime, Shared, State};
 use super::io::{
     exit_watch, push_line, read_lines, read_loop, register_dup, Conn, LocalProcess, Read,
 };
-use super::outbox::kind;
+use super::outbox::{kind, reads_paused};
 use super::session::ProtocolError;
 use super::Protocol;
 use crate::scheduler::{Action, JobId, WorkerId};
@@ -166,8 +166,13 @@ impl State {
     }
 
     /// Reads the worker's channel and handles each complete message; a channel found closed
-    /// or broken is closed on this side too.
+    /// or broken is closed on this side too. Nothing is read while the records waiting for the
+    /// host pass `max_waiting` (the worker blocks on its full socket until the host takes).
     pub fn read_channel(&mut self, shared: &Arc<Shared>, w: WorkerId) -> Read {
+        if reads_paused(&self.outbox, shared.cfg.max_waiting) && self.conns.contains_key(&w) {
+            self.reads_paused = true;
+            return Read::Paused;
+        }
         let read = self.read_worker(shared, w);
         if let Read::Closed = read {
             self.channel_closed(shared, w);
@@ -224,7 +229,9 @@ impl State {
         let _guard = runtime().enter();
         match register_dup(conn.link.fd(), tokio::io::Interest::READABLE) {
             Ok(fd) => {
-                conn.reader = Some(runtime().spawn(read_loop(Arc::downgrade(shared), w, fd)));
+                let resume = shared.resume.clone();
+                let reader = read_loop(Arc::downgrade(shared), w, fd, resume);
+                conn.reader = Some(runtime().spawn(reader));
             }
             // Out of descriptors: a worker that cannot be read is of no use.
             Err(_) => self.kill_worker(w),

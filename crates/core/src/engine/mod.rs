@@ -38,13 +38,14 @@ mod stats;
 
 pub use cycle::{kill_all_workers, kill_env_workers, set_thread_env};
 pub use io::Link;
-pub use outbox::{kind, Batch};
+pub use outbox::{kind, Batch, BATCH_BYTES, DEFAULT_MAX_RECORD, DEFAULT_MAX_WAITING};
 pub use session::Failure;
 #[cfg(feature = "fuzzing")]
 #[doc(hidden)]
 pub use session_props::fuzz_session;
 
 use cycle::{housekeeper, lock, runtime, Shared, State};
+use outbox::reads_paused;
 use session::call_frame;
 
 /// Longest message accepted from a worker (and longest job arguments), by default.
@@ -72,6 +73,13 @@ pub struct EngineConfig {
     pub protocol: Protocol,
     /// Longest message accepted from a worker, in bytes.
     pub max_message: usize,
+    /// Longest record value the host can take, in bytes: a job whose result (or error) is
+    /// longer fails with reason `too_large`. Default [`DEFAULT_MAX_RECORD`] (V8's longest
+    /// string).
+    pub max_record: usize,
+    /// Bytes of records waiting for the host above which no worker channel is read until the
+    /// host takes some (backpressure). Default [`DEFAULT_MAX_WAITING`].
+    pub max_waiting: usize,
     /// How long a worker asked to stop may take before it is SIGKILLed.
     pub kill_grace: Duration,
     /// A line written to every new worker before any job ([`Protocol::Lines`]: the `init`
@@ -97,6 +105,8 @@ impl EngineConfig {
             spawn,
             protocol,
             max_message: DEFAULT_MAX_MESSAGE,
+            max_record: DEFAULT_MAX_RECORD,
+            max_waiting: DEFAULT_MAX_WAITING,
             kill_grace: DEFAULT_KILL_GRACE,
             hello: None,
             job_defaults: JobOpts::default(),
@@ -133,9 +143,11 @@ impl Engine {
     pub fn new(cfg: EngineConfig, wake: Box<dyn Fn() + Send + Sync>) -> Engine {
         let sched = Scheduler::new(cfg.sched.clone());
         let timer = Arc::new(tokio::sync::Notify::new());
+        let outbox = outbox::Outbox::new(cfg.max_record);
         let shared = Arc::new(Shared {
             cfg,
-            state: Mutex::new(State::new(sched)),
+            state: Mutex::new(State::new(sched, outbox)),
+            resume: Arc::new(tokio::sync::Notify::new()),
             wake,
             debug: AtomicBool::new(false),
             timer: timer.clone(),
@@ -250,9 +262,22 @@ impl Engine {
         })
     }
 
-    /// Takes every record produced since the last call.
+    /// Takes the oldest batch of records (at most [`BATCH_BYTES`], unless it is one longer
+    /// record); call until `None`. Once the records still waiting are within
+    /// [`EngineConfig::max_waiting`], channels paused for them are read again.
     pub fn take(&self) -> Option<Batch> {
-        lock(&self.shared.state).outbox.take()
+        let mut st = lock(&self.shared.state);
+        let batch = st.outbox.take();
+        if st.reads_paused && !reads_paused(&st.outbox, self.shared.cfg.max_waiting) {
+            st.reads_paused = false;
+            self.shared.resume.notify_waiters();
+        }
+        batch
+    }
+
+    /// Bytes of the records waiting for the host (see [`EngineConfig::max_waiting`]).
+    pub fn waiting_bytes(&self) -> usize {
+        lock(&self.shared.state).outbox.bytes()
     }
 
     /// Stops the pool. Queued jobs fail with reason `"closed"` unless `drain`, in which case

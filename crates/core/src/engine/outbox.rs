@@ -1,7 +1,20 @@
 //! The outbox: every record the host must hear (results, failures, worker life events), kept
-//! as one JSON array text, and the policy that decides when the host is woken to take it.
+//! as JSON array texts of a bounded size, and the policies that decide when the host is woken
+//! to take them and when the engine stops reading workers until it does.
+//!
+//! Sizes. A host such as Node turns a batch into one string, and a string has a longest length
+//! (V8: 2^29 − 24 UTF-16 units): a batch is at most [`BATCH_BYTES`] (one record longer than
+//! that crosses alone), and a job's result longer than the host can take
+//! ([`EngineConfig::max_record`](super::EngineConfig::max_record)) fails that job with reason
+//! `too_large` instead of killing the host. Memory. While the records waiting for the host
+//! pass [`EngineConfig::max_waiting`](super::EngineConfig::max_waiting) bytes, the engine reads
+//! no worker channel (a worker blocks on its full socket) until the host takes some: however
+//! fast a worker writes, the outbox stays within that bound plus one read.
 
+use std::collections::VecDeque;
 use std::time::{Duration, Instant};
+
+use super::session::Failure;
 
 /// Record kinds in a [`Batch`]: each record is `kind, id, value` in the batch's JSON array.
 pub mod kind {
@@ -43,6 +56,17 @@ pub mod kind {
 pub(crate) const WAKE_DELAY: Duration = Duration::from_millis(1);
 /// Records that wake the host even then.
 pub(crate) const WAKE_BATCH: usize = 512;
+/// Most bytes of one batch, unless a single record is longer (it then crosses alone).
+pub const BATCH_BYTES: usize = 8 << 20;
+/// The longest record value a host can take by default: V8's longest string, 2^29 − 24 UTF-16
+/// units (a UTF-8 text has no more units than bytes), less room for the record's framing.
+pub const DEFAULT_MAX_RECORD: usize = (1 << 29) - 24 - FRAMING;
+/// Bytes of records waiting for the host above which the engine stops reading workers, by
+/// default.
+pub const DEFAULT_MAX_WAITING: usize = 32 << 20;
+/// Most bytes a record adds to a batch besides its value: `[` or `,`, the kind, the id, two
+/// commas, and the closing `]`.
+const FRAMING: usize = 16;
 
 /// Totals since the engine started.
 #[derive(Debug, Default, Clone, Copy)]
@@ -61,46 +85,132 @@ pub struct Batch {
     pub text: String,
 }
 
-#[derive(Default)]
 pub(crate) struct Outbox {
+    /// Records waiting, in every batch.
     pub count: usize,
+    /// The batch being filled, and its records.
     text: String,
-    /// The host has been woken (or is reading on its own thread) and has not taken the batch
-    /// yet: no wake is due.
+    open: usize,
+    /// Batches filled up to [`BATCH_BYTES`], oldest first, and their bytes.
+    full: VecDeque<Batch>,
+    full_bytes: usize,
+    /// The host has been woken (or is reading on its own thread) and has not taken every
+    /// batch yet: no wake is due.
     pub woken: bool,
     pub totals: Totals,
+    /// The longest record value the host can take; a longer job outcome fails the job with
+    /// reason `too_large`, and any other longer record is dropped.
+    pub max_record: usize,
+}
+
+impl Default for Outbox {
+    fn default() -> Self {
+        Outbox::new(DEFAULT_MAX_RECORD)
+    }
 }
 
 impl Outbox {
+    pub fn new(max_record: usize) -> Self {
+        Outbox {
+            count: 0,
+            text: String::new(),
+            open: 0,
+            full: VecDeque::new(),
+            full_bytes: 0,
+            woken: false,
+            totals: Totals::default(),
+            max_record,
+        }
+    }
+
     pub fn push(&mut self, kind: u8, id: u32, value: &str) {
+        if value.len() > self.max_record {
+            match kind {
+                // A job's outcome the host could not hold: the job fails on its own.
+                kind::RESULT | kind::VOID | kind::JOB_ERROR | kind::FAILED => {
+                    let f = Failure::TooLarge {
+                        bytes: value.len(),
+                        limit: self.max_record,
+                    };
+                    // Short whatever the limit: never refused itself.
+                    return self.append(kind::FAILED, id, &f.to_json());
+                }
+                // Anything else (an event, progress, a stray reply): not delivered.
+                _ => return,
+            }
+        }
+        self.append(kind, id, value);
+    }
+
+    fn append(&mut self, kind: u8, id: u32, value: &str) {
         match kind {
             kind::RESULT | kind::VOID => self.totals.completed += 1,
             kind::JOB_ERROR => self.totals.errored += 1,
             kind::FAILED => self.totals.failed += 1,
             _ => {}
         }
+        if !self.text.is_empty() && self.text.len() + value.len() + FRAMING > BATCH_BYTES {
+            self.seal();
+        }
         use std::fmt::Write;
         self.text.push(if self.text.is_empty() { '[' } else { ',' });
         let _ = write!(self.text, "{kind},{id},");
         self.text.push_str(value);
+        self.open += 1;
         self.count += 1;
     }
 
-    /// Everything recorded since the last take, as one batch.
-    pub fn take(&mut self) -> Option<Batch> {
-        self.woken = false;
-        if self.count == 0 {
-            return None;
-        }
-        // The next batch starts from a buffer of the same size, not from empty.
-        let cap = self.text.capacity();
-        let mut text = std::mem::replace(&mut self.text, String::with_capacity(cap));
+    /// Closes the batch being filled; the next record starts a new one.
+    fn seal(&mut self) {
+        let mut text = std::mem::take(&mut self.text);
         text.push(']');
-        Some(Batch {
-            count: std::mem::take(&mut self.count),
+        self.full_bytes += text.len();
+        self.full.push_back(Batch {
+            count: std::mem::take(&mut self.open),
             text,
-        })
+        });
     }
+
+    /// The oldest batch: at most [`BATCH_BYTES`], unless it is one longer record. The host
+    /// takes until `None` (it stays woken while batches are left).
+    pub fn take(&mut self) -> Option<Batch> {
+        let batch = match self.full.pop_front() {
+            Some(b) => {
+                self.full_bytes -= b.text.len();
+                b
+            }
+            None if self.open > 0 => {
+                // The next batch starts from a buffer of the same size, not from empty (unless
+                // one long record made it large).
+                let cap = self.text.capacity().min(BATCH_BYTES);
+                let mut text = std::mem::replace(&mut self.text, String::with_capacity(cap));
+                text.push(']');
+                Batch {
+                    count: std::mem::take(&mut self.open),
+                    text,
+                }
+            }
+            None => {
+                self.woken = false;
+                return None;
+            }
+        };
+        self.count -= batch.count;
+        self.woken = self.count > 0;
+        Some(batch)
+    }
+
+    /// Bytes of the records waiting for the host: the length of the batches `take` would
+    /// hand over.
+    pub fn bytes(&self) -> usize {
+        self.full_bytes + self.text.len() + usize::from(self.open > 0)
+    }
+}
+
+/// Whether the engine must stop reading workers: the records waiting for the host passed
+/// `max_waiting` bytes. It reads again once the host's takes bring them back within it.
+pub(crate) fn reads_paused(outbox: &Outbox, max_waiting: usize) -> bool {
+    outbox.bytes() > max_waiting
 }
 
 /// Whether to wake the host now, and when to at the latest if not (`wake_at`, kept across
@@ -181,6 +291,92 @@ mod tests {
         // Already woken (the host will take the batch): no deadline kept.
         ob.woken = true;
         assert_eq!(wake_now(&ob, 100, 2, Some(t0), t0), (false, None));
+    }
+
+    #[test]
+    fn a_batch_is_bounded_in_bytes_and_one_long_record_crosses_alone() {
+        // Issue 15, point 2: twelve 50 MB results crossed as one string over V8's limit.
+        let mut ob = Outbox::default();
+        let big = format!("\"{}\"", "x".repeat(BATCH_BYTES / 3));
+        let huge = format!("\"{}\"", "y".repeat(BATCH_BYTES * 2));
+        for id in 1..=4 {
+            ob.push(kind::RESULT, id, &big);
+        }
+        ob.push(kind::RESULT, 5, &huge);
+        ob.push(kind::RESULT, 6, "6");
+        assert_eq!(ob.count, 6);
+        let mut ids = Vec::new();
+        let mut waiting = ob.bytes();
+        while let Some(b) = ob.take() {
+            assert!(
+                b.text.len() <= BATCH_BYTES || b.count == 1,
+                "{}",
+                b.text.len()
+            );
+            let v: Vec<serde_json::Value> = serde_json::from_str(&b.text).unwrap();
+            assert_eq!(v.len(), 3 * b.count);
+            ids.push(
+                v.chunks(3)
+                    .map(|r| r[1].as_u64().unwrap())
+                    .collect::<Vec<_>>(),
+            );
+            waiting -= b.text.len();
+            assert_eq!(ob.bytes(), waiting);
+            // Woken while batches are left: the host takes until None.
+            assert_eq!(ob.woken, ob.count > 0);
+        }
+        assert_eq!(ids, vec![vec![1, 2], vec![3, 4], vec![5], vec![6]]);
+        assert_eq!((ob.count, ob.bytes()), (0, 0));
+        assert_eq!(ob.totals.completed, 6);
+    }
+
+    #[test]
+    fn an_outcome_too_long_for_the_host_fails_its_job_and_other_records_are_dropped() {
+        let mut ob = Outbox::new(10);
+        ob.push(kind::RESULT, 1, "\"123456789\"");
+        ob.push(kind::JOB_ERROR, 2, r#"{"message":"0123456789"}"#);
+        ob.push(kind::EVENT, 77, r#"{"t":"event","name":"big"}"#);
+        ob.push(kind::PROGRESS, 3, "12345678901");
+        ob.push(kind::RESULT, 3, "12345678");
+        let b = ob.take().unwrap();
+        assert_eq!(
+            b.text,
+            concat!(
+                r#"[1,1,{"reason":"too_large","bytes":11,"limit":10},"#,
+                r#"1,2,{"reason":"too_large","bytes":24,"limit":10},0,3,12345678]"#
+            )
+        );
+        assert_eq!((ob.totals.completed, ob.totals.failed), (1, 2));
+    }
+
+    #[test]
+    fn reads_pause_while_the_waiting_records_pass_the_bound_and_resume_as_the_host_takes() {
+        // Issue 15, point 7: a chatty worker was read into an unbounded outbox.
+        let mut ob = Outbox::default();
+        let event = format!(
+            r#"{{"t":"event","name":"e","data":"{}"}}"#,
+            "z".repeat(1000)
+        );
+        let limit = 3 * BATCH_BYTES;
+        let mut pushed = 0;
+        // The engine reads while not paused: one read's records at a time.
+        while !reads_paused(&ob, limit) {
+            for _ in 0..64 {
+                ob.push(kind::EVENT, 9, &event);
+                pushed += 1;
+            }
+        }
+        assert!(ob.bytes() <= limit + 64 * (event.len() + FRAMING));
+        // Each take brings the waiting bytes down; reads resume once within the bound.
+        let mut taken = 0;
+        while reads_paused(&ob, limit) {
+            taken += ob.take().unwrap().count;
+        }
+        assert!(ob.bytes() <= limit);
+        while let Some(b) = ob.take() {
+            taken += b.count;
+        }
+        assert_eq!(taken, pushed, "nothing lost");
     }
 
     #[test]

@@ -44,6 +44,10 @@ pub enum Failure<'a> {
         code: Option<i32>,
         signal: Option<String>,
     },
+    /// The job's outcome (its result or error, as JSON) is `bytes` long, more than the host can
+    /// take (`limit`: a host such as Node cannot make a string of it).
+    #[serde(rename = "too_large")]
+    TooLarge { bytes: usize, limit: usize },
 }
 
 impl Failure<'_> {
