@@ -49,13 +49,14 @@ test("a worker flooding events while the host's event loop is blocked: the engin
     }
     t.diagnostic(`RSS +${((maxRss - rss0) / MiB).toFixed(1)} MiB, ${maxWaiting} bytes waited at most`);
     assert.ok(maxRss - rss0 < 64 * MiB, `the RSS grew by ${((maxRss - rss0) / MiB).toFixed(1)} MiB`);
-    // One read at most past the bound: 16 reads of the 64 KiB decoder buffer.
+    // One read at most past the bound: 16 reads of the 64 KiB decoder buffer, as records (their
+    // framing adds about 10 bytes to each 84-byte line: twice that read is ample).
     assert.ok(maxWaiting >= bound, `the flood reached the bound (${maxWaiting})`);
-    assert.ok(maxWaiting <= bound + MiB + 4096, `${maxWaiting} bytes waited`);
+    assert.ok(maxWaiting <= bound + 2 * MiB, `${maxWaiting} bytes waited`);
     // The host takes; reading resumes as it does (more comes than waited).
     let events = 0;
     let bytes = 0;
-    while (bytes < 4 * (bound + MiB)) {
+    while (bytes < 4 * (bound + 2 * MiB)) {
       const text = pool.take();
       if (text === null) {
         await new Promise((r) => setImmediate(r));
