@@ -197,3 +197,39 @@ test('a nested thenable is followed to its value, not sent as {}', TEST, async (
   const { pool } = openPool(t, { module: fixture('hostile-results.js'), maxWorkers: 1 });
   assert.deepEqual(await within(pool.call('nestedThenable'), 10000), { deep: 42 });
 });
+
+// --- 4. One tick of large arguments --------------------------------------------------------------
+
+test('one tick of arguments longer together than V8\'s longest string: every job runs, nothing is thrown on the event loop', { timeout: 120000 }, async () => {
+  // 10 × 60 million characters (each under maxMessage, raised to 100 MB) in one tick.
+  const r = await runNode('host-big-batch.js', { args: ['pool', '10', '60'], timeout: 100000 });
+  assert.deepEqual(r.lines.filter((l) => !l.startsWith('ok ')), ['closed'], r.stdout + r.stderr);
+  assert.deepEqual(r.lines.filter((l) => l.startsWith('ok ')), Array(10).fill('ok 1'));
+  assert.equal(r.code, 0, r.stderr);
+});
+
+test('a native submit that throws fails the jobs of its batch with ERR_INTERNAL, none left pending', TEST, async (t) => {
+  const { NativePool } = require('../lib/native.js');
+  const { pool } = openPool(t, { module: fixture('basic.js'), maxWorkers: 1 });
+  const original = NativePool.prototype.submitCalls;
+  const boom = new Error('engine unreachable');
+  NativePool.prototype.submitCalls = function submitCalls() {
+    throw boom;
+  };
+  let jobs;
+  try {
+    jobs = [pool.run(1), pool.call('add', 1, 2), pool.run(3, { name: 'identity', retries: 1 })]
+      .map((p) => errorOf(p));
+    await new Promise((resolve) => setImmediate(resolve)); // the flush microtask ran
+  } finally {
+    NativePool.prototype.submitCalls = original;
+  }
+  for (const err of await within(Promise.all(jobs), 5000)) {
+    assert.equal(err.code, codes.INTERNAL);
+    assert.equal(err.cause, boom);
+    assert.match(err.message, /engine unreachable/);
+  }
+  assert.equal(pool.pending, 0);
+  // The next tick's jobs go through.
+  assert.equal(await within(pool.call('add', 2, 3), 10000), 5);
+});

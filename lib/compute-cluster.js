@@ -79,6 +79,7 @@ function ComputeCluster(options) {
     record: (kind, id, value) => cc._record(kind, id, value),
     failure: (value) => renderFailure(value, COMPUTE_CLUSTER_FAILURES),
     rejection: (reason, value) => cc._rejection(reason, value),
+    submitFailure: (error) => `cannot enqueue work: ${error instanceof Error ? error.message : 'internal error'}`,
   });
 
   // Per-job debug records cost a little; produce them only while someone listens.

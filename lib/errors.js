@@ -122,6 +122,13 @@ function abortError(signal) {
   return err;
 }
 
+// The native call that was to hand a job to the engine threw `cause`: the job never ran.
+function submitError(cause) {
+  const why = cause instanceof Error ? cause.message : safeText(cause);
+  return new PoolError(codes.INTERNAL, `the job could not be handed to the engine: ${why}`,
+    { cause });
+}
+
 function closedError() {
   return new PoolError(codes.POOL_CLOSED, 'the pool is closed: no new jobs are accepted');
 }
@@ -228,6 +235,7 @@ module.exports = {
   unserializableError,
   abortError,
   closedError,
+  submitError,
   rejectionError,
   decodeFailure,
   renderFailure,

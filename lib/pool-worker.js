@@ -310,17 +310,29 @@ function handle(line) {
   }
 }
 
-let pending = '';
+// The start of a line not complete yet, in chunks: a long line (a large job's arguments) is
+// joined once, when its newline arrives, not copied again with every chunk.
+let pending = [];
 channel.setEncoding('utf8');
 channel.on('data', (chunk) => {
-  let data = pending.length === 0 ? chunk : pending + chunk;
+  let nl = chunk.indexOf('\n');
+  if (nl === -1) {
+    pending.push(chunk);
+    return;
+  }
+  let data = chunk;
+  if (pending.length > 0) {
+    pending.push(chunk);
+    data = pending.join('');
+    nl += data.length - chunk.length;
+    pending = [];
+  }
   let start = 0;
-  let nl;
-  while ((nl = data.indexOf('\n', start)) !== -1) {
+  do {
     handle(data.slice(start, nl));
     start = nl + 1;
-  }
-  pending = start === data.length ? '' : data.slice(start);
+  } while ((nl = data.indexOf('\n', start)) !== -1);
+  if (start < data.length) pending.push(data.slice(start));
   data = '';
   flush();
 });

@@ -11,7 +11,7 @@ const { ncpu, install, NODE_WORKER_ENV_REMOVE, KIND } = require('./native');
 const json = require('./json');
 const {
   codes, PoolError, argumentError, unserializableError, abortError, closedError,
-  rejectionError, renderFailure, POOL_FAILURES,
+  rejectionError, renderFailure, POOL_FAILURES, submitError,
 } = require('./errors');
 const {
   resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage,
@@ -99,6 +99,7 @@ class Pool extends EventEmitter {
         terminated: this.#state === 'terminating', protocolErrors: this.#protocolErrors,
       }),
       rejection: rejectionError,
+      submitFailure: submitError,
     }, { calls: true, retries: o.retries, timeout: o.timeout ?? 0 });
   }
 

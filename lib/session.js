@@ -8,6 +8,8 @@
 //   record(kind, id, value)   a record that is not a job's outcome (worker events, ALL_EXITED)
 //   failure(value)            a FAILED record's value -> the job's error (an Error or a string)
 //   rejection(reason, value)  a rejection triple (REJECT.*, value) -> the job's error
+//   submitFailure(error)      the native call that was to hand the job over threw `error`
+//                             -> the job's error
 // A job settles through its own continuation: a Promise's resolve/reject or a Node-style
 // callback `cb(err)` / `cb(null, value)`.
 //
@@ -42,6 +44,11 @@ const { rebuildError, abortError } = require('./errors');
 const DRAIN_SLICE_MS = 1;
 // The clock is read once per this many records (and never after the last of a batch).
 const CHECK_EVERY = 64;
+// Most UTF-16 units of job text (arguments and function names, with their newlines) handed to
+// the engine in one native call: a tick's batch longer than this goes in several calls, so the
+// joined text stays far below V8's longest string (2**29 - 24 units), and the engine's copy of
+// it bounded. A single longer job goes alone. Ordinary batches never come near it.
+const FLUSH_UNITS = 2 ** 26;
 
 // A job whose outcome settles a Promise.
 class Job {
@@ -87,6 +94,7 @@ class Session {
   #batchFirst = 0;
   #batchFns = null; // per-job function names (JSON) of the current batch, when any job has one
   #batchOpts = null; // per-job [retries, timeout] of the current batch, when any job has its own
+  #batchUnits = 0; // the batch's text so far, in UTF-16 units (FLUSH_UNITS)
   #flushQueued = false;
   #flushTask;
   #signals = new Map(); // AbortSignal -> { jobs: Set<Job>, listener }: one listener per signal
@@ -155,7 +163,11 @@ class Session {
       this.#batchFns = [];
       for (let i = 0; i < batch.length; i++) this.#batchFns.push('null');
     }
-    if (this.#batchFns !== null) this.#batchFns.push(name === null ? 'null' : nameJson(name));
+    if (this.#batchFns !== null) {
+      const nameText = name === null ? 'null' : nameJson(name);
+      this.#batchFns.push(nameText);
+      this.#batchUnits += nameText.length + 1;
+    }
     if (job.retries !== undefined || job.timeout !== undefined) {
       if (this.#batchOpts === null) {
         this.#batchOpts = [];
@@ -166,45 +178,83 @@ class Session {
       this.#batchOpts.push(job.retries ?? this.#retries, job.timeout ?? this.#timeout);
     }
     batch.push(argsText);
+    this.#batchUnits += argsText.length + 1;
     this.#jobs.set(id, job);
     if (job.signal !== null) this.#watch(job);
     if (!this.#refed) this.#setRef(true);
   }
 
-  /** Hands every job submitted in this tick to the engine in one call. */
+  /**
+   * Hands every job submitted in this tick to the engine: in one native call, or in several
+   * when their text is longer than FLUSH_UNITS. Never throws: a part the engine could not be
+   * given fails its jobs (hooks.submitFailure).
+   */
   flush() {
     this.#flushQueued = false;
     const batch = this.#batch;
     if (batch.length === 0) return;
     this.#batch = [];
     const first = this.#batchFirst;
-    let rejected;
-    if (this.#calls) {
-      let retries;
-      let timeouts;
-      const opts = this.#batchOpts;
-      if (opts !== null) {
-        this.#batchOpts = null;
-        retries = new Uint32Array(batch.length);
-        timeouts = new Float64Array(batch.length);
-        for (let i = 0; i < batch.length; i++) {
-          retries[i] = opts[2 * i];
-          timeouts[i] = opts[2 * i + 1];
-        }
-      }
-      const fns = this.#batchFns;
-      this.#batchFns = null;
-      rejected = this.#native.submitCalls(first, batch.join('\n'),
-        fns === null ? null : fns.join('\n'), batch.length, retries, timeouts);
+    const fns = this.#batchFns;
+    this.#batchFns = null;
+    const opts = this.#batchOpts;
+    this.#batchOpts = null;
+    const units = this.#batchUnits;
+    this.#batchUnits = 0;
+    if (units <= FLUSH_UNITS) {
+      this.#submitPart(batch, fns, opts, first, 0, batch.length);
     } else {
-      rejected = this.#native.submit(first, batch.join('\n'), batch.length);
+      let start = 0;
+      let size = 0;
+      for (let i = 0; i < batch.length; i++) {
+        const n = batch[i].length + 1 + (fns === null ? 0 : fns[i].length + 1);
+        if (i > start && size + n > FLUSH_UNITS) {
+          this.#submitPart(batch, fns, opts, first, start, i);
+          start = i;
+          size = 0;
+        }
+        size += n;
+      }
+      this.#submitPart(batch, fns, opts, first, start, batch.length);
     }
-    // The refused jobs, as flat triples [index in the batch, REJECT reason, value, ...].
+    this.#updateRef();
+  }
+
+  // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
+  // ones the engine refused; if the call throws, every job of the part fails.
+  #submitPart(batch, fns, opts, first, start, end) {
+    const whole = start === 0 && end === batch.length;
+    const count = end - start;
+    const firstId = (first + start) >>> 0;
+    let rejected;
+    try {
+      const args = (whole ? batch : batch.slice(start, end)).join('\n');
+      if (this.#calls) {
+        let retries;
+        let timeouts;
+        if (opts !== null) {
+          retries = new Uint32Array(count);
+          timeouts = new Float64Array(count);
+          for (let i = 0; i < count; i++) {
+            retries[i] = opts[2 * (start + i)];
+            timeouts[i] = opts[2 * (start + i) + 1];
+          }
+        }
+        const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
+        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts);
+      } else {
+        rejected = this.#native.submit(firstId, args, count);
+      }
+    } catch (e) {
+      this.#failPart(firstId, count, e);
+      return;
+    }
+    // The refused jobs, as flat triples [index in the part, REJECT reason, value, ...].
     if (rejected.length > 0) {
       const errors = [];
       const hooks = this.#hooks;
       for (let i = 0; i < rejected.length; i += 3) {
-        const job = this.#jobs.take((first + rejected[i]) >>> 0);
+        const job = this.#jobs.take((firstId + rejected[i]) >>> 0);
         try {
           this.settle(job, this.#scope.runInAsyncScope(hooks.rejection, hooks,
             rejected[i + 1], rejected[i + 2]), undefined);
@@ -214,7 +264,29 @@ class Session {
       }
       rethrowLater(errors);
     }
-    this.#updateRef();
+  }
+
+  // The native call for `count` jobs from `firstId` threw `error`: none of them is left pending.
+  #failPart(firstId, count, error) {
+    const errors = [];
+    const hooks = this.#hooks;
+    for (let i = 0; i < count; i++) {
+      const id = (firstId + i) >>> 0;
+      const job = this.#jobs.take(id);
+      if (job === undefined) continue;
+      try {
+        // Should the engine have taken it after all, it must not run for nobody.
+        this.#native.cancel(id);
+      } catch {
+        // Nothing more can be done about it.
+      }
+      try {
+        this.settle(job, this.#scope.runInAsyncScope(hooks.submitFailure, hooks, error), undefined);
+      } catch (e) {
+        errors.push(e);
+      }
+    }
+    rethrowLater(errors);
   }
 
   /** Settles a job (taken out of the table, or never in it). */
