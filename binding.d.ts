@@ -60,6 +60,15 @@ export declare class NativePool {
    * reading workers while they pass `maxWaitingBytes`).
    */
   waitingBytes(): number
+  /**
+   * Lets go of the JS callback, for a pool that has shut down with every worker reaped
+   * (after `ALL_EXITED`), so that the pool can be garbage-collected: the threadsafe function
+   * and the direct reads' reference hold the callback strongly, and the callback reaches
+   * this object, a cycle through native references that the GC cannot see. No wake comes
+   * after this; `take()`, `pids()` and `stats()` still work. Call it outside the callback
+   * (the direct reads' async context is destroyed here).
+   */
+  release(): void
 }
 
 /** Physical cores and execution units (logical CPUs) of this machine. */

@@ -440,7 +440,13 @@ class Session {
         break;
       }
       default:
-        if (kind === KIND.ALL_EXITED) this.#exited = true;
+        if (kind === KIND.ALL_EXITED) {
+          this.#exited = true;
+          // Nothing wakes a pool that is done: the native side lets go of the drain callback,
+          // which would otherwise keep this session (and its facade) alive for ever. Not from
+          // inside the callback that is delivering this record.
+          setImmediate(releaseNative, this.#native);
+        }
         this.#scope.runInAsyncScope(this.#hooks.record, this.#hooks, kind, id, value);
         break;
     }
@@ -474,6 +480,10 @@ function nameJson(name) {
     }
   }
   return text;
+}
+
+function releaseNative(native) {
+  native.release();
 }
 
 // Errors of callbacks and listeners, thrown again on their own ticks (as uncaught exceptions),

@@ -155,6 +155,9 @@ impl Drop for PollHandle {
 
 pub struct Direct {
     uv_loop: *mut sys::uv_loop_s,
+    /// Holds the pool's drain strongly (a napi reference of count 1), and the drain reaches the
+    /// pool object that owns this: the pool drops its `Direct` once it is done (`release`), or
+    /// it could never be garbage-collected.
     js: JsCallback,
     polls: HashMap<WorkerId, PollHandle>,
     generation: u64,

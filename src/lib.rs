@@ -59,7 +59,10 @@ fn guarded<R>(what: &str, body: impl FnOnce() -> R) -> std::result::Result<R, St
 #[napi]
 pub struct NativePool {
     engine: Engine,
-    wake: Arc<Wake>,
+    /// The threadsafe function that wakes JS, holding a strong reference to the JS callback
+    /// (the session's drain, which reaches this object): None once `release`d. The engine's
+    /// waker holds it weakly, so dropping this one releases it.
+    wake: Option<Arc<Wake>>,
     referenced: bool,
     direct: RefCell<Option<direct::Direct>>,
 }
@@ -88,16 +91,18 @@ impl NativePool {
             .weak::<true>()
             .build()?;
         let wake = Arc::new(wake);
-        let waker = wake.clone();
+        let waker = Arc::downgrade(&wake);
         let engine = Engine::new(
             cfg,
             Box::new(move || {
-                waker.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                if let Some(wake) = waker.upgrade() {
+                    wake.call((), ThreadsafeFunctionCallMode::NonBlocking);
+                }
             }),
         );
         Ok(NativePool {
             engine,
-            wake,
+            wake: Some(wake),
             referenced: false,
             direct: RefCell::new(direct),
         })
@@ -237,6 +242,26 @@ impl NativePool {
             Ok(self.engine.waiting_bytes() as f64)
         })
     }
+
+    /// Lets go of the JS callback, for a pool that has shut down with every worker reaped
+    /// (after `ALL_EXITED`), so that the pool can be garbage-collected: the threadsafe function
+    /// and the direct reads' reference hold the callback strongly, and the callback reaches
+    /// this object, a cycle through native references that the GC cannot see. No wake comes
+    /// after this; `take()`, `pids()` and `stats()` still work. Call it outside the callback
+    /// (the direct reads' async context is destroyed here).
+    #[napi]
+    pub fn release(&mut self) -> js::Result<()> {
+        entry("NativePool.release", || {
+            self.engine.set_direct(false);
+            // Closes the polls, deletes the callback's reference.
+            self.direct.get_mut().take();
+            // The last strong handle: napi_release_threadsafe_function, whose finalizer deletes
+            // its reference to the callback (and no longer keeps the loop alive, if it did).
+            self.wake = None;
+            self.referenced = false;
+            Ok(())
+        })
+    }
 }
 
 impl NativePool {
@@ -244,7 +269,11 @@ impl NativePool {
         if on == self.referenced {
             return Ok(());
         }
-        let raw = self.wake.raw();
+        // Released: nothing keeps the loop alive any more.
+        let Some(wake) = &self.wake else {
+            return Ok(());
+        };
+        let raw = wake.raw();
         // SAFETY: called on the JS thread with the live env and our own threadsafe function.
         let status = unsafe {
             if on {
