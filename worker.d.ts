@@ -1,4 +1,4 @@
-// `require('comrade/worker')`: the API for code running inside a Pool worker.
+// `require('comrade-pool/worker')`: the API for code running inside a Pool worker.
 
 /** Reports progress of the job this code runs for; the caller's `onProgress` receives it. */
 export declare function progress(value: unknown): void;

@@ -1,5 +1,5 @@
 // A worker module's init(initData): run once per worker, before its first job; initData is
-// also readable through require('comrade/worker').initData.
+// also readable through require('comrade-pool/worker').initData.
 import assert from 'node:assert/strict';
 import test from 'node:test';
 import { TEST, entries, fixture, openPool } from './pool-helpers.mjs';
@@ -32,7 +32,7 @@ test('without initData, init receives null', TEST, async (t) => {
   assert.equal(r.apiInitData, null);
 });
 
-test("initData without an init(): require('comrade/worker').initData", TEST, async (t) => {
+test("initData without an init(): require('comrade-pool/worker').initData", TEST, async (t) => {
   const initData = ['a', { b: 2 }];
   const { pool } = openPool(t, { module: fixture('init-data-only.js'), maxWorkers: 1, initData });
   const r = await pool.run(null);

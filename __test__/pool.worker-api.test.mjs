@@ -1,4 +1,4 @@
-// The API inside a worker, require('comrade/worker'): progress() reaches the caller's
+// The API inside a worker, require('comrade-pool/worker'): progress() reaches the caller's
 // onProgress, emit() reaches the pool's 'event' listeners, retire() replaces the worker; and the
 // same module outside a worker.
 import assert from 'node:assert/strict';
@@ -99,8 +99,8 @@ test('progress() outside a job throws ERR_NO_JOB in the worker (at load, in init
   assert.deepEqual(await pool.call('outside'), { atLoad: 'ERR_NO_JOB', atInit: 'ERR_NO_JOB', timer: 'ERR_NO_JOB' });
 });
 
-test("require('comrade/worker') outside a worker: isWorker false, progress throws ERR_NOT_IN_WORKER", () => {
-  const worker = require('comrade/worker');
+test("require('comrade-pool/worker') outside a worker: isWorker false, progress throws ERR_NOT_IN_WORKER", () => {
+  const worker = require('comrade-pool/worker');
   assert.equal(worker, require('../worker.js'), 'the package resolves itself by name');
   assert.equal(worker.isWorker, false);
   assert.throws(() => worker.progress(1), { code: 'ERR_NOT_IN_WORKER' });

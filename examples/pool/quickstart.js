@@ -1,7 +1,7 @@
 'use strict';
 // node examples/pool/quickstart.js
 const path = require('node:path');
-const { Pool } = require('comrade');
+const { Pool } = require('comrade-pool');
 
 async function main() {
   const pool = new Pool({

@@ -1,7 +1,7 @@
 'use strict';
 // A Pool worker module: named functions, sync or async, plus an optional init.
 const crypto = require('node:crypto');
-const { progress, emit } = require('comrade/worker');
+const { progress, emit } = require('comrade-pool/worker');
 
 let salt = '';
 
