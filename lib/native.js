@@ -6,7 +6,53 @@
 // thread that ends must not kill the workers of the others.
 
 const { isMainThread } = require('node:worker_threads');
-const binding = require('../binding.js');
+
+// The platforms comrade-pool ships a build for, as napi-rs names their packages
+// (comrade-pool-<key>): the triples of package.json's napi.targets.
+const TRIPLE_KEYS = {
+  'x86_64-unknown-linux-gnu': 'linux-x64-gnu',
+  'x86_64-unknown-linux-musl': 'linux-x64-musl',
+  'aarch64-unknown-linux-gnu': 'linux-arm64-gnu',
+  'aarch64-unknown-linux-musl': 'linux-arm64-musl',
+};
+
+function supportedKeys() {
+  const { napi } = require('../package.json');
+  return napi.targets.map((t) => TRIPLE_KEYS[t] || t);
+}
+
+// This process's platform as the packages name it: `linux-x64-gnu`, `darwin-arm64`.
+function platformKey() {
+  const { platform, arch } = process;
+  if (platform !== 'linux') return `${platform}-${arch}`;
+  let glibc = true;
+  try {
+    glibc = Boolean(process.report.getReport().header.glibcVersionRuntime);
+  } catch {
+    // no report: take glibc, as the generated loader does
+  }
+  return `linux-${arch}-${glibc ? 'gnu' : 'musl'}`;
+}
+
+// binding.js is generated (napi build); on a platform with no build it throws napi-rs's
+// "npm has a bug related to optional dependencies", which sends users the wrong way. Say
+// what is true instead; on a platform that has a build, its own error stands.
+function loadBinding() {
+  try {
+    return require('../binding.js');
+  } catch (e) {
+    const key = platformKey();
+    if (supportedKeys().includes(key)) throw e;
+    const err = new Error(
+      `comrade-pool has no build for ${key} yet (builds: ${supportedKeys().join(', ')})`,
+      { cause: e },
+    );
+    err.code = 'ERR_UNSUPPORTED_PLATFORM';
+    throw err;
+  }
+}
+
+const binding = loadBinding();
 
 let installed = false;
 
