@@ -2,7 +2,8 @@
 //! worker: one JSON object per `\n`-terminated line.
 //!
 //! - [`LineDecoder`]: splits a byte stream into lines, bounded by a maximum line length.
-//! - Pool → worker: [`encode_init`] and [`encode_call`] write the pool's messages,
+//! - Pool → worker: [`encode_init`], [`encode_call`], [`encode_cancel`] and [`encode_stop`]
+//!   write the pool's messages,
 //!   [`decode_pool_message`] reads them on the worker's side.
 //! - Worker → pool: `encode_ready` … `encode_fatal` write the worker's messages,
 //!   [`decode_worker_message`] reads them on the pool's side.
@@ -26,7 +27,10 @@ pub use to_pool::{
     decode_worker_message, encode_err, encode_event, encode_fatal, encode_ok, encode_ok_empty,
     encode_progress, encode_ready, encode_retire, WorkerMessage, WorkerMessageError,
 };
-pub use to_worker::{decode_pool_message, encode_call, encode_init, FrameError, PoolMessage};
+pub use to_worker::{
+    decode_pool_message, encode_call, encode_cancel, encode_init, encode_stop, FrameError,
+    PoolMessage,
+};
 
 /// The pool's default `maxMessage`: the longest line accepted unless configured otherwise.
 pub const DEFAULT_MAX_MESSAGE: usize = 64 << 20;

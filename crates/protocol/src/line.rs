@@ -160,6 +160,13 @@ impl LineDecoder {
         self.tail - self.head
     }
 
+    /// The bytes read and not yet consumed by [`next_line`](Self::next_line): complete lines
+    /// still to come, then the start of an incomplete one. A worker looks ahead in them (a
+    /// `cancel` for the call it is running) without consuming them.
+    pub fn unconsumed(&self) -> &[u8] {
+        &self.buf[self.head..self.tail]
+    }
+
     /// The buffer's current size.
     pub fn capacity(&self) -> usize {
         self.buf.len()

@@ -1,5 +1,6 @@
-//! Pool → worker: `init` and `call`. The pool encodes them ([`encode_init`], [`encode_call`]);
-//! the worker decodes them ([`decode_pool_message`]).
+//! Pool → worker: `init`, `call`, `cancel` and `stop`. The pool encodes them ([`encode_init`],
+//! [`encode_call`], [`encode_cancel`], [`encode_stop`]); the worker decodes them
+//! ([`decode_pool_message`]).
 //!
 //! Decoding borrows from the line: a call's `args` stay a [`RawValue`] slice of the input until
 //! the function's own argument type is deserialized from them, and its `fn` is only copied when
@@ -32,6 +33,16 @@ pub enum PoolMessage<'a> {
         /// The positional arguments: always a JSON array.
         args: &'a RawValue,
     },
+    /// `{"t":"cancel","id":N}`: the caller of call `N` gave up on it (an abort or a timeout).
+    /// The worker should stop that call soon and answer it as it likes (its answer is not
+    /// delivered); a cancel for a call already answered, or unknown, is ignored.
+    Cancel {
+        /// The call to stop.
+        id: u32,
+    },
+    /// `{"t":"stop"}`: the pool is stopping this worker on purpose (it holds no call). The
+    /// worker runs its teardown and exits with code 0.
+    Stop,
 }
 
 /// Why a line from the pool is not a valid message. The pool never sends one, so each of these
@@ -51,7 +62,7 @@ pub enum FrameError {
     MissingType,
     /// A `"t"` the worker does not know; holds its JSON text.
     UnknownType(String),
-    /// A call without a numeric `"id"`.
+    /// A call or cancel without a numeric `"id"`.
     MissingId,
     /// A call whose `"id"` is not an integer in 0…2³²−1; holds its JSON text.
     InvalidId(String),
@@ -154,9 +165,13 @@ pub fn decode_pool_message(line: &[u8]) -> Result<PoolMessage<'_>, FrameError> {
     let kind = match t.get() {
         "\"call\"" => "call",
         "\"init\"" => "init",
+        "\"cancel\"" => "cancel",
+        "\"stop\"" => "stop",
         _ => match json_str(t).as_deref() {
             Some("call") => "call",
             Some("init") => "init",
+            Some("cancel") => "cancel",
+            Some("stop") => "stop",
             _ => return Err(FrameError::UnknownType(shorten(t.get()))),
         },
     };
@@ -165,12 +180,18 @@ pub fn decode_pool_message(line: &[u8]) -> Result<PoolMessage<'_>, FrameError> {
             data: frame.data.unwrap_or(RawValue::NULL),
         });
     }
+    if kind == "stop" {
+        return Ok(PoolMessage::Stop);
+    }
     let id = frame.id.ok_or(FrameError::MissingId)?;
     let id = match id.get().parse::<u32>() {
         // `parse` also takes a leading `+`, which JSON does not have.
         Ok(n) if !id.get().starts_with('+') => n,
         _ => return Err(FrameError::InvalidId(shorten(id.get()))),
     };
+    if kind == "cancel" {
+        return Ok(PoolMessage::Cancel { id });
+    }
     let function = match frame.function {
         None => None,
         Some(raw) => {
@@ -211,6 +232,19 @@ pub fn encode_call(out: &mut Vec<u8>, id: u32, fn_json: &[u8], args_inner: &[u8]
     out.extend_from_slice(br#","args":["#);
     out.extend_from_slice(args_inner);
     out.extend_from_slice(b"]}");
+}
+
+/// Writes `{"t":"cancel","id":<id>}`, without the `\n`.
+pub fn encode_cancel(out: &mut Vec<u8>, id: u32) {
+    out.reserve(32);
+    out.extend_from_slice(br#"{"t":"cancel","id":"#);
+    push_u32(out, id);
+    out.push(b'}');
+}
+
+/// Writes `{"t":"stop"}`, without the `\n`.
+pub fn encode_stop(out: &mut Vec<u8>) {
+    out.extend_from_slice(br#"{"t":"stop"}"#);
 }
 
 #[cfg(test)]
@@ -267,6 +301,27 @@ mod tests {
             } => {}
             other => panic!("name was copied: {other:?}"),
         }
+    }
+
+    #[test]
+    fn decodes_cancel_and_stop() {
+        match decode_pool_message(br#"{"t":"cancel","id":4294967295}"#).unwrap() {
+            PoolMessage::Cancel { id } => assert_eq!(id, u32::MAX),
+            other => panic!("{other:?}"),
+        }
+        assert!(matches!(
+            decode_pool_message(br#"{"t":"stop","x":1}"#).unwrap(),
+            PoolMessage::Stop
+        ));
+        assert_eq!(err(br#"{"t":"cancel"}"#), FrameError::MissingId);
+        assert_eq!(
+            err(br#"{"t":"cancel","id":-1}"#),
+            FrameError::InvalidId("-1".into())
+        );
+        let mut out = Vec::new();
+        encode_cancel(&mut out, 12);
+        encode_stop(&mut out);
+        assert_eq!(out, br#"{"t":"cancel","id":12}{"t":"stop"}"#);
     }
 
     #[test]

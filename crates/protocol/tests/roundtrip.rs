@@ -4,9 +4,9 @@
 //! side or to the document fails here.
 
 use comrade_protocol::{
-    decode_pool_message, decode_worker_message, encode_call, encode_err, encode_event,
-    encode_fatal, encode_init, encode_ok, encode_ok_empty, encode_progress, encode_ready,
-    encode_retire, PoolMessage, WorkerMessage,
+    decode_pool_message, decode_worker_message, encode_call, encode_cancel, encode_err,
+    encode_event, encode_fatal, encode_init, encode_ok, encode_ok_empty, encode_progress,
+    encode_ready, encode_retire, encode_stop, PoolMessage, WorkerMessage,
 };
 use serde_json::json;
 
@@ -83,7 +83,7 @@ fn s(text: &str) -> Option<String> {
 #[test]
 fn the_message_tables_are_what_the_encoders_write() {
     let t = templates();
-    assert_eq!(t.len(), 9, "{t:?}");
+    assert_eq!(t.len(), 11, "{t:?}");
     let mut out = Vec::new();
 
     // Pool → worker: no `\n` (the engine adds it when it writes the line).
@@ -108,6 +108,19 @@ fn the_message_tables_are_what_the_encoders_write() {
         (7, s("add"), "[2,3]".to_owned())
     );
 
+        out.clear();
+    encode_cancel(&mut out, 7);
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        fill(&t[2], &[("N", "7")])
+    );
+    assert!(matches!(at_worker(&out), PoolMessage::Cancel { id: 7 }));
+
+    out.clear();
+    encode_stop(&mut out);
+    assert_eq!(String::from_utf8(out.clone()).unwrap(), t[3]);
+    assert!(matches!(at_worker(&out), PoolMessage::Stop));
+
     // Worker → pool: whole lines.
     let line = |f: &dyn Fn(&mut Vec<u8>)| {
         let mut out = Vec::new();
@@ -117,13 +130,13 @@ fn the_message_tables_are_what_the_encoders_write() {
     let text = |line: &[u8]| String::from_utf8(line.to_vec()).unwrap();
 
     let ready = line(&|o| encode_ready(o));
-    assert_eq!(text(&ready), format!("{}\n", t[2]));
+    assert_eq!(text(&ready), format!("{}\n", t[4]));
     assert_eq!(at_pool(&ready), ("ready".into(), None, None, None));
 
     let ok = line(&|o| encode_ok(o, 7, &json!([1, "two"])).unwrap());
     assert_eq!(
         text(&ok),
-        format!("{}\n", fill(&t[3], &[("N", "7"), ("V", r#"[1,"two"]"#)]))
+        format!("{}\n", fill(&t[5], &[("N", "7"), ("V", r#"[1,"two"]"#)]))
     );
     assert_eq!(
         at_pool(&ok),
@@ -141,14 +154,14 @@ fn the_message_tables_are_what_the_encoders_write() {
     let err = line(&|o| encode_err(o, 3, e.as_bytes()));
     assert_eq!(
         text(&err),
-        format!("{}\n", fill(&t[4], &[("N", "3"), ("E", e)]))
+        format!("{}\n", fill(&t[6], &[("N", "3"), ("E", e)]))
     );
     assert_eq!(at_pool(&err), ("err".into(), Some(3), None, s(e)));
 
     let progress = line(&|o| encode_progress(o, 1, &0.5).unwrap());
     assert_eq!(
         text(&progress),
-        format!("{}\n", fill(&t[5], &[("N", "1"), ("V", "0.5")]))
+        format!("{}\n", fill(&t[7], &[("N", "1"), ("V", "0.5")]))
     );
     assert_eq!(
         at_pool(&progress),
@@ -160,19 +173,19 @@ fn the_message_tables_are_what_the_encoders_write() {
         text(&event),
         format!(
             "{}\n",
-            fill(&t[6], &[("S", r#""cache""#), ("V", r#"{"size":12}"#)])
+            fill(&t[8], &[("S", r#""cache""#), ("V", r#"{"size":12}"#)])
         )
     );
     // The pool passes an event on as its whole line.
     assert_eq!(at_pool(&event), ("event".into(), None, None, None));
 
     let retire = line(&|o| encode_retire(o));
-    assert_eq!(text(&retire), format!("{}\n", t[7]));
+    assert_eq!(text(&retire), format!("{}\n", t[9]));
     assert_eq!(at_pool(&retire), ("retire".into(), None, None, None));
 
     let e = r#"{"name":"Error","message":"init threw"}"#;
     let fatal = line(&|o| encode_fatal(o, e.as_bytes()));
-    assert_eq!(text(&fatal), format!("{}\n", fill(&t[8], &[("E", e)])));
+    assert_eq!(text(&fatal), format!("{}\n", fill(&t[10], &[("E", e)])));
     assert_eq!(at_pool(&fatal), ("fatal".into(), None, None, s(e)));
 }
 
@@ -180,6 +193,7 @@ fn the_message_tables_are_what_the_encoders_write() {
 fn the_complete_exchange_is_what_the_encoders_write() {
     let unknown =
         r#"{"name":"Error","message":"no function named \"nope\"","code":"ERR_UNKNOWN_FUNCTION"}"#;
+    let cancelled = r#"{"name":"AbortError","message":"cancelled"}"#;
     // What each side encodes, in the document's order, and what the other side reads.
     type Encode = Box<dyn Fn(&mut Vec<u8>)>;
     let steps: Vec<(bool, Encode)> = vec![
@@ -199,6 +213,13 @@ fn the_complete_exchange_is_what_the_encoders_write() {
             false,
             Box::new(|o| encode_event(o, "cache", &json!({"size": 12})).unwrap()),
         ),
+        (true, Box::new(|o| encode_call(o, 4, br#""slow""#, b""))),
+        (true, Box::new(|o| encode_cancel(o, 4))),
+        (
+            false,
+            Box::new(move |o| encode_err(o, 4, cancelled.as_bytes())),
+        ),
+        (true, Box::new(encode_stop)),
     ];
     let doc = exchange();
     assert_eq!(doc.len(), steps.len(), "{doc:?}");
@@ -211,6 +232,8 @@ fn the_complete_exchange_is_what_the_encoders_write() {
             assert_eq!(std::str::from_utf8(&out).unwrap(), *doc_line);
             read.push(match at_worker(&out) {
                 PoolMessage::Init { data } => format!("init {}", data.get()),
+                PoolMessage::Cancel { id } => format!("cancel {id}"),
+                PoolMessage::Stop => "stop".to_owned(),
                 call => format!("{:?}", call_parts(call)),
             });
         } else {
@@ -260,6 +283,18 @@ fn the_complete_exchange_is_what_the_encoders_write() {
                     None::<String>
                 )
             ),
+            format!("{:?}", (4u32, s("slow"), "[]".to_owned())),
+            "cancel 4".to_owned(),
+            format!(
+                "{:?}",
+                (
+                    "err".to_owned(),
+                    Some(4u64),
+                    None::<String>,
+                    Some(cancelled.to_owned())
+                )
+            ),
+            "stop".to_owned(),
         ]
     );
 }
