@@ -8,7 +8,7 @@
 const net = require('node:net');
 const { AsyncLocalStorage } = require('node:async_hooks');
 const { pathToFileURL } = require('node:url');
-const { STATE } = require('./worker-api');
+const { STATE, setInitData } = require('./worker-api');
 const json = require('./json');
 
 const modulePath = process.argv[2];
@@ -162,6 +162,7 @@ const early = []; // messages that arrived before the module was ready
 globalThis[STATE] = {
   als,
   initData: undefined,
+  initDataReady: false,
   send,
   sendEvent(name, data) {
     let text;
@@ -238,9 +239,11 @@ const loaded = load().then((mod) => {
 loaded.catch(() => {});
 
 async function start(data) {
-  globalThis[STATE].initData = data;
   try {
     await loaded;
+    // Only once the module has loaded (an ES module's evaluation may end after `init` arrives):
+    // at its top level initData is never there, whatever the timing.
+    setInitData(data);
     if (initFn) await initFn(data);
   } catch (e) {
     fatal(e);

@@ -42,17 +42,47 @@ function retire() {
   state().sendRetire();
 }
 
+// The pool's `initData` (also passed to the module's init()). The pool gives it to the worker
+// after its module has loaded, so it is there in init() and in every job, never at the module's
+// top level: reading it there throws (instead of a silent `undefined` kept forever by a
+// destructuring `const { initData } = require(...)`).
+function getInitData() {
+  const s = state();
+  if (!s.initDataReady) {
+    const err = new Error('comrade-pool/worker: initData is not available yet (the module is ' +
+      'still loading); call getInitData() in init() or in a job, not at the top level');
+    err.code = 'ERR_INIT_DATA_NOT_READY';
+    throw err;
+  }
+  return s.initData;
+}
+
+// Internal (the bootstrap, lib/pool-worker.js): stores the pool's initData and updates the ES
+// module's live `initData` binding (worker.mjs subscribes through INIT_DATA_LISTENERS).
+const INIT_DATA_LISTENERS = Symbol.for('comrade.worker.initDataListeners');
+function setInitData(data) {
+  const s = state();
+  s.initData = data;
+  s.initDataReady = true;
+  for (const listener of s[INIT_DATA_LISTENERS] || []) listener(data);
+}
+
 module.exports = {
   progress,
   emit,
   retire,
+  getInitData,
   // True inside a pool worker.
   get isWorker() {
     return Boolean(globalThis[STATE]);
   },
-  // The pool's `initData` (also passed to the module's init()).
+  // Deprecated: getInitData(). The same value, read as a property (in init() or a job).
   get initData() {
-    return state().initData;
+    return getInitData();
   },
   STATE,
 };
+Object.defineProperties(module.exports, {
+  setInitData: { value: setInitData },
+  INIT_DATA_LISTENERS: { value: INIT_DATA_LISTENERS },
+});
