@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 mode=${1:-debug}
 if [ ! -x node_modules/.bin/napi ]; then
-  npm install --no-audit --no-fund
+  # Exactly what package-lock.json says (it must match package.json, or npm ci fails).
+  npm ci --no-audit --no-fund
 fi
 if [ "$mode" = release ]; then
   npx napi build --platform --release --js binding.js --dts binding.d.ts
