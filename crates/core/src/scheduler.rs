@@ -93,6 +93,51 @@ pub enum WorkerState {
     Closing,
 }
 
+/// Why a worker was stopped, as its exit reports it (`workerExit`'s `reason`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopReason {
+    /// Nobody asked: it died on its own (or its channel broke).
+    Crash,
+    /// Idle longer than `idle_timeout`, above `min_workers`.
+    Idle,
+    /// It completed `max_jobs_per_worker` jobs.
+    Recycled,
+    /// It asked to retire.
+    Retired,
+    /// Its resident memory passed `max_rss`.
+    Memory,
+    /// Killed: a job of it ran past its timeout.
+    Timeout,
+    /// Killed: a job of it was cancelled (its caller aborted).
+    Aborted,
+    /// Killed: it broke the protocol.
+    Protocol,
+    /// The pool shut down.
+    Shutdown,
+}
+
+impl StopReason {
+    /// The reason's name in the EXITED record.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            StopReason::Crash => "crash",
+            StopReason::Idle => "idle",
+            StopReason::Recycled => "recycled",
+            StopReason::Retired => "retired",
+            StopReason::Memory => "memory",
+            StopReason::Timeout => "timeout",
+            StopReason::Aborted => "aborted",
+            StopReason::Protocol => "protocol",
+            StopReason::Shutdown => "shutdown",
+        }
+    }
+
+    /// Whether the pool ended the worker on purpose: anything but a crash.
+    pub fn expected(self) -> bool {
+        self != StopReason::Crash
+    }
+}
+
 /// What `cancel` found.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cancelled {
@@ -121,14 +166,14 @@ struct Slot {
     done: u64,
     /// Since when the worker has had nothing to do (a Ready worker with no job).
     idle_since: Option<Instant>,
-    /// Stop the worker (emit `Stop`) once its last job is answered.
-    stop_when_idle: bool,
+    /// Stop the worker (emit `Stop`) once its last job is answered, for this reason.
+    stop_when_idle: Option<StopReason>,
+    /// Why the scheduler emitted `Stop` for this worker (see [`Scheduler::planned_stop`]).
+    planned: Option<StopReason>,
     /// The worker said it is serving (its startup is over): run timeouts count from here.
     serving: bool,
-    /// The worker was told to stop (or killed): `Some(expected)`, where `expected` says the
-    /// pool stopped it on purpose (idle, recycled, retired, shutdown) rather than after a
-    /// crash, a protocol error or a kill.
-    stop: Option<bool>,
+    /// The worker was told to stop (or killed), and why.
+    stop: Option<StopReason>,
 }
 
 /// What a worker slot looks like from outside.
@@ -207,15 +252,21 @@ impl SchedStats {
         b.1 += 1;
     }
 
-    /// Completions per second over the last ten whole seconds before `now_secs`.
-    pub fn throughput(&self, now_secs: u64) -> f64 {
+    /// Completions per second over the last ten seconds, `uptime` after the start: the
+    /// completions of the current second and of the nine before it, over the time they span
+    /// (the time since the start while that is shorter), counted as at least one second so
+    /// that a first job does not read as thousands per second.
+    pub fn throughput(&self, uptime: Duration) -> f64 {
+        let now_secs = uptime.as_secs();
         let total: u64 = self
             .buckets
             .iter()
-            .filter(|b| b.0 < now_secs && b.0 + 10 >= now_secs)
+            .filter(|b| b.0 <= now_secs && b.0 + 10 > now_secs)
             .map(|b| b.1)
             .sum();
-        total as f64 / 10.0
+        let from = now_secs.saturating_sub(9) as f64;
+        let span = uptime.as_secs_f64() - from;
+        total as f64 / span.max(1.0)
     }
 }
 
@@ -523,7 +574,7 @@ impl Scheduler {
             if max_jobs.is_some_and(|m| s.done >= m) && s.state != WorkerState::Closing {
                 // Recycled: it finishes what it holds, then stops; pump() finds a replacement.
                 s.state = WorkerState::Closing;
-                s.stop_when_idle = true;
+                s.stop_when_idle = Some(StopReason::Recycled);
             }
         }
         self.after_job_left(worker);
@@ -540,8 +591,8 @@ impl Scheduler {
             if s.inflight.is_empty() {
                 if s.state == WorkerState::Ready {
                     s.idle_since = Some(now);
-                } else if s.state == WorkerState::Closing && s.stop_when_idle {
-                    s.stop_when_idle = false;
+                } else if s.state == WorkerState::Closing && s.stop_when_idle.is_some() {
+                    s.planned = s.stop_when_idle.take();
                     stop = true;
                 }
             }
@@ -555,16 +606,16 @@ impl Scheduler {
     pub fn worker_closing(&mut self, worker: WorkerId) {
         if let Some(s) = self.slot_mut(worker) {
             s.state = WorkerState::Closing;
-            s.stop_when_idle = false;
+            s.stop_when_idle = None;
         }
         self.pump();
     }
 
-    /// The worker is being stopped (`expected`: on purpose, not after a failure). Returns
-    /// false if it was already: the caller signals it only once.
-    pub fn stop_worker(&mut self, worker: WorkerId, expected: bool) -> bool {
+    /// The worker is being stopped, for `reason`. Returns false if it was already: the caller
+    /// signals it only once (and the first reason stays).
+    pub fn stop_worker(&mut self, worker: WorkerId, reason: StopReason) -> bool {
         match self.slot_mut(worker) {
-            Some(s) if s.stop.is_none() => s.stop = Some(expected),
+            Some(s) if s.stop.is_none() => s.stop = Some(reason),
             _ => return false,
         }
         self.worker_closing(worker);
@@ -581,9 +632,16 @@ impl Scheduler {
         self.slot_ref(worker).is_some_and(|s| s.stop.is_some())
     }
 
-    /// Whether the worker was stopped on purpose (see [`Scheduler::stop_worker`]).
-    pub fn stop_expected(&self, worker: WorkerId) -> bool {
-        self.slot_ref(worker).is_some_and(|s| s.stop == Some(true))
+    /// Why the worker was stopped (see [`Scheduler::stop_worker`]), if it was.
+    pub fn stop_reason(&self, worker: WorkerId) -> Option<StopReason> {
+        self.slot_ref(worker).and_then(|s| s.stop)
+    }
+
+    /// Why the scheduler emitted `Stop` for the worker: idle, recycled, retired or memory.
+    pub fn planned_stop(&self, worker: WorkerId) -> StopReason {
+        self.slot_ref(worker)
+            .and_then(|s| s.planned)
+            .unwrap_or(StopReason::Idle)
     }
 
     /// Whether the worker takes new work (it is not retiring or stopping).
@@ -604,8 +662,10 @@ impl Scheduler {
         self.slots.iter().any(|s| s.stop.is_none())
     }
 
-    /// The worker asked to retire: no new work; a `Stop` follows once its jobs are answered.
-    pub fn retire(&mut self, worker: WorkerId) {
+    /// The worker is retired (`why`: it asked, [`StopReason::Retired`], or it is over the
+    /// memory limit, [`StopReason::Memory`]): no new work; a `Stop` follows once its jobs are
+    /// answered.
+    pub fn retire(&mut self, worker: WorkerId, why: StopReason) {
         let Some(s) = self.slot_mut(worker) else {
             return;
         };
@@ -613,7 +673,7 @@ impl Scheduler {
             return;
         }
         s.state = WorkerState::Closing;
-        s.stop_when_idle = true;
+        s.stop_when_idle = Some(why);
         self.after_job_left(worker);
         self.pump();
     }
@@ -726,6 +786,7 @@ impl Scheduler {
                         .is_some_and(|t| t.checked_add(idle).is_some_and(|at| now >= at))
                 {
                     s.state = WorkerState::Closing;
+                    s.planned = Some(StopReason::Idle);
                     active -= 1;
                     stops.push(s.id);
                 }
@@ -813,9 +874,10 @@ impl Scheduler {
         &self.stats
     }
 
-    /// Whole seconds since the scheduler started, on its clock.
-    pub fn uptime_secs(&self) -> u64 {
-        self.now.saturating_duration_since(self.started).as_secs()
+    /// Time since the scheduler started, at `now` (the scheduler's own clock if that is
+    /// later: it never runs backwards).
+    pub fn uptime_at(&self, now: Instant) -> Duration {
+        now.max(self.now).saturating_duration_since(self.started)
     }
 
     /// Workers that take work or will (not those being stopped).
@@ -954,7 +1016,8 @@ impl Scheduler {
             inflight: VecDeque::new(),
             done: 0,
             idle_since: None,
-            stop_when_idle: false,
+            stop_when_idle: None,
+            planned: None,
             serving: false,
             stop: None,
         });
@@ -1093,6 +1156,9 @@ mod tests {
         s.housekeeping(t3 + ms(500));
         let (_, stops) = run_stops(&mut s, t3);
         assert_eq!(stops.len(), 2, "down to min_workers = 1");
+        for w in stops {
+            assert_eq!(s.planned_stop(w), StopReason::Idle);
+        }
     }
 
     #[test]
@@ -1119,6 +1185,7 @@ mod tests {
         s.complete(1, 4, t).unwrap();
         let (_, stops) = run_stops(&mut s, t);
         assert_eq!(stops, vec![1]);
+        assert_eq!(s.planned_stop(1), StopReason::Recycled);
         assert!(s.worker_lost(1).is_empty());
         assert_eq!(run(&mut s, t), vec![(2, 5)], "a replacement takes the rest");
     }
@@ -1131,11 +1198,25 @@ mod tests {
             s.submit(j, p("x")).unwrap();
         }
         assert_eq!(run(&mut s, t), vec![(1, 1), (1, 2)]);
-        s.retire(1);
+        s.retire(1, StopReason::Retired);
         assert_eq!(run_stops(&mut s, t), (vec![], vec![]));
         s.complete(1, 1, t).unwrap();
         s.complete(1, 2, t).unwrap();
         assert_eq!(run_stops(&mut s, t).1, vec![1]);
+        assert_eq!(s.planned_stop(1), StopReason::Retired);
+        // Over the memory limit: the same, with its own reason.
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit(1, p("x")).unwrap();
+        run(&mut s, t);
+        s.retire(1, StopReason::Memory);
+        s.complete(1, 1, t).unwrap();
+        assert_eq!(run_stops(&mut s, t).1, vec![1]);
+        assert_eq!(s.planned_stop(1), StopReason::Memory);
+        // The stop carries the reason; the first one stays.
+        assert!(s.stop_worker(1, StopReason::Memory));
+        assert!(!s.stop_worker(1, StopReason::Shutdown));
+        assert_eq!(s.stop_reason(1), Some(StopReason::Memory));
+        assert!(StopReason::Memory.expected() && !StopReason::Crash.expected());
     }
 
     #[test]
@@ -1543,6 +1624,34 @@ mod tests {
             Err(Reject::Duration(x)) => assert!((x - 0.6).abs() < 1e-6, "{x}"),
             other => panic!("{other:?}"),
         }
+    }
+
+    #[test]
+    fn throughput_counts_the_current_second_from_the_first_completion() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(cfg(1, None), t);
+        assert_eq!(s.stats().throughput(s.uptime_at(t)), 0.0);
+        s.submit(1, p("x")).unwrap();
+        run(&mut s, t);
+        s.complete(1, 1, t + ms(200)).unwrap();
+        // The first job, 0.2 s after the start: one completion in the (at least one second
+        // long) window, not zero until the next whole second.
+        assert_eq!(s.stats().throughput(s.uptime_at(t + ms(200))), 1.0);
+        // Four more within the first two seconds: five over two seconds.
+        for j in 2..=5 {
+            s.submit(j, p("x")).unwrap();
+            run(&mut s, t + ms(1500));
+            s.complete(1, j, t + ms(1500)).unwrap();
+        }
+        assert_eq!(s.stats().throughput(s.uptime_at(t + ms(2000))), 2.5);
+        // The window is the last ten seconds: at 10.5 s it spans 1.0..10.5 s, so the
+        // completion at 0.2 s is out of it and the four at 1.5 s are in.
+        let r = s.stats().throughput(s.uptime_at(t + ms(10_500)));
+        assert!((r - 4.0 / 9.5).abs() < 1e-9, "{r}");
+        // Long after: nothing recent.
+        assert_eq!(s.stats().throughput(s.uptime_at(t + ms(60_000))), 0.0);
+        // The engine's clock read earlier than the scheduler's never runs backwards.
+        assert_eq!(s.uptime_at(t), ms(1500));
     }
 
     #[test]

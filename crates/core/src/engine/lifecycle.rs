@@ -14,7 +14,7 @@ use super::io::{
 use super::outbox::{kind, reads_paused};
 use super::session::ProtocolError;
 use super::Protocol;
-use crate::scheduler::{Action, JobId, WorkerId};
+use crate::scheduler::{Action, JobId, StopReason, WorkerId};
 use crate::spawn::{self, ExitStatus};
 
 impl State {
@@ -24,7 +24,10 @@ impl State {
             match action {
                 Action::Spawn(w) => self.spawn_worker(shared, w),
                 Action::Send { worker, job } => self.send(shared, worker, job),
-                Action::Stop(w) => self.stop_worker(shared, w, true),
+                Action::Stop(w) => {
+                    let why = self.sched.planned_stop(w);
+                    self.stop_worker(shared, w, why);
+                }
             }
         }
     }
@@ -116,9 +119,10 @@ impl State {
     }
 
     /// Stops a worker now (a run timeout, a cancelled running job, a protocol error, a
-    /// channel that cannot be read); its exit settles or retries the jobs it still holds.
-    pub fn kill_worker(&mut self, w: WorkerId) {
-        self.sched.stop_worker(w, false);
+    /// channel that cannot be read: `why`); its exit settles or retries the jobs it still
+    /// holds.
+    pub fn kill_worker(&mut self, w: WorkerId, why: StopReason) {
+        self.sched.stop_worker(w, why);
         if let Some(conn) = self.conns.get(&w) {
             conn.link.kill();
         }
@@ -139,18 +143,18 @@ impl State {
     pub fn stop_all(&mut self, shared: &Arc<Shared>) {
         let ids: Vec<WorkerId> = self.conns.keys().copied().collect();
         for w in ids {
-            self.stop_worker(shared, w, true);
+            self.stop_worker(shared, w, StopReason::Shutdown);
         }
     }
 
     /// Asks a worker to stop (SIGTERM; a Node worker also sees its channel's end), with a
-    /// SIGKILL after the grace period. `expected`: the pool stops it on purpose (not after its
-    /// channel broke).
-    fn stop_worker(&mut self, shared: &Arc<Shared>, w: WorkerId, expected: bool) {
+    /// SIGKILL after the grace period. `why`: what its exit will report
+    /// ([`StopReason::Crash`] after its channel broke).
+    fn stop_worker(&mut self, shared: &Arc<Shared>, w: WorkerId, why: StopReason) {
         let Some(conn) = self.conns.get(&w) else {
             return;
         };
-        if !self.sched.stop_worker(w, expected) {
+        if !self.sched.stop_worker(w, why) {
             return;
         }
         conn.link.terminate();
@@ -210,7 +214,7 @@ impl State {
         });
         if let Some(msg) = error {
             session.broke(&mut conn.peer, &ProtocolError(msg));
-            self.kill_worker(w);
+            self.kill_worker(w, StopReason::Protocol);
         }
         self.run_actions(shared);
         self.maybe_finish_drain(shared);
@@ -233,15 +237,16 @@ impl State {
                 let reader = read_loop(Arc::downgrade(shared), w, fd, resume);
                 conn.reader = Some(runtime().spawn(reader));
             }
-            // Out of descriptors: a worker that cannot be read is of no use.
-            Err(_) => self.kill_worker(w),
+            // Out of descriptors: a worker that cannot be read is of no use (its channel is as
+            // good as broken).
+            Err(_) => self.kill_worker(w, StopReason::Crash),
         }
     }
 
     /// The channel closed while the process may live on: it can take no more work, so it is
     /// stopped; its exit settles what it held.
     fn channel_closed(&mut self, shared: &Arc<Shared>, w: WorkerId) {
-        self.stop_worker(shared, w, false);
+        self.stop_worker(shared, w, StopReason::Crash);
         self.run_actions(shared);
     }
 
@@ -297,7 +302,7 @@ impl State {
             self.session(shared).timed_out(w, pid, job);
             // Runaway code cannot be stopped any other way; the replacement is started by
             // the scheduler as work needs it.
-            self.kill_worker(w);
+            self.kill_worker(w, StopReason::Timeout);
         }
         self.sched.housekeeping(now);
         if let Some(limit) = shared.cfg.max_rss {
@@ -310,7 +315,7 @@ impl State {
                     .map(|(w, c)| (*w, c.peer.pid))
                     .collect();
                 for (w, pid) in over {
-                    self.session(shared).retire(w, pid, r#""rss""#);
+                    self.session(shared).retire(w, pid, StopReason::Memory);
                 }
                 self.rss_check_at = if self.conns.is_empty() {
                     None

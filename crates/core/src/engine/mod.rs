@@ -23,7 +23,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use crate::scheduler::{Cancelled, JobId, JobOpts, Reject, SchedConfig, Scheduler};
+use crate::scheduler::{Cancelled, JobId, JobOpts, Reject, SchedConfig, Scheduler, StopReason};
 use crate::spawn::SpawnSpec;
 
 mod cycle;
@@ -253,7 +253,7 @@ impl Engine {
                 Cancelled::Unknown => 0,
                 Cancelled::Queued => 1,
                 Cancelled::Running(w) => {
-                    st.kill_worker(w);
+                    st.kill_worker(w, StopReason::Aborted);
                     2
                 }
             };

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use super::outbox::{kind, Outbox};
 use super::Protocol;
 use crate::frame::{classify_ipc, validate_json, IpcLine};
-use crate::scheduler::{JobId, Scheduler, WorkerId};
+use crate::scheduler::{JobId, Scheduler, StopReason, WorkerId};
 use crate::spawn::{self, ExitStatus};
 
 /// Why a job failed without a reply: the value of its FAILED record, as JSON
@@ -56,12 +56,14 @@ impl Failure<'_> {
     }
 }
 
-/// The value of an EXITED record.
+/// The value of an EXITED record. `reason`: why the worker ended (a [`StopReason`]'s name);
+/// `expected`: anything but a crash.
 #[derive(Serialize)]
 struct Exited {
     code: Option<i32>,
     signal: Option<String>,
     expected: bool,
+    reason: &'static str,
 }
 
 /// What the session keeps per worker beyond the scheduler's view of it.
@@ -213,7 +215,7 @@ impl Session<'_> {
             "ready" => self.sched.worker_serving(w, now),
             // At once: a reply later in this read must not hand the retiring worker another
             // job. The scheduler asks for its stop once its jobs are answered.
-            "retire" => self.retire(w, pid, "null"),
+            "retire" => self.retire(w, pid, StopReason::Retired),
             "fatal" => {
                 peer.fatal = Some(msg.e.map_or_else(|| "null".into(), |e| e.get().to_string()));
             }
@@ -227,11 +229,17 @@ impl Session<'_> {
         Ok(())
     }
 
-    /// The worker takes no more work and is stopped once its jobs are answered. `why`: the
-    /// RETIRING record's value (null: it asked; `"rss"`: over the memory limit).
-    pub fn retire(&mut self, w: WorkerId, pid: i32, why: &str) {
-        self.outbox.push(kind::RETIRING, pid as u32, why);
-        self.sched.retire(w);
+    /// The worker takes no more work and is stopped once its jobs are answered. `why`:
+    /// [`StopReason::Retired`] (it asked; the RETIRING record's value is null) or
+    /// [`StopReason::Memory`] (over the memory limit; `"rss"`).
+    pub fn retire(&mut self, w: WorkerId, pid: i32, why: StopReason) {
+        let v = if why == StopReason::Memory {
+            r#""rss""#
+        } else {
+            "null"
+        };
+        self.outbox.push(kind::RETIRING, pid as u32, v);
+        self.sched.retire(w, why);
     }
 
     /// The worker broke the protocol: reported once, and from now on nothing it sends is
@@ -274,7 +282,14 @@ impl Session<'_> {
         let pid = peer.pid;
         let code = status.code();
         let signal = status.signal().map(spawn::signal_name);
-        let expected = shutting_down || self.sched.stop_expected(w);
+        // Why it ended: the reason it was stopped for; a worker that ended unasked (or whose
+        // channel broke) while the pool shuts down counts as stopped by the shutdown.
+        let reason = match self.sched.stop_reason(w) {
+            Some(r) if r != StopReason::Crash => r,
+            _ if shutting_down => StopReason::Shutdown,
+            _ => StopReason::Crash,
+        };
+        let expected = reason.expected();
         let startup_failure = self.protocol == Protocol::Lines
             && !self.sched.is_serving(w)
             && (peer.fatal.is_some() || code.is_some_and(|c| c != 0 || !expected));
@@ -318,6 +333,7 @@ impl Session<'_> {
             code,
             signal,
             expected,
+            reason: reason.as_str(),
         };
         let v = serde_json::to_string(&v).expect("an exit always serializes");
         self.outbox.push(kind::EXITED, pid as u32, &v);
@@ -663,7 +679,7 @@ mod tests {
             &(
                 kind::EXITED,
                 PID as u32,
-                json!({"code": 1, "signal": null, "expected": false})
+                json!({"code": 1, "signal": null, "expected": false, "reason": "crash"})
             )
         );
         // No respawn loop: nothing is started for the failed wave.
@@ -729,7 +745,7 @@ mod tests {
             vec![(
                 kind::EXITED,
                 PID as u32,
-                json!({"code": null, "signal": "SIGKILL", "expected": false})
+                json!({"code": null, "signal": "SIGKILL", "expected": false, "reason": "crash"})
             )]
         );
         assert_eq!(s.live_jobs(), 2);
@@ -754,7 +770,7 @@ mod tests {
                 (
                     kind::EXITED,
                     PID as u32,
-                    json!({"code": 7, "signal": null, "expected": false})
+                    json!({"code": 7, "signal": null, "expected": false, "reason": "crash"})
                 ),
             ]
         );
@@ -765,11 +781,16 @@ mod tests {
         let mut peer = Peer::new(PID);
         lines(&mut s, &mut ob, &mut peer, r#"{"t":"ready"}"#);
         lines(&mut s, &mut ob, &mut peer, r#"{"t":"ok","id":1}"#);
-        assert!(s.stop_worker(1, true));
-        assert!(!s.stop_worker(1, false), "a worker is told to stop once");
+        assert!(s.stop_worker(1, StopReason::Idle));
+        assert!(
+            !s.stop_worker(1, StopReason::Crash),
+            "a worker is told to stop once"
+        );
         records(&mut ob);
         exit(&mut s, &mut ob, 1, peer, ExitStatus::Code(0));
-        assert_eq!(records(&mut ob)[0].2["expected"], true);
+        let r = records(&mut ob);
+        assert_eq!(r[0].2["expected"], true);
+        assert_eq!(r[0].2["reason"], "idle", "the first reason stays");
     }
 
     #[test]
@@ -1026,7 +1047,7 @@ mod tests {
         }
         // Asked to stop (an idle stop, a shutdown) before ready, code 0 is a clean exit.
         let (mut s, _) = pool(1, 1);
-        assert!(s.stop_worker(1, true));
+        assert!(s.stop_worker(1, StopReason::Shutdown));
         let mut ob = Outbox::default();
         exit(&mut s, &mut ob, 1, Peer::new(PID), ExitStatus::Code(0));
         let r = records(&mut ob);

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use super::outbox::{kind, Outbox};
 use super::session::{Peer, Session};
 use super::Protocol;
-use crate::scheduler::{Action, JobId, JobOpts, SchedConfig, Scheduler, WorkerId};
+use crate::scheduler::{Action, JobId, JobOpts, SchedConfig, Scheduler, StopReason, WorkerId};
 use crate::spawn::ExitStatus;
 
 // ---------------------------------------------------------------------------------------------
@@ -151,7 +151,8 @@ impl Run {
                     self.sent_to.insert(job, worker);
                 }
                 Action::Stop(w) => {
-                    self.sched.stop_worker(w, true);
+                    let why = self.sched.planned_stop(w);
+                    self.sched.stop_worker(w, why);
                 }
             }
         }
@@ -225,7 +226,7 @@ impl Run {
                     // later, and lines read before it are still handed over).
                     let pid = peer.pid;
                     self.session().protocol_error(pid, &e);
-                    self.sched.stop_worker(w, false);
+                    self.sched.stop_worker(w, StopReason::Protocol);
                 }
                 self.workers.insert(i, (w, peer));
                 let reply_id = std::str::from_utf8(&line)
@@ -251,7 +252,7 @@ impl Run {
                     .min();
                 if let Some(job) = held {
                     self.session().timed_out(w, pid, job);
-                    self.sched.stop_worker(w, false);
+                    self.sched.stop_worker(w, StopReason::Timeout);
                     self.drive();
                 }
             }

@@ -1,5 +1,7 @@
 //! `pool.stats()`: a snapshot of the workers, the queue, totals and percentiles, as JSON.
 
+use std::time::Instant;
+
 use super::cycle::lock;
 use super::Engine;
 use crate::scheduler::{Samples, WorkerState};
@@ -47,7 +49,7 @@ impl Engine {
             "failed": t.failed,
             "retried": ss.retried,
             "rejected": t.rejected,
-            "throughput": ss.throughput(st.sched.uptime_secs()),
+            "throughput": ss.throughput(st.sched.uptime_at(Instant::now())),
             "waitTime": pct(&ss.wait),
             "runTime": pct(&ss.run),
         })
