@@ -1,3 +1,3 @@
 'use strict';
-// `require('comrade/compute-cluster')` is the constructor itself, like `require('compute-cluster')`.
+// `require('comrade-pool/compute-cluster')` is the constructor itself, like `require('compute-cluster')`.
 module.exports = require('./lib/compute-cluster').ComputeCluster;

@@ -1,3 +1,3 @@
 'use strict';
-// `require('comrade/worker')`: the API for code running inside a Pool worker.
+// `require('comrade-pool/worker')`: the API for code running inside a Pool worker.
 module.exports = require('./lib/worker-api');
