@@ -137,6 +137,11 @@ export interface NativeOptions {
    */
   killGraceMs?: number
   /**
+   * Milliseconds a worker has to answer a job cancelled while running (an abort, a
+   * timeout) before it is killed; 0 kills at once. Default `DEFAULT_CANCEL_GRACE`.
+   */
+  cancelGraceMs?: number
+  /**
    * `"lines"`: comrade's protocol (docs/PROTOCOL.md); `"node-ipc"` (the default): Node's
    * IPC, one job per message, as compute-cluster workers speak it.
    */

@@ -54,6 +54,9 @@ pub struct NativeOptions {
     /// Milliseconds between SIGTERM and SIGKILL when stopping a worker. Default
     /// `DEFAULT_KILL_GRACE_MS`.
     pub kill_grace_ms: Option<u32>,
+    /// Milliseconds a worker has to answer a job cancelled while running (an abort, a
+    /// timeout) before it is killed; 0 kills at once. Default `DEFAULT_CANCEL_GRACE`.
+    pub cancel_grace_ms: Option<u32>,
     /// `"lines"`: comrade's protocol (docs/PROTOCOL.md); `"node-ipc"` (the default): Node's
     /// IPC, one job per message, as compute-cluster workers speak it.
     pub protocol: Option<String>,
@@ -182,6 +185,9 @@ impl TryFrom<NativeOptions> for EngineConfig {
         if let Some(ms) = o.kill_grace_ms {
             cfg.kill_grace = Duration::from_millis(ms.into());
         }
+        if let Some(ms) = o.cancel_grace_ms {
+            cfg.cancel_grace = Duration::from_millis(ms.into());
+        }
         cfg.hello = o.hello;
         // Every node-ipc pool is a ComputeCluster, whose workers run the preload.
         cfg.ipc_envelope = protocol == Protocol::NodeIpc;
@@ -268,6 +274,7 @@ mod tests {
             max_request_time: None,
             max_message: None,
             kill_grace_ms: None,
+            cancel_grace_ms: None,
             protocol: None,
             hello: None,
             min_workers: None,

@@ -174,6 +174,11 @@ struct Slot {
     serving: bool,
     /// The worker was told to stop (or killed), and why.
     stop: Option<StopReason>,
+    /// Jobs cancelled while running here (see [`Scheduler::cancel_running`]): still in
+    /// `inflight`, holding their place until the worker answers them, each with the instant
+    /// after which the worker is killed (`None` once that was reported) and whether a timeout
+    /// (rather than an abort) cancelled it.
+    cancelled: Vec<(JobId, Option<Instant>, bool)>,
 }
 
 /// What a worker slot looks like from outside.
@@ -463,10 +468,9 @@ impl Scheduler {
 
     /// Whether a job is in flight on a worker.
     pub fn inflight_on(&self, worker: WorkerId, job: JobId) -> bool {
-        self.slots
-            .iter()
-            .find(|s| s.id == worker)
-            .is_some_and(|s| s.inflight.iter().any(|(j, _)| *j == job))
+        self.slots.iter().find(|s| s.id == worker).is_some_and(|s| {
+            s.inflight.iter().any(|(j, _)| *j == job) && !s.cancelled.iter().any(|c| c.0 == job)
+        })
     }
 
     /// The engine wrote the job to its worker; service time counts from here, and so does its
@@ -549,6 +553,9 @@ impl Scheduler {
     pub fn complete(&mut self, worker: WorkerId, job: JobId, now: Instant) -> Option<f64> {
         self.set_now(now);
         let slot = self.slots.iter_mut().find(|s| s.id == worker)?;
+        if slot.cancelled.iter().any(|c| c.0 == job) {
+            return None;
+        }
         let pos = slot.inflight.iter().position(|(j, _)| *j == job)?;
         let (job, started) = slot.inflight.remove(pos)?;
         Some(self.finish(worker, job, started.unwrap_or(now), now).1)
@@ -689,6 +696,10 @@ impl Scheduler {
         let mut retry = Vec::new();
         let no_more_runs = self.no_more_runs;
         for (j, _) in slot.inflight {
+            if slot.cancelled.iter().any(|c| c.0 == j) {
+                // Settled when it was cancelled.
+                continue;
+            }
             self.job_deadline.remove(&j);
             match self.jobs.get_mut(&j) {
                 Some(job) if job.retries_left > 0 && !no_more_runs => {
@@ -731,6 +742,92 @@ impl Scheduler {
         };
         self.abandon(worker, job);
         Cancelled::Running(worker)
+    }
+
+    /// Cancels job `job`, running on `worker` (its caller aborted, or it timed out:
+    /// `timeout`): it is settled by the caller now, but keeps its place on the worker until the
+    /// worker answers it ([`Scheduler::answer_cancelled`]), so that the worker's concurrency
+    /// is not exceeded while it is still stopping the job. A worker that has not answered by
+    /// `kill_at` is returned by [`Scheduler::cancel_overdue`], to be killed (`None`: never).
+    /// The worker goes on taking work in its other places.
+    pub fn cancel_running(
+        &mut self,
+        worker: WorkerId,
+        job: JobId,
+        kill_at: Option<Instant>,
+        timeout: bool,
+    ) {
+        self.jobs.remove(&job);
+        self.job_deadline.remove(&job);
+        if let Some(s) = self.slot_mut(worker) {
+            if s.inflight.iter().any(|(j, _)| *j == job) && !s.cancelled.iter().any(|c| c.0 == job)
+            {
+                s.cancelled.push((job, kill_at, timeout));
+            }
+        }
+    }
+
+    /// Removes a live job like [`Scheduler::cancel`], except that a running one is cancelled
+    /// with [`Scheduler::cancel_running`] (it stays on its worker until answered, or until
+    /// `kill_at`) instead of abandoned.
+    pub fn cancel_cooperative(&mut self, job: JobId, kill_at: Option<Instant>) -> Cancelled {
+        if !self.jobs.contains_key(&job) {
+            return Cancelled::Unknown;
+        }
+        if let Some(pos) = self.queue.iter().position(|j| *j == job) {
+            self.queue.remove(pos);
+            self.jobs.remove(&job);
+            return Cancelled::Queued;
+        }
+        let Some(worker) = self
+            .slots
+            .iter()
+            .find(|s| s.inflight.iter().any(|(j, _)| *j == job))
+            .map(|s| s.id)
+        else {
+            self.jobs.remove(&job);
+            return Cancelled::Unknown;
+        };
+        self.cancel_running(worker, job, kill_at, false);
+        Cancelled::Running(worker)
+    }
+
+    /// A reply for job `job` arrived on `worker`: if that job was cancelled there, it leaves
+    /// the worker now (its place is free; nothing is delivered: the caller was settled when it
+    /// was cancelled) and this returns true.
+    pub fn answer_cancelled(&mut self, worker: WorkerId, job: JobId) -> bool {
+        let Some(s) = self.slot_mut(worker) else {
+            return false;
+        };
+        let Some(pos) = s.cancelled.iter().position(|c| c.0 == job) else {
+            return false;
+        };
+        s.cancelled.remove(pos);
+        s.inflight.retain(|(j, _)| *j != job);
+        self.after_job_left(worker);
+        self.pump_to(worker);
+        true
+    }
+
+    /// Workers holding a cancelled job unanswered past its kill time, with that job and
+    /// whether a timeout cancelled it. Each is returned once; the caller kills the worker.
+    pub fn cancel_overdue(&mut self, now: Instant) -> Vec<(WorkerId, JobId, bool)> {
+        self.set_now(now);
+        let mut out = Vec::new();
+        for s in &mut self.slots {
+            for c in &mut s.cancelled {
+                if c.1.is_some_and(|at| at <= now) {
+                    c.1 = None;
+                    out.push((s.id, c.0, c.2));
+                }
+            }
+        }
+        out
+    }
+
+    /// Jobs cancelled on `worker` and not answered yet.
+    pub fn cancelled_on(&self, worker: WorkerId) -> usize {
+        self.slot_ref(worker).map_or(0, |s| s.cancelled.len())
     }
 
     /// Drops a job from its worker (it timed out or was cancelled): the job is settled by the
@@ -808,6 +905,13 @@ impl Scheduler {
         };
         if let Some(Reverse((at, _))) = self.deadlines.peek() {
             consider(*at);
+        }
+        for s in &self.slots {
+            for c in &s.cancelled {
+                if let Some(at) = c.1 {
+                    consider(at);
+                }
+            }
         }
         if self.spawn_held {
             if let Some(at) = self
@@ -1020,6 +1124,7 @@ impl Scheduler {
             planned: None,
             serving: false,
             stop: None,
+            cancelled: Vec::new(),
         });
         self.actions.push_back(Action::Spawn(id));
     }
@@ -1272,6 +1377,38 @@ mod tests {
         // Its worker is killed; job 3 goes to a replacement.
         assert!(s.worker_lost(1).is_empty());
         assert_eq!(run(&mut s, t), vec![(2, 3)]);
+    }
+
+    #[test]
+    fn a_cancelled_running_job_keeps_its_place_until_answered_or_overdue() {
+        let t0 = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 2), t0);
+        for id in 1..=3 {
+            s.submit(id, p("x")).unwrap();
+        }
+        let sent = run(&mut s, t0);
+        assert_eq!(sent, vec![(1, 1), (1, 2)]);
+        assert_eq!(
+            s.cancel_cooperative(1, Some(t0 + ms(100))),
+            Cancelled::Running(1)
+        );
+        // Settled for the caller, but the worker still holds it: job 3 waits.
+        assert_eq!(s.live_jobs(), 2);
+        assert!(run(&mut s, t0).is_empty());
+        assert!(!s.inflight_on(1, 1), "its progress is dropped");
+        assert_eq!(s.complete(1, 1, t0), None, "its answer completes nothing");
+        assert_eq!(s.next_deadline(), Some(t0 + ms(100)));
+        assert!(s.cancel_overdue(t0 + ms(99)).is_empty());
+        // The worker answers: its place goes to job 3.
+        assert!(s.answer_cancelled(1, 1));
+        assert!(!s.answer_cancelled(1, 1));
+        assert_eq!(run(&mut s, t0), vec![(1, 3)]);
+        // Cancelled again (a timeout), never answered: overdue once; the worker's loss fails
+        // only the job not cancelled.
+        s.cancel_running(1, 3, Some(t0 + ms(50)), true);
+        assert_eq!(s.cancel_overdue(t0 + ms(60)), vec![(1, 3, true)]);
+        assert!(s.cancel_overdue(t0 + ms(70)).is_empty());
+        assert_eq!(s.worker_lost(1), vec![2]);
     }
 
     #[test]

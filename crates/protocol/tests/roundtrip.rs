@@ -108,7 +108,7 @@ fn the_message_tables_are_what_the_encoders_write() {
         (7, s("add"), "[2,3]".to_owned())
     );
 
-        out.clear();
+    out.clear();
     encode_cancel(&mut out, 7);
     assert_eq!(
         String::from_utf8(out.clone()).unwrap(),

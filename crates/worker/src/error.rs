@@ -137,6 +137,13 @@ impl Error {
     }
 
     /// The `TypeError` / `ERR_INVALID_ARGS` answer for arguments that do not fit.
+    /// The customary answer to a cancelled call: `AbortError`, code `ABORT_ERR`.
+    pub fn aborted() -> Self {
+        Error::new("the call was cancelled by the pool")
+            .name("AbortError")
+            .code("ABORT_ERR")
+    }
+
     pub(crate) fn invalid_args(message: impl Into<String>) -> Self {
         Error::new(message)
             .name("TypeError")

@@ -62,7 +62,7 @@
 mod error;
 pub mod protocol;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -84,6 +84,7 @@ const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
 
 type Handler = Box<dyn FnMut(&mut Ctx<'_>, &RawValue) -> Result<(), Error>>;
 type InitFn = Box<dyn FnOnce(&RawValue) -> Result<(), Error>>;
+type TeardownFn = Box<dyn FnOnce()>;
 
 /// A worker: the functions it serves and how it starts. Build one with the methods below, then
 /// call [`run`](Worker::run).
@@ -91,6 +92,10 @@ pub struct Worker {
     functions: HashMap<String, Handler>,
     default: Option<Handler>,
     init: Option<InitFn>,
+    teardown: Option<TeardownFn>,
+    /// The channel's descriptor when serving it ([`Worker::run`]): [`Ctx::cancelled`] peeks
+    /// at it for a `cancel` not read yet.
+    peek_fd: Option<RawFd>,
     max_message: usize,
 }
 
@@ -132,6 +137,12 @@ pub struct Ctx<'a> {
     /// Length of `out` holding only complete messages; the rest is dropped if the function
     /// panics half-way through appending one.
     committed: usize,
+    /// Calls the pool cancelled, as far as this worker has read (see [`Ctx::cancelled`]).
+    cancels: &'a HashSet<u32>,
+    /// See [`Worker::peek_fd`].
+    peek_fd: Option<RawFd>,
+    /// The call was found cancelled.
+    cancelled: bool,
 }
 
 #[derive(Default)]
@@ -145,6 +156,42 @@ impl Ctx<'_> {
     /// The id of the call being served.
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// Whether the pool cancelled this call (`{"t":"cancel"}`: its caller aborted it, or it ran
+    /// past its `timeout`). A function that loops or waits should check it now and then and
+    /// return early (with an error, say [`Error::aborted`]): the answer is not delivered, but it
+    /// frees this worker's place for the next call, and a worker that has not answered within
+    /// the pool's `cancelGraceMs` is killed.
+    ///
+    /// The serving loop is single-threaded and reads the channel only between calls, so this
+    /// looks at what was already read and, under [`Worker::run`], peeks at the channel without
+    /// consuming it (one non-blocking `recv` of up to 64 KiB: call it at a human pace, not in
+    /// a tight loop). A function that never checks it cannot see the cancel at all; its
+    /// worker is killed after the grace if it runs that long.
+    pub fn cancelled(&mut self) -> bool {
+        if self.cancelled || self.cancels.contains(&self.id) {
+            self.cancelled = true;
+            return true;
+        }
+        if let Some(fd) = self.peek_fd {
+            let mut buf = vec![0u8; 64 * 1024];
+            // SAFETY: recv into a buffer we own, with its length; MSG_PEEK leaves the bytes in
+            // the socket for the serving loop.
+            let n = unsafe {
+                libc::recv(
+                    fd,
+                    buf.as_mut_ptr().cast(),
+                    buf.len(),
+                    libc::MSG_PEEK | libc::MSG_DONTWAIT,
+                )
+            };
+            if n > 0 {
+                let needle = cancel_line(self.id);
+                self.cancelled = find(&buf[..n as usize], &needle);
+            }
+        }
+        self.cancelled
     }
 
     /// Reports progress of this call to the caller (`{"t":"progress"}`): any serializable value.
@@ -202,6 +249,47 @@ impl fmt::Debug for Ctx<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Ctx").field("id", &self.id).finish()
     }
+}
+
+/// The line the pool sends to cancel call `id`.
+fn cancel_line(id: u32) -> Vec<u8> {
+    let mut line = Vec::with_capacity(32);
+    comrade_protocol::encode_cancel(&mut line, id);
+    line
+}
+
+fn find(haystack: &[u8], needle: &[u8]) -> bool {
+    haystack.windows(needle.len()).any(|w| w == needle)
+}
+
+/// Adds to `cancels` the calls cancelled by lines in `bytes` (a read of the channel; `carry`
+/// holds the end of the previous read, so a cancel split between reads is found too).
+fn scan_cancels(carry: &mut Vec<u8>, bytes: &[u8], cancels: &mut HashSet<u32>) {
+    const PREFIX: &[u8] = br#"{"t":"cancel","id":"#;
+    let mut hay = std::mem::take(carry);
+    hay.extend_from_slice(bytes);
+    let mut i = 0;
+    while let Some(pos) = hay[i..].windows(PREFIX.len()).position(|w| w == PREFIX) {
+        let start = i + pos + PREFIX.len();
+        let digits = hay[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+        if start + digits >= hay.len() {
+            // Cut off by the end of this read: looked at again with the next.
+            i += pos;
+            break;
+        }
+        if hay[start + digits] == b'}' {
+            if let Ok(id) = std::str::from_utf8(&hay[start..start + digits])
+                .unwrap_or("")
+                .parse::<u32>()
+            {
+                cancels.insert(id);
+            }
+        }
+        i = start;
+    }
+    let keep = hay.len().saturating_sub(PREFIX.len() + 11).max(i.min(hay.len()));
+    let keep = keep.min(hay.len());
+    carry.extend_from_slice(&hay[keep..]);
 }
 
 fn serialize_error(e: serde_json::Error) -> Error {
@@ -370,6 +458,8 @@ impl Worker {
             functions: HashMap::new(),
             default: None,
             init: None,
+            teardown: None,
+            peek_fd: None,
             max_message: protocol::DEFAULT_MAX_MESSAGE,
         }
     }
@@ -453,6 +543,20 @@ impl Worker {
         self
     }
 
+    /// Sets the function run when the pool stops this worker on purpose (`{"t":"stop"}`: the
+    /// pool closes, or the worker was idle, recycled or retired). It runs once, after the last
+    /// call was answered; then serving ends ([`run`](Worker::run) returns, so `main` exits with
+    /// code 0). A panic in it is caught and reported on stderr. The pool SIGKILLs a worker
+    /// still alive `killGraceMs` after the stop. A worker stopped otherwise (`terminate()`, a
+    /// signal) does not run it.
+    pub fn teardown<F>(mut self, f: F) -> Self
+    where
+        F: FnOnce() + 'static,
+    {
+        self.teardown = Some(Box::new(f));
+        self
+    }
+
     /// The longest line accepted from the pool, in bytes (default 64 MiB, the pool's default
     /// `maxMessage`). A longer one is a protocol error.
     pub fn max_message(mut self, bytes: usize) -> Self {
@@ -471,7 +575,7 @@ impl Worker {
     ///   started by a pool);
     /// - code 1 when init failed (after sending `fatal`) or the channel failed;
     /// - code 3, with a message on stderr, when the pool broke the protocol.
-    pub fn run(self) {
+    pub fn run(mut self) {
         let fd = match channel_fd() {
             Ok(fd) => fd,
             Err(why) => {
@@ -484,6 +588,7 @@ impl Worker {
         // SAFETY: `channel_fd` checked that the descriptor is open; it is the channel, which
         // nothing else in this process uses, so the File may own and close it.
         let channel = unsafe { File::from_raw_fd(fd) };
+        self.peek_fd = Some(fd);
         let result = self.serve(&channel, &channel);
         drop(channel);
         match result {
@@ -517,6 +622,9 @@ impl Worker {
         mut writer: W,
     ) -> Result<(), ServeError> {
         let mut lines = LineDecoder::with_capacity(READ_BUFFER, self.max_message);
+        let peek_fd = self.peek_fd;
+        let mut cancels: HashSet<u32> = HashSet::new();
+        let mut carry: Vec<u8> = Vec::new();
         let mut out: Vec<u8> = Vec::with_capacity(64 * 1024);
         let mut state = ChannelState::default();
         let mut initialized = false;
@@ -556,9 +664,31 @@ impl Worker {
                             return channel_failed(e);
                         }
                     }
+                    Message::Cancel { id } => {
+                        // The call it names came before it, so it was answered already.
+                        cancels.remove(&id);
+                    }
+                    Message::Stop => {
+                        if !out.is_empty() {
+                            if let Err(e) = flush(&mut out, &mut writer) {
+                                return channel_failed(e);
+                            }
+                        }
+                        if let Some(f) = self.teardown.take() {
+                            if let Err(p) = catch_unwind(AssertUnwindSafe(f)) {
+                                eprintln!("comrade worker: teardown panicked: {}", panic_error(p));
+                            }
+                        }
+                        return Ok(());
+                    }
                     Message::Call { id, function, args } => {
                         if !initialized {
                             return stop(&mut out, &mut writer, ServeError::CallBeforeInit);
+                        }
+                        if cancels.contains(&id) {
+                            // Cancelled before it started: answered without running it.
+                            protocol::encode_err(&mut out, id, &Error::aborted());
+                            continue;
                         }
                         let handler = match &function {
                             Some(name) => self.functions.get_mut(name.as_ref()),
@@ -580,6 +710,9 @@ impl Worker {
                             writer: &mut writer,
                             state: &mut state,
                             committed,
+                            cancels: &cancels,
+                            peek_fd,
+                            cancelled: false,
                         };
                         let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
                         let committed = ctx.committed;
@@ -620,6 +753,7 @@ impl Worker {
             if n == 0 {
                 return Ok(());
             }
+            scan_cancels(&mut carry, &spare[..n], &mut cancels);
             lines.filled(n);
         }
     }

@@ -41,6 +41,8 @@ pub(crate) struct State {
     /// A read was refused because the records waiting passed `max_waiting`: the host's take
     /// that brings them back within it wakes the paused readers ([`Shared::resume`]).
     pub reads_paused: bool,
+    /// Workers sent `{"t":"stop"}` and not yet gone (they may be running their teardown).
+    pub tearing_down: std::collections::HashSet<WorkerId>,
 }
 
 impl State {
@@ -58,6 +60,7 @@ impl State {
             wake_at: None,
             direct: false,
             reads_paused: false,
+            tearing_down: std::collections::HashSet::new(),
         }
     }
 

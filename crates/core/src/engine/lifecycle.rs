@@ -111,6 +111,13 @@ impl State {
         push_line(&mut self.dirty, conn, payload);
     }
 
+    /// Asks worker `w` to stop job `job`, cancelled while it runs there (`{"t":"cancel"}`).
+    pub fn send_cancel(&mut self, w: WorkerId, job: JobId) {
+        let mut line = Vec::with_capacity(32);
+        comrade_protocol::encode_cancel(&mut line, job);
+        self.queue_line(w, &line);
+    }
+
     /// Appends one line to a worker's output, written when the update ends.
     fn queue_line(&mut self, w: WorkerId, line: &[u8]) {
         if let Some(conn) = self.conns.get(&w) {
@@ -147,17 +154,37 @@ impl State {
         }
     }
 
-    /// Asks a worker to stop (SIGTERM; a Node worker also sees its channel's end), with a
-    /// SIGKILL after the grace period. `why`: what its exit will report
-    /// ([`StopReason::Crash`] after its channel broke).
+    /// Asks a worker to stop, with a SIGKILL after the grace period. `why`: what its exit will
+    /// report ([`StopReason::Crash`] after its channel broke). A [`Protocol::Lines`] worker
+    /// stopped on purpose with nothing left to do (idle, recycled, retired, over its memory
+    /// limit, a draining shutdown) is sent `{"t":"stop"}`, so it can run its teardown and exit
+    /// by itself; any other is sent SIGTERM. `terminate()` (a shutdown without draining) sends
+    /// SIGTERM to a worker that was sent `stop` and is still tearing down.
     fn stop_worker(&mut self, shared: &Arc<Shared>, w: WorkerId, why: StopReason) {
         let Some(conn) = self.conns.get(&w) else {
             return;
         };
         if !self.sched.stop_worker(w, why) {
+            if self.stopping_now && self.tearing_down.remove(&w) {
+                conn.link.terminate();
+            }
             return;
         }
-        conn.link.terminate();
+        let planned = matches!(
+            why,
+            StopReason::Idle | StopReason::Recycled | StopReason::Retired | StopReason::Memory
+        ) || (why == StopReason::Shutdown && !self.stopping_now);
+        if shared.cfg.protocol == Protocol::Lines && planned {
+            self.tearing_down.insert(w);
+            let mut line = Vec::with_capacity(16);
+            comrade_protocol::encode_stop(&mut line);
+            self.queue_line(w, &line);
+        } else {
+            conn.link.terminate();
+        }
+        let Some(conn) = self.conns.get(&w) else {
+            return;
+        };
         let link = Arc::downgrade(&conn.link);
         let grace = shared.cfg.kill_grace;
         runtime().spawn(async move {
@@ -272,6 +299,7 @@ impl State {
             None => super::session::Peer::new(pid),
         };
         forget_pid(pid);
+        self.tearing_down.remove(&w);
         let shutting_down = self.shutting_down;
         self.session(shared).exited(w, peer, status, shutting_down);
         self.run_actions(shared);
@@ -297,12 +325,32 @@ impl State {
             }
         }
         let now = Instant::now();
+        let cooperative =
+            shared.cfg.protocol == Protocol::Lines && !shared.cfg.cancel_grace.is_zero();
         for (w, job) in self.sched.expired(now) {
             let pid = self.conns.get(&w).map_or(0, |c| c.peer.pid);
-            self.session(shared).timed_out(w, pid, job);
-            // Runaway code cannot be stopped any other way; the replacement is started by
-            // the scheduler as work needs it.
-            self.kill_worker(w, StopReason::Timeout);
+            if cooperative {
+                // The worker is asked to stop the job, and killed if it has not answered
+                // within the grace (below, at a later run).
+                let kill_at = now.checked_add(shared.cfg.cancel_grace);
+                self.session(shared)
+                    .timed_out_cooperative(w, pid, job, kill_at);
+                self.send_cancel(w, job);
+            } else {
+                self.session(shared).timed_out(w, pid, job);
+                // The replacement is started by the scheduler as work needs it.
+                self.kill_worker(w, StopReason::Timeout);
+            }
+        }
+        // Workers that did not stop a cancelled job in time: runaway code cannot be stopped
+        // any other way. Their other jobs are retried or fail when their exit is handled.
+        for (w, _job, timeout) in self.sched.cancel_overdue(now) {
+            let why = if timeout {
+                StopReason::Timeout
+            } else {
+                StopReason::Aborted
+            };
+            self.kill_worker(w, why);
         }
         self.sched.housekeeping(now);
         if let Some(limit) = shared.cfg.max_rss {

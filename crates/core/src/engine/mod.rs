@@ -52,6 +52,8 @@ use session::call_frame;
 pub const DEFAULT_MAX_MESSAGE: usize = comrade_protocol::DEFAULT_MAX_MESSAGE;
 /// Time between SIGTERM and SIGKILL when a worker is stopped, by default.
 pub const DEFAULT_KILL_GRACE: Duration = Duration::from_secs(5);
+/// Time a worker has to answer a cancelled job before it is killed, by default.
+pub const DEFAULT_CANCEL_GRACE: Duration = Duration::from_secs(1);
 
 /// How the engine talks to its workers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -82,6 +84,10 @@ pub struct EngineConfig {
     pub max_waiting: usize,
     /// How long a worker asked to stop may take before it is SIGKILLed.
     pub kill_grace: Duration,
+    /// [`Protocol::Lines`]: how long a worker has to answer a job cancelled while running (its
+    /// caller aborted, or it timed out) before it is killed. Zero: killed at once, without a
+    /// `cancel` message.
+    pub cancel_grace: Duration,
     /// A line written to every new worker before any job ([`Protocol::Lines`]: the `init`
     /// message). Without the trailing newline.
     pub hello: Option<String>,
@@ -108,6 +114,7 @@ impl EngineConfig {
             max_record: DEFAULT_MAX_RECORD,
             max_waiting: DEFAULT_MAX_WAITING,
             kill_grace: DEFAULT_KILL_GRACE,
+            cancel_grace: DEFAULT_CANCEL_GRACE,
             hello: None,
             job_defaults: JobOpts::default(),
             max_rss: None,
@@ -242,19 +249,35 @@ impl Engine {
         })
     }
 
-    /// Withdraws a job the host gave up on (its caller aborted). A queued job is dropped; a
-    /// running one is dropped and its worker, which cannot be told to stop one job safely, is
-    /// killed (SIGKILL) and replaced; its other jobs are retried or fail as after any crash.
-    /// No record follows for the job itself. Returns what was found: 0 nothing, 1 queued,
-    /// 2 running.
+    /// Withdraws a job the host gave up on (its caller aborted). A queued job is dropped. A
+    /// running one ([`Protocol::Lines`], a nonzero [`EngineConfig::cancel_grace`]) is sent
+    /// `cancel` and keeps its place on its worker until the worker answers it; a worker that
+    /// has not answered within the grace is killed (SIGKILL) and replaced, and only then are
+    /// its other jobs retried or failed, as after any crash. Otherwise the worker is killed at
+    /// once. No record follows for the job itself. Returns what was found: 0 nothing,
+    /// 1 queued, 2 running.
     pub fn cancel(&self, job: JobId) -> u8 {
         self.shared.update(|st, shared| {
-            let r = match st.sched.cancel(job) {
-                Cancelled::Unknown => 0,
-                Cancelled::Queued => 1,
-                Cancelled::Running(w) => {
-                    st.kill_worker(w, StopReason::Aborted);
-                    2
+            let cooperative =
+                shared.cfg.protocol == Protocol::Lines && !shared.cfg.cancel_grace.is_zero();
+            let r = if cooperative {
+                let kill_at = st.sched.now().checked_add(shared.cfg.cancel_grace);
+                match st.sched.cancel_cooperative(job, kill_at) {
+                    Cancelled::Unknown => 0,
+                    Cancelled::Queued => 1,
+                    Cancelled::Running(w) => {
+                        st.send_cancel(w, job);
+                        2
+                    }
+                }
+            } else {
+                match st.sched.cancel(job) {
+                    Cancelled::Unknown => 0,
+                    Cancelled::Queued => 1,
+                    Cancelled::Running(w) => {
+                        st.kill_worker(w, StopReason::Aborted);
+                        2
+                    }
                 }
             };
             st.run_actions(shared);

@@ -187,6 +187,11 @@ impl Session<'_> {
         match &*msg.t {
             "ok" | "err" => {
                 let job = job_id()?;
+                if self.sched.answer_cancelled(w, job) {
+                    // A cancelled job's answer: its caller was settled at the cancel; the
+                    // worker's place is free again.
+                    return Ok(());
+                }
                 match self.sched.complete(w, job, now) {
                     Some(secs) => {
                         match (&*msg.t, msg.v, msg.e) {
@@ -267,6 +272,21 @@ impl Session<'_> {
         self.outbox
             .push(kind::FAILED, job, &Failure::Timeout { pid }.to_json());
         self.sched.abandon(w, job);
+    }
+
+    /// Job `job` on worker `w` ran past its timeout: it fails now, and the worker is asked to
+    /// stop it (the caller sends `cancel`): the job keeps its place there until the worker
+    /// answers, or until `kill_at`, when the caller kills the worker.
+    pub fn timed_out_cooperative(
+        &mut self,
+        w: WorkerId,
+        pid: i32,
+        job: JobId,
+        kill_at: Option<Instant>,
+    ) {
+        self.outbox
+            .push(kind::FAILED, job, &Failure::Timeout { pid }.to_json());
+        self.sched.cancel_running(w, job, kill_at, true);
     }
 
     /// Worker `w` is gone (`shutting_down`: the pool is stopping it with all the others). Its
