@@ -128,6 +128,8 @@ interface PoolCommonOptions {
   maxMessage?: number;
   /** Milliseconds between SIGTERM and SIGKILL when a worker is stopped. Default: 5000. */
   killGraceMs?: number;
+  /** Milliseconds a worker has to answer a job cancelled while it runs (an abort, a timeout) before it is killed; 0 kills it at once. Default: 1000. */
+  cancelGraceMs?: number;
 }
 
 export interface PoolModuleOptions extends PoolCommonOptions {

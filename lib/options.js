@@ -42,6 +42,9 @@ const OPTIONS = Object.freeze([
   { name: 'affinity', type: 'boolean', default: false },
   { name: 'maxMessage', type: 'int', range: [1, 0x7fffffff], default: DEFAULTS.maxMessage },
   { name: 'killGraceMs', type: 'ms', range: [0, MAX_U32], default: DEFAULTS.killGraceMs, floor: true },
+  // Time a worker has to answer a job cancelled while running (an abort, a timeout) before it
+  // is killed; 0 kills it at once.
+  { name: 'cancelGraceMs', type: 'ms', range: [0, MAX_U32], default: 1000, floor: true },
   { name: 'maxBacklog', type: 'count', range: [0, Infinity], default: null, unlimited: null },
   { name: 'maxExpectedWait', type: 'ms', range: [0, Infinity], exclusive: true, default: null },
   // The JSON text of the worker's init() argument.

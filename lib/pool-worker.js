@@ -5,6 +5,7 @@
 // Replies produced while handling one read of the channel go out in one write; replies of async
 // functions that settle together go out together (one microtask later).
 
+const fs = require('node:fs');
 const net = require('node:net');
 const { AsyncLocalStorage } = require('node:async_hooks');
 const { pathToFileURL } = require('node:url');
@@ -31,7 +32,86 @@ function flush() {
   if (out.length === 0) return;
   const text = out;
   out = '';
-  channel.write(text);
+  channel.write(text, afterWrite);
+}
+
+// ----- progress: written at once, the latest value per job while the channel is busy -----
+//
+// progress() writes its line synchronously (fs.writeSync on the channel's descriptor), so a job
+// that never yields (a CPU loop) still reports live. The descriptor is non-blocking: a write
+// may take part of the line (EAGAIN for the rest), and the rest then goes through the socket's
+// own queue, behind nothing (a synchronous write happens only when that queue is empty, so
+// nothing written asynchronously is overtaken). While the queue holds bytes, each job's latest
+// progress line waits in `latestProgress` (replacing the one before: a flood of progress()
+// keeps one line per job, not a million); it is written when the queue empties, and before
+// the job's own answer (see `settling`), so a job's progress never arrives after its answer.
+const latestProgress = new Map(); // job id -> its latest progress line, while the channel is busy
+
+function writeNow(text) {
+  const buf = Buffer.from(text);
+  let off = 0;
+  try {
+    while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
+  } catch (e) {
+    // EAGAIN: the socket is full; the rest goes through the queue. Anything else: the channel
+    // is gone, and its 'end' or 'error' ends this process.
+    if (e.code !== 'EAGAIN' && e.code !== 'EWOULDBLOCK') return;
+  }
+  if (off < buf.length) channel.write(off === 0 ? buf : buf.subarray(off), afterWrite);
+}
+
+function afterWrite() {
+  if (latestProgress.size > 0 && !channelBusy()) flushProgress();
+}
+
+// Whether bytes written asynchronously are still waiting: in libuv's queue for the socket, or
+// in the stream's buffer behind a write not completed yet. (A write that libuv completed at
+// once still counts in `writableLength` until its callback runs, a tick later: a job that
+// starts right after `ready` must not wait for that.)
+function channelBusy() {
+  const handle = channel._handle;
+  if (!handle) return true;
+  if (handle.writeQueueSize > 0) return true;
+  const state = channel._writableState;
+  if (state && Array.isArray(state.buffered)) return state.buffered.length - (state.bufferedIndex || 0) > 0;
+  return channel.writableLength > 0;
+}
+
+function flushProgress() {
+  let text = '';
+  for (const line of latestProgress.values()) text += line + '\n';
+  latestProgress.clear();
+  writeNow(text);
+}
+
+function sendProgress(id, value) {
+  const job = running.get(id);
+  // Answered, or cancelled: the pool would drop it.
+  if (job === undefined || job.cancelled) return;
+  let text;
+  try {
+    text = json.stringify(value);
+  } catch {
+    return; // as before: a progress value that cannot be JSON is not sent
+  }
+  const line = text === undefined ? `{"t":"progress","id":${id}}` : `{"t":"progress","id":${id},"v":${text}}`;
+  if (latestProgress.size > 0 && !channelBusy()) flushProgress();
+  if (latestProgress.size > 0 || channelBusy()) {
+    latestProgress.set(id, line);
+    return;
+  }
+  writeNow(line + '\n');
+}
+
+// Job `id` is being answered: it is no longer running, and its progress still waiting goes out
+// first.
+function settling(id) {
+  running.delete(id);
+  const line = latestProgress.get(id);
+  if (line !== undefined) {
+    latestProgress.delete(id);
+    out += line + '\n';
+  }
 }
 
 function queue(line) {
@@ -43,6 +123,7 @@ function queue(line) {
 }
 
 function send(t, id, value) {
+  if (t === 'ok') settling(id);
   let text;
   try {
     text = value === undefined ? undefined : json.stringify(value);
@@ -65,6 +146,7 @@ function unserializable(e) {
 }
 
 function sendError(id, thrown) {
+  settling(id);
   queue(`{"t":"err","id":${id},"e":${errorJson(thrown)}}`);
 }
 
@@ -156,11 +238,16 @@ function errorObject(thrown, depth) {
 let functions = null; // Map name -> function, once the module is loaded
 let defaultFn = null;
 let initFn = null;
+let teardownFn = null;
+// Jobs running here: id -> { id, controller (an AbortController, made when the job reads
+// `signal` or is cancelled), cancelled }. The job's AsyncLocalStorage store is this object.
+const running = new Map();
 let initDone = false;
 const early = []; // messages that arrived before the module was ready
 
 globalThis[STATE] = {
   als,
+  sendProgress,
   initData: undefined,
   initDataReady: false,
   send,
@@ -190,12 +277,14 @@ function collect(mod) {
   const fns = new Map();
   let def = null;
   let init = null;
+  let teardown = null;
   if (typeof mod === 'function') def = mod;
   if (mod !== null && (typeof mod === 'object' || typeof mod === 'function')) {
     for (const key of Object.keys(mod)) {
       const v = mod[key];
       if (typeof v !== 'function') continue;
       if (key === 'init') init = v;
+      else if (key === 'teardown') teardown = v;
       else if (key === 'default') def = def || v;
       else fns.set(key, v);
     }
@@ -205,6 +294,7 @@ function collect(mod) {
         const v = mod.default[key];
         if (typeof v !== 'function') continue;
         if (key === 'init') init = init || v;
+        else if (key === 'teardown') teardown = teardown || v;
         else if (!fns.has(key)) fns.set(key, v);
       }
     }
@@ -215,7 +305,7 @@ function collect(mod) {
     err.code = 'ERR_NO_FUNCTIONS';
     throw err;
   }
-  return { fns, def, init };
+  return { fns, def, init, teardown };
 }
 
 async function load() {
@@ -234,6 +324,7 @@ const loaded = load().then((mod) => {
   functions = c.fns;
   defaultFn = c.def;
   initFn = c.init;
+  teardownFn = c.teardown;
 });
 // The failure is handled when `init` arrives (fatal); do not crash before.
 loaded.catch(() => {});
@@ -274,9 +365,11 @@ function call(msg) {
     sendError(id, unknownFunction(name));
     return;
   }
+  const job = { id, controller: null, cancelled: false };
+  running.set(id, job);
   let result;
   try {
-    result = als.run(id, callWith, fn, msg.args);
+    result = als.run(job, callWith, fn, msg.args);
   } catch (e) {
     sendError(id, e);
     return;
@@ -308,9 +401,56 @@ function handle(line) {
   if (msg.t === 'call') {
     if (initDone) call(msg);
     else early.push(msg);
+  } else if (msg.t === 'cancel') {
+    cancel(msg.id);
+  } else if (msg.t === 'stop') {
+    stop();
   } else if (msg.t === 'init') {
     start(msg.data === undefined ? null : msg.data);
   }
+}
+
+function cancelReason() {
+  return new DOMException('the job was cancelled by the pool (its caller aborted it, or it ' +
+    'ran past its timeout)', 'AbortError');
+}
+
+// The pool cancelled job `id`: its signal aborts. A job not started yet (waiting for init) is
+// answered at once; a job already answered is not here any more.
+function cancel(id) {
+  const i = early.findIndex((m) => m.id === id);
+  if (i !== -1) {
+    early.splice(i, 1);
+    sendError(id, cancelReason());
+    return;
+  }
+  const job = running.get(id);
+  if (job === undefined || job.cancelled) return;
+  job.cancelled = true;
+  if (job.controller === null) job.controller = new AbortController();
+  try {
+    job.controller.abort(cancelReason());
+  } catch (e) {
+    // A listener threw: it is the job's error, reported as an uncaught one would be.
+    process.nextTick(() => { throw e; });
+  }
+}
+
+// The pool stops this worker on purpose (close, idle, recycled, retired): the module's
+// teardown() runs (awaited), then the worker exits. The pool SIGKILLs it if that takes longer
+// than killGraceMs.
+let stopping = false;
+async function stop() {
+  if (stopping) return;
+  stopping = true;
+  try {
+    await loaded;
+    if (teardownFn) await teardownFn();
+  } catch (e) {
+    process.stderr.write(`comrade worker: teardown failed: ${(e && e.stack) || e}\n`);
+  }
+  flush();
+  channel.end(() => process.exit(0));
 }
 
 // The start of a line not complete yet, in chunks: a long line (a large job's arguments) is
@@ -340,5 +480,10 @@ channel.on('data', (chunk) => {
   flush();
 });
 // The pool is gone, or dropped this worker: nothing more can be answered.
-channel.on('end', () => process.exit(0));
-channel.on('error', () => process.exit(0));
+// (After `stop`, the teardown finishes first.)
+channel.on('end', () => {
+  if (!stopping) process.exit(0);
+});
+channel.on('error', () => {
+  if (!stopping) process.exit(0);
+});

@@ -80,6 +80,7 @@ class Pool extends EventEmitter {
       maxRequestTime: o.maxExpectedWait === null ? undefined : o.maxExpectedWait / 1000,
       maxMessage: o.maxMessage,
       killGraceMs: o.killGraceMs,
+      cancelGraceMs: o.cancelGraceMs,
       protocol: 'lines',
       hello: `{"t":"init","data":${o.initData}}`,
       minWorkers: o.minWorkers,

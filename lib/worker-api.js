@@ -17,15 +17,32 @@ function state() {
 
 // Reports progress of the job this code runs for (found through AsyncLocalStorage, so it also
 // works after an await). The caller's `onProgress` receives `value`.
+// It is written at once, even from synchronous code; while the channel is busy only the latest
+// value per job waits (a flood of calls does not pile up).
 function progress(value) {
   const s = state();
-  const id = s.als.getStore();
-  if (id === undefined) {
-    const err = new Error('comrade/worker: progress() called outside a job');
+  const job = currentJob(s, 'progress()');
+  s.sendProgress(job.id, value);
+}
+
+function currentJob(s, what) {
+  const job = s.als.getStore();
+  if (job === undefined) {
+    const err = new Error(`comrade/worker: ${what} called outside a job`);
     err.code = 'ERR_NO_JOB';
     throw err;
   }
-  s.send('progress', id, value);
+  return job;
+}
+
+// The AbortSignal of the job this code runs for: it aborts when the pool cancels the job (its
+// caller aborted it, or it ran past its timeout), with an AbortError as its reason. Stop the
+// work then (the answer is not delivered, but it frees the job's place on this worker); a job
+// that goes on past the pool's cancelGraceMs has its worker killed.
+function getSignal() {
+  const job = currentJob(state(), 'signal');
+  if (job.controller === null) job.controller = new AbortController();
+  return job.controller.signal;
 }
 
 // Sends an event to the pool: pool.on('event', (name, data, pid) => ...).
@@ -72,6 +89,11 @@ module.exports = {
   emit,
   retire,
   getInitData,
+  getSignal,
+  // The current job's AbortSignal (see getSignal).
+  get signal() {
+    return getSignal();
+  },
   // True inside a pool worker.
   get isWorker() {
     return Boolean(globalThis[STATE]);
