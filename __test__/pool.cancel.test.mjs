@@ -143,3 +143,20 @@ test('cancelGraceMs is validated like the other spans', TEST, () => {
       { code: 'ERR_INVALID_OPTION' });
   }
 });
+
+test('Python worker: ctx.cancelled sees the cancel, the worker serves on, and its teardown runs on close()', TEST, async (t) => {
+  const file = tmp(t);
+  const dir = path.dirname(file('x'));
+  const { pool, log } = openPool(t, {
+    command: ['python3', fixture('cancel-teardown.py')], maxWorkers: 1, initData: { dir },
+  });
+  const a = await started(pool, 'watch', file('py-cancelled'));
+  a.ac.abort();
+  assert.equal((await a.job).name, 'AbortError');
+  await waitFor(() => fs.existsSync(file('py-cancelled')), 'the Python call to see its cancel');
+  assert.equal(await pool.call('pid'), a.pid(), 'the same worker serves on');
+  await pool.close();
+  assert.equal(fs.readFileSync(path.join(dir, String(a.pid())), 'utf8'), 'torn down');
+  assert.equal(entries(log, 'workerExit').length, 1);
+  assert.equal(entries(log, 'workerExit')[0][1].code, 0);
+});

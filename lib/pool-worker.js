@@ -18,8 +18,16 @@ if (!modulePath || !Number.isInteger(fd)) {
   process.stderr.write('comrade: pool-worker.js is started by a comrade Pool, not by hand\n');
   process.exit(2);
 }
+// The pool's maxMessage: the longest line (in UTF-8 bytes, without its newline) this worker
+// may send. A longer one would be a protocol error that kills the worker with every job it
+// holds; a result over it fails its own job instead (ERR_MESSAGE_TOO_LARGE), here.
+const maxMessage = (() => {
+  const n = Number(process.env.COMRADE_MAX_MESSAGE);
+  return Number.isSafeInteger(n) && n > 0 ? n : 64 * 1024 * 1024;
+})();
 // Not inherited by processes this worker starts.
 delete process.env.COMRADE_CHANNEL_FD;
+delete process.env.COMRADE_MAX_MESSAGE;
 
 const channel = new net.Socket({ fd, readable: true, writable: true });
 const als = new AsyncLocalStorage();
@@ -95,6 +103,8 @@ function sendProgress(id, value) {
     return; // as before: a progress value that cannot be JSON is not sent
   }
   const line = text === undefined ? `{"t":"progress","id":${id}}` : `{"t":"progress","id":${id},"v":${text}}`;
+  const bytes = oversize(line);
+  if (bytes !== 0) throw tooLarge('the progress value', bytes);
   if (latestProgress.size > 0 && !channelBusy()) flushProgress();
   if (latestProgress.size > 0 || channelBusy()) {
     latestProgress.set(id, line);
@@ -133,8 +143,34 @@ function send(t, id, value) {
     }
     return;
   }
-  if (text === undefined) queue(`{"t":"${t}","id":${id}}`);
-  else queue(`{"t":"${t}","id":${id},"v":${text}}`);
+  const line = text === undefined ? `{"t":"${t}","id":${id}}` : `{"t":"${t}","id":${id},"v":${text}}`;
+  const bytes = oversize(line);
+  if (bytes !== 0) {
+    // A result fails its job; a progress value throws in the job that reported it.
+    const err = tooLarge(t === 'ok' ? 'the function\'s result' : `the ${t} value`, bytes);
+    if (t !== 'ok') throw err;
+    sendError(id, err);
+    return;
+  }
+  queue(line);
+}
+
+// The UTF-8 length of `line` when it is longer than maxMessage, else 0. Only a line of more
+// than maxMessage / 3 UTF-16 units is measured (a unit is at most 3 bytes of UTF-8).
+// `framing`: bytes the line will have around `line` (an upper bound).
+function oversize(line, framing = 0) {
+  if (line.length * 3 + framing <= maxMessage) return 0;
+  const bytes = Buffer.byteLength(line) + framing;
+  return bytes > maxMessage ? bytes : 0;
+}
+
+function tooLarge(what, bytes, detail = '') {
+  const err = new RangeError(`${what} is ${bytes} bytes of JSON as a message to the pool, more ` +
+    `than maxMessage (${maxMessage})${detail}`);
+  err.code = 'ERR_MESSAGE_TOO_LARGE';
+  err.bytes = bytes;
+  err.maxMessage = maxMessage;
+  return err;
 }
 
 function unserializable(e) {
@@ -147,7 +183,19 @@ function unserializable(e) {
 
 function sendError(id, thrown) {
   settling(id);
-  queue(`{"t":"err","id":${id},"e":${errorJson(thrown)}}`);
+  queue(`{"t":"err","id":${id},"e":${errorJsonWithin(thrown)}}`);
+}
+
+// errorJson(thrown), or when that is longer than maxMessage, an ERR_MESSAGE_TOO_LARGE error
+// saying so (with the start of the original message).
+function errorJsonWithin(thrown) {
+  const text = errorJson(thrown);
+  // {"t":"err","id":4294967295,"e":...} or {"t":"fatal","e":...}: at most 32 bytes around it.
+  const bytes = oversize(text, 32);
+  if (bytes === 0) return text;
+  const message = read(thrown, 'message');
+  const start = typeof message === 'string' ? `: ${message.slice(0, 200)}` : '';
+  return errorJson(tooLarge('the function\'s error', bytes, start));
 }
 
 // obj[key], or UNREADABLE when a getter (or a Proxy's trap) throws: what a job throws may be
@@ -258,8 +306,11 @@ globalThis[STATE] = {
     } catch (e) {
       throw new TypeError(`comrade/worker: event data cannot be serialized: ${e.message}`);
     }
-    queue(`{"t":"event","name":${JSON.stringify(name)}` +
-      (text === undefined ? '}' : `,"data":${text}}`));
+    const line = `{"t":"event","name":${JSON.stringify(name)}` +
+      (text === undefined ? '}' : `,"data":${text}}`);
+    const bytes = oversize(line);
+    if (bytes !== 0) throw tooLarge('the event', bytes);
+    queue(line);
   },
   sendRetire() {
     queue('{"t":"retire"}');
@@ -268,7 +319,7 @@ globalThis[STATE] = {
 
 function fatal(err) {
   flush();
-  channel.write(`{"t":"fatal","e":${errorJson(err)}}\n`, () => process.exit(1));
+  channel.write(`{"t":"fatal","e":${errorJsonWithin(err)}}\n`, () => process.exit(1));
   // If the pool is gone and the write never completes, do not hang.
   setTimeout(() => process.exit(1), 2000).unref();
 }

@@ -14,8 +14,14 @@
     @worker.function(context=True)     # the function gets a Context first
     def count(ctx, n):
         for i in range(n):
+            if ctx.cancelled:          # the pool cancelled this call (an abort, a timeout)
+                raise WorkerError("cancelled", name="AbortError", code="ABORT_ERR")
             ctx.progress(i)
         return n
+
+    @worker.teardown                   # runs when the pool stops this worker on purpose
+    def bye():
+        ...
 
     worker.run()
 
@@ -29,6 +35,8 @@ ERR_INVALID_ARGS.
 import inspect
 import json
 import os
+import re
+import socket
 import sys
 import traceback
 
@@ -37,6 +45,7 @@ __all__ = ["Worker", "WorkerError", "Context"]
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _READ_SIZE = 256 * 1024
 _MAX_ID = 2**32 - 1
+_CANCEL = re.compile(rb'\{"t":"cancel","id":(\d+)\}')
 
 
 class WorkerError(Exception):
@@ -94,6 +103,28 @@ class Context:
         """Emits an event for the pool's 'event' listeners."""
         self._worker._send('{"t":"event","name":%s,"data":%s}\n' % (_dumps(name), _dumps(data)))
 
+    @property
+    def cancelled(self):
+        """True once the pool cancelled this call ({"t":"cancel"}: its caller aborted it, or
+        it ran past its timeout). Check it now and then in a long call and raise (say a
+        WorkerError with name "AbortError"): the answer is not delivered, but it frees this
+        worker for the next call; a worker that has not answered within the pool's
+        cancelGraceMs is killed. The loop is single-threaded: this looks at what was already
+        read and peeks at the channel without consuming it (one non-blocking recv)."""
+        worker = self._worker
+        if self.id in worker._cancels:
+            return True
+        if worker._peek is not None:
+            try:
+                data = worker._peek.recv(64 * 1024, socket.MSG_PEEK | socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError, OSError):
+                data = b""
+            for m in _CANCEL.finditer(data):
+                if int(m.group(1)) == self.id:
+                    worker._cancels.add(self.id)
+                    return True
+        return False
+
     def retire(self):
         """Asks the pool to send no more calls; it stops this worker once they are answered."""
         if not self._worker._retired:
@@ -110,6 +141,10 @@ class Worker:
         self._out = []
         self._fd = None
         self._ready = False
+        self._teardown = None
+        self._cancels = set()  # calls the pool cancelled, as far as read
+        self._peek = None  # a socket on the channel, for Context.cancelled
+        self._stopped = False
 
     @staticmethod
     def _entry(fn, context):
@@ -134,6 +169,13 @@ class Worker:
             self._default = self._entry(fn, context)
             return fn
         return register
+
+    def teardown(self, fn):
+        """Decorator: fn() runs when the pool stops this worker on purpose ({"t":"stop"}: close,
+        idle, recycled, retired), after the last answer; then the worker exits 0. The pool
+        SIGKILLs a worker still alive killGraceMs later."""
+        self._teardown = fn
+        return fn
 
     def init(self, fn):
         """Decorator: fn(init_data) runs once before any call; raising makes the worker fatal."""
@@ -205,6 +247,11 @@ class Worker:
         if t == "call":
             if not self._ready:
                 raise ProtocolError("call before init")
+            if msg.get("id") in self._cancels:  # cancelled before it started: not run
+                self._out.append('{"t":"err","id":%d,"e":%s}\n' % (msg["id"], _dumps({
+                    "name": "AbortError", "code": "ABORT_ERR",
+                    "message": "the call was cancelled by the pool"})))
+                return
             self._out.append(self._call(msg))
         elif t == "init":
             if self._ready:
@@ -220,6 +267,16 @@ class Worker:
                     sys.exit(1)
             self._out.append('{"t":"ready"}\n')
             self._flush()  # at once: the pool's run timeouts start when it reads "ready"
+        elif t == "cancel":
+            self._cancels.discard(msg.get("id"))  # its call came before it: answered already
+        elif t == "stop":
+            self._flush()
+            if self._teardown is not None:
+                try:
+                    self._teardown()
+                except Exception as exc:  # noqa: BLE001
+                    print("comrade worker: teardown failed: %s: %s" % (type(exc).__name__, exc), file=sys.stderr)
+            self._stopped = True
         elif t is None:
             raise ProtocolError('message has no "t"')
         else:
@@ -239,11 +296,15 @@ class Worker:
                 pending.append(chunk)
                 chunk = b"".join(pending)
                 pending.clear()
+            for m in _CANCEL.finditer(chunk):
+                self._cancels.add(int(m.group(1)))
             lines = chunk.split(b"\n")
             if lines[-1]:
                 pending.append(lines[-1])
             for line in lines[:-1]:
                 self._message(line)
+                if self._stopped:
+                    return
             self._flush()  # every reply to this read in one write, before blocking again
 
     def run(self):
@@ -258,6 +319,10 @@ class Worker:
             print("this program is a comrade pool worker; start it with new Pool({ command: [...] }) "
                   "(file descriptor %s is not open)" % value, file=sys.stderr)
             sys.exit(2)
+        try:
+            self._peek = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            self._peek = None
         try:
             self.serve(fd)
         except ProtocolError as exc:
