@@ -65,7 +65,9 @@ class Pool extends EventEmitter {
     // A Node worker must not take fd 3 for Node's own IPC, nor believe it is a cluster worker:
     // these are removed from the inherited environment, and left out of the user's `env` too
     // (the engine sets `env` after removing, so they would come back).
-    const env = { ...o.env, COMRADE_CHANNEL_FD: '3' };
+    // COMRADE_MAX_MESSAGE: a worker's longest message, so that it fails a job whose result is
+    // too large instead of breaking the protocol (docs/PROTOCOL.md).
+    const env = { ...o.env, COMRADE_CHANNEL_FD: '3', COMRADE_MAX_MESSAGE: String(o.maxMessage) };
     for (const name of WORKER_ENV_REMOVE) delete env[name];
     this.#session = new Session({
       program,

@@ -46,6 +46,16 @@ _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
 _READ_SIZE = 256 * 1024
 _MAX_ID = 2**32 - 1
 _CANCEL = re.compile(rb'\{"t":"cancel","id":(\d+)\}')
+_DEFAULT_MAX_MESSAGE = 64 * 1024 * 1024
+
+
+def _pool_max_message():
+    """The pool's maxMessage (COMRADE_MAX_MESSAGE): the longest line this worker may send."""
+    try:
+        n = int(os.environ.get("COMRADE_MAX_MESSAGE", ""))
+    except ValueError:
+        return _DEFAULT_MAX_MESSAGE
+    return n if n > 0 else _DEFAULT_MAX_MESSAGE
 
 
 class WorkerError(Exception):
@@ -96,12 +106,17 @@ class Context:
         self.id = call_id
 
     def progress(self, value):
-        """Reports progress of this call (any JSON value)."""
-        self._worker._send('{"t":"progress","id":%d,"v":%s}\n' % (self.id, _dumps(value)))
+        """Reports progress of this call (any JSON value). Raises WorkerError with code
+        ERR_MESSAGE_TOO_LARGE, sending nothing, when the message would exceed maxMessage."""
+        line = '{"t":"progress","id":%d,"v":%s}\n' % (self.id, _dumps(value))
+        self._worker._check_size(line, "the progress value")
+        self._worker._send(line)
 
     def emit(self, name, data=None):
-        """Emits an event for the pool's 'event' listeners."""
-        self._worker._send('{"t":"event","name":%s,"data":%s}\n' % (_dumps(name), _dumps(data)))
+        """Emits an event for the pool's 'event' listeners (same size limit as progress)."""
+        line = '{"t":"event","name":%s,"data":%s}\n' % (_dumps(name), _dumps(data))
+        self._worker._check_size(line, "the event")
+        self._worker._send(line)
 
     @property
     def cancelled(self):
@@ -145,6 +160,7 @@ class Worker:
         self._cancels = set()  # calls the pool cancelled, as far as read
         self._peek = None  # a socket on the channel, for Context.cancelled
         self._stopped = False
+        self._max_message = _pool_max_message()
 
     @staticmethod
     def _entry(fn, context):
@@ -183,6 +199,29 @@ class Worker:
         return fn
 
     # -- the loop ---------------------------------------------------------------------------
+
+    def _too_large(self, what, size):
+        return WorkerError(
+            "%s is %d bytes of JSON as a message to the pool, more than maxMessage (%d)"
+            % (what, size, self._max_message),
+            name="RangeError", code="ERR_MESSAGE_TOO_LARGE", bytes=size, maxMessage=self._max_message)
+
+    def _check_size(self, line, what):
+        # _dumps escapes every non-ASCII character: a line's length is its size in bytes.
+        if len(line) - 1 > self._max_message:
+            raise self._too_large(what, len(line) - 1)
+
+    def _reply_within(self, call_id, line, exc=None):
+        """`line`, or when it is longer than maxMessage an ERR_MESSAGE_TOO_LARGE error for the call
+        (a result or an error too large fails its own call; the worker goes on)."""
+        size = len(line) - 1
+        if size <= self._max_message:
+            return line
+        what = "the function's result" if exc is None else "the function's error"
+        err = self._too_large(what, size)
+        if exc is not None:
+            err.args = ("%s: %s" % (err.args[0], str(exc)[:200]),)
+        return '{"t":"err","id":%d,"e":%s}\n' % (call_id, error_object(err))
 
     def _send(self, text):
         """Queues `text` and writes everything queued (used for progress/events/retire)."""
@@ -228,9 +267,10 @@ class Worker:
         try:
             value = fn(Context(self, call_id), *args) if context else fn(*args)
         except Exception as exc:  # noqa: BLE001 - every failure is the caller's error
-            return '{"t":"err","id":%d,"e":%s}\n' % (call_id, error_object(exc, 1))
+            return self._reply_within(
+                call_id, '{"t":"err","id":%d,"e":%s}\n' % (call_id, error_object(exc, 1)), exc)
         try:
-            return '{"t":"ok","id":%d,"v":%s}\n' % (call_id, _dumps(value))
+            return self._reply_within(call_id, '{"t":"ok","id":%d,"v":%s}\n' % (call_id, _dumps(value)))
         except (TypeError, ValueError, RecursionError) as exc:
             return '{"t":"err","id":%d,"e":%s}\n' % (call_id, _dumps({
                 "name": "TypeError", "code": "ERR_SERIALIZE",

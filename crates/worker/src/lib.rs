@@ -97,6 +97,8 @@ pub struct Worker {
     /// at it for a `cancel` not read yet.
     peek_fd: Option<RawFd>,
     max_message: usize,
+    /// The longest line this worker sends (the pool's `maxMessage`).
+    max_send: usize,
 }
 
 impl Default for Worker {
@@ -114,6 +116,7 @@ impl fmt::Debug for Worker {
             .field("default_function", &self.default.is_some())
             .field("init", &self.init.is_some())
             .field("max_message", &self.max_message)
+            .field("max_send", &self.max_send)
             .finish()
     }
 }
@@ -137,6 +140,8 @@ pub struct Ctx<'a> {
     /// Length of `out` holding only complete messages; the rest is dropped if the function
     /// panics half-way through appending one.
     committed: usize,
+    /// The longest line the pool accepts (its `maxMessage`).
+    max_send: usize,
     /// Calls the pool cancelled, as far as this worker has read (see [`Ctx::cancelled`]).
     cancels: &'a HashSet<u32>,
     /// See [`Worker::peek_fd`].
@@ -195,18 +200,36 @@ impl Ctx<'_> {
     }
 
     /// Reports progress of this call to the caller (`{"t":"progress"}`): any serializable value.
+    /// A value whose message would be longer than the pool's `maxMessage` is not sent: the
+    /// error has code `ERR_MESSAGE_TOO_LARGE`.
     pub fn progress<T: Serialize>(&mut self, value: T) -> Result<(), Error> {
         self.check_open()?;
+        let start = self.out.len();
         protocol::encode_progress(self.out, self.id, &value).map_err(serialize_error)?;
+        self.check_size(start, "the progress value")?;
         self.send()
     }
 
     /// Emits an event for the pool's `'event'` listeners (`{"t":"event"}`), not tied to this
-    /// call.
+    /// call. Data whose message would be longer than the pool's `maxMessage` is not sent: the
+    /// error has code `ERR_MESSAGE_TOO_LARGE`.
     pub fn emit<T: Serialize>(&mut self, name: &str, data: T) -> Result<(), Error> {
         self.check_open()?;
+        let start = self.out.len();
         protocol::encode_event(self.out, name, &data).map_err(serialize_error)?;
+        self.check_size(start, "the event")?;
         self.send()
+    }
+
+    /// Drops the message appended from `start` when it is longer than the pool accepts.
+    fn check_size(&mut self, start: usize, what: &str) -> Result<(), Error> {
+        match oversize(self.out, start, self.max_send) {
+            None => Ok(()),
+            Some(bytes) => {
+                self.out.truncate(start);
+                Err(too_large(what, bytes, self.max_send))
+            }
+        }
     }
 
     /// Asks the pool to send this worker no more calls (`{"t":"retire"}`). The worker keeps
@@ -290,6 +313,25 @@ fn scan_cancels(carry: &mut Vec<u8>, bytes: &[u8], cancels: &mut HashSet<u32>) {
     let keep = hay.len().saturating_sub(PREFIX.len() + 11).max(i.min(hay.len()));
     let keep = keep.min(hay.len());
     carry.extend_from_slice(&hay[keep..]);
+}
+
+/// The length of the line appended to `out` from `start` (its `\n` not counted) when that is
+/// longer than `max`.
+fn oversize(out: &[u8], start: usize, max: usize) -> Option<usize> {
+    let bytes = out.len().saturating_sub(start).saturating_sub(1);
+    (bytes > max).then_some(bytes)
+}
+
+/// The error of a message longer than the pool's `maxMessage`: it fails its call (a result or
+/// an error) or its `Ctx` method (progress, event) instead of breaking the protocol.
+fn too_large(what: &str, bytes: usize, max: usize) -> Error {
+    Error::new(format!(
+        "{what} is {bytes} bytes of JSON as a message to the pool, more than maxMessage ({max})"
+    ))
+    .name("RangeError")
+    .code("ERR_MESSAGE_TOO_LARGE")
+    .field("bytes", bytes as u64)
+    .field("maxMessage", max as u64)
 }
 
 fn serialize_error(e: serde_json::Error) -> Error {
@@ -461,6 +503,7 @@ impl Worker {
             teardown: None,
             peek_fd: None,
             max_message: protocol::DEFAULT_MAX_MESSAGE,
+            max_send: protocol::DEFAULT_MAX_MESSAGE,
         }
     }
 
@@ -557,10 +600,16 @@ impl Worker {
         self
     }
 
-    /// The longest line accepted from the pool, in bytes (default 64 MiB, the pool's default
-    /// `maxMessage`). A longer one is a protocol error.
+    /// The pool's `maxMessage`, in bytes (default 64 MiB, the pool's default): the longest line
+    /// accepted from the pool (a longer one is a protocol error), and the longest this worker
+    /// sends. A result (or error) that would make a longer reply fails its own call with code
+    /// `ERR_MESSAGE_TOO_LARGE` instead, before anything is sent, and the worker goes on;
+    /// [`Ctx::progress`] and [`Ctx::emit`] return that error. [`run`](Worker::run) takes the
+    /// limit on what it sends from the pool itself (the environment variable
+    /// `COMRADE_MAX_MESSAGE`) when the pool gives it.
     pub fn max_message(mut self, bytes: usize) -> Self {
         self.max_message = bytes;
+        self.max_send = bytes;
         self
     }
 
@@ -575,7 +624,17 @@ impl Worker {
     ///   started by a pool);
     /// - code 1 when init failed (after sending `fatal`) or the channel failed;
     /// - code 3, with a message on stderr, when the pool broke the protocol.
+    ///
+    /// The pool's `maxMessage` (the environment variable `COMRADE_MAX_MESSAGE`, when set) is
+    /// the longest message sent: see [`max_message`](Worker::max_message).
     pub fn run(mut self) {
+        if let Some(max) = std::env::var("COMRADE_MAX_MESSAGE")
+            .ok()
+            .and_then(|v| v.trim().parse::<usize>().ok())
+            .filter(|n| *n > 0)
+        {
+            self.max_send = max;
+        }
         let fd = match channel_fd() {
             Ok(fd) => fd,
             Err(why) => {
@@ -622,6 +681,7 @@ impl Worker {
         mut writer: W,
     ) -> Result<(), ServeError> {
         let mut lines = LineDecoder::with_capacity(READ_BUFFER, self.max_message);
+        let max_send = self.max_send;
         let peek_fd = self.peek_fd;
         let mut cancels: HashSet<u32> = HashSet::new();
         let mut carry: Vec<u8> = Vec::new();
@@ -710,20 +770,34 @@ impl Worker {
                             writer: &mut writer,
                             state: &mut state,
                             committed,
+                            max_send,
                             cancels: &cancels,
                             peek_fd,
                             cancelled: false,
                         };
                         let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
                         let committed = ctx.committed;
-                        let error = match result {
+                        let mut error = match result {
                             Ok(Ok(())) => None,
                             Ok(Err(e)) => Some(e),
                             Err(panic) => Some(panic_error(panic)),
                         };
+                        // A reply longer than the pool accepts fails its own call.
+                        if error.is_none() {
+                            if let Some(bytes) = oversize(&out, committed, max_send) {
+                                error = Some(too_large("the function's result", bytes, max_send));
+                            }
+                        }
                         if let Some(e) = error {
                             out.truncate(committed);
                             protocol::encode_err(&mut out, id, &e);
+                            if let Some(bytes) = oversize(&out, committed, max_send) {
+                                out.truncate(committed);
+                                let start: String = e.message.chars().take(200).collect();
+                                let mut why = too_large("the function's error", bytes, max_send);
+                                why.message = format!("{}: {start}", why.message);
+                                protocol::encode_err(&mut out, id, &why);
+                            }
                         }
                         if let Some(e) = state.failed.take() {
                             return channel_failed(e);

@@ -636,3 +636,51 @@ fn malformed_frames_stop_serving_with_a_protocol_error() {
     let (result, _) = serve_text("{\"t\":\"call\",\"id\":1,\"fn\":null,\"args\":[\"a\"]}\n");
     assert!(matches!(result, Err(ServeError::CallBeforeInit)));
 }
+
+#[test]
+fn a_reply_over_max_message_fails_its_own_call_and_the_worker_goes_on() {
+    const MAX: usize = 4096;
+    let mut pool = start(|| {
+        Worker::new()
+            .max_message(MAX)
+            .function("big", |(n,): (usize,)| Ok::<_, Error>("b".repeat(n)))
+            .function("fail_big", |(n,): (usize,)| {
+                Err::<(), _>(Error::new("m".repeat(n)).code("E_HUGE"))
+            })
+            .function_ctx("progress_big", |ctx: &mut Ctx, (n,): (usize,)| {
+                let e = ctx.progress("p".repeat(n)).unwrap_err();
+                ctx.progress("small")?;
+                let e2 = ctx.emit("big", "e".repeat(n)).unwrap_err();
+                Ok::<_, Error>(json!([e.to_json(), e2.to_json()]))
+            })
+    });
+    pool.init(Value::Null);
+    // {"t":"ok","id":1,"v":"…"}: 24 bytes around the characters.
+    let fits = MAX - 24;
+    let reply = pool.ask(1, Some("big"), json!([fits]));
+    assert_eq!(reply["v"].as_str().map(str::len), Some(fits));
+    let reply = pool.ask(1, Some("big"), json!([fits + 1]));
+    let e = err_of(&reply);
+    assert_eq!(e["code"], "ERR_MESSAGE_TOO_LARGE");
+    assert_eq!(e["name"], "RangeError");
+    assert_eq!(e["bytes"], json!(MAX + 1));
+    assert_eq!(e["maxMessage"], json!(MAX));
+    // An error too large to send: replaced, with the start of its message.
+    let reply = pool.ask(2, Some("fail_big"), json!([MAX]));
+    let e = err_of(&reply);
+    assert_eq!(e["code"], "ERR_MESSAGE_TOO_LARGE");
+    assert!(e["message"].as_str().unwrap().contains(": mmmm"), "{e}");
+    let reply = pool.ask(3, Some("fail_big"), json!([10]));
+    assert_eq!(err_of(&reply)["code"], "E_HUGE");
+    // Progress and events over the limit are not sent; the call goes on.
+    pool.call(4, Some("progress_big"), json!([MAX]));
+    assert_eq!(pool.recv(), json!({"t": "progress", "id": 4, "v": "small"}));
+    let reply = pool.recv();
+    assert_eq!(reply["t"], "ok");
+    assert_eq!(reply["v"][0]["code"], "ERR_MESSAGE_TOO_LARGE");
+    assert_eq!(reply["v"][1]["code"], "ERR_MESSAGE_TOO_LARGE");
+    // Still serving.
+    let reply = pool.ask(5, Some("big"), json!([3]));
+    assert_eq!(reply, json!({"t": "ok", "id": 5, "v": "bbb"}));
+    pool.finish().unwrap();
+}
