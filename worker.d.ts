@@ -1,8 +1,23 @@
 // `require('comrade-pool/worker')` or `import ... from 'comrade-pool/worker'`: the API for code
 // running inside a Pool worker.
 
-/** Reports progress of the job this code runs for; the caller's `onProgress` receives it. */
+/**
+ * Reports progress of the job this code runs for; the caller's `onProgress` receives it. Written
+ * at once, even from synchronous code; while the channel is busy only the latest value per job
+ * waits.
+ */
 export declare function progress(value: unknown): void;
+/**
+ * The AbortSignal of the job this code runs for (CommonJS: `require(...).signal`, read inside a
+ * job; an ES module imports `getSignal()` instead, as its bindings are static). It
+ * throws `ERR_NO_JOB` outside a job. It aborts, with an `AbortError` as its reason, when the pool
+ * cancels the job: its caller aborted it, or it ran past its `timeout`. Stop the work then: the
+ * answer is not delivered, but it frees the job's place on this worker; a worker still running
+ * the job `cancelGraceMs` later is killed.
+ */
+export declare const signal: AbortSignal;
+/** The current job's AbortSignal, as a function (for ES modules, whose bindings are static). */
+export declare function getSignal(): AbortSignal;
 /** Sends an event to the pool: `pool.on('event', (name, data, pid) => ...)`. */
 export declare function emit(name: string, data?: unknown): void;
 /** No more jobs for this worker: it is stopped once the jobs it holds are answered. */

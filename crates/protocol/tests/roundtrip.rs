@@ -193,7 +193,7 @@ fn the_message_tables_are_what_the_encoders_write() {
 fn the_complete_exchange_is_what_the_encoders_write() {
     let unknown =
         r#"{"name":"Error","message":"no function named \"nope\"","code":"ERR_UNKNOWN_FUNCTION"}"#;
-    let cancelled = r#"{"name":"AbortError","message":"cancelled"}"#;
+    let cancelled = r#"{"name":"AbortError","message":"the call was cancelled by the pool","code":"ABORT_ERR"}"#;
     // What each side encodes, in the document's order, and what the other side reads.
     type Encode = Box<dyn Fn(&mut Vec<u8>)>;
     let steps: Vec<(bool, Encode)> = vec![

@@ -1,6 +1,7 @@
 //! The complete exchange in `docs/PROTOCOL.md`, served by a real `Worker`: the pool's lines
 //! of the document go in, and the worker's lines of the document come out (in the order this
-//! one-call-at-a-time worker writes them), byte for byte, error object included.
+//! one-call-at-a-time worker writes them), byte for byte, error object included; its `stop`
+//! ends serving.
 
 use comrade_worker::{Ctx, Error, Worker};
 use serde_json::json;
@@ -54,7 +55,8 @@ fn the_documented_exchange_is_what_the_worker_speaks() {
             worker[3], // ok 1
             worker[1], // ok 2
             worker[4], // err 3
+            worker[6], // err 4: cancelled before it started (the cancel came in the same read)
         ]
     );
-    assert_eq!(worker.len(), 6);
+    assert_eq!(worker.len(), 7);
 }
