@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { createRequire } from 'node:module';
 import os from 'node:os';
 import test from 'node:test';
-import { fixture } from './pool-helpers.mjs';
+import { PoolError, fixture } from './pool-helpers.mjs';
 
 const require = createRequire(import.meta.url);
 const { OPTIONS, resolveOption, resolveOptions } = require('../lib/options.js');
@@ -72,7 +72,7 @@ test('Infinity where it means no limit; values pass through', () => {
   assert.equal(o.execArgv, undefined);
 });
 
-test('range errors: RangeError, ERR_INVALID_OPTION, the option and its range in the message', () => {
+test('range errors: PoolError, ERR_INVALID_OPTION, the option and its range in the message', () => {
   const cases = [
     ['maxWorkers', 0, 'comrade Pool: maxWorkers must be between 1 and 1024, got 0'],
     ['concurrency', 70000, 'comrade Pool: concurrency must be between 1 and 65536, got 70000'],
@@ -86,17 +86,17 @@ test('range errors: RangeError, ERR_INVALID_OPTION, the option and its range in 
   ];
   for (const [name, value, message] of cases) {
     const e = errorFor(name, value);
-    assert.ok(e instanceof RangeError, `${name}: ${e.name}`);
+    assert.ok(e instanceof PoolError, `${name}: ${e.name}`);
     assert.equal(e.code, 'ERR_INVALID_OPTION');
     assert.equal(e.message, message);
   }
   // A range bounded by another option.
   const e = errorFor('minWorkers', 5, { maxWorkers: 4 });
-  assert.ok(e instanceof RangeError);
+  assert.ok(e instanceof PoolError);
   assert.equal(e.message, 'comrade Pool: minWorkers must be an integer from 0 to 4, got 5');
 });
 
-test('type errors: TypeError, ERR_INVALID_OPTION', () => {
+test('type errors: PoolError, ERR_INVALID_OPTION', () => {
   const cases = [
     ['maxWorkers', 1.5, 'comrade Pool: maxWorkers must be an integer, got 1.5'],
     ['maxRss', '1', 'comrade Pool: maxRss must be an integer, got string'],
@@ -109,12 +109,12 @@ test('type errors: TypeError, ERR_INVALID_OPTION', () => {
   ];
   for (const [name, value, message] of cases) {
     const e = errorFor(name, value);
-    assert.ok(e instanceof TypeError, `${name}: ${e.name}`);
+    assert.ok(e instanceof PoolError, `${name}: ${e.name}`);
     assert.equal(e.code, 'ERR_INVALID_OPTION');
     assert.equal(e.message, message);
   }
   assert.throws(() => resolveOptions({ module: basic, execArgv: [1] }),
-    { name: 'TypeError', code: 'ERR_INVALID_OPTION', message: 'comrade Pool: execArgv must be an array of strings' });
+    { name: 'PoolError', code: 'ERR_INVALID_OPTION', message: 'comrade Pool: execArgv must be an array of strings' });
   assert.throws(() => resolveOptions({ module: basic, command: ['x'] }),
-    { name: 'TypeError', code: 'ERR_INVALID_OPTION' });
+    { name: 'PoolError', code: 'ERR_INVALID_OPTION' });
 });

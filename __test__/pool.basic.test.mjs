@@ -97,7 +97,7 @@ test('enqueue() calls back Node-style, once, asynchronously', TEST, async (t) =>
 
 test('enqueue() without a callback throws ERR_INVALID_ARGUMENT', TEST, async (t) => {
   const { pool } = openPool(t, { module: basic, maxWorkers: 1 });
-  assert.throws(() => pool.enqueue('x'), { code: 'ERR_INVALID_ARGUMENT', name: 'TypeError' });
+  assert.throws(() => pool.enqueue('x'), { code: 'ERR_INVALID_ARGUMENT', name: 'PoolError' });
   assert.equal(pool.pending, 0);
 });
 

@@ -93,7 +93,7 @@ async function checkExits(log, killer, livePids) {
 function checkCrashReports(log, killer) {
   const exits = entries(log, 'workerExit').map((e) => e[1]);
   for (const pid of killer.killed) {
-    assert.deepEqual(exits.find((e) => e.pid === pid), { pid, code: null, signal: 'SIGKILL', expected: false });
+    assert.deepEqual(exits.find((e) => e.pid === pid), { pid, code: null, signal: 'SIGKILL', expected: false, reason: 'crash' });
   }
 }
 

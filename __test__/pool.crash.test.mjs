@@ -39,7 +39,7 @@ test('SIGKILL to a worker holding a job: ERR_WORKER_EXITED with signal and pid; 
   assert.ok(!pool.pids.includes(pid));
   const exits = entries(log, 'workerExit');
   assert.equal(exits.length, 1);
-  assert.deepEqual(exits[0][1], { pid, code: null, signal: 'SIGKILL', expected: false },
+  assert.deepEqual(exits[0][1], { pid, code: null, signal: 'SIGKILL', expected: false, reason: 'crash' },
     "a crash is reported with expected: false");
 });
 
@@ -54,7 +54,7 @@ test('a worker that exits with a code mid-job: ERR_WORKER_EXITED with exitCode',
   const next = await pool.call('pid');
   assert.notEqual(next, first);
   await waitFor(() => entries(log, 'workerExit').length === 1, 'the exit event');
-  assert.deepEqual(entries(log, 'workerExit')[0][1], { pid: first, code: 3, signal: null, expected: false },
+  assert.deepEqual(entries(log, 'workerExit')[0][1], { pid: first, code: 3, signal: null, expected: false, reason: 'crash' },
     "a crash is reported with expected: false");
 });
 
@@ -101,7 +101,7 @@ test('a worker killed while idle is replaced for the next job', TEST, async (t) 
   const next = await pool.call('echo', 1);
   assert.deepEqual(next.v, 1);
   assert.notEqual(next.pid, pid);
-  assert.deepEqual(entries(log, 'workerExit')[0][1], { pid, code: null, signal: 'SIGKILL', expected: false },
+  assert.deepEqual(entries(log, 'workerExit')[0][1], { pid, code: null, signal: 'SIGKILL', expected: false, reason: 'crash' },
     "a crash is reported with expected: false");
 });
 
@@ -118,5 +118,7 @@ test('a worker that breaks the protocol: protocolError, the worker is killed, it
   assert.notEqual(await pool.call('pid'), pid);
   await waitFor(() => entries(log, 'workerExit').length === 1, 'the exit event');
   assert.equal(entries(log, 'workerExit')[0][1].pid, pid);
-  assert.equal(entries(log, 'workerExit')[0][1].expected, false);
+  // The pool killed it for breaking the protocol: not a crash.
+  assert.equal(entries(log, 'workerExit')[0][1].expected, true);
+  assert.equal(entries(log, 'workerExit')[0][1].reason, 'protocol');
 });

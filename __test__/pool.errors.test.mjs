@@ -153,12 +153,12 @@ test('an unknown function or a missing default rejects ERR_UNKNOWN_FUNCTION', TE
   assert.equal(await named.call('named'), 'named');
 });
 
-test('a result that cannot be serialized rejects with a TypeError', TEST, async (t) => {
+test('a result that cannot be serialized rejects with a PoolError', TEST, async (t) => {
   const { pool } = openPool(t, { module: errors, maxWorkers: 1 });
   const big = await rejectsWith(pool.call('returnsBigInt'), 'ERR_UNSERIALIZABLE_RESULT');
-  assert.ok(big instanceof TypeError);
+  assert.ok(big instanceof PoolError);
   const cyc = await rejectsWith(pool.call('returnsCycle'), 'ERR_UNSERIALIZABLE_RESULT');
-  assert.ok(cyc instanceof TypeError);
+  assert.ok(cyc instanceof PoolError);
   assert.equal(await pool.call('ok'), 'ok');
 });
 

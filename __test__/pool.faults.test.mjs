@@ -72,7 +72,7 @@ test('a worker SIGKILLed mid-job, without retries: ERR_WORKER_EXITED with the pi
   assert.equal(s.completed, 1);
   // A crash: not expected.
   await waitFor(() => exitOf(log, pid), 'the workerExit event');
-  assert.deepEqual(exitOf(log, pid), { pid, code: null, signal: 'SIGKILL', expected: false });
+  assert.deepEqual(exitOf(log, pid), { pid, code: null, signal: 'SIGKILL', expected: false, reason: 'crash' });
 });
 
 test('a worker SIGKILLed mid-job, with retries: 1, the job runs again and resolves', TEST, async (t) => {
@@ -145,7 +145,7 @@ test('a worker that exits with code 0 mid-job: ERR_WORKER_EXITED with exitCode 0
   assert.notEqual(await pool.call('pid'), pid);
   // The pool did not stop it: not expected, even with code 0.
   await waitFor(() => exitOf(log, pid), 'the workerExit event');
-  assert.deepEqual(exitOf(log, pid), { pid, code: 0, signal: null, expected: false });
+  assert.deepEqual(exitOf(log, pid), { pid, code: 0, signal: null, expected: false, reason: 'crash' });
 });
 
 // ----- timeouts -----
@@ -164,7 +164,9 @@ test('run timeout: a looping job fails ERR_JOB_TIMEOUT, its worker is killed and
   await waitReaped(pid);
   await waitFor(() => exitOf(log, pid), 'the workerExit event');
   assert.equal(exitOf(log, pid).signal, 'SIGKILL');
-  assert.equal(exitOf(log, pid).expected, false);
+  // The pool killed it for the timeout: not a crash.
+  assert.equal(exitOf(log, pid).expected, true);
+  assert.equal(exitOf(log, pid).reason, 'timeout');
   // A job that finishes within its timeout is not touched.
   assert.equal((await pool.run({ ms: 10, v: 'quick' }, { name: 'slow', timeout: 10000 })).pid, r.pid);
   assert.equal(pool.stats().failed, 1);
@@ -354,7 +356,9 @@ test('a worker that writes garbage to its channel: protocolError, its job fails,
   assert.match(pes[0].message, /garbage/);
   assert.deepEqual((await Promise.all(others)).map((r) => r.v), Array.from({ length: 20 }, (_, i) => i));
   await waitFor(() => exitOf(log, err.pid), 'the broken worker to exit');
-  assert.equal(exitOf(log, err.pid).expected, false);
+  // The pool killed it for breaking the protocol: not a crash.
+  assert.equal(exitOf(log, err.pid).expected, true);
+  assert.equal(exitOf(log, err.pid).reason, 'protocol');
   // The protocol error is reported before the exit.
   const i = log.findIndex((e) => e[0] === 'protocolError');
   const j = log.findIndex((e) => e[0] === 'workerExit' && e[1].pid === err.pid);
@@ -429,7 +433,7 @@ test('close() does not hang on a worker that ignores SIGTERM: killGraceMs, then 
   assert.equal(closed, 'closed', 'close() resolved');
   assert.ok(isGone(pid));
   await waitReaped(pid);
-  assert.deepEqual(exitOf(log, pid), { pid, code: null, signal: 'SIGKILL', expected: true });
+  assert.deepEqual(exitOf(log, pid), { pid, code: null, signal: 'SIGKILL', expected: true, reason: 'shutdown' });
   assert.deepEqual(pool.pids, []);
 });
 

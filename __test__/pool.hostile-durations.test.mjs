@@ -46,7 +46,7 @@ test('options: a finite span over 2^32 - 1 ms is refused with ERR_INVALID_OPTION
   const lines = outcome(r);
   assert.equal(lines.length, 12);
   for (const [name, v, cls, code, message] of lines) {
-    assert.equal(cls, 'RangeError', `${name} ${v}`);
+    assert.equal(cls, 'PoolError', `${name} ${v}`);
     assert.equal(code, 'ERR_INVALID_OPTION');
     assert.equal(message,
       `comrade Pool: ${name} must be at most ${MAX} ms (about 49.7 days), or Infinity; got ${v}`);

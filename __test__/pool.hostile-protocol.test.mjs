@@ -57,7 +57,7 @@ test('a worker that exits with code 0 before ready fails its jobs as a startup f
 test('cwd: a missing directory is refused by the constructor, and named if it goes away later', TEST, async (t) => {
   const missing = path.join(os.tmpdir(), `comrade-no-such-dir-${process.pid}`);
   assert.throws(() => new Pool({ module: fixture('basic.js'), cwd: missing }), {
-    name: 'Error', code: codes.INVALID_OPTION, message: `comrade Pool: cwd not found: ${missing}`,
+    name: 'PoolError', code: codes.INVALID_OPTION, message: `comrade Pool: cwd not found: ${missing}`,
   });
   const file = fixture('basic.js');
   assert.throws(() => new Pool({ module: file, cwd: file }), {

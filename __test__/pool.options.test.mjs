@@ -2,7 +2,7 @@
 // validation: invalid options throw synchronously with code ERR_INVALID_OPTION.
 import assert from 'node:assert/strict';
 import test from 'node:test';
-import { Pool, TEST, codes, fixture, openPool, rejectsWith, waitFor } from './pool-helpers.mjs';
+import { Pool, PoolError, TEST, codes, fixture, openPool, rejectsWith, waitFor } from './pool-helpers.mjs';
 
 const basic = fixture('basic.js');
 const crash = fixture('crash.js');
@@ -99,7 +99,7 @@ test('arguments that cannot be serialized reject ERR_UNSERIALIZABLE asynchronous
   for (const r of [big, nestedBig, cyc]) {
     assert.equal(r.sync, false, 'not rejected synchronously');
     assert.equal(r.e.code, 'ERR_UNSERIALIZABLE');
-    assert.ok(r.e instanceof TypeError);
+    assert.ok(r.e instanceof PoolError);
   }
   assert.match(big.e.message, /BigInt/);
   assert.equal(fine, 1, 'a good job in the same tick runs');
@@ -129,46 +129,46 @@ test('a command that does not exist: jobs reject ERR_SPAWN_FAILED', TEST, async 
   await rejectsWith(pool.run(4), 'ERR_SPAWN_FAILED');
 });
 
-test('invalid options throw synchronously with ERR_INVALID_OPTION', () => {
+test('invalid options throw synchronously: a PoolError with ERR_INVALID_OPTION', () => {
   const cases = [
-    [undefined, TypeError],
-    [null, TypeError],
-    ['module.js', TypeError],
-    [{}, TypeError],
-    [{ module: basic, command: ['node'] }, TypeError],
-    [{ module: 42 }, TypeError],
-    [{ module: '' }, TypeError],
-    [{ module: fixture('nope.js') }, Error],
-    [{ command: [] }, TypeError],
-    [{ command: [1, 2] }, TypeError],
-    [{ module: basic, maxWorkers: 0 }, RangeError],
-    [{ module: basic, maxWorkers: -1 }, RangeError],
-    [{ module: basic, maxWorkers: 1.5 }, TypeError],
-    [{ module: basic, maxWorkers: '2' }, TypeError],
-    [{ module: basic, maxWorkers: NaN }, TypeError],
-    [{ module: basic, concurrency: 0 }, RangeError],
-    [{ module: basic, concurrency: Infinity }, TypeError],
-    [{ module: basic, maxBacklog: -1 }, RangeError],
-    [{ module: basic, maxBacklog: 1.5 }, RangeError],
-    [{ module: basic, maxExpectedWait: 0 }, RangeError],
-    [{ module: basic, maxExpectedWait: 'soon' }, RangeError],
-    [{ module: basic, maxMessage: 0 }, RangeError],
-    [{ module: basic, killGraceMs: -1 }, RangeError],
-    [{ module: basic, niceIncrement: -1 }, RangeError],
-    [{ module: basic, niceIncrement: 20 }, RangeError],
-    [{ module: basic, niceIncrement: 1.5 }, RangeError],
-    [{ module: basic, niceIncrement: '5' }, RangeError],
-    [{ module: basic, env: null }, TypeError],
-    [{ module: basic, env: 'A=1' }, TypeError],
-    [{ module: basic, cwd: 5 }, TypeError],
-    [{ module: basic, execArgv: '--foo' }, TypeError],
-    [{ module: basic, execArgv: [1] }, TypeError],
-    [{ module: basic, initData: 1n }, TypeError],
-    [{ module: basic, initData: () => {} }, TypeError],
+    [undefined, PoolError],
+    [null, PoolError],
+    ['module.js', PoolError],
+    [{}, PoolError],
+    [{ module: basic, command: ['node'] }, PoolError],
+    [{ module: 42 }, PoolError],
+    [{ module: '' }, PoolError],
+    [{ module: fixture('nope.js') }, PoolError],
+    [{ command: [] }, PoolError],
+    [{ command: [1, 2] }, PoolError],
+    [{ module: basic, maxWorkers: 0 }, PoolError],
+    [{ module: basic, maxWorkers: -1 }, PoolError],
+    [{ module: basic, maxWorkers: 1.5 }, PoolError],
+    [{ module: basic, maxWorkers: '2' }, PoolError],
+    [{ module: basic, maxWorkers: NaN }, PoolError],
+    [{ module: basic, concurrency: 0 }, PoolError],
+    [{ module: basic, concurrency: Infinity }, PoolError],
+    [{ module: basic, maxBacklog: -1 }, PoolError],
+    [{ module: basic, maxBacklog: 1.5 }, PoolError],
+    [{ module: basic, maxExpectedWait: 0 }, PoolError],
+    [{ module: basic, maxExpectedWait: 'soon' }, PoolError],
+    [{ module: basic, maxMessage: 0 }, PoolError],
+    [{ module: basic, killGraceMs: -1 }, PoolError],
+    [{ module: basic, niceIncrement: -1 }, PoolError],
+    [{ module: basic, niceIncrement: 20 }, PoolError],
+    [{ module: basic, niceIncrement: 1.5 }, PoolError],
+    [{ module: basic, niceIncrement: '5' }, PoolError],
+    [{ module: basic, env: null }, PoolError],
+    [{ module: basic, env: 'A=1' }, PoolError],
+    [{ module: basic, cwd: 5 }, PoolError],
+    [{ module: basic, execArgv: '--foo' }, PoolError],
+    [{ module: basic, execArgv: [1] }, PoolError],
+    [{ module: basic, initData: 1n }, PoolError],
+    [{ module: basic, initData: () => {} }, PoolError],
   ];
   const cyclic = {};
   cyclic.self = cyclic;
-  cases.push([{ module: basic, initData: cyclic }, TypeError]);
+  cases.push([{ module: basic, initData: cyclic }, PoolError]);
   for (const [options, Ctor] of cases) {
     let thrown;
     try {

@@ -19,7 +19,12 @@ const codes = Object.freeze({
   WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED',
   SPAWN_FAILED: 'ERR_SPAWN_FAILED',
   JOB_TIMEOUT: 'ERR_JOB_TIMEOUT',
+  // The code of an AbortError (a DOMException, not a PoolError), as Node's own AbortErrors.
   ABORTED: 'ABORT_ERR',
+  // Raised in the worker: it has no function of that name (or no default function).
+  UNKNOWN_FUNCTION: 'ERR_UNKNOWN_FUNCTION',
+  // Raised in a Node worker: the function's result cannot be sent as JSON.
+  UNSERIALIZABLE_RESULT: 'ERR_UNSERIALIZABLE_RESULT',
   // A job's result (or error) is too large to become a JavaScript string.
   RESULT_TOO_LARGE: 'ERR_RESULT_TOO_LARGE',
   // A bug inside comrade's native code (a Rust panic), caught at the binding: never a crash.
@@ -49,23 +54,41 @@ const SKIPPED_KEYS = new Set([
   'name', 'message', 'stack', '__proto__', 'constructor', 'toString', 'valueOf',
 ]);
 
+//
+// comrade's own errors raised in a worker become PoolErrors: ERR_UNKNOWN_FUNCTION from any
+// worker (docs/PROTOCOL.md's convention), and the codes of WORKER_POOL_CODES from an error a
+// worker names 'PoolError' (the Node worker does). An error sent without a stack keeps none:
+// the stack of this function, in the host, would say nothing about it.
+const WORKER_POOL_CODES = new Set([
+  codes.UNKNOWN_FUNCTION, codes.UNSERIALIZABLE_RESULT, codes.MESSAGE_TOO_LARGE,
+]);
+
 function rebuildError(e, depth = 0) {
   if (e === null || typeof e !== 'object') {
     return new PoolError(codes.WORKER_EXITED,
       `worker sent a malformed error: ${safeText(e)}`);
   }
   const name = typeof e.name === 'string' ? e.name : 'Error';
-  const Ctor = Object.hasOwn(BUILTIN_ERRORS, name) ? BUILTIN_ERRORS[name] : Error;
-  const err = new Ctor(typeof e.message === 'string' ? e.message : safeText(e.message));
-  if (Ctor.name !== name) {
-    Object.defineProperty(err, 'name', {
-      value: name, enumerable: false, writable: true, configurable: true,
-    });
+  const message = typeof e.message === 'string' ? e.message : safeText(e.message);
+  let err;
+  if (e.code === codes.UNKNOWN_FUNCTION ||
+      (name === 'PoolError' && WORKER_POOL_CODES.has(e.code))) {
+    err = new PoolError(e.code, message);
+  } else {
+    const Ctor = Object.hasOwn(BUILTIN_ERRORS, name) ? BUILTIN_ERRORS[name] : Error;
+    err = new Ctor(message);
+    if (Ctor.name !== name) {
+      Object.defineProperty(err, 'name', {
+        value: name, enumerable: false, writable: true, configurable: true,
+      });
+    }
   }
   if (typeof e.stack === 'string') {
     Object.defineProperty(err, 'stack', {
       value: e.stack, enumerable: false, writable: true, configurable: true,
     });
+  } else {
+    delete err.stack;
   }
   for (const key of Object.keys(e)) {
     if (SKIPPED_KEYS.has(key)) continue;
@@ -94,32 +117,70 @@ function safeText(v) {
   }
 }
 
-// A wrong Pool option (thrown by the constructor).
-function optionError(message, Ctor = TypeError) {
-  const err = new Ctor(`comrade Pool: ${message}`);
-  err.code = codes.INVALID_OPTION;
-  return err;
+// A wrong Pool option (thrown by the constructor), or a wrong per-job option.
+function optionError(message) {
+  return new PoolError(codes.INVALID_OPTION, `comrade Pool: ${message}`);
 }
 
 // A wrong argument to a Pool method (`cause`: what reading it threw, if anything).
 function argumentError(message, cause) {
-  const err = new TypeError(`comrade Pool: ${message}`, cause === undefined ? undefined : { cause });
-  err.code = codes.INVALID_ARGUMENT;
-  return err;
+  return new PoolError(codes.INVALID_ARGUMENT, `comrade Pool: ${message}`,
+    cause === undefined ? undefined : { cause });
 }
 
 function unserializableError(detail) {
-  const err = new TypeError(`comrade Pool: the arguments cannot be serialized (${detail})`);
-  err.code = codes.UNSERIALIZABLE;
+  return new PoolError(codes.UNSERIALIZABLE,
+    `comrade Pool: the arguments cannot be serialized (${detail})`);
+}
+
+// An AbortError as the web platform builds it: a DOMException named 'AbortError' (its legacy
+// numeric code, 20, shadowed by an own `code` of 'ABORT_ERR', the code of Node's own
+// AbortErrors), with the signal's reason as its `cause`.
+function abortError(signal) {
+  const err = new DOMException('the job was aborted', { name: 'AbortError', cause: signal.reason });
+  Object.defineProperty(err, 'code', {
+    value: codes.ABORTED, enumerable: false, writable: true, configurable: true,
+  });
   return err;
 }
 
-// An AbortError as Node's own APIs raise it.
-function abortError(signal) {
-  const err = new Error('the job was aborted', { cause: signal.reason });
-  err.name = 'AbortError';
-  err.code = codes.ABORTED;
-  return err;
+// The known option closest to `key` (a typo: 'maxWorker' -> 'maxWorkers'), or null when none
+// is close: at most a third of the longer name differs (at least 2 edits allowed), case aside.
+function closestName(key, names) {
+  let best = null;
+  let bestDistance = Infinity;
+  const k = key.toLowerCase();
+  for (const name of names) {
+    const d = editDistance(k, name.toLowerCase());
+    if (d < bestDistance) {
+      best = name;
+      bestDistance = d;
+    }
+  }
+  const allowed = Math.max(2, Math.ceil(Math.max(key.length, best ? best.length : 0) / 3));
+  return bestDistance <= allowed ? best : null;
+}
+
+// Levenshtein distance (names are short).
+function editDistance(a, b) {
+  let prev = Array.from({ length: b.length + 1 }, (_, j) => j);
+  for (let i = 1; i <= a.length; i++) {
+    const cur = [i];
+    for (let j = 1; j <= b.length; j++) {
+      cur[j] = Math.min(prev[j] + 1, cur[j - 1] + 1, prev[j - 1] + (a[i - 1] === b[j - 1] ? 0 : 1));
+    }
+    prev = cur;
+  }
+  return prev[b.length];
+}
+
+// `what` (e.g. 'option', 'run() option') named `key` is not one of `names`: ERR_INVALID_OPTION,
+// naming the closest known one, or listing them all when none is close.
+function unknownOptionError(what, key, names) {
+  const near = closestName(key, names);
+  return optionError(`unknown ${what} ${JSON.stringify(key)} ` + (near !== null
+    ? `(did you mean ${near}?)`
+    : `(known: ${names.join(', ')})`));
 }
 
 // The native call that was to hand a job to the engine threw `cause`: the job never ran.
@@ -231,6 +292,7 @@ module.exports = {
   PoolError,
   rebuildError,
   optionError,
+  unknownOptionError,
   argumentError,
   unserializableError,
   abortError,

@@ -13,7 +13,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { fileURLToPath } = require('node:url');
 const { DEFAULTS, workerExecArgv } = require('./native');
-const { optionError } = require('./errors');
+const { optionError, unknownOptionError } = require('./errors');
 
 const MAX_U32 = 0xffffffff;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -68,7 +68,7 @@ const TYPES = {
       throw optionError(`${row.name} must be an integer, got ${typeof v === 'number' ? v : typeof v}`);
     }
     if (v < min || v > max) {
-      throw optionError(`${row.name} must be between ${min} and ${max}, got ${v}`, RangeError);
+      throw optionError(`${row.name} must be between ${min} and ${max}, got ${v}`);
     }
     return v;
   },
@@ -77,17 +77,16 @@ const TYPES = {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
       throw optionError(max === Infinity
         ? `${row.name} must be an integer >= ${min}, or Infinity`
-        : `${row.name} must be an integer from ${min} to ${max}, got ${String(v)}`, RangeError);
+        : `${row.name} must be an integer from ${min} to ${max}, got ${String(v)}`);
     }
     return v;
   },
   // A number of milliseconds: finite ones at most MAX_DURATION_MS.
   ms(row, v, min, max) {
     if (typeof v !== 'number' || !(row.exclusive ? v > min : v >= min) || v > max) {
-      throw optionError(`${row.name} must be a number of milliseconds ${row.exclusive ? '>' : '>='} ${min}`,
-        RangeError);
+      throw optionError(`${row.name} must be a number of milliseconds ${row.exclusive ? '>' : '>='} ${min}`);
     }
-    if (v !== Infinity && v > MAX_DURATION_MS) throw optionError(durationMessage(row.name, v), RangeError);
+    if (v !== Infinity && v > MAX_DURATION_MS) throw optionError(durationMessage(row.name, v));
     return v;
   },
   boolean(row, v) {
@@ -106,9 +105,9 @@ const TYPES = {
     try {
       isDir = fs.statSync(v).isDirectory();
     } catch {
-      throw optionError(`${row.name} not found: ${path.resolve(v)}`, Error);
+      throw optionError(`${row.name} not found: ${path.resolve(v)}`);
     }
-    if (!isDir) throw optionError(`${row.name} is not a directory: ${path.resolve(v)}`, Error);
+    if (!isDir) throw optionError(`${row.name} is not a directory: ${path.resolve(v)}`);
     return v;
   },
   // Any value JSON can carry, as its JSON text.
@@ -147,7 +146,7 @@ const TYPES = {
     }
     file = path.resolve(file);
     if (!fs.existsSync(file)) {
-      throw optionError(`module not found: ${file}`, Error);
+      throw optionError(`module not found: ${file}`);
     }
     return file;
   },
@@ -193,10 +192,24 @@ function resolveOption(row, options, resolved) {
   return row.floor ? Math.floor(out) : out;
 }
 
-// Every row of the table, validated in order: { maxWorkers, concurrency, ... }.
+const NAMES = OPTIONS.map((row) => row.name);
+const KNOWN = new Set(NAMES);
+
+// Every row of the table, validated in order: { maxWorkers, concurrency, ... }. An option not
+// in the table (a typo: `maxWorker`) is refused, naming the closest known one.
 function resolveOptions(options) {
   if (options === null || typeof options !== 'object') {
     throw optionError('options must be an object: new Pool({ module }) or new Pool({ command })');
+  }
+  let keys;
+  try {
+    keys = Object.keys(options);
+  } catch (e) {
+    // A Proxy whose ownKeys trap throws.
+    throw optionError(`options cannot be read (${e instanceof Error ? e.message : String(e)})`);
+  }
+  for (const key of keys) {
+    if (!KNOWN.has(key)) throw unknownOptionError('option', key, NAMES);
   }
   if ((options.module !== undefined) === (options.command !== undefined)) {
     throw optionError('give exactly one of `module` (a Node module) or `command` (an executable)');

@@ -167,6 +167,7 @@ function oversize(line, framing = 0) {
 function tooLarge(what, bytes, detail = '') {
   const err = new RangeError(`${what} is ${bytes} bytes of JSON as a message to the pool, more ` +
     `than maxMessage (${maxMessage})${detail}`);
+  err.name = 'PoolError'; // the pool rebuilds it as a PoolError (lib/errors.js)
   err.code = 'ERR_MESSAGE_TOO_LARGE';
   err.bytes = bytes;
   err.maxMessage = maxMessage;
@@ -175,9 +176,17 @@ function tooLarge(what, bytes, detail = '') {
 
 function unserializable(e) {
   const why = read(e, 'message');
-  const err = new TypeError('the function\'s result cannot be sent to the pool: ' +
-    (typeof why === 'string' ? why : 'converting it to JSON threw'));
-  err.code = 'ERR_UNSERIALIZABLE_RESULT';
+  return poolError('ERR_UNSERIALIZABLE_RESULT', 'the function\'s result cannot be sent to the ' +
+    `pool: ${typeof why === 'string' ? why : 'converting it to JSON threw'}`);
+}
+
+// An error of comrade's own, raised here: the pool rebuilds it as a PoolError (lib/errors.js).
+// Without a stack, which would only show comrade's insides.
+function poolError(code, message) {
+  const err = new Error(message);
+  err.name = 'PoolError';
+  err.code = code;
+  delete err.stack;
   return err;
 }
 
@@ -401,11 +410,13 @@ async function start(data) {
 }
 
 function unknownFunction(name) {
-  const err = new Error(name === null
-    ? `${modulePath} has no default function (it exports: ${[...functions.keys()].join(', ')})`
-    : `no function named ${JSON.stringify(name)} in ${modulePath}`);
-  err.code = 'ERR_UNKNOWN_FUNCTION';
-  return err;
+  const names = [...functions.keys()];
+  let exported;
+  if (names.length === 0) exported = 'it exports only a default function';
+  else exported = `it exports: ${names.join(', ')}${defaultFn ? ', and a default function' : ''}`;
+  return poolError('ERR_UNKNOWN_FUNCTION', name === null
+    ? `${modulePath} has no default function (${exported})`
+    : `no function named ${JSON.stringify(name)} in ${modulePath} (${exported})`);
 }
 
 function call(msg) {

@@ -11,7 +11,8 @@ const { ncpu, install, NODE_WORKER_ENV_REMOVE, KIND } = require('./native');
 const json = require('./json');
 const {
   codes, PoolError, argumentError, unserializableError, abortError, closedError,
-  rejectionError, renderFailure, POOL_FAILURES, submitError,
+  rejectionError, renderFailure, decodeFailure, POOL_FAILURES, submitError, unknownOptionError,
+  optionError,
 } = require('./errors');
 const {
   resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage,
@@ -49,6 +50,8 @@ class Pool extends EventEmitter {
   #minWorkers;
   #concurrency;
   #rejectedHere = 0;
+  #timedOut = 0; // jobs failed with ERR_JOB_TIMEOUT
+  #abortedHere = 0; // jobs whose signal was aborted before run()/exec() was called
   #maxMessage;
 
   constructor(options) {
@@ -98,9 +101,12 @@ class Pool extends EventEmitter {
     }, {
       record: (kind, id, value) => this.#record(kind, id, value),
       // What a failed job's error says depends on the pool's state and its workers' history.
-      failure: (value) => renderFailure(value, POOL_FAILURES, {
-        terminated: this.#state === 'terminating', protocolErrors: this.#protocolErrors,
-      }),
+      failure: (value) => {
+        if (decodeFailure(value).reason === 'timeout') this.#timedOut++;
+        return renderFailure(value, POOL_FAILURES, {
+          terminated: this.#state === 'terminating', protocolErrors: this.#protocolErrors,
+        });
+      },
       rejection: rejectionError,
       submitFailure: submitError,
     }, { calls: true, retries: o.retries, timeout: o.timeout ?? 0 });
@@ -116,23 +122,9 @@ class Pool extends EventEmitter {
       this.#submit(null, task, undefined, promiseJob());
       return promise;
     }
-    // onProgress runs in this call's async context: such a job carries it. The options are
-    // read once, here: a getter that throws makes the Promise reject, never run() throw.
-    let onProgress;
-    let readError = null;
-    try {
-      if (options !== null && typeof options === 'object') onProgress = options.onProgress;
-    } catch (e) {
-      readError = argumentError('run(task, options): options cannot be read', e);
-    }
-    const promise = new Promise(onProgress !== undefined ? captureScoped : capture);
-    const job = promiseJob();
-    const name = readError ?? this.#applyOptions(job, options, onProgress);
-    if (name instanceof Error) {
-      job.reject(name);
-      return promise;
-    }
-    this.#submit(name, task, undefined, job);
+    const { promise, job, name } = optionsJob(options, RUN);
+    if (job !== null) this.#submit(name, task, undefined, job);
+    else if (name === ABORTED) this.#abortedHere++;
     return promise;
   }
 
@@ -146,17 +138,28 @@ class Pool extends EventEmitter {
     return promise;
   }
 
-  // Reads run()'s options into the job (`onProgress` was read already); returns the function's
-  // name (a string or null), or an Error for a wrong option or one that cannot be read.
-  #applyOptions(job, options, onProgress) {
-    if (options === null || typeof options !== 'object') {
-      return argumentError('run(task, options): options must be an object');
+  /**
+   * Runs the named function with the array `args` as its arguments (workerpool's order).
+   * Options: onProgress, signal (AbortSignal), timeout (ms), retries.
+   */
+  exec(name, args, options) {
+    if (typeof name !== 'string') {
+      return Promise.reject(argumentError('exec(name, args, options): name must be a string'));
     }
-    try {
-      return readOptions(job, options, onProgress);
-    } catch (e) {
-      return argumentError('run(task, options): options cannot be read', e);
+    if (args === undefined || args === null) {
+      args = [];
+    } else if (!Array.isArray(args)) {
+      return Promise.reject(argumentError('exec(name, args, options): args must be an array'));
     }
+    if (options === undefined) {
+      const promise = new Promise(capture);
+      this.#submit(name, undefined, args, promiseJob());
+      return promise;
+    }
+    const { promise, job, name: why } = optionsJob(options, EXEC);
+    if (job !== null) this.#submit(name, undefined, args, job);
+    else if (why === ABORTED) this.#abortedHere++;
+    return promise;
   }
 
   /** Runs the default function with `task`; `cb(err, result)` runs once, in this call's async context. */
@@ -200,13 +203,16 @@ class Pool extends EventEmitter {
 
   /**
    * A snapshot: each worker (pid, state, jobs done and in flight, RSS), the queue, totals
-   * since the start (completed, errored, failed, retried, rejected), completions per second
-   * over the last ten seconds, and wait/run time percentiles (ms) over recent jobs.
+   * since the start (completed, errored, failed, retried, rejected, aborted, timedOut),
+   * completions per second over the last ten seconds, and wait/run time percentiles (ms) over
+   * recent jobs.
    */
   stats() {
     const s = JSON.parse(this.#session.stats());
     s.rejected += this.#rejectedHere;
     s.pending = this.#session.size;
+    s.aborted = this.#session.aborted + this.#abortedHere;
+    s.timedOut = this.#timedOut;
     return s;
   }
 
@@ -278,6 +284,7 @@ class Pool extends EventEmitter {
         this.#protocolErrors.delete(id);
         this.emit('workerExit', {
           pid: id, code: value.code, signal: value.signal, expected: value.expected,
+          reason: value.reason,
         });
         break;
       case KIND.RETIRING:
@@ -303,38 +310,96 @@ class Pool extends EventEmitter {
   }
 }
 
-// run()'s options into `job`; returns the function's name or an Error. Getters of `options` and
-// of its signal may throw: the caller turns that into the Promise's rejection.
-function readOptions(job, options, onProgress) {
-  const { name, signal, timeout, retries } = options;
+// The per-job options of run() and exec(): what each method takes, and how it is named in
+// errors. exec() takes its function's name as its first argument, not as an option.
+const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries'];
+const ABORTED = Symbol('aborted');
+const RUN = {
+  what: 'run', usage: 'run(task, options)', names: ['name', ...JOB_OPTIONS],
+};
+const EXEC = {
+  what: 'exec', usage: 'exec(name, args, options)', names: JOB_OPTIONS,
+};
+RUN.known = new Set(RUN.names);
+EXEC.known = new Set(EXEC.names);
+
+// A job's Promise and the job, with its per-job `options` read (for `m`, RUN or EXEC):
+// `{ promise, job, name }`, or `{ promise, job: null, name: null }` when an option is wrong
+// (the Promise is then rejected: a getter that throws, an unknown option, a wrong value never
+// make the method throw), `name: ABORTED` when the signal was aborted already. `name`: run()'s
+// options.name, or null.
+function optionsJob(options, m) {
+  // onProgress runs in the calling method's async context: such a job carries it. The options
+  // are read once, here.
+  let onProgress;
+  let error = null;
+  if (options === null || typeof options !== 'object') {
+    error = argumentError(`${m.usage}: options must be an object`);
+  } else {
+    try {
+      for (const key of Object.keys(options)) {
+        if (m.known.has(key)) continue;
+        error = key === 'name' && m === EXEC
+          ? optionError('exec(): the function\'s name is exec\'s first argument, not an option')
+          : unknownOptionError(`${m.what}() option`, key, m.names);
+        break;
+      }
+      if (error === null) onProgress = options.onProgress;
+    } catch (e) {
+      error = argumentError(`${m.usage}: options cannot be read`, e);
+    }
+  }
+  const promise = new Promise(onProgress !== undefined ? captureScoped : capture);
+  const job = promiseJob();
+  let name = error;
+  if (error === null) {
+    try {
+      name = readOptions(job, options, onProgress, m.what);
+    } catch (e) {
+      name = argumentError(`${m.usage}: options cannot be read`, e);
+    }
+  }
+  if (name instanceof Error) {
+    job.reject(name);
+    return { promise, job: null, name: name.name === 'AbortError' ? ABORTED : null };
+  }
+  return { promise, job, name };
+}
+
+// Per-job options into `job` (`onProgress` was read already); returns run()'s function name
+// (a string or null) or an Error. Getters of `options` and of its signal may throw: the caller
+// turns that into the Promise's rejection.
+function readOptions(job, options, onProgress, what) {
+  const { signal, timeout, retries } = options;
+  const name = what === 'run' ? options.name : undefined;
   if (name !== undefined && name !== null && typeof name !== 'string') {
-    return argumentError('run(): options.name must be a string');
+    return argumentError(`${what}(): options.name must be a string`);
   }
   if (onProgress !== undefined) {
     if (typeof onProgress !== 'function') {
-      return argumentError('run(): options.onProgress must be a function');
+      return argumentError(`${what}(): options.onProgress must be a function`);
     }
     job.onProgress = onProgress;
   }
   if (timeout !== undefined) {
     if (typeof timeout !== 'number' || !(timeout > 0)) {
-      return argumentError('run(): options.timeout must be a number of milliseconds > 0');
+      return argumentError(`${what}(): options.timeout must be a number of milliseconds > 0`);
     }
     if (timeout !== Infinity && timeout > MAX_DURATION_MS) {
-      return argumentError(`run(): ${durationMessage('options.timeout', timeout)}`);
+      return argumentError(`${what}(): ${durationMessage('options.timeout', timeout)}`);
     }
     job.timeout = timeout === Infinity ? 0 : timeout;
   }
   if (retries !== undefined) {
     if (!Number.isInteger(retries) || retries < 0 || retries > 1000) {
-      return argumentError('run(): options.retries must be an integer from 0 to 1000');
+      return argumentError(`${what}(): options.retries must be an integer from 0 to 1000`);
     }
     job.retries = retries;
   }
   if (signal !== undefined && signal !== null) {
     if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||
         typeof signal.addEventListener !== 'function') {
-      return argumentError('run(): options.signal must be an AbortSignal');
+      return argumentError(`${what}(): options.signal must be an AbortSignal`);
     }
     if (signal.aborted) return abortError(signal);
     job.signal = signal;

@@ -105,6 +105,7 @@ class Session {
   #closing = false;
   #exited = false;
   #refed = false;
+  #abortedCount = 0; // jobs settled with an AbortError
 
   /**
    * `nativeOptions` for NativePool; `hooks` as above; `calls`: submit with submitCalls (names
@@ -131,6 +132,11 @@ class Session {
 
   get exited() {
     return this.#exited;
+  }
+
+  /** Jobs their AbortSignal withdrew (queued or running) since the start. */
+  get aborted() {
+    return this.#abortedCount;
   }
 
   get native() {
@@ -360,6 +366,7 @@ class Session {
       if (this.#jobs.get(job.id) !== job) continue;
       this.#jobs.take(job.id);
       this.#native.cancel(job.id);
+      this.#abortedCount++;
       try {
         this.settle(job, abortError(signal), undefined);
       } catch (e) {
