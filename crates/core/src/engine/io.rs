@@ -153,7 +153,12 @@ pub(crate) type Dirty = (Arc<dyn Link>, Arc<Mutex<OutBuf>>);
 
 #[derive(Default)]
 pub(crate) struct OutBuf {
+    /// Bytes for the worker; those before `written` are written already.
     buf: Vec<u8>,
+    /// How much of `buf` the socket has taken. A partial write only advances it (moving the
+    /// rest to the front after every write made sending a large job's arguments quadratic);
+    /// the front is reclaimed when everything is written, or by `reclaim` before appending.
+    written: usize,
     /// A flush task owns the writing until the socket drains.
     flushing: bool,
     /// Listed in the update's dirty list already.
@@ -164,21 +169,35 @@ impl OutBuf {
     /// Writes what the socket takes now. Returns false when the rest must wait for the socket
     /// to become writable.
     fn write_now(&mut self, link: &dyn Link) -> bool {
-        while !self.buf.is_empty() {
+        while self.written < self.buf.len() {
             // A plain non-blocking write: any thread may write, whatever the runtime has seen.
-            match link.write(&self.buf) {
-                Ok(n) => {
-                    self.buf.drain(..n);
-                }
+            match link.write(&self.buf[self.written..]) {
+                Ok(n) => self.written += n,
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     // The worker is going away; its exit settles its jobs.
-                    self.buf.clear();
+                    self.written = self.buf.len();
                 }
             }
         }
+        self.clear();
         true
+    }
+
+    fn clear(&mut self) {
+        self.buf.clear();
+        self.written = 0;
+    }
+
+    /// Before appending: drops the written front once it is at least half of the buffer, so
+    /// the buffer stays within twice what is unwritten and each byte moves at most once on
+    /// average.
+    fn reclaim(&mut self) {
+        if self.written > 0 && self.written * 2 >= self.buf.len() {
+            self.buf.drain(..self.written);
+            self.written = 0;
+        }
     }
 }
 
@@ -186,6 +205,7 @@ impl OutBuf {
 /// of the update.
 pub(crate) fn push_line(dirty: &mut Vec<Dirty>, conn: &Conn, line: &[u8]) {
     let mut out = lock(&conn.out);
+    out.reclaim();
     out.buf.extend_from_slice(line);
     out.buf.push(b'\n');
     if !out.queued && !out.flushing {
@@ -213,7 +233,7 @@ async fn flush_loop(link: Arc<dyn Link>, out: Arc<Mutex<OutBuf>>) {
     let Ok(writable) = register_dup(link.fd(), tokio::io::Interest::WRITABLE) else {
         // Out of descriptors: the bytes cannot be written; the worker's exit settles its jobs.
         let mut o = lock(&out);
-        o.buf.clear();
+        o.clear();
         o.flushing = false;
         return;
     };
