@@ -4,9 +4,13 @@
 import comrade, { ComputeCluster, Pool, PoolError, codes, ncpu } from 'comrade-pool';
 import CC from 'comrade-pool/compute-cluster';
 import * as workerApi from 'comrade-pool/worker';
-import { emit, getInitData, initData, isWorker, progress, retire } from 'comrade-pool/worker';
+import workerDefault, {
+  emit, getInitData, getSignal, initData, isWorker, progress, retire,
+} from 'comrade-pool/worker';
 // @ts-expect-error the worker API has no such export
 import { nope } from 'comrade-pool/worker';
+// @ts-expect-error `signal` is a per-job getter of the CommonJS object, not an ES export
+import { signal } from 'comrade-pool/worker';
 
 const pool = new Pool<{ add(a: number, b: number): number }>({ module: './tasks.mjs' });
 const sum: Promise<number> = pool.call('add', 1, 2);
@@ -25,7 +29,8 @@ if (isWorker && workerApi.isWorker) {
   progress(0.5);
   emit('ready', { salt });
   retire();
-  void legacy;
+  const aborted: boolean = getSignal().aborted || workerDefault.signal.aborted;
+  void legacy; void aborted; void signal;
 }
 // @ts-expect-error getInitData takes no argument
 getInitData('x');
