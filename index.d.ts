@@ -64,14 +64,23 @@ export declare const codes: {
   readonly WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED';
   readonly SPAWN_FAILED: 'ERR_SPAWN_FAILED';
   readonly JOB_TIMEOUT: 'ERR_JOB_TIMEOUT';
+  /** The `code` of an abort's error, a DOMException named AbortError (not a PoolError). */
   readonly ABORTED: 'ABORT_ERR';
+  /** Raised in the worker: it has no function of that name (or no default function). */
+  readonly UNKNOWN_FUNCTION: 'ERR_UNKNOWN_FUNCTION';
+  /** Raised in a Node worker: the function's result cannot be sent as JSON. */
+  readonly UNSERIALIZABLE_RESULT: 'ERR_UNSERIALIZABLE_RESULT';
   readonly RESULT_TOO_LARGE: 'ERR_RESULT_TOO_LARGE';
   readonly INTERNAL: 'ERR_INTERNAL';
 };
 
 export type PoolErrorCode = (typeof codes)[keyof typeof codes];
 
-/** An error raised by the pool (not thrown by a worker's function). */
+/**
+ * An error raised by the pool (not thrown by a worker's function): every one has a code of
+ * `codes`. The one exception is an abort, which rejects with a DOMException named AbortError
+ * (`code` ABORT_ERR, `cause` the signal's reason), as the web platform's APIs do.
+ */
 export declare class PoolError extends Error {
   readonly name: 'PoolError';
   code: PoolErrorCode;
@@ -148,9 +157,8 @@ export interface PoolCommandOptions extends PoolCommonOptions {
 
 export type PoolOptions = PoolModuleOptions | PoolCommandOptions;
 
-export interface RunOptions<P = unknown> {
-  /** A named function instead of the default one. */
-  name?: string;
+/** A job's own options, for `exec()` and `run()`. Any other key is refused (ERR_INVALID_OPTION). */
+export interface JobOptions<P = unknown> {
   /** Receives each `progress(value)` the job reports, in order, before it settles. */
   onProgress?: (value: P) => void;
   /** Aborting withdraws a queued job; a running one is withdrawn and its worker killed and replaced. Rejects with an AbortError (code ABORT_ERR). */
@@ -160,6 +168,15 @@ export interface RunOptions<P = unknown> {
   /** This job's retries (overrides the pool's `retries`). */
   retries?: number;
 }
+
+/** `run()`'s options: a job's own options, and the function to run. */
+export interface RunOptions<P = unknown> extends JobOptions<P> {
+  /** A named function instead of the default one. */
+  name?: string;
+}
+
+/** `exec()`'s options: a job's own options (the function's name is exec's first argument). */
+export type ExecOptions<P = unknown> = JobOptions<P> & { name?: never };
 
 export interface WorkerStats {
   pid: number;
@@ -198,7 +215,11 @@ export interface PoolStats {
   retried: number;
   /** Jobs refused at submission. */
   rejected: number;
-  /** Completions per second over the last ten seconds. */
+  /** Jobs their AbortSignal withdrew (queued or running), or refused because it was aborted already. */
+  aborted: number;
+  /** Jobs that ran past their timeout (ERR_JOB_TIMEOUT; also counted in `failed`). */
+  timedOut: number;
+  /** Completions per second over the last ten seconds (over the time since the start while that is shorter, counted as at least one second). */
   throughput: number;
   /** Time from submission to a worker, in ms, over recent jobs (null before any). */
   waitTime: Percentiles | null;
@@ -209,27 +230,57 @@ export interface PoolStats {
 /** Physical cores and execution units (logical CPUs) of this machine. */
 export declare function ncpu(): { physical: number; logical: number };
 
+/**
+ * Why a worker ended: `'crash'` (nobody asked: it died, or its channel broke), `'idle'`
+ * (`idleTimeout`), `'recycled'` (`maxJobsPerWorker`), `'retired'` (it called `retire()`),
+ * `'memory'` (`maxRss`), `'timeout'` (killed for a job's timeout), `'aborted'` (killed for an
+ * aborted job), `'protocol'` (killed for breaking the protocol), `'shutdown'` (`close()`,
+ * `terminate()`).
+ */
+export type WorkerExitReason =
+  | 'crash' | 'idle' | 'recycled' | 'retired' | 'memory' | 'timeout' | 'aborted' | 'protocol'
+  | 'shutdown';
+
 export interface WorkerExitInfo {
   pid: number;
   code: number | null;
   signal: string | null;
-  /** The pool stopped it (close, terminate, retire), as opposed to a crash. */
+  /** The pool ended it, for any reason but a crash: false only when `reason` is `'crash'`. */
   expected: boolean;
+  reason: WorkerExitReason;
 }
 
 type AnyFn = (...args: any[]) => any;
 type FnNames<F> = { [K in keyof F]: F[K] extends AnyFn ? K : never }[keyof F] & string;
 type DefaultArg<F> = F extends AnyFn ? Parameters<F>[0] : F extends { default: AnyFn } ? Parameters<F['default']>[0] : any;
 type DefaultResult<F> = F extends AnyFn ? Awaited<ReturnType<F>> : F extends { default: AnyFn } ? Awaited<ReturnType<F['default']>> : any;
+/** The parameters of the module's function `K`. */
+type ArgsOf<F, K extends keyof F> = F[K] extends AnyFn ? Parameters<F[K]> : any[];
+/** What the module's function `K` returns, awaited. */
+type ResultOf<F, K extends keyof F> = F[K] extends AnyFn ? Awaited<ReturnType<F[K]>> : any;
+/** `exec()`'s arguments after the name: the args array (optional when the function needs none), then options. */
+type ExecRest<A extends readonly unknown[]> = [] extends A
+  ? [args?: Readonly<A> | null, options?: ExecOptions]
+  : [args: Readonly<A>, options?: ExecOptions];
+/** `run()`'s `name` when the module is not described (any name), or when it is (none: the default function). */
+type DefaultName<F> = string extends FnNames<F> ? string | null : null;
 
 /**
  * A pool of worker processes. `F` may describe the worker module's exports
- * (`new Pool<typeof import('./tasks')>(...)`) to type `call()` and `run()`.
+ * (`new Pool<typeof import('./tasks')>(...)`) to type `exec()`, `call()` and `run()` (by
+ * `options.name`, or the default function).
  */
 export declare class Pool<F = any> extends EventEmitter {
   constructor(options: PoolOptions);
-  /** Runs the default function (or `options.name`) with `task` as its one argument. */
-  run<R = DefaultResult<F>>(task: DefaultArg<F>, options?: RunOptions): Promise<R>;
+  /** Runs the function `options.name` with `task` as its one argument. */
+  run<K extends FnNames<F>>(
+    task: F[K] extends AnyFn ? Parameters<F[K]>[0] : any,
+    options: RunOptions & { name: K },
+  ): Promise<ResultOf<F, K>>;
+  /** Runs the default function with `task` as its one argument. */
+  run<R = DefaultResult<F>>(task: DefaultArg<F>, options?: RunOptions & { name?: DefaultName<F> }): Promise<R>;
+  /** Runs the named function with the array `args` as its arguments (workerpool's order). */
+  exec<K extends FnNames<F>>(name: K, ...rest: ExecRest<ArgsOf<F, K>>): Promise<ResultOf<F, K>>;
   /** Runs the named function with positional arguments. */
   call<K extends FnNames<F>>(
     name: K,

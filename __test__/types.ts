@@ -30,7 +30,7 @@ new ComputeCluster({ max_processes: 2 });
 new ComputeCluster({ module: 'x', max_processes: 'two' });
 
 // --- Pool ---
-import { Pool, PoolError, codes, PoolOptions, ncpu } from '../index';
+import { Pool, PoolError, codes, PoolOptions, RunOptions, ncpu } from '../index';
 import { progress, emit, retire, isWorker } from '../worker';
 
 const tasks = {
@@ -54,6 +54,47 @@ async function usePool(): Promise<void> {
   await typed.call('nope');
   void sum; void loud; void doubled;
 
+  // exec(name, args, options): typed from the module's exports.
+  const sum2: number = await typed.exec('add', [1, 2]);
+  const loud2: string = await typed.exec('shout', ['x'], { timeout: 1000, retries: 1 });
+  const ac2 = new AbortController();
+  await typed.exec('add', [1, 2], { signal: ac2.signal, onProgress: (p) => void p });
+  const asConst = [3, 4] as const;
+  await typed.exec('add', asConst);
+  // @ts-expect-error exec's args are the function's parameters
+  await typed.exec('add', ['one', 2]);
+  // @ts-expect-error too few arguments for add
+  await typed.exec('add', [1]);
+  // @ts-expect-error add needs its arguments
+  await typed.exec('add');
+  // @ts-expect-error no such function
+  await typed.exec('nope', []);
+  // @ts-expect-error the name is exec's first argument, never an option
+  await typed.exec('add', [1, 2], { name: 'shout' });
+  // @ts-expect-error a misspelled option
+  await typed.exec('add', [1, 2], { timout: 5 });
+  // @ts-expect-error exec's result is add's (a number)
+  const wrongResult: string = await typed.exec('add', [1, 2]);
+  void sum2; void loud2; void wrongResult;
+
+  // run(task, { name }): typed from the function `name` names.
+  const loud3: string = await typed.run('x', { name: 'shout' });
+  const twice: number = await typed.run(2, { name: 'add', timeout: 10 });
+  // @ts-expect-error shout takes a string
+  await typed.run(5, { name: 'shout' });
+  // @ts-expect-error no such function
+  await typed.run(5, { name: 'nope' });
+  // @ts-expect-error run's result is shout's (a string)
+  const wrongRun: number = await typed.run('x', { name: 'shout' });
+  // @ts-expect-error a misspelled option
+  await typed.run(21, { timout: 5 });
+  void loud3; void twice; void wrongRun;
+
+  // A module with no default function: run() needs a name.
+  const named = new Pool<{ upper: (s: string) => string }>({ module: './named.js' });
+  const up: string = await named.run('x', { name: 'upper' });
+  void up;
+
   const loose = new Pool({ command: ['./md5_worker'], initData: { salt: 1 }, maxBacklog: 100 });
   const anything = await loose.call('whatever', 1, 'two', { three: 3 });
   await loose.run({ x: 1 }, { name: 'f', onProgress: (p) => void p });
@@ -65,10 +106,26 @@ async function usePool(): Promise<void> {
     void result;
   });
   loose.on('event', (name, data, pid) => { const n: string = name; const p: number = pid; void n; void p; void data; });
-  loose.on('workerExit', (info) => { const s: string | null = info.signal; void s; });
+  loose.on('workerExit', (info) => {
+    const s: string | null = info.signal;
+    const why: 'crash' | 'idle' | 'recycled' | 'retired' | 'memory' | 'timeout' | 'aborted' | 'protocol' | 'shutdown' = info.reason;
+    // @ts-expect-error not a reason
+    const notWhy: typeof info.reason = 'killed';
+    void s; void why; void notWhy;
+  });
+  // Untyped: any name, any arguments, any options object of the known keys.
+  const anyExec = await loose.exec('whatever', [1, 'two'], { retries: 1 });
+  const runOpts: RunOptions = { name: 'f', timeout: 5 };
+  await loose.run(1, runOpts);
+  await loose.exec('whatever');
+  void anyExec;
   try {
     await loose.call('x');
   } catch (e) {
+    if (e instanceof PoolError && e.code === codes.UNKNOWN_FUNCTION) {
+      const unknown: 'ERR_UNKNOWN_FUNCTION' = e.code;
+      void unknown;
+    }
     if (e instanceof PoolError && e.code === codes.WORKER_EXITED) {
       const pid: number | undefined = e.pid;
       void pid;
@@ -77,6 +134,8 @@ async function usePool(): Promise<void> {
   const ac = new AbortController();
   await loose.run(1, { signal: ac.signal, timeout: 1000, retries: 2 });
   const st = loose.stats();
+  const aborted: number = st.aborted + st.timedOut;
+  void aborted;
   const busy: number = st.workers.filter((w) => w.state === 'busy').length;
   const p99: number | undefined = st.runTime?.p99;
   void busy; void p99;
