@@ -6,7 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { existsSync, readdirSync, statSync } from 'node:fs';
 import path from 'node:path';
 import test from 'node:test';
-import { TEST, entries, fixture, openPool, rejectsWith, repoRoot } from './pool-helpers.mjs';
+import { PoolError, TEST, entries, fixture, openPool, rejectsWith, repoRoot } from './pool-helpers.mjs';
 
 const sizes = fixture('result-size.js');
 const MAX = 4096;
@@ -20,6 +20,7 @@ test('a result over maxMessage fails its job; the other job on the same worker s
   const [h, b] = await Promise.allSettled([held, big]);
   assert.equal(b.status, 'rejected');
   assert.equal(b.reason.code, 'ERR_MESSAGE_TOO_LARGE');
+  assert.ok(b.reason instanceof PoolError, 'a PoolError, as for arguments over maxMessage');
   assert.equal(b.reason.maxMessage, MAX);
   assert.ok(b.reason.bytes > MAX, `bytes: ${b.reason.bytes}`);
   assert.match(b.reason.message, /the function's result is \d+ bytes .* more than maxMessage \(4096\)/);
@@ -118,6 +119,7 @@ for (const { label, command, skip } of NATIVE) {
     const [big, small] = await Promise.allSettled([pool.run('x'.repeat(MAX - 10)), pool.run('small')]);
     assert.equal(big.status, 'rejected');
     assert.equal(big.reason.code, 'ERR_MESSAGE_TOO_LARGE');
+    assert.ok(big.reason instanceof PoolError);
     assert.equal(big.reason.maxMessage, MAX);
     assert.ok(big.reason.bytes > MAX);
     assert.deepEqual(small, { status: 'fulfilled', value: 'small' });

@@ -204,7 +204,7 @@ class Worker:
         return WorkerError(
             "%s is %d bytes of JSON as a message to the pool, more than maxMessage (%d)"
             % (what, size, self._max_message),
-            name="RangeError", code="ERR_MESSAGE_TOO_LARGE", bytes=size, maxMessage=self._max_message)
+            name="PoolError", code="ERR_MESSAGE_TOO_LARGE", bytes=size, maxMessage=self._max_message)
 
     def _check_size(self, line, what):
         # _dumps escapes every non-ASCII character: a line's length is its size in bytes.

@@ -323,12 +323,13 @@ fn oversize(out: &[u8], start: usize, max: usize) -> Option<usize> {
 }
 
 /// The error of a message longer than the pool's `maxMessage`: it fails its call (a result or
-/// an error) or its `Ctx` method (progress, event) instead of breaking the protocol.
+/// an error) or its `Ctx` method (progress, event) instead of breaking the protocol. Named
+/// `PoolError`: the pool rebuilds it as one, as its own ERR_MESSAGE_TOO_LARGE for arguments.
 fn too_large(what: &str, bytes: usize, max: usize) -> Error {
     Error::new(format!(
         "{what} is {bytes} bytes of JSON as a message to the pool, more than maxMessage ({max})"
     ))
-    .name("RangeError")
+    .name("PoolError")
     .code("ERR_MESSAGE_TOO_LARGE")
     .field("bytes", bytes as u64)
     .field("maxMessage", max as u64)
