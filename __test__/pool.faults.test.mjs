@@ -239,8 +239,10 @@ test('abort a queued job: it rejects AbortError; the running job keeps its worke
   assert.equal(getEventListeners(ac.signal, 'abort').length, 0);
 });
 
-test('abort a running job: it rejects AbortError; its worker is killed and replaced', TEST, async (t) => {
-  const { pool, log } = openPool(t, { module: work, maxWorkers: 1 });
+// cancelGraceMs 0: the worker is killed at once, as before cooperative cancellation (issue 14,
+// point 2; pool.cancel.test.mjs covers the default, where the worker is sent a cancel first).
+test('abort a running job (cancelGraceMs 0): it rejects AbortError; its worker is killed and replaced', TEST, async (t) => {
+  const { pool, log } = openPool(t, { module: work, maxWorkers: 1, cancelGraceMs: 0 });
   const ac = new AbortController();
   const job = errorOf(pool.run({ ms: 30000, v: 'x' }, { name: 'slow', signal: ac.signal }));
   const behind = pool.call('slow', 1, 'behind');
@@ -260,8 +262,8 @@ test('abort a running job: it rejects AbortError; its worker is killed and repla
   assert.equal(pool.pending, 0);
 });
 
-test("aborting a running job retries the other jobs its worker held (with retries)", TEST, async (t) => {
-  const { pool, log } = openPool(t, { module: work, maxWorkers: 1, concurrency: 2, retries: 1 });
+test("aborting a running job (cancelGraceMs 0) retries the other jobs its worker held (with retries)", TEST, async (t) => {
+  const { pool, log } = openPool(t, { module: work, maxWorkers: 1, concurrency: 2, retries: 1, cancelGraceMs: 0 });
   const ac = new AbortController();
   const aborted = errorOf(pool.run({ ms: 30000, v: 'a' }, { name: 'slow', signal: ac.signal }));
   const neighbour = pool.run({ ms: 300, v: 'neighbour' }, { name: 'slow' });
@@ -426,14 +428,17 @@ test('a module that throws at load: every job of the wave fails ERR_WORKER_INIT_
 
 // ----- shutdown -----
 
-test('close() does not hang on a worker that ignores SIGTERM: killGraceMs, then SIGKILL', TEST, async (t) => {
+// close() sends a worker {"t":"stop"} rather than SIGTERM (issue 14, point 11): a worker that
+// ignores SIGTERM stops by itself (pool.teardown.test.mjs: a teardown that hangs is SIGKILLed
+// after killGraceMs).
+test('close() stops a worker that ignores SIGTERM: it is sent stop and exits 0', TEST, async (t) => {
   const { pool, log } = openPool(t, { module: manage('stubborn.js'), maxWorkers: 1, killGraceMs: 300 });
   const pid = await pool.call('pid');
   const closed = await within(pool.close().then(() => 'closed'), 20000);
   assert.equal(closed, 'closed', 'close() resolved');
   assert.ok(isGone(pid));
   await waitReaped(pid);
-  assert.deepEqual(exitOf(log, pid), { pid, code: null, signal: 'SIGKILL', expected: true, reason: 'shutdown' });
+  assert.deepEqual(exitOf(log, pid), { pid, code: 0, signal: null, expected: true, reason: 'shutdown' });
   assert.deepEqual(pool.pids, []);
 });
 

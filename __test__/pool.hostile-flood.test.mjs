@@ -72,7 +72,9 @@ test("a worker flooding events while the host's event loop is blocked: the engin
   }
 });
 
-test('paused and resumed reads lose nothing: every event and progress value arrives, in order, before the result', TEST, async (t) => {
+// Progress keeps only each job's latest value while the worker's channel is busy (issue 14,
+// point 5): values arrive in order and the last one before the result, not every one.
+test('paused and resumed reads lose nothing: every event, and the progress values in order up to the last, arrive before the result', TEST, async (t) => {
   const { pool, log } = openPool(t, {
     module: fixture('flood.js'), maxWorkers: 1, concurrency: 1, [LIMITS]: { maxWaitingBytes: 64 * 1024 },
   });
@@ -84,8 +86,9 @@ test('paused and resumed reads lose nothing: every event and progress value arri
   const until = Date.now() + 300;
   while (Date.now() < until); // the host is busy while the flood starts
   assert.equal(await done, n);
-  assert.equal(progress.length, n, 'every progress value arrives before the result');
-  progress.forEach((v, i) => assert.equal(v, i));
+  assert.ok(progress.length >= 1 && progress.length <= n, `${progress.length} progress values`);
+  assert.equal(progress.at(-1), n - 1, 'the last progress value arrives before the result');
+  progress.forEach((v, i) => i > 0 && assert.ok(v > progress[i - 1], 'in order'));
   const events = log.filter((e) => e[0] === 'event');
   assert.equal(events.length, n);
   events.forEach((e, i) => assert.equal(e[2].i, i));

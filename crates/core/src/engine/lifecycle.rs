@@ -174,6 +174,11 @@ impl State {
             why,
             StopReason::Idle | StopReason::Recycled | StopReason::Retired | StopReason::Memory
         ) || (why == StopReason::Shutdown && !self.stopping_now);
+        if shared.cfg.kill_grace.is_zero() {
+            // No time for a teardown: killed at once.
+            conn.link.kill();
+            return;
+        }
         if shared.cfg.protocol == Protocol::Lines && planned {
             self.tearing_down.insert(w);
             let mut line = Vec::with_capacity(16);
