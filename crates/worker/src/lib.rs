@@ -294,7 +294,10 @@ fn scan_cancels(carry: &mut Vec<u8>, bytes: &[u8], cancels: &mut HashSet<u32>) {
     let mut i = 0;
     while let Some(pos) = hay[i..].windows(PREFIX.len()).position(|w| w == PREFIX) {
         let start = i + pos + PREFIX.len();
-        let digits = hay[start..].iter().take_while(|b| b.is_ascii_digit()).count();
+        let digits = hay[start..]
+            .iter()
+            .take_while(|b| b.is_ascii_digit())
+            .count();
         if start + digits >= hay.len() {
             // Cut off by the end of this read: looked at again with the next.
             i += pos;
@@ -310,7 +313,10 @@ fn scan_cancels(carry: &mut Vec<u8>, bytes: &[u8], cancels: &mut HashSet<u32>) {
         }
         i = start;
     }
-    let keep = hay.len().saturating_sub(PREFIX.len() + 11).max(i.min(hay.len()));
+    let keep = hay
+        .len()
+        .saturating_sub(PREFIX.len() + 11)
+        .max(i.min(hay.len()));
     let keep = keep.min(hay.len());
     carry.extend_from_slice(&hay[keep..]);
 }
