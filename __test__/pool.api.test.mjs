@@ -6,9 +6,10 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { spawnSync } from 'node:child_process';
 import test from 'node:test';
 import {
-  Pool, PoolError, codes, TEST, entries, errorOf, fixture, openPool, rejectsWith, waitFor,
+  Pool, PoolError, codes, TEST, entries, errorOf, fixture, openPool, rejectsWith, repoRoot, waitFor,
 } from './pool-helpers.mjs';
 
 const worker = fixture('exec.js');
@@ -188,6 +189,22 @@ test('every error the pool itself raises is a PoolError with a code of codes', T
   const big = await errorOf(small.exec('args', Array(1000).fill('abcd')));
   assertPoolError(big, 'ERR_MESSAGE_TOO_LARGE');
   assert.equal(big.maxMessage, 4096);
+});
+
+test('a native worker\'s ERR_UNKNOWN_FUNCTION and ERR_MESSAGE_TOO_LARGE arrive as PoolErrors too', {
+  ...TEST, skip: spawnSync('python3', ['--version']).status !== 0 && 'no python3',
+}, async (t) => {
+  const { pool } = openPool(t, {
+    command: ['python3', path.join(repoRoot, 'examples', 'python', 'worker.py')],
+    maxWorkers: 1, maxMessage: 4096,
+  });
+  assertPoolError(await errorOf(pool.exec('nope', [1])), 'ERR_UNKNOWN_FUNCTION');
+  // Arguments within maxMessage (4085 bytes), a result over it (about 4100).
+  const big = await errorOf(pool.exec('add', ['x'.repeat(2040), 'y'.repeat(2040)]));
+  assertPoolError(big, 'ERR_MESSAGE_TOO_LARGE');
+  // The worker's own errors keep their class.
+  const own = await errorOf(pool.exec('upper', [5]));
+  assert.ok(!(own instanceof PoolError), `${own.name}: ${own.message}`);
 });
 
 test('an abort is a DOMException named AbortError, code ABORT_ERR, with the reason as cause', TEST, async (t) => {

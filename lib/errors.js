@@ -55,13 +55,13 @@ const SKIPPED_KEYS = new Set([
 ]);
 
 //
-// comrade's own errors raised in a worker become PoolErrors: ERR_UNKNOWN_FUNCTION from any
-// worker (docs/PROTOCOL.md's convention), and the codes of WORKER_POOL_CODES from an error a
-// worker names 'PoolError' (the Node worker does). An error sent without a stack keeps none:
-// the stack of this function, in the host, would say nothing about it.
-const WORKER_POOL_CODES = new Set([
-  codes.UNKNOWN_FUNCTION, codes.UNSERIALIZABLE_RESULT, codes.MESSAGE_TOO_LARGE,
-]);
+// comrade's own errors raised in a worker become PoolErrors: the codes docs/PROTOCOL.md's
+// conventions give every worker (PROTOCOL_CODES), from any worker, and the codes of
+// WORKER_POOL_CODES from an error a worker names 'PoolError' (the Node worker does). An error
+// sent without a stack keeps none: the stack of this function, in the host, would say nothing
+// about it.
+const PROTOCOL_CODES = new Set([codes.UNKNOWN_FUNCTION, codes.MESSAGE_TOO_LARGE]);
+const WORKER_POOL_CODES = new Set([...PROTOCOL_CODES, codes.UNSERIALIZABLE_RESULT]);
 
 function rebuildError(e, depth = 0) {
   if (e === null || typeof e !== 'object') {
@@ -71,8 +71,7 @@ function rebuildError(e, depth = 0) {
   const name = typeof e.name === 'string' ? e.name : 'Error';
   const message = typeof e.message === 'string' ? e.message : safeText(e.message);
   let err;
-  if (e.code === codes.UNKNOWN_FUNCTION ||
-      (name === 'PoolError' && WORKER_POOL_CODES.has(e.code))) {
+  if (PROTOCOL_CODES.has(e.code) || (name === 'PoolError' && WORKER_POOL_CODES.has(e.code))) {
     err = new PoolError(e.code, message);
   } else {
     const Ctor = Object.hasOwn(BUILTIN_ERRORS, name) ? BUILTIN_ERRORS[name] : Error;
