@@ -161,7 +161,7 @@ export type PoolOptions = PoolModuleOptions | PoolCommandOptions;
 export interface JobOptions<P = unknown> {
   /** Receives each `progress(value)` the job reports, in order, before it settles. */
   onProgress?: (value: P) => void;
-  /** Aborting withdraws a queued job; a running one is withdrawn and its worker killed and replaced. Rejects with an AbortError (code ABORT_ERR). */
+  /** Aborting withdraws a queued job; a running one is cancelled (its worker is sent a cancel, and killed and replaced if it has not stopped the job within `cancelGraceMs`). Rejects at once with an AbortError: a DOMException, `code` ABORT_ERR, `cause` the signal's reason. */
   signal?: AbortSignal;
   /** This job's run timeout in ms (overrides the pool's `timeout`). */
   timeout?: number;
