@@ -122,7 +122,10 @@ class Pool extends EventEmitter {
       this.#submit(null, task, undefined, promiseJob());
       return promise;
     }
-    const { promise, job, name } = optionsJob(options, RUN);
+    const job = optionsJob(options, RUN);
+    const promise = optPromise;
+    const name = optName;
+    optPromise = null;
     if (job !== null) this.#submit(name, task, undefined, job);
     else if (name === ABORTED) this.#abortedHere++;
     return promise;
@@ -156,7 +159,10 @@ class Pool extends EventEmitter {
       this.#submit(name, undefined, args, promiseJob());
       return promise;
     }
-    const { promise, job, name: why } = optionsJob(options, EXEC);
+    const job = optionsJob(options, EXEC);
+    const promise = optPromise;
+    const why = optName;
+    optPromise = null;
     if (job !== null) this.#submit(name, undefined, args, job);
     else if (why === ABORTED) this.#abortedHere++;
     return promise;
@@ -323,11 +329,13 @@ const EXEC = {
 RUN.known = new Set(RUN.names);
 EXEC.known = new Set(EXEC.names);
 
-// A job's Promise and the job, with its per-job `options` read (for `m`, RUN or EXEC):
-// `{ promise, job, name }`, or `{ promise, job: null, name: null }` when an option is wrong
-// (the Promise is then rejected: a getter that throws, an unknown option, a wrong value never
-// make the method throw), `name: ABORTED` when the signal was aborted already. `name`: run()'s
-// options.name, or null.
+// A job with its per-job `options` read (for `m`, RUN or EXEC), or null when an option is
+// wrong (its Promise is then rejected: a getter that throws, an unknown option, a wrong value
+// never make the method throw). Out-parameters, so that the hot path allocates nothing beyond
+// the job and its Promise: `optPromise`, the job's Promise; `optName`, run()'s options.name
+// (or null), or ABORTED when the signal was aborted already.
+let optPromise = null;
+let optName = null;
 function optionsJob(options, m) {
   // onProgress runs in the calling method's async context: such a job carries it. The options
   // are read once, here.
@@ -337,8 +345,9 @@ function optionsJob(options, m) {
     error = argumentError(`${m.usage}: options must be an object`);
   } else {
     try {
-      for (const key of Object.keys(options)) {
-        if (m.known.has(key)) continue;
+      // for...in with an own-property check: Object.keys() would allocate an array per job.
+      for (const key in options) {
+        if (m.known.has(key) || !Object.hasOwn(options, key)) continue;
         error = key === 'name' && m === EXEC
           ? optionError('exec(): the function\'s name is exec\'s first argument, not an option')
           : unknownOptionError(`${m.what}() option`, key, m.names);
@@ -349,7 +358,7 @@ function optionsJob(options, m) {
       error = argumentError(`${m.usage}: options cannot be read`, e);
     }
   }
-  const promise = new Promise(onProgress !== undefined ? captureScoped : capture);
+  optPromise = new Promise(onProgress !== undefined ? captureScoped : capture);
   const job = promiseJob();
   let name = error;
   if (error === null) {
@@ -361,9 +370,11 @@ function optionsJob(options, m) {
   }
   if (name instanceof Error) {
     job.reject(name);
-    return { promise, job: null, name: name.name === 'AbortError' ? ABORTED : null };
+    optName = name.name === 'AbortError' ? ABORTED : null;
+    return null;
   }
-  return { promise, job, name };
+  optName = name;
+  return job;
 }
 
 // Per-job options into `job` (`onProgress` was read already); returns run()'s function name
