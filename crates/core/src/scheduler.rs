@@ -723,6 +723,16 @@ impl Scheduler {
     /// Removes a live job: a queued one simply goes; a running one leaves its worker, which
     /// takes no more work (the caller stops it).
     pub fn cancel(&mut self, job: JobId) -> Cancelled {
+        let found = self.withdraw(job);
+        if let Cancelled::Running(worker) = found {
+            self.abandon(worker, job);
+        }
+        found
+    }
+
+    /// Where a live job is: a queued one is removed at once; a running one is only found (the
+    /// caller abandons or cancels it there).
+    fn withdraw(&mut self, job: JobId) -> Cancelled {
         if !self.jobs.contains_key(&job) {
             return Cancelled::Unknown;
         }
@@ -731,17 +741,17 @@ impl Scheduler {
             self.jobs.remove(&job);
             return Cancelled::Queued;
         }
-        let Some(worker) = self
+        match self
             .slots
             .iter()
             .find(|s| s.inflight.iter().any(|(j, _)| *j == job))
-            .map(|s| s.id)
-        else {
-            self.jobs.remove(&job);
-            return Cancelled::Unknown;
-        };
-        self.abandon(worker, job);
-        Cancelled::Running(worker)
+        {
+            Some(s) => Cancelled::Running(s.id),
+            None => {
+                self.jobs.remove(&job);
+                Cancelled::Unknown
+            }
+        }
     }
 
     /// Cancels job `job`, running on `worker` (its caller aborted, or it timed out:
@@ -771,25 +781,11 @@ impl Scheduler {
     /// with [`Scheduler::cancel_running`] (it stays on its worker until answered, or until
     /// `kill_at`) instead of abandoned.
     pub fn cancel_cooperative(&mut self, job: JobId, kill_at: Option<Instant>) -> Cancelled {
-        if !self.jobs.contains_key(&job) {
-            return Cancelled::Unknown;
+        let found = self.withdraw(job);
+        if let Cancelled::Running(worker) = found {
+            self.cancel_running(worker, job, kill_at, false);
         }
-        if let Some(pos) = self.queue.iter().position(|j| *j == job) {
-            self.queue.remove(pos);
-            self.jobs.remove(&job);
-            return Cancelled::Queued;
-        }
-        let Some(worker) = self
-            .slots
-            .iter()
-            .find(|s| s.inflight.iter().any(|(j, _)| *j == job))
-            .map(|s| s.id)
-        else {
-            self.jobs.remove(&job);
-            return Cancelled::Unknown;
-        };
-        self.cancel_running(worker, job, kill_at, false);
-        Cancelled::Running(worker)
+        found
     }
 
     /// A reply for job `job` arrived on `worker`: if that job was cancelled there, it leaves
