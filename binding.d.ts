@@ -26,9 +26,10 @@ export declare class NativePool {
    * of `args` is call i's arguments as JSON without the enclosing brackets (`1,"a"`); line i
    * of `fns`, when given, the JSON text of its function name (`null` for the default). The
    * engine writes the frames.
-   * Returns and options as for `submit`.
+   * Returns and options as for `submit`; `priorities` (finite numbers), when given, one
+   * per job, replace the pool's default priority (left out: the pool's, for every job).
    */
-  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null): Array<number>
+  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null): Array<number>
   /**
    * Every record produced since the last call, as one JSON array of `kind, id, value`
    * triples (kind a `RecordKind`), or null.
@@ -169,6 +170,17 @@ export interface NativeOptions {
   retries?: number
   /** Default run timeout (> 0) of a job, in milliseconds. Default: none. */
   timeoutMs?: number
+  /** Default priority of a job (finite; higher runs sooner). Default 0. */
+  priority?: number
+  /**
+   * Guaranteed slots per priority range, as flat pairs `[from, slots, …]`: `from` a
+   * priority >= 0 (0 is the lowest range, which always has the slots the others leave),
+   * `slots` an integer >= 0. Their sum must not exceed `maxWorkers × concurrency`.
+   * Default: none (no caps).
+   */
+  prioritySlots?: Array<number>
+  /** A range borrows only from the lowest range. Default false. */
+  sacredGuarantees?: boolean
   /**
    * Internal, for tests (lib/ passes it only from the `Symbol.for('comrade.limits')` option):
    * the longest result, in bytes, the host takes (`EngineConfig::max_record`). JS gives V8's

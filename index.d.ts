@@ -123,6 +123,21 @@ interface PoolCommonOptions {
   timeout?: number;
   /** Most jobs in flight on one worker at once (answered in any order). Default: 1. */
   concurrency?: number;
+  /** A job's priority when `run()`/`exec()` give none (a finite number): higher runs sooner, equal ones first come first served. Default: 0. */
+  priority?: number;
+  /**
+   * Guaranteed slots per priority range (proletariat's `prioritySlots`): `{ from: slots }`, each
+   * key a priority >= 0 starting a range, each value an integer >= 0. The pool's slots are
+   * `maxWorkers × concurrency`; the lowest range (below the first key, negative priorities too)
+   * has the slots the others do not guarantee. A range's cap (most of its jobs in flight) is
+   * its slots plus those of every range below it, or with `sacredGuarantees` its slots plus the
+   * lowest range's. A job over its range's cap waits, even with slots free; the next job taken
+   * is the highest-priority one whose range is under its cap. Guarantees beyond the slots:
+   * ERR_INVALID_OPTION. Default: none (no caps).
+   */
+  prioritySlots?: Record<number, number>;
+  /** With `prioritySlots`, a higher range borrows only from the lowest range (proletariat's `SACRED_GUARANTEES`). Default: false. */
+  sacredGuarantees?: boolean;
   /** Passed to each worker's `init(initData)` before its first job (any JSON value). */
   initData?: unknown;
   /** Variables added to the workers' environment. */
@@ -167,6 +182,8 @@ export interface JobOptions<P = unknown> {
   timeout?: number;
   /** This job's retries (overrides the pool's `retries`). */
   retries?: number;
+  /** This job's priority, a finite number (overrides the pool's `priority`): higher runs sooner; a retried job goes back to the head of its priority. */
+  priority?: number;
 }
 
 /** `run()`'s options: a job's own options, and the function to run. */

@@ -41,7 +41,7 @@ const tasks = {
 
 const cores: number = ncpu().physical;
 void cores;
-const sized = new Pool({ module: 'a.js', minWorkers: 1, maxWorkers: 4, spawnDelay: 100, idleTimeout: 10000, maxJobsPerWorker: 1000, maxRss: 1 << 28, affinity: true, niceIncrement: 10, retries: 1, timeout: 5000 });
+const sized = new Pool({ module: 'a.js', minWorkers: 1, maxWorkers: 4, spawnDelay: 100, idleTimeout: 10000, maxJobsPerWorker: 1000, maxRss: 1 << 28, affinity: true, niceIncrement: 10, retries: 1, timeout: 5000, priority: -1, prioritySlots: { 1: 2, 2.5: 1 }, sacredGuarantees: true });
 void sized;
 const typed = new Pool<typeof tasks>({ module: './tasks.js', maxWorkers: 2, concurrency: 4 });
 async function usePool(): Promise<void> {
@@ -56,11 +56,13 @@ async function usePool(): Promise<void> {
 
   // exec(name, args, options): typed from the module's exports.
   const sum2: number = await typed.exec('add', [1, 2]);
-  const loud2: string = await typed.exec('shout', ['x'], { timeout: 1000, retries: 1 });
+  const loud2: string = await typed.exec('shout', ['x'], { timeout: 1000, retries: 1, priority: 2 });
   const ac2 = new AbortController();
   await typed.exec('add', [1, 2], { signal: ac2.signal, onProgress: (p) => void p });
   const asConst = [3, 4] as const;
   await typed.exec('add', asConst);
+  // @ts-expect-error a priority is a number
+  void typed.exec('shout', ['x'], { priority: 'high' });
   // @ts-expect-error exec's args are the function's parameters
   await typed.exec('add', ['one', 2]);
   // @ts-expect-error too few arguments for add
@@ -132,7 +134,7 @@ async function usePool(): Promise<void> {
     }
   }
   const ac = new AbortController();
-  await loose.run(1, { signal: ac.signal, timeout: 1000, retries: 2 });
+  await loose.run(1, { signal: ac.signal, timeout: 1000, retries: 2, priority: 0.5 });
   const st = loose.stats();
   const aborted: number = st.aborted + st.timedOut;
   void aborted;

@@ -38,6 +38,11 @@ const OPTIONS = Object.freeze([
   { name: 'maxRss', type: 'int', range: [1, MAX_SAFE], default: null },
   { name: 'retries', type: 'count', range: [0, 1000], default: 0 },
   { name: 'timeout', type: 'ms', range: [0, Infinity], exclusive: true, default: null, unlimited: null },
+  // A job's priority when run()/exec() give none: higher runs sooner, equal ones in order.
+  { name: 'priority', type: 'finite', default: 0 },
+  // Guaranteed slots per priority range ({ from: slots }), proletariat's semantics; null: none.
+  { name: 'prioritySlots', type: 'prioritySlots', default: null },
+  { name: 'sacredGuarantees', type: 'boolean', default: false },
   { name: 'niceIncrement', type: 'count', range: [0, 19], default: 0 },
   { name: 'affinity', type: 'boolean', default: false },
   { name: 'maxMessage', type: 'int', range: [1, 0x7fffffff], default: DEFAULTS.maxMessage },
@@ -88,6 +93,39 @@ const TYPES = {
     }
     if (v !== Infinity && v > MAX_DURATION_MS) throw optionError(durationMessage(row.name, v));
     return v;
+  },
+  // A finite number.
+  finite(row, v) {
+    if (typeof v !== 'number' || !Number.isFinite(v)) {
+      throw optionError(`${row.name} must be a finite number, got ${typeof v === 'number' ? v : typeof v}`);
+    }
+    return v;
+  },
+  // { from: slots }: each key a priority >= 0, each value an integer >= 0, the slots of the
+  // ranges above 0 at most maxWorkers × concurrency (the lowest range has the rest). As flat
+  // pairs [from, slots, ...] for the engine.
+  prioritySlots(row, v, min, max, resolved) {
+    if (v === null || typeof v !== 'object' || Array.isArray(v)) {
+      throw optionError('prioritySlots must be an object { priority: slots }');
+    }
+    const pairs = [];
+    let guaranteed = 0;
+    for (const [key, n] of Object.entries(v)) {
+      const from = key.trim() === '' ? NaN : Number(key);
+      if (!Number.isFinite(from) || from < 0) {
+        throw optionError(`prioritySlots: ${JSON.stringify(key)} is not a priority >= 0`);
+      }
+      if (!Number.isInteger(n) || n < 0 || n > MAX_U32) {
+        throw optionError(`prioritySlots: the slots of priority ${key} must be an integer >= 0, got ${String(n)}`);
+      }
+      if (from !== 0) guaranteed += n;
+      pairs.push(from, n);
+    }
+    const slots = resolved.maxWorkers * resolved.concurrency;
+    if (guaranteed > slots) {
+      throw optionError(`prioritySlots guarantee ${guaranteed} slots, more than the pool's ${slots} (maxWorkers × concurrency)`);
+    }
+    return pairs;
   },
   boolean(row, v) {
     if (typeof v !== 'boolean') throw optionError(`${row.name} must be a boolean`);

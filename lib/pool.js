@@ -97,6 +97,9 @@ class Pool extends EventEmitter {
       nice: o.niceIncrement,
       retries: o.retries,
       timeoutMs: o.timeout ?? undefined,
+      priority: o.priority,
+      prioritySlots: o.prioritySlots ?? undefined,
+      sacredGuarantees: o.sacredGuarantees,
       ...internalLimits(options),
     }, {
       record: (kind, id, value) => this.#record(kind, id, value),
@@ -109,12 +112,12 @@ class Pool extends EventEmitter {
       },
       rejection: rejectionError,
       submitFailure: submitError,
-    }, { calls: true, retries: o.retries, timeout: o.timeout ?? 0 });
+    }, { calls: true, retries: o.retries, timeout: o.timeout ?? 0, priority: o.priority });
   }
 
   /**
    * Runs the default function (or `options.name`) with `task` as its one argument.
-   * Options: name, onProgress, signal (AbortSignal), timeout (ms), retries.
+   * Options: name, onProgress, signal (AbortSignal), timeout (ms), retries, priority.
    */
   run(task, options) {
     if (options === undefined) {
@@ -143,7 +146,7 @@ class Pool extends EventEmitter {
 
   /**
    * Runs the named function with the array `args` as its arguments (workerpool's order).
-   * Options: onProgress, signal (AbortSignal), timeout (ms), retries.
+   * Options: onProgress, signal (AbortSignal), timeout (ms), retries, priority.
    */
   exec(name, args, options) {
     if (typeof name !== 'string') {
@@ -318,7 +321,7 @@ class Pool extends EventEmitter {
 
 // The per-job options of run() and exec(): what each method takes, and how it is named in
 // errors. exec() takes its function's name as its first argument, not as an option.
-const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries'];
+const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority'];
 const ABORTED = Symbol('aborted');
 const RUN = {
   what: 'run', usage: 'run(task, options)', names: ['name', ...JOB_OPTIONS],
@@ -381,7 +384,7 @@ function optionsJob(options, m) {
 // (a string or null) or an Error. Getters of `options` and of its signal may throw: the caller
 // turns that into the Promise's rejection.
 function readOptions(job, options, onProgress, what) {
-  const { signal, timeout, retries } = options;
+  const { signal, timeout, retries, priority } = options;
   const name = what === 'run' ? options.name : undefined;
   if (name !== undefined && name !== null && typeof name !== 'string') {
     return argumentError(`${what}(): options.name must be a string`);
@@ -406,6 +409,12 @@ function readOptions(job, options, onProgress, what) {
       return argumentError(`${what}(): options.retries must be an integer from 0 to 1000`);
     }
     job.retries = retries;
+  }
+  if (priority !== undefined) {
+    if (typeof priority !== 'number' || !Number.isFinite(priority)) {
+      return argumentError(`${what}(): options.priority must be a finite number`);
+    }
+    job.priority = priority;
   }
   if (signal !== undefined && signal !== null) {
     if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||

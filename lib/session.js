@@ -59,9 +59,10 @@ class Job {
     this.onProgress = onProgress;
     this.id = -1;
     this.signal = null;
-    // Per-job overrides of the pool's retries / timeout (undefined: the pool's).
+    // Per-job overrides of the pool's retries / timeout / priority (undefined: the pool's).
     this.retries = undefined;
     this.timeout = undefined;
+    this.priority = undefined;
   }
 }
 
@@ -78,6 +79,7 @@ class ScopedJob extends AsyncResource {
     this.signal = null;
     this.retries = undefined;
     this.timeout = undefined;
+    this.priority = undefined;
   }
 }
 
@@ -88,12 +90,14 @@ class Session {
   #calls; // submitCalls (Pool: names, per-job options) or submit (ComputeCluster)
   #retries; // the pool's defaults, for the per-job side array
   #timeout;
+  #priority;
   #jobs = new JobTable();
   #nextId = 0;
   #batch = [];
   #batchFirst = 0;
   #batchFns = null; // per-job function names (JSON) of the current batch, when any job has one
   #batchOpts = null; // per-job [retries, timeout] of the current batch, when any job has its own
+  #batchPrio = null; // per-job priorities of the current batch, when any job has its own
   #batchUnits = 0; // the batch's text so far, in UTF-16 units (FLUSH_UNITS)
   #flushQueued = false;
   #flushTask;
@@ -109,14 +113,16 @@ class Session {
 
   /**
    * `nativeOptions` for NativePool; `hooks` as above; `calls`: submit with submitCalls (names
-   * and per-job retries/timeout) rather than submit; `retries`, `timeout`: the pool's defaults.
+   * and per-job retries/timeout/priority) rather than submit; `retries`, `timeout`, `priority`:
+   * the pool's defaults.
    */
-  constructor(nativeOptions, hooks, { calls = false, retries = 0, timeout = 0 } = {}) {
+  constructor(nativeOptions, hooks, { calls = false, retries = 0, timeout = 0, priority = 0 } = {}) {
     this.#hooks = hooks;
     this.#scope = new AsyncResource('comrade.Pool');
     this.#calls = calls;
     this.#retries = retries;
     this.#timeout = timeout;
+    this.#priority = priority;
     this.#flushTask = () => this.flush();
     this.#resumeTask = () => {
       this.#resumeQueued = false;
@@ -183,6 +189,11 @@ class Session {
     if (this.#batchOpts !== null) {
       this.#batchOpts.push(job.retries ?? this.#retries, job.timeout ?? this.#timeout);
     }
+    if (job.priority !== undefined && this.#batchPrio === null) {
+      this.#batchPrio = [];
+      for (let i = 0; i < batch.length; i++) this.#batchPrio.push(this.#priority);
+    }
+    if (this.#batchPrio !== null) this.#batchPrio.push(job.priority ?? this.#priority);
     batch.push(argsText);
     this.#batchUnits += argsText.length + 1;
     this.#jobs.set(id, job);
@@ -205,30 +216,32 @@ class Session {
     this.#batchFns = null;
     const opts = this.#batchOpts;
     this.#batchOpts = null;
+    const prio = this.#batchPrio;
+    this.#batchPrio = null;
     const units = this.#batchUnits;
     this.#batchUnits = 0;
     if (units <= FLUSH_UNITS) {
-      this.#submitPart(batch, fns, opts, first, 0, batch.length);
+      this.#submitPart(batch, fns, opts, prio, first, 0, batch.length);
     } else {
       let start = 0;
       let size = 0;
       for (let i = 0; i < batch.length; i++) {
         const n = batch[i].length + 1 + (fns === null ? 0 : fns[i].length + 1);
         if (i > start && size + n > FLUSH_UNITS) {
-          this.#submitPart(batch, fns, opts, first, start, i);
+          this.#submitPart(batch, fns, opts, prio, first, start, i);
           start = i;
           size = 0;
         }
         size += n;
       }
-      this.#submitPart(batch, fns, opts, first, start, batch.length);
+      this.#submitPart(batch, fns, opts, prio, first, start, batch.length);
     }
     this.#updateRef();
   }
 
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
   // ones the engine refused; if the call throws, every job of the part fails.
-  #submitPart(batch, fns, opts, first, start, end) {
+  #submitPart(batch, fns, opts, prio, first, start, end) {
     const whole = start === 0 && end === batch.length;
     const count = end - start;
     const firstId = (first + start) >>> 0;
@@ -246,8 +259,9 @@ class Session {
             timeouts[i] = opts[2 * (start + i) + 1];
           }
         }
+        const priorities = prio === null ? undefined : new Float64Array(whole ? prio : prio.slice(start, end));
         const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
-        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts);
+        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities);
       } else {
         rejected = this.#native.submit(firstId, args, count);
       }

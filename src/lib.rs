@@ -127,8 +127,14 @@ impl NativePool {
         timeouts: Option<Float64Array>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submit", || {
-            let opts = job_opts(count, retries.as_deref(), timeouts.as_deref())
-                .map_err(|e| Error::new(Status::InvalidArg, e))?;
+            let opts = job_opts(
+                count,
+                retries.as_deref(),
+                timeouts.as_deref(),
+                None,
+                self.engine.job_defaults(),
+            )
+            .map_err(|e| Error::new(Status::InvalidArg, e))?;
             let rejected =
                 rejections(
                     self.engine
@@ -143,8 +149,10 @@ impl NativePool {
     /// of `args` is call i's arguments as JSON without the enclosing brackets (`1,"a"`); line i
     /// of `fns`, when given, the JSON text of its function name (`null` for the default). The
     /// engine writes the frames.
-    /// Returns and options as for `submit`.
+    /// Returns and options as for `submit`; `priorities` (finite numbers), when given, one
+    /// per job, replace the pool's default priority (left out: the pool's, for every job).
     #[napi]
+    #[allow(clippy::too_many_arguments)] // the binding's positional arguments
     pub fn submit_calls(
         &self,
         first_id: u32,
@@ -153,10 +161,17 @@ impl NativePool {
         count: u32,
         retries: Option<Uint32Array>,
         timeouts: Option<Float64Array>,
+        priorities: Option<Float64Array>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submitCalls", || {
-            let opts = job_opts(count, retries.as_deref(), timeouts.as_deref())
-                .map_err(|e| Error::new(Status::InvalidArg, e))?;
+            let opts = job_opts(
+                count,
+                retries.as_deref(),
+                timeouts.as_deref(),
+                priorities.as_deref(),
+                self.engine.job_defaults(),
+            )
+            .map_err(|e| Error::new(Status::InvalidArg, e))?;
             let rejected = rejections(self.engine.submit_calls(
                 first_id,
                 &args,
@@ -364,31 +379,42 @@ pub fn install_cleanup(env: Env, main_thread: bool) -> js::Result<()> {
 
 /// Per-job options for a batch: none when the pool's defaults apply to every job. A timeout
 /// of 0 (or anything not positive, or infinite) is none; a finite one over `MAX_DURATION_MS`
-/// is refused, as the options are.
+/// is refused, as the options are. A priority must be finite. An array left out (or too short)
+/// gives the pool's `defaults`.
 fn job_opts(
     count: u32,
     retries: Option<&[u32]>,
     timeouts: Option<&[f64]>,
+    priorities: Option<&[f64]>,
+    defaults: JobOpts,
 ) -> std::result::Result<Vec<JobOpts>, String> {
-    if retries.is_none() && timeouts.is_none() {
+    if retries.is_none() && timeouts.is_none() && priorities.is_none() {
         return Ok(Vec::new());
     }
     (0..count as usize)
         .map(|i| {
-            let ms = timeouts.and_then(|t| t.get(i).copied()).unwrap_or(0.0);
-            let timeout = if ms > 0.0 {
-                options::span(ms).map_err(|()| {
+            let timeout = match timeouts.and_then(|t| t.get(i).copied()) {
+                None => defaults.timeout,
+                Some(ms) if ms > 0.0 => options::span(ms).map_err(|()| {
                     format!(
                         "timeouts[{i}] must be at most {} ms (about 49.7 days), or Infinity",
                         options::MAX_DURATION_MS
                     )
-                })?
-            } else {
-                None
+                })?,
+                Some(_) => None,
             };
+            let priority = priorities
+                .and_then(|p| p.get(i).copied())
+                .unwrap_or(defaults.priority);
+            if !priority.is_finite() {
+                return Err(format!("priorities[{i}] must be a finite number"));
+            }
             Ok(JobOpts {
-                retries: retries.and_then(|r| r.get(i).copied()).unwrap_or(0),
+                retries: retries
+                    .and_then(|r| r.get(i).copied())
+                    .unwrap_or(defaults.retries),
                 timeout,
+                priority,
             })
         })
         .collect()
@@ -413,12 +439,19 @@ mod tests {
     #[test]
     fn per_job_timeouts_over_the_bound_are_refused_and_none_is_zero_or_infinite() {
         // Issue 15, point 1: a per-job 1e22 ms used to panic converting to a Duration.
-        let e = job_opts(2, None, Some(&[5.0, 1e22])).unwrap_err();
+        let e = job_opts(2, None, Some(&[5.0, 1e22]), None, JobOpts::default()).unwrap_err();
         assert_eq!(
             e,
             "timeouts[1] must be at most 4294967295 ms (about 49.7 days), or Infinity"
         );
-        let o = job_opts(4, Some(&[1, 2]), Some(&[0.0, f64::INFINITY, -1.0, 1500.0])).unwrap();
+        let o = job_opts(
+            4,
+            Some(&[1, 2]),
+            Some(&[0.0, f64::INFINITY, -1.0, 1500.0]),
+            None,
+            JobOpts::default(),
+        )
+        .unwrap();
         let t: Vec<_> = o.iter().map(|o| o.timeout).collect();
         assert_eq!(
             t,
@@ -433,6 +466,32 @@ mod tests {
             o.iter().map(|o| o.retries).collect::<Vec<_>>(),
             [1, 2, 0, 0]
         );
-        assert!(job_opts(3, None, None).unwrap().is_empty());
+        assert!(job_opts(3, None, None, None, JobOpts::default())
+            .unwrap()
+            .is_empty());
+    }
+
+    #[test]
+    fn per_job_priorities_must_be_finite_and_missing_arrays_give_the_pools_defaults() {
+        let defaults = JobOpts {
+            retries: 2,
+            timeout: Some(std::time::Duration::from_millis(900)),
+            priority: 7.0,
+        };
+        let o = job_opts(3, None, None, Some(&[2.5, -1.0]), defaults).unwrap();
+        assert_eq!(
+            o.iter().map(|o| o.priority).collect::<Vec<_>>(),
+            [2.5, -1.0, 7.0]
+        );
+        assert!(o
+            .iter()
+            .all(|o| o.retries == 2 && o.timeout == defaults.timeout));
+        let o = job_opts(2, Some(&[1, 1]), Some(&[0.0, 5.0]), None, defaults).unwrap();
+        assert_eq!(o.iter().map(|o| o.priority).collect::<Vec<_>>(), [7.0, 7.0]);
+        assert_eq!(o[0].timeout, None);
+        for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
+            let e = job_opts(2, None, None, Some(&[0.0, bad]), defaults).unwrap_err();
+            assert_eq!(e, "priorities[1] must be a finite number");
+        }
     }
 }

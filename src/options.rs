@@ -81,6 +81,15 @@ pub struct NativeOptions {
     pub retries: Option<u32>,
     /// Default run timeout (> 0) of a job, in milliseconds. Default: none.
     pub timeout_ms: Option<f64>,
+    /// Default priority of a job (finite; higher runs sooner). Default 0.
+    pub priority: Option<f64>,
+    /// Guaranteed slots per priority range, as flat pairs `[from, slots, …]`: `from` a
+    /// priority >= 0 (0 is the lowest range, which always has the slots the others leave),
+    /// `slots` an integer >= 0. Their sum must not exceed `maxWorkers × concurrency`.
+    /// Default: none (no caps).
+    pub priority_slots: Option<Vec<f64>>,
+    /// A range borrows only from the lowest range. Default false.
+    pub sacred_guarantees: Option<bool>,
     /// Internal, for tests (lib/ passes it only from the `Symbol.for('comrade.limits')` option):
     /// the longest result, in bytes, the host takes (`EngineConfig::max_record`). JS gives V8's
     /// longest string; a test gives a small one, so that a too-large result needs no 512 MiB.
@@ -149,6 +158,29 @@ impl TryFrom<NativeOptions> for EngineConfig {
             return Err(invalid("maxMessage must be at least 1"));
         }
 
+        let priority = o.priority.unwrap_or(0.0);
+        if !priority.is_finite() {
+            return Err(invalid("priority must be a finite number"));
+        }
+        let pairs = o.priority_slots.unwrap_or_default();
+        if !pairs.len().is_multiple_of(2) {
+            return Err(invalid("prioritySlots must be pairs [from, slots, …]"));
+        }
+        let mut priority_slots = Vec::with_capacity(pairs.len() / 2);
+        for pair in pairs.chunks(2) {
+            let (from, n) = (pair[0], pair[1]);
+            if !from.is_finite() || from < 0.0 {
+                return Err(invalid(format!(
+                    "prioritySlots: {from} is not a priority >= 0"
+                )));
+            }
+            if !(n >= 0.0 && n.fract() == 0.0 && n <= f64::from(u32::MAX)) {
+                return Err(invalid(format!(
+                    "prioritySlots: the slots of priority {from} must be an integer >= 0, got {n}"
+                )));
+            }
+            priority_slots.push((from, n as usize));
+        }
         let sched = SchedConfig {
             max_workers: o.max_workers as usize,
             min_workers: min_workers as usize,
@@ -158,7 +190,15 @@ impl TryFrom<NativeOptions> for EngineConfig {
             spawn_delay,
             idle_timeout,
             max_jobs_per_worker,
+            priority_slots,
+            sacred_guarantees: o.sacred_guarantees.unwrap_or(false),
         };
+        if sched.priority_caps().is_none() {
+            return Err(invalid(format!(
+                "prioritySlots guarantee more slots than the pool has (maxWorkers × concurrency = {})",
+                sched.max_workers * sched.concurrency
+            )));
+        }
         let spawn = SpawnSpec {
             program: o.program.into(),
             args: o.args.into_iter().map(Into::into).collect(),
@@ -194,6 +234,7 @@ impl TryFrom<NativeOptions> for EngineConfig {
         cfg.job_defaults = JobOpts {
             retries: o.retries.unwrap_or(0),
             timeout,
+            priority,
         };
         cfg.max_rss = max_rss;
         cfg.affinity = o.affinity.unwrap_or(false);
@@ -286,6 +327,9 @@ mod tests {
             nice: None,
             retries: None,
             timeout_ms: None,
+            priority: None,
+            priority_slots: None,
+            sacred_guarantees: None,
             max_record_bytes: None,
             max_waiting_bytes: None,
         }
@@ -432,6 +476,52 @@ mod tests {
             convert(|o| o.max_rss = Some(0.5)).err().as_deref(),
             Some("maxRss must be at least 1")
         );
+    }
+
+    #[test]
+    fn priorities_and_priority_slots_reach_the_scheduler_or_are_refused() {
+        // 4 workers × 2 = 8 slots.
+        let cfg = convert(|o| {
+            o.priority = Some(-2.5);
+            o.priority_slots = Some(vec![1.0, 3.0, 2.0, 5.0]);
+            o.sacred_guarantees = Some(true);
+        })
+        .unwrap();
+        assert_eq!(cfg.job_defaults.priority, -2.5);
+        assert!(cfg.sched.sacred_guarantees);
+        assert_eq!(
+            cfg.sched.priority_caps(),
+            Some(vec![(0.0, 0), (1.0, 3), (2.0, 5)])
+        );
+        let cases: [Case; 6] = [
+            (
+                |o| o.priority = Some(f64::NAN),
+                "priority must be a finite number",
+            ),
+            (
+                |o| o.priority = Some(f64::INFINITY),
+                "priority must be a finite number",
+            ),
+            (
+                |o| o.priority_slots = Some(vec![1.0]),
+                "prioritySlots must be pairs [from, slots, …]",
+            ),
+            (
+                |o| o.priority_slots = Some(vec![-1.0, 1.0]),
+                "prioritySlots: -1 is not a priority >= 0",
+            ),
+            (
+                |o| o.priority_slots = Some(vec![1.0, 1.5]),
+                "prioritySlots: the slots of priority 1 must be an integer >= 0, got 1.5",
+            ),
+            (
+                |o| o.priority_slots = Some(vec![1.0, 4.0, 2.0, 5.0]),
+                "prioritySlots guarantee more slots than the pool has (maxWorkers × concurrency = 8)",
+            ),
+        ];
+        for (edit, message) in cases {
+            assert_eq!(convert(edit).err().as_deref(), Some(message));
+        }
     }
 
     #[test]

@@ -4,7 +4,8 @@
 //! send a job, stop a worker). That keeps every scheduling rule testable without processes.
 
 use std::cmp::Reverse;
-use std::collections::{BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::ops::Bound;
 use std::time::{Duration, Instant};
 
 use crate::estimator::Estimator;
@@ -37,6 +38,13 @@ pub struct SchedConfig {
     pub idle_timeout: Option<Duration>,
     /// A worker that completed this many jobs takes no more and is replaced.
     pub max_jobs_per_worker: Option<u64>,
+    /// Guaranteed slots per priority range (proletariat's `prioritySlots`): each entry is the
+    /// lowest priority of a range (finite, > 0) and its slots. The range below the first entry
+    /// (from 0, and every negative priority) has the rest of `max_workers × concurrency`.
+    /// Empty: no caps.
+    pub priority_slots: Vec<(f64, usize)>,
+    /// proletariat's `SACRED_GUARANTEES`: a range borrows only from the lowest range.
+    pub sacred_guarantees: bool,
 }
 
 impl Default for SchedConfig {
@@ -50,7 +58,49 @@ impl Default for SchedConfig {
             spawn_delay: Duration::ZERO,
             idle_timeout: None,
             max_jobs_per_worker: None,
+            priority_slots: Vec::new(),
+            sacred_guarantees: false,
         }
+    }
+}
+
+impl SchedConfig {
+    /// The priority ranges and the most jobs of each in flight at once, lowest range first:
+    /// `(from, cap)`, the lowest range's `from` being 0 (it also holds negative priorities).
+    /// proletariat's rule: the lowest range has the slots the others do not guarantee; a
+    /// range's cap is the sum of its slots and those of every range below it, or, with
+    /// `sacred_guarantees`, its own slots and the lowest range's. `None` when the guarantees
+    /// exceed the slots. Empty without `priority_slots`.
+    pub fn priority_caps(&self) -> Option<Vec<(f64, usize)>> {
+        if self.priority_slots.is_empty() {
+            return Some(Vec::new());
+        }
+        let total = self.max_workers.saturating_mul(self.concurrency);
+        let mut ranges: Vec<(f64, usize)> = self
+            .priority_slots
+            .iter()
+            .copied()
+            .filter(|&(from, _)| from != 0.0)
+            .collect();
+        ranges.sort_by(|a, b| a.0.total_cmp(&b.0));
+        let guaranteed = ranges
+            .iter()
+            .try_fold(0usize, |sum, r| sum.checked_add(r.1))?;
+        let rest = total.checked_sub(guaranteed)?;
+        let mut caps = vec![(0.0, rest)];
+        let mut sum = rest;
+        for (from, n) in ranges {
+            sum += n;
+            caps.push((
+                from,
+                if self.sacred_guarantees {
+                    rest + n
+                } else {
+                    sum
+                },
+            ));
+        }
+        Some(caps)
     }
 }
 
@@ -61,6 +111,83 @@ pub struct JobOpts {
     pub retries: u32,
     /// Longest run time on a worker, from the moment it is written there.
     pub timeout: Option<Duration>,
+    /// Higher runs sooner; equal priorities run in submission order. Must be finite.
+    pub priority: f64,
+}
+
+/// A finite priority, ordered (`-0.0` is taken as `0.0`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+struct Prio(f64);
+
+impl Eq for Prio {}
+
+impl PartialOrd for Prio {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Prio {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+/// A place in the queue: highest priority first, then by sequence (retried jobs get sequences
+/// below every other, so they go to the head of their level).
+type QKey = (Reverse<Prio>, i64);
+
+/// The waiting jobs, in dispatch order. Every operation is O(log n).
+#[derive(Default)]
+struct Queue {
+    map: BTreeMap<QKey, JobId>,
+    /// Next sequence at the back (counts up) and at the front (counts down).
+    back: i64,
+    front: i64,
+}
+
+impl Queue {
+    fn key(priority: f64, seq: i64) -> QKey {
+        (Reverse(Prio(priority + 0.0)), seq)
+    }
+
+    fn push_back(&mut self, priority: f64, job: JobId) -> QKey {
+        let k = Self::key(priority, self.back);
+        self.back += 1;
+        self.map.insert(k, job);
+        k
+    }
+
+    fn push_front(&mut self, priority: f64, job: JobId) -> QKey {
+        self.front -= 1;
+        let k = Self::key(priority, self.front);
+        self.map.insert(k, job);
+        k
+    }
+
+    fn len(&self) -> usize {
+        self.map.len()
+    }
+
+    fn remove(&mut self, key: &QKey) -> bool {
+        self.map.remove(key).is_some()
+    }
+
+    fn first(&self) -> Option<(QKey, JobId)> {
+        self.map.first_key_value().map(|(k, j)| (*k, *j))
+    }
+
+    /// The first job at a priority below `from`.
+    fn first_below(&self, from: f64) -> Option<(QKey, JobId)> {
+        self.map
+            .range((Bound::Excluded(Self::key(from, i64::MAX)), Bound::Unbounded))
+            .next()
+            .map(|(k, j)| (*k, *j))
+    }
+
+    fn drain(&mut self) -> Vec<JobId> {
+        std::mem::take(&mut self.map).into_values().collect()
+    }
 }
 
 /// Why a submission was refused.
@@ -155,6 +282,9 @@ struct Job {
     retries_left: u32,
     timeout: Option<Duration>,
     submitted: Instant,
+    priority: f64,
+    /// Its place in the queue while it waits.
+    queued: Option<QKey>,
 }
 
 struct Slot {
@@ -278,7 +408,14 @@ impl SchedStats {
 pub struct Scheduler {
     cfg: SchedConfig,
     jobs: HashMap<JobId, Job>,
-    queue: VecDeque<JobId>,
+    queue: Queue,
+    /// `(from, cap)` per priority range, lowest first (see [`SchedConfig::priority_caps`]);
+    /// empty without `priority_slots`.
+    caps: Vec<(f64, usize)>,
+    /// Jobs of each range on workers (only with caps).
+    range_inflight: Vec<usize>,
+    /// The range of each job on a worker (only with caps).
+    running_range: HashMap<JobId, usize>,
     slots: Vec<Slot>,
     next_worker: WorkerId,
     actions: VecDeque<Action>,
@@ -316,10 +453,16 @@ impl Scheduler {
         assert!(cfg.max_workers >= 1 && cfg.concurrency >= 1);
         assert!(cfg.min_workers <= cfg.max_workers);
         let warmup = 2 * cfg.max_workers as u64;
+        let caps = cfg
+            .priority_caps()
+            .expect("priority_slots guarantee more than the slots");
         let mut s = Scheduler {
             cfg,
             jobs: HashMap::new(),
-            queue: VecDeque::new(),
+            queue: Queue::default(),
+            range_inflight: vec![0; caps.len()],
+            caps,
+            running_range: HashMap::new(),
             slots: Vec::new(),
             next_worker: 1,
             actions: VecDeque::new(),
@@ -389,9 +532,11 @@ impl Scheduler {
                 retries_left: opts.retries,
                 timeout: opts.timeout,
                 submitted: self.now,
+                priority: opts.priority,
+                queued: None,
             },
         );
-        self.queue.push_back(id);
+        self.enqueue(id, false);
         self.min_held = false;
         self.pump();
         if let Some(max) = self.cfg.max_backlog {
@@ -402,10 +547,12 @@ impl Scheduler {
             let spawning = self.spawning();
             let missing = self.cfg.max_workers.saturating_sub(self.slots.len());
             let starting = (spawning + missing) * self.cfg.concurrency;
-            if self.queue.len() > max + starting && self.queue.back() == Some(&id) {
-                self.queue.pop_back();
-                self.jobs.remove(&id);
-                return Err(Reject::Backlog(max));
+            if self.queue.len() > max + starting {
+                if let Some(k) = self.jobs.get(&id).and_then(|j| j.queued) {
+                    self.queue.remove(&k);
+                    self.jobs.remove(&id);
+                    return Err(Reject::Backlog(max));
+                }
             }
         }
         Ok(())
@@ -459,7 +606,7 @@ impl Scheduler {
     /// Removes every queued job and returns them, to be failed (a worker could not start, so
     /// they would only wait for a worker that fails the same way).
     pub fn fail_queued(&mut self) -> Vec<JobId> {
-        let failed: Vec<JobId> = self.queue.drain(..).collect();
+        let failed: Vec<JobId> = self.queue.drain();
         for j in &failed {
             self.jobs.remove(j);
         }
@@ -569,6 +716,7 @@ impl Scheduler {
         now: Instant,
     ) -> (JobId, f64) {
         let secs = now.saturating_duration_since(started).as_secs_f64();
+        self.left_worker(job);
         self.jobs.remove(&job);
         self.job_deadline.remove(&job);
         self.estimator.record(secs);
@@ -696,6 +844,7 @@ impl Scheduler {
         let mut retry = Vec::new();
         let no_more_runs = self.no_more_runs;
         for (j, _) in slot.inflight {
+            self.left_worker(j);
             if slot.cancelled.iter().any(|c| c.0 == j) {
                 // Settled when it was cancelled.
                 continue;
@@ -714,7 +863,7 @@ impl Scheduler {
         }
         self.stats.retried += retry.len() as u64;
         for j in retry.into_iter().rev() {
-            self.queue.push_front(j);
+            self.enqueue(j, true);
         }
         self.pump();
         lost
@@ -736,8 +885,8 @@ impl Scheduler {
         if !self.jobs.contains_key(&job) {
             return Cancelled::Unknown;
         }
-        if let Some(pos) = self.queue.iter().position(|j| *j == job) {
-            self.queue.remove(pos);
+        if let Some(k) = self.jobs.get(&job).and_then(|j| j.queued) {
+            self.queue.remove(&k);
             self.jobs.remove(&job);
             return Cancelled::Queued;
         }
@@ -800,6 +949,7 @@ impl Scheduler {
         };
         s.cancelled.remove(pos);
         s.inflight.retain(|(j, _)| *j != job);
+        self.left_worker(job);
         self.after_job_left(worker);
         self.pump_to(worker);
         true
@@ -832,7 +982,11 @@ impl Scheduler {
         self.jobs.remove(&job);
         self.job_deadline.remove(&job);
         if let Some(s) = self.slot_mut(worker) {
+            let before = s.inflight.len();
             s.inflight.retain(|(j, _)| *j != job);
+            if s.inflight.len() != before {
+                self.left_worker(job);
+            }
         }
         self.worker_closing(worker);
     }
@@ -1003,6 +1157,74 @@ impl Scheduler {
         self.slots.iter_mut().find(|s| s.id == worker)
     }
 
+    /// Queues a job at the back of its priority level, or at its head (`front`: a retry).
+    fn enqueue(&mut self, id: JobId, front: bool) {
+        if let Some(job) = self.jobs.get_mut(&id) {
+            let k = if front {
+                self.queue.push_front(job.priority, id)
+            } else {
+                self.queue.push_back(job.priority, id)
+            };
+            job.queued = Some(k);
+        }
+    }
+
+    /// The priority range of a job of priority `p`: the highest whose `from` is at most `p`
+    /// (the lowest for negative priorities).
+    fn range_of(&self, p: f64) -> usize {
+        self.caps
+            .iter()
+            .rposition(|&(from, _)| from <= p)
+            .unwrap_or(0)
+    }
+
+    /// The waiting job to dispatch next: the highest-priority one (first come first) whose
+    /// range is under its cap.
+    fn next_job(&self) -> Option<(QKey, JobId)> {
+        let mut next = self.queue.first();
+        if self.caps.is_empty() {
+            return next;
+        }
+        while let Some((k, _)) = next {
+            let r = self.range_of(k.0 .0 .0);
+            if self.range_inflight[r] < self.caps[r].1 {
+                return next;
+            }
+            if r == 0 {
+                return None;
+            }
+            next = self.queue.first_below(self.caps[r].0);
+        }
+        None
+    }
+
+    /// Takes the job off the queue (it goes to a worker).
+    fn dequeue(&mut self, key: QKey, id: JobId) {
+        self.queue.remove(&key);
+        if let Some(job) = self.jobs.get_mut(&id) {
+            job.queued = None;
+        }
+        if !self.caps.is_empty() {
+            let r = self.range_of(key.0 .0 .0);
+            self.range_inflight[r] += 1;
+            self.running_range.insert(id, r);
+        }
+    }
+
+    /// Bookkeeping of the priority caps when a job leaves its worker.
+    fn left_worker(&mut self, id: JobId) {
+        if !self.caps.is_empty() {
+            if let Some(r) = self.running_range.remove(&id) {
+                self.range_inflight[r] -= 1;
+            }
+        }
+    }
+
+    /// Jobs on workers per priority range, lowest range first (empty without caps).
+    pub fn inflight_per_range(&self) -> &[usize] {
+        &self.range_inflight
+    }
+
     fn assign(&mut self, i: usize, job: JobId) {
         let worker = self.slots[i].id;
         self.slots[i].inflight.push_back((job, None));
@@ -1017,9 +1239,10 @@ impl Scheduler {
             while self.slots[pos].state == WorkerState::Ready
                 && self.slots[pos].inflight.len() < conc
             {
-                let Some(job) = self.queue.pop_front() else {
+                let Some((k, job)) = self.next_job() else {
                     break;
                 };
+                self.dequeue(k, job);
                 self.assign(pos, job);
             }
         }
@@ -1051,7 +1274,7 @@ impl Scheduler {
     fn pump(&mut self) {
         self.spawn_held = false;
         let conc = self.cfg.concurrency;
-        while let Some(&job) = self.queue.front() {
+        while let Some((key, job)) = self.next_job() {
             let mut best: Option<usize> = None;
             for (i, s) in self.slots.iter().enumerate() {
                 if s.state == WorkerState::Ready
@@ -1080,7 +1303,7 @@ impl Scheduler {
                     self.push_spawn();
                     break;
                 }
-                self.queue.pop_front();
+                self.dequeue(key, job);
                 self.assign(i, job);
                 continue;
             }
@@ -1326,7 +1549,7 @@ mod tests {
         let mut s = Scheduler::new_at(conc(1, 2), t);
         let once = JobOpts {
             retries: 1,
-            timeout: None,
+            ..JobOpts::default()
         };
         s.submit_with(1, p("a"), once).unwrap();
         s.submit(2, p("b")).unwrap();
@@ -1341,6 +1564,331 @@ mod tests {
         assert_eq!(s.live_jobs(), 0);
     }
 
+    fn prio(priority: f64) -> JobOpts {
+        JobOpts {
+            priority,
+            ..JobOpts::default()
+        }
+    }
+
+    fn slots(max: usize, c: usize, ranges: &[(f64, usize)], sacred: bool) -> SchedConfig {
+        SchedConfig {
+            priority_slots: ranges.to_vec(),
+            sacred_guarantees: sacred,
+            ..conc(max, c)
+        }
+    }
+
+    #[test]
+    fn higher_priority_runs_sooner_and_equal_priorities_run_fifo() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit(1, p("busy")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        for (id, pr) in [
+            (2, 0.0),
+            (3, 5.0),
+            (4, -1.0),
+            (5, 5.0),
+            (6, 0.5),
+            (7, -0.0),
+            (8, 1e300),
+        ] {
+            s.submit_with(id, p("x"), prio(pr)).unwrap();
+        }
+        let mut order = Vec::new();
+        let mut last = 1;
+        for _ in 0..7 {
+            s.complete(1, last, t).unwrap();
+            let sent = run(&mut s, t);
+            assert_eq!(sent.len(), 1);
+            last = sent[0].1;
+            order.push(last);
+        }
+        // -0.0 is 0: after job 2, submitted first at that level.
+        assert_eq!(order, vec![8, 3, 5, 6, 2, 7, 4]);
+    }
+
+    #[test]
+    fn a_retried_job_goes_back_to_the_head_of_its_level() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        let retried = JobOpts {
+            retries: 1,
+            priority: 1.0,
+            ..JobOpts::default()
+        };
+        s.submit_with(1, p("a"), retried).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        s.submit_with(2, p("b"), prio(1.0)).unwrap();
+        s.submit_with(3, p("c"), prio(2.0)).unwrap();
+        s.submit_with(4, p("d"), prio(0.0)).unwrap();
+        assert!(s.worker_lost(1).is_empty());
+        // Level 2 first, then job 1 ahead of job 2 (same level), then level 0.
+        let mut order = Vec::new();
+        for _ in 0..4 {
+            let sent = run(&mut s, t);
+            assert_eq!(sent.len(), 1);
+            let (w, j) = sent[0];
+            order.push(j);
+            s.complete(w, j, t).unwrap();
+        }
+        assert_eq!(order, vec![3, 1, 2, 4]);
+    }
+
+    #[test]
+    fn cancel_and_backlog_remove_a_queued_job_by_its_key() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(cfg(1, Some(2)), t);
+        s.submit(1, p("busy")).unwrap();
+        run(&mut s, t);
+        s.submit_with(2, p("x"), prio(3.0)).unwrap();
+        s.submit_with(3, p("x"), prio(1.0)).unwrap();
+        // The backlog refuses the newcomer, whatever its priority, and keeps the others.
+        assert_eq!(s.submit_with(4, p("x"), prio(9.0)), Err(Reject::Backlog(2)));
+        assert_eq!(s.queued(), 2);
+        assert_eq!(s.cancel(2), Cancelled::Queued);
+        assert_eq!(s.cancel(2), Cancelled::Unknown);
+        assert_eq!(s.queued(), 1);
+        s.complete(1, 1, t).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 3)]);
+        assert_eq!(s.queued(), 0);
+    }
+
+    #[test]
+    fn queue_operations_stay_logarithmic_with_a_million_jobs_queued() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit(0, p("busy")).unwrap();
+        run(&mut s, t);
+        let n = 1_000_000u32;
+        for id in 1..=n {
+            s.submit_with(id, p(""), prio((id % 8) as f64)).unwrap();
+        }
+        // Cancelling queued jobs anywhere in the queue, and dispatching, do not scan it: a
+        // linear scan per cancel would take minutes here.
+        for id in (1..=n).step_by(3) {
+            assert_eq!(s.cancel(id), Cancelled::Queued);
+        }
+        assert_eq!(s.queued(), (n - n.div_ceil(3)) as usize);
+        let mut last = 0;
+        let mut prev: Option<(u32, u32)> = None;
+        for _ in 0..10_000 {
+            s.complete(1, last, t).unwrap();
+            let sent = run(&mut s, t);
+            last = sent[0].1;
+            let key = (7 - last % 8, last);
+            assert!(
+                prev.is_none_or(|p| p < key),
+                "priority order, FIFO within a level"
+            );
+            prev = Some(key);
+        }
+    }
+
+    #[test]
+    fn caps_follow_proletariats_readme_example() {
+        let c = slots(10, 10, &[(1.0, 30), (2.0, 20)], false);
+        assert_eq!(
+            c.priority_caps(),
+            Some(vec![(0.0, 50), (1.0, 80), (2.0, 100)])
+        );
+        let sacred = slots(10, 10, &[(2.0, 20), (1.0, 30)], true);
+        assert_eq!(
+            sacred.priority_caps(),
+            Some(vec![(0.0, 50), (1.0, 80), (2.0, 70)])
+        );
+        // A key 0 is the lowest range, which always has the rest.
+        let zero = slots(10, 10, &[(0.0, 7), (1.0, 30)], false);
+        assert_eq!(zero.priority_caps(), Some(vec![(0.0, 70), (1.0, 100)]));
+        assert_eq!(SchedConfig::default().priority_caps(), Some(Vec::new()));
+        // Guarantees beyond the slots are refused; exactly the slots is fine.
+        assert_eq!(
+            slots(10, 10, &[(1.0, 60), (2.0, 41)], false).priority_caps(),
+            None
+        );
+        assert_eq!(
+            slots(10, 10, &[(1.0, 60), (2.0, 40)], true).priority_caps(),
+            Some(vec![(0.0, 0), (1.0, 60), (2.0, 40)])
+        );
+    }
+
+    /// A 100-slot pool (10 workers × 10) with `{1: 30, 2: 20}` given 100 jobs of each of
+    /// these priorities, in this order: the jobs in flight per range, lowest range first.
+    fn fill_readme_pool(sacred: bool, order: &[f64]) -> Vec<usize> {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(slots(10, 10, &[(1.0, 30), (2.0, 20)], sacred), t);
+        let mut id = 0;
+        for &pr in order {
+            for _ in 0..100 {
+                id += 1;
+                s.submit_with(id, p("x"), prio(pr)).unwrap();
+            }
+            run(&mut s, t);
+        }
+        let sent = s.slots.iter().map(|w| w.inflight.len()).sum::<usize>();
+        assert_eq!(sent, 100, "every slot is taken");
+        let counts = s.inflight_per_range().to_vec();
+        assert_eq!(counts.iter().sum::<usize>(), sent);
+        counts
+    }
+
+    #[test]
+    fn in_flight_jobs_per_range_stay_under_the_readme_caps() {
+        // Highest first: without sacred guarantees the top range takes all 100 slots; with
+        // them 70, and the 30 left are kept for [1, 2) (the lowest range gets none: its 50
+        // were borrowed).
+        let high_first = [7.0, 2.0, 1.5, 1.0, 0.5, 0.0, -3.0];
+        assert_eq!(fill_readme_pool(false, &high_first), vec![0, 0, 100]);
+        assert_eq!(fill_readme_pool(true, &high_first), vec![0, 30, 70]);
+        // Lowest first (negative priorities are in the lowest range): 50 of it, then [1, 2)
+        // up to the slots (its cap, 80, is not reached).
+        let low_first = [-3.0, 0.0, 0.5, 1.0, 1.5, 2.0, 7.0];
+        assert_eq!(fill_readme_pool(false, &low_first), vec![50, 50, 0]);
+        assert_eq!(fill_readme_pool(true, &low_first), vec![50, 50, 0]);
+        // [1, 2) first: 80, then the top range the 20 left.
+        let mid_first = [1.0, 1.5, 2.0, 7.0, -3.0, 0.0];
+        assert_eq!(fill_readme_pool(false, &mid_first), vec![0, 80, 20]);
+        assert_eq!(fill_readme_pool(true, &mid_first), vec![0, 80, 20]);
+    }
+
+    #[test]
+    fn a_job_over_its_cap_waits_while_slots_are_free_and_lower_ranges_pass_it() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(slots(10, 10, &[(1.0, 30), (2.0, 20)], false), t);
+        for id in 1..=60 {
+            s.submit_with(id, p("x"), prio(0.0)).unwrap();
+        }
+        assert_eq!(run(&mut s, t).len(), 50);
+        assert_eq!(s.inflight_per_range(), &[50, 0, 0]);
+        assert_eq!(
+            s.queued(),
+            10,
+            "50 slots are free, yet range [0, 1) is at its cap"
+        );
+        // A higher job is taken at once, ahead of the waiting ones.
+        s.submit_with(100, p("x"), prio(1.0)).unwrap();
+        assert_eq!(run(&mut s, t).len(), 1);
+        // Range [1, 2) may hold 80 on its own, and takes the 40 (91 slots used).
+        for id in 101..=140 {
+            s.submit_with(id, p("x"), prio(1.5)).unwrap();
+        }
+        assert_eq!(run(&mut s, t).len(), 40);
+        assert_eq!(s.inflight_per_range(), &[50, 41, 0]);
+        assert_eq!(s.queued(), 10);
+        // The top range takes the 9 slots left; then every slot is taken.
+        for id in 200..=230 {
+            s.submit_with(id, p("x"), prio(2.0)).unwrap();
+        }
+        assert_eq!(run(&mut s, t).len(), 9);
+        assert_eq!(s.inflight_per_range(), &[50, 41, 9]);
+        // A [0, 1) job that finishes frees a slot: the top range takes it, the waiting [0, 1)
+        // jobs being lower.
+        let (j, _) = s.slots[0].inflight[0];
+        assert!(j <= 60);
+        let w = s.slots[0].id;
+        s.complete(w, j, t).unwrap();
+        let sent = run(&mut s, t);
+        assert_eq!(sent.len(), 1);
+        assert!(sent[0].1 >= 200, "{sent:?}");
+        assert_eq!(s.inflight_per_range(), &[49, 41, 10]);
+        // The [0, 1) jobs wait while the top range has jobs queued, the slots all taken.
+        assert_eq!(s.queued(), 10 + 21);
+    }
+
+    #[test]
+    fn the_dispatcher_looks_past_a_capped_range_to_lower_jobs() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(slots(10, 10, &[(1.0, 30), (2.0, 20)], true), t);
+        for id in 1..=80 {
+            s.submit_with(id, p("x"), prio(3.0)).unwrap();
+        }
+        assert_eq!(run(&mut s, t).len(), 70);
+        // Ten >= 2 jobs wait at the head of the queue; lower jobs behind them still run.
+        for id in 100..=110 {
+            s.submit_with(id, p("x"), prio(-5.0)).unwrap();
+        }
+        let sent = run(&mut s, t);
+        assert_eq!(sent.len(), 11);
+        assert!(sent.iter().all(|x| x.1 >= 100));
+        assert_eq!(s.inflight_per_range(), &[11, 0, 70]);
+        assert_eq!(s.queued(), 10);
+    }
+
+    #[test]
+    fn with_sacred_guarantees_a_higher_range_borrows_only_from_the_lowest() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(slots(10, 10, &[(1.0, 30), (2.0, 20)], true), t);
+        for id in 1..=100 {
+            s.submit_with(id, p("x"), prio(5.0)).unwrap();
+        }
+        assert_eq!(run(&mut s, t).len(), 70);
+        assert_eq!(s.inflight_per_range(), &[0, 0, 70]);
+        // 30 slots stay for [1, 2) even with range >= 2 waiting.
+        for id in 101..=140 {
+            s.submit_with(id, p("x"), prio(1.0)).unwrap();
+        }
+        assert_eq!(run(&mut s, t).len(), 30);
+        assert_eq!(s.inflight_per_range(), &[0, 30, 70]);
+        // Without sacred guarantees the top range takes all 100.
+        let mut s = Scheduler::new_at(slots(10, 10, &[(1.0, 30), (2.0, 20)], false), t);
+        for id in 1..=120 {
+            s.submit_with(id, p("x"), prio(2.0)).unwrap();
+        }
+        assert_eq!(run(&mut s, t).len(), 100);
+        assert_eq!(s.inflight_per_range(), &[0, 0, 100]);
+    }
+
+    #[test]
+    fn caps_count_jobs_until_they_leave_their_worker() {
+        let t = Instant::now();
+        // 2 slots: range [0, 1) gets 1, range >= 1 gets 1 more (cap 2).
+        let mut s = Scheduler::new_at(slots(1, 2, &[(1.0, 1)], false), t);
+        let once = JobOpts {
+            retries: 1,
+            ..JobOpts::default()
+        };
+        s.submit_with(1, p("a"), once).unwrap();
+        s.submit(2, p("b")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        assert_eq!(s.inflight_per_range(), &[1, 0]);
+        // Cancelled cooperatively: it still holds its place until answered.
+        s.cancel_cooperative(1, None);
+        assert_eq!(run(&mut s, t), vec![]);
+        assert!(s.answer_cancelled(1, 1));
+        assert_eq!(run(&mut s, t), vec![(1, 2)]);
+        // Abandoned: it leaves (and its worker closes; a new one takes the next job).
+        s.submit(3, p("c")).unwrap();
+        s.abandon(1, 2);
+        assert_eq!(s.inflight_per_range(), &[0, 0]);
+        assert!(s.worker_lost(1).is_empty());
+        let sent = run(&mut s, t);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].1, 3);
+        // A lost worker's jobs leave too, and a retried one is counted again when re-sent.
+        let (w, _) = sent[0];
+        s.submit_with(
+            4,
+            p("d"),
+            JobOpts {
+                priority: 1.0,
+                retries: 1,
+                ..JobOpts::default()
+            },
+        )
+        .unwrap();
+        let sent = run(&mut s, t);
+        assert_eq!(sent.iter().map(|x| x.1).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(s.inflight_per_range(), &[1, 1]);
+        assert_eq!(s.worker_lost(w), vec![3]);
+        assert_eq!(s.inflight_per_range(), &[0, 0]);
+        let sent = run(&mut s, t);
+        assert_eq!(sent.iter().map(|x| x.1).collect::<Vec<_>>(), vec![4]);
+        assert_eq!(s.inflight_per_range(), &[0, 1]);
+        s.complete(sent[0].0, 4, t).unwrap();
+        assert_eq!(s.inflight_per_range(), &[0, 0]);
+    }
+
     #[test]
     fn terminate_retries_nothing() {
         let t = Instant::now();
@@ -1348,6 +1896,7 @@ mod tests {
         let opts = JobOpts {
             retries: 5,
             timeout: None,
+            ..Default::default()
         };
         s.submit_with(1, p("a"), opts).unwrap();
         run(&mut s, t);
@@ -1414,6 +1963,7 @@ mod tests {
         let opts = JobOpts {
             retries: 0,
             timeout: Some(ms(100)),
+            ..Default::default()
         };
         for j in 1..=3 {
             s.submit_with(j, p("x"), opts).unwrap();
@@ -1445,6 +1995,7 @@ mod tests {
         let opts = JobOpts {
             retries: 0,
             timeout: Some(Duration::MAX),
+            ..Default::default()
         };
         for j in 1..=3 {
             s.submit_with(j, p("x"), opts).unwrap();
@@ -1484,6 +2035,7 @@ mod tests {
         let opts = JobOpts {
             retries: 0,
             timeout: Some(ms(100)),
+            ..Default::default()
         };
         s.submit_with(1, p("x"), opts).unwrap();
         // Spawned and sent, but the worker is still starting: no deadline yet.
@@ -1504,6 +2056,7 @@ mod tests {
         let opts = JobOpts {
             retries: 0,
             timeout: Some(ms(100)),
+            ..Default::default()
         };
         s.submit_with(1, p("x"), opts).unwrap();
         assert_eq!(s.next_action(), Some(Action::Spawn(1)));

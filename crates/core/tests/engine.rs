@@ -674,6 +674,7 @@ fn a_run_timeout_fails_the_job_kills_its_worker_and_the_queue_goes_on() {
     let quick = JobOpts {
         retries: 0,
         timeout: Some(Duration::from_millis(200)),
+        ..Default::default()
     };
     assert!(engine
         .submit_with(1, "\"slow\"\n\"fast\"", 2, &[quick, JobOpts::default()])
@@ -723,6 +724,7 @@ fn a_job_that_kills_every_worker_is_retried_then_fails_and_stats_count_it() {
     let twice = JobOpts {
         retries: 2,
         timeout: None,
+        ..Default::default()
     };
     assert!(engine
         .submit_with(1, "\"crash\"\n\"fine\"", 2, &[twice, twice])

@@ -345,6 +345,11 @@ impl Engine {
     }
 
     /// Jobs queued and not yet given to a worker.
+    /// The options of a job submitted without its own.
+    pub fn job_defaults(&self) -> JobOpts {
+        self.shared.cfg.job_defaults
+    }
+
     pub fn queued(&self) -> usize {
         lock(&self.shared.state).sched.queued()
     }

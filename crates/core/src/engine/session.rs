@@ -746,6 +746,7 @@ mod tests {
         let retry = crate::scheduler::JobOpts {
             retries: 1,
             timeout: None,
+            ..Default::default()
         };
         s.submit_with(1, b"null".to_vec().into(), retry).unwrap();
         s.submit(2, b"null".to_vec().into()).unwrap();

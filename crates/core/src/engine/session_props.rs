@@ -117,6 +117,7 @@ impl Run {
         let opts = JobOpts {
             retries,
             timeout: Some(Duration::from_secs(1)),
+            ..Default::default()
         };
         self.sched
             .submit_with(id, b"null".to_vec().into(), opts)
