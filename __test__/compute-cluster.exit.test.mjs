@@ -121,7 +121,7 @@ test('enqueue() while exiting and after exit completed is refused', TEST, async 
 });
 
 test('exit() amid a stream of quick jobs: each job ends once, with its reply or an exit error', TEST, async (t) => {
-  const h = new Harness(t, { module: fixture('echo.js'), max_processes: 3, max_backlog: -1 });
+  const h = new Harness(t, { module: fixture('echo-slow-after.js'), max_processes: 3, max_backlog: -1 });
   const uncaught = [];
   const onUncaught = (e) => uncaught.push(e);
   process.on('uncaughtException', onUncaught);
