@@ -413,6 +413,16 @@ mod tests {
 
     const PID: i32 = 4242;
 
+    /// The session over `sched` and `outbox`, for comrade's protocol.
+    fn lines_session<'a>(sched: &'a mut Scheduler, outbox: &'a mut Outbox) -> Session<'a> {
+        Session {
+            sched,
+            outbox,
+            protocol: Protocol::Lines,
+            debug: false,
+        }
+    }
+
     /// A scheduler with `workers` slots; jobs 1..=jobs submitted and every action carried
     /// out as the engine would (spawns succeed, sends are written). Returns the stops asked.
     fn pool(workers: usize, jobs: u32) -> (Scheduler, Vec<WorkerId>) {
@@ -633,14 +643,9 @@ mod tests {
             assert_eq!(s.live_jobs(), 1, "{line}");
         }
         let (mut s, _) = pool(1, 1);
-        let e = Session {
-            sched: &mut s,
-            outbox: &mut Outbox::default(),
-            protocol: Protocol::Lines,
-            debug: false,
-        }
-        .line(1, &mut Peer::new(PID), b"\xff\xfe", Instant::now())
-        .unwrap_err();
+        let e = lines_session(&mut s, &mut Outbox::default())
+            .line(1, &mut Peer::new(PID), b"\xff\xfe", Instant::now())
+            .unwrap_err();
         assert_eq!(e.0, "message is not UTF-8");
     }
 
@@ -648,13 +653,7 @@ mod tests {
     fn a_protocol_error_is_reported_as_a_record() {
         let mut s = pool(1, 0).0;
         let mut ob = Outbox::default();
-        Session {
-            sched: &mut s,
-            outbox: &mut ob,
-            protocol: Protocol::Lines,
-            debug: false,
-        }
-        .protocol_error(PID, &ProtocolError("bad \"x\"".into()));
+        lines_session(&mut s, &mut ob).protocol_error(PID, &ProtocolError("bad \"x\"".into()));
         assert_eq!(
             records(&mut ob),
             vec![(kind::PROTOCOL_ERROR, PID as u32, json!("bad \"x\""))]
@@ -662,13 +661,7 @@ mod tests {
     }
 
     fn exit(s: &mut Scheduler, ob: &mut Outbox, w: WorkerId, peer: Peer, status: ExitStatus) {
-        Session {
-            sched: s,
-            outbox: ob,
-            protocol: Protocol::Lines,
-            debug: false,
-        }
-        .exited(w, peer, status, false);
+        lines_session(s, ob).exited(w, peer, status, false);
     }
 
     #[test]
@@ -715,14 +708,9 @@ mod tests {
         let mut serving = Peer::new(PID + 1);
         // Worker 2 serves; worker 1 exits with code 3 before ready, holding job 1.
         let now = s.now();
-        Session {
-            sched: &mut s,
-            outbox: &mut ob,
-            protocol: Protocol::Lines,
-            debug: false,
-        }
-        .line(2, &mut serving, br#"{"t":"ready"}"#, now)
-        .unwrap();
+        lines_session(&mut s, &mut ob)
+            .line(2, &mut serving, br#"{"t":"ready"}"#, now)
+            .unwrap();
         exit(&mut s, &mut ob, 1, Peer::new(PID), ExitStatus::Code(3));
         let r = records(&mut ob);
         let failed: Vec<u32> = r
@@ -818,13 +806,7 @@ mod tests {
     fn a_timed_out_job_fails_and_leaves_its_worker() {
         let (mut s, _) = pool(1, 1);
         let mut ob = Outbox::default();
-        Session {
-            sched: &mut s,
-            outbox: &mut ob,
-            protocol: Protocol::Lines,
-            debug: false,
-        }
-        .timed_out(1, PID, 1);
+        lines_session(&mut s, &mut ob).timed_out(1, PID, 1);
         assert_eq!(
             records(&mut ob),
             vec![(kind::FAILED, 1, json!({"reason": "timeout", "pid": PID}))]
@@ -973,13 +955,7 @@ mod tests {
             panic!("a spawn is asked for");
         };
         let mut ob = Outbox::default();
-        Session {
-            sched: &mut s,
-            outbox: &mut ob,
-            protocol: Protocol::Lines,
-            debug: false,
-        }
-        .spawn_failed(w, "cannot start worker \"x\": No such file");
+        lines_session(&mut s, &mut ob).spawn_failed(w, "cannot start worker \"x\": No such file");
         assert_eq!(
             records(&mut ob),
             vec![
@@ -1006,12 +982,7 @@ mod tests {
         let mut peer = Peer::new(PID);
         lines(&mut s, &mut ob, &mut peer, r#"{"t":"ready"}"#);
         let e = feed(&mut s, &mut ob, Protocol::Lines, &mut peer, "garbage").unwrap_err();
-        let mut session = Session {
-            sched: &mut s,
-            outbox: &mut ob,
-            protocol: Protocol::Lines,
-            debug: false,
-        };
+        let mut session = lines_session(&mut s, &mut ob);
         session.broke(&mut peer, &e);
         // The rest of the read, and anything after it: dropped, not even a stray.
         for line in [
@@ -1023,12 +994,7 @@ mod tests {
         ] {
             lines(&mut s, &mut ob, &mut peer, line);
         }
-        let mut session = Session {
-            sched: &mut s,
-            outbox: &mut ob,
-            protocol: Protocol::Lines,
-            debug: false,
-        };
+        let mut session = lines_session(&mut s, &mut ob);
         session.broke(&mut peer, &ProtocolError("again".into()));
         let r = records(&mut ob);
         assert_eq!(r.len(), 1, "{r:?}");
