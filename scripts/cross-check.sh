@@ -66,8 +66,7 @@ done
 # tarball here, the version on the registry once published).
 cp -r npm/linux-arm64-gnu "$work/platform"
 cp "$addon" "$work/platform/"
-(cd "$work/platform" && npm pack --silent --pack-destination "$work" > /dev/null)
-platform_tgz="$work/comrade-pool-linux-arm64-gnu-0.1.0.tgz"
+platform_tgz="$work/$(cd "$work/platform" && npm pack --silent --pack-destination "$work")"
 held=$(tar tzf "$platform_tgz" | sort | tr '\n' ' ')
 [ "$held" = "package/README.md package/comrade.linux-arm64-gnu.node package/package.json " ] \
   || fail "the platform package holds: $held"
