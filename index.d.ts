@@ -184,6 +184,14 @@ export interface JobOptions<P = unknown> {
   retries?: number;
   /** This job's priority, a finite number (overrides the pool's `priority`): higher runs sooner; a retried job goes back to the head of its priority. */
   priority?: number;
+  /**
+   * Coalescing (proletariat's `_key`), a non-empty string: while a job of the same function and
+   * key is queued or running, this one joins it instead of running, and settles with its outcome
+   * (its own copy of the value, or an Error of the same shape). The shared job runs with the
+   * options of the caller that started it; a caller that aborts (or, having joined, passes its
+   * own `timeout`) detaches alone; the shared job is cancelled when every caller has gone.
+   */
+  key?: string;
 }
 
 /** `run()`'s options: a job's own options, and the function to run. */
@@ -234,8 +242,10 @@ export interface PoolStats {
   rejected: number;
   /** Jobs their AbortSignal withdrew (queued or running), or refused because it was aborted already. */
   aborted: number;
-  /** Jobs that ran past their timeout (ERR_JOB_TIMEOUT; also counted in `failed`). */
+  /** Jobs that ran past their timeout (ERR_JOB_TIMEOUT; also counted in `failed`), and callers of a shared job (`key`) that waited past theirs. */
   timedOut: number;
+  /** Jobs with a `key` that joined a shared job instead of running, since the start. */
+  coalesced: number;
   /** Completions per second over the last ten seconds (over the time since the start while that is shorter, counted as at least one second). */
   throughput: number;
   /** Time from submission to a worker, in ms, over recent jobs (null before any). */

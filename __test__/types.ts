@@ -135,8 +135,13 @@ async function usePool(): Promise<void> {
   }
   const ac = new AbortController();
   await loose.run(1, { signal: ac.signal, timeout: 1000, retries: 2, priority: 0.5 });
+  await typed.exec('add', [1, 2], { key: 'one-plus-two' });
+  const shared: string = await typed.run('x', { name: 'shout', key: 'x' });
+  void shared;
+  // @ts-expect-error a key is a string
+  await typed.run(21, { key: 21 });
   const st = loose.stats();
-  const aborted: number = st.aborted + st.timedOut;
+  const aborted: number = st.aborted + st.timedOut + st.coalesced;
   void aborted;
   const busy: number = st.workers.filter((w) => w.state === 'busy').length;
   const p99: number | undefined = st.runTime?.p99;

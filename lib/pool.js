@@ -18,6 +18,7 @@ const {
   resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage,
 } = require('./options');
 const { Session, Job, ScopedJob } = require('./session');
+const { Coalescer } = require('./coalesce');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 // Never in a Pool worker's environment, whatever the parent's environment or `env` holds.
@@ -53,6 +54,7 @@ class Pool extends EventEmitter {
   #timedOut = 0; // jobs failed with ERR_JOB_TIMEOUT
   #abortedHere = 0; // jobs whose signal was aborted before run()/exec() was called
   #maxMessage;
+  #coalescer = null; // made with the first job that has a `key`
 
   constructor(options) {
     super();
@@ -129,8 +131,13 @@ class Pool extends EventEmitter {
     const promise = optPromise;
     const name = optName;
     optPromise = null;
-    if (job !== null) this.#submit(name, task, undefined, job);
-    else if (name === ABORTED) this.#abortedHere++;
+    if (job === null) {
+      if (name === ABORTED) this.#abortedHere++;
+    } else if (optKey === null) {
+      this.#submit(name, task, undefined, job);
+    } else {
+      this.#coalesce(name, task, undefined, job);
+    }
     return promise;
   }
 
@@ -166,8 +173,13 @@ class Pool extends EventEmitter {
     const promise = optPromise;
     const why = optName;
     optPromise = null;
-    if (job !== null) this.#submit(name, undefined, args, job);
-    else if (why === ABORTED) this.#abortedHere++;
+    if (job === null) {
+      if (why === ABORTED) this.#abortedHere++;
+    } else if (optKey === null) {
+      this.#submit(name, undefined, args, job);
+    } else {
+      this.#coalesce(name, undefined, args, job);
+    }
     return promise;
   }
 
@@ -193,9 +205,9 @@ class Pool extends EventEmitter {
     return this.#session.pids();
   }
 
-  /** Jobs accepted and not settled yet. */
+  /** Jobs accepted and not settled yet (callers of a shared job each count). */
   get pending() {
-    return this.#session.size;
+    return this.#session.size + (this.#coalescer === null ? 0 : this.#coalescer.extra);
   }
 
   get maxWorkers() {
@@ -222,6 +234,14 @@ class Pool extends EventEmitter {
     s.pending = this.#session.size;
     s.aborted = this.#session.aborted + this.#abortedHere;
     s.timedOut = this.#timedOut;
+    s.coalesced = 0;
+    const c = this.#coalescer;
+    if (c !== null) {
+      s.pending += c.extra;
+      s.coalesced = c.joined;
+      s.aborted += c.aborted - c.cancelled;
+      s.timedOut += c.timedOut;
+    }
     return s;
   }
 
@@ -235,6 +255,16 @@ class Pool extends EventEmitter {
     }
     this.#session.shutdown(drain);
     return this.#done.promise;
+  }
+
+  // A job with a `key`: lib/coalesce.js runs it, or joins it to the shared job of its key.
+  #coalesce(name, task, args, job) {
+    if (this.#coalescer === null) {
+      this.#coalescer = new Coalescer(
+        (n, t, a, carrier) => this.#submit(n, t, a, carrier),
+        (j, err, value) => this.#session.settle(j, err, value));
+    }
+    this.#coalescer.add(name, task, args, job, optKey);
   }
 
   // One job: `task` as the only argument, or the array `args` (call()).
@@ -321,7 +351,7 @@ class Pool extends EventEmitter {
 
 // The per-job options of run() and exec(): what each method takes, and how it is named in
 // errors. exec() takes its function's name as its first argument, not as an option.
-const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority'];
+const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority', 'key'];
 const ABORTED = Symbol('aborted');
 const RUN = {
   what: 'run', usage: 'run(task, options)', names: ['name', ...JOB_OPTIONS],
@@ -336,10 +366,12 @@ EXEC.known = new Set(EXEC.names);
 // wrong (its Promise is then rejected: a getter that throws, an unknown option, a wrong value
 // never make the method throw). Out-parameters, so that the hot path allocates nothing beyond
 // the job and its Promise: `optPromise`, the job's Promise; `optName`, run()'s options.name
-// (or null), or ABORTED when the signal was aborted already.
+// (or null), or ABORTED when the signal was aborted already; `optKey`, options.key (or null).
 let optPromise = null;
 let optName = null;
+let optKey = null;
 function optionsJob(options, m) {
+  optKey = null;
   // onProgress runs in the calling method's async context: such a job carries it. The options
   // are read once, here.
   let onProgress;
@@ -384,7 +416,7 @@ function optionsJob(options, m) {
 // (a string or null) or an Error. Getters of `options` and of its signal may throw: the caller
 // turns that into the Promise's rejection.
 function readOptions(job, options, onProgress, what) {
-  const { signal, timeout, retries, priority } = options;
+  const { signal, timeout, retries, priority, key } = options;
   const name = what === 'run' ? options.name : undefined;
   if (name !== undefined && name !== null && typeof name !== 'string') {
     return argumentError(`${what}(): options.name must be a string`);
@@ -416,6 +448,11 @@ function readOptions(job, options, onProgress, what) {
     }
     job.priority = priority;
   }
+  if (key !== undefined) {
+    if (typeof key !== 'string' || key.length === 0) {
+      return argumentError(`${what}(): options.key must be a non-empty string`);
+    }
+  }
   if (signal !== undefined && signal !== null) {
     if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||
         typeof signal.addEventListener !== 'function') {
@@ -424,6 +461,7 @@ function readOptions(job, options, onProgress, what) {
     if (signal.aborted) return abortError(signal);
     job.signal = signal;
   }
+  if (key !== undefined) optKey = key;
   return name ?? null;
 }
 
