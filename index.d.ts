@@ -200,6 +200,37 @@ export interface RunOptions<P = unknown> extends JobOptions<P> {
   name?: string;
 }
 
+/** What `onProgress` of `map()`/`mapSettled()` reports. */
+export interface BatchProgress {
+  /** Items settled, either way. */
+  done: number;
+  /** Items among them that failed. */
+  failed: number;
+  /** The number of items: known from the start for an array, typed array, Set or Map; for any other iterable, null until it is exhausted (the last report always has it). */
+  total: number | null;
+}
+
+/** The options of `map()` and `mapSettled()`: each item's job options, and the batch's own. */
+export interface MapOptions<T = unknown, R = unknown> extends Omit<JobOptions, 'onProgress' | 'key'> {
+  /** A named function instead of the default one. */
+  name?: string;
+  /** Most items accepted and unsettled at once (queued or running); the next is pulled as one settles. Default: 4 × maxWorkers × concurrency. */
+  window?: number;
+  /** false: keep no results; the batch resolves with the last `BatchProgress` instead. Default: true. */
+  collect?: boolean;
+  /** Each item as it settles (proletariat's `workIndividual`), in the context of the map() call. */
+  onResult?: (err: Error | null, value: R | undefined, index: number) => void;
+  /** After each item settles: how far the batch is. */
+  onProgress?: (progress: BatchProgress) => void;
+  /** Coalescing for each item: one key for all, or a function of the item (undefined: none). */
+  key?: string | ((item: T, index: number) => string | undefined);
+}
+
+/** One item's outcome in `mapSettled()`. */
+export type MapSettledResult<R> =
+  | { status: 'fulfilled'; value: R }
+  | { status: 'rejected'; reason: Error };
+
 /** `exec()`'s options: a job's own options (the function's name is exec's first argument). */
 export type ExecOptions<P = unknown> = JobOptions<P> & { name?: never };
 
@@ -313,6 +344,41 @@ export declare class Pool<F = any> extends EventEmitter {
     name: K,
     ...args: F[K] extends AnyFn ? Parameters<F[K]> : any[]
   ): Promise<F[K] extends AnyFn ? Awaited<ReturnType<F[K]>> : any>;
+  /**
+   * Runs the function `options.name` on each item of an iterable or async iterable, pulled
+   * through a bounded window; resolves with the results in input order, or rejects with the
+   * first error, after withdrawing the items not started and cancelling the running ones.
+   */
+  map<K extends FnNames<F>>(
+    items: Iterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any> | AsyncIterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any>,
+    options: MapOptions<F[K] extends AnyFn ? Parameters<F[K]>[0] : any, ResultOf<F, K>> & { name: K; collect?: true },
+  ): Promise<ResultOf<F, K>[]>;
+  map<K extends FnNames<F>>(
+    items: Iterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any> | AsyncIterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any>,
+    options: MapOptions<F[K] extends AnyFn ? Parameters<F[K]>[0] : any, ResultOf<F, K>> & { name: K; collect: false },
+  ): Promise<BatchProgress>;
+  /** The same with the default function. */
+  map<R = DefaultResult<F>>(
+    items: Iterable<DefaultArg<F>> | AsyncIterable<DefaultArg<F>>,
+    options?: MapOptions<DefaultArg<F>, R> & { name?: DefaultName<F>; collect?: true },
+  ): Promise<R[]>;
+  map<R = DefaultResult<F>>(
+    items: Iterable<DefaultArg<F>> | AsyncIterable<DefaultArg<F>>,
+    options: MapOptions<DefaultArg<F>, R> & { name?: DefaultName<F>; collect: false },
+  ): Promise<BatchProgress>;
+  /** As `map()`, but never fails for an item: resolves with every item's outcome, in input order. */
+  mapSettled<K extends FnNames<F>>(
+    items: Iterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any> | AsyncIterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any>,
+    options: MapOptions<F[K] extends AnyFn ? Parameters<F[K]>[0] : any, ResultOf<F, K>> & { name: K; collect?: true },
+  ): Promise<MapSettledResult<ResultOf<F, K>>[]>;
+  mapSettled<R = DefaultResult<F>>(
+    items: Iterable<DefaultArg<F>> | AsyncIterable<DefaultArg<F>>,
+    options?: MapOptions<DefaultArg<F>, R> & { name?: DefaultName<F>; collect?: true },
+  ): Promise<MapSettledResult<R>[]>;
+  mapSettled(
+    items: Iterable<unknown> | AsyncIterable<unknown>,
+    options: MapOptions & { collect: false },
+  ): Promise<BatchProgress>;
   /** Runs the default function; `cb` runs once, in the caller's async context. */
   enqueue<R = DefaultResult<F>>(task: DefaultArg<F>, cb: (err: Error | null, result?: R) => void): this;
   /** Lets every accepted job finish, then stops the workers; resolves when all are reaped. */

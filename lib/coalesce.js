@@ -227,4 +227,4 @@ function copyValue(v, depth) {
   }
 }
 
-module.exports = { Coalescer, cloneError };
+module.exports = { Coalescer, cloneError, OPTION_FIELDS };

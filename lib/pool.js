@@ -19,6 +19,7 @@ const {
 } = require('./options');
 const { Session, Job, ScopedJob } = require('./session');
 const { Coalescer } = require('./coalesce');
+const { runBatch } = require('./batch');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 // Never in a Pool worker's environment, whatever the parent's environment or `env` holds.
@@ -55,6 +56,7 @@ class Pool extends EventEmitter {
   #abortedHere = 0; // jobs whose signal was aborted before run()/exec() was called
   #maxMessage;
   #coalescer = null; // made with the first job that has a `key`
+  #batchHost = null; // what lib/batch.js needs of this pool, made with the first batch
 
   constructor(options) {
     super();
@@ -136,7 +138,7 @@ class Pool extends EventEmitter {
     } else if (optKey === null) {
       this.#submit(name, task, undefined, job);
     } else {
-      this.#coalesce(name, task, undefined, job);
+      this.#coalesce(name, task, undefined, job, optKey);
     }
     return promise;
   }
@@ -178,9 +180,23 @@ class Pool extends EventEmitter {
     } else if (optKey === null) {
       this.#submit(name, undefined, args, job);
     } else {
-      this.#coalesce(name, undefined, args, job);
+      this.#coalesce(name, undefined, args, job, optKey);
     }
     return promise;
+  }
+
+  /**
+   * Runs the default function (or `options.name`) on each item of `items` (an iterable or async
+   * iterable, pulled through a bounded window); resolves with the results in input order, or
+   * rejects with the first error after withdrawing the rest (lib/batch.js).
+   */
+  map(items, options) {
+    return runBatch(this.#host(), items, options, 'map', false);
+  }
+
+  /** As map(), but resolves with every item's { status, value | reason }. */
+  mapSettled(items, options) {
+    return runBatch(this.#host(), items, options, 'mapSettled', true);
   }
 
   /** Runs the default function with `task`; `cb(err, result)` runs once, in this call's async context. */
@@ -257,14 +273,28 @@ class Pool extends EventEmitter {
     return this.#done.promise;
   }
 
+  #host() {
+    if (this.#batchHost === null) {
+      this.#batchHost = {
+        slots: this.#maxWorkers * this.#concurrency,
+        readJob: readBatchJob,
+        submit: (name, item, job, key) => {
+          if (key === null) this.#submit(name, item, undefined, job);
+          else this.#coalesce(name, item, undefined, job, key);
+        },
+      };
+    }
+    return this.#batchHost;
+  }
+
   // A job with a `key`: lib/coalesce.js runs it, or joins it to the shared job of its key.
-  #coalesce(name, task, args, job) {
+  #coalesce(name, task, args, job, key) {
     if (this.#coalescer === null) {
       this.#coalescer = new Coalescer(
         (n, t, a, carrier) => this.#submit(n, t, a, carrier),
         (j, err, value) => this.#session.settle(j, err, value));
     }
-    this.#coalescer.add(name, task, args, job, optKey);
+    this.#coalescer.add(name, task, args, job, key);
   }
 
   // One job: `task` as the only argument, or the array `args` (call()).
@@ -359,8 +389,29 @@ const RUN = {
 const EXEC = {
   what: 'exec', usage: 'exec(name, args, options)', names: JOB_OPTIONS,
 };
+// map()/mapSettled(): onProgress is the batch's ({ done, failed, total }), not a job's.
+const MAP = {
+  what: 'map', usage: 'map(items, options)', names: ['name', 'window', 'collect', 'onResult', ...JOB_OPTIONS],
+};
 RUN.known = new Set(RUN.names);
 EXEC.known = new Set(EXEC.names);
+MAP.known = new Set(MAP.names);
+
+// A batch's per-job options, read once into a template job: { template, name, key }, or an
+// Error (an unknown option, a wrong value).
+function readBatchJob(options) {
+  for (const key in options) {
+    if (MAP.known.has(key) || !Object.hasOwn(options, key)) continue;
+    return unknownOptionError(`${MAP.what}() option`, key, MAP.names);
+  }
+  const template = new Job(null, null, null, undefined);
+  optKey = null;
+  const name = readOptions(template, options, undefined, MAP.what);
+  const key = optKey;
+  optKey = null;
+  if (name instanceof Error) return name;
+  return { template, name, key };
+}
 
 // A job with its per-job `options` read (for `m`, RUN or EXEC), or null when an option is
 // wrong (its Promise is then rejected: a getter that throws, an unknown option, a wrong value
@@ -417,7 +468,7 @@ function optionsJob(options, m) {
 // turns that into the Promise's rejection.
 function readOptions(job, options, onProgress, what) {
   const { signal, timeout, retries, priority, key } = options;
-  const name = what === 'run' ? options.name : undefined;
+  const name = what === 'exec' ? undefined : options.name;
   if (name !== undefined && name !== null && typeof name !== 'string') {
     return argumentError(`${what}(): options.name must be a string`);
   }
