@@ -136,6 +136,8 @@ interface PoolCommonOptions {
    * ERR_INVALID_OPTION. Default: none (no caps).
    */
   prioritySlots?: Record<number, number>;
+  /** `needsDrain` is true while at least this many jobs wait for a worker; `'drain'` fires when they drop back below. An integer >= 1. Default: maxWorkers × concurrency. */
+  drainThreshold?: number;
   /** With `prioritySlots`, a higher range borrows only from the lowest range (proletariat's `SACRED_GUARANTEES`). Default: false. */
   sacredGuarantees?: boolean;
   /** Passed to each worker's `init(initData)` before its first job (any JSON value). */
@@ -255,7 +257,7 @@ export interface Percentiles {
 
 export interface PoolStats {
   workers: WorkerStats[];
-  /** Jobs waiting for a worker. */
+  /** Jobs waiting for a worker: in the engine's queue (waiting for a worker to start, too) or submitted in this tick. */
   queued: number;
   /** Jobs on workers. */
   inFlight: number;
@@ -389,6 +391,9 @@ export declare class Pool<F = any> extends EventEmitter {
   readonly pids: number[];
   /** Jobs accepted and not yet settled. */
   readonly pending: number;
+  /** Whether at least `drainThreshold` jobs wait for a worker: hold new work until `'drain'`. */
+  readonly needsDrain: boolean;
+  readonly drainThreshold: number;
   readonly maxWorkers: number;
   readonly minWorkers: number;
   readonly concurrency: number;
@@ -399,10 +404,13 @@ export declare class Pool<F = any> extends EventEmitter {
   on(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;
   on(event: 'workerExit', listener: (info: WorkerExitInfo) => void): this;
   on(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
+  /** The jobs waiting for a worker dropped below `drainThreshold` (after they reached it). */
+  on(event: 'drain', listener: () => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'event', listener: (name: string, data: unknown, pid: number) => void): this;
   once(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;
   once(event: 'workerExit', listener: (info: WorkerExitInfo) => void): this;
   once(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
+  once(event: 'drain', listener: () => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }

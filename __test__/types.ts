@@ -163,6 +163,16 @@ async function usePool(): Promise<void> {
   await typed.map([1], { window: 'big' });
   // @ts-expect-error map's onProgress reports the batch
   await typed.map([1], { onProgress: (p: string) => p });
+  // Backpressure.
+  const drained = new Pool({ module: 'a.js', drainThreshold: 64 });
+  if (drained.needsDrain) await new Promise<void>((resolve) => drained.once('drain', resolve));
+  drained.on('drain', () => void 0);
+  const threshold: number = drained.drainThreshold;
+  void threshold;
+  // @ts-expect-error needsDrain is read-only
+  drained.needsDrain = false;
+  // @ts-expect-error a threshold is a number
+  new Pool({ module: 'a.js', drainThreshold: 'lots' });
   const st = loose.stats();
   const aborted: number = st.aborted + st.timedOut + st.coalesced;
   void aborted;

@@ -20,6 +20,7 @@ const {
 const { Session, Job, ScopedJob } = require('./session');
 const { Coalescer } = require('./coalesce');
 const { runBatch } = require('./batch');
+const { Backpressure } = require('./backpressure');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 // Never in a Pool worker's environment, whatever the parent's environment or `env` holds.
@@ -57,6 +58,7 @@ class Pool extends EventEmitter {
   #maxMessage;
   #coalescer = null; // made with the first job that has a `key`
   #batchHost = null; // what lib/batch.js needs of this pool, made with the first batch
+  #backpressure;
 
   constructor(options) {
     super();
@@ -117,6 +119,14 @@ class Pool extends EventEmitter {
       rejection: rejectionError,
       submitFailure: submitError,
     }, { calls: true, retries: o.retries, timeout: o.timeout ?? 0, priority: o.priority });
+    this.#backpressure = new Backpressure(this.#session, o.drainThreshold, () => this.emit('drain'));
+    // The waiting jobs are watched only once someone listens for 'drain' (or reads needsDrain).
+    const onListener = (event) => {
+      if (event !== 'drain') return;
+      this.#backpressure.watch();
+      this.removeListener('newListener', onListener);
+    };
+    this.on('newListener', onListener);
   }
 
   /**
@@ -226,6 +236,18 @@ class Pool extends EventEmitter {
     return this.#session.size + (this.#coalescer === null ? 0 : this.#coalescer.extra);
   }
 
+  /**
+   * Whether the jobs waiting for a worker number at least `drainThreshold`: stop submitting
+   * until 'drain'.
+   */
+  get needsDrain() {
+    return this.#backpressure.needsDrain();
+  }
+
+  get drainThreshold() {
+    return this.#backpressure.threshold;
+  }
+
   get maxWorkers() {
     return this.#maxWorkers;
   }
@@ -247,6 +269,8 @@ class Pool extends EventEmitter {
   stats() {
     const s = JSON.parse(this.#session.stats());
     s.rejected += this.#rejectedHere;
+    // Jobs of this tick, not yet handed to the engine, wait too.
+    s.queued += this.#session.unflushed;
     s.pending = this.#session.size;
     s.aborted = this.#session.aborted + this.#abortedHere;
     s.timedOut = this.#timedOut;

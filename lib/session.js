@@ -110,6 +110,7 @@ class Session {
   #exited = false;
   #refed = false;
   #abortedCount = 0; // jobs settled with an AbortError
+  #queueHook = null; // called when the queue may have changed (lib/backpressure.js), if set
 
   /**
    * `nativeOptions` for NativePool; `hooks` as above; `calls`: submit with submitCalls (names
@@ -138,6 +139,24 @@ class Session {
 
   get exited() {
     return this.#exited;
+  }
+
+  /**
+   * Jobs waiting for a worker: in the engine's queue (waiting for a worker to start, too), and
+   * submitted in this tick but not yet handed to the engine.
+   */
+  get waiting() {
+    return this.#native.queued() + this.#batch.length;
+  }
+
+  /** Jobs submitted in this tick, not yet handed to the engine. */
+  get unflushed() {
+    return this.#batch.length;
+  }
+
+  /** `hook()` runs after each hand-over of jobs, batch of records and withdrawal. */
+  onQueueChange(hook) {
+    this.#queueHook = hook;
   }
 
   /** Jobs their AbortSignal withdrew (queued or running) since the start. */
@@ -237,6 +256,16 @@ class Session {
       this.#submitPart(batch, fns, opts, prio, first, start, batch.length);
     }
     this.#updateRef();
+    if (this.#queueHook !== null) this.#queueChanged();
+  }
+
+  // The hook runs in the session's context; what it throws is thrown later, on its own.
+  #queueChanged() {
+    try {
+      this.#scope.runInAsyncScope(this.#queueHook);
+    } catch (e) {
+      rethrowLater([e]);
+    }
   }
 
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
@@ -388,6 +417,7 @@ class Session {
       }
     }
     this.#updateRef();
+    if (this.#queueHook !== null) this.#queueChanged();
     rethrowLater(errors);
   }
 
@@ -428,6 +458,7 @@ class Session {
       recs = null;
     }
     this.#updateRef();
+    if (this.#queueHook !== null) this.#queueChanged();
     rethrowLater(errors);
   }
 
