@@ -403,12 +403,21 @@ class Session {
     if (entry === undefined) return;
     this.#signals.delete(signal);
     this.flush();
-    const errors = [];
+    const jobs = [];
     for (const job of entry.jobs) {
       job.signal = null;
-      if (this.#jobs.get(job.id) !== job) continue;
-      this.#jobs.take(job.id);
-      this.#native.cancel(job.id);
+      if (this.#jobs.get(job.id) === job) jobs.push(job);
+    }
+    // Withdrawn last first, then settled in order. Jobs of one signal (a map() batch) are
+    // queued in the order they came, behind the running ones: a running job cancelled first
+    // could free its slot (its worker answers the cancel at once) for a job about to be
+    // withdrawn, which would then start.
+    for (let i = jobs.length - 1; i >= 0; i--) {
+      this.#jobs.take(jobs[i].id);
+      this.#native.cancel(jobs[i].id);
+    }
+    const errors = [];
+    for (const job of jobs) {
       this.#abortedCount++;
       try {
         this.settle(job, abortError(signal), undefined);
