@@ -50,6 +50,11 @@ export declare class NativePool {
   /** Pids of the live workers. */
   pids(): Array<number>
   /**
+   * Jobs queued and not yet given to a worker (for `needsDrain` and its `'drain'` event:
+   * cheaper than `stats()`).
+   */
+  queued(): number
+  /**
    * Withdraws a job (its caller aborted): 0 = not found, 1 = was queued, 2 = was running
    * (its worker is killed and replaced). No record follows for it.
    */

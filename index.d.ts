@@ -136,6 +136,8 @@ interface PoolCommonOptions {
    * ERR_INVALID_OPTION. Default: none (no caps).
    */
   prioritySlots?: Record<number, number>;
+  /** `needsDrain` is true while at least this many jobs wait for a worker; `'drain'` fires when they drop back below. An integer >= 1. Default: maxWorkers × concurrency. */
+  drainThreshold?: number;
   /** With `prioritySlots`, a higher range borrows only from the lowest range (proletariat's `SACRED_GUARANTEES`). Default: false. */
   sacredGuarantees?: boolean;
   /** Passed to each worker's `init(initData)` before its first job (any JSON value). */
@@ -184,6 +186,14 @@ export interface JobOptions<P = unknown> {
   retries?: number;
   /** This job's priority, a finite number (overrides the pool's `priority`): higher runs sooner; a retried job goes back to the head of its priority. */
   priority?: number;
+  /**
+   * Coalescing (proletariat's `_key`), a non-empty string: while a job of the same function and
+   * key is queued or running, this one joins it instead of running, and settles with its outcome
+   * (its own copy of the value, or an Error of the same shape). The shared job runs with the
+   * options of the caller that started it; a caller that aborts (or, having joined, passes its
+   * own `timeout`) detaches alone; the shared job is cancelled when every caller has gone.
+   */
+  key?: string;
 }
 
 /** `run()`'s options: a job's own options, and the function to run. */
@@ -191,6 +201,37 @@ export interface RunOptions<P = unknown> extends JobOptions<P> {
   /** A named function instead of the default one. */
   name?: string;
 }
+
+/** What `onProgress` of `map()`/`mapSettled()` reports. */
+export interface BatchProgress {
+  /** Items settled, either way. */
+  done: number;
+  /** Items among them that failed. */
+  failed: number;
+  /** The number of items: known from the start for an array, typed array, Set or Map; for any other iterable, null until it is exhausted (the last report always has it). */
+  total: number | null;
+}
+
+/** The options of `map()` and `mapSettled()`: each item's job options, and the batch's own. */
+export interface MapOptions<T = unknown, R = unknown> extends Omit<JobOptions, 'onProgress' | 'key'> {
+  /** A named function instead of the default one. */
+  name?: string;
+  /** Most items accepted and unsettled at once (queued or running); the next is pulled as one settles. Default: 4 × maxWorkers × concurrency. */
+  window?: number;
+  /** false: keep no results; the batch resolves with the last `BatchProgress` instead. Default: true. */
+  collect?: boolean;
+  /** Each item as it settles (proletariat's `workIndividual`), in the context of the map() call. */
+  onResult?: (err: Error | null, value: R | undefined, index: number) => void;
+  /** After each item settles: how far the batch is. */
+  onProgress?: (progress: BatchProgress) => void;
+  /** Coalescing for each item: one key for all, or a function of the item (undefined: none). */
+  key?: string | ((item: T, index: number) => string | undefined);
+}
+
+/** One item's outcome in `mapSettled()`. */
+export type MapSettledResult<R> =
+  | { status: 'fulfilled'; value: R }
+  | { status: 'rejected'; reason: Error };
 
 /** `exec()`'s options: a job's own options (the function's name is exec's first argument). */
 export type ExecOptions<P = unknown> = JobOptions<P> & { name?: never };
@@ -216,7 +257,7 @@ export interface Percentiles {
 
 export interface PoolStats {
   workers: WorkerStats[];
-  /** Jobs waiting for a worker. */
+  /** Jobs waiting for a worker: in the engine's queue (waiting for a worker to start, too) or submitted in this tick. */
   queued: number;
   /** Jobs on workers. */
   inFlight: number;
@@ -234,8 +275,10 @@ export interface PoolStats {
   rejected: number;
   /** Jobs their AbortSignal withdrew (queued or running), or refused because it was aborted already. */
   aborted: number;
-  /** Jobs that ran past their timeout (ERR_JOB_TIMEOUT; also counted in `failed`). */
+  /** Jobs that ran past their timeout (ERR_JOB_TIMEOUT; also counted in `failed`), and callers of a shared job (`key`) that waited past theirs. */
   timedOut: number;
+  /** Jobs with a `key` that joined a shared job instead of running, since the start. */
+  coalesced: number;
   /** Completions per second over the last ten seconds (over the time since the start while that is shorter, counted as at least one second). */
   throughput: number;
   /** Time from submission to a worker, in ms, over recent jobs (null before any). */
@@ -303,6 +346,41 @@ export declare class Pool<F = any> extends EventEmitter {
     name: K,
     ...args: F[K] extends AnyFn ? Parameters<F[K]> : any[]
   ): Promise<F[K] extends AnyFn ? Awaited<ReturnType<F[K]>> : any>;
+  /**
+   * Runs the function `options.name` on each item of an iterable or async iterable, pulled
+   * through a bounded window; resolves with the results in input order, or rejects with the
+   * first error, after withdrawing the items not started and cancelling the running ones.
+   */
+  map<K extends FnNames<F>>(
+    items: Iterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any> | AsyncIterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any>,
+    options: MapOptions<F[K] extends AnyFn ? Parameters<F[K]>[0] : any, ResultOf<F, K>> & { name: K; collect?: true },
+  ): Promise<ResultOf<F, K>[]>;
+  map<K extends FnNames<F>>(
+    items: Iterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any> | AsyncIterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any>,
+    options: MapOptions<F[K] extends AnyFn ? Parameters<F[K]>[0] : any, ResultOf<F, K>> & { name: K; collect: false },
+  ): Promise<BatchProgress>;
+  /** The same with the default function. */
+  map<R = DefaultResult<F>>(
+    items: Iterable<DefaultArg<F>> | AsyncIterable<DefaultArg<F>>,
+    options?: MapOptions<DefaultArg<F>, R> & { name?: DefaultName<F>; collect?: true },
+  ): Promise<R[]>;
+  map<R = DefaultResult<F>>(
+    items: Iterable<DefaultArg<F>> | AsyncIterable<DefaultArg<F>>,
+    options: MapOptions<DefaultArg<F>, R> & { name?: DefaultName<F>; collect: false },
+  ): Promise<BatchProgress>;
+  /** As `map()`, but never fails for an item: resolves with every item's outcome, in input order. */
+  mapSettled<K extends FnNames<F>>(
+    items: Iterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any> | AsyncIterable<F[K] extends AnyFn ? Parameters<F[K]>[0] : any>,
+    options: MapOptions<F[K] extends AnyFn ? Parameters<F[K]>[0] : any, ResultOf<F, K>> & { name: K; collect?: true },
+  ): Promise<MapSettledResult<ResultOf<F, K>>[]>;
+  mapSettled<R = DefaultResult<F>>(
+    items: Iterable<DefaultArg<F>> | AsyncIterable<DefaultArg<F>>,
+    options?: MapOptions<DefaultArg<F>, R> & { name?: DefaultName<F>; collect?: true },
+  ): Promise<MapSettledResult<R>[]>;
+  mapSettled(
+    items: Iterable<unknown> | AsyncIterable<unknown>,
+    options: MapOptions & { collect: false },
+  ): Promise<BatchProgress>;
   /** Runs the default function; `cb` runs once, in the caller's async context. */
   enqueue<R = DefaultResult<F>>(task: DefaultArg<F>, cb: (err: Error | null, result?: R) => void): this;
   /** Lets every accepted job finish, then stops the workers; resolves when all are reaped. */
@@ -313,6 +391,9 @@ export declare class Pool<F = any> extends EventEmitter {
   readonly pids: number[];
   /** Jobs accepted and not yet settled. */
   readonly pending: number;
+  /** Whether at least `drainThreshold` jobs wait for a worker: hold new work until `'drain'`. */
+  readonly needsDrain: boolean;
+  readonly drainThreshold: number;
   readonly maxWorkers: number;
   readonly minWorkers: number;
   readonly concurrency: number;
@@ -323,10 +404,13 @@ export declare class Pool<F = any> extends EventEmitter {
   on(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;
   on(event: 'workerExit', listener: (info: WorkerExitInfo) => void): this;
   on(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
+  /** The jobs waiting for a worker dropped below `drainThreshold` (after they reached it). */
+  on(event: 'drain', listener: () => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'event', listener: (name: string, data: unknown, pid: number) => void): this;
   once(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;
   once(event: 'workerExit', listener: (info: WorkerExitInfo) => void): this;
   once(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
+  once(event: 'drain', listener: () => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }

@@ -135,8 +135,46 @@ async function usePool(): Promise<void> {
   }
   const ac = new AbortController();
   await loose.run(1, { signal: ac.signal, timeout: 1000, retries: 2, priority: 0.5 });
+  await typed.exec('add', [1, 2], { key: 'one-plus-two' });
+  const shared: string = await typed.run('x', { name: 'shout', key: 'x' });
+  void shared;
+  // @ts-expect-error a key is a string
+  await typed.run(21, { key: 21 });
+  // Batches: typed from the module's function, items in input order.
+  const sums: number[] = await typed.map([1, 2, 3]);
+  const louds: string[] = await typed.map(['a', 'b'], {
+    name: 'shout', window: 8, timeout: 1000, retries: 1, priority: 1, signal: ac.signal,
+    key: (s, i) => `${s}${i}`,
+    onResult: (err, value, index) => { const v: string | undefined = value; void err; void v; void index; },
+    onProgress: ({ done, failed, total }) => { const n: number | null = total; void done; void failed; void n; },
+  });
+  async function* gen(): AsyncGenerator<string> { yield 'x'; }
+  const settled = await typed.mapSettled(gen(), { name: 'shout', key: 'same' });
+  for (const r of settled) {
+    if (r.status === 'fulfilled') { const v: string = r.value; void v; } else { const e: Error = r.reason; void e; }
+  }
+  const counted = await typed.map([1, 2], { collect: false });
+  const doneCount: number = counted.done;
+  const anyMap: unknown[] = await loose.map(new Set([1, 'two']), { name: 'f' });
+  void sums; void louds; void doneCount; void anyMap;
+  // @ts-expect-error shout takes strings
+  await typed.map([1, 2], { name: 'shout' });
+  // @ts-expect-error a window is a number
+  await typed.map([1], { window: 'big' });
+  // @ts-expect-error map's onProgress reports the batch
+  await typed.map([1], { onProgress: (p: string) => p });
+  // Backpressure.
+  const drained = new Pool({ module: 'a.js', drainThreshold: 64 });
+  if (drained.needsDrain) await new Promise<void>((resolve) => drained.once('drain', resolve));
+  drained.on('drain', () => void 0);
+  const threshold: number = drained.drainThreshold;
+  void threshold;
+  // @ts-expect-error needsDrain is read-only
+  drained.needsDrain = false;
+  // @ts-expect-error a threshold is a number
+  new Pool({ module: 'a.js', drainThreshold: 'lots' });
   const st = loose.stats();
-  const aborted: number = st.aborted + st.timedOut;
+  const aborted: number = st.aborted + st.timedOut + st.coalesced;
   void aborted;
   const busy: number = st.workers.filter((w) => w.state === 'busy').length;
   const p99: number | undefined = st.runTime?.p99;

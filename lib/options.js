@@ -51,6 +51,8 @@ const OPTIONS = Object.freeze([
   // is killed; 0 kills it at once.
   { name: 'cancelGraceMs', type: 'ms', range: [0, MAX_U32], default: 1000, floor: true },
   { name: 'maxBacklog', type: 'count', range: [0, Infinity], default: null, unlimited: null },
+  // needsDrain is true while this many jobs wait for a worker; by default, the slots.
+  { name: 'drainThreshold', type: 'int', range: [1, MAX_SAFE], default: (resolved) => resolved.maxWorkers * resolved.concurrency },
   { name: 'maxExpectedWait', type: 'ms', range: [0, Infinity], exclusive: true, default: null },
   // The JSON text of the worker's init() argument.
   { name: 'initData', type: 'json', default: 'null' },

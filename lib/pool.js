@@ -18,6 +18,9 @@ const {
   resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage,
 } = require('./options');
 const { Session, Job, ScopedJob } = require('./session');
+const { Coalescer } = require('./coalesce');
+const { runBatch } = require('./batch');
+const { Backpressure } = require('./backpressure');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 // Never in a Pool worker's environment, whatever the parent's environment or `env` holds.
@@ -53,6 +56,9 @@ class Pool extends EventEmitter {
   #timedOut = 0; // jobs failed with ERR_JOB_TIMEOUT
   #abortedHere = 0; // jobs whose signal was aborted before run()/exec() was called
   #maxMessage;
+  #coalescer = null; // made with the first job that has a `key`
+  #batchHost = null; // what lib/batch.js needs of this pool, made with the first batch
+  #backpressure;
 
   constructor(options) {
     super();
@@ -113,6 +119,14 @@ class Pool extends EventEmitter {
       rejection: rejectionError,
       submitFailure: submitError,
     }, { calls: true, retries: o.retries, timeout: o.timeout ?? 0, priority: o.priority });
+    this.#backpressure = new Backpressure(this.#session, o.drainThreshold, () => this.emit('drain'));
+    // The waiting jobs are watched only once someone listens for 'drain' (or reads needsDrain).
+    const onListener = (event) => {
+      if (event !== 'drain') return;
+      this.#backpressure.watch();
+      this.removeListener('newListener', onListener);
+    };
+    this.on('newListener', onListener);
   }
 
   /**
@@ -129,8 +143,13 @@ class Pool extends EventEmitter {
     const promise = optPromise;
     const name = optName;
     optPromise = null;
-    if (job !== null) this.#submit(name, task, undefined, job);
-    else if (name === ABORTED) this.#abortedHere++;
+    if (job === null) {
+      if (name === ABORTED) this.#abortedHere++;
+    } else if (optKey === null) {
+      this.#submit(name, task, undefined, job);
+    } else {
+      this.#coalesce(name, task, undefined, job, optKey);
+    }
     return promise;
   }
 
@@ -166,9 +185,28 @@ class Pool extends EventEmitter {
     const promise = optPromise;
     const why = optName;
     optPromise = null;
-    if (job !== null) this.#submit(name, undefined, args, job);
-    else if (why === ABORTED) this.#abortedHere++;
+    if (job === null) {
+      if (why === ABORTED) this.#abortedHere++;
+    } else if (optKey === null) {
+      this.#submit(name, undefined, args, job);
+    } else {
+      this.#coalesce(name, undefined, args, job, optKey);
+    }
     return promise;
+  }
+
+  /**
+   * Runs the default function (or `options.name`) on each item of `items` (an iterable or async
+   * iterable, pulled through a bounded window); resolves with the results in input order, or
+   * rejects with the first error after withdrawing the rest (lib/batch.js).
+   */
+  map(items, options) {
+    return runBatch(this.#host(), items, options, 'map', false);
+  }
+
+  /** As map(), but resolves with every item's { status, value | reason }. */
+  mapSettled(items, options) {
+    return runBatch(this.#host(), items, options, 'mapSettled', true);
   }
 
   /** Runs the default function with `task`; `cb(err, result)` runs once, in this call's async context. */
@@ -193,9 +231,21 @@ class Pool extends EventEmitter {
     return this.#session.pids();
   }
 
-  /** Jobs accepted and not settled yet. */
+  /** Jobs accepted and not settled yet (callers of a shared job each count). */
   get pending() {
-    return this.#session.size;
+    return this.#session.size + (this.#coalescer === null ? 0 : this.#coalescer.extra);
+  }
+
+  /**
+   * Whether the jobs waiting for a worker number at least `drainThreshold`: stop submitting
+   * until 'drain'.
+   */
+  get needsDrain() {
+    return this.#backpressure.needsDrain();
+  }
+
+  get drainThreshold() {
+    return this.#backpressure.threshold;
   }
 
   get maxWorkers() {
@@ -219,9 +269,19 @@ class Pool extends EventEmitter {
   stats() {
     const s = JSON.parse(this.#session.stats());
     s.rejected += this.#rejectedHere;
+    // Jobs of this tick, not yet handed to the engine, wait too.
+    s.queued += this.#session.unflushed;
     s.pending = this.#session.size;
     s.aborted = this.#session.aborted + this.#abortedHere;
     s.timedOut = this.#timedOut;
+    s.coalesced = 0;
+    const c = this.#coalescer;
+    if (c !== null) {
+      s.pending += c.extra;
+      s.coalesced = c.joined;
+      s.aborted += c.aborted - c.cancelled;
+      s.timedOut += c.timedOut;
+    }
     return s;
   }
 
@@ -235,6 +295,30 @@ class Pool extends EventEmitter {
     }
     this.#session.shutdown(drain);
     return this.#done.promise;
+  }
+
+  #host() {
+    if (this.#batchHost === null) {
+      this.#batchHost = {
+        slots: this.#maxWorkers * this.#concurrency,
+        readJob: readBatchJob,
+        submit: (name, item, job, key) => {
+          if (key === null) this.#submit(name, item, undefined, job);
+          else this.#coalesce(name, item, undefined, job, key);
+        },
+      };
+    }
+    return this.#batchHost;
+  }
+
+  // A job with a `key`: lib/coalesce.js runs it, or joins it to the shared job of its key.
+  #coalesce(name, task, args, job, key) {
+    if (this.#coalescer === null) {
+      this.#coalescer = new Coalescer(
+        (n, t, a, carrier) => this.#submit(n, t, a, carrier),
+        (j, err, value) => this.#session.settle(j, err, value));
+    }
+    this.#coalescer.add(name, task, args, job, key);
   }
 
   // One job: `task` as the only argument, or the array `args` (call()).
@@ -321,7 +405,7 @@ class Pool extends EventEmitter {
 
 // The per-job options of run() and exec(): what each method takes, and how it is named in
 // errors. exec() takes its function's name as its first argument, not as an option.
-const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority'];
+const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority', 'key'];
 const ABORTED = Symbol('aborted');
 const RUN = {
   what: 'run', usage: 'run(task, options)', names: ['name', ...JOB_OPTIONS],
@@ -329,17 +413,40 @@ const RUN = {
 const EXEC = {
   what: 'exec', usage: 'exec(name, args, options)', names: JOB_OPTIONS,
 };
+// map()/mapSettled(): onProgress is the batch's ({ done, failed, total }), not a job's.
+const MAP = {
+  what: 'map', usage: 'map(items, options)', names: ['name', 'window', 'collect', 'onResult', ...JOB_OPTIONS],
+};
 RUN.known = new Set(RUN.names);
 EXEC.known = new Set(EXEC.names);
+MAP.known = new Set(MAP.names);
+
+// A batch's per-job options, read once into a template job: { template, name, key }, or an
+// Error (an unknown option, a wrong value).
+function readBatchJob(options) {
+  for (const key in options) {
+    if (MAP.known.has(key) || !Object.hasOwn(options, key)) continue;
+    return unknownOptionError(`${MAP.what}() option`, key, MAP.names);
+  }
+  const template = new Job(null, null, null, undefined);
+  optKey = null;
+  const name = readOptions(template, options, undefined, MAP.what);
+  const key = optKey;
+  optKey = null;
+  if (name instanceof Error) return name;
+  return { template, name, key };
+}
 
 // A job with its per-job `options` read (for `m`, RUN or EXEC), or null when an option is
 // wrong (its Promise is then rejected: a getter that throws, an unknown option, a wrong value
 // never make the method throw). Out-parameters, so that the hot path allocates nothing beyond
 // the job and its Promise: `optPromise`, the job's Promise; `optName`, run()'s options.name
-// (or null), or ABORTED when the signal was aborted already.
+// (or null), or ABORTED when the signal was aborted already; `optKey`, options.key (or null).
 let optPromise = null;
 let optName = null;
+let optKey = null;
 function optionsJob(options, m) {
+  optKey = null;
   // onProgress runs in the calling method's async context: such a job carries it. The options
   // are read once, here.
   let onProgress;
@@ -384,8 +491,8 @@ function optionsJob(options, m) {
 // (a string or null) or an Error. Getters of `options` and of its signal may throw: the caller
 // turns that into the Promise's rejection.
 function readOptions(job, options, onProgress, what) {
-  const { signal, timeout, retries, priority } = options;
-  const name = what === 'run' ? options.name : undefined;
+  const { signal, timeout, retries, priority, key } = options;
+  const name = what === 'exec' ? undefined : options.name;
   if (name !== undefined && name !== null && typeof name !== 'string') {
     return argumentError(`${what}(): options.name must be a string`);
   }
@@ -416,6 +523,11 @@ function readOptions(job, options, onProgress, what) {
     }
     job.priority = priority;
   }
+  if (key !== undefined) {
+    if (typeof key !== 'string' || key.length === 0) {
+      return argumentError(`${what}(): options.key must be a non-empty string`);
+    }
+  }
   if (signal !== undefined && signal !== null) {
     if (typeof signal !== 'object' || typeof signal.aborted !== 'boolean' ||
         typeof signal.addEventListener !== 'function') {
@@ -424,6 +536,7 @@ function readOptions(job, options, onProgress, what) {
     if (signal.aborted) return abortError(signal);
     job.signal = signal;
   }
+  if (key !== undefined) optKey = key;
   return name ?? null;
 }
 

@@ -110,6 +110,7 @@ class Session {
   #exited = false;
   #refed = false;
   #abortedCount = 0; // jobs settled with an AbortError
+  #queueHook = null; // called when the queue may have changed (lib/backpressure.js), if set
 
   /**
    * `nativeOptions` for NativePool; `hooks` as above; `calls`: submit with submitCalls (names
@@ -138,6 +139,24 @@ class Session {
 
   get exited() {
     return this.#exited;
+  }
+
+  /**
+   * Jobs waiting for a worker: in the engine's queue (waiting for a worker to start, too), and
+   * submitted in this tick but not yet handed to the engine.
+   */
+  get waiting() {
+    return this.#native.queued() + this.#batch.length;
+  }
+
+  /** Jobs submitted in this tick, not yet handed to the engine. */
+  get unflushed() {
+    return this.#batch.length;
+  }
+
+  /** `hook()` runs after each hand-over of jobs, batch of records and withdrawal. */
+  onQueueChange(hook) {
+    this.#queueHook = hook;
   }
 
   /** Jobs their AbortSignal withdrew (queued or running) since the start. */
@@ -237,6 +256,16 @@ class Session {
       this.#submitPart(batch, fns, opts, prio, first, start, batch.length);
     }
     this.#updateRef();
+    if (this.#queueHook !== null) this.#queueChanged();
+  }
+
+  // The hook runs in the session's context; what it throws is thrown later, on its own.
+  #queueChanged() {
+    try {
+      this.#scope.runInAsyncScope(this.#queueHook);
+    } catch (e) {
+      rethrowLater([e]);
+    }
   }
 
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
@@ -374,12 +403,21 @@ class Session {
     if (entry === undefined) return;
     this.#signals.delete(signal);
     this.flush();
-    const errors = [];
+    const jobs = [];
     for (const job of entry.jobs) {
       job.signal = null;
-      if (this.#jobs.get(job.id) !== job) continue;
-      this.#jobs.take(job.id);
-      this.#native.cancel(job.id);
+      if (this.#jobs.get(job.id) === job) jobs.push(job);
+    }
+    // Withdrawn last first, then settled in order. Jobs of one signal (a map() batch) are
+    // queued in the order they came, behind the running ones: a running job cancelled first
+    // could free its slot (its worker answers the cancel at once) for a job about to be
+    // withdrawn, which would then start.
+    for (let i = jobs.length - 1; i >= 0; i--) {
+      this.#jobs.take(jobs[i].id);
+      this.#native.cancel(jobs[i].id);
+    }
+    const errors = [];
+    for (const job of jobs) {
       this.#abortedCount++;
       try {
         this.settle(job, abortError(signal), undefined);
@@ -388,6 +426,7 @@ class Session {
       }
     }
     this.#updateRef();
+    if (this.#queueHook !== null) this.#queueChanged();
     rethrowLater(errors);
   }
 
@@ -428,6 +467,7 @@ class Session {
       recs = null;
     }
     this.#updateRef();
+    if (this.#queueHook !== null) this.#queueChanged();
     rethrowLater(errors);
   }
 
