@@ -27,9 +27,11 @@ export declare class NativePool {
    * of `fns`, when given, the JSON text of its function name (`null` for the default). The
    * engine writes the frames.
    * Returns and options as for `submit`; `priorities` (finite numbers), when given, one
-   * per job, replace the pool's default priority (left out: the pool's, for every job).
+   * per job, replace the pool's default priority (left out: the pool's, for every job);
+   * `waits`, when given, holds two values per job, its queue timeout and its total timeout
+   * (milliseconds, 0 = none, as `timeouts`), replacing the pool's.
    */
-  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null): Array<number>
+  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null): Array<number>
   /**
    * Every record produced since the last call, as one JSON array of `kind, id, value`
    * triples (kind a `RecordKind`), or null.
@@ -172,6 +174,16 @@ export interface NativeOptions {
   timeoutMs?: number
   /** Default priority of a job (finite; higher runs sooner). Default 0. */
   priority?: number
+  /**
+   * Default queue timeout (> 0) of a job, in milliseconds: the longest it waits for a
+   * worker. Default: none.
+   */
+  queueTimeoutMs?: number
+  /**
+   * Default total timeout (> 0) of a job, in milliseconds: from submission to settlement.
+   * Default: none.
+   */
+  totalTimeoutMs?: number
   /**
    * Guaranteed slots per priority range, as flat pairs `[from, slots, …]`: `from` a
    * priority >= 0 (0 is the lowest range, which always has the slots the others leave),

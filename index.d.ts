@@ -64,6 +64,8 @@ export declare const codes: {
   readonly WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED';
   readonly SPAWN_FAILED: 'ERR_SPAWN_FAILED';
   readonly JOB_TIMEOUT: 'ERR_JOB_TIMEOUT';
+  readonly QUEUE_TIMEOUT: 'ERR_QUEUE_TIMEOUT';
+  readonly TOTAL_TIMEOUT: 'ERR_TOTAL_TIMEOUT';
   /** The `code` of an abort's error, a DOMException named AbortError (not a PoolError). */
   readonly ABORTED: 'ABORT_ERR';
   /** Raised in the worker: it has no function of that name (or no default function). */
@@ -123,6 +125,10 @@ interface PoolCommonOptions {
   timeout?: number;
   /** Most jobs in flight on one worker at once (answered in any order). Default: 1. */
   concurrency?: number;
+  /** Longest a job waits for a worker, in ms (proletariat's EATO): past it the job rejects with ERR_QUEUE_TIMEOUT, never runs, and the pool emits `'queueTimeout'`. A retried job waits anew (counted from its return to the queue). Infinity: none. Default: none. */
+  queueTimeout?: number;
+  /** Longest time from the call to the job's settlement, in ms, retries included (proletariat's ECSTO): a waiting job is withdrawn, a running one cancelled as after an abort (killed and replaced after `cancelGraceMs`); it rejects with ERR_TOTAL_TIMEOUT and the pool emits `'totalTimeout'`. Infinity: none. Default: none. */
+  totalTimeout?: number;
   /** A job's priority when `run()`/`exec()` give none (a finite number): higher runs sooner, equal ones first come first served. Default: 0. */
   priority?: number;
   /**
@@ -184,6 +190,10 @@ export interface JobOptions<P = unknown> {
   retries?: number;
   /** This job's priority, a finite number (overrides the pool's `priority`): higher runs sooner; a retried job goes back to the head of its priority. */
   priority?: number;
+  /** This job's queue timeout in ms (overrides the pool's `queueTimeout`; Infinity: none). */
+  queueTimeout?: number;
+  /** This job's total timeout in ms, from this call to its settlement (overrides the pool's `totalTimeout`; Infinity: none). */
+  totalTimeout?: number;
 }
 
 /** `run()`'s options: a job's own options, and the function to run. */
@@ -236,12 +246,32 @@ export interface PoolStats {
   aborted: number;
   /** Jobs that ran past their timeout (ERR_JOB_TIMEOUT; also counted in `failed`). */
   timedOut: number;
+  /** Jobs that waited past their `queueTimeout` (ERR_QUEUE_TIMEOUT; also counted in `failed`). */
+  queueTimedOut: number;
+  /** Jobs not settled within their `totalTimeout` (ERR_TOTAL_TIMEOUT; also counted in `failed`). */
+  totalTimedOut: number;
   /** Completions per second over the last ten seconds (over the time since the start while that is shorter, counted as at least one second). */
   throughput: number;
   /** Time from submission to a worker, in ms, over recent jobs (null before any). */
   waitTime: Percentiles | null;
   /** Time on a worker, in ms, over recent jobs (null before any). */
   runTime: Percentiles | null;
+}
+
+/** `'queueTimeout'`: a job waited past its `queueTimeout` (it rejected with ERR_QUEUE_TIMEOUT). */
+export interface QueueTimeoutInfo {
+  /** The job's function (null: the default one). */
+  name: string | null;
+  /** How long it waited for a worker, in ms. */
+  waitedMs: number;
+}
+
+/** `'totalTimeout'`: a job was not settled within its `totalTimeout` (it rejected with ERR_TOTAL_TIMEOUT). */
+export interface TotalTimeoutInfo {
+  /** The job's function (null: the default one). */
+  name: string | null;
+  /** The worker it was cancelled on, or null if it was still waiting. */
+  pid: number | null;
 }
 
 /** Physical cores and execution units (logical CPUs) of this machine. */
@@ -323,10 +353,14 @@ export declare class Pool<F = any> extends EventEmitter {
   on(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;
   on(event: 'workerExit', listener: (info: WorkerExitInfo) => void): this;
   on(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
+  on(event: 'queueTimeout', listener: (info: QueueTimeoutInfo) => void): this;
+  on(event: 'totalTimeout', listener: (info: TotalTimeoutInfo) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'event', listener: (name: string, data: unknown, pid: number) => void): this;
   once(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;
   once(event: 'workerExit', listener: (info: WorkerExitInfo) => void): this;
   once(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
+  once(event: 'queueTimeout', listener: (info: QueueTimeoutInfo) => void): this;
+  once(event: 'totalTimeout', listener: (info: TotalTimeoutInfo) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }

@@ -38,6 +38,10 @@ const OPTIONS = Object.freeze([
   { name: 'maxRss', type: 'int', range: [1, MAX_SAFE], default: null },
   { name: 'retries', type: 'count', range: [0, 1000], default: 0 },
   { name: 'timeout', type: 'ms', range: [0, Infinity], exclusive: true, default: null, unlimited: null },
+  // The longest a job waits for a worker (proletariat's EATO), and the longest from the call
+  // to its settlement (ECSTO), when run()/exec() give none; null: no limit.
+  { name: 'queueTimeout', type: 'ms', range: [0, Infinity], exclusive: true, default: null, unlimited: null },
+  { name: 'totalTimeout', type: 'ms', range: [0, Infinity], exclusive: true, default: null, unlimited: null },
   // A job's priority when run()/exec() give none: higher runs sooner, equal ones in order.
   { name: 'priority', type: 'finite', default: 0 },
   // Guaranteed slots per priority range ({ from: slots }), proletariat's semantics; null: none.

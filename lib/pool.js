@@ -51,6 +51,8 @@ class Pool extends EventEmitter {
   #concurrency;
   #rejectedHere = 0;
   #timedOut = 0; // jobs failed with ERR_JOB_TIMEOUT
+  #queueTimedOut = 0; // ... with ERR_QUEUE_TIMEOUT
+  #totalTimedOut = 0; // ... with ERR_TOTAL_TIMEOUT
   #abortedHere = 0; // jobs whose signal was aborted before run()/exec() was called
   #maxMessage;
 
@@ -98,6 +100,8 @@ class Pool extends EventEmitter {
       retries: o.retries,
       timeoutMs: o.timeout ?? undefined,
       priority: o.priority,
+      queueTimeoutMs: o.queueTimeout ?? undefined,
+      totalTimeoutMs: o.totalTimeout ?? undefined,
       prioritySlots: o.prioritySlots ?? undefined,
       sacredGuarantees: o.sacredGuarantees,
       ...internalLimits(options),
@@ -110,14 +114,20 @@ class Pool extends EventEmitter {
           terminated: this.#state === 'terminating', protocolErrors: this.#protocolErrors,
         });
       },
+      // After a job its own deadline failed has settled: its event.
+      failed: (value, job) => this.#deadlineFailed(value, job),
       rejection: rejectionError,
       submitFailure: submitError,
-    }, { calls: true, retries: o.retries, timeout: o.timeout ?? 0, priority: o.priority });
+    }, {
+      calls: true, retries: o.retries, timeout: o.timeout ?? 0, priority: o.priority,
+      queueTimeout: o.queueTimeout ?? 0, totalTimeout: o.totalTimeout ?? 0,
+    });
   }
 
   /**
    * Runs the default function (or `options.name`) with `task` as its one argument.
-   * Options: name, onProgress, signal (AbortSignal), timeout (ms), retries, priority.
+   * Options: name, onProgress, signal (AbortSignal), timeout (ms), retries, priority,
+   * queueTimeout (ms), totalTimeout (ms).
    */
   run(task, options) {
     if (options === undefined) {
@@ -146,7 +156,8 @@ class Pool extends EventEmitter {
 
   /**
    * Runs the named function with the array `args` as its arguments (workerpool's order).
-   * Options: onProgress, signal (AbortSignal), timeout (ms), retries, priority.
+   * Options: onProgress, signal (AbortSignal), timeout (ms), retries, priority, queueTimeout
+   * (ms), totalTimeout (ms).
    */
   exec(name, args, options) {
     if (typeof name !== 'string') {
@@ -222,7 +233,21 @@ class Pool extends EventEmitter {
     s.pending = this.#session.size;
     s.aborted = this.#session.aborted + this.#abortedHere;
     s.timedOut = this.#timedOut;
+    s.queueTimedOut = this.#queueTimedOut;
+    s.totalTimedOut = this.#totalTimedOut;
     return s;
+  }
+
+  // 'queueTimeout' / 'totalTimeout' for a job its own deadline failed (`value`: the engine's
+  // failure record), in the pool's async context.
+  #deadlineFailed(value, job) {
+    if (value.reason === 'queue_timeout') {
+      this.#queueTimedOut++;
+      this.emit('queueTimeout', { name: job.name, waitedMs: value.waited_ms });
+    } else if (value.reason === 'total_timeout') {
+      this.#totalTimedOut++;
+      this.emit('totalTimeout', { name: job.name, pid: value.pid ?? null });
+    }
   }
 
   #shutdown(drain) {
@@ -321,7 +346,9 @@ class Pool extends EventEmitter {
 
 // The per-job options of run() and exec(): what each method takes, and how it is named in
 // errors. exec() takes its function's name as its first argument, not as an option.
-const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority'];
+const JOB_OPTIONS = [
+  'onProgress', 'signal', 'timeout', 'retries', 'priority', 'queueTimeout', 'totalTimeout',
+];
 const ABORTED = Symbol('aborted');
 const RUN = {
   what: 'run', usage: 'run(task, options)', names: ['name', ...JOB_OPTIONS],
@@ -384,7 +411,7 @@ function optionsJob(options, m) {
 // (a string or null) or an Error. Getters of `options` and of its signal may throw: the caller
 // turns that into the Promise's rejection.
 function readOptions(job, options, onProgress, what) {
-  const { signal, timeout, retries, priority } = options;
+  const { signal, timeout, retries, priority, queueTimeout, totalTimeout } = options;
   const name = what === 'run' ? options.name : undefined;
   if (name !== undefined && name !== null && typeof name !== 'string') {
     return argumentError(`${what}(): options.name must be a string`);
@@ -403,6 +430,16 @@ function readOptions(job, options, onProgress, what) {
       return argumentError(`${what}(): ${durationMessage('options.timeout', timeout)}`);
     }
     job.timeout = timeout === Infinity ? 0 : timeout;
+  }
+  if (queueTimeout !== undefined) {
+    const ms = spanOption(what, 'queueTimeout', queueTimeout);
+    if (ms instanceof Error) return ms;
+    job.queueTimeout = ms;
+  }
+  if (totalTimeout !== undefined) {
+    const ms = spanOption(what, 'totalTimeout', totalTimeout);
+    if (ms instanceof Error) return ms;
+    job.totalTimeout = ms;
   }
   if (retries !== undefined) {
     if (!Number.isInteger(retries) || retries < 0 || retries > 1000) {
@@ -425,6 +462,17 @@ function readOptions(job, options, onProgress, what) {
     job.signal = signal;
   }
   return name ?? null;
+}
+
+// A per-job span in ms (> 0; Infinity: none, which the engine reads as 0), or its Error.
+function spanOption(what, name, v) {
+  if (typeof v !== 'number' || !(v > 0)) {
+    return argumentError(`${what}(): options.${name} must be a number of milliseconds > 0, or Infinity`);
+  }
+  if (v !== Infinity && v > MAX_DURATION_MS) {
+    return argumentError(`${what}(): ${durationMessage(`options.${name}`, v)}`);
+  }
+  return v === Infinity ? 0 : v;
 }
 
 function settleLater(session, job, err) {

@@ -83,6 +83,12 @@ pub struct NativeOptions {
     pub timeout_ms: Option<f64>,
     /// Default priority of a job (finite; higher runs sooner). Default 0.
     pub priority: Option<f64>,
+    /// Default queue timeout (> 0) of a job, in milliseconds: the longest it waits for a
+    /// worker. Default: none.
+    pub queue_timeout_ms: Option<f64>,
+    /// Default total timeout (> 0) of a job, in milliseconds: from submission to settlement.
+    /// Default: none.
+    pub total_timeout_ms: Option<f64>,
     /// Guaranteed slots per priority range, as flat pairs `[from, slots, …]`: `from` a
     /// priority >= 0 (0 is the lowest range, which always has the slots the others leave),
     /// `slots` an integer >= 0. Their sum must not exceed `maxWorkers × concurrency`.
@@ -148,6 +154,8 @@ impl TryFrom<NativeOptions> for EngineConfig {
         };
         let idle_timeout = positive_millis("idleTimeoutMs", o.idle_timeout_ms)?;
         let timeout = positive_millis("timeoutMs", o.timeout_ms)?;
+        let queue_timeout = positive_millis("queueTimeoutMs", o.queue_timeout_ms)?;
+        let total_timeout = positive_millis("totalTimeoutMs", o.total_timeout_ms)?;
         let max_jobs_per_worker = count("maxJobsPerWorker", o.max_jobs_per_worker)?;
         let max_rss = count("maxRss", o.max_rss)?;
         let nice = o.nice.unwrap_or(0);
@@ -235,6 +243,8 @@ impl TryFrom<NativeOptions> for EngineConfig {
             retries: o.retries.unwrap_or(0),
             timeout,
             priority,
+            queue_timeout,
+            total_timeout,
         };
         cfg.max_rss = max_rss;
         cfg.affinity = o.affinity.unwrap_or(false);
@@ -328,6 +338,8 @@ mod tests {
             retries: None,
             timeout_ms: None,
             priority: None,
+            queue_timeout_ms: None,
+            total_timeout_ms: None,
             priority_slots: None,
             sacred_guarantees: None,
             max_record_bytes: None,
@@ -387,9 +399,16 @@ mod tests {
             o.nice = Some(19);
             o.retries = Some(3);
             o.timeout_ms = Some(2000.0);
+            o.queue_timeout_ms = Some(300.0);
+            o.total_timeout_ms = Some(f64::INFINITY);
         })
         .unwrap();
         let s = &cfg.sched;
+        assert_eq!(
+            cfg.job_defaults.queue_timeout,
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(cfg.job_defaults.total_timeout, None, "Infinity: none");
         assert_eq!(s.max_backlog, Some(0));
         assert_eq!(s.max_request_time, Some(1.5));
         assert_eq!(s.min_workers, 4);
@@ -424,7 +443,7 @@ mod tests {
 
     #[test]
     fn what_the_engine_cannot_run_is_refused_with_the_reason() {
-        let cases: [Case; 13] = [
+        let cases: [Case; 15] = [
             (
                 |o| o.max_workers = 0,
                 "maxWorkers and concurrency must be at least 1",
@@ -461,6 +480,14 @@ mod tests {
             (
                 |o| o.timeout_ms = Some(f64::NAN),
                 "timeoutMs must be a number of milliseconds > 0",
+            ),
+            (
+                |o| o.queue_timeout_ms = Some(-1.0),
+                "queueTimeoutMs must be a number of milliseconds > 0",
+            ),
+            (
+                |o| o.total_timeout_ms = Some(0.0),
+                "totalTimeoutMs must be a number of milliseconds > 0",
             ),
             (
                 |o| o.max_jobs_per_worker = Some(0.0),

@@ -4,7 +4,7 @@
 //! send a job, stop a worker). That keeps every scheduling rule testable without processes.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
@@ -113,6 +113,24 @@ pub struct JobOpts {
     pub timeout: Option<Duration>,
     /// Higher runs sooner; equal priorities run in submission order. Must be finite.
     pub priority: f64,
+    /// Longest wait in the queue before a worker takes the job (proletariat's EATO); past it
+    /// the job is withdrawn ([`Overdue::Queue`]) and never runs. A retried job waits anew:
+    /// this counts again from its return to the queue.
+    pub queue_timeout: Option<Duration>,
+    /// Longest time from submission to settlement (proletariat's ECSTO), retries included:
+    /// past it the job is withdrawn, queued or running ([`Overdue::Total`]).
+    pub total_timeout: Option<Duration>,
+}
+
+/// Why a job's own deadline withdrew it (see [`Scheduler::take_overdue`] and
+/// [`Scheduler::overdue_running`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overdue {
+    /// It waited longer than its `queue_timeout` (for this long) without a worker taking it.
+    Queue { waited: Duration },
+    /// Its `total_timeout` passed while it waited (a running one is reported by
+    /// [`Scheduler::overdue_running`] instead).
+    Total,
 }
 
 /// A finite priority, ordered (`-0.0` is taken as `0.0`).
@@ -285,6 +303,13 @@ struct Job {
     priority: f64,
     /// Its place in the queue while it waits.
     queued: Option<QKey>,
+    queue_timeout: Option<Duration>,
+    /// When its `total_timeout` ends (kept across retries).
+    total_deadline: Option<Instant>,
+    /// While it waits: the deadline that withdraws it first, its entry in `waits` (and
+    /// whether it is the total one), and since when it waits.
+    wait_deadline: Option<(Instant, bool)>,
+    waiting_since: Instant,
 }
 
 struct Slot {
@@ -434,6 +459,15 @@ pub struct Scheduler {
     deadlines: BinaryHeap<Reverse<(Instant, JobId)>>,
     /// Run deadline of each job in flight that has one.
     job_deadline: HashMap<JobId, Instant>,
+    /// The deadlines of waiting jobs that have one (the earlier of their queue and total
+    /// deadlines), soonest first: an entry goes when its job leaves the queue, so expiry and
+    /// dispatch stay O(log n) and nothing stale piles up.
+    waits: BTreeSet<(Instant, JobId)>,
+    /// The total deadlines of jobs on workers.
+    running_totals: BTreeSet<(Instant, JobId)>,
+    /// Waiting jobs withdrawn by their deadline, for the engine to fail
+    /// ([`Scheduler::take_overdue`]).
+    overdue: Vec<(JobId, Overdue)>,
     started: Instant,
     stats: SchedStats,
     /// `close(false)`: nothing runs any more, so nothing is retried.
@@ -474,6 +508,9 @@ impl Scheduler {
             spawn_held: false,
             deadlines: BinaryHeap::new(),
             job_deadline: HashMap::new(),
+            waits: BTreeSet::new(),
+            running_totals: BTreeSet::new(),
+            overdue: Vec::new(),
             started: now,
             stats: SchedStats::default(),
             no_more_runs: false,
@@ -534,6 +571,10 @@ impl Scheduler {
                 submitted: self.now,
                 priority: opts.priority,
                 queued: None,
+                queue_timeout: opts.queue_timeout,
+                total_deadline: opts.total_timeout.and_then(|t| self.now.checked_add(t)),
+                wait_deadline: None,
+                waiting_since: self.now,
             },
         );
         self.enqueue(id, false);
@@ -547,12 +588,11 @@ impl Scheduler {
             let spawning = self.spawning();
             let missing = self.cfg.max_workers.saturating_sub(self.slots.len());
             let starting = (spawning + missing) * self.cfg.concurrency;
-            if self.queue.len() > max + starting {
-                if let Some(k) = self.jobs.get(&id).and_then(|j| j.queued) {
-                    self.queue.remove(&k);
-                    self.jobs.remove(&id);
-                    return Err(Reject::Backlog(max));
-                }
+            if self.queue.len() > max + starting
+                && self.jobs.get(&id).is_some_and(|j| j.queued.is_some())
+            {
+                self.forget(id);
+                return Err(Reject::Backlog(max));
             }
         }
         Ok(())
@@ -610,6 +650,8 @@ impl Scheduler {
         for j in &failed {
             self.jobs.remove(j);
         }
+        // Only waiting jobs have entries there.
+        self.waits.clear();
         failed
     }
 
@@ -717,7 +759,7 @@ impl Scheduler {
     ) -> (JobId, f64) {
         let secs = now.saturating_duration_since(started).as_secs_f64();
         self.left_worker(job);
-        self.jobs.remove(&job);
+        self.forget(job);
         self.job_deadline.remove(&job);
         self.estimator.record(secs);
         self.stats.run.push(secs);
@@ -853,10 +895,14 @@ impl Scheduler {
             match self.jobs.get_mut(&j) {
                 Some(job) if job.retries_left > 0 && !no_more_runs => {
                     job.retries_left -= 1;
+                    if let Some(at) = job.total_deadline {
+                        // Back to waiting: `enqueue` gives it a waiting deadline.
+                        self.running_totals.remove(&(at, j));
+                    }
                     retry.push(j);
                 }
                 _ => {
-                    self.jobs.remove(&j);
+                    self.forget(j);
                     lost.push(j);
                 }
             }
@@ -885,9 +931,8 @@ impl Scheduler {
         if !self.jobs.contains_key(&job) {
             return Cancelled::Unknown;
         }
-        if let Some(k) = self.jobs.get(&job).and_then(|j| j.queued) {
-            self.queue.remove(&k);
-            self.jobs.remove(&job);
+        if self.jobs.get(&job).is_some_and(|j| j.queued.is_some()) {
+            self.forget(job);
             return Cancelled::Queued;
         }
         match self
@@ -897,7 +942,7 @@ impl Scheduler {
         {
             Some(s) => Cancelled::Running(s.id),
             None => {
-                self.jobs.remove(&job);
+                self.forget(job);
                 Cancelled::Unknown
             }
         }
@@ -916,7 +961,7 @@ impl Scheduler {
         kill_at: Option<Instant>,
         timeout: bool,
     ) {
-        self.jobs.remove(&job);
+        self.forget(job);
         self.job_deadline.remove(&job);
         if let Some(s) = self.slot_mut(worker) {
             if s.inflight.iter().any(|(j, _)| *j == job) && !s.cancelled.iter().any(|c| c.0 == job)
@@ -979,7 +1024,7 @@ impl Scheduler {
     /// Drops a job from its worker (it timed out or was cancelled): the job is settled by the
     /// caller, and the worker, still busy with it, takes no more work.
     pub fn abandon(&mut self, worker: WorkerId, job: JobId) {
-        self.jobs.remove(&job);
+        self.forget(job);
         self.job_deadline.remove(&job);
         if let Some(s) = self.slot_mut(worker) {
             let before = s.inflight.len();
@@ -1054,6 +1099,12 @@ impl Scheduler {
             }
         };
         if let Some(Reverse((at, _))) = self.deadlines.peek() {
+            consider(*at);
+        }
+        if let Some((at, _)) = self.waits.first() {
+            consider(*at);
+        }
+        if let Some((at, _)) = self.running_totals.first() {
             consider(*at);
         }
         for s in &self.slots {
@@ -1159,6 +1210,7 @@ impl Scheduler {
 
     /// Queues a job at the back of its priority level, or at its head (`front`: a retry).
     fn enqueue(&mut self, id: JobId, front: bool) {
+        let now = self.now;
         if let Some(job) = self.jobs.get_mut(&id) {
             let k = if front {
                 self.queue.push_front(job.priority, id)
@@ -1166,7 +1218,96 @@ impl Scheduler {
                 self.queue.push_back(job.priority, id)
             };
             job.queued = Some(k);
+            job.waiting_since = now;
+            // A queue deadline past the end of time is none.
+            let queue_at = job.queue_timeout.and_then(|t| now.checked_add(t));
+            job.wait_deadline = match (queue_at, job.total_deadline) {
+                (Some(q), Some(t)) if t <= q => Some((t, true)),
+                (Some(q), _) => Some((q, false)),
+                (None, Some(t)) => Some((t, true)),
+                (None, None) => None,
+            };
+            if let Some((at, _)) = job.wait_deadline {
+                self.waits.insert((at, id));
+            }
         }
+    }
+
+    /// Removes a live job from the scheduler's books (its queue place and deadlines
+    /// included; not from its worker).
+    fn forget(&mut self, id: JobId) {
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        if let Some(k) = job.queued {
+            self.queue.remove(&k);
+            if let Some((at, _)) = job.wait_deadline {
+                self.waits.remove(&(at, id));
+            }
+        } else if let Some(at) = job.total_deadline {
+            self.running_totals.remove(&(at, id));
+        }
+    }
+
+    /// Withdraws the waiting jobs whose deadline has passed (before anything is dispatched:
+    /// a job past its deadline never runs). O(log n) per job withdrawn; nothing without
+    /// deadlines.
+    fn expire_waiting(&mut self) {
+        while let Some(&(at, id)) = self.waits.first() {
+            if at > self.now {
+                break;
+            }
+            self.waits.pop_first();
+            let Some(job) = self.jobs.remove(&id) else {
+                continue;
+            };
+            if let Some(k) = job.queued {
+                self.queue.remove(&k);
+            }
+            let why = match job.wait_deadline {
+                Some((_, true)) => Overdue::Total,
+                _ => Overdue::Queue {
+                    waited: self.now.saturating_duration_since(job.waiting_since),
+                },
+            };
+            self.overdue.push((id, why));
+        }
+    }
+
+    /// Waiting jobs withdrawn by their queue or total deadline since the last call: each is
+    /// gone from the scheduler, for the caller to fail.
+    pub fn take_overdue(&mut self) -> Vec<(JobId, Overdue)> {
+        std::mem::take(&mut self.overdue)
+    }
+
+    /// Whether waiting jobs were withdrawn by their deadline and not yet taken.
+    pub fn has_overdue(&self) -> bool {
+        !self.overdue.is_empty()
+    }
+
+    /// Jobs on workers whose total deadline has passed, with their workers. They stay on
+    /// their workers until the caller cancels or abandons them; each is returned once.
+    pub fn overdue_running(&mut self, now: Instant) -> Vec<(WorkerId, JobId)> {
+        self.set_now(now);
+        let mut out = Vec::new();
+        while let Some(&(at, id)) = self.running_totals.first() {
+            if at > now {
+                break;
+            }
+            self.running_totals.pop_first();
+            if let Some(job) = self.jobs.get_mut(&id) {
+                // Returned once: the caller settles it.
+                job.total_deadline = None;
+            }
+            if let Some(s) = self
+                .slots
+                .iter()
+                .find(|s| s.inflight.iter().any(|(j, _)| *j == id))
+            {
+                out.push((s.id, id));
+            }
+        }
+        out
     }
 
     /// The priority range of a job of priority `p`: the highest whose `from` is at most `p`
@@ -1203,6 +1344,12 @@ impl Scheduler {
         self.queue.remove(&key);
         if let Some(job) = self.jobs.get_mut(&id) {
             job.queued = None;
+            if let Some((at, _)) = job.wait_deadline.take() {
+                self.waits.remove(&(at, id));
+            }
+            if let Some(at) = job.total_deadline {
+                self.running_totals.insert((at, id));
+            }
         }
         if !self.caps.is_empty() {
             let r = self.range_of(key.0 .0 .0);
@@ -1234,6 +1381,7 @@ impl Scheduler {
 
     /// Fast path after a reply: the worker that just freed a slot takes the queue's head.
     fn pump_to(&mut self, worker: WorkerId) {
+        self.expire_waiting();
         let conc = self.cfg.concurrency;
         if let Some(pos) = self.slots.iter().position(|s| s.id == worker) {
             while self.slots[pos].state == WorkerState::Ready
@@ -1272,6 +1420,7 @@ impl Scheduler {
     /// Assigns queued jobs to the least-loaded ready workers, asks for a new worker while
     /// jobs wait and the pool is below its maximum, and keeps `min_workers` running.
     fn pump(&mut self) {
+        self.expire_waiting();
         self.spawn_held = false;
         let conc = self.cfg.concurrency;
         while let Some((key, job)) = self.next_job() {
@@ -2358,5 +2507,180 @@ mod tests {
         assert!(s.complete(w, j, t).is_some());
         assert!(s.complete(w, j, t).is_none());
         assert_eq!(run(&mut s, t), vec![(w, 7)]);
+    }
+
+    fn waits(queue: Option<u64>, total: Option<u64>, retries: u32) -> JobOpts {
+        JobOpts {
+            retries,
+            queue_timeout: queue.map(ms),
+            total_timeout: total.map(ms),
+            ..JobOpts::default()
+        }
+    }
+
+    #[test]
+    fn a_job_past_its_queue_timeout_is_withdrawn_and_never_runs() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit(1, p("busy")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        s.submit_with(2, p("late"), waits(Some(100), None, 0))
+            .unwrap();
+        s.submit_with(3, p("patient"), JobOpts::default()).unwrap();
+        assert_eq!(s.next_deadline(), Some(t + ms(100)));
+        s.housekeeping(t + ms(99));
+        assert!(s.take_overdue().is_empty());
+        s.housekeeping(t + ms(100));
+        assert_eq!(
+            s.take_overdue(),
+            vec![(2, Overdue::Queue { waited: ms(100) })]
+        );
+        assert_eq!((s.queued(), s.live_jobs()), (1, 2));
+        assert_eq!(s.next_deadline(), None, "nothing left to time");
+        // The worker frees up: the patient job runs, the withdrawn one never does.
+        s.complete(1, 1, t + ms(120)).unwrap();
+        assert_eq!(run(&mut s, t + ms(120)), vec![(1, 3)]);
+    }
+
+    #[test]
+    fn a_job_taken_in_time_keeps_no_queue_deadline_and_a_late_dispatch_finds_it_withdrawn() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit_with(1, p("a"), waits(Some(50), None, 0)).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        assert_eq!(s.next_deadline(), None, "taken: its queue deadline went");
+        s.submit_with(2, p("b"), waits(Some(50), None, 0)).unwrap();
+        s.submit_with(3, p("c"), waits(Some(500), None, 0)).unwrap();
+        // The reply comes after job 2's deadline, before any housekeeping: the freed worker
+        // takes job 3, and job 2 is withdrawn rather than run late.
+        s.complete(1, 1, t + ms(60)).unwrap();
+        assert_eq!(run(&mut s, t + ms(60)), vec![(1, 3)]);
+        assert_eq!(
+            s.take_overdue(),
+            vec![(2, Overdue::Queue { waited: ms(60) })]
+        );
+        assert_eq!(s.live_jobs(), 1);
+    }
+
+    #[test]
+    fn a_waiting_job_past_its_total_timeout_is_withdrawn_as_total() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit(1, p("busy")).unwrap();
+        run(&mut s, t);
+        // The total deadline (80) comes before the queue deadline (200): it decides.
+        s.submit_with(2, p("x"), waits(Some(200), Some(80), 0))
+            .unwrap();
+        assert_eq!(s.next_deadline(), Some(t + ms(80)));
+        s.housekeeping(t + ms(80));
+        assert_eq!(s.take_overdue(), vec![(2, Overdue::Total)]);
+        assert_eq!(s.queued(), 0);
+    }
+
+    #[test]
+    fn a_running_job_past_its_total_timeout_is_reported_once_with_its_worker() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 2), t);
+        s.submit_with(1, p("a"), waits(None, Some(100), 0)).unwrap();
+        s.submit_with(2, p("b"), waits(None, Some(100), 0)).unwrap();
+        // Queued 30 ms before a worker took them: the total deadline still counts from the
+        // submission.
+        assert_eq!(run(&mut s, t + ms(30)), vec![(1, 1), (1, 2)]);
+        assert_eq!(s.next_deadline(), Some(t + ms(100)));
+        s.complete(1, 2, t + ms(50)).unwrap();
+        assert!(s.overdue_running(t + ms(99)).is_empty());
+        assert_eq!(s.overdue_running(t + ms(100)), vec![(1, 1)]);
+        assert!(s.overdue_running(t + ms(500)).is_empty(), "reported once");
+        // Cancelled like an abort: it keeps its place until answered.
+        s.cancel_running(1, 1, Some(t + ms(1100)), true);
+        assert_eq!(s.live_jobs(), 0);
+        assert_eq!(s.next_deadline(), Some(t + ms(1100)));
+        assert!(s.answer_cancelled(1, 1));
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_retried_job_waits_anew_for_its_queue_timeout_but_keeps_its_total_deadline() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit_with(2, p("b"), waits(Some(100), Some(1000), 1))
+            .unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 2)]);
+        // Its worker dies at 500: back to the queue, waiting for a replacement not started
+        // yet. Its queue timeout counts from 500 again.
+        s.set_now(t + ms(500));
+        assert!(s.worker_lost(1).is_empty());
+        assert_eq!(s.next_deadline(), Some(t + ms(600)));
+        s.housekeeping(t + ms(600));
+        assert_eq!(
+            s.take_overdue(),
+            vec![(2, Overdue::Queue { waited: ms(100) })]
+        );
+        // Lost at 950: its total deadline (1000) comes before a new queue deadline (1050).
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit_with(2, p("b"), waits(Some(100), Some(1000), 1))
+            .unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 2)]);
+        s.set_now(t + ms(950));
+        assert!(s.worker_lost(1).is_empty());
+        assert_eq!(s.next_deadline(), Some(t + ms(1000)));
+        s.housekeeping(t + ms(1000));
+        assert_eq!(s.take_overdue(), vec![(2, Overdue::Total)]);
+    }
+
+    #[test]
+    fn cancels_and_completions_drop_a_jobs_deadlines() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit_with(1, p("a"), waits(Some(10), Some(20), 0))
+            .unwrap();
+        s.submit_with(2, p("b"), waits(Some(10), Some(20), 0))
+            .unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        assert_eq!(s.cancel(2), Cancelled::Queued);
+        assert_eq!(
+            s.next_deadline(),
+            Some(t + ms(20)),
+            "job 1's total deadline"
+        );
+        s.complete(1, 1, t + ms(5)).unwrap();
+        assert_eq!(s.next_deadline(), None);
+        s.housekeeping(t + ms(100));
+        assert!(s.take_overdue().is_empty());
+        assert!(s.overdue_running(t + ms(100)).is_empty());
+        // close() without draining fails the queue: no deadline stays behind.
+        s.submit(3, p("c")).unwrap();
+        s.submit_with(4, p("d"), waits(Some(10), None, 0)).unwrap();
+        run(&mut s, t + ms(100));
+        assert_eq!(s.close(false), vec![4]);
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn queue_timeouts_expire_in_logarithmic_time_with_a_million_jobs_queued() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit(0, p("busy")).unwrap();
+        run(&mut s, t);
+        let n = 1_000_000u32;
+        // Deadlines from 1 s to 1000 s, in an order unrelated to the queue's.
+        for id in 1..=n {
+            let q = 1000 + u64::from(id.wrapping_mul(7919) % 1_000_000);
+            s.submit_with(id, p(""), waits(Some(q), None, 0)).unwrap();
+        }
+        // 1000 clock steps, each withdrawing about 1000 jobs: a scan of the queue per step
+        // would take minutes here.
+        let mut withdrawn = 0;
+        for step in 1..=1000u64 {
+            s.housekeeping(t + ms(1000 + step * 1000));
+            let o = s.take_overdue();
+            assert!(o.iter().all(
+                |(_, w)| matches!(w, Overdue::Queue { waited } if *waited <= ms(1000 + step * 1000))
+            ));
+            withdrawn += o.len();
+        }
+        assert_eq!(withdrawn, n as usize);
+        assert_eq!((s.queued(), s.live_jobs()), (0, 1));
+        assert_eq!(s.next_deadline(), None);
     }
 }
