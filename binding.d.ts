@@ -29,9 +29,10 @@ export declare class NativePool {
    * Returns and options as for `submit`; `priorities` (finite numbers), when given, one
    * per job, replace the pool's default priority (left out: the pool's, for every job);
    * `waits`, when given, holds two values per job, its queue timeout and its total timeout
-   * (milliseconds, 0 = none, as `timeouts`), replacing the pool's.
+   * (milliseconds, 0 = none, as `timeouts`), replacing the pool's; `groups`, when given,
+   * each job's requestor group (empty: none).
    */
-  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null): Array<number>
+  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null, groups?: Array<string> | undefined | null): Array<number>
   /**
    * Every record produced since the last call, as one JSON array of `kind, id, value`
    * triples (kind a `RecordKind`), or null.
@@ -193,6 +194,13 @@ export interface NativeOptions {
   prioritySlots?: Array<number>
   /** A range borrows only from the lowest range. Default false. */
   sacredGuarantees?: boolean
+  /**
+   * How free slots are shared among requestor groups: `"fifo"` (the default) or
+   * `"round-robin"`.
+   */
+  fairness?: string
+  /** A worker takes the group it last served first. Default false. */
+  groupAffinity?: boolean
   /**
    * Internal, for tests (lib/ passes it only from the `Symbol.for('comrade.limits')` option):
    * the longest result, in bytes, the host takes (`EngineConfig::max_record`). JS gives V8's

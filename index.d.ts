@@ -144,6 +144,15 @@ interface PoolCommonOptions {
   prioritySlots?: Record<number, number>;
   /** With `prioritySlots`, a higher range borrows only from the lowest range (proletariat's `SACRED_GUARANTEES`). Default: false. */
   sacredGuarantees?: boolean;
+  /**
+   * How free slots are shared among the requestor groups (a job's `group`; jobs without one
+   * count as one group). `'fifo'`: the queue's order. `'round-robin'`: the groups whose best
+   * waiting job has the highest waiting priority take turns, so one group's big batch cannot
+   * starve another group's single job. Default: 'fifo'.
+   */
+  fairness?: 'fifo' | 'round-robin';
+  /** A worker that last served group G takes G's best waiting job first (unless the queue's next job has a higher priority), otherwise the head of the queue. Default: false. */
+  groupAffinity?: boolean;
   /** Passed to each worker's `init(initData)` before its first job (any JSON value). */
   initData?: unknown;
   /** Variables added to the workers' environment. */
@@ -194,6 +203,8 @@ export interface JobOptions<P = unknown> {
   queueTimeout?: number;
   /** This job's total timeout in ms, from this call to its settlement (overrides the pool's `totalTimeout`; Infinity: none). */
   totalTimeout?: number;
+  /** The requestor this job runs for (a non-empty string), for `fairness` and `groupAffinity`. Default: none. */
+  group?: string;
 }
 
 /** `run()`'s options: a job's own options, and the function to run. */

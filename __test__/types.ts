@@ -41,7 +41,7 @@ const tasks = {
 
 const cores: number = ncpu().physical;
 void cores;
-const sized = new Pool({ module: 'a.js', minWorkers: 1, maxWorkers: 4, spawnDelay: 100, idleTimeout: 10000, maxJobsPerWorker: 1000, maxRss: 1 << 28, affinity: true, niceIncrement: 10, retries: 1, timeout: 5000, queueTimeout: 2000, totalTimeout: 60000, priority: -1, prioritySlots: { 1: 2, 2.5: 1 }, sacredGuarantees: true });
+const sized = new Pool({ module: 'a.js', minWorkers: 1, maxWorkers: 4, spawnDelay: 100, idleTimeout: 10000, maxJobsPerWorker: 1000, maxRss: 1 << 28, affinity: true, niceIncrement: 10, retries: 1, timeout: 5000, queueTimeout: 2000, totalTimeout: 60000, fairness: 'round-robin', groupAffinity: true, priority: -1, prioritySlots: { 1: 2, 2.5: 1 }, sacredGuarantees: true });
 void sized;
 const typed = new Pool<typeof tasks>({ module: './tasks.js', maxWorkers: 2, concurrency: 4 });
 async function usePool(): Promise<void> {
@@ -56,7 +56,9 @@ async function usePool(): Promise<void> {
 
   // exec(name, args, options): typed from the module's exports.
   const sum2: number = await typed.exec('add', [1, 2]);
-  const loud2: string = await typed.exec('shout', ['x'], { timeout: 1000, retries: 1, priority: 2, queueTimeout: 500, totalTimeout: Infinity });
+  const loud2: string = await typed.exec('shout', ['x'], { timeout: 1000, retries: 1, priority: 2, queueTimeout: 500, totalTimeout: Infinity, group: 'tenant-1' });
+  // @ts-expect-error fairness is 'fifo' or 'round-robin'
+  void new Pool({ module: 'a.js', fairness: 'fair' });
   const ac2 = new AbortController();
   await typed.exec('add', [1, 2], { signal: ac2.signal, onProgress: (p) => void p });
   const asConst = [3, 4] as const;

@@ -47,6 +47,10 @@ const OPTIONS = Object.freeze([
   // Guaranteed slots per priority range ({ from: slots }), proletariat's semantics; null: none.
   { name: 'prioritySlots', type: 'prioritySlots', default: null },
   { name: 'sacredGuarantees', type: 'boolean', default: false },
+  // How free slots are shared among the requestor groups (a job's `group`), and whether a
+  // worker takes the group it last served first.
+  { name: 'fairness', type: 'oneOf', values: ['fifo', 'round-robin'], default: 'fifo' },
+  { name: 'groupAffinity', type: 'boolean', default: false },
   { name: 'niceIncrement', type: 'count', range: [0, 19], default: 0 },
   { name: 'affinity', type: 'boolean', default: false },
   { name: 'maxMessage', type: 'int', range: [1, 0x7fffffff], default: DEFAULTS.maxMessage },
@@ -130,6 +134,14 @@ const TYPES = {
       throw optionError(`prioritySlots guarantee ${guaranteed} slots, more than the pool's ${slots} (maxWorkers × concurrency)`);
     }
     return pairs;
+  },
+  // One of row.values.
+  oneOf(row, v) {
+    if (!row.values.includes(v)) {
+      throw optionError(`${row.name} must be one of ${row.values.map((x) => JSON.stringify(x)).join(', ')}, ` +
+        `got ${typeof v === 'string' ? JSON.stringify(v) : typeof v}`);
+    }
+    return v;
   },
   boolean(row, v) {
     if (typeof v !== 'boolean') throw optionError(`${row.name} must be a boolean`);

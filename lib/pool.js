@@ -103,6 +103,8 @@ class Pool extends EventEmitter {
       queueTimeoutMs: o.queueTimeout ?? undefined,
       totalTimeoutMs: o.totalTimeout ?? undefined,
       prioritySlots: o.prioritySlots ?? undefined,
+      fairness: o.fairness,
+      groupAffinity: o.groupAffinity,
       sacredGuarantees: o.sacredGuarantees,
       ...internalLimits(options),
     }, {
@@ -127,7 +129,7 @@ class Pool extends EventEmitter {
   /**
    * Runs the default function (or `options.name`) with `task` as its one argument.
    * Options: name, onProgress, signal (AbortSignal), timeout (ms), retries, priority,
-   * queueTimeout (ms), totalTimeout (ms).
+   * queueTimeout (ms), totalTimeout (ms), group.
    */
   run(task, options) {
     if (options === undefined) {
@@ -157,7 +159,7 @@ class Pool extends EventEmitter {
   /**
    * Runs the named function with the array `args` as its arguments (workerpool's order).
    * Options: onProgress, signal (AbortSignal), timeout (ms), retries, priority, queueTimeout
-   * (ms), totalTimeout (ms).
+   * (ms), totalTimeout (ms), group.
    */
   exec(name, args, options) {
     if (typeof name !== 'string') {
@@ -347,7 +349,7 @@ class Pool extends EventEmitter {
 // The per-job options of run() and exec(): what each method takes, and how it is named in
 // errors. exec() takes its function's name as its first argument, not as an option.
 const JOB_OPTIONS = [
-  'onProgress', 'signal', 'timeout', 'retries', 'priority', 'queueTimeout', 'totalTimeout',
+  'onProgress', 'signal', 'timeout', 'retries', 'priority', 'queueTimeout', 'totalTimeout', 'group',
 ];
 const ABORTED = Symbol('aborted');
 const RUN = {
@@ -411,7 +413,9 @@ function optionsJob(options, m) {
 // (a string or null) or an Error. Getters of `options` and of its signal may throw: the caller
 // turns that into the Promise's rejection.
 function readOptions(job, options, onProgress, what) {
-  const { signal, timeout, retries, priority, queueTimeout, totalTimeout } = options;
+  const {
+    signal, timeout, retries, priority, queueTimeout, totalTimeout, group,
+  } = options;
   const name = what === 'run' ? options.name : undefined;
   if (name !== undefined && name !== null && typeof name !== 'string') {
     return argumentError(`${what}(): options.name must be a string`);
@@ -440,6 +444,12 @@ function readOptions(job, options, onProgress, what) {
     const ms = spanOption(what, 'totalTimeout', totalTimeout);
     if (ms instanceof Error) return ms;
     job.totalTimeout = ms;
+  }
+  if (group !== undefined) {
+    if (typeof group !== 'string' || group === '') {
+      return argumentError(`${what}(): options.group must be a non-empty string`);
+    }
+    job.group = group;
   }
   if (retries !== undefined) {
     if (!Number.isInteger(retries) || retries < 0 || retries > 1000) {

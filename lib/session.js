@@ -66,6 +66,7 @@ class Job {
     this.priority = undefined;
     this.queueTimeout = undefined;
     this.totalTimeout = undefined;
+    this.group = undefined; // its requestor group (a non-empty string), if any
     this.name = null; // its function's name (set by add())
   }
 }
@@ -86,6 +87,7 @@ class ScopedJob extends AsyncResource {
     this.priority = undefined;
     this.queueTimeout = undefined;
     this.totalTimeout = undefined;
+    this.group = undefined;
     this.name = null;
   }
 }
@@ -108,6 +110,7 @@ class Session {
   #batchOpts = null; // per-job [retries, timeout] of the current batch, when any job has its own
   #batchPrio = null; // per-job priorities of the current batch, when any job has its own
   #batchWaits = null; // per-job [queueTimeout, totalTimeout], when any job has its own
+  #batchGroups = null; // per-job groups ('' for none), when any job has one
   #batchUnits = 0; // the batch's text so far, in UTF-16 units (FLUSH_UNITS)
   #flushQueued = false;
   #flushTask;
@@ -217,6 +220,8 @@ class Session {
     if (this.#batchWaits !== null) {
       this.#batchWaits.push(job.queueTimeout ?? this.#queueTimeout, job.totalTimeout ?? this.#totalTimeout);
     }
+    if (job.group !== undefined && this.#batchGroups === null) this.#batchGroups = new Array(batch.length).fill('');
+    if (this.#batchGroups !== null) this.#batchGroups.push(job.group ?? '');
     batch.push(argsText);
     this.#batchUnits += argsText.length + 1;
     this.#jobs.set(id, job);
@@ -243,30 +248,35 @@ class Session {
     this.#batchPrio = null;
     const waits = this.#batchWaits;
     this.#batchWaits = null;
+    const groups = this.#batchGroups;
+    this.#batchGroups = null;
+    // The per-job side arrays, each null when no job of the batch has its own.
+    const side = [opts, prio, waits, groups];
     const units = this.#batchUnits;
     this.#batchUnits = 0;
     if (units <= FLUSH_UNITS) {
-      this.#submitPart(batch, fns, opts, prio, waits, first, 0, batch.length);
+      this.#submitPart(batch, fns, side, first, 0, batch.length);
     } else {
       let start = 0;
       let size = 0;
       for (let i = 0; i < batch.length; i++) {
         const n = batch[i].length + 1 + (fns === null ? 0 : fns[i].length + 1);
         if (i > start && size + n > FLUSH_UNITS) {
-          this.#submitPart(batch, fns, opts, prio, waits, first, start, i);
+          this.#submitPart(batch, fns, side, first, start, i);
           start = i;
           size = 0;
         }
         size += n;
       }
-      this.#submitPart(batch, fns, opts, prio, waits, first, start, batch.length);
+      this.#submitPart(batch, fns, side, first, start, batch.length);
     }
     this.#updateRef();
   }
 
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
   // ones the engine refused; if the call throws, every job of the part fails.
-  #submitPart(batch, fns, opts, prio, waits, first, start, end) {
+  // `side`: [opts, prio, waits, groups], the batch's per-job side arrays (or nulls).
+  #submitPart(batch, fns, [opts, prio, waits, groups], first, start, end) {
     const whole = start === 0 && end === batch.length;
     const count = end - start;
     const firstId = (first + start) >>> 0;
@@ -286,8 +296,9 @@ class Session {
         }
         const priorities = prio === null ? undefined : new Float64Array(whole ? prio : prio.slice(start, end));
         const w = waits === null ? undefined : new Float64Array(whole ? waits : waits.slice(2 * start, 2 * end));
+        const g = groups === null ? undefined : (whole ? groups : groups.slice(start, end));
         const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
-        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w);
+        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w, g);
       } else {
         rejected = this.#native.submit(firstId, args, count);
       }

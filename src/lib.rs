@@ -154,7 +154,8 @@ impl NativePool {
     /// Returns and options as for `submit`; `priorities` (finite numbers), when given, one
     /// per job, replace the pool's default priority (left out: the pool's, for every job);
     /// `waits`, when given, holds two values per job, its queue timeout and its total timeout
-    /// (milliseconds, 0 = none, as `timeouts`), replacing the pool's.
+    /// (milliseconds, 0 = none, as `timeouts`), replacing the pool's; `groups`, when given,
+    /// each job's requestor group (empty: none).
     #[napi]
     #[allow(clippy::too_many_arguments)] // the binding's positional arguments
     pub fn submit_calls(
@@ -167,6 +168,7 @@ impl NativePool {
         timeouts: Option<Float64Array>,
         priorities: Option<Float64Array>,
         waits: Option<Float64Array>,
+        groups: Option<Vec<String>>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submitCalls", || {
             let opts = job_opts(
@@ -180,12 +182,13 @@ impl NativePool {
                 self.engine.job_defaults(),
             )
             .map_err(|e| Error::new(Status::InvalidArg, e))?;
-            let rejected = rejections(self.engine.submit_calls(
+            let rejected = rejections(self.engine.submit_calls_in(
                 first_id,
                 &args,
                 fns.as_deref(),
                 count as usize,
                 &opts,
+                groups.as_deref(),
             ));
             self.sync_direct();
             Ok(rejected)

@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use comrade_core::engine::{self, EngineConfig, Protocol};
-use comrade_core::scheduler::{JobOpts, SchedConfig};
+use comrade_core::scheduler::{Fairness, JobOpts, SchedConfig};
 use comrade_core::spawn::SpawnSpec;
 use napi_derive::napi;
 
@@ -96,6 +96,11 @@ pub struct NativeOptions {
     pub priority_slots: Option<Vec<f64>>,
     /// A range borrows only from the lowest range. Default false.
     pub sacred_guarantees: Option<bool>,
+    /// How free slots are shared among requestor groups: `"fifo"` (the default) or
+    /// `"round-robin"`.
+    pub fairness: Option<String>,
+    /// A worker takes the group it last served first. Default false.
+    pub group_affinity: Option<bool>,
     /// Internal, for tests (lib/ passes it only from the `Symbol.for('comrade.limits')` option):
     /// the longest result, in bytes, the host takes (`EngineConfig::max_record`). JS gives V8's
     /// longest string; a test gives a small one, so that a too-large result needs no 512 MiB.
@@ -200,6 +205,16 @@ impl TryFrom<NativeOptions> for EngineConfig {
             max_jobs_per_worker,
             priority_slots,
             sacred_guarantees: o.sacred_guarantees.unwrap_or(false),
+            fairness: match o.fairness.as_deref() {
+                None | Some("fifo") => Fairness::Fifo,
+                Some("round-robin") => Fairness::RoundRobin,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "unknown fairness {other:?} (expected \"fifo\" or \"round-robin\")"
+                    )))
+                }
+            },
+            group_affinity: o.group_affinity.unwrap_or(false),
         };
         if sched.priority_caps().is_none() {
             return Err(invalid(format!(
@@ -340,6 +355,8 @@ mod tests {
             priority: None,
             queue_timeout_ms: None,
             total_timeout_ms: None,
+            fairness: None,
+            group_affinity: None,
             priority_slots: None,
             sacred_guarantees: None,
             max_record_bytes: None,
@@ -400,6 +417,8 @@ mod tests {
             o.retries = Some(3);
             o.timeout_ms = Some(2000.0);
             o.queue_timeout_ms = Some(300.0);
+            o.fairness = Some("round-robin".into());
+            o.group_affinity = Some(true);
             o.total_timeout_ms = Some(f64::INFINITY);
         })
         .unwrap();
@@ -409,6 +428,8 @@ mod tests {
             Some(Duration::from_millis(300))
         );
         assert_eq!(cfg.job_defaults.total_timeout, None, "Infinity: none");
+        assert_eq!(s.fairness, Fairness::RoundRobin);
+        assert!(s.group_affinity);
         assert_eq!(s.max_backlog, Some(0));
         assert_eq!(s.max_request_time, Some(1.5));
         assert_eq!(s.min_workers, 4);
@@ -443,7 +464,7 @@ mod tests {
 
     #[test]
     fn what_the_engine_cannot_run_is_refused_with_the_reason() {
-        let cases: [Case; 15] = [
+        let cases: [Case; 16] = [
             (
                 |o| o.max_workers = 0,
                 "maxWorkers and concurrency must be at least 1",
@@ -459,6 +480,10 @@ mod tests {
             (
                 |o| o.protocol = Some("http".into()),
                 "unknown protocol \"http\" (expected \"lines\" or \"node-ipc\")",
+            ),
+            (
+                |o| o.fairness = Some("fair".into()),
+                "unknown fairness \"fair\" (expected \"fifo\" or \"round-robin\")",
             ),
             (|o| o.max_backlog = Some(-1), "maxBacklog must be >= 0"),
             (

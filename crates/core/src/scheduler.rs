@@ -18,6 +18,20 @@ pub const STARTUP_ALLOWANCE: Duration = Duration::from_secs(30);
 pub type JobId = u32;
 /// A worker slot's id, unique for the life of the scheduler.
 pub type WorkerId = u64;
+/// A requestor group's id ([`Scheduler::submit_in`]); 0 is the jobs without a group. Ids are
+/// not reused: a group is forgotten once it has no live job.
+pub type GroupId = u32;
+
+/// How free slots are shared among the waiting jobs' groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fairness {
+    /// The queue's order: highest priority first, first come first served within it.
+    #[default]
+    Fifo,
+    /// The groups whose best waiting job is at the highest waiting priority take turns (jobs
+    /// without a group count as one group); within a group, the queue's order.
+    RoundRobin,
+}
 
 #[derive(Debug, Clone)]
 pub struct SchedConfig {
@@ -45,6 +59,11 @@ pub struct SchedConfig {
     pub priority_slots: Vec<(f64, usize)>,
     /// proletariat's `SACRED_GUARANTEES`: a range borrows only from the lowest range.
     pub sacred_guarantees: bool,
+    /// How free slots are shared among groups.
+    pub fairness: Fairness,
+    /// A worker that last served group G takes G's best waiting job first (unless the job it
+    /// would take otherwise has a higher priority).
+    pub group_affinity: bool,
 }
 
 impl Default for SchedConfig {
@@ -60,6 +79,8 @@ impl Default for SchedConfig {
             max_jobs_per_worker: None,
             priority_slots: Vec::new(),
             sacred_guarantees: false,
+            fairness: Fairness::Fifo,
+            group_affinity: false,
         }
     }
 }
@@ -310,6 +331,17 @@ struct Job {
     /// whether it is the total one), and since when it waits.
     wait_deadline: Option<(Instant, bool)>,
     waiting_since: Instant,
+    group: GroupId,
+}
+
+/// A requestor group: its name, its live jobs, and (when jobs are chosen by group) its
+/// waiting jobs in queue order.
+struct Group {
+    name: Box<str>,
+    live: usize,
+    waiting: BTreeMap<QKey, JobId>,
+    /// Its entry in the round-robin rotation (an entry with another stamp is stale).
+    turn: Option<u64>,
 }
 
 struct Slot {
@@ -327,6 +359,8 @@ struct Slot {
     planned: Option<StopReason>,
     /// The worker said it is serving (its startup is over): run timeouts count from here.
     serving: bool,
+    /// The group of the job it was last given.
+    last_group: GroupId,
     /// The worker was told to stop (or killed), and why.
     stop: Option<StopReason>,
     /// Jobs cancelled while running here (see [`Scheduler::cancel_running`]): still in
@@ -468,6 +502,17 @@ pub struct Scheduler {
     /// Waiting jobs withdrawn by their deadline, for the engine to fail
     /// ([`Scheduler::take_overdue`]).
     overdue: Vec<(JobId, Overdue)>,
+    /// Groups with live jobs (and group 0 when jobs are chosen by group), by id and by name.
+    groups: HashMap<GroupId, Group>,
+    group_ids: HashMap<Box<str>, GroupId>,
+    next_group: GroupId,
+    /// Jobs are chosen by group (round-robin fairness or group affinity): each group keeps
+    /// its waiting jobs. Off, groups cost nothing per dispatch.
+    by_group: bool,
+    /// Round-robin: the groups with waiting jobs, next turn first, each with the stamp of its
+    /// turn (lazily cleaned: an entry whose stamp is not its group's is skipped and dropped).
+    rotation: VecDeque<(GroupId, u64)>,
+    turns: u64,
     started: Instant,
     stats: SchedStats,
     /// `close(false)`: nothing runs any more, so nothing is retried.
@@ -490,6 +535,7 @@ impl Scheduler {
         let caps = cfg
             .priority_caps()
             .expect("priority_slots guarantee more than the slots");
+        let by_group = cfg.fairness == Fairness::RoundRobin || cfg.group_affinity;
         let mut s = Scheduler {
             cfg,
             jobs: HashMap::new(),
@@ -511,11 +557,18 @@ impl Scheduler {
             waits: BTreeSet::new(),
             running_totals: BTreeSet::new(),
             overdue: Vec::new(),
+            groups: HashMap::new(),
+            group_ids: HashMap::new(),
+            next_group: 1,
+            by_group: false,
+            rotation: VecDeque::new(),
+            turns: 0,
             started: now,
             stats: SchedStats::default(),
             no_more_runs: false,
             min_held: false,
         };
+        s.by_group = by_group;
         s.pump();
         s
     }
@@ -548,6 +601,17 @@ impl Scheduler {
         payload: Box<[u8]>,
         opts: JobOpts,
     ) -> Result<(), Reject> {
+        self.submit_in(id, payload, opts, None)
+    }
+
+    /// As [`Scheduler::submit_with`], for requestor group `group` (`None` or empty: none).
+    pub fn submit_in(
+        &mut self,
+        id: JobId,
+        payload: Box<[u8]>,
+        opts: JobOpts,
+        group: Option<&str>,
+    ) -> Result<(), Reject> {
         if self.closing {
             return Err(Reject::Closed);
         }
@@ -562,6 +626,10 @@ impl Scheduler {
             !self.jobs.contains_key(&id),
             "job id {id} reused while live"
         );
+        let group = match group {
+            Some(name) if !name.is_empty() => self.join_group(name),
+            _ => 0,
+        };
         self.jobs.insert(
             id,
             Job {
@@ -575,6 +643,7 @@ impl Scheduler {
                 total_deadline: opts.total_timeout.and_then(|t| self.now.checked_add(t)),
                 wait_deadline: None,
                 waiting_since: self.now,
+                group,
             },
         );
         self.enqueue(id, false);
@@ -648,10 +717,17 @@ impl Scheduler {
     pub fn fail_queued(&mut self) -> Vec<JobId> {
         let failed: Vec<JobId> = self.queue.drain();
         for j in &failed {
-            self.jobs.remove(j);
+            if let Some(job) = self.jobs.remove(j) {
+                self.leave_group(job.group);
+            }
         }
         // Only waiting jobs have entries there.
         self.waits.clear();
+        for g in self.groups.values_mut() {
+            g.waiting.clear();
+            g.turn = None;
+        }
+        self.rotation.clear();
         failed
     }
 
@@ -1219,6 +1295,22 @@ impl Scheduler {
             };
             job.queued = Some(k);
             job.waiting_since = now;
+            if self.by_group {
+                let g = job.group;
+                let grp = self.groups.entry(g).or_insert_with(|| Group {
+                    name: "".into(),
+                    live: 0,
+                    waiting: BTreeMap::new(),
+                    turn: None,
+                });
+                grp.waiting.insert(k, id);
+                if self.cfg.fairness == Fairness::RoundRobin && grp.turn.is_none() {
+                    // A group that starts waiting takes the last turn.
+                    self.turns += 1;
+                    grp.turn = Some(self.turns);
+                    self.rotation.push_back((g, self.turns));
+                }
+            }
             // A queue deadline past the end of time is none.
             let queue_at = job.queue_timeout.and_then(|t| now.checked_add(t));
             job.wait_deadline = match (queue_at, job.total_deadline) {
@@ -1241,12 +1333,74 @@ impl Scheduler {
         };
         if let Some(k) = job.queued {
             self.queue.remove(&k);
+            self.unwait_group(job.group, &k);
             if let Some((at, _)) = job.wait_deadline {
                 self.waits.remove(&(at, id));
             }
         } else if let Some(at) = job.total_deadline {
             self.running_totals.remove(&(at, id));
         }
+        self.leave_group(job.group);
+    }
+
+    /// The id of group `name`, which gets one more live job.
+    fn join_group(&mut self, name: &str) -> GroupId {
+        if let Some(&g) = self.group_ids.get(name) {
+            if let Some(grp) = self.groups.get_mut(&g) {
+                grp.live += 1;
+            }
+            return g;
+        }
+        let g = self.next_group;
+        self.next_group = self.next_group.checked_add(1).unwrap_or(1);
+        self.group_ids.insert(name.into(), g);
+        self.groups.insert(
+            g,
+            Group {
+                name: name.into(),
+                live: 1,
+                waiting: BTreeMap::new(),
+                turn: None,
+            },
+        );
+        g
+    }
+
+    /// A job of group `g` is gone: a named group without live jobs is forgotten.
+    fn leave_group(&mut self, g: GroupId) {
+        if g == 0 {
+            return;
+        }
+        let Some(grp) = self.groups.get_mut(&g) else {
+            return;
+        };
+        grp.live -= 1;
+        if grp.live == 0 {
+            if let Some(grp) = self.groups.remove(&g) {
+                self.group_ids.remove(&grp.name);
+            }
+        }
+    }
+
+    /// A waiting job of group `g` (at `k`) left the queue.
+    fn unwait_group(&mut self, g: GroupId, k: &QKey) {
+        if self.by_group {
+            if let Some(grp) = self.groups.get_mut(&g) {
+                grp.waiting.remove(k);
+                if grp.waiting.is_empty() {
+                    // Its entry in the rotation is stale now.
+                    grp.turn = None;
+                }
+            }
+        }
+    }
+
+    /// The name of group `g`, while it has live jobs.
+    pub fn group_name(&self, g: GroupId) -> Option<&str> {
+        self.groups
+            .get(&g)
+            .map(|grp| &*grp.name)
+            .filter(|n| !n.is_empty())
     }
 
     /// Withdraws the waiting jobs whose deadline has passed (before anything is dispatched:
@@ -1263,7 +1417,9 @@ impl Scheduler {
             };
             if let Some(k) = job.queued {
                 self.queue.remove(&k);
+                self.unwait_group(job.group, &k);
             }
+            self.leave_group(job.group);
             let why = match job.wait_deadline {
                 Some((_, true)) => Overdue::Total,
                 _ => Overdue::Queue {
@@ -1339,10 +1495,12 @@ impl Scheduler {
         None
     }
 
-    /// Takes the job off the queue (it goes to a worker).
-    fn dequeue(&mut self, key: QKey, id: JobId) {
+    /// Takes the job off the queue (it goes to a worker); returns its group.
+    fn dequeue(&mut self, key: QKey, id: JobId) -> GroupId {
         self.queue.remove(&key);
+        let mut group = 0;
         if let Some(job) = self.jobs.get_mut(&id) {
+            group = job.group;
             job.queued = None;
             if let Some((at, _)) = job.wait_deadline.take() {
                 self.waits.remove(&(at, id));
@@ -1351,11 +1509,93 @@ impl Scheduler {
                 self.running_totals.insert((at, id));
             }
         }
+        self.unwait_group(group, &key);
         if !self.caps.is_empty() {
             let r = self.range_of(key.0 .0 .0);
             self.range_inflight[r] += 1;
             self.running_range.insert(id, r);
         }
+        group
+    }
+
+    /// Group `g` was served: it takes the last turn (its current entry goes stale).
+    fn next_turn(&mut self, g: GroupId) {
+        if self.cfg.fairness == Fairness::RoundRobin
+            && self.groups.get(&g).is_some_and(|grp| grp.turn.is_some())
+        {
+            self.push_turn(g);
+        }
+    }
+
+    fn push_turn(&mut self, g: GroupId) {
+        self.turns += 1;
+        if let Some(grp) = self.groups.get_mut(&g) {
+            grp.turn = Some(self.turns);
+            self.rotation.push_back((g, self.turns));
+        }
+    }
+
+    /// Whether a job at `k` may go to a worker now: its priority range is under its cap.
+    fn under_cap(&self, k: &QKey) -> bool {
+        if self.caps.is_empty() {
+            return true;
+        }
+        let r = self.range_of(k.0 .0 .0);
+        self.range_inflight[r] < self.caps[r].1
+    }
+
+    /// The waiting job worker `i` takes next: the queue's choice ([`Scheduler::next_job`]),
+    /// unless jobs are chosen by group. Then, with group affinity, the best waiting job of the
+    /// group the worker last served, if its priority is not below the queue's choice (and its
+    /// range is under its cap); otherwise, with round-robin fairness, the best job of the next
+    /// group in turn whose best job has the queue's choice's priority (O(groups) at worst, the
+    /// first group in turn qualifying when priorities are equal); otherwise the queue's choice.
+    fn job_for(&mut self, i: usize) -> Option<(QKey, JobId)> {
+        let head = self.next_job()?;
+        if !self.by_group {
+            return Some(head);
+        }
+        if self.cfg.group_affinity {
+            let g = self.slots[i].last_group;
+            let mine = self
+                .groups
+                .get(&g)
+                .and_then(|grp| grp.waiting.first_key_value())
+                .map(|(k, j)| (*k, *j));
+            if let Some((k, j)) = mine {
+                if k.0 <= head.0 .0 && self.under_cap(&k) {
+                    // That group's turn is used.
+                    self.next_turn(g);
+                    return Some((k, j));
+                }
+            }
+        }
+        let mut pick = None;
+        if self.cfg.fairness == Fairness::RoundRobin {
+            let mut at = 0;
+            while at < self.rotation.len() {
+                let (g, stamp) = self.rotation[at];
+                let first = self
+                    .groups
+                    .get(&g)
+                    .filter(|grp| grp.turn == Some(stamp))
+                    .and_then(|grp| grp.waiting.first_key_value())
+                    .map(|(k, j)| (*k, *j));
+                let Some((k, j)) = first else {
+                    // Stale: the group waits no more, or has a later turn.
+                    self.rotation.remove(at);
+                    continue;
+                };
+                if k.0 == head.0 .0 {
+                    self.rotation.remove(at);
+                    self.push_turn(g);
+                    pick = Some((k, j));
+                    break;
+                }
+                at += 1;
+            }
+        }
+        Some(pick.unwrap_or(head))
     }
 
     /// Bookkeeping of the priority caps when a job leaves its worker.
@@ -1372,8 +1612,9 @@ impl Scheduler {
         &self.range_inflight
     }
 
-    fn assign(&mut self, i: usize, job: JobId) {
+    fn assign(&mut self, i: usize, job: JobId, group: GroupId) {
         let worker = self.slots[i].id;
+        self.slots[i].last_group = group;
         self.slots[i].inflight.push_back((job, None));
         self.slots[i].idle_since = None;
         self.actions.push_back(Action::Send { worker, job });
@@ -1387,11 +1628,11 @@ impl Scheduler {
             while self.slots[pos].state == WorkerState::Ready
                 && self.slots[pos].inflight.len() < conc
             {
-                let Some((k, job)) = self.next_job() else {
+                let Some((k, job)) = self.job_for(pos) else {
                     break;
                 };
-                self.dequeue(k, job);
-                self.assign(pos, job);
+                let g = self.dequeue(k, job);
+                self.assign(pos, job, g);
             }
         }
         self.pump();
@@ -1452,8 +1693,13 @@ impl Scheduler {
                     self.push_spawn();
                     break;
                 }
-                self.dequeue(key, job);
-                self.assign(i, job);
+                let (key, job) = if self.by_group {
+                    self.job_for(i).unwrap_or((key, job))
+                } else {
+                    (key, job)
+                };
+                let g = self.dequeue(key, job);
+                self.assign(i, job, g);
                 continue;
             }
             if self.slots.len() < self.cfg.max_workers
@@ -1491,6 +1737,7 @@ impl Scheduler {
             stop_when_idle: None,
             planned: None,
             serving: false,
+            last_group: 0,
             stop: None,
             cancelled: Vec::new(),
         });
@@ -2682,5 +2929,155 @@ mod tests {
         assert_eq!(withdrawn, n as usize);
         assert_eq!((s.queued(), s.live_jobs()), (0, 1));
         assert_eq!(s.next_deadline(), None);
+    }
+
+    fn fair(max: usize, fairness: Fairness, affinity: bool) -> SchedConfig {
+        SchedConfig {
+            fairness,
+            group_affinity: affinity,
+            ..conc(max, 1)
+        }
+    }
+
+    /// Runs the queue through worker 1 alone, one job at a time (job 0 holds it at first):
+    /// the order in which jobs are sent.
+    fn drain_order(s: &mut Scheduler, t: Instant) -> Vec<JobId> {
+        let mut order = Vec::new();
+        let mut last = 0;
+        loop {
+            s.complete(1, last, t).unwrap();
+            let sent = run(s, t);
+            if sent.is_empty() {
+                return order;
+            }
+            last = sent[0].1;
+            order.push(last);
+        }
+    }
+
+    #[test]
+    fn round_robin_fairness_gives_free_slots_to_the_waiting_groups_in_turn() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(fair(1, Fairness::RoundRobin, false), t);
+        s.submit(0, p("busy")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 0)]);
+        let o = JobOpts::default();
+        for id in 10..15 {
+            s.submit_in(id, p(""), o, Some("A")).unwrap();
+        }
+        s.submit_in(20, p(""), o, Some("B")).unwrap();
+        s.submit_in(30, p(""), o, None).unwrap();
+        s.submit_in(31, p(""), o, Some("")).unwrap();
+        // A's batch does not hold B's single job back; jobs without a group are one group.
+        assert_eq!(drain_order(&mut s, t), vec![10, 20, 30, 11, 31, 12, 13, 14]);
+        assert!(s.group_ids.is_empty(), "settled groups are forgotten");
+        // FIFO (the default): the queue's order, groups or not.
+        let mut s = Scheduler::new_at(fair(1, Fairness::Fifo, false), t);
+        s.submit(0, p("busy")).unwrap();
+        run(&mut s, t);
+        for id in 10..13 {
+            s.submit_in(id, p(""), o, Some("A")).unwrap();
+        }
+        s.submit_in(20, p(""), o, Some("B")).unwrap();
+        assert_eq!(drain_order(&mut s, t), vec![10, 11, 12, 20]);
+    }
+
+    #[test]
+    fn round_robin_takes_turns_among_the_groups_at_the_highest_waiting_priority() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(fair(1, Fairness::RoundRobin, false), t);
+        s.submit(0, p("busy")).unwrap();
+        run(&mut s, t);
+        s.submit_in(10, p(""), prio(0.0), Some("A")).unwrap();
+        s.submit_in(11, p(""), prio(5.0), Some("A")).unwrap();
+        s.submit_in(12, p(""), prio(5.0), Some("A")).unwrap();
+        s.submit_in(20, p(""), prio(0.0), Some("B")).unwrap();
+        s.submit_in(30, p(""), prio(5.0), Some("C")).unwrap();
+        // Priority 5 first (A and C in turn), then priority 0 (A's turn came last: B first).
+        assert_eq!(drain_order(&mut s, t), vec![11, 30, 12, 20, 10]);
+    }
+
+    #[test]
+    fn a_lost_worker_returns_its_job_to_its_group() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(fair(1, Fairness::RoundRobin, false), t);
+        let retried = JobOpts {
+            retries: 1,
+            ..JobOpts::default()
+        };
+        s.submit_in(1, p(""), retried, Some("A")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        s.submit_in(2, p(""), JobOpts::default(), Some("B"))
+            .unwrap();
+        assert!(s.worker_lost(1).is_empty());
+        // Back at the head of A's queue: A's turn (it was served, B waits too).
+        let sent = run(&mut s, t);
+        assert_eq!(sent.len(), 1);
+        let (w, j) = sent[0];
+        s.complete(w, j, t).unwrap();
+        let next = run(&mut s, t);
+        assert_eq!(
+            [j, next[0].1].iter().copied().collect::<BTreeSet<_>>(),
+            [1, 2].into()
+        );
+        s.complete(w, next[0].1, t).unwrap();
+        assert!(s.group_ids.is_empty());
+    }
+
+    /// Two warm workers; 1 serves group G (job 1), 2 serves H (job 2); then job 3 (H, priority
+    /// `h`) and job 4 (G) wait. Worker 1 frees up: the job it takes.
+    fn affinity_pick(affinity: bool, h: f64) -> JobId {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(fair(2, Fairness::Fifo, affinity), t);
+        let o = JobOpts::default();
+        s.submit_in(1, p(""), o, Some("G")).unwrap();
+        s.submit_in(2, p(""), o, Some("H")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1), (2, 2)]);
+        s.submit_in(3, p(""), prio(h), Some("H")).unwrap();
+        s.submit_in(4, p(""), o, Some("G")).unwrap();
+        s.complete(1, 1, t).unwrap();
+        let sent = run(&mut s, t);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 1);
+        sent[0].1
+    }
+
+    #[test]
+    fn with_group_affinity_a_worker_takes_its_last_groups_job_first() {
+        assert_eq!(
+            affinity_pick(false, 0.0),
+            3,
+            "without: the head of the queue"
+        );
+        assert_eq!(
+            affinity_pick(true, 0.0),
+            4,
+            "with: G's job, though H's came first"
+        );
+        assert_eq!(
+            affinity_pick(true, 1.0),
+            3,
+            "a higher priority still goes first"
+        );
+    }
+
+    #[test]
+    fn deadlines_and_close_leave_no_group_behind() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(fair(1, Fairness::RoundRobin, true), t);
+        s.submit(0, p("busy")).unwrap();
+        run(&mut s, t);
+        s.submit_in(1, p(""), waits(Some(10), None, 0), Some("A"))
+            .unwrap();
+        s.submit_in(2, p(""), JobOpts::default(), Some("B"))
+            .unwrap();
+        s.submit_in(3, p(""), JobOpts::default(), Some("C"))
+            .unwrap();
+        assert_eq!(s.cancel(3), Cancelled::Queued);
+        s.housekeeping(t + ms(10));
+        assert_eq!(s.take_overdue().len(), 1);
+        assert_eq!(s.close(false), vec![2]);
+        assert!(s.groups.values().all(|g| g.waiting.is_empty()));
+        assert_eq!(s.group_ids.len(), 0);
     }
 }

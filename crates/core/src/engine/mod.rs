@@ -192,7 +192,7 @@ impl Engine {
         let mut lines = payloads.split('\n');
         // A ComputeCluster job carries its id to the worker's preload (see `frame.rs`).
         let ipc = self.shared.cfg.protocol == Protocol::NodeIpc && self.shared.cfg.ipc_envelope;
-        self.submit_each(first_id, count, opts, |id| {
+        self.submit_each(first_id, count, opts, None, |id| {
             let args = lines.next().unwrap_or("null");
             if ipc {
                 crate::frame::ipc_job_frame(id, args)
@@ -215,9 +215,23 @@ impl Engine {
         count: usize,
         opts: &[JobOpts],
     ) -> Vec<Rejection> {
+        self.submit_calls_in(first_id, args, fns, count, opts, None)
+    }
+
+    /// As [`Engine::submit_calls`], with each job's requestor group (`groups[i]`; empty or
+    /// missing: none).
+    pub fn submit_calls_in(
+        &self,
+        first_id: JobId,
+        args: &str,
+        fns: Option<&str>,
+        count: usize,
+        opts: &[JobOpts],
+        groups: Option<&[String]>,
+    ) -> Vec<Rejection> {
         let mut args = args.split('\n');
         let mut fns = fns.map(|f| f.split('\n'));
-        self.submit_each(first_id, count, opts, |id| {
+        self.submit_each(first_id, count, opts, groups, |id| {
             let a = args.next().unwrap_or("");
             let f = fns.as_mut().and_then(|f| f.next()).unwrap_or("null");
             call_frame(id, f, a)
@@ -229,6 +243,7 @@ impl Engine {
         first_id: JobId,
         count: usize,
         opts: &[JobOpts],
+        groups: Option<&[String]>,
         mut payload: impl FnMut(JobId) -> Box<[u8]>,
     ) -> Vec<Rejection> {
         let defaults = self.shared.cfg.job_defaults;
@@ -237,7 +252,8 @@ impl Engine {
             for index in 0..count {
                 let id = first_id.wrapping_add(index as u32);
                 let o = opts.get(index).copied().unwrap_or(defaults);
-                if let Err(reason) = st.sched.submit_with(id, payload(id), o) {
+                let group = groups.and_then(|g| g.get(index)).map(String::as_str);
+                if let Err(reason) = st.sched.submit_in(id, payload(id), o, group) {
                     st.outbox.totals.rejected += 1;
                     rejected.push(Rejection { index, reason });
                 }
