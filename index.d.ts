@@ -153,6 +153,16 @@ interface PoolCommonOptions {
   fairness?: 'fifo' | 'round-robin';
   /** A worker that last served group G takes G's best waiting job first (unless the queue's next job has a higher priority), otherwise the head of the queue. Default: false. */
   groupAffinity?: boolean;
+  /**
+   * Which worker with a free slot takes a job: `'least-busy'` (the fewest jobs in flight, an
+   * idle one first), `'round-robin'` (in turn), `'random'` (weighted by free slots), or a
+   * function `selectWorker(job, workers)` (proletariat's `workSelectWorker`), called on the JS
+   * thread when the job is submitted: the pid it returns is the worker the job goes to when it
+   * is dispatched, if that worker has a free slot then; `undefined` (or a busy worker then):
+   * the default strategy. A function that throws or returns a pid it was not shown: the
+   * default, and the pool emits `'warning'`. Default: 'least-busy'.
+   */
+  strategy?: 'least-busy' | 'round-robin' | 'random' | SelectWorker;
   /** Passed to each worker's `init(initData)` before its first job (any JSON value). */
   initData?: unknown;
   /** Variables added to the workers' environment. */
@@ -269,6 +279,35 @@ export interface PoolStats {
   runTime: Percentiles | null;
 }
 
+/** What a custom `strategy` function is shown of a job. */
+export interface SelectWorkerJob {
+  /** The function's name (null: the default function). */
+  name: string | null;
+  /** Its arguments (`run(task)`: `[task]`). */
+  args: unknown[];
+  group: string | null;
+  priority: number;
+}
+
+/** What a custom `strategy` function is shown of each worker that takes work (spawn order). */
+export interface WorkerLoad {
+  pid: number;
+  /** Jobs it holds now. */
+  inFlight: number;
+  jobsDone: number;
+  /** The group of the job it was last given, while that group has live jobs; else null. */
+  group: string | null;
+}
+
+/** A custom worker selection: the pid of the worker `job` should go to, or undefined for the default strategy. */
+export type SelectWorker = (job: SelectWorkerJob, workers: WorkerLoad[]) => number | undefined;
+
+/** `'warning'`: a custom `strategy` threw (`cause`) or returned a pid it was not shown; the default strategy chose instead. */
+export interface PoolWarning {
+  message: string;
+  cause?: unknown;
+}
+
 /** `'queueTimeout'`: a job waited past its `queueTimeout` (it rejected with ERR_QUEUE_TIMEOUT). */
 export interface QueueTimeoutInfo {
   /** The job's function (null: the default one). */
@@ -366,6 +405,7 @@ export declare class Pool<F = any> extends EventEmitter {
   on(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
   on(event: 'queueTimeout', listener: (info: QueueTimeoutInfo) => void): this;
   on(event: 'totalTimeout', listener: (info: TotalTimeoutInfo) => void): this;
+  on(event: 'warning', listener: (warning: PoolWarning) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'event', listener: (name: string, data: unknown, pid: number) => void): this;
   once(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;
@@ -373,5 +413,6 @@ export declare class Pool<F = any> extends EventEmitter {
   once(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
   once(event: 'queueTimeout', listener: (info: QueueTimeoutInfo) => void): this;
   once(event: 'totalTimeout', listener: (info: TotalTimeoutInfo) => void): this;
+  once(event: 'warning', listener: (warning: PoolWarning) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }

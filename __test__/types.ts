@@ -59,6 +59,21 @@ async function usePool(): Promise<void> {
   const loud2: string = await typed.exec('shout', ['x'], { timeout: 1000, retries: 1, priority: 2, queueTimeout: 500, totalTimeout: Infinity, group: 'tenant-1' });
   // @ts-expect-error fairness is 'fifo' or 'round-robin'
   void new Pool({ module: 'a.js', fairness: 'fair' });
+  const picky = new Pool({
+    module: 'a.js',
+    strategy: (job, workers) => {
+      const n: string | null = job.name;
+      const a: unknown[] = job.args;
+      void n; void a; void job.group; void job.priority;
+      const idle = workers.find((w) => w.inFlight === 0 && w.jobsDone >= 0 && w.group !== 'x');
+      return idle?.pid;
+    },
+  });
+  picky.on('warning', ({ message, cause }) => { const m: string = message; void m; void cause; });
+  void new Pool({ module: 'a.js', strategy: 'round-robin' });
+  void new Pool({ module: 'a.js', strategy: 'random' });
+  // @ts-expect-error an unknown strategy
+  void new Pool({ module: 'a.js', strategy: 'fastest' });
   const ac2 = new AbortController();
   await typed.exec('add', [1, 2], { signal: ac2.signal, onProgress: (p) => void p });
   const asConst = [3, 4] as const;

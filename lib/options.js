@@ -51,6 +51,8 @@ const OPTIONS = Object.freeze([
   // worker takes the group it last served first.
   { name: 'fairness', type: 'oneOf', values: ['fifo', 'round-robin'], default: 'fifo' },
   { name: 'groupAffinity', type: 'boolean', default: false },
+  // Which worker with a free slot takes the next job, or a function selectWorker(job, workers).
+  { name: 'strategy', type: 'strategy', default: 'least-busy' },
   { name: 'niceIncrement', type: 'count', range: [0, 19], default: 0 },
   { name: 'affinity', type: 'boolean', default: false },
   { name: 'maxMessage', type: 'int', range: [1, 0x7fffffff], default: DEFAULTS.maxMessage },
@@ -142,6 +144,12 @@ const TYPES = {
         `got ${typeof v === 'string' ? JSON.stringify(v) : typeof v}`);
     }
     return v;
+  },
+  // 'least-busy', 'round-robin', 'random', or a function (kept as it is).
+  strategy(row, v) {
+    if (typeof v === 'function' || v === 'least-busy' || v === 'round-robin' || v === 'random') return v;
+    throw optionError('strategy must be \'least-busy\', \'round-robin\', \'random\' or a function ' +
+      `selectWorker(job, workers), got ${typeof v === 'string' ? JSON.stringify(v) : typeof v}`);
   },
   boolean(row, v) {
     if (typeof v !== 'boolean') throw optionError(`${row.name} must be a boolean`);

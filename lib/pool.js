@@ -55,6 +55,8 @@ class Pool extends EventEmitter {
   #totalTimedOut = 0; // ... with ERR_TOTAL_TIMEOUT
   #abortedHere = 0; // jobs whose signal was aborted before run()/exec() was called
   #maxMessage;
+  #priority;
+  #select = null; // a custom selectWorker(job, workers), or null
 
   constructor(options) {
     super();
@@ -63,6 +65,8 @@ class Pool extends EventEmitter {
     this.#concurrency = o.concurrency;
     this.#minWorkers = o.minWorkers;
     this.#maxMessage = o.maxMessage;
+    this.#priority = o.priority;
+    if (typeof o.strategy === 'function') this.#select = o.strategy;
     const { program, args } = o.module !== undefined
       ? { program: process.execPath, args: [...o.execArgv, POOL_WORKER, o.module] }
       : o.command;
@@ -105,6 +109,8 @@ class Pool extends EventEmitter {
       prioritySlots: o.prioritySlots ?? undefined,
       fairness: o.fairness,
       groupAffinity: o.groupAffinity,
+      // A function's fallback is the default strategy.
+      strategy: typeof o.strategy === 'function' ? undefined : o.strategy,
       sacredGuarantees: o.sacredGuarantees,
       ...internalLimits(options),
     }, {
@@ -303,7 +309,43 @@ class Pool extends EventEmitter {
         `(${this.#maxMessage})`, { maxMessage: this.#maxMessage }));
       return;
     }
+    if (this.#select !== null) this.#selectWorker(name, task, args, job);
     this.#session.add(job, argsText, name);
+  }
+
+  // A custom strategy's choice for `job`, made now, from the workers' loads now: the worker it
+  // goes to when dispatched, if that worker has a free slot then (otherwise the default
+  // strategy's). A function that throws or names no live worker: the default, and 'warning'.
+  #selectWorker(name, task, args, job) {
+    const workers = this.#session.native.workerLoads();
+    // The binding leaves a missing group out: null, as the types say.
+    for (let i = 0; i < workers.length; i++) workers[i].group ??= null;
+    let pid;
+    try {
+      pid = this.#select({
+        name, args: args === undefined ? [task] : args, group: job.group ?? null,
+        priority: job.priority ?? this.#priority,
+      }, workers);
+    } catch (e) {
+      this.#warn(`selectWorker threw: ${e instanceof Error ? e.message : String(e)}; ` +
+        'the default strategy chooses', e);
+      return;
+    }
+    if (pid === undefined) return;
+    for (let i = 0; i < workers.length; i++) {
+      if (workers[i].pid === pid) {
+        job.pin = pid;
+        return;
+      }
+    }
+    this.#warn(`selectWorker returned ${String(pid)}, not the pid of a worker it was shown; ` +
+      'the default strategy chooses');
+  }
+
+  // 'warning' ({ message, cause }), emitted later in the pool's async context: a listener that
+  // throws must not make run()/exec() throw.
+  #warn(message, cause) {
+    process.nextTick(() => this.#session.inScope(this.emit, this, 'warning', { message, cause }));
   }
 
   // A record that is not a job's outcome: the pool's events. Runs in the async context the

@@ -67,6 +67,7 @@ class Job {
     this.queueTimeout = undefined;
     this.totalTimeout = undefined;
     this.group = undefined; // its requestor group (a non-empty string), if any
+    this.pin = undefined; // its preferred worker's pid (a custom selectWorker's choice)
     this.name = null; // its function's name (set by add())
   }
 }
@@ -88,6 +89,7 @@ class ScopedJob extends AsyncResource {
     this.queueTimeout = undefined;
     this.totalTimeout = undefined;
     this.group = undefined;
+    this.pin = undefined;
     this.name = null;
   }
 }
@@ -111,6 +113,7 @@ class Session {
   #batchPrio = null; // per-job priorities of the current batch, when any job has its own
   #batchWaits = null; // per-job [queueTimeout, totalTimeout], when any job has its own
   #batchGroups = null; // per-job groups ('' for none), when any job has one
+  #batchPins = null; // per-job preferred workers' pids (0 for none), when any job has one
   #batchUnits = 0; // the batch's text so far, in UTF-16 units (FLUSH_UNITS)
   #flushQueued = false;
   #flushTask;
@@ -222,6 +225,8 @@ class Session {
     }
     if (job.group !== undefined && this.#batchGroups === null) this.#batchGroups = new Array(batch.length).fill('');
     if (this.#batchGroups !== null) this.#batchGroups.push(job.group ?? '');
+    if (job.pin !== undefined && this.#batchPins === null) this.#batchPins = new Array(batch.length).fill(0);
+    if (this.#batchPins !== null) this.#batchPins.push(job.pin ?? 0);
     batch.push(argsText);
     this.#batchUnits += argsText.length + 1;
     this.#jobs.set(id, job);
@@ -250,8 +255,10 @@ class Session {
     this.#batchWaits = null;
     const groups = this.#batchGroups;
     this.#batchGroups = null;
+    const pins = this.#batchPins;
+    this.#batchPins = null;
     // The per-job side arrays, each null when no job of the batch has its own.
-    const side = [opts, prio, waits, groups];
+    const side = [opts, prio, waits, groups, pins];
     const units = this.#batchUnits;
     this.#batchUnits = 0;
     if (units <= FLUSH_UNITS) {
@@ -275,8 +282,8 @@ class Session {
 
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
   // ones the engine refused; if the call throws, every job of the part fails.
-  // `side`: [opts, prio, waits, groups], the batch's per-job side arrays (or nulls).
-  #submitPart(batch, fns, [opts, prio, waits, groups], first, start, end) {
+  // `side`: [opts, prio, waits, groups, pins], the batch's per-job side arrays (or nulls).
+  #submitPart(batch, fns, [opts, prio, waits, groups, pins], first, start, end) {
     const whole = start === 0 && end === batch.length;
     const count = end - start;
     const firstId = (first + start) >>> 0;
@@ -297,8 +304,9 @@ class Session {
         const priorities = prio === null ? undefined : new Float64Array(whole ? prio : prio.slice(start, end));
         const w = waits === null ? undefined : new Float64Array(whole ? waits : waits.slice(2 * start, 2 * end));
         const g = groups === null ? undefined : (whole ? groups : groups.slice(start, end));
+        const p = pins === null ? undefined : new Int32Array(whole ? pins : pins.slice(start, end));
         const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
-        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w, g);
+        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w, g, p);
       } else {
         rejected = this.#native.submit(firstId, args, count);
       }

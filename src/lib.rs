@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use comrade_core::engine::{Engine, EngineConfig};
+use comrade_core::engine::{Engine, EngineConfig, JobExtras};
 use comrade_core::scheduler::JobOpts;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -54,6 +54,16 @@ fn guarded<R>(what: &str, body: impl FnOnce() -> R) -> std::result::Result<R, St
             .unwrap_or_else(|| "a panic without a message".into());
         format!("comrade: internal error in {what}: {message}")
     })
+}
+
+/// A worker's load ([`NativePool::worker_loads`]).
+#[napi(object)]
+pub struct WorkerLoadInfo {
+    pub pid: i32,
+    pub in_flight: u32,
+    pub jobs_done: f64,
+    /// The group of the job it was last given, while that group has live jobs.
+    pub group: Option<String>,
 }
 
 #[napi]
@@ -155,7 +165,8 @@ impl NativePool {
     /// per job, replace the pool's default priority (left out: the pool's, for every job);
     /// `waits`, when given, holds two values per job, its queue timeout and its total timeout
     /// (milliseconds, 0 = none, as `timeouts`), replacing the pool's; `groups`, when given,
-    /// each job's requestor group (empty: none).
+    /// each job's requestor group (empty: none); `pins`, when given, each job's preferred
+    /// worker by pid (0: none; see `workerLoads`).
     #[napi]
     #[allow(clippy::too_many_arguments)] // the binding's positional arguments
     pub fn submit_calls(
@@ -169,6 +180,7 @@ impl NativePool {
         priorities: Option<Float64Array>,
         waits: Option<Float64Array>,
         groups: Option<Vec<String>>,
+        pins: Option<Int32Array>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submitCalls", || {
             let opts = job_opts(
@@ -188,7 +200,10 @@ impl NativePool {
                 fns.as_deref(),
                 count as usize,
                 &opts,
-                groups.as_deref(),
+                JobExtras {
+                    groups: groups.as_deref(),
+                    pins: pins.as_deref(),
+                },
             ));
             self.sync_direct();
             Ok(rejected)
@@ -252,6 +267,25 @@ impl NativePool {
     #[napi]
     pub fn cancel(&self, id: u32) -> js::Result<u32> {
         entry("NativePool.cancel", || Ok(self.engine.cancel(id) as u32))
+    }
+
+    /// The workers that take work (spawn order), each with its jobs in flight, jobs done and
+    /// the group it last served: what a custom `selectWorker` is shown.
+    #[napi]
+    pub fn worker_loads(&self) -> js::Result<Vec<WorkerLoadInfo>> {
+        entry("NativePool.workerLoads", || {
+            Ok(self
+                .engine
+                .worker_loads()
+                .into_iter()
+                .map(|l| WorkerLoadInfo {
+                    pid: l.pid,
+                    in_flight: l.in_flight as u32,
+                    jobs_done: l.jobs_done as f64,
+                    group: l.group,
+                })
+                .collect())
+        })
     }
 
     /// Workers, queue, totals and percentiles, as JSON text.
@@ -461,6 +495,7 @@ fn job_opts(
                 priority,
                 queue_timeout,
                 total_timeout,
+                prefer: None,
             })
         })
         .collect()

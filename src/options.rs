@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use comrade_core::engine::{self, EngineConfig, Protocol};
-use comrade_core::scheduler::{Fairness, JobOpts, SchedConfig};
+use comrade_core::scheduler::{Fairness, JobOpts, SchedConfig, Strategy};
 use comrade_core::spawn::SpawnSpec;
 use napi_derive::napi;
 
@@ -101,6 +101,9 @@ pub struct NativeOptions {
     pub fairness: Option<String>,
     /// A worker takes the group it last served first. Default false.
     pub group_affinity: Option<bool>,
+    /// Which worker with a free slot takes the next job: `"least-busy"` (the default),
+    /// `"round-robin"` or `"random"`.
+    pub strategy: Option<String>,
     /// Internal, for tests (lib/ passes it only from the `Symbol.for('comrade.limits')` option):
     /// the longest result, in bytes, the host takes (`EngineConfig::max_record`). JS gives V8's
     /// longest string; a test gives a small one, so that a too-large result needs no 512 MiB.
@@ -215,6 +218,17 @@ impl TryFrom<NativeOptions> for EngineConfig {
                 }
             },
             group_affinity: o.group_affinity.unwrap_or(false),
+            strategy: match o.strategy.as_deref() {
+                None | Some("least-busy") => Strategy::LeastBusy,
+                Some("round-robin") => Strategy::RoundRobin,
+                Some("random") => Strategy::Random,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "unknown strategy {other:?} (expected \"least-busy\", \"round-robin\" or \"random\")"
+                    )))
+                }
+            },
+            seed: 0,
         };
         if sched.priority_caps().is_none() {
             return Err(invalid(format!(
@@ -260,6 +274,7 @@ impl TryFrom<NativeOptions> for EngineConfig {
             priority,
             queue_timeout,
             total_timeout,
+            prefer: None,
         };
         cfg.max_rss = max_rss;
         cfg.affinity = o.affinity.unwrap_or(false);
@@ -357,6 +372,7 @@ mod tests {
             total_timeout_ms: None,
             fairness: None,
             group_affinity: None,
+            strategy: None,
             priority_slots: None,
             sacred_guarantees: None,
             max_record_bytes: None,
@@ -419,6 +435,7 @@ mod tests {
             o.queue_timeout_ms = Some(300.0);
             o.fairness = Some("round-robin".into());
             o.group_affinity = Some(true);
+            o.strategy = Some("random".into());
             o.total_timeout_ms = Some(f64::INFINITY);
         })
         .unwrap();
@@ -430,6 +447,7 @@ mod tests {
         assert_eq!(cfg.job_defaults.total_timeout, None, "Infinity: none");
         assert_eq!(s.fairness, Fairness::RoundRobin);
         assert!(s.group_affinity);
+        assert_eq!(s.strategy, Strategy::Random);
         assert_eq!(s.max_backlog, Some(0));
         assert_eq!(s.max_request_time, Some(1.5));
         assert_eq!(s.min_workers, 4);

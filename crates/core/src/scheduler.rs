@@ -22,6 +22,18 @@ pub type WorkerId = u64;
 /// not reused: a group is forgotten once it has no live job.
 pub type GroupId = u32;
 
+/// Which worker with a free slot takes the next job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// The one with the fewest jobs in flight (an idle one first).
+    #[default]
+    LeastBusy,
+    /// The next one after the last chosen, in spawn order.
+    RoundRobin,
+    /// At random, weighted by free slots (proletariat's default).
+    Random,
+}
+
 /// How free slots are shared among the waiting jobs' groups.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Fairness {
@@ -64,6 +76,10 @@ pub struct SchedConfig {
     /// A worker that last served group G takes G's best waiting job first (unless the job it
     /// would take otherwise has a higher priority).
     pub group_affinity: bool,
+    /// Which worker with a free slot takes the next job.
+    pub strategy: Strategy,
+    /// Seed of [`Strategy::Random`]'s generator (0: from the clock).
+    pub seed: u64,
 }
 
 impl Default for SchedConfig {
@@ -81,6 +97,8 @@ impl Default for SchedConfig {
             sacred_guarantees: false,
             fairness: Fairness::Fifo,
             group_affinity: false,
+            strategy: Strategy::LeastBusy,
+            seed: 0,
         }
     }
 }
@@ -141,6 +159,9 @@ pub struct JobOpts {
     /// Longest time from submission to settlement (proletariat's ECSTO), retries included:
     /// past it the job is withdrawn, queued or running ([`Overdue::Total`]).
     pub total_timeout: Option<Duration>,
+    /// The worker the job goes to when it is dispatched, if that worker takes work and has a
+    /// free slot then (a custom `selectWorker`'s choice); otherwise the strategy's.
+    pub prefer: Option<WorkerId>,
 }
 
 /// Why a job's own deadline withdrew it (see [`Scheduler::take_overdue`] and
@@ -332,6 +353,7 @@ struct Job {
     wait_deadline: Option<(Instant, bool)>,
     waiting_since: Instant,
     group: GroupId,
+    prefer: Option<WorkerId>,
 }
 
 /// A requestor group: its name, its live jobs, and (when jobs are chosen by group) its
@@ -513,6 +535,12 @@ pub struct Scheduler {
     /// turn (lazily cleaned: an entry whose stamp is not its group's is skipped and dropped).
     rotation: VecDeque<(GroupId, u64)>,
     turns: u64,
+    /// Some job named a preferred worker (jobs are then looked up at dispatch).
+    prefers: bool,
+    /// [`Strategy::RoundRobin`]: the slot index to look from next.
+    rr_next: usize,
+    /// [`Strategy::Random`]: xorshift64* state (never 0).
+    rng: u64,
     started: Instant,
     stats: SchedStats,
     /// `close(false)`: nothing runs any more, so nothing is retried.
@@ -563,12 +591,24 @@ impl Scheduler {
             by_group: false,
             rotation: VecDeque::new(),
             turns: 0,
+            prefers: false,
+            rr_next: 0,
+            rng: 0,
             started: now,
             stats: SchedStats::default(),
             no_more_runs: false,
             min_held: false,
         };
         s.by_group = by_group;
+        s.rng = match s.cfg.seed {
+            0 => {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64);
+                t | 1
+            }
+            seed => seed,
+        };
         s.pump();
         s
     }
@@ -630,6 +670,7 @@ impl Scheduler {
             Some(name) if !name.is_empty() => self.join_group(name),
             _ => 0,
         };
+        self.prefers |= opts.prefer.is_some();
         self.jobs.insert(
             id,
             Job {
@@ -644,6 +685,7 @@ impl Scheduler {
                 wait_deadline: None,
                 waiting_since: self.now,
                 group,
+                prefer: opts.prefer,
             },
         );
         self.enqueue(id, false);
@@ -1624,7 +1666,14 @@ impl Scheduler {
     fn pump_to(&mut self, worker: WorkerId) {
         self.expire_waiting();
         let conc = self.cfg.concurrency;
-        if let Some(pos) = self.slots.iter().position(|s| s.id == worker) {
+        // Another strategy, or a preferred worker, decides in `pump`.
+        let fast = self.cfg.strategy == Strategy::LeastBusy && !self.prefers;
+        if let Some(pos) = self
+            .slots
+            .iter()
+            .position(|s| s.id == worker)
+            .filter(|_| fast)
+        {
             while self.slots[pos].state == WorkerState::Ready
                 && self.slots[pos].inflight.len() < conc
             {
@@ -1693,10 +1742,19 @@ impl Scheduler {
                     self.push_spawn();
                     break;
                 }
+                let i = match self.cfg.strategy {
+                    Strategy::LeastBusy => i,
+                    other => self.pick_slot(other).unwrap_or(i),
+                };
                 let (key, job) = if self.by_group {
                     self.job_for(i).unwrap_or((key, job))
                 } else {
                     (key, job)
+                };
+                let i = if self.prefers {
+                    self.preferred_slot(job).unwrap_or(i)
+                } else {
+                    i
                 };
                 let g = self.dequeue(key, job);
                 self.assign(i, job, g);
@@ -1722,6 +1780,80 @@ impl Scheduler {
                 self.push_spawn();
             }
         }
+    }
+
+    /// A slot that takes a job now (ready, with room), by `strategy` (round-robin or random).
+    fn pick_slot(&mut self, strategy: Strategy) -> Option<usize> {
+        let conc = self.cfg.concurrency;
+        let free = |s: &Slot| {
+            if s.state == WorkerState::Ready {
+                conc.saturating_sub(s.inflight.len())
+            } else {
+                0
+            }
+        };
+        let n = self.slots.len();
+        match strategy {
+            Strategy::RoundRobin => {
+                let i = (0..n)
+                    .map(|k| (self.rr_next + k) % n)
+                    .find(|&i| free(&self.slots[i]) > 0)?;
+                self.rr_next = i + 1;
+                Some(i)
+            }
+            Strategy::Random => {
+                let total: usize = self.slots.iter().map(free).sum();
+                if total == 0 {
+                    return None;
+                }
+                let mut r = (self.next_random() % total as u64) as usize;
+                for (i, s) in self.slots.iter().enumerate() {
+                    let f = free(s);
+                    if r < f {
+                        return Some(i);
+                    }
+                    r -= f;
+                }
+                None
+            }
+            Strategy::LeastBusy => None,
+        }
+    }
+
+    /// xorshift64*: enough to spread jobs, cheap, and reproducible from a seed.
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// The slot job `job` prefers, if it takes a job now.
+    fn preferred_slot(&self, job: JobId) -> Option<usize> {
+        let w = self.jobs.get(&job)?.prefer?;
+        let conc = self.cfg.concurrency;
+        self.slots
+            .iter()
+            .position(|s| s.id == w && s.state == WorkerState::Ready && s.inflight.len() < conc)
+    }
+
+    /// Each worker's id, jobs in flight, jobs done and the group it last served (for a custom
+    /// worker selection).
+    pub fn loads(&self) -> Vec<(WorkerId, usize, u64, Option<&str>)> {
+        self.slots
+            .iter()
+            .filter(|s| s.state != WorkerState::Closing)
+            .map(|s| {
+                (
+                    s.id,
+                    s.inflight.len(),
+                    s.done,
+                    self.group_name(s.last_group),
+                )
+            })
+            .collect()
     }
 
     fn push_spawn(&mut self) {
@@ -3079,5 +3211,98 @@ mod tests {
         assert_eq!(s.close(false), vec![2]);
         assert!(s.groups.values().all(|g| g.waiting.is_empty()));
         assert_eq!(s.group_ids.len(), 0);
+    }
+
+    fn strat(strategy: Strategy, c: usize) -> SchedConfig {
+        SchedConfig {
+            strategy,
+            seed: 42,
+            min_workers: 2,
+            ..conc(2, c)
+        }
+    }
+
+    /// One job at a time (each answered before the next): the workers that take them.
+    fn one_by_one(s: &mut Scheduler, t: Instant, ids: std::ops::Range<u32>) -> Vec<WorkerId> {
+        let mut out = Vec::new();
+        for id in ids {
+            s.submit(id, p("")).unwrap();
+            let sent = run(s, t);
+            assert_eq!(sent.len(), 1);
+            s.complete(sent[0].0, id, t).unwrap();
+            run(s, t);
+            out.push(sent[0].0);
+        }
+        out
+    }
+
+    #[test]
+    fn least_busy_takes_the_first_idle_worker_and_round_robin_takes_turns() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(strat(Strategy::LeastBusy, 2), t);
+        run(&mut s, t);
+        assert_eq!(s.workers(), 2);
+        assert_eq!(one_by_one(&mut s, t, 1..7), vec![1; 6]);
+        let mut s = Scheduler::new_at(strat(Strategy::RoundRobin, 2), t);
+        run(&mut s, t);
+        assert_eq!(one_by_one(&mut s, t, 1..7), vec![1, 2, 1, 2, 1, 2]);
+    }
+
+    #[test]
+    fn random_is_weighted_by_free_slots_and_reproducible_from_its_seed() {
+        let t = Instant::now();
+        let picks = |seed: u64| {
+            let mut s = Scheduler::new_at(
+                SchedConfig {
+                    seed,
+                    ..strat(Strategy::Random, 4)
+                },
+                t,
+            );
+            run(&mut s, t);
+            // Worker 1 holds three jobs (one slot free), worker 2 none (four free).
+            let on1 = JobOpts {
+                prefer: Some(1),
+                ..JobOpts::default()
+            };
+            for id in 1..=3 {
+                s.submit_with(id, p(""), on1).unwrap();
+            }
+            assert_eq!(run(&mut s, t), vec![(1, 1), (1, 2), (1, 3)]);
+            one_by_one(&mut s, t, 100..1100)
+        };
+        let a = picks(42);
+        let on2 = a.iter().filter(|&&w| w == 2).count();
+        // 4 free slots of 5: about 800 of 1000.
+        assert!((740..=860).contains(&on2), "{on2} of 1000 on worker 2");
+        assert_eq!(a, picks(42), "the same seed, the same picks");
+        assert_ne!(a, picks(7));
+    }
+
+    #[test]
+    fn a_preferred_worker_takes_its_job_when_it_has_room_else_the_strategy_decides() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(strat(Strategy::LeastBusy, 1), t);
+        run(&mut s, t);
+        let on2 = JobOpts {
+            prefer: Some(2),
+            ..JobOpts::default()
+        };
+        // Worker 1 is idle and first, but job 1 prefers worker 2.
+        s.submit_with(1, p(""), on2).unwrap();
+        assert_eq!(run(&mut s, t), vec![(2, 1)]);
+        // Worker 2 is full: job 2 goes to worker 1 rather than wait.
+        s.submit_with(2, p(""), on2).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 2)]);
+        // An unknown worker: the strategy's choice.
+        s.complete(1, 2, t).unwrap();
+        let gone = JobOpts {
+            prefer: Some(99),
+            ..JobOpts::default()
+        };
+        s.submit_with(3, p(""), gone).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 3)]);
+        let loads: Vec<_> = s.loads().into_iter().map(|l| (l.0, l.1, l.2)).collect();
+        assert_eq!(loads, vec![(1, 1, 1), (2, 1, 0)]);
     }
 }
