@@ -27,9 +27,13 @@ export declare class NativePool {
    * of `fns`, when given, the JSON text of its function name (`null` for the default). The
    * engine writes the frames.
    * Returns and options as for `submit`; `priorities` (finite numbers), when given, one
-   * per job, replace the pool's default priority (left out: the pool's, for every job).
+   * per job, replace the pool's default priority (left out: the pool's, for every job);
+   * `waits`, when given, holds two values per job, its queue timeout and its total timeout
+   * (milliseconds, 0 = none, as `timeouts`), replacing the pool's; `groups`, when given,
+   * each job's requestor group (empty: none); `pins`, when given, each job's preferred
+   * worker by pid (0: none; see `workerLoads`).
    */
-  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null): Array<number>
+  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null, groups?: Array<string> | undefined | null, pins?: Int32Array | undefined | null): Array<number>
   /**
    * Every record produced since the last call, as one JSON array of `kind, id, value`
    * triples (kind a `RecordKind`), or null.
@@ -59,6 +63,11 @@ export declare class NativePool {
    * (its worker is killed and replaced). No record follows for it.
    */
   cancel(id: number): number
+  /**
+   * The workers that take work (spawn order), each with its jobs in flight, jobs done and
+   * the group it last served: what a custom `selectWorker` is shown.
+   */
+  workerLoads(): Array<WorkerLoadInfo>
   /** Workers, queue, totals and percentiles, as JSON text. */
   stats(): string
   /**
@@ -178,6 +187,16 @@ export interface NativeOptions {
   /** Default priority of a job (finite; higher runs sooner). Default 0. */
   priority?: number
   /**
+   * Default queue timeout (> 0) of a job, in milliseconds: the longest it waits for a
+   * worker. Default: none.
+   */
+  queueTimeoutMs?: number
+  /**
+   * Default total timeout (> 0) of a job, in milliseconds: from submission to settlement.
+   * Default: none.
+   */
+  totalTimeoutMs?: number
+  /**
    * Guaranteed slots per priority range, as flat pairs `[from, slots, …]`: `from` a
    * priority >= 0 (0 is the lowest range, which always has the slots the others leave),
    * `slots` an integer >= 0. Their sum must not exceed `maxWorkers × concurrency`.
@@ -186,6 +205,18 @@ export interface NativeOptions {
   prioritySlots?: Array<number>
   /** A range borrows only from the lowest range. Default false. */
   sacredGuarantees?: boolean
+  /**
+   * How free slots are shared among requestor groups: `"fifo"` (the default) or
+   * `"round-robin"`.
+   */
+  fairness?: string
+  /** A worker takes the group it last served first. Default false. */
+  groupAffinity?: boolean
+  /**
+   * Which worker with a free slot takes the next job: `"least-busy"` (the default),
+   * `"round-robin"` or `"random"`.
+   */
+  strategy?: string
   /**
    * Internal, for tests (lib/ passes it only from the `Symbol.for('comrade.limits')` option):
    * the longest result, in bytes, the host takes (`EngineConfig::max_record`). JS gives V8's
@@ -231,4 +262,13 @@ export declare const enum RejectReason {
   Backlog = 1,
   /** The job would complete too late. Value: the expected time, in seconds. */
   Duration = 2,
+}
+
+/** A worker's load ([`NativePool::worker_loads`]). */
+export interface WorkerLoadInfo {
+  pid: number
+  inFlight: number
+  jobsDone: number
+  /** The group of the job it was last given, while that group has live jobs. */
+  group?: string
 }

@@ -64,6 +64,8 @@ export declare const codes: {
   readonly WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED';
   readonly SPAWN_FAILED: 'ERR_SPAWN_FAILED';
   readonly JOB_TIMEOUT: 'ERR_JOB_TIMEOUT';
+  readonly QUEUE_TIMEOUT: 'ERR_QUEUE_TIMEOUT';
+  readonly TOTAL_TIMEOUT: 'ERR_TOTAL_TIMEOUT';
   /** The `code` of an abort's error, a DOMException named AbortError (not a PoolError). */
   readonly ABORTED: 'ABORT_ERR';
   /** Raised in the worker: it has no function of that name (or no default function). */
@@ -123,6 +125,10 @@ interface PoolCommonOptions {
   timeout?: number;
   /** Most jobs in flight on one worker at once (answered in any order). Default: 1. */
   concurrency?: number;
+  /** Longest a job waits for a worker, in ms (proletariat's EATO): past it the job rejects with ERR_QUEUE_TIMEOUT, never runs, and the pool emits `'queueTimeout'`. A retried job waits anew (counted from its return to the queue). Infinity: none. Default: none. */
+  queueTimeout?: number;
+  /** Longest time from the call to the job's settlement, in ms, retries included (proletariat's ECSTO): a waiting job is withdrawn, a running one cancelled as after an abort (killed and replaced after `cancelGraceMs`); it rejects with ERR_TOTAL_TIMEOUT and the pool emits `'totalTimeout'`. Infinity: none. Default: none. */
+  totalTimeout?: number;
   /** A job's priority when `run()`/`exec()` give none (a finite number): higher runs sooner, equal ones first come first served. Default: 0. */
   priority?: number;
   /**
@@ -140,6 +146,25 @@ interface PoolCommonOptions {
   drainThreshold?: number;
   /** With `prioritySlots`, a higher range borrows only from the lowest range (proletariat's `SACRED_GUARANTEES`). Default: false. */
   sacredGuarantees?: boolean;
+  /**
+   * How free slots are shared among the requestor groups (a job's `group`; jobs without one
+   * count as one group). `'fifo'`: the queue's order. `'round-robin'`: the groups whose best
+   * waiting job has the highest waiting priority take turns, so one group's big batch cannot
+   * starve another group's single job. Default: 'fifo'.
+   */
+  fairness?: 'fifo' | 'round-robin';
+  /** A worker that last served group G takes G's best waiting job first (unless the queue's next job has a higher priority), otherwise the head of the queue. Default: false. */
+  groupAffinity?: boolean;
+  /**
+   * Which worker with a free slot takes a job: `'least-busy'` (the fewest jobs in flight, an
+   * idle one first), `'round-robin'` (in turn), `'random'` (weighted by free slots), or a
+   * function `selectWorker(job, workers)` (proletariat's `workSelectWorker`), called on the JS
+   * thread when the job is submitted: the pid it returns is the worker the job goes to when it
+   * is dispatched, if that worker has a free slot then; `undefined` (or a busy worker then):
+   * the default strategy. A function that throws or returns a pid it was not shown: the
+   * default, and the pool emits `'warning'`. Default: 'least-busy'.
+   */
+  strategy?: 'least-busy' | 'round-robin' | 'random' | SelectWorker;
   /** Passed to each worker's `init(initData)` before its first job (any JSON value). */
   initData?: unknown;
   /** Variables added to the workers' environment. */
@@ -194,6 +219,12 @@ export interface JobOptions<P = unknown> {
    * own `timeout`) detaches alone; the shared job is cancelled when every caller has gone.
    */
   key?: string;
+  /** This job's queue timeout in ms (overrides the pool's `queueTimeout`; Infinity: none). */
+  queueTimeout?: number;
+  /** This job's total timeout in ms, from this call to its settlement (overrides the pool's `totalTimeout`; Infinity: none). */
+  totalTimeout?: number;
+  /** The requestor this job runs for (a non-empty string), for `fairness` and `groupAffinity`. Default: none. */
+  group?: string;
 }
 
 /** `run()`'s options: a job's own options, and the function to run. */
@@ -279,12 +310,61 @@ export interface PoolStats {
   timedOut: number;
   /** Jobs with a `key` that joined a shared job instead of running, since the start. */
   coalesced: number;
+  /** Jobs that waited past their `queueTimeout` (ERR_QUEUE_TIMEOUT; also counted in `failed`). */
+  queueTimedOut: number;
+  /** Jobs not settled within their `totalTimeout` (ERR_TOTAL_TIMEOUT; also counted in `failed`). */
+  totalTimedOut: number;
   /** Completions per second over the last ten seconds (over the time since the start while that is shorter, counted as at least one second). */
   throughput: number;
   /** Time from submission to a worker, in ms, over recent jobs (null before any). */
   waitTime: Percentiles | null;
   /** Time on a worker, in ms, over recent jobs (null before any). */
   runTime: Percentiles | null;
+}
+
+/** What a custom `strategy` function is shown of a job. */
+export interface SelectWorkerJob {
+  /** The function's name (null: the default function). */
+  name: string | null;
+  /** Its arguments (`run(task)`: `[task]`). */
+  args: unknown[];
+  group: string | null;
+  priority: number;
+}
+
+/** What a custom `strategy` function is shown of each worker that takes work (spawn order). */
+export interface WorkerLoad {
+  pid: number;
+  /** Jobs it holds now. */
+  inFlight: number;
+  jobsDone: number;
+  /** The group of the job it was last given, while that group has live jobs; else null. */
+  group: string | null;
+}
+
+/** A custom worker selection: the pid of the worker `job` should go to, or undefined for the default strategy. */
+export type SelectWorker = (job: SelectWorkerJob, workers: WorkerLoad[]) => number | undefined;
+
+/** `'warning'`: a custom `strategy` threw (`cause`) or returned a pid it was not shown; the default strategy chose instead. */
+export interface PoolWarning {
+  message: string;
+  cause?: unknown;
+}
+
+/** `'queueTimeout'`: a job waited past its `queueTimeout` (it rejected with ERR_QUEUE_TIMEOUT). */
+export interface QueueTimeoutInfo {
+  /** The job's function (null: the default one). */
+  name: string | null;
+  /** How long it waited for a worker, in ms. */
+  waitedMs: number;
+}
+
+/** `'totalTimeout'`: a job was not settled within its `totalTimeout` (it rejected with ERR_TOTAL_TIMEOUT). */
+export interface TotalTimeoutInfo {
+  /** The job's function (null: the default one). */
+  name: string | null;
+  /** The worker it was cancelled on, or null if it was still waiting. */
+  pid: number | null;
 }
 
 /** Physical cores and execution units (logical CPUs) of this machine. */
@@ -406,11 +486,17 @@ export declare class Pool<F = any> extends EventEmitter {
   on(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
   /** The jobs waiting for a worker dropped below `drainThreshold` (after they reached it). */
   on(event: 'drain', listener: () => void): this;
+  on(event: 'queueTimeout', listener: (info: QueueTimeoutInfo) => void): this;
+  on(event: 'totalTimeout', listener: (info: TotalTimeoutInfo) => void): this;
+  on(event: 'warning', listener: (warning: PoolWarning) => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;
   once(event: 'event', listener: (name: string, data: unknown, pid: number) => void): this;
   once(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;
   once(event: 'workerExit', listener: (info: WorkerExitInfo) => void): this;
   once(event: 'protocolError', listener: (info: { pid: number; message: string }) => void): this;
   once(event: 'drain', listener: () => void): this;
+  once(event: 'queueTimeout', listener: (info: QueueTimeoutInfo) => void): this;
+  once(event: 'totalTimeout', listener: (info: TotalTimeoutInfo) => void): this;
+  once(event: 'warning', listener: (warning: PoolWarning) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }

@@ -136,7 +136,7 @@ test('unknown options are refused with the closest known one: constructor, run()
     /did you mean onProgress\?/);
   assert.match((await errorOf(pool.run(1, { nmae: 'add' }))).message, /did you mean name\?/);
   assert.match((await errorOf(pool.run(1, { weight: 1 }))).message,
-    /unknown run\(\) option "weight" \(known: name, onProgress, signal, timeout, retries, priority, key\)/);
+    /unknown run\(\) option "weight" \(known: name, onProgress, signal, timeout, retries, priority, queueTimeout, totalTimeout, group, key\)/);
   assert.match((await errorOf(pool.run(1, { priorty: 1 }))).message, /did you mean priority\?/);
   assert.match((await errorOf(pool.exec('add', [1, 2], { retry: 1 }))).message,
     /unknown exec\(\) option "retry" \(did you mean retries\?\)/);

@@ -41,7 +41,7 @@ const tasks = {
 
 const cores: number = ncpu().physical;
 void cores;
-const sized = new Pool({ module: 'a.js', minWorkers: 1, maxWorkers: 4, spawnDelay: 100, idleTimeout: 10000, maxJobsPerWorker: 1000, maxRss: 1 << 28, affinity: true, niceIncrement: 10, retries: 1, timeout: 5000, priority: -1, prioritySlots: { 1: 2, 2.5: 1 }, sacredGuarantees: true });
+const sized = new Pool({ module: 'a.js', minWorkers: 1, maxWorkers: 4, spawnDelay: 100, idleTimeout: 10000, maxJobsPerWorker: 1000, maxRss: 1 << 28, affinity: true, niceIncrement: 10, retries: 1, timeout: 5000, queueTimeout: 2000, totalTimeout: 60000, fairness: 'round-robin', groupAffinity: true, priority: -1, prioritySlots: { 1: 2, 2.5: 1 }, sacredGuarantees: true });
 void sized;
 const typed = new Pool<typeof tasks>({ module: './tasks.js', maxWorkers: 2, concurrency: 4 });
 async function usePool(): Promise<void> {
@@ -56,7 +56,24 @@ async function usePool(): Promise<void> {
 
   // exec(name, args, options): typed from the module's exports.
   const sum2: number = await typed.exec('add', [1, 2]);
-  const loud2: string = await typed.exec('shout', ['x'], { timeout: 1000, retries: 1, priority: 2 });
+  const loud2: string = await typed.exec('shout', ['x'], { timeout: 1000, retries: 1, priority: 2, queueTimeout: 500, totalTimeout: Infinity, group: 'tenant-1' });
+  // @ts-expect-error fairness is 'fifo' or 'round-robin'
+  void new Pool({ module: 'a.js', fairness: 'fair' });
+  const picky = new Pool({
+    module: 'a.js',
+    strategy: (job, workers) => {
+      const n: string | null = job.name;
+      const a: unknown[] = job.args;
+      void n; void a; void job.group; void job.priority;
+      const idle = workers.find((w) => w.inFlight === 0 && w.jobsDone >= 0 && w.group !== 'x');
+      return idle?.pid;
+    },
+  });
+  picky.on('warning', ({ message, cause }) => { const m: string = message; void m; void cause; });
+  void new Pool({ module: 'a.js', strategy: 'round-robin' });
+  void new Pool({ module: 'a.js', strategy: 'random' });
+  // @ts-expect-error an unknown strategy
+  void new Pool({ module: 'a.js', strategy: 'fastest' });
   const ac2 = new AbortController();
   await typed.exec('add', [1, 2], { signal: ac2.signal, onProgress: (p) => void p });
   const asConst = [3, 4] as const;
@@ -174,7 +191,12 @@ async function usePool(): Promise<void> {
   // @ts-expect-error a threshold is a number
   new Pool({ module: 'a.js', drainThreshold: 'lots' });
   const st = loose.stats();
-  const aborted: number = st.aborted + st.timedOut + st.coalesced;
+  const aborted: number = st.aborted + st.timedOut + st.coalesced + st.queueTimedOut + st.totalTimedOut;
+  loose.on('queueTimeout', ({ name, waitedMs }) => { const n: string | null = name; const w: number = waitedMs; void n; void w; });
+  loose.once('totalTimeout', ({ pid }) => { const p: number | null = pid; void p; });
+  const qt: 'ERR_QUEUE_TIMEOUT' = codes.QUEUE_TIMEOUT;
+  const tt: 'ERR_TOTAL_TIMEOUT' = codes.TOTAL_TIMEOUT;
+  void qt; void tt;
   void aborted;
   const busy: number = st.workers.filter((w) => w.state === 'busy').length;
   const p99: number | undefined = st.runTime?.p99;

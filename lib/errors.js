@@ -19,6 +19,10 @@ const codes = Object.freeze({
   WORKER_INIT_FAILED: 'ERR_WORKER_INIT_FAILED',
   SPAWN_FAILED: 'ERR_SPAWN_FAILED',
   JOB_TIMEOUT: 'ERR_JOB_TIMEOUT',
+  // The job waited for a worker longer than its queueTimeout: it never ran.
+  QUEUE_TIMEOUT: 'ERR_QUEUE_TIMEOUT',
+  // The job was not settled within its totalTimeout: withdrawn, queued or running.
+  TOTAL_TIMEOUT: 'ERR_TOTAL_TIMEOUT',
   // The code of an AbortError (a DOMException, not a PoolError), as Node's own AbortErrors.
   ABORTED: 'ABORT_ERR',
   // Raised in the worker: it has no function of that name (or no default function).
@@ -212,10 +216,14 @@ function rejectionError(reason, value) {
 // ended, value }`. `reason` is one of 'closed' (the pool shut down before the job ran), 'exit'
 // (its worker died while it ran), 'startup' (the worker failed before it was ready), 'spawn'
 // (no worker could be started), 'timeout' (it ran past its timeout; its worker was killed),
+// 'queue_timeout' (it waited `waitedMs` for a worker, past its queue timeout), 'total_timeout'
+// (its total timeout passed while it waited, `pid` null, or ran on worker `pid`),
 // 'too_large' (its result, `bytes` long as JSON, is longer than `limit`, the most a JavaScript
 // string holds), or 'unknown' for anything else (then only `value`, the record itself, means
 // something).
-const REASONS = new Set(['closed', 'exit', 'startup', 'spawn', 'timeout', 'too_large']);
+const REASONS = new Set([
+  'closed', 'exit', 'startup', 'spawn', 'timeout', 'too_large', 'queue_timeout', 'total_timeout',
+]);
 function decodeFailure(v) {
   return {
     reason: REASONS.has(v.reason) ? v.reason : 'unknown',
@@ -226,6 +234,7 @@ function decodeFailure(v) {
     message: v.message,
     bytes: v.bytes,
     limit: v.limit,
+    waitedMs: v.waited_ms,
     // How the worker ended, as a phrase.
     ended: v.signal ? `was killed by ${v.signal}` : `exited with code ${v.code}`,
     value: v,
@@ -269,6 +278,14 @@ const POOL_FAILURES = {
   timeout: (f) => new PoolError(codes.JOB_TIMEOUT,
     `the job ran longer than its timeout; worker ${f.pid} was killed and is replaced`,
     { pid: f.pid }),
+  queue_timeout: (f) => new PoolError(codes.QUEUE_TIMEOUT,
+    `the job waited ${f.waitedMs} ms for a worker, longer than its queueTimeout: it never ran`,
+    { waitedMs: f.waitedMs }),
+  total_timeout: (f) => new PoolError(codes.TOTAL_TIMEOUT, f.pid === null || f.pid === undefined
+    ? 'the job\'s totalTimeout passed while it waited for a worker: it never ran'
+    : `the job's totalTimeout passed while it ran on worker ${f.pid}: it was cancelled there ` +
+      '(a worker that does not stop it within cancelGraceMs is killed and replaced)',
+  { pid: f.pid ?? null }),
   too_large: (f) => new PoolError(codes.RESULT_TOO_LARGE,
     `the job's result is ${f.bytes} bytes of JSON, more than a JavaScript string can hold ` +
     `(${f.limit}): the job failed, its worker goes on`, { bytes: f.bytes, limit: f.limit }),

@@ -38,11 +38,21 @@ const OPTIONS = Object.freeze([
   { name: 'maxRss', type: 'int', range: [1, MAX_SAFE], default: null },
   { name: 'retries', type: 'count', range: [0, 1000], default: 0 },
   { name: 'timeout', type: 'ms', range: [0, Infinity], exclusive: true, default: null, unlimited: null },
+  // The longest a job waits for a worker (proletariat's EATO), and the longest from the call
+  // to its settlement (ECSTO), when run()/exec() give none; null: no limit.
+  { name: 'queueTimeout', type: 'ms', range: [0, Infinity], exclusive: true, default: null, unlimited: null },
+  { name: 'totalTimeout', type: 'ms', range: [0, Infinity], exclusive: true, default: null, unlimited: null },
   // A job's priority when run()/exec() give none: higher runs sooner, equal ones in order.
   { name: 'priority', type: 'finite', default: 0 },
   // Guaranteed slots per priority range ({ from: slots }), proletariat's semantics; null: none.
   { name: 'prioritySlots', type: 'prioritySlots', default: null },
   { name: 'sacredGuarantees', type: 'boolean', default: false },
+  // How free slots are shared among the requestor groups (a job's `group`), and whether a
+  // worker takes the group it last served first.
+  { name: 'fairness', type: 'oneOf', values: ['fifo', 'round-robin'], default: 'fifo' },
+  { name: 'groupAffinity', type: 'boolean', default: false },
+  // Which worker with a free slot takes the next job, or a function selectWorker(job, workers).
+  { name: 'strategy', type: 'strategy', default: 'least-busy' },
   { name: 'niceIncrement', type: 'count', range: [0, 19], default: 0 },
   { name: 'affinity', type: 'boolean', default: false },
   { name: 'maxMessage', type: 'int', range: [1, 0x7fffffff], default: DEFAULTS.maxMessage },
@@ -128,6 +138,20 @@ const TYPES = {
       throw optionError(`prioritySlots guarantee ${guaranteed} slots, more than the pool's ${slots} (maxWorkers × concurrency)`);
     }
     return pairs;
+  },
+  // One of row.values.
+  oneOf(row, v) {
+    if (!row.values.includes(v)) {
+      throw optionError(`${row.name} must be one of ${row.values.map((x) => JSON.stringify(x)).join(', ')}, ` +
+        `got ${typeof v === 'string' ? JSON.stringify(v) : typeof v}`);
+    }
+    return v;
+  },
+  // 'least-busy', 'round-robin', 'random', or a function (kept as it is).
+  strategy(row, v) {
+    if (typeof v === 'function' || v === 'least-busy' || v === 'round-robin' || v === 'random') return v;
+    throw optionError('strategy must be \'least-busy\', \'round-robin\', \'random\' or a function ' +
+      `selectWorker(job, workers), got ${typeof v === 'string' ? JSON.stringify(v) : typeof v}`);
   },
   boolean(row, v) {
     if (typeof v !== 'boolean') throw optionError(`${row.name} must be a boolean`);

@@ -54,11 +54,15 @@ class Pool extends EventEmitter {
   #concurrency;
   #rejectedHere = 0;
   #timedOut = 0; // jobs failed with ERR_JOB_TIMEOUT
+  #queueTimedOut = 0; // ... with ERR_QUEUE_TIMEOUT
+  #totalTimedOut = 0; // ... with ERR_TOTAL_TIMEOUT
   #abortedHere = 0; // jobs whose signal was aborted before run()/exec() was called
   #maxMessage;
   #coalescer = null; // made with the first job that has a `key`
   #batchHost = null; // what lib/batch.js needs of this pool, made with the first batch
   #backpressure;
+  #priority;
+  #select = null; // a custom selectWorker(job, workers), or null
 
   constructor(options) {
     super();
@@ -67,6 +71,8 @@ class Pool extends EventEmitter {
     this.#concurrency = o.concurrency;
     this.#minWorkers = o.minWorkers;
     this.#maxMessage = o.maxMessage;
+    this.#priority = o.priority;
+    if (typeof o.strategy === 'function') this.#select = o.strategy;
     const { program, args } = o.module !== undefined
       ? { program: process.execPath, args: [...o.execArgv, POOL_WORKER, o.module] }
       : o.command;
@@ -104,7 +110,13 @@ class Pool extends EventEmitter {
       retries: o.retries,
       timeoutMs: o.timeout ?? undefined,
       priority: o.priority,
+      queueTimeoutMs: o.queueTimeout ?? undefined,
+      totalTimeoutMs: o.totalTimeout ?? undefined,
       prioritySlots: o.prioritySlots ?? undefined,
+      fairness: o.fairness,
+      groupAffinity: o.groupAffinity,
+      // A function's fallback is the default strategy.
+      strategy: typeof o.strategy === 'function' ? undefined : o.strategy,
       sacredGuarantees: o.sacredGuarantees,
       ...internalLimits(options),
     }, {
@@ -116,9 +128,14 @@ class Pool extends EventEmitter {
           terminated: this.#state === 'terminating', protocolErrors: this.#protocolErrors,
         });
       },
+      // After a job its own deadline failed has settled: its event.
+      failed: (value, job) => this.#deadlineFailed(value, job),
       rejection: rejectionError,
       submitFailure: submitError,
-    }, { calls: true, retries: o.retries, timeout: o.timeout ?? 0, priority: o.priority });
+    }, {
+      calls: true, retries: o.retries, timeout: o.timeout ?? 0, priority: o.priority,
+      queueTimeout: o.queueTimeout ?? 0, totalTimeout: o.totalTimeout ?? 0,
+    });
     this.#backpressure = new Backpressure(this.#session, o.drainThreshold, () => this.emit('drain'));
     // The waiting jobs are watched only once someone listens for 'drain' (or reads needsDrain).
     const onListener = (event) => {
@@ -131,7 +148,8 @@ class Pool extends EventEmitter {
 
   /**
    * Runs the default function (or `options.name`) with `task` as its one argument.
-   * Options: name, onProgress, signal (AbortSignal), timeout (ms), retries, priority.
+   * Options: name, onProgress, signal (AbortSignal), timeout (ms), retries, priority,
+   * queueTimeout (ms), totalTimeout (ms), group.
    */
   run(task, options) {
     if (options === undefined) {
@@ -165,7 +183,8 @@ class Pool extends EventEmitter {
 
   /**
    * Runs the named function with the array `args` as its arguments (workerpool's order).
-   * Options: onProgress, signal (AbortSignal), timeout (ms), retries, priority.
+   * Options: onProgress, signal (AbortSignal), timeout (ms), retries, priority, queueTimeout
+   * (ms), totalTimeout (ms), group.
    */
   exec(name, args, options) {
     if (typeof name !== 'string') {
@@ -282,7 +301,21 @@ class Pool extends EventEmitter {
       s.aborted += c.aborted - c.cancelled;
       s.timedOut += c.timedOut;
     }
+    s.queueTimedOut = this.#queueTimedOut;
+    s.totalTimedOut = this.#totalTimedOut;
     return s;
+  }
+
+  // 'queueTimeout' / 'totalTimeout' for a job its own deadline failed (`value`: the engine's
+  // failure record), in the pool's async context.
+  #deadlineFailed(value, job) {
+    if (value.reason === 'queue_timeout') {
+      this.#queueTimedOut++;
+      this.emit('queueTimeout', { name: job.name, waitedMs: value.waited_ms });
+    } else if (value.reason === 'total_timeout') {
+      this.#totalTimedOut++;
+      this.emit('totalTimeout', { name: job.name, pid: value.pid ?? null });
+    }
   }
 
   #shutdown(drain) {
@@ -360,7 +393,43 @@ class Pool extends EventEmitter {
         `(${this.#maxMessage})`, { maxMessage: this.#maxMessage }));
       return;
     }
+    if (this.#select !== null) this.#selectWorker(name, task, args, job);
     this.#session.add(job, argsText, name);
+  }
+
+  // A custom strategy's choice for `job`, made now, from the workers' loads now: the worker it
+  // goes to when dispatched, if that worker has a free slot then (otherwise the default
+  // strategy's). A function that throws or names no live worker: the default, and 'warning'.
+  #selectWorker(name, task, args, job) {
+    const workers = this.#session.native.workerLoads();
+    // The binding leaves a missing group out: null, as the types say.
+    for (let i = 0; i < workers.length; i++) workers[i].group ??= null;
+    let pid;
+    try {
+      pid = this.#select({
+        name, args: args === undefined ? [task] : args, group: job.group ?? null,
+        priority: job.priority ?? this.#priority,
+      }, workers);
+    } catch (e) {
+      this.#warn(`selectWorker threw: ${e instanceof Error ? e.message : String(e)}; ` +
+        'the default strategy chooses', e);
+      return;
+    }
+    if (pid === undefined) return;
+    for (let i = 0; i < workers.length; i++) {
+      if (workers[i].pid === pid) {
+        job.pin = pid;
+        return;
+      }
+    }
+    this.#warn(`selectWorker returned ${String(pid)}, not the pid of a worker it was shown; ` +
+      'the default strategy chooses');
+  }
+
+  // 'warning' ({ message, cause }), emitted later in the pool's async context: a listener that
+  // throws must not make run()/exec() throw.
+  #warn(message, cause) {
+    process.nextTick(() => this.#session.inScope(this.emit, this, 'warning', { message, cause }));
   }
 
   // A record that is not a job's outcome: the pool's events. Runs in the async context the
@@ -405,7 +474,10 @@ class Pool extends EventEmitter {
 
 // The per-job options of run() and exec(): what each method takes, and how it is named in
 // errors. exec() takes its function's name as its first argument, not as an option.
-const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority', 'key'];
+const JOB_OPTIONS = [
+  'onProgress', 'signal', 'timeout', 'retries', 'priority', 'queueTimeout', 'totalTimeout', 'group',
+  'key',
+];
 const ABORTED = Symbol('aborted');
 const RUN = {
   what: 'run', usage: 'run(task, options)', names: ['name', ...JOB_OPTIONS],
@@ -491,7 +563,9 @@ function optionsJob(options, m) {
 // (a string or null) or an Error. Getters of `options` and of its signal may throw: the caller
 // turns that into the Promise's rejection.
 function readOptions(job, options, onProgress, what) {
-  const { signal, timeout, retries, priority, key } = options;
+  const {
+    signal, timeout, retries, priority, queueTimeout, totalTimeout, group, key,
+  } = options;
   const name = what === 'exec' ? undefined : options.name;
   if (name !== undefined && name !== null && typeof name !== 'string') {
     return argumentError(`${what}(): options.name must be a string`);
@@ -510,6 +584,22 @@ function readOptions(job, options, onProgress, what) {
       return argumentError(`${what}(): ${durationMessage('options.timeout', timeout)}`);
     }
     job.timeout = timeout === Infinity ? 0 : timeout;
+  }
+  if (queueTimeout !== undefined) {
+    const ms = spanOption(what, 'queueTimeout', queueTimeout);
+    if (ms instanceof Error) return ms;
+    job.queueTimeout = ms;
+  }
+  if (totalTimeout !== undefined) {
+    const ms = spanOption(what, 'totalTimeout', totalTimeout);
+    if (ms instanceof Error) return ms;
+    job.totalTimeout = ms;
+  }
+  if (group !== undefined) {
+    if (typeof group !== 'string' || group === '') {
+      return argumentError(`${what}(): options.group must be a non-empty string`);
+    }
+    job.group = group;
   }
   if (retries !== undefined) {
     if (!Number.isInteger(retries) || retries < 0 || retries > 1000) {
@@ -538,6 +628,17 @@ function readOptions(job, options, onProgress, what) {
   }
   if (key !== undefined) optKey = key;
   return name ?? null;
+}
+
+// A per-job span in ms (> 0; Infinity: none, which the engine reads as 0), or its Error.
+function spanOption(what, name, v) {
+  if (typeof v !== 'number' || !(v > 0)) {
+    return argumentError(`${what}(): options.${name} must be a number of milliseconds > 0, or Infinity`);
+  }
+  if (v !== Infinity && v > MAX_DURATION_MS) {
+    return argumentError(`${what}(): ${durationMessage(`options.${name}`, v)}`);
+  }
+  return v === Infinity ? 0 : v;
 }
 
 function settleLater(session, job, err) {

@@ -59,10 +59,16 @@ class Job {
     this.onProgress = onProgress;
     this.id = -1;
     this.signal = null;
-    // Per-job overrides of the pool's retries / timeout / priority (undefined: the pool's).
+    // Per-job overrides of the pool's retries / timeout / priority / queueTimeout /
+    // totalTimeout (undefined: the pool's).
     this.retries = undefined;
     this.timeout = undefined;
     this.priority = undefined;
+    this.queueTimeout = undefined;
+    this.totalTimeout = undefined;
+    this.group = undefined; // its requestor group (a non-empty string), if any
+    this.pin = undefined; // its preferred worker's pid (a custom selectWorker's choice)
+    this.name = null; // its function's name (set by add())
   }
 }
 
@@ -80,6 +86,11 @@ class ScopedJob extends AsyncResource {
     this.retries = undefined;
     this.timeout = undefined;
     this.priority = undefined;
+    this.queueTimeout = undefined;
+    this.totalTimeout = undefined;
+    this.group = undefined;
+    this.pin = undefined;
+    this.name = null;
   }
 }
 
@@ -91,6 +102,8 @@ class Session {
   #retries; // the pool's defaults, for the per-job side array
   #timeout;
   #priority;
+  #queueTimeout;
+  #totalTimeout;
   #jobs = new JobTable();
   #nextId = 0;
   #batch = [];
@@ -98,6 +111,9 @@ class Session {
   #batchFns = null; // per-job function names (JSON) of the current batch, when any job has one
   #batchOpts = null; // per-job [retries, timeout] of the current batch, when any job has its own
   #batchPrio = null; // per-job priorities of the current batch, when any job has its own
+  #batchWaits = null; // per-job [queueTimeout, totalTimeout], when any job has its own
+  #batchGroups = null; // per-job groups ('' for none), when any job has one
+  #batchPins = null; // per-job preferred workers' pids (0 for none), when any job has one
   #batchUnits = 0; // the batch's text so far, in UTF-16 units (FLUSH_UNITS)
   #flushQueued = false;
   #flushTask;
@@ -113,17 +129,22 @@ class Session {
   #queueHook = null; // called when the queue may have changed (lib/backpressure.js), if set
 
   /**
-   * `nativeOptions` for NativePool; `hooks` as above; `calls`: submit with submitCalls (names
-   * and per-job retries/timeout/priority) rather than submit; `retries`, `timeout`, `priority`:
-   * the pool's defaults.
+   * `nativeOptions` for NativePool; `hooks` as above (and, optionally, `failed(value, job)`,
+   * called after a FAILED record settled its job); `calls`: submit with submitCalls (names and
+   * per-job options) rather than submit; `retries`, `timeout`, `priority`, `queueTimeout`,
+   * `totalTimeout`: the pool's defaults (0: none).
    */
-  constructor(nativeOptions, hooks, { calls = false, retries = 0, timeout = 0, priority = 0 } = {}) {
+  constructor(nativeOptions, hooks, {
+    calls = false, retries = 0, timeout = 0, priority = 0, queueTimeout = 0, totalTimeout = 0,
+  } = {}) {
     this.#hooks = hooks;
     this.#scope = new AsyncResource('comrade.Pool');
     this.#calls = calls;
     this.#retries = retries;
     this.#timeout = timeout;
     this.#priority = priority;
+    this.#queueTimeout = queueTimeout;
+    this.#totalTimeout = totalTimeout;
     this.#flushTask = () => this.flush();
     this.#resumeTask = () => {
       this.#resumeQueued = false;
@@ -181,6 +202,7 @@ class Session {
     const id = this.#nextId;
     this.#nextId = (id + 1) >>> 0;
     job.id = id;
+    job.name = name;
     const batch = this.#batch;
     if (batch.length === 0) {
       this.#batchFirst = id;
@@ -213,6 +235,17 @@ class Session {
       for (let i = 0; i < batch.length; i++) this.#batchPrio.push(this.#priority);
     }
     if (this.#batchPrio !== null) this.#batchPrio.push(job.priority ?? this.#priority);
+    if ((job.queueTimeout !== undefined || job.totalTimeout !== undefined) && this.#batchWaits === null) {
+      this.#batchWaits = [];
+      for (let i = 0; i < batch.length; i++) this.#batchWaits.push(this.#queueTimeout, this.#totalTimeout);
+    }
+    if (this.#batchWaits !== null) {
+      this.#batchWaits.push(job.queueTimeout ?? this.#queueTimeout, job.totalTimeout ?? this.#totalTimeout);
+    }
+    if (job.group !== undefined && this.#batchGroups === null) this.#batchGroups = new Array(batch.length).fill('');
+    if (this.#batchGroups !== null) this.#batchGroups.push(job.group ?? '');
+    if (job.pin !== undefined && this.#batchPins === null) this.#batchPins = new Array(batch.length).fill(0);
+    if (this.#batchPins !== null) this.#batchPins.push(job.pin ?? 0);
     batch.push(argsText);
     this.#batchUnits += argsText.length + 1;
     this.#jobs.set(id, job);
@@ -237,23 +270,31 @@ class Session {
     this.#batchOpts = null;
     const prio = this.#batchPrio;
     this.#batchPrio = null;
+    const waits = this.#batchWaits;
+    this.#batchWaits = null;
+    const groups = this.#batchGroups;
+    this.#batchGroups = null;
+    const pins = this.#batchPins;
+    this.#batchPins = null;
+    // The per-job side arrays, each null when no job of the batch has its own.
+    const side = [opts, prio, waits, groups, pins];
     const units = this.#batchUnits;
     this.#batchUnits = 0;
     if (units <= FLUSH_UNITS) {
-      this.#submitPart(batch, fns, opts, prio, first, 0, batch.length);
+      this.#submitPart(batch, fns, side, first, 0, batch.length);
     } else {
       let start = 0;
       let size = 0;
       for (let i = 0; i < batch.length; i++) {
         const n = batch[i].length + 1 + (fns === null ? 0 : fns[i].length + 1);
         if (i > start && size + n > FLUSH_UNITS) {
-          this.#submitPart(batch, fns, opts, prio, first, start, i);
+          this.#submitPart(batch, fns, side, first, start, i);
           start = i;
           size = 0;
         }
         size += n;
       }
-      this.#submitPart(batch, fns, opts, prio, first, start, batch.length);
+      this.#submitPart(batch, fns, side, first, start, batch.length);
     }
     this.#updateRef();
     if (this.#queueHook !== null) this.#queueChanged();
@@ -270,7 +311,8 @@ class Session {
 
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
   // ones the engine refused; if the call throws, every job of the part fails.
-  #submitPart(batch, fns, opts, prio, first, start, end) {
+  // `side`: [opts, prio, waits, groups, pins], the batch's per-job side arrays (or nulls).
+  #submitPart(batch, fns, [opts, prio, waits, groups, pins], first, start, end) {
     const whole = start === 0 && end === batch.length;
     const count = end - start;
     const firstId = (first + start) >>> 0;
@@ -289,8 +331,11 @@ class Session {
           }
         }
         const priorities = prio === null ? undefined : new Float64Array(whole ? prio : prio.slice(start, end));
+        const w = waits === null ? undefined : new Float64Array(whole ? waits : waits.slice(2 * start, 2 * end));
+        const g = groups === null ? undefined : (whole ? groups : groups.slice(start, end));
+        const p = pins === null ? undefined : new Int32Array(whole ? pins : pins.slice(start, end));
         const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
-        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities);
+        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w, g, p);
       } else {
         rejected = this.#native.submit(firstId, args, count);
       }
@@ -490,7 +535,12 @@ class Session {
       }
       case KIND.FAILED: {
         const job = this.#jobs.take(id);
-        if (job !== undefined) this.settle(job, this.#hooks.failure(value), undefined);
+        if (job !== undefined) {
+          this.settle(job, this.#hooks.failure(value), undefined);
+          if (this.#hooks.failed !== undefined) {
+            this.#scope.runInAsyncScope(this.#hooks.failed, this.#hooks, value, job);
+          }
+        }
         break;
       }
       case KIND.PROGRESS: {

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use comrade_core::engine::{Engine, EngineConfig};
+use comrade_core::engine::{Engine, EngineConfig, JobExtras};
 use comrade_core::scheduler::JobOpts;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -54,6 +54,16 @@ fn guarded<R>(what: &str, body: impl FnOnce() -> R) -> std::result::Result<R, St
             .unwrap_or_else(|| "a panic without a message".into());
         format!("comrade: internal error in {what}: {message}")
     })
+}
+
+/// A worker's load ([`NativePool::worker_loads`]).
+#[napi(object)]
+pub struct WorkerLoadInfo {
+    pub pid: i32,
+    pub in_flight: u32,
+    pub jobs_done: f64,
+    /// The group of the job it was last given, while that group has live jobs.
+    pub group: Option<String>,
 }
 
 #[napi]
@@ -129,9 +139,11 @@ impl NativePool {
         entry("NativePool.submit", || {
             let opts = job_opts(
                 count,
-                retries.as_deref(),
-                timeouts.as_deref(),
-                None,
+                JobArrays {
+                    retries: retries.as_deref(),
+                    timeouts: timeouts.as_deref(),
+                    ..JobArrays::default()
+                },
                 self.engine.job_defaults(),
             )
             .map_err(|e| Error::new(Status::InvalidArg, e))?;
@@ -150,7 +162,11 @@ impl NativePool {
     /// of `fns`, when given, the JSON text of its function name (`null` for the default). The
     /// engine writes the frames.
     /// Returns and options as for `submit`; `priorities` (finite numbers), when given, one
-    /// per job, replace the pool's default priority (left out: the pool's, for every job).
+    /// per job, replace the pool's default priority (left out: the pool's, for every job);
+    /// `waits`, when given, holds two values per job, its queue timeout and its total timeout
+    /// (milliseconds, 0 = none, as `timeouts`), replacing the pool's; `groups`, when given,
+    /// each job's requestor group (empty: none); `pins`, when given, each job's preferred
+    /// worker by pid (0: none; see `workerLoads`).
     #[napi]
     #[allow(clippy::too_many_arguments)] // the binding's positional arguments
     pub fn submit_calls(
@@ -162,22 +178,32 @@ impl NativePool {
         retries: Option<Uint32Array>,
         timeouts: Option<Float64Array>,
         priorities: Option<Float64Array>,
+        waits: Option<Float64Array>,
+        groups: Option<Vec<String>>,
+        pins: Option<Int32Array>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submitCalls", || {
             let opts = job_opts(
                 count,
-                retries.as_deref(),
-                timeouts.as_deref(),
-                priorities.as_deref(),
+                JobArrays {
+                    retries: retries.as_deref(),
+                    timeouts: timeouts.as_deref(),
+                    priorities: priorities.as_deref(),
+                    waits: waits.as_deref(),
+                },
                 self.engine.job_defaults(),
             )
             .map_err(|e| Error::new(Status::InvalidArg, e))?;
-            let rejected = rejections(self.engine.submit_calls(
+            let rejected = rejections(self.engine.submit_calls_in(
                 first_id,
                 &args,
                 fns.as_deref(),
                 count as usize,
                 &opts,
+                JobExtras {
+                    groups: groups.as_deref(),
+                    pins: pins.as_deref(),
+                },
             ));
             self.sync_direct();
             Ok(rejected)
@@ -248,6 +274,25 @@ impl NativePool {
     #[napi]
     pub fn cancel(&self, id: u32) -> js::Result<u32> {
         entry("NativePool.cancel", || Ok(self.engine.cancel(id) as u32))
+    }
+
+    /// The workers that take work (spawn order), each with its jobs in flight, jobs done and
+    /// the group it last served: what a custom `selectWorker` is shown.
+    #[napi]
+    pub fn worker_loads(&self) -> js::Result<Vec<WorkerLoadInfo>> {
+        entry("NativePool.workerLoads", || {
+            Ok(self
+                .engine
+                .worker_loads()
+                .into_iter()
+                .map(|l| WorkerLoadInfo {
+                    pid: l.pid,
+                    in_flight: l.in_flight as u32,
+                    jobs_done: l.jobs_done as f64,
+                    group: l.group,
+                })
+                .collect())
+        })
     }
 
     /// Workers, queue, totals and percentiles, as JSON text.
@@ -384,32 +429,65 @@ pub fn install_cleanup(env: Env, main_thread: bool) -> js::Result<()> {
     })
 }
 
-/// Per-job options for a batch: none when the pool's defaults apply to every job. A timeout
-/// of 0 (or anything not positive, or infinite) is none; a finite one over `MAX_DURATION_MS`
-/// is refused, as the options are. A priority must be finite. An array left out (or too short)
-/// gives the pool's `defaults`.
+/// The per-job arrays of a batch (see `submitCalls`); each may be left out.
+#[derive(Default, Clone, Copy)]
+struct JobArrays<'a> {
+    retries: Option<&'a [u32]>,
+    timeouts: Option<&'a [f64]>,
+    priorities: Option<&'a [f64]>,
+    /// Two per job: queue timeout, total timeout.
+    waits: Option<&'a [f64]>,
+}
+
+/// A per-job span in milliseconds (`what[i]`): 0 (or anything not positive, or infinite) is
+/// none; a finite one over `MAX_DURATION_MS` is refused, as the options are; missing, the
+/// pool's `default`.
+fn job_span(
+    ms: Option<f64>,
+    default: Option<std::time::Duration>,
+    what: &str,
+    i: usize,
+) -> std::result::Result<Option<std::time::Duration>, String> {
+    match ms {
+        None => Ok(default),
+        Some(ms) if ms > 0.0 => options::span(ms).map_err(|()| {
+            format!(
+                "{what}[{i}] must be at most {} ms (about 49.7 days), or Infinity",
+                options::MAX_DURATION_MS
+            )
+        }),
+        Some(_) => Ok(None),
+    }
+}
+
+/// Per-job options for a batch: none when the pool's defaults apply to every job. Spans as
+/// [`job_span`]. A priority must be finite. An array left out (or too short) gives the pool's
+/// `defaults`.
 fn job_opts(
     count: u32,
-    retries: Option<&[u32]>,
-    timeouts: Option<&[f64]>,
-    priorities: Option<&[f64]>,
+    a: JobArrays<'_>,
     defaults: JobOpts,
 ) -> std::result::Result<Vec<JobOpts>, String> {
-    if retries.is_none() && timeouts.is_none() && priorities.is_none() {
+    let JobArrays {
+        retries,
+        timeouts,
+        priorities,
+        waits,
+    } = a;
+    if retries.is_none() && timeouts.is_none() && priorities.is_none() && waits.is_none() {
         return Ok(Vec::new());
     }
     (0..count as usize)
         .map(|i| {
-            let timeout = match timeouts.and_then(|t| t.get(i).copied()) {
-                None => defaults.timeout,
-                Some(ms) if ms > 0.0 => options::span(ms).map_err(|()| {
-                    format!(
-                        "timeouts[{i}] must be at most {} ms (about 49.7 days), or Infinity",
-                        options::MAX_DURATION_MS
-                    )
-                })?,
-                Some(_) => None,
-            };
+            let timeout = job_span(
+                timeouts.and_then(|t| t.get(i).copied()),
+                defaults.timeout,
+                "timeouts",
+                i,
+            )?;
+            let wait = |k: usize| waits.and_then(|w| w.get(2 * i + k).copied());
+            let queue_timeout = job_span(wait(0), defaults.queue_timeout, "queue timeouts", i)?;
+            let total_timeout = job_span(wait(1), defaults.total_timeout, "total timeouts", i)?;
             let priority = priorities
                 .and_then(|p| p.get(i).copied())
                 .unwrap_or(defaults.priority);
@@ -422,6 +500,9 @@ fn job_opts(
                     .unwrap_or(defaults.retries),
                 timeout,
                 priority,
+                queue_timeout,
+                total_timeout,
+                prefer: None,
             })
         })
         .collect()
@@ -430,6 +511,52 @@ fn job_opts(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
+
+    fn jo(
+        count: u32,
+        retries: Option<&[u32]>,
+        timeouts: Option<&[f64]>,
+        priorities: Option<&[f64]>,
+        defaults: JobOpts,
+    ) -> std::result::Result<Vec<JobOpts>, String> {
+        let a = JobArrays {
+            retries,
+            timeouts,
+            priorities,
+            waits: None,
+        };
+        job_opts(count, a, defaults)
+    }
+
+    #[test]
+    fn per_job_queue_and_total_timeouts_replace_the_pools_and_are_bounded() {
+        let defaults = JobOpts {
+            queue_timeout: Some(Duration::from_millis(50)),
+            total_timeout: Some(Duration::from_millis(70)),
+            ..JobOpts::default()
+        };
+        let a = JobArrays {
+            waits: Some(&[10.0, 0.0, f64::INFINITY, 20.0]),
+            ..JobArrays::default()
+        };
+        let o = job_opts(3, a, defaults).unwrap();
+        let w: Vec<_> = o
+            .iter()
+            .map(|o| (o.queue_timeout, o.total_timeout))
+            .collect();
+        let ms = |n| Some(Duration::from_millis(n));
+        // 0 and Infinity: none for this job; past the array: the pool's.
+        assert_eq!(w, [(ms(10), None), (None, ms(20)), (ms(50), ms(70))]);
+        let a = JobArrays {
+            waits: Some(&[1.0, 1e22]),
+            ..JobArrays::default()
+        };
+        assert_eq!(
+            job_opts(1, a, defaults).unwrap_err(),
+            "total timeouts[0] must be at most 4294967295 ms (about 49.7 days), or Infinity"
+        );
+    }
 
     #[test]
     fn a_panic_in_an_entry_point_is_caught_with_a_clear_message() {
@@ -446,12 +573,12 @@ mod tests {
     #[test]
     fn per_job_timeouts_over_the_bound_are_refused_and_none_is_zero_or_infinite() {
         // Issue 15, point 1: a per-job 1e22 ms used to panic converting to a Duration.
-        let e = job_opts(2, None, Some(&[5.0, 1e22]), None, JobOpts::default()).unwrap_err();
+        let e = jo(2, None, Some(&[5.0, 1e22]), None, JobOpts::default()).unwrap_err();
         assert_eq!(
             e,
             "timeouts[1] must be at most 4294967295 ms (about 49.7 days), or Infinity"
         );
-        let o = job_opts(
+        let o = jo(
             4,
             Some(&[1, 2]),
             Some(&[0.0, f64::INFINITY, -1.0, 1500.0]),
@@ -473,7 +600,7 @@ mod tests {
             o.iter().map(|o| o.retries).collect::<Vec<_>>(),
             [1, 2, 0, 0]
         );
-        assert!(job_opts(3, None, None, None, JobOpts::default())
+        assert!(jo(3, None, None, None, JobOpts::default())
             .unwrap()
             .is_empty());
     }
@@ -484,8 +611,9 @@ mod tests {
             retries: 2,
             timeout: Some(std::time::Duration::from_millis(900)),
             priority: 7.0,
+            ..JobOpts::default()
         };
-        let o = job_opts(3, None, None, Some(&[2.5, -1.0]), defaults).unwrap();
+        let o = jo(3, None, None, Some(&[2.5, -1.0]), defaults).unwrap();
         assert_eq!(
             o.iter().map(|o| o.priority).collect::<Vec<_>>(),
             [2.5, -1.0, 7.0]
@@ -493,11 +621,11 @@ mod tests {
         assert!(o
             .iter()
             .all(|o| o.retries == 2 && o.timeout == defaults.timeout));
-        let o = job_opts(2, Some(&[1, 1]), Some(&[0.0, 5.0]), None, defaults).unwrap();
+        let o = jo(2, Some(&[1, 1]), Some(&[0.0, 5.0]), None, defaults).unwrap();
         assert_eq!(o.iter().map(|o| o.priority).collect::<Vec<_>>(), [7.0, 7.0]);
         assert_eq!(o[0].timeout, None);
         for bad in [f64::NAN, f64::INFINITY, f64::NEG_INFINITY] {
-            let e = job_opts(2, None, None, Some(&[0.0, bad]), defaults).unwrap_err();
+            let e = jo(2, None, None, Some(&[0.0, bad]), defaults).unwrap_err();
             assert_eq!(e, "priorities[1] must be a finite number");
         }
     }

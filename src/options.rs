@@ -7,7 +7,7 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use comrade_core::engine::{self, EngineConfig, Protocol};
-use comrade_core::scheduler::{JobOpts, SchedConfig};
+use comrade_core::scheduler::{Fairness, JobOpts, SchedConfig, Strategy};
 use comrade_core::spawn::SpawnSpec;
 use napi_derive::napi;
 
@@ -83,6 +83,12 @@ pub struct NativeOptions {
     pub timeout_ms: Option<f64>,
     /// Default priority of a job (finite; higher runs sooner). Default 0.
     pub priority: Option<f64>,
+    /// Default queue timeout (> 0) of a job, in milliseconds: the longest it waits for a
+    /// worker. Default: none.
+    pub queue_timeout_ms: Option<f64>,
+    /// Default total timeout (> 0) of a job, in milliseconds: from submission to settlement.
+    /// Default: none.
+    pub total_timeout_ms: Option<f64>,
     /// Guaranteed slots per priority range, as flat pairs `[from, slots, …]`: `from` a
     /// priority >= 0 (0 is the lowest range, which always has the slots the others leave),
     /// `slots` an integer >= 0. Their sum must not exceed `maxWorkers × concurrency`.
@@ -90,6 +96,14 @@ pub struct NativeOptions {
     pub priority_slots: Option<Vec<f64>>,
     /// A range borrows only from the lowest range. Default false.
     pub sacred_guarantees: Option<bool>,
+    /// How free slots are shared among requestor groups: `"fifo"` (the default) or
+    /// `"round-robin"`.
+    pub fairness: Option<String>,
+    /// A worker takes the group it last served first. Default false.
+    pub group_affinity: Option<bool>,
+    /// Which worker with a free slot takes the next job: `"least-busy"` (the default),
+    /// `"round-robin"` or `"random"`.
+    pub strategy: Option<String>,
     /// Internal, for tests (lib/ passes it only from the `Symbol.for('comrade.limits')` option):
     /// the longest result, in bytes, the host takes (`EngineConfig::max_record`). JS gives V8's
     /// longest string; a test gives a small one, so that a too-large result needs no 512 MiB.
@@ -148,6 +162,8 @@ impl TryFrom<NativeOptions> for EngineConfig {
         };
         let idle_timeout = positive_millis("idleTimeoutMs", o.idle_timeout_ms)?;
         let timeout = positive_millis("timeoutMs", o.timeout_ms)?;
+        let queue_timeout = positive_millis("queueTimeoutMs", o.queue_timeout_ms)?;
+        let total_timeout = positive_millis("totalTimeoutMs", o.total_timeout_ms)?;
         let max_jobs_per_worker = count("maxJobsPerWorker", o.max_jobs_per_worker)?;
         let max_rss = count("maxRss", o.max_rss)?;
         let nice = o.nice.unwrap_or(0);
@@ -192,6 +208,27 @@ impl TryFrom<NativeOptions> for EngineConfig {
             max_jobs_per_worker,
             priority_slots,
             sacred_guarantees: o.sacred_guarantees.unwrap_or(false),
+            fairness: match o.fairness.as_deref() {
+                None | Some("fifo") => Fairness::Fifo,
+                Some("round-robin") => Fairness::RoundRobin,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "unknown fairness {other:?} (expected \"fifo\" or \"round-robin\")"
+                    )))
+                }
+            },
+            group_affinity: o.group_affinity.unwrap_or(false),
+            strategy: match o.strategy.as_deref() {
+                None | Some("least-busy") => Strategy::LeastBusy,
+                Some("round-robin") => Strategy::RoundRobin,
+                Some("random") => Strategy::Random,
+                Some(other) => {
+                    return Err(invalid(format!(
+                        "unknown strategy {other:?} (expected \"least-busy\", \"round-robin\" or \"random\")"
+                    )))
+                }
+            },
+            seed: 0,
         };
         if sched.priority_caps().is_none() {
             return Err(invalid(format!(
@@ -235,6 +272,9 @@ impl TryFrom<NativeOptions> for EngineConfig {
             retries: o.retries.unwrap_or(0),
             timeout,
             priority,
+            queue_timeout,
+            total_timeout,
+            prefer: None,
         };
         cfg.max_rss = max_rss;
         cfg.affinity = o.affinity.unwrap_or(false);
@@ -328,6 +368,11 @@ mod tests {
             retries: None,
             timeout_ms: None,
             priority: None,
+            queue_timeout_ms: None,
+            total_timeout_ms: None,
+            fairness: None,
+            group_affinity: None,
+            strategy: None,
             priority_slots: None,
             sacred_guarantees: None,
             max_record_bytes: None,
@@ -387,9 +432,22 @@ mod tests {
             o.nice = Some(19);
             o.retries = Some(3);
             o.timeout_ms = Some(2000.0);
+            o.queue_timeout_ms = Some(300.0);
+            o.fairness = Some("round-robin".into());
+            o.group_affinity = Some(true);
+            o.strategy = Some("random".into());
+            o.total_timeout_ms = Some(f64::INFINITY);
         })
         .unwrap();
         let s = &cfg.sched;
+        assert_eq!(
+            cfg.job_defaults.queue_timeout,
+            Some(Duration::from_millis(300))
+        );
+        assert_eq!(cfg.job_defaults.total_timeout, None, "Infinity: none");
+        assert_eq!(s.fairness, Fairness::RoundRobin);
+        assert!(s.group_affinity);
+        assert_eq!(s.strategy, Strategy::Random);
         assert_eq!(s.max_backlog, Some(0));
         assert_eq!(s.max_request_time, Some(1.5));
         assert_eq!(s.min_workers, 4);
@@ -424,7 +482,7 @@ mod tests {
 
     #[test]
     fn what_the_engine_cannot_run_is_refused_with_the_reason() {
-        let cases: [Case; 13] = [
+        let cases: [Case; 16] = [
             (
                 |o| o.max_workers = 0,
                 "maxWorkers and concurrency must be at least 1",
@@ -440,6 +498,10 @@ mod tests {
             (
                 |o| o.protocol = Some("http".into()),
                 "unknown protocol \"http\" (expected \"lines\" or \"node-ipc\")",
+            ),
+            (
+                |o| o.fairness = Some("fair".into()),
+                "unknown fairness \"fair\" (expected \"fifo\" or \"round-robin\")",
             ),
             (|o| o.max_backlog = Some(-1), "maxBacklog must be >= 0"),
             (
@@ -461,6 +523,14 @@ mod tests {
             (
                 |o| o.timeout_ms = Some(f64::NAN),
                 "timeoutMs must be a number of milliseconds > 0",
+            ),
+            (
+                |o| o.queue_timeout_ms = Some(-1.0),
+                "queueTimeoutMs must be a number of milliseconds > 0",
+            ),
+            (
+                |o| o.total_timeout_ms = Some(0.0),
+                "totalTimeoutMs must be a number of milliseconds > 0",
             ),
             (
                 |o| o.max_jobs_per_worker = Some(0.0),

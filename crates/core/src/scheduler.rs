@@ -4,7 +4,7 @@
 //! send a job, stop a worker). That keeps every scheduling rule testable without processes.
 
 use std::cmp::Reverse;
-use std::collections::{BTreeMap, BinaryHeap, HashMap, VecDeque};
+use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
@@ -18,6 +18,32 @@ pub const STARTUP_ALLOWANCE: Duration = Duration::from_secs(30);
 pub type JobId = u32;
 /// A worker slot's id, unique for the life of the scheduler.
 pub type WorkerId = u64;
+/// A requestor group's id ([`Scheduler::submit_in`]); 0 is the jobs without a group. Ids are
+/// not reused: a group is forgotten once it has no live job.
+pub type GroupId = u32;
+
+/// Which worker with a free slot takes the next job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Strategy {
+    /// The one with the fewest jobs in flight (an idle one first).
+    #[default]
+    LeastBusy,
+    /// The next one after the last chosen, in spawn order.
+    RoundRobin,
+    /// At random, weighted by free slots (proletariat's default).
+    Random,
+}
+
+/// How free slots are shared among the waiting jobs' groups.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Fairness {
+    /// The queue's order: highest priority first, first come first served within it.
+    #[default]
+    Fifo,
+    /// The groups whose best waiting job is at the highest waiting priority take turns (jobs
+    /// without a group count as one group); within a group, the queue's order.
+    RoundRobin,
+}
 
 #[derive(Debug, Clone)]
 pub struct SchedConfig {
@@ -45,6 +71,15 @@ pub struct SchedConfig {
     pub priority_slots: Vec<(f64, usize)>,
     /// proletariat's `SACRED_GUARANTEES`: a range borrows only from the lowest range.
     pub sacred_guarantees: bool,
+    /// How free slots are shared among groups.
+    pub fairness: Fairness,
+    /// A worker that last served group G takes G's best waiting job first (unless the job it
+    /// would take otherwise has a higher priority).
+    pub group_affinity: bool,
+    /// Which worker with a free slot takes the next job.
+    pub strategy: Strategy,
+    /// Seed of [`Strategy::Random`]'s generator (0: from the clock).
+    pub seed: u64,
 }
 
 impl Default for SchedConfig {
@@ -60,6 +95,10 @@ impl Default for SchedConfig {
             max_jobs_per_worker: None,
             priority_slots: Vec::new(),
             sacred_guarantees: false,
+            fairness: Fairness::Fifo,
+            group_affinity: false,
+            strategy: Strategy::LeastBusy,
+            seed: 0,
         }
     }
 }
@@ -113,6 +152,27 @@ pub struct JobOpts {
     pub timeout: Option<Duration>,
     /// Higher runs sooner; equal priorities run in submission order. Must be finite.
     pub priority: f64,
+    /// Longest wait in the queue before a worker takes the job (proletariat's EATO); past it
+    /// the job is withdrawn ([`Overdue::Queue`]) and never runs. A retried job waits anew:
+    /// this counts again from its return to the queue.
+    pub queue_timeout: Option<Duration>,
+    /// Longest time from submission to settlement (proletariat's ECSTO), retries included:
+    /// past it the job is withdrawn, queued or running ([`Overdue::Total`]).
+    pub total_timeout: Option<Duration>,
+    /// The worker the job goes to when it is dispatched, if that worker takes work and has a
+    /// free slot then (a custom `selectWorker`'s choice); otherwise the strategy's.
+    pub prefer: Option<WorkerId>,
+}
+
+/// Why a job's own deadline withdrew it (see [`Scheduler::take_overdue`] and
+/// [`Scheduler::overdue_running`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Overdue {
+    /// It waited longer than its `queue_timeout` (for this long) without a worker taking it.
+    Queue { waited: Duration },
+    /// Its `total_timeout` passed while it waited (a running one is reported by
+    /// [`Scheduler::overdue_running`] instead).
+    Total,
 }
 
 /// A finite priority, ordered (`-0.0` is taken as `0.0`).
@@ -285,6 +345,25 @@ struct Job {
     priority: f64,
     /// Its place in the queue while it waits.
     queued: Option<QKey>,
+    queue_timeout: Option<Duration>,
+    /// When its `total_timeout` ends (kept across retries).
+    total_deadline: Option<Instant>,
+    /// While it waits: the deadline that withdraws it first, its entry in `waits` (and
+    /// whether it is the total one), and since when it waits.
+    wait_deadline: Option<(Instant, bool)>,
+    waiting_since: Instant,
+    group: GroupId,
+    prefer: Option<WorkerId>,
+}
+
+/// A requestor group: its name, its live jobs, and (when jobs are chosen by group) its
+/// waiting jobs in queue order.
+struct Group {
+    name: Box<str>,
+    live: usize,
+    waiting: BTreeMap<QKey, JobId>,
+    /// Its entry in the round-robin rotation (an entry with another stamp is stale).
+    turn: Option<u64>,
 }
 
 struct Slot {
@@ -302,6 +381,8 @@ struct Slot {
     planned: Option<StopReason>,
     /// The worker said it is serving (its startup is over): run timeouts count from here.
     serving: bool,
+    /// The group of the job it was last given.
+    last_group: GroupId,
     /// The worker was told to stop (or killed), and why.
     stop: Option<StopReason>,
     /// Jobs cancelled while running here (see [`Scheduler::cancel_running`]): still in
@@ -434,6 +515,32 @@ pub struct Scheduler {
     deadlines: BinaryHeap<Reverse<(Instant, JobId)>>,
     /// Run deadline of each job in flight that has one.
     job_deadline: HashMap<JobId, Instant>,
+    /// The deadlines of waiting jobs that have one (the earlier of their queue and total
+    /// deadlines), soonest first: an entry goes when its job leaves the queue, so expiry and
+    /// dispatch stay O(log n) and nothing stale piles up.
+    waits: BTreeSet<(Instant, JobId)>,
+    /// The total deadlines of jobs on workers.
+    running_totals: BTreeSet<(Instant, JobId)>,
+    /// Waiting jobs withdrawn by their deadline, for the engine to fail
+    /// ([`Scheduler::take_overdue`]).
+    overdue: Vec<(JobId, Overdue)>,
+    /// Groups with live jobs (and group 0 when jobs are chosen by group), by id and by name.
+    groups: HashMap<GroupId, Group>,
+    group_ids: HashMap<Box<str>, GroupId>,
+    next_group: GroupId,
+    /// Jobs are chosen by group (round-robin fairness or group affinity): each group keeps
+    /// its waiting jobs. Off, groups cost nothing per dispatch.
+    by_group: bool,
+    /// Round-robin: the groups with waiting jobs, next turn first, each with the stamp of its
+    /// turn (lazily cleaned: an entry whose stamp is not its group's is skipped and dropped).
+    rotation: VecDeque<(GroupId, u64)>,
+    turns: u64,
+    /// Some job named a preferred worker (jobs are then looked up at dispatch).
+    prefers: bool,
+    /// [`Strategy::RoundRobin`]: the slot index to look from next.
+    rr_next: usize,
+    /// [`Strategy::Random`]: xorshift64* state (never 0).
+    rng: u64,
     started: Instant,
     stats: SchedStats,
     /// `close(false)`: nothing runs any more, so nothing is retried.
@@ -456,6 +563,7 @@ impl Scheduler {
         let caps = cfg
             .priority_caps()
             .expect("priority_slots guarantee more than the slots");
+        let by_group = cfg.fairness == Fairness::RoundRobin || cfg.group_affinity;
         let mut s = Scheduler {
             cfg,
             jobs: HashMap::new(),
@@ -474,10 +582,32 @@ impl Scheduler {
             spawn_held: false,
             deadlines: BinaryHeap::new(),
             job_deadline: HashMap::new(),
+            waits: BTreeSet::new(),
+            running_totals: BTreeSet::new(),
+            overdue: Vec::new(),
+            groups: HashMap::new(),
+            group_ids: HashMap::new(),
+            next_group: 1,
+            by_group: false,
+            rotation: VecDeque::new(),
+            turns: 0,
+            prefers: false,
+            rr_next: 0,
+            rng: 0,
             started: now,
             stats: SchedStats::default(),
             no_more_runs: false,
             min_held: false,
+        };
+        s.by_group = by_group;
+        s.rng = match s.cfg.seed {
+            0 => {
+                let t = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(1, |d| d.as_nanos() as u64);
+                t | 1
+            }
+            seed => seed,
         };
         s.pump();
         s
@@ -511,6 +641,17 @@ impl Scheduler {
         payload: Box<[u8]>,
         opts: JobOpts,
     ) -> Result<(), Reject> {
+        self.submit_in(id, payload, opts, None)
+    }
+
+    /// As [`Scheduler::submit_with`], for requestor group `group` (`None` or empty: none).
+    pub fn submit_in(
+        &mut self,
+        id: JobId,
+        payload: Box<[u8]>,
+        opts: JobOpts,
+        group: Option<&str>,
+    ) -> Result<(), Reject> {
         if self.closing {
             return Err(Reject::Closed);
         }
@@ -525,6 +666,11 @@ impl Scheduler {
             !self.jobs.contains_key(&id),
             "job id {id} reused while live"
         );
+        let group = match group {
+            Some(name) if !name.is_empty() => self.join_group(name),
+            _ => 0,
+        };
+        self.prefers |= opts.prefer.is_some();
         self.jobs.insert(
             id,
             Job {
@@ -534,6 +680,12 @@ impl Scheduler {
                 submitted: self.now,
                 priority: opts.priority,
                 queued: None,
+                queue_timeout: opts.queue_timeout,
+                total_deadline: opts.total_timeout.and_then(|t| self.now.checked_add(t)),
+                wait_deadline: None,
+                waiting_since: self.now,
+                group,
+                prefer: opts.prefer,
             },
         );
         self.enqueue(id, false);
@@ -547,12 +699,11 @@ impl Scheduler {
             let spawning = self.spawning();
             let missing = self.cfg.max_workers.saturating_sub(self.slots.len());
             let starting = (spawning + missing) * self.cfg.concurrency;
-            if self.queue.len() > max + starting {
-                if let Some(k) = self.jobs.get(&id).and_then(|j| j.queued) {
-                    self.queue.remove(&k);
-                    self.jobs.remove(&id);
-                    return Err(Reject::Backlog(max));
-                }
+            if self.queue.len() > max + starting
+                && self.jobs.get(&id).is_some_and(|j| j.queued.is_some())
+            {
+                self.forget(id);
+                return Err(Reject::Backlog(max));
             }
         }
         Ok(())
@@ -608,8 +759,17 @@ impl Scheduler {
     pub fn fail_queued(&mut self) -> Vec<JobId> {
         let failed: Vec<JobId> = self.queue.drain();
         for j in &failed {
-            self.jobs.remove(j);
+            if let Some(job) = self.jobs.remove(j) {
+                self.leave_group(job.group);
+            }
         }
+        // Only waiting jobs have entries there.
+        self.waits.clear();
+        for g in self.groups.values_mut() {
+            g.waiting.clear();
+            g.turn = None;
+        }
+        self.rotation.clear();
         failed
     }
 
@@ -717,7 +877,7 @@ impl Scheduler {
     ) -> (JobId, f64) {
         let secs = now.saturating_duration_since(started).as_secs_f64();
         self.left_worker(job);
-        self.jobs.remove(&job);
+        self.forget(job);
         self.job_deadline.remove(&job);
         self.estimator.record(secs);
         self.stats.run.push(secs);
@@ -853,10 +1013,14 @@ impl Scheduler {
             match self.jobs.get_mut(&j) {
                 Some(job) if job.retries_left > 0 && !no_more_runs => {
                     job.retries_left -= 1;
+                    if let Some(at) = job.total_deadline {
+                        // Back to waiting: `enqueue` gives it a waiting deadline.
+                        self.running_totals.remove(&(at, j));
+                    }
                     retry.push(j);
                 }
                 _ => {
-                    self.jobs.remove(&j);
+                    self.forget(j);
                     lost.push(j);
                 }
             }
@@ -885,9 +1049,8 @@ impl Scheduler {
         if !self.jobs.contains_key(&job) {
             return Cancelled::Unknown;
         }
-        if let Some(k) = self.jobs.get(&job).and_then(|j| j.queued) {
-            self.queue.remove(&k);
-            self.jobs.remove(&job);
+        if self.jobs.get(&job).is_some_and(|j| j.queued.is_some()) {
+            self.forget(job);
             return Cancelled::Queued;
         }
         match self
@@ -897,7 +1060,7 @@ impl Scheduler {
         {
             Some(s) => Cancelled::Running(s.id),
             None => {
-                self.jobs.remove(&job);
+                self.forget(job);
                 Cancelled::Unknown
             }
         }
@@ -916,7 +1079,7 @@ impl Scheduler {
         kill_at: Option<Instant>,
         timeout: bool,
     ) {
-        self.jobs.remove(&job);
+        self.forget(job);
         self.job_deadline.remove(&job);
         if let Some(s) = self.slot_mut(worker) {
             if s.inflight.iter().any(|(j, _)| *j == job) && !s.cancelled.iter().any(|c| c.0 == job)
@@ -979,7 +1142,7 @@ impl Scheduler {
     /// Drops a job from its worker (it timed out or was cancelled): the job is settled by the
     /// caller, and the worker, still busy with it, takes no more work.
     pub fn abandon(&mut self, worker: WorkerId, job: JobId) {
-        self.jobs.remove(&job);
+        self.forget(job);
         self.job_deadline.remove(&job);
         if let Some(s) = self.slot_mut(worker) {
             let before = s.inflight.len();
@@ -1054,6 +1217,12 @@ impl Scheduler {
             }
         };
         if let Some(Reverse((at, _))) = self.deadlines.peek() {
+            consider(*at);
+        }
+        if let Some((at, _)) = self.waits.first() {
+            consider(*at);
+        }
+        if let Some((at, _)) = self.running_totals.first() {
             consider(*at);
         }
         for s in &self.slots {
@@ -1159,6 +1328,7 @@ impl Scheduler {
 
     /// Queues a job at the back of its priority level, or at its head (`front`: a retry).
     fn enqueue(&mut self, id: JobId, front: bool) {
+        let now = self.now;
         if let Some(job) = self.jobs.get_mut(&id) {
             let k = if front {
                 self.queue.push_front(job.priority, id)
@@ -1166,7 +1336,176 @@ impl Scheduler {
                 self.queue.push_back(job.priority, id)
             };
             job.queued = Some(k);
+            job.waiting_since = now;
+            if self.by_group {
+                let g = job.group;
+                let grp = self.groups.entry(g).or_insert_with(|| Group {
+                    name: "".into(),
+                    live: 0,
+                    waiting: BTreeMap::new(),
+                    turn: None,
+                });
+                grp.waiting.insert(k, id);
+                if self.cfg.fairness == Fairness::RoundRobin && grp.turn.is_none() {
+                    // A group that starts waiting takes the last turn.
+                    self.turns += 1;
+                    grp.turn = Some(self.turns);
+                    self.rotation.push_back((g, self.turns));
+                }
+            }
+            // A queue deadline past the end of time is none.
+            let queue_at = job.queue_timeout.and_then(|t| now.checked_add(t));
+            job.wait_deadline = match (queue_at, job.total_deadline) {
+                (Some(q), Some(t)) if t <= q => Some((t, true)),
+                (Some(q), _) => Some((q, false)),
+                (None, Some(t)) => Some((t, true)),
+                (None, None) => None,
+            };
+            if let Some((at, _)) = job.wait_deadline {
+                self.waits.insert((at, id));
+            }
         }
+    }
+
+    /// Removes a live job from the scheduler's books (its queue place and deadlines
+    /// included; not from its worker).
+    fn forget(&mut self, id: JobId) {
+        let Some(job) = self.jobs.remove(&id) else {
+            return;
+        };
+        if let Some(k) = job.queued {
+            self.queue.remove(&k);
+            self.unwait_group(job.group, &k);
+            if let Some((at, _)) = job.wait_deadline {
+                self.waits.remove(&(at, id));
+            }
+        } else if let Some(at) = job.total_deadline {
+            self.running_totals.remove(&(at, id));
+        }
+        self.leave_group(job.group);
+    }
+
+    /// The id of group `name`, which gets one more live job.
+    fn join_group(&mut self, name: &str) -> GroupId {
+        if let Some(&g) = self.group_ids.get(name) {
+            if let Some(grp) = self.groups.get_mut(&g) {
+                grp.live += 1;
+            }
+            return g;
+        }
+        let g = self.next_group;
+        self.next_group = self.next_group.checked_add(1).unwrap_or(1);
+        self.group_ids.insert(name.into(), g);
+        self.groups.insert(
+            g,
+            Group {
+                name: name.into(),
+                live: 1,
+                waiting: BTreeMap::new(),
+                turn: None,
+            },
+        );
+        g
+    }
+
+    /// A job of group `g` is gone: a named group without live jobs is forgotten.
+    fn leave_group(&mut self, g: GroupId) {
+        if g == 0 {
+            return;
+        }
+        let Some(grp) = self.groups.get_mut(&g) else {
+            return;
+        };
+        grp.live -= 1;
+        if grp.live == 0 {
+            if let Some(grp) = self.groups.remove(&g) {
+                self.group_ids.remove(&grp.name);
+            }
+        }
+    }
+
+    /// A waiting job of group `g` (at `k`) left the queue.
+    fn unwait_group(&mut self, g: GroupId, k: &QKey) {
+        if self.by_group {
+            if let Some(grp) = self.groups.get_mut(&g) {
+                grp.waiting.remove(k);
+                if grp.waiting.is_empty() {
+                    // Its entry in the rotation is stale now.
+                    grp.turn = None;
+                }
+            }
+        }
+    }
+
+    /// The name of group `g`, while it has live jobs.
+    pub fn group_name(&self, g: GroupId) -> Option<&str> {
+        self.groups
+            .get(&g)
+            .map(|grp| &*grp.name)
+            .filter(|n| !n.is_empty())
+    }
+
+    /// Withdraws the waiting jobs whose deadline has passed (before anything is dispatched:
+    /// a job past its deadline never runs). O(log n) per job withdrawn; nothing without
+    /// deadlines.
+    fn expire_waiting(&mut self) {
+        while let Some(&(at, id)) = self.waits.first() {
+            if at > self.now {
+                break;
+            }
+            self.waits.pop_first();
+            let Some(job) = self.jobs.remove(&id) else {
+                continue;
+            };
+            if let Some(k) = job.queued {
+                self.queue.remove(&k);
+                self.unwait_group(job.group, &k);
+            }
+            self.leave_group(job.group);
+            let why = match job.wait_deadline {
+                Some((_, true)) => Overdue::Total,
+                _ => Overdue::Queue {
+                    waited: self.now.saturating_duration_since(job.waiting_since),
+                },
+            };
+            self.overdue.push((id, why));
+        }
+    }
+
+    /// Waiting jobs withdrawn by their queue or total deadline since the last call: each is
+    /// gone from the scheduler, for the caller to fail.
+    pub fn take_overdue(&mut self) -> Vec<(JobId, Overdue)> {
+        std::mem::take(&mut self.overdue)
+    }
+
+    /// Whether waiting jobs were withdrawn by their deadline and not yet taken.
+    pub fn has_overdue(&self) -> bool {
+        !self.overdue.is_empty()
+    }
+
+    /// Jobs on workers whose total deadline has passed, with their workers. They stay on
+    /// their workers until the caller cancels or abandons them; each is returned once.
+    pub fn overdue_running(&mut self, now: Instant) -> Vec<(WorkerId, JobId)> {
+        self.set_now(now);
+        let mut out = Vec::new();
+        while let Some(&(at, id)) = self.running_totals.first() {
+            if at > now {
+                break;
+            }
+            self.running_totals.pop_first();
+            if let Some(job) = self.jobs.get_mut(&id) {
+                // Returned once: the caller settles it.
+                job.total_deadline = None;
+            }
+            if let Some(s) = self
+                .slots
+                .iter()
+                .find(|s| s.inflight.iter().any(|(j, _)| *j == id))
+            {
+                out.push((s.id, id));
+            }
+        }
+        out
     }
 
     /// The priority range of a job of priority `p`: the highest whose `from` is at most `p`
@@ -1198,17 +1537,107 @@ impl Scheduler {
         None
     }
 
-    /// Takes the job off the queue (it goes to a worker).
-    fn dequeue(&mut self, key: QKey, id: JobId) {
+    /// Takes the job off the queue (it goes to a worker); returns its group.
+    fn dequeue(&mut self, key: QKey, id: JobId) -> GroupId {
         self.queue.remove(&key);
+        let mut group = 0;
         if let Some(job) = self.jobs.get_mut(&id) {
+            group = job.group;
             job.queued = None;
+            if let Some((at, _)) = job.wait_deadline.take() {
+                self.waits.remove(&(at, id));
+            }
+            if let Some(at) = job.total_deadline {
+                self.running_totals.insert((at, id));
+            }
         }
+        self.unwait_group(group, &key);
         if !self.caps.is_empty() {
             let r = self.range_of(key.0 .0 .0);
             self.range_inflight[r] += 1;
             self.running_range.insert(id, r);
         }
+        group
+    }
+
+    /// Group `g` was served: it takes the last turn (its current entry goes stale).
+    fn next_turn(&mut self, g: GroupId) {
+        if self.cfg.fairness == Fairness::RoundRobin
+            && self.groups.get(&g).is_some_and(|grp| grp.turn.is_some())
+        {
+            self.push_turn(g);
+        }
+    }
+
+    fn push_turn(&mut self, g: GroupId) {
+        self.turns += 1;
+        if let Some(grp) = self.groups.get_mut(&g) {
+            grp.turn = Some(self.turns);
+            self.rotation.push_back((g, self.turns));
+        }
+    }
+
+    /// Whether a job at `k` may go to a worker now: its priority range is under its cap.
+    fn under_cap(&self, k: &QKey) -> bool {
+        if self.caps.is_empty() {
+            return true;
+        }
+        let r = self.range_of(k.0 .0 .0);
+        self.range_inflight[r] < self.caps[r].1
+    }
+
+    /// The waiting job worker `i` takes next: the queue's choice ([`Scheduler::next_job`]),
+    /// unless jobs are chosen by group. Then, with group affinity, the best waiting job of the
+    /// group the worker last served, if its priority is not below the queue's choice (and its
+    /// range is under its cap); otherwise, with round-robin fairness, the best job of the next
+    /// group in turn whose best job has the queue's choice's priority (O(groups) at worst, the
+    /// first group in turn qualifying when priorities are equal); otherwise the queue's choice.
+    fn job_for(&mut self, i: usize) -> Option<(QKey, JobId)> {
+        let head = self.next_job()?;
+        if !self.by_group {
+            return Some(head);
+        }
+        if self.cfg.group_affinity {
+            let g = self.slots[i].last_group;
+            let mine = self
+                .groups
+                .get(&g)
+                .and_then(|grp| grp.waiting.first_key_value())
+                .map(|(k, j)| (*k, *j));
+            if let Some((k, j)) = mine {
+                if k.0 <= head.0 .0 && self.under_cap(&k) {
+                    // That group's turn is used.
+                    self.next_turn(g);
+                    return Some((k, j));
+                }
+            }
+        }
+        let mut pick = None;
+        if self.cfg.fairness == Fairness::RoundRobin {
+            let mut at = 0;
+            while at < self.rotation.len() {
+                let (g, stamp) = self.rotation[at];
+                let first = self
+                    .groups
+                    .get(&g)
+                    .filter(|grp| grp.turn == Some(stamp))
+                    .and_then(|grp| grp.waiting.first_key_value())
+                    .map(|(k, j)| (*k, *j));
+                let Some((k, j)) = first else {
+                    // Stale: the group waits no more, or has a later turn.
+                    self.rotation.remove(at);
+                    continue;
+                };
+                if k.0 == head.0 .0 {
+                    self.rotation.remove(at);
+                    self.push_turn(g);
+                    pick = Some((k, j));
+                    break;
+                }
+                at += 1;
+            }
+        }
+        Some(pick.unwrap_or(head))
     }
 
     /// Bookkeeping of the priority caps when a job leaves its worker.
@@ -1225,8 +1654,9 @@ impl Scheduler {
         &self.range_inflight
     }
 
-    fn assign(&mut self, i: usize, job: JobId) {
+    fn assign(&mut self, i: usize, job: JobId, group: GroupId) {
         let worker = self.slots[i].id;
+        self.slots[i].last_group = group;
         self.slots[i].inflight.push_back((job, None));
         self.slots[i].idle_since = None;
         self.actions.push_back(Action::Send { worker, job });
@@ -1234,16 +1664,24 @@ impl Scheduler {
 
     /// Fast path after a reply: the worker that just freed a slot takes the queue's head.
     fn pump_to(&mut self, worker: WorkerId) {
+        self.expire_waiting();
         let conc = self.cfg.concurrency;
-        if let Some(pos) = self.slots.iter().position(|s| s.id == worker) {
+        // Another strategy, or a preferred worker, decides in `pump`.
+        let fast = self.cfg.strategy == Strategy::LeastBusy && !self.prefers;
+        if let Some(pos) = self
+            .slots
+            .iter()
+            .position(|s| s.id == worker)
+            .filter(|_| fast)
+        {
             while self.slots[pos].state == WorkerState::Ready
                 && self.slots[pos].inflight.len() < conc
             {
-                let Some((k, job)) = self.next_job() else {
+                let Some((k, job)) = self.job_for(pos) else {
                     break;
                 };
-                self.dequeue(k, job);
-                self.assign(pos, job);
+                let g = self.dequeue(k, job);
+                self.assign(pos, job, g);
             }
         }
         self.pump();
@@ -1272,6 +1710,7 @@ impl Scheduler {
     /// Assigns queued jobs to the least-loaded ready workers, asks for a new worker while
     /// jobs wait and the pool is below its maximum, and keeps `min_workers` running.
     fn pump(&mut self) {
+        self.expire_waiting();
         self.spawn_held = false;
         let conc = self.cfg.concurrency;
         while let Some((key, job)) = self.next_job() {
@@ -1303,8 +1742,22 @@ impl Scheduler {
                     self.push_spawn();
                     break;
                 }
-                self.dequeue(key, job);
-                self.assign(i, job);
+                let i = match self.cfg.strategy {
+                    Strategy::LeastBusy => i,
+                    other => self.pick_slot(other).unwrap_or(i),
+                };
+                let (key, job) = if self.by_group {
+                    self.job_for(i).unwrap_or((key, job))
+                } else {
+                    (key, job)
+                };
+                let i = if self.prefers {
+                    self.preferred_slot(job).unwrap_or(i)
+                } else {
+                    i
+                };
+                let g = self.dequeue(key, job);
+                self.assign(i, job, g);
                 continue;
             }
             if self.slots.len() < self.cfg.max_workers
@@ -1329,6 +1782,80 @@ impl Scheduler {
         }
     }
 
+    /// A slot that takes a job now (ready, with room), by `strategy` (round-robin or random).
+    fn pick_slot(&mut self, strategy: Strategy) -> Option<usize> {
+        let conc = self.cfg.concurrency;
+        let free = |s: &Slot| {
+            if s.state == WorkerState::Ready {
+                conc.saturating_sub(s.inflight.len())
+            } else {
+                0
+            }
+        };
+        let n = self.slots.len();
+        match strategy {
+            Strategy::RoundRobin => {
+                let i = (0..n)
+                    .map(|k| (self.rr_next + k) % n)
+                    .find(|&i| free(&self.slots[i]) > 0)?;
+                self.rr_next = i + 1;
+                Some(i)
+            }
+            Strategy::Random => {
+                let total: usize = self.slots.iter().map(free).sum();
+                if total == 0 {
+                    return None;
+                }
+                let mut r = (self.next_random() % total as u64) as usize;
+                for (i, s) in self.slots.iter().enumerate() {
+                    let f = free(s);
+                    if r < f {
+                        return Some(i);
+                    }
+                    r -= f;
+                }
+                None
+            }
+            Strategy::LeastBusy => None,
+        }
+    }
+
+    /// xorshift64*: enough to spread jobs, cheap, and reproducible from a seed.
+    fn next_random(&mut self) -> u64 {
+        let mut x = self.rng;
+        x ^= x >> 12;
+        x ^= x << 25;
+        x ^= x >> 27;
+        self.rng = x;
+        x.wrapping_mul(0x2545_f491_4f6c_dd1d)
+    }
+
+    /// The slot job `job` prefers, if it takes a job now.
+    fn preferred_slot(&self, job: JobId) -> Option<usize> {
+        let w = self.jobs.get(&job)?.prefer?;
+        let conc = self.cfg.concurrency;
+        self.slots
+            .iter()
+            .position(|s| s.id == w && s.state == WorkerState::Ready && s.inflight.len() < conc)
+    }
+
+    /// Each worker's id, jobs in flight, jobs done and the group it last served (for a custom
+    /// worker selection).
+    pub fn loads(&self) -> Vec<(WorkerId, usize, u64, Option<&str>)> {
+        self.slots
+            .iter()
+            .filter(|s| s.state != WorkerState::Closing)
+            .map(|s| {
+                (
+                    s.id,
+                    s.inflight.len(),
+                    s.done,
+                    self.group_name(s.last_group),
+                )
+            })
+            .collect()
+    }
+
     fn push_spawn(&mut self) {
         let id = self.next_worker;
         self.next_worker += 1;
@@ -1342,6 +1869,7 @@ impl Scheduler {
             stop_when_idle: None,
             planned: None,
             serving: false,
+            last_group: 0,
             stop: None,
             cancelled: Vec::new(),
         });
@@ -2358,5 +2886,423 @@ mod tests {
         assert!(s.complete(w, j, t).is_some());
         assert!(s.complete(w, j, t).is_none());
         assert_eq!(run(&mut s, t), vec![(w, 7)]);
+    }
+
+    fn waits(queue: Option<u64>, total: Option<u64>, retries: u32) -> JobOpts {
+        JobOpts {
+            retries,
+            queue_timeout: queue.map(ms),
+            total_timeout: total.map(ms),
+            ..JobOpts::default()
+        }
+    }
+
+    #[test]
+    fn a_job_past_its_queue_timeout_is_withdrawn_and_never_runs() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit(1, p("busy")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        s.submit_with(2, p("late"), waits(Some(100), None, 0))
+            .unwrap();
+        s.submit_with(3, p("patient"), JobOpts::default()).unwrap();
+        assert_eq!(s.next_deadline(), Some(t + ms(100)));
+        s.housekeeping(t + ms(99));
+        assert!(s.take_overdue().is_empty());
+        s.housekeeping(t + ms(100));
+        assert_eq!(
+            s.take_overdue(),
+            vec![(2, Overdue::Queue { waited: ms(100) })]
+        );
+        assert_eq!((s.queued(), s.live_jobs()), (1, 2));
+        assert_eq!(s.next_deadline(), None, "nothing left to time");
+        // The worker frees up: the patient job runs, the withdrawn one never does.
+        s.complete(1, 1, t + ms(120)).unwrap();
+        assert_eq!(run(&mut s, t + ms(120)), vec![(1, 3)]);
+    }
+
+    #[test]
+    fn a_job_taken_in_time_keeps_no_queue_deadline_and_a_late_dispatch_finds_it_withdrawn() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit_with(1, p("a"), waits(Some(50), None, 0)).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        assert_eq!(s.next_deadline(), None, "taken: its queue deadline went");
+        s.submit_with(2, p("b"), waits(Some(50), None, 0)).unwrap();
+        s.submit_with(3, p("c"), waits(Some(500), None, 0)).unwrap();
+        // The reply comes after job 2's deadline, before any housekeeping: the freed worker
+        // takes job 3, and job 2 is withdrawn rather than run late.
+        s.complete(1, 1, t + ms(60)).unwrap();
+        assert_eq!(run(&mut s, t + ms(60)), vec![(1, 3)]);
+        assert_eq!(
+            s.take_overdue(),
+            vec![(2, Overdue::Queue { waited: ms(60) })]
+        );
+        assert_eq!(s.live_jobs(), 1);
+    }
+
+    #[test]
+    fn a_waiting_job_past_its_total_timeout_is_withdrawn_as_total() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit(1, p("busy")).unwrap();
+        run(&mut s, t);
+        // The total deadline (80) comes before the queue deadline (200): it decides.
+        s.submit_with(2, p("x"), waits(Some(200), Some(80), 0))
+            .unwrap();
+        assert_eq!(s.next_deadline(), Some(t + ms(80)));
+        s.housekeeping(t + ms(80));
+        assert_eq!(s.take_overdue(), vec![(2, Overdue::Total)]);
+        assert_eq!(s.queued(), 0);
+    }
+
+    #[test]
+    fn a_running_job_past_its_total_timeout_is_reported_once_with_its_worker() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 2), t);
+        s.submit_with(1, p("a"), waits(None, Some(100), 0)).unwrap();
+        s.submit_with(2, p("b"), waits(None, Some(100), 0)).unwrap();
+        // Queued 30 ms before a worker took them: the total deadline still counts from the
+        // submission.
+        assert_eq!(run(&mut s, t + ms(30)), vec![(1, 1), (1, 2)]);
+        assert_eq!(s.next_deadline(), Some(t + ms(100)));
+        s.complete(1, 2, t + ms(50)).unwrap();
+        assert!(s.overdue_running(t + ms(99)).is_empty());
+        assert_eq!(s.overdue_running(t + ms(100)), vec![(1, 1)]);
+        assert!(s.overdue_running(t + ms(500)).is_empty(), "reported once");
+        // Cancelled like an abort: it keeps its place until answered.
+        s.cancel_running(1, 1, Some(t + ms(1100)), true);
+        assert_eq!(s.live_jobs(), 0);
+        assert_eq!(s.next_deadline(), Some(t + ms(1100)));
+        assert!(s.answer_cancelled(1, 1));
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn a_retried_job_waits_anew_for_its_queue_timeout_but_keeps_its_total_deadline() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit_with(2, p("b"), waits(Some(100), Some(1000), 1))
+            .unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 2)]);
+        // Its worker dies at 500: back to the queue, waiting for a replacement not started
+        // yet. Its queue timeout counts from 500 again.
+        s.set_now(t + ms(500));
+        assert!(s.worker_lost(1).is_empty());
+        assert_eq!(s.next_deadline(), Some(t + ms(600)));
+        s.housekeeping(t + ms(600));
+        assert_eq!(
+            s.take_overdue(),
+            vec![(2, Overdue::Queue { waited: ms(100) })]
+        );
+        // Lost at 950: its total deadline (1000) comes before a new queue deadline (1050).
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit_with(2, p("b"), waits(Some(100), Some(1000), 1))
+            .unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 2)]);
+        s.set_now(t + ms(950));
+        assert!(s.worker_lost(1).is_empty());
+        assert_eq!(s.next_deadline(), Some(t + ms(1000)));
+        s.housekeeping(t + ms(1000));
+        assert_eq!(s.take_overdue(), vec![(2, Overdue::Total)]);
+    }
+
+    #[test]
+    fn cancels_and_completions_drop_a_jobs_deadlines() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit_with(1, p("a"), waits(Some(10), Some(20), 0))
+            .unwrap();
+        s.submit_with(2, p("b"), waits(Some(10), Some(20), 0))
+            .unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        assert_eq!(s.cancel(2), Cancelled::Queued);
+        assert_eq!(
+            s.next_deadline(),
+            Some(t + ms(20)),
+            "job 1's total deadline"
+        );
+        s.complete(1, 1, t + ms(5)).unwrap();
+        assert_eq!(s.next_deadline(), None);
+        s.housekeeping(t + ms(100));
+        assert!(s.take_overdue().is_empty());
+        assert!(s.overdue_running(t + ms(100)).is_empty());
+        // close() without draining fails the queue: no deadline stays behind.
+        s.submit(3, p("c")).unwrap();
+        s.submit_with(4, p("d"), waits(Some(10), None, 0)).unwrap();
+        run(&mut s, t + ms(100));
+        assert_eq!(s.close(false), vec![4]);
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    #[test]
+    fn queue_timeouts_expire_in_logarithmic_time_with_a_million_jobs_queued() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 1), t);
+        s.submit(0, p("busy")).unwrap();
+        run(&mut s, t);
+        let n = 1_000_000u32;
+        // Deadlines from 1 s to 1000 s, in an order unrelated to the queue's.
+        for id in 1..=n {
+            let q = 1000 + u64::from(id.wrapping_mul(7919) % 1_000_000);
+            s.submit_with(id, p(""), waits(Some(q), None, 0)).unwrap();
+        }
+        // 1000 clock steps, each withdrawing about 1000 jobs: a scan of the queue per step
+        // would take minutes here.
+        let mut withdrawn = 0;
+        for step in 1..=1000u64 {
+            s.housekeeping(t + ms(1000 + step * 1000));
+            let o = s.take_overdue();
+            assert!(o.iter().all(
+                |(_, w)| matches!(w, Overdue::Queue { waited } if *waited <= ms(1000 + step * 1000))
+            ));
+            withdrawn += o.len();
+        }
+        assert_eq!(withdrawn, n as usize);
+        assert_eq!((s.queued(), s.live_jobs()), (0, 1));
+        assert_eq!(s.next_deadline(), None);
+    }
+
+    fn fair(max: usize, fairness: Fairness, affinity: bool) -> SchedConfig {
+        SchedConfig {
+            fairness,
+            group_affinity: affinity,
+            ..conc(max, 1)
+        }
+    }
+
+    /// Runs the queue through worker 1 alone, one job at a time (job 0 holds it at first):
+    /// the order in which jobs are sent.
+    fn drain_order(s: &mut Scheduler, t: Instant) -> Vec<JobId> {
+        let mut order = Vec::new();
+        let mut last = 0;
+        loop {
+            s.complete(1, last, t).unwrap();
+            let sent = run(s, t);
+            if sent.is_empty() {
+                return order;
+            }
+            last = sent[0].1;
+            order.push(last);
+        }
+    }
+
+    #[test]
+    fn round_robin_fairness_gives_free_slots_to_the_waiting_groups_in_turn() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(fair(1, Fairness::RoundRobin, false), t);
+        s.submit(0, p("busy")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 0)]);
+        let o = JobOpts::default();
+        for id in 10..15 {
+            s.submit_in(id, p(""), o, Some("A")).unwrap();
+        }
+        s.submit_in(20, p(""), o, Some("B")).unwrap();
+        s.submit_in(30, p(""), o, None).unwrap();
+        s.submit_in(31, p(""), o, Some("")).unwrap();
+        // A's batch does not hold B's single job back; jobs without a group are one group.
+        assert_eq!(drain_order(&mut s, t), vec![10, 20, 30, 11, 31, 12, 13, 14]);
+        assert!(s.group_ids.is_empty(), "settled groups are forgotten");
+        // FIFO (the default): the queue's order, groups or not.
+        let mut s = Scheduler::new_at(fair(1, Fairness::Fifo, false), t);
+        s.submit(0, p("busy")).unwrap();
+        run(&mut s, t);
+        for id in 10..13 {
+            s.submit_in(id, p(""), o, Some("A")).unwrap();
+        }
+        s.submit_in(20, p(""), o, Some("B")).unwrap();
+        assert_eq!(drain_order(&mut s, t), vec![10, 11, 12, 20]);
+    }
+
+    #[test]
+    fn round_robin_takes_turns_among_the_groups_at_the_highest_waiting_priority() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(fair(1, Fairness::RoundRobin, false), t);
+        s.submit(0, p("busy")).unwrap();
+        run(&mut s, t);
+        s.submit_in(10, p(""), prio(0.0), Some("A")).unwrap();
+        s.submit_in(11, p(""), prio(5.0), Some("A")).unwrap();
+        s.submit_in(12, p(""), prio(5.0), Some("A")).unwrap();
+        s.submit_in(20, p(""), prio(0.0), Some("B")).unwrap();
+        s.submit_in(30, p(""), prio(5.0), Some("C")).unwrap();
+        // Priority 5 first (A and C in turn), then priority 0 (A's turn came last: B first).
+        assert_eq!(drain_order(&mut s, t), vec![11, 30, 12, 20, 10]);
+    }
+
+    #[test]
+    fn a_lost_worker_returns_its_job_to_its_group() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(fair(1, Fairness::RoundRobin, false), t);
+        let retried = JobOpts {
+            retries: 1,
+            ..JobOpts::default()
+        };
+        s.submit_in(1, p(""), retried, Some("A")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        s.submit_in(2, p(""), JobOpts::default(), Some("B"))
+            .unwrap();
+        assert!(s.worker_lost(1).is_empty());
+        // Back at the head of A's queue: A's turn (it was served, B waits too).
+        let sent = run(&mut s, t);
+        assert_eq!(sent.len(), 1);
+        let (w, j) = sent[0];
+        s.complete(w, j, t).unwrap();
+        let next = run(&mut s, t);
+        assert_eq!(
+            [j, next[0].1].iter().copied().collect::<BTreeSet<_>>(),
+            [1, 2].into()
+        );
+        s.complete(w, next[0].1, t).unwrap();
+        assert!(s.group_ids.is_empty());
+    }
+
+    /// Two warm workers; 1 serves group G (job 1), 2 serves H (job 2); then job 3 (H, priority
+    /// `h`) and job 4 (G) wait. Worker 1 frees up: the job it takes.
+    fn affinity_pick(affinity: bool, h: f64) -> JobId {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(fair(2, Fairness::Fifo, affinity), t);
+        let o = JobOpts::default();
+        s.submit_in(1, p(""), o, Some("G")).unwrap();
+        s.submit_in(2, p(""), o, Some("H")).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1), (2, 2)]);
+        s.submit_in(3, p(""), prio(h), Some("H")).unwrap();
+        s.submit_in(4, p(""), o, Some("G")).unwrap();
+        s.complete(1, 1, t).unwrap();
+        let sent = run(&mut s, t);
+        assert_eq!(sent.len(), 1);
+        assert_eq!(sent[0].0, 1);
+        sent[0].1
+    }
+
+    #[test]
+    fn with_group_affinity_a_worker_takes_its_last_groups_job_first() {
+        assert_eq!(
+            affinity_pick(false, 0.0),
+            3,
+            "without: the head of the queue"
+        );
+        assert_eq!(
+            affinity_pick(true, 0.0),
+            4,
+            "with: G's job, though H's came first"
+        );
+        assert_eq!(
+            affinity_pick(true, 1.0),
+            3,
+            "a higher priority still goes first"
+        );
+    }
+
+    #[test]
+    fn deadlines_and_close_leave_no_group_behind() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(fair(1, Fairness::RoundRobin, true), t);
+        s.submit(0, p("busy")).unwrap();
+        run(&mut s, t);
+        s.submit_in(1, p(""), waits(Some(10), None, 0), Some("A"))
+            .unwrap();
+        s.submit_in(2, p(""), JobOpts::default(), Some("B"))
+            .unwrap();
+        s.submit_in(3, p(""), JobOpts::default(), Some("C"))
+            .unwrap();
+        assert_eq!(s.cancel(3), Cancelled::Queued);
+        s.housekeeping(t + ms(10));
+        assert_eq!(s.take_overdue().len(), 1);
+        assert_eq!(s.close(false), vec![2]);
+        assert!(s.groups.values().all(|g| g.waiting.is_empty()));
+        assert_eq!(s.group_ids.len(), 0);
+    }
+
+    fn strat(strategy: Strategy, c: usize) -> SchedConfig {
+        SchedConfig {
+            strategy,
+            seed: 42,
+            min_workers: 2,
+            ..conc(2, c)
+        }
+    }
+
+    /// One job at a time (each answered before the next): the workers that take them.
+    fn one_by_one(s: &mut Scheduler, t: Instant, ids: std::ops::Range<u32>) -> Vec<WorkerId> {
+        let mut out = Vec::new();
+        for id in ids {
+            s.submit(id, p("")).unwrap();
+            let sent = run(s, t);
+            assert_eq!(sent.len(), 1);
+            s.complete(sent[0].0, id, t).unwrap();
+            run(s, t);
+            out.push(sent[0].0);
+        }
+        out
+    }
+
+    #[test]
+    fn least_busy_takes_the_first_idle_worker_and_round_robin_takes_turns() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(strat(Strategy::LeastBusy, 2), t);
+        run(&mut s, t);
+        assert_eq!(s.workers(), 2);
+        assert_eq!(one_by_one(&mut s, t, 1..7), vec![1; 6]);
+        let mut s = Scheduler::new_at(strat(Strategy::RoundRobin, 2), t);
+        run(&mut s, t);
+        assert_eq!(one_by_one(&mut s, t, 1..7), vec![1, 2, 1, 2, 1, 2]);
+    }
+
+    #[test]
+    fn random_is_weighted_by_free_slots_and_reproducible_from_its_seed() {
+        let t = Instant::now();
+        let picks = |seed: u64| {
+            let mut s = Scheduler::new_at(
+                SchedConfig {
+                    seed,
+                    ..strat(Strategy::Random, 4)
+                },
+                t,
+            );
+            run(&mut s, t);
+            // Worker 1 holds three jobs (one slot free), worker 2 none (four free).
+            let on1 = JobOpts {
+                prefer: Some(1),
+                ..JobOpts::default()
+            };
+            for id in 1..=3 {
+                s.submit_with(id, p(""), on1).unwrap();
+            }
+            assert_eq!(run(&mut s, t), vec![(1, 1), (1, 2), (1, 3)]);
+            one_by_one(&mut s, t, 100..1100)
+        };
+        let a = picks(42);
+        let on2 = a.iter().filter(|&&w| w == 2).count();
+        // 4 free slots of 5: about 800 of 1000.
+        assert!((740..=860).contains(&on2), "{on2} of 1000 on worker 2");
+        assert_eq!(a, picks(42), "the same seed, the same picks");
+        assert_ne!(a, picks(7));
+    }
+
+    #[test]
+    fn a_preferred_worker_takes_its_job_when_it_has_room_else_the_strategy_decides() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(strat(Strategy::LeastBusy, 1), t);
+        run(&mut s, t);
+        let on2 = JobOpts {
+            prefer: Some(2),
+            ..JobOpts::default()
+        };
+        // Worker 1 is idle and first, but job 1 prefers worker 2.
+        s.submit_with(1, p(""), on2).unwrap();
+        assert_eq!(run(&mut s, t), vec![(2, 1)]);
+        // Worker 2 is full: job 2 goes to worker 1 rather than wait.
+        s.submit_with(2, p(""), on2).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 2)]);
+        // An unknown worker: the strategy's choice.
+        s.complete(1, 2, t).unwrap();
+        let gone = JobOpts {
+            prefer: Some(99),
+            ..JobOpts::default()
+        };
+        s.submit_with(3, p(""), gone).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 3)]);
+        let loads: Vec<_> = s.loads().into_iter().map(|l| (l.0, l.1, l.2)).collect();
+        assert_eq!(loads, vec![(1, 1, 1), (2, 1, 0)]);
     }
 }

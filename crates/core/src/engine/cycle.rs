@@ -144,6 +144,7 @@ impl Shared {
         let mut st = lock(&self.state);
         st.sched.set_now(Instant::now());
         let r = f(&mut st, self);
+        st.settle_overdue(self);
         let writes = std::mem::take(&mut st.dirty);
         if on_host && st.outbox.count > 0 {
             // The host takes the records before it returns to its event loop.

@@ -312,6 +312,15 @@ impl State {
         self.check_all_exited();
     }
 
+    /// Fails the waiting jobs their own deadline withdrew (whatever event's dispatch found
+    /// them); a draining shutdown may have nothing left to wait for then.
+    pub fn settle_overdue(&mut self, shared: &Arc<Shared>) {
+        if self.sched.has_overdue() && self.session(shared).overdue() {
+            self.maybe_finish_drain(shared);
+            self.run_actions(shared);
+        }
+    }
+
     /// When draining and the last job settled, stop the workers.
     pub fn maybe_finish_drain(&mut self, shared: &Arc<Shared>) {
         if self.shutting_down && self.sched.live_jobs() == 0 && self.sched.any_not_stopping() {
@@ -344,6 +353,20 @@ impl State {
             } else {
                 self.session(shared).timed_out(w, pid, job);
                 // The replacement is started by the scheduler as work needs it.
+                self.kill_worker(w, StopReason::Timeout);
+            }
+        }
+        // Jobs past their total timeout on a worker: cancelled as after an abort (the worker
+        // is asked to stop the job, then killed), or the worker is killed now.
+        for (w, job) in self.sched.overdue_running(now) {
+            let pid = self.conns.get(&w).map_or(0, |c| c.peer.pid);
+            if cooperative {
+                let kill_at = now.checked_add(shared.cfg.cancel_grace);
+                self.session(shared)
+                    .total_timed_out(w, pid, job, Some(kill_at));
+                self.send_cancel(w, job);
+            } else {
+                self.session(shared).total_timed_out(w, pid, job, None);
                 self.kill_worker(w, StopReason::Timeout);
             }
         }

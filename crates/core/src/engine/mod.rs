@@ -132,6 +132,26 @@ pub struct Load {
     pub workers: usize,
 }
 
+/// Per-job extras of a batch of calls ([`Engine::submit_calls_in`]), each left out or one per
+/// job.
+#[derive(Debug, Default, Clone, Copy)]
+pub struct JobExtras<'a> {
+    /// Each job's requestor group (empty: none).
+    pub groups: Option<&'a [String]>,
+    /// Each job's preferred worker, by pid (0: none).
+    pub pins: Option<&'a [i32]>,
+}
+
+/// A worker's load, for a custom worker selection ([`Engine::worker_loads`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WorkerLoad {
+    pub pid: i32,
+    pub in_flight: usize,
+    pub jobs_done: u64,
+    /// The group of the job it was last given, while that group has live jobs.
+    pub group: Option<String>,
+}
+
 /// A submission refused by admission control, by its index in the submitted batch.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Rejection {
@@ -192,7 +212,7 @@ impl Engine {
         let mut lines = payloads.split('\n');
         // A ComputeCluster job carries its id to the worker's preload (see `frame.rs`).
         let ipc = self.shared.cfg.protocol == Protocol::NodeIpc && self.shared.cfg.ipc_envelope;
-        self.submit_each(first_id, count, opts, |id| {
+        self.submit_each(first_id, count, opts, JobExtras::default(), |id| {
             let args = lines.next().unwrap_or("null");
             if ipc {
                 crate::frame::ipc_job_frame(id, args)
@@ -215,9 +235,22 @@ impl Engine {
         count: usize,
         opts: &[JobOpts],
     ) -> Vec<Rejection> {
+        self.submit_calls_in(first_id, args, fns, count, opts, JobExtras::default())
+    }
+
+    /// As [`Engine::submit_calls`], with each job's requestor group and preferred worker.
+    pub fn submit_calls_in(
+        &self,
+        first_id: JobId,
+        args: &str,
+        fns: Option<&str>,
+        count: usize,
+        opts: &[JobOpts],
+        extras: JobExtras<'_>,
+    ) -> Vec<Rejection> {
         let mut args = args.split('\n');
         let mut fns = fns.map(|f| f.split('\n'));
-        self.submit_each(first_id, count, opts, |id| {
+        self.submit_each(first_id, count, opts, extras, |id| {
             let a = args.next().unwrap_or("");
             let f = fns.as_mut().and_then(|f| f.next()).unwrap_or("null");
             call_frame(id, f, a)
@@ -229,6 +262,7 @@ impl Engine {
         first_id: JobId,
         count: usize,
         opts: &[JobOpts],
+        extras: JobExtras<'_>,
         mut payload: impl FnMut(JobId) -> Box<[u8]>,
     ) -> Vec<Rejection> {
         let defaults = self.shared.cfg.job_defaults;
@@ -236,8 +270,17 @@ impl Engine {
             let mut rejected = Vec::new();
             for index in 0..count {
                 let id = first_id.wrapping_add(index as u32);
-                let o = opts.get(index).copied().unwrap_or(defaults);
-                if let Err(reason) = st.sched.submit_with(id, payload(id), o) {
+                let mut o = opts.get(index).copied().unwrap_or(defaults);
+                let group = extras.groups.and_then(|g| g.get(index)).map(String::as_str);
+                if let Some(&pid) = extras.pins.and_then(|p| p.get(index)) {
+                    // A worker gone since its pid was chosen: none (the strategy decides).
+                    o.prefer = st
+                        .conns
+                        .iter()
+                        .find(|(_, c)| pid != 0 && c.peer.pid == pid)
+                        .map(|(w, _)| *w);
+                }
+                if let Err(reason) = st.sched.submit_in(id, payload(id), o, group) {
                     st.outbox.totals.rejected += 1;
                     rejected.push(Rejection { index, reason });
                 }
@@ -352,5 +395,22 @@ impl Engine {
 
     pub fn queued(&self) -> usize {
         lock(&self.shared.state).sched.queued()
+    }
+
+    /// The workers that take work, with their loads (spawn order).
+    pub fn worker_loads(&self) -> Vec<WorkerLoad> {
+        let st = lock(&self.shared.state);
+        st.sched
+            .loads()
+            .into_iter()
+            .filter_map(|(w, in_flight, jobs_done, group)| {
+                Some(WorkerLoad {
+                    pid: st.conns.get(&w)?.peer.pid,
+                    in_flight,
+                    jobs_done,
+                    group: group.map(str::to_owned),
+                })
+            })
+            .collect()
     }
 }

@@ -16,7 +16,7 @@ use serde_json::value::RawValue;
 use super::outbox::{kind, Outbox};
 use super::Protocol;
 use crate::frame::{classify_ipc, validate_json, IpcLine};
-use crate::scheduler::{JobId, Scheduler, StopReason, WorkerId};
+use crate::scheduler::{JobId, Overdue, Scheduler, StopReason, WorkerId};
 use crate::spawn::{self, ExitStatus};
 
 /// Why a job failed without a reply: the value of its FAILED record, as JSON
@@ -48,6 +48,13 @@ pub enum Failure<'a> {
     /// take (`limit`: a host such as Node cannot make a string of it).
     #[serde(rename = "too_large")]
     TooLarge { bytes: usize, limit: usize },
+    /// The job waited longer than its `queue_timeout` (`waited_ms`) for a worker; it never ran.
+    #[serde(rename = "queue_timeout")]
+    QueueTimeout { waited_ms: u64 },
+    /// The job's `total_timeout` passed: it was withdrawn from the queue (`pid` null), or
+    /// cancelled on worker `pid` (a worker that does not stop it in time is killed).
+    #[serde(rename = "total_timeout")]
+    TotalTimeout { pid: Option<i32> },
 }
 
 impl Failure<'_> {
@@ -370,6 +377,44 @@ impl Session<'_> {
         }
         self.outbox
             .push(kind::SPAWN_FAILED, 0, &json_string(message));
+    }
+
+    /// Waiting jobs their own deadline withdrew (see [`Scheduler::take_overdue`]): each fails
+    /// with its reason. Returns whether there were any.
+    pub fn overdue(&mut self) -> bool {
+        let jobs = self.sched.take_overdue();
+        for &(job, why) in &jobs {
+            let v = match why {
+                Overdue::Queue { waited } => Failure::QueueTimeout {
+                    waited_ms: waited.as_millis().try_into().unwrap_or(u64::MAX),
+                },
+                Overdue::Total => Failure::TotalTimeout { pid: None },
+            };
+            self.outbox.push(kind::FAILED, job, &v.to_json());
+        }
+        !jobs.is_empty()
+    }
+
+    /// Job `job` on worker `w` ran past its total timeout: it fails now. `kill_at`: the worker
+    /// is asked to stop it (the caller sends `cancel`) and keeps the job's place until it
+    /// answers, or until then, when the caller kills it. `None`: the worker takes no more work
+    /// (the caller kills it now).
+    pub fn total_timed_out(
+        &mut self,
+        w: WorkerId,
+        pid: i32,
+        job: JobId,
+        kill_at: Option<Option<Instant>>,
+    ) {
+        self.outbox.push(
+            kind::FAILED,
+            job,
+            &Failure::TotalTimeout { pid: Some(pid) }.to_json(),
+        );
+        match kill_at {
+            Some(at) => self.sched.cancel_running(w, job, at, true),
+            None => self.sched.abandon(w, job),
+        }
     }
 
     /// Jobs the pool dropped when it shut down without draining.
