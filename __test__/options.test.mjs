@@ -77,7 +77,7 @@ test('range errors: PoolError, ERR_INVALID_OPTION, the option and its range in t
     ['maxWorkers', 0, 'comrade Pool: maxWorkers must be between 1 and 1024, got 0'],
     ['concurrency', 70000, 'comrade Pool: concurrency must be between 1 and 65536, got 70000'],
     ['retries', 1001, 'comrade Pool: retries must be an integer from 0 to 1000, got 1001'],
-    ['niceIncrement', '5', 'comrade Pool: niceIncrement must be an integer from 0 to 19, got 5'],
+    ['niceIncrement', '5', 'comrade Pool: niceIncrement must be an integer from 0 to 19, got "5"'], // a string, quoted
     ['spawnDelay', -1, 'comrade Pool: spawnDelay must be a number of milliseconds >= 0'],
     ['timeout', 0, 'comrade Pool: timeout must be a number of milliseconds > 0'],
     ['killGraceMs', 2 ** 32, 'comrade Pool: killGraceMs must be a number of milliseconds >= 0'],
@@ -106,6 +106,9 @@ test('type errors: PoolError, ERR_INVALID_OPTION', () => {
     ['initData', () => {}, 'comrade Pool: initData cannot be serialized'],
     ['module', 42, 'comrade Pool: module must be a path (string) or a file URL'],
     ['command', [], 'comrade Pool: command must be a non-empty array of strings: [executable, ...args]'],
+    // An object without a prototype cannot be turned into a string: its type is named instead
+    // (this once threw a TypeError from the message itself).
+    ['niceIncrement', Object.create(null), 'comrade Pool: niceIncrement must be an integer from 0 to 19, got object'],
   ];
   for (const [name, value, message] of cases) {
     const e = errorFor(name, value);

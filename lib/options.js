@@ -78,6 +78,14 @@ const OPTIONS = Object.freeze([
 
 // Each type: (row, value, min, max, resolved) -> the resolved value, or throws the option's
 // error. `resolved` holds the options of the rows before.
+// A value in an error message: numbers and strings as they are written, anything else by its
+// type (String() throws on an object without a prototype, and would run a user's toString).
+function shown(v) {
+  if (typeof v === 'number') return String(v);
+  if (typeof v === 'string') return JSON.stringify(v);
+  return v === null ? 'null' : typeof v;
+}
+
 const TYPES = {
   // An integer from min to max.
   int(row, v, min, max) {
@@ -94,7 +102,7 @@ const TYPES = {
     if (typeof v !== 'number' || !Number.isInteger(v) || v < min || v > max) {
       throw optionError(max === Infinity
         ? `${row.name} must be an integer >= ${min}, or Infinity`
-        : `${row.name} must be an integer from ${min} to ${max}, got ${String(v)}`);
+        : `${row.name} must be an integer from ${min} to ${max}, got ${shown(v)}`);
     }
     return v;
   },
@@ -128,7 +136,7 @@ const TYPES = {
         throw optionError(`prioritySlots: ${JSON.stringify(key)} is not a priority >= 0`);
       }
       if (!Number.isInteger(n) || n < 0 || n > MAX_U32) {
-        throw optionError(`prioritySlots: the slots of priority ${key} must be an integer >= 0, got ${String(n)}`);
+        throw optionError(`prioritySlots: the slots of priority ${key} must be an integer >= 0, got ${shown(n)}`);
       }
       if (from !== 0) guaranteed += n;
       pairs.push(from, n);
