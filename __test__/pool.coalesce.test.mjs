@@ -210,3 +210,42 @@ test('key must be a non-empty string', TEST, async (t) => {
   }
   assert.equal(pool.pending, 0);
 });
+
+test('totalTimeout: a caller whose totalTimeout passes leaves alone (ERR_TOTAL_TIMEOUT); the shared job runs on for the others', TEST, async (t) => {
+  const { pool } = await warmPool(t, { totalTimeout: Infinity });
+  const events = [];
+  pool.on('totalTimeout', (e) => events.push(e));
+  // The first caller and a joiner each with a short totalTimeout, one more with none: the job
+  // is held at the gate until both have left, so their deadlines pass while it runs.
+  const first = errorOf(pool.run('t', { name: 'gated', key: 'kt', totalTimeout: 20 }));
+  const joiner = errorOf(pool.exec('gated', ['t'], { key: 'kt', totalTimeout: 30 }));
+  const stays = pool.run('t', { name: 'gated', key: 'kt' });
+  const [e1, e2] = await Promise.all([first, joiner]);
+  for (const e of [e1, e2]) {
+    assert.equal(e.code, codes.TOTAL_TIMEOUT);
+    assert.equal(e.pid, null);
+    assert.match(e.message, /shared the job of its key/);
+  }
+  assert.deepEqual(events, [{ name: 'gated', pid: null }, { name: 'gated', pid: null }]);
+  assert.equal(pool.stats().totalTimedOut, 2);
+  await pool.call('open');
+  assert.equal((await stays).tag, 't');
+  assert.equal(await ran(pool, 'gated:t'), 1, 'one execution, never cancelled');
+  assert.equal(pool.stats().aborted, 0);
+});
+
+test("the pool's totalTimeout applies to each caller of a shared job; the job is cancelled when the last has gone", TEST, async (t) => {
+  const { pool } = openPool(t, { module: mod, maxWorkers: 1, concurrency: 8, totalTimeout: 40, cancelGraceMs: 0 });
+  // Calls of the test's own say Infinity: a worker starting on a loaded machine may take longer
+  // than 40 ms.
+  const { pid } = await pool.exec('ran', [], { totalTimeout: Infinity });
+  const calls = [0, 1, 2].map(() => errorOf(pool.run('p', { name: 'gated', key: 'kp' })));
+  const errors = await Promise.all(calls);
+  for (const e of errors) assert.equal(e.code, codes.TOTAL_TIMEOUT);
+  assert.equal(pool.stats().totalTimedOut, 3);
+  // Every caller left, so the shared job was cancelled: its worker (cancelGraceMs 0) was
+  // killed and replaced, and a new call with the key runs anew.
+  const again = await pool.run('p', { name: 'quick', key: 'kp', totalTimeout: Infinity });
+  assert.equal(again.tag, 'p');
+  assert.notEqual((await pool.exec('ran', [], { totalTimeout: Infinity })).pid, pid);
+});

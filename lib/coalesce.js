@@ -15,10 +15,12 @@
 // - The shared job runs with the options of the caller that started it (timeout, retries,
 //   priority, ...): its retries apply once, to the shared job, and its timeout is the shared
 //   job's run timeout. A caller that joins later leaves these as they are.
-// - A caller detaches alone: when its signal aborts (AbortError), or, for a caller that joined,
+// - A caller detaches alone: when its signal aborts (AbortError), when its `totalTimeout` (its
+//   own, or the pool's) passes from its call (ERR_TOTAL_TIMEOUT), or, for a caller that joined,
 //   when its own `timeout` passes from the moment it joined (ERR_JOB_TIMEOUT). The shared job
 //   is cancelled (withdrawn, or cancelled on its worker as with an AbortSignal) only when
-//   every caller has gone.
+//   every caller has gone. So the shared job itself has no total deadline: each caller has
+//   its own.
 // - The group leaves the map before any caller is settled: a call made while the outcome fans
 //   out (from a callback, or any later tick) starts a new job. Every caller settles once.
 
@@ -43,12 +45,19 @@ class Coalescer {
   /** Callers that left a shared job on their own: by their signal, by their timeout. */
   aborted = 0;
   timedOut = 0;
+  /** Callers that left by their totalTimeout (stats().totalTimedOut). */
+  totalTimedOut = 0;
   /** Carriers cancelled because every caller had gone (not callers' outcomes). */
   cancelled = 0;
 
-  constructor(submit, settle) {
+  #totalTimeout; // the pool's totalTimeout in ms (0: none)
+  #onTotalTimeout; // (name): a caller of function `name` left by its totalTimeout
+
+  constructor(submit, settle, totalTimeout = 0, onTotalTimeout = () => {}) {
     this.#submit = submit;
     this.#settle = settle;
+    this.#totalTimeout = totalTimeout;
+    this.#onTotalTimeout = onTotalTimeout;
   }
 
   /** Shared jobs running or queued. */
@@ -66,10 +75,11 @@ class Coalescer {
       this.#attach(group, job, true);
       return;
     }
-    const created = new Group(this, groupKey);
+    const created = new Group(this, groupKey, name);
     const carrier = new Carrier(created);
     for (const field of OPTION_FIELDS) carrier[field] = job[field];
     carrier.signal = created.controller.signal;
+    carrier.totalTimeout = 0; // none: each caller has its own (see #attach)
     this.#groups.set(groupKey, created);
     this.#attach(created, job, false);
     this.#submit(name, task, args, carrier);
@@ -81,8 +91,9 @@ class Coalescer {
     // handed to the engine.
     job.signal = null;
     let entry = null;
-    if (signal !== null || (joining && job.timeout !== undefined && job.timeout > 0)) {
-      entry = { signal, listener: null, timer: null };
+    const total = job.totalTimeout ?? this.#totalTimeout;
+    if (signal !== null || total > 0 || (joining && job.timeout !== undefined && job.timeout > 0)) {
+      entry = { signal, listener: null, timer: null, totalTimer: null };
       if (signal !== null) {
         entry.listener = () => this.#detach(group, job, abortError(signal), false);
         signal.addEventListener('abort', entry.listener, { once: true });
@@ -92,6 +103,16 @@ class Coalescer {
         entry.timer = setTimeout(() => this.#detach(group, job, new PoolError(codes.JOB_TIMEOUT,
           `the job waited longer than its timeout (${ms} ms) for the shared job of its key; ` +
           'the shared job goes on for its other callers'), true), ms);
+      }
+      if (total > 0) {
+        entry.totalTimer = setTimeout(() => {
+          if (!group.callers.has(job)) return;
+          this.totalTimedOut++;
+          this.#onTotalTimeout(group.name);
+          this.#detach(group, job, new PoolError(codes.TOTAL_TIMEOUT,
+            `the job was not settled within its totalTimeout (${total} ms) while it shared the ` +
+            'job of its key; the shared job goes on for its other callers', { pid: null }), null);
+        }, total);
       }
     }
     group.callers.set(job, entry);
@@ -103,8 +124,10 @@ class Coalescer {
     const entry = group.callers.get(job);
     group.callers.delete(job);
     release(entry);
-    if (timedOut) this.timedOut++;
-    else this.aborted++;
+    // timedOut: true for its own timeout, false for its signal, null for its totalTimeout
+    // (counted by the caller of #detach).
+    if (timedOut === true) this.timedOut++;
+    else if (timedOut === false) this.aborted++;
     if (group.callers.size === 0) {
       // Out of the map first: a caller arriving from here on starts a new job.
       if (this.#groups.get(group.key) === group) this.#groups.delete(group.key);
@@ -154,10 +177,11 @@ class Coalescer {
 }
 
 class Group {
-  constructor(coalescer, key) {
+  constructor(coalescer, key, name) {
     this.coalescer = coalescer;
     this.key = key;
-    this.callers = new Map(); // caller Job -> { signal, listener, timer } or null
+    this.name = name; // the function's name (null: the default function)
+    this.callers = new Map(); // caller Job -> { signal, listener, timer, totalTimer } or null
     this.controller = new AbortController();
   }
 }
@@ -186,6 +210,7 @@ function release(entry) {
   if (entry === null) return;
   if (entry.listener !== null) entry.signal.removeEventListener('abort', entry.listener);
   if (entry.timer !== null) clearTimeout(entry.timer);
+  if (entry.totalTimer !== null) clearTimeout(entry.totalTimer);
 }
 
 // An Error of the same shape as `err`: the same prototype (so the same class and name), the

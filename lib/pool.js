@@ -59,6 +59,7 @@ class Pool extends EventEmitter {
   #abortedHere = 0; // jobs whose signal was aborted before run()/exec() was called
   #maxMessage;
   #coalescer = null; // made with the first job that has a `key`
+  #totalTimeoutMs; // the pool's totalTimeout (0: none), for callers sharing a job
   #batchHost = null; // what lib/batch.js needs of this pool, made with the first batch
   #backpressure;
   #priority;
@@ -71,6 +72,7 @@ class Pool extends EventEmitter {
     this.#concurrency = o.concurrency;
     this.#minWorkers = o.minWorkers;
     this.#maxMessage = o.maxMessage;
+    this.#totalTimeoutMs = o.totalTimeout ?? 0;
     this.#priority = o.priority;
     if (typeof o.strategy === 'function') this.#select = o.strategy;
     const { program, args } = o.module !== undefined
@@ -302,7 +304,7 @@ class Pool extends EventEmitter {
       s.timedOut += c.timedOut;
     }
     s.queueTimedOut = this.#queueTimedOut;
-    s.totalTimedOut = this.#totalTimedOut;
+    s.totalTimedOut = this.#totalTimedOut + (c === null ? 0 : c.totalTimedOut);
     return s;
   }
 
@@ -349,7 +351,9 @@ class Pool extends EventEmitter {
     if (this.#coalescer === null) {
       this.#coalescer = new Coalescer(
         (n, t, a, carrier) => this.#submit(n, t, a, carrier),
-        (j, err, value) => this.#session.settle(j, err, value));
+        (j, err, value) => this.#session.settle(j, err, value),
+        this.#totalTimeoutMs,
+        (name) => this.emit('totalTimeout', { name, pid: null }));
     }
     this.#coalescer.add(name, task, args, job, key);
   }
