@@ -345,15 +345,31 @@ struct Job {
     priority: f64,
     /// Its place in the queue while it waits.
     queued: Option<QKey>,
+    group: GroupId,
+    /// Its own deadlines and preferred worker, when it has any (boxed: most jobs have none,
+    /// and a job without them stays small).
+    extra: Option<Box<JobExtra>>,
+}
+
+struct JobExtra {
     queue_timeout: Option<Duration>,
-    /// When its `total_timeout` ends (kept across retries).
+    /// When its `total_timeout` ends (kept across retries; `None` once reported).
     total_deadline: Option<Instant>,
     /// While it waits: the deadline that withdraws it first, its entry in `waits` (and
     /// whether it is the total one), and since when it waits.
     wait_deadline: Option<(Instant, bool)>,
     waiting_since: Instant,
-    group: GroupId,
     prefer: Option<WorkerId>,
+}
+
+impl Job {
+    fn total_deadline(&self) -> Option<Instant> {
+        self.extra.as_ref().and_then(|x| x.total_deadline)
+    }
+
+    fn wait_deadline(&self) -> Option<(Instant, bool)> {
+        self.extra.as_ref().and_then(|x| x.wait_deadline)
+    }
 }
 
 /// A requestor group: its name, its live jobs, and (when jobs are chosen by group) its
@@ -680,12 +696,19 @@ impl Scheduler {
                 submitted: self.now,
                 priority: opts.priority,
                 queued: None,
-                queue_timeout: opts.queue_timeout,
-                total_deadline: opts.total_timeout.and_then(|t| self.now.checked_add(t)),
-                wait_deadline: None,
-                waiting_since: self.now,
                 group,
-                prefer: opts.prefer,
+                extra: (opts.queue_timeout.is_some()
+                    || opts.total_timeout.is_some()
+                    || opts.prefer.is_some())
+                .then(|| {
+                    Box::new(JobExtra {
+                        queue_timeout: opts.queue_timeout,
+                        total_deadline: opts.total_timeout.and_then(|t| self.now.checked_add(t)),
+                        wait_deadline: None,
+                        waiting_since: self.now,
+                        prefer: opts.prefer,
+                    })
+                }),
             },
         );
         self.enqueue(id, false);
@@ -1013,7 +1036,7 @@ impl Scheduler {
             match self.jobs.get_mut(&j) {
                 Some(job) if job.retries_left > 0 && !no_more_runs => {
                     job.retries_left -= 1;
-                    if let Some(at) = job.total_deadline {
+                    if let Some(at) = job.total_deadline() {
                         // Back to waiting: `enqueue` gives it a waiting deadline.
                         self.running_totals.remove(&(at, j));
                     }
@@ -1336,7 +1359,6 @@ impl Scheduler {
                 self.queue.push_back(job.priority, id)
             };
             job.queued = Some(k);
-            job.waiting_since = now;
             if self.by_group {
                 let g = job.group;
                 let grp = self.groups.entry(g).or_insert_with(|| Group {
@@ -1353,16 +1375,19 @@ impl Scheduler {
                     self.rotation.push_back((g, self.turns));
                 }
             }
-            // A queue deadline past the end of time is none.
-            let queue_at = job.queue_timeout.and_then(|t| now.checked_add(t));
-            job.wait_deadline = match (queue_at, job.total_deadline) {
-                (Some(q), Some(t)) if t <= q => Some((t, true)),
-                (Some(q), _) => Some((q, false)),
-                (None, Some(t)) => Some((t, true)),
-                (None, None) => None,
-            };
-            if let Some((at, _)) = job.wait_deadline {
-                self.waits.insert((at, id));
+            if let Some(x) = job.extra.as_mut() {
+                x.waiting_since = now;
+                // A queue deadline past the end of time is none.
+                let queue_at = x.queue_timeout.and_then(|t| now.checked_add(t));
+                x.wait_deadline = match (queue_at, x.total_deadline) {
+                    (Some(q), Some(t)) if t <= q => Some((t, true)),
+                    (Some(q), _) => Some((q, false)),
+                    (None, Some(t)) => Some((t, true)),
+                    (None, None) => None,
+                };
+                if let Some((at, _)) = x.wait_deadline {
+                    self.waits.insert((at, id));
+                }
             }
         }
     }
@@ -1376,10 +1401,10 @@ impl Scheduler {
         if let Some(k) = job.queued {
             self.queue.remove(&k);
             self.unwait_group(job.group, &k);
-            if let Some((at, _)) = job.wait_deadline {
+            if let Some((at, _)) = job.wait_deadline() {
                 self.waits.remove(&(at, id));
             }
-        } else if let Some(at) = job.total_deadline {
+        } else if let Some(at) = job.total_deadline() {
             self.running_totals.remove(&(at, id));
         }
         self.leave_group(job.group);
@@ -1462,10 +1487,15 @@ impl Scheduler {
                 self.unwait_group(job.group, &k);
             }
             self.leave_group(job.group);
-            let why = match job.wait_deadline {
-                Some((_, true)) => Overdue::Total,
-                _ => Overdue::Queue {
-                    waited: self.now.saturating_duration_since(job.waiting_since),
+            let why = match job.extra.as_deref() {
+                Some(JobExtra {
+                    wait_deadline: Some((_, true)),
+                    ..
+                }) => Overdue::Total,
+                x => Overdue::Queue {
+                    waited: x.map_or(Duration::ZERO, |x| {
+                        self.now.saturating_duration_since(x.waiting_since)
+                    }),
                 },
             };
             self.overdue.push((id, why));
@@ -1493,9 +1523,9 @@ impl Scheduler {
                 break;
             }
             self.running_totals.pop_first();
-            if let Some(job) = self.jobs.get_mut(&id) {
+            if let Some(x) = self.jobs.get_mut(&id).and_then(|j| j.extra.as_mut()) {
                 // Returned once: the caller settles it.
-                job.total_deadline = None;
+                x.total_deadline = None;
             }
             if let Some(s) = self
                 .slots
@@ -1544,11 +1574,13 @@ impl Scheduler {
         if let Some(job) = self.jobs.get_mut(&id) {
             group = job.group;
             job.queued = None;
-            if let Some((at, _)) = job.wait_deadline.take() {
-                self.waits.remove(&(at, id));
-            }
-            if let Some(at) = job.total_deadline {
-                self.running_totals.insert((at, id));
+            if let Some(x) = job.extra.as_mut() {
+                if let Some((at, _)) = x.wait_deadline.take() {
+                    self.waits.remove(&(at, id));
+                }
+                if let Some(at) = x.total_deadline {
+                    self.running_totals.insert((at, id));
+                }
             }
         }
         self.unwait_group(group, &key);
@@ -1832,7 +1864,7 @@ impl Scheduler {
 
     /// The slot job `job` prefers, if it takes a job now.
     fn preferred_slot(&self, job: JobId) -> Option<usize> {
-        let w = self.jobs.get(&job)?.prefer?;
+        let w = self.jobs.get(&job)?.extra.as_ref()?.prefer?;
         let conc = self.cfg.concurrency;
         self.slots
             .iter()
