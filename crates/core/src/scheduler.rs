@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
+use crate::burst::{self, Burst, RecentRuns};
 use crate::estimator::Estimator;
 
 /// How long a worker may take to start before the run timeouts of the jobs sent to it count
@@ -80,6 +81,9 @@ pub struct SchedConfig {
     pub strategy: Strategy,
     /// Seed of [`Strategy::Random`]'s generator (0: from the clock).
     pub seed: u64,
+    /// Most workers while a batch with a deadline runs behind ([`Scheduler::set_burst`]);
+    /// at most `max_workers` (0, the default): no growth past `max_workers`.
+    pub burst_workers: usize,
 }
 
 impl Default for SchedConfig {
@@ -99,6 +103,7 @@ impl Default for SchedConfig {
             group_affinity: false,
             strategy: Strategy::LeastBusy,
             seed: 0,
+            burst_workers: 0,
         }
     }
 }
@@ -162,6 +167,9 @@ pub struct JobOpts {
     /// The worker the job goes to when it is dispatched, if that worker takes work and has a
     /// free slot then (a custom `selectWorker`'s choice); otherwise the strategy's.
     pub prefer: Option<WorkerId>,
+    /// The batch with a deadline it belongs to ([`Scheduler::set_burst`]; 0: none): its run
+    /// time counts in that batch's estimate.
+    pub batch: u32,
 }
 
 /// Why a job's own deadline withdrew it (see [`Scheduler::take_overdue`] and
@@ -360,6 +368,7 @@ struct JobExtra {
     wait_deadline: Option<(Instant, bool)>,
     waiting_since: Instant,
     prefer: Option<WorkerId>,
+    batch: u32,
 }
 
 impl Job {
@@ -564,6 +573,10 @@ pub struct Scheduler {
     /// A worker failed to start: `min_workers` is not restored until new work is submitted
     /// (or a worker serves), or a broken worker would be restarted in a loop.
     min_held: bool,
+    /// Batches with a deadline, by the host's id (see [`Scheduler::set_burst`]).
+    bursts: HashMap<u32, Burst>,
+    /// The most workers now: `max_workers`, or more while a batch runs behind its deadline.
+    limit: usize,
 }
 
 impl Scheduler {
@@ -614,7 +627,10 @@ impl Scheduler {
             stats: SchedStats::default(),
             no_more_runs: false,
             min_held: false,
+            bursts: HashMap::new(),
+            limit: 0,
         };
+        s.limit = s.cfg.max_workers;
         s.by_group = by_group;
         s.rng = match s.cfg.seed {
             0 => {
@@ -699,16 +715,20 @@ impl Scheduler {
                 group,
                 extra: (opts.queue_timeout.is_some()
                     || opts.total_timeout.is_some()
-                    || opts.prefer.is_some())
-                .then(|| {
-                    Box::new(JobExtra {
-                        queue_timeout: opts.queue_timeout,
-                        total_deadline: opts.total_timeout.and_then(|t| self.now.checked_add(t)),
-                        wait_deadline: None,
-                        waiting_since: self.now,
-                        prefer: opts.prefer,
-                    })
-                }),
+                    || opts.prefer.is_some()
+                    || opts.batch != 0)
+                    .then(|| {
+                        Box::new(JobExtra {
+                            queue_timeout: opts.queue_timeout,
+                            total_deadline: opts
+                                .total_timeout
+                                .and_then(|t| self.now.checked_add(t)),
+                            wait_deadline: None,
+                            waiting_since: self.now,
+                            prefer: opts.prefer,
+                            batch: opts.batch,
+                        })
+                    }),
             },
         );
         self.enqueue(id, false);
@@ -900,6 +920,9 @@ impl Scheduler {
     ) -> (JobId, f64) {
         let secs = now.saturating_duration_since(started).as_secs_f64();
         self.left_worker(job);
+        if !self.bursts.is_empty() {
+            self.burst_sample(job, secs);
+        }
         self.forget(job);
         self.job_deadline.remove(&job);
         self.estimator.record(secs);
@@ -1204,20 +1227,29 @@ impl Scheduler {
 
     /// Time-driven work: idle workers above `min_workers` are stopped, a held-back spawn is
     /// started. Call at `next_deadline()`.
+    ///
+    /// Workers above the current limit (a burst is over) go the same way once idle for
+    /// `idle_timeout`, or, without one, as soon as they are idle.
     pub fn housekeeping(&mut self, now: Instant) {
         self.set_now(now);
-        if let Some(idle) = self.cfg.idle_timeout {
-            let mut active = self.active();
+        if !self.bursts.is_empty() {
+            self.update_limit();
+        }
+        let idle = self.cfg.idle_timeout;
+        let mut active = self.active();
+        if idle.is_some() || active > self.limit {
             let mut stops = Vec::new();
             for s in &mut self.slots {
                 if active <= self.cfg.min_workers {
                     break;
                 }
-                if s.state == WorkerState::Ready
-                    && s.inflight.is_empty()
-                    && s.idle_since
-                        .is_some_and(|t| t.checked_add(idle).is_some_and(|at| now >= at))
-                {
+                let due = match idle {
+                    Some(idle) => s
+                        .idle_since
+                        .is_some_and(|t| t.checked_add(idle).is_some_and(|at| now >= at)),
+                    None => active > self.limit,
+                };
+                if s.state == WorkerState::Ready && s.inflight.is_empty() && due {
                     s.state = WorkerState::Closing;
                     s.planned = Some(StopReason::Idle);
                     active -= 1;
@@ -1229,6 +1261,81 @@ impl Scheduler {
             }
         }
         self.pump();
+    }
+
+    /// Registers (or updates) batch `batch`'s deadline: `remaining` of its jobs are not
+    /// settled yet (those not submitted yet included, when known), and it must finish by
+    /// `finish_by` (`None`: beyond what an `Instant` holds). While the batch's recent run
+    /// times say the remaining work would end after its deadline, the pool grows past
+    /// `max_workers`, up to `burst_workers` ([`burst::target_workers`]). `speculate`: its
+    /// stragglers may be started again near the deadline. Jobs join it with
+    /// [`JobOpts::batch`].
+    pub fn set_burst(
+        &mut self,
+        batch: u32,
+        finish_by: Option<Instant>,
+        remaining: usize,
+        speculate: bool,
+    ) {
+        let now = self.now;
+        let b = self.bursts.entry(batch).or_insert_with(|| Burst {
+            since: now,
+            finish_by,
+            remaining,
+            speculate,
+            runs: RecentRuns::default(),
+        });
+        b.finish_by = finish_by;
+        b.remaining = remaining;
+        b.speculate = speculate;
+        self.update_limit();
+        self.pump();
+    }
+
+    /// Batch `batch` is over (settled, failed or cancelled): it no longer counts.
+    pub fn end_burst(&mut self, batch: u32) {
+        if self.bursts.remove(&batch).is_some() {
+            self.update_limit();
+            self.pump();
+        }
+    }
+
+    /// The most workers the pool may run now: `max_workers`, or more during a burst.
+    pub fn worker_limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A job of a batch with a deadline finished in `secs`: a sample of that batch.
+    fn burst_sample(&mut self, job: JobId, secs: f64) {
+        let batch = self
+            .jobs
+            .get(&job)
+            .and_then(|j| j.extra.as_ref())
+            .map_or(0, |x| x.batch);
+        if let Some(b) = self.bursts.get_mut(&batch) {
+            b.runs.push(secs);
+            self.update_limit();
+        }
+    }
+
+    /// The limit the batches with a deadline ask for now: the largest of their targets.
+    fn update_limit(&mut self) {
+        let max = self.cfg.max_workers;
+        let cap = self.cfg.burst_workers;
+        let now = self.now;
+        let conc = self.cfg.concurrency;
+        self.limit = self
+            .bursts
+            .values()
+            .map(|b| {
+                // A deadline out of reach leaves all the time there is: no growth.
+                let Some(end) = b.finish_by else {
+                    return max;
+                };
+                let left = end.saturating_duration_since(now);
+                burst::target_workers(left, b.remaining, b.runs.mean(), conc, max, cap)
+            })
+            .fold(max, usize::max);
     }
 
     /// The next instant at which `expired`/`housekeeping` have something to do.
@@ -1261,6 +1368,22 @@ impl Scheduler {
                 .and_then(|t| t.checked_add(self.cfg.spawn_delay))
             {
                 consider(at);
+            }
+        }
+        for b in self.bursts.values() {
+            // Past its deadline the batch may use every worker it can keep busy.
+            if let Some(end) = b.finish_by.filter(|&e| e > self.now && b.remaining > 0) {
+                consider(end);
+            }
+        }
+        if self.cfg.idle_timeout.is_none() && self.active() > self.limit {
+            // Workers above the limit leave as soon as they are idle.
+            if self
+                .slots
+                .iter()
+                .any(|s| s.state == WorkerState::Ready && s.inflight.is_empty())
+            {
+                consider(self.now);
             }
         }
         if let Some(idle) = self.cfg.idle_timeout {
@@ -1765,7 +1888,7 @@ impl Scheduler {
                 // concurrency lets one worker hold several jobs. (If spawn_delay holds the new
                 // worker back, the job stacks now rather than wait.)
                 if !self.slots[i].inflight.is_empty()
-                    && self.slots.len() < self.cfg.max_workers
+                    && self.slots.len() < self.limit
                     && spawning == 0
                     && !self.closing
                     && !self.grow_failed
@@ -1792,7 +1915,7 @@ impl Scheduler {
                 self.assign(i, job, g);
                 continue;
             }
-            if self.slots.len() < self.cfg.max_workers
+            if self.slots.len() < self.limit
                 && spawning * conc < self.queue.len()
                 && !(self.closing && self.slots.iter().any(|s| s.state != WorkerState::Closing))
                 && !(self.grow_failed && self.slots.iter().any(|s| s.state == WorkerState::Ready))
@@ -1969,6 +2092,155 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    fn burst_cfg(max: usize, burst: usize, idle: Option<Duration>) -> SchedConfig {
+        SchedConfig {
+            max_workers: max,
+            burst_workers: burst,
+            idle_timeout: idle,
+            ..SchedConfig::default()
+        }
+    }
+
+    fn in_batch(batch: u32) -> JobOpts {
+        JobOpts {
+            batch,
+            ..JobOpts::default()
+        }
+    }
+
+    #[test]
+    fn a_batch_behind_its_deadline_grows_the_pool_up_to_burst_workers() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(burst_cfg(1, 3, None), t);
+        s.set_burst(7, Some(t + ms(1000)), 10, false);
+        for j in 1..=10 {
+            s.submit_with(j, p("x"), in_batch(7)).unwrap();
+        }
+        // No estimate yet: the pool's own maximum.
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        assert_eq!(s.worker_limit(), 1);
+        // One job took 0.4 s: 9 left in 0.6 s need 6 workers; burst_workers caps at 3.
+        let t1 = t + ms(400);
+        s.complete(1, 1, t1).unwrap();
+        s.set_burst(7, Some(t + ms(1000)), 9, false);
+        assert_eq!(s.worker_limit(), 3);
+        let sends = run(&mut s, t1);
+        assert_eq!(s.workers(), 3);
+        assert_eq!(sends.len(), 3, "{sends:?}");
+        // The batch ends: back to max_workers (the extra workers go when idle).
+        s.end_burst(7);
+        assert_eq!(s.worker_limit(), 1);
+    }
+
+    #[test]
+    fn a_batch_on_schedule_and_jobs_without_a_deadline_do_not_grow_the_pool() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(burst_cfg(1, 4, None), t);
+        for j in 1..=10 {
+            s.submit(j, p("x")).unwrap();
+        }
+        run(&mut s, t);
+        s.complete(1, 1, t + ms(100)).unwrap();
+        run(&mut s, t + ms(100));
+        assert_eq!(
+            (s.workers(), s.worker_limit()),
+            (1, 1),
+            "no batch with a deadline"
+        );
+        // 2 jobs of 0.1 s with 10 s left: on schedule.
+        s.set_burst(1, Some(t + ms(10_100)), 2, false);
+        s.submit_with(20, p("x"), in_batch(1)).unwrap();
+        s.complete(1, 2, t + ms(200)).unwrap();
+        run(&mut s, t + ms(200));
+        s.set_burst(1, Some(t + ms(10_100)), 2, false);
+        let mut dummy = 0;
+        while let Some(a) = s.next_action() {
+            dummy += matches!(a, Action::Spawn(_)) as u32;
+        }
+        assert_eq!(dummy, 0);
+        assert_eq!(s.worker_limit(), 1);
+    }
+
+    #[test]
+    fn past_the_deadline_a_late_batch_uses_every_worker_it_can() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(burst_cfg(1, 8, None), t);
+        s.set_burst(1, Some(t + ms(10_000)), 4, false);
+        for j in 1..=4 {
+            s.submit_with(j, p("x"), in_batch(1)).unwrap();
+        }
+        run(&mut s, t);
+        s.complete(1, 1, t + ms(1)).unwrap();
+        s.set_burst(1, Some(t + ms(10_000)), 3, false);
+        run(&mut s, t + ms(1));
+        assert_eq!(s.workers(), 1, "3 jobs of 1 ms have time");
+        // The housekeeper wakes at the deadline.
+        assert_eq!(s.next_deadline(), Some(t + ms(10_000)));
+        s.housekeeping(t + ms(10_000));
+        run(&mut s, t + ms(10_000));
+        // Three jobs left (one running): three workers, not eight.
+        assert_eq!(s.worker_limit(), 3);
+        assert_eq!(s.workers(), 3);
+    }
+
+    #[test]
+    fn workers_above_max_leave_once_idle_after_the_burst() {
+        let t = Instant::now();
+        for idle in [Some(ms(500)), None] {
+            let mut c = burst_cfg(1, 3, idle);
+            c.min_workers = 1;
+            let mut s = Scheduler::new_at(c, t);
+            run(&mut s, t);
+            s.set_burst(1, Some(t + ms(100)), 6, false);
+            for j in 1..=6 {
+                s.submit_with(j, p("x"), in_batch(1)).unwrap();
+            }
+            run(&mut s, t);
+            s.complete(1, 1, t + ms(50)).unwrap();
+            s.set_burst(1, Some(t + ms(100)), 5, false);
+            run(&mut s, t + ms(50));
+            assert_eq!(s.workers(), 3);
+            let t2 = t + ms(60);
+            let mut left = 5;
+            while left > 0 {
+                for w in 1..=3 {
+                    if s.slot(w).is_some_and(|i| i.inflight > 0) {
+                        s.complete_oldest(w, t2).unwrap();
+                        left -= 1;
+                    }
+                }
+                run(&mut s, t2);
+            }
+            s.end_burst(1);
+            let stopped = match idle {
+                Some(idle) => {
+                    assert_eq!(s.next_deadline(), Some(t2 + idle));
+                    s.housekeeping(t2 + idle - ms(1));
+                    assert!(run_stops(&mut s, t2).1.is_empty());
+                    s.housekeeping(t2 + idle);
+                    run_stops(&mut s, t2).1
+                }
+                None => {
+                    // Without an idle timeout, at once.
+                    assert_eq!(s.next_deadline(), Some(t2));
+                    s.housekeeping(t2);
+                    run_stops(&mut s, t2).1
+                }
+            };
+            assert_eq!(
+                stopped.len(),
+                2,
+                "{idle:?}: down to max_workers (and min_workers)"
+            );
+            for w in stopped {
+                assert_eq!(s.planned_stop(w), StopReason::Idle);
+                s.worker_lost(w);
+            }
+            assert_eq!(s.workers(), 1);
+            assert_eq!(s.next_deadline(), None);
+        }
     }
 
     #[test]
