@@ -3,6 +3,9 @@
 // extra workers leave by idleTimeout afterwards. Proved with real workers, by counts: the
 // worker pids that ran jobs, spawns and exits, never durations.
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import test from 'node:test';
 import {
   TEST, fixture, openPool, rejectsWith, entries, waitFor, codes, Pool,
@@ -83,4 +86,34 @@ test('bad input: a finishBy not in the future or not a time, speculate without a
     (e) => e.code === codes.INVALID_OPTION && /burstWorkers must be between 4 and 1024, got 3/.test(e.message));
   assert.throws(() => new Pool({ module: mod, maxWorkers: 4, burstWorkers: 4.5 }),
     (e) => e.code === codes.INVALID_OPTION && /burstWorkers must be an integer/.test(e.message));
+});
+
+test('speculate: near finishBy a straggler runs again on an idle worker; the first outcome wins, the stalled copy is cancelled, each item settles once', TEST, async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'comrade-speculate-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const { pool, log } = openPool(t, { module: mod, maxWorkers: 2, minWorkers: 2 });
+  // Item 8's first execution holds its worker until cancelled; the other items answer at once,
+  // so the batch's p90 is tiny and, near finishBy, item 8 is a straggler on a worker while the
+  // other worker idles.
+  const items = Array.from({ length: 12 }, (_, i) => ({ i, stall: 8, dir }));
+  const seen = [];
+  const out = await pool.map(items, {
+    name: 'item', finishBy: Date.now() + 1500, speculate: true, onResult: (err, v, i) => seen.push(i),
+  });
+  assert.deepEqual(out.map((r) => r.i), items.map((x) => x.i));
+  const stalledPid = Number(fs.readFileSync(path.join(dir, 'started-8'), 'utf8'));
+  assert.equal(out[8].copy, true, 'item 8 settled with the copy');
+  assert.notEqual(out[8].pid, stalledPid);
+  // The stalled copy is cancelled on its worker (its signal aborts): cooperatively, the worker
+  // lives on.
+  await waitFor(() => fs.existsSync(path.join(dir, 'cancelled-8')), 'the stalled copy to be cancelled');
+  assert.equal(Number(fs.readFileSync(path.join(dir, 'cancelled-8'), 'utf8')), stalledPid);
+  assert.deepEqual([...seen].sort((a, b) => a - b), items.map((x) => x.i), 'each item settled once');
+  assert.equal(pool.pending, 0);
+  assert.ok(pool.pids.includes(stalledPid));
+  assert.equal(entries(log, 'workerExit').length, 0);
+  // Both workers still serve: the copy's late answer (an AbortError) reached nobody.
+  const after = await pool.map(items.map((x) => ({ ...x, stall: -1 })), { name: 'item' });
+  assert.equal(after.length, 12);
+  assert.equal(seen.length, 12);
 });

@@ -577,6 +577,11 @@ pub struct Scheduler {
     bursts: HashMap<u32, Burst>,
     /// The most workers now: `max_workers`, or more while a batch runs behind its deadline.
     limit: usize,
+    /// Jobs running twice (speculation): the worker of the first copy and of the second.
+    copies: HashMap<JobId, (WorkerId, WorkerId)>,
+    /// Copies that lost (the other copy settled the job, or the job was cancelled), marked
+    /// cancelled on their workers, for the engine to cancel there ([`Scheduler::take_losers`]).
+    losers: Vec<(WorkerId, JobId)>,
 }
 
 impl Scheduler {
@@ -629,6 +634,8 @@ impl Scheduler {
             min_held: false,
             bursts: HashMap::new(),
             limit: 0,
+            copies: HashMap::new(),
+            losers: Vec::new(),
         };
         s.limit = s.cfg.max_workers;
         s.by_group = by_group;
@@ -835,7 +842,11 @@ impl Scheduler {
                 e.1 = Some(now);
             }
         }
-        if let Some(j) = self.jobs.get(&job) {
+        if let Some(j) = self
+            .jobs
+            .get(&job)
+            .filter(|_| self.copies.is_empty() || !self.copies.contains_key(&job))
+        {
             self.stats
                 .wait
                 .push(now.saturating_duration_since(j.submitted).as_secs_f64());
@@ -924,6 +935,9 @@ impl Scheduler {
             self.burst_sample(job, secs);
         }
         self.forget(job);
+        if !self.copies.is_empty() {
+            self.other_copy_loses(worker, job, None);
+        }
         self.job_deadline.remove(&job);
         self.estimator.record(secs);
         self.stats.run.push(secs);
@@ -1050,6 +1064,11 @@ impl Scheduler {
         let mut retry = Vec::new();
         let no_more_runs = self.no_more_runs;
         for (j, _) in slot.inflight {
+            if self.copies.contains_key(&j) && !slot.cancelled.iter().any(|c| c.0 == j) {
+                // The other copy goes on, as the job: nothing is retried or lost.
+                self.copies.remove(&j);
+                continue;
+            }
             self.left_worker(j);
             if slot.cancelled.iter().any(|c| c.0 == j) {
                 // Settled when it was cancelled.
@@ -1133,6 +1152,49 @@ impl Scheduler {
                 s.cancelled.push((job, kill_at, timeout));
             }
         }
+        if !self.copies.is_empty() {
+            self.other_copy_loses(worker, job, kill_at);
+        }
+    }
+
+    /// Job `job` settled, or was cancelled, on `worker`: if it runs twice, the copy on the
+    /// other worker is cancelled there (it keeps its place until answered, or until
+    /// `kill_at`, which the engine may set later: [`Scheduler::set_cancel_deadline`]).
+    fn other_copy_loses(&mut self, worker: WorkerId, job: JobId, kill_at: Option<Instant>) {
+        let Some((a, b)) = self.copies.remove(&job) else {
+            return;
+        };
+        let other = if a == worker { b } else { a };
+        if let Some(s) = self.slot_mut(other) {
+            if s.inflight.iter().any(|(j, _)| *j == job) && !s.cancelled.iter().any(|c| c.0 == job)
+            {
+                s.cancelled.push((job, kill_at, false));
+                self.losers.push((other, job));
+            }
+        }
+    }
+
+    /// The losing copies of speculated jobs since the last call, each marked cancelled on its
+    /// worker: the engine asks the worker to stop it (and sets when it is killed otherwise,
+    /// [`Scheduler::set_cancel_deadline`]), or kills the worker.
+    pub fn take_losers(&mut self) -> Vec<(WorkerId, JobId)> {
+        std::mem::take(&mut self.losers)
+    }
+
+    /// Whether losing copies wait for [`Scheduler::take_losers`].
+    pub fn has_losers(&self) -> bool {
+        !self.losers.is_empty()
+    }
+
+    /// A job cancelled on `worker` must be answered by `at`, or the worker is killed
+    /// ([`Scheduler::cancel_overdue`]).
+    pub fn set_cancel_deadline(&mut self, worker: WorkerId, job: JobId, at: Option<Instant>) {
+        if let Some(c) = self
+            .slot_mut(worker)
+            .and_then(|s| s.cancelled.iter_mut().find(|c| c.0 == job))
+        {
+            c.1 = at;
+        }
     }
 
     /// Removes a live job like [`Scheduler::cancel`], except that a running one is cancelled
@@ -1190,6 +1252,9 @@ impl Scheduler {
     pub fn abandon(&mut self, worker: WorkerId, job: JobId) {
         self.forget(job);
         self.job_deadline.remove(&job);
+        if !self.copies.is_empty() {
+            self.other_copy_loses(worker, job, None);
+        }
         if let Some(s) = self.slot_mut(worker) {
             let before = s.inflight.len();
             s.inflight.retain(|(j, _)| *j != job);
@@ -1318,6 +1383,99 @@ impl Scheduler {
         }
     }
 
+    /// Speculation: while no job waits, each idle worker starts the longest-running straggler
+    /// of a batch with `speculate` near its deadline ([`burst::near_from`]) again: a job that
+    /// has run longer than twice its batch's recent p90 ([`burst::is_straggler`]), running
+    /// once. The first copy to answer settles the job; the other is cancelled
+    /// ([`Scheduler::take_losers`]).
+    fn speculate(&mut self) {
+        if self.closing || !self.bursts.values().any(|b| b.speculate) {
+            return;
+        }
+        let now = self.now;
+        while let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.state == WorkerState::Ready && s.inflight.is_empty())
+        {
+            let mut best: Option<(Instant, JobId, WorkerId)> = None;
+            for s in &self.slots {
+                for &(j, sent) in &s.inflight {
+                    let Some(sent) = sent else {
+                        continue;
+                    };
+                    if best.is_some_and(|(t, ..)| t <= sent)
+                        || self.copies.contains_key(&j)
+                        || s.cancelled.iter().any(|c| c.0 == j)
+                    {
+                        continue;
+                    }
+                    let Some(b) = self
+                        .jobs
+                        .get(&j)
+                        .and_then(|job| job.extra.as_ref())
+                        .and_then(|x| self.bursts.get(&x.batch))
+                    else {
+                        continue;
+                    };
+                    if b.speculate
+                        && burst::near_from(b.since, b.finish_by).is_some_and(|n| now >= n)
+                        && burst::is_straggler(&b.runs, now.saturating_duration_since(sent))
+                    {
+                        best = Some((sent, j, s.id));
+                    }
+                }
+            }
+            let Some((_, job, first)) = best else {
+                return;
+            };
+            let copy = self.slots[i].id;
+            self.copies.insert(job, (first, copy));
+            self.slots[i].inflight.push_back((job, None));
+            self.slots[i].idle_since = None;
+            self.actions.push_back(Action::Send { worker: copy, job });
+        }
+    }
+
+    /// When speculation may have something to do next (a batch comes near its deadline, a
+    /// running job becomes a straggler), after now.
+    fn next_speculation(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let now = self.now;
+        let mut consider = |t: Instant| {
+            if t > now && next.is_none_or(|n| t < n) {
+                next = Some(t);
+            }
+        };
+        for b in self.bursts.values().filter(|b| b.speculate) {
+            if let Some(n) = burst::near_from(b.since, b.finish_by) {
+                consider(n);
+            }
+        }
+        for s in &self.slots {
+            for &(j, sent) in &s.inflight {
+                let Some(sent) = sent else {
+                    continue;
+                };
+                let Some(b) = self
+                    .jobs
+                    .get(&j)
+                    .and_then(|job| job.extra.as_ref())
+                    .and_then(|x| self.bursts.get(&x.batch))
+                    .filter(|b| b.speculate)
+                else {
+                    continue;
+                };
+                // A straggler counts only once its batch is near its deadline.
+                let near = burst::near_from(b.since, b.finish_by);
+                if let (Some(at), Some(near)) = (burst::straggler_at(&b.runs, sent), near) {
+                    consider(at.max(near));
+                }
+            }
+        }
+        next
+    }
+
     /// The limit the batches with a deadline ask for now: the largest of their targets.
     fn update_limit(&mut self) {
         let max = self.cfg.max_workers;
@@ -1374,6 +1532,11 @@ impl Scheduler {
             // Past its deadline the batch may use every worker it can keep busy.
             if let Some(end) = b.finish_by.filter(|&e| e > self.now && b.remaining > 0) {
                 consider(end);
+            }
+        }
+        if self.bursts.values().any(|b| b.speculate) {
+            if let Some(at) = self.next_speculation() {
+                consider(at);
             }
         }
         if self.cfg.idle_timeout.is_none() && self.active() > self.limit {
@@ -1925,6 +2088,9 @@ impl Scheduler {
             }
             break;
         }
+        if !self.bursts.is_empty() && self.queue.len() == 0 {
+            self.speculate();
+        }
         // Keep the warm minimum (not while closing, nor right after a failed startup).
         if !self.closing && !self.min_held {
             let active = self.active();
@@ -2241,6 +2407,125 @@ mod tests {
             assert_eq!(s.workers(), 1);
             assert_eq!(s.next_deadline(), None);
         }
+    }
+
+    /// Two workers, a speculating batch due at t+4s (near from t+3s): jobs 1..=3 took 100 ms
+    /// each, job 4 runs on worker 1 since t, worker 2 is idle. Returns the scheduler.
+    fn straggling(speculate: bool) -> (Scheduler, Instant) {
+        let t = Instant::now();
+        let mut c = burst_cfg(2, 2, None);
+        c.min_workers = 2;
+        let mut s = Scheduler::new_at(c, t);
+        run(&mut s, t);
+        s.set_burst(1, Some(t + ms(4000)), 4, speculate);
+        for j in 1..=4 {
+            s.submit_with(j, p("x"), in_batch(1)).unwrap();
+        }
+        // Worker 1 takes 1 and 3; worker 2 takes 2 and 4 is left for worker 1.
+        assert_eq!(run(&mut s, t), vec![(1, 1), (2, 2)]);
+        s.complete(1, 1, t + ms(100)).unwrap();
+        assert_eq!(run(&mut s, t + ms(100)), vec![(1, 3)]);
+        s.complete(2, 2, t + ms(100)).unwrap();
+        assert_eq!(run(&mut s, t + ms(100)), vec![(2, 4)]);
+        s.complete(1, 3, t + ms(200)).unwrap();
+        assert!(run(&mut s, t + ms(200)).is_empty());
+        (s, t)
+    }
+
+    #[test]
+    fn near_the_deadline_an_idle_worker_starts_a_straggler_again_and_the_first_answer_wins() {
+        let (mut s, t) = straggling(true);
+        // Job 4 is a straggler (p90 100 ms, running 100 ms on worker 2) only after 200 ms, and
+        // the batch is near its deadline only from t+3s: the housekeeper wakes then.
+        assert_eq!(s.next_deadline(), Some(t + ms(3000)));
+        s.housekeeping(t + ms(2999));
+        assert!(run(&mut s, t + ms(2999)).is_empty());
+        s.housekeeping(t + ms(3000));
+        assert_eq!(
+            run(&mut s, t + ms(3000)),
+            vec![(1, 4)],
+            "the copy on the idle worker"
+        );
+        // Each job runs at most twice.
+        s.housekeeping(t + ms(3500));
+        assert!(run(&mut s, t + ms(3500)).is_empty());
+        // The copy answers first: the job is done, the first copy is cancelled on worker 2.
+        s.complete(1, 4, t + ms(3100)).unwrap();
+        assert_eq!(s.take_losers(), vec![(2, 4)]);
+        assert_eq!(s.live_jobs(), 0);
+        assert!(!s.inflight_on(2, 4));
+        assert_eq!(
+            s.complete(2, 4, t + ms(3200)),
+            None,
+            "its answer settles nothing"
+        );
+        assert!(s.answer_cancelled(2, 4));
+        assert_eq!(s.slot(2).unwrap().inflight, 0);
+        assert_eq!(s.stats().wait.len(), 4, "one wait sample per job");
+    }
+
+    #[test]
+    fn when_the_first_copy_answers_first_the_second_is_cancelled() {
+        let (mut s, t) = straggling(true);
+        s.housekeeping(t + ms(3000));
+        assert_eq!(run(&mut s, t + ms(3000)), vec![(1, 4)]);
+        s.complete(2, 4, t + ms(3001)).unwrap();
+        assert_eq!(s.take_losers(), vec![(1, 4)]);
+        s.end_burst(1);
+        // Its kill deadline is the engine's to set; then it is overdue like any cancel.
+        s.set_cancel_deadline(1, 4, Some(t + ms(4001)));
+        assert_eq!(s.next_deadline(), Some(t + ms(4001)));
+        assert_eq!(s.cancel_overdue(t + ms(4001)), vec![(1, 4, false)]);
+    }
+
+    #[test]
+    fn without_speculate_or_before_enough_samples_nothing_runs_twice() {
+        let (mut s, t) = straggling(false);
+        // Only the deadline itself (for full throttle).
+        assert_eq!(s.next_deadline(), Some(t + ms(4000)));
+        s.housekeeping(t + ms(3900));
+        assert!(run(&mut s, t + ms(3900)).is_empty());
+        // Speculating, but with two samples only.
+        let mut c = burst_cfg(2, 2, None);
+        c.min_workers = 2;
+        let mut s = Scheduler::new_at(c, t);
+        run(&mut s, t);
+        s.set_burst(1, Some(t + ms(100)), 3, true);
+        for j in 1..=3 {
+            s.submit_with(j, p("x"), in_batch(1)).unwrap();
+        }
+        run(&mut s, t);
+        s.complete(1, 1, t + ms(1)).unwrap();
+        run(&mut s, t + ms(1));
+        s.complete(1, 3, t + ms(2)).unwrap();
+        s.housekeeping(t + ms(5000));
+        assert!(run(&mut s, t + ms(5000)).is_empty());
+    }
+
+    #[test]
+    fn a_copys_worker_dying_loses_nothing_and_a_cancel_stops_both_copies() {
+        let (mut s, t) = straggling(true);
+        s.housekeeping(t + ms(3000));
+        assert_eq!(run(&mut s, t + ms(3000)), vec![(1, 4)]);
+        // Worker 2 (the first copy) dies: job 4 is neither failed nor retried; it runs on.
+        assert!(s.worker_lost(2).is_empty());
+        assert_eq!(s.stats().retried, 0);
+        assert!(s.inflight_on(1, 4));
+        s.complete(1, 4, t + ms(3100)).unwrap();
+        assert!(s.take_losers().is_empty());
+        assert_eq!(s.live_jobs(), 0);
+
+        let (mut s, t) = straggling(true);
+        s.housekeeping(t + ms(3000));
+        run(&mut s, t + ms(3000));
+        // The caller aborts: the copy found is cancelled by the caller, the other is a loser.
+        let kill = Some(t + ms(4000));
+        let Cancelled::Running(w) = s.cancel_cooperative(4, kill) else {
+            panic!("job 4 runs");
+        };
+        assert_eq!(s.take_losers(), vec![(3 - w, 4)]);
+        assert!(s.answer_cancelled(1, 4) && s.answer_cancelled(2, 4));
+        assert_eq!(s.live_jobs(), 0);
     }
 
     #[test]
