@@ -425,6 +425,22 @@ mod tests {
     }
 
     #[test]
+    fn burst_workers_default_to_max_workers_and_cannot_be_below() {
+        assert_eq!(convert(|_| {}).unwrap().sched.burst_workers, 4);
+        assert_eq!(
+            convert(|o| o.burst_workers = Some(9))
+                .unwrap()
+                .sched
+                .burst_workers,
+            9
+        );
+        assert_eq!(
+            convert(|o| o.burst_workers = Some(3)).unwrap_err(),
+            "burstWorkers cannot be below maxWorkers"
+        );
+    }
+
+    #[test]
     fn given_options_reach_the_engine() {
         let cfg = convert(|o| {
             o.max_backlog = Some(0);
