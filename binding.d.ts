@@ -31,9 +31,20 @@ export declare class NativePool {
    * `waits`, when given, holds two values per job, its queue timeout and its total timeout
    * (milliseconds, 0 = none, as `timeouts`), replacing the pool's; `groups`, when given,
    * each job's requestor group (empty: none); `pins`, when given, each job's preferred
-   * worker by pid (0: none; see `workerLoads`).
+   * worker by pid (0: none; see `workerLoads`); `batches`, when given, each job's batch
+   * with a deadline (0: none; see `setBurst`).
    */
-  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null, groups?: Array<string> | undefined | null, pins?: Int32Array | undefined | null): Array<number>
+  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null, groups?: Array<string> | undefined | null, pins?: Int32Array | undefined | null, batches?: Uint32Array | undefined | null): Array<number>
+  /**
+   * Batch `batch` (an id of the host's, not 0) must finish by `finishBy` (ms since the
+   * epoch); `remaining` of its jobs are not settled. The pool grows past `maxWorkers`, up
+   * to `burstWorkers`, while the batch's recent run times say it would finish late;
+   * `speculate`: its stragglers may run again near the deadline. Call again as `remaining`
+   * changes, and `endBurst` when the batch is over.
+   */
+  setBurst(batch: number, finishBy: number, remaining: number, speculate: boolean): void
+  /** Batch `batch` is over (see `setBurst`). */
+  endBurst(batch: number): void
   /**
    * Every record produced since the last call, as one JSON array of `kind, id, value`
    * triples (kind a `RecordKind`), or null.
@@ -138,6 +149,11 @@ export interface NativeOptions {
   cwd?: string
   /** At least 1. */
   maxWorkers: number
+  /**
+   * Most workers while a batch with a deadline runs behind, at least `maxWorkers`.
+   * Default: `maxWorkers` (no growth past it).
+   */
+  burstWorkers?: number
   /** Most jobs in flight on one worker; at least 1. */
   concurrency: number
   /** Most queued jobs (>= 0). Default: unlimited. */

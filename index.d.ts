@@ -105,6 +105,8 @@ export declare class PoolError extends Error {
 interface PoolCommonOptions {
   /** Most worker processes. Default: `Math.ceil(cpus * 1.25)`. */
   maxWorkers?: number;
+  /** Most workers while a `map()` with a `finishBy` runs behind it (the swarm seed's sprint); an integer from maxWorkers to 1024. Default: maxWorkers (no growth). */
+  burstWorkers?: number;
   /** Workers kept running even when idle; they start with the pool. Default: 0. */
   minWorkers?: number;
   /** The pool grows by at most one worker per this many ms (workers up to `minWorkers`, and the first, start at once). Default: 100. */
@@ -257,6 +259,10 @@ export interface MapOptions<T = unknown, R = unknown> extends Omit<JobOptions, '
   onProgress?: (progress: BatchProgress) => void;
   /** Coalescing for each item: one key for all, or a function of the item (undefined: none). */
   key?: string | ((item: T, index: number) => string | undefined);
+  /** The batch's deadline (ms since the epoch, or a Date; must be in the future): the pool grows up to `burstWorkers` while its recent run times say it would finish later. Default: none. */
+  finishBy?: number | Date;
+  /** With `finishBy`, for idempotent functions: near the deadline, an item running longer than twice the batch's recent p90 is started again on an idle worker; the first outcome wins, the other copy is cancelled. Default: false. */
+  speculate?: boolean;
 }
 
 /** One item's outcome in `mapSettled()`. */
@@ -475,6 +481,8 @@ export declare class Pool<F = any> extends EventEmitter {
   readonly needsDrain: boolean;
   readonly drainThreshold: number;
   readonly maxWorkers: number;
+  /** The most workers while a `map()` with a `finishBy` runs behind (maxWorkers: no growth). */
+  readonly burstWorkers: number;
   readonly minWorkers: number;
   readonly concurrency: number;
   /** Workers, queue, totals, throughput and wait/run time percentiles. */

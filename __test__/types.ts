@@ -180,6 +180,16 @@ async function usePool(): Promise<void> {
   await typed.map([1], { window: 'big' });
   // @ts-expect-error map's onProgress reports the batch
   await typed.map([1], { onProgress: (p: string) => p });
+  // Deadline-driven growth and speculation.
+  const bursty = new Pool<typeof tasks>({ module: './tasks.js', maxWorkers: 2, burstWorkers: 8 });
+  const burstMax: number = bursty.burstWorkers;
+  const onTime: number[] = await bursty.map([1, 2], { finishBy: Date.now() + 5000 });
+  const onTimeSettled = await bursty.mapSettled(['a'], { name: 'shout', finishBy: new Date(Date.now() + 5000), speculate: true });
+  void burstMax; void onTime; void onTimeSettled;
+  // @ts-expect-error finishBy is a time
+  await bursty.map([1], { finishBy: 'soon' });
+  // @ts-expect-error speculate is a boolean
+  await bursty.map([1], { finishBy: Date.now() + 1000, speculate: 1 });
   // Backpressure.
   const drained = new Pool({ module: 'a.js', drainThreshold: 64 });
   if (drained.needsDrain) await new Promise<void>((resolve) => drained.once('drain', resolve));

@@ -13,8 +13,17 @@
 // throws, that signal aborts, which withdraws every queued item and cancels every running one,
 // as any AbortSignal does (each settles once, with an AbortError nobody sees), and the batch
 // rejects at once. The iterator is closed (its return()).
+//
+// A batch with a `finishBy` (issue 10, item 10) tells the engine its deadline and how many of
+// its items are not settled yet, and its items carry the batch's id: the scheduler grows the
+// pool past maxWorkers (up to burstWorkers) while the batch's run times say it would finish
+// late, and, with `speculate`, starts stragglers again near the deadline. The count is the
+// total less the settled items when the size is known (an array, typed array, Set or Map, or
+// once the iterator is exhausted); otherwise only the items pulled and not settled (at most
+// `window`): the items a generator has not produced yet cannot be counted.
 
 const { AsyncResource } = require('node:async_hooks');
+const { isDate } = require('node:util').types;
 const { Job } = require('./session');
 const { OPTION_FIELDS } = require('./coalesce');
 const { argumentError, abortError } = require('./errors');
@@ -73,6 +82,12 @@ class Batch {
     this.total = null;
     this.reported = null; // the total of the last onProgress report
     this.settling = false; // in settled(), which reports after pulling
+    this.finishBy = read.finishBy; // epoch ms, or null
+    this.speculate = read.speculate;
+    // The engine's id of this batch's deadline (0: none; the pool cannot grow and nothing is
+    // speculated, or no finishBy).
+    this.burstId = read.finishBy !== null && (host.bursting || read.speculate) ? host.burstId() : 0;
+    this.burstQueued = false;
   }
 
   start(items) {
@@ -105,6 +120,15 @@ class Batch {
       signal.addEventListener('abort', this.signalListener, { once: true });
     }
     this.pump();
+    if (this.burstId !== 0 && !this.finished) this.tellDeadline();
+  }
+
+  // The engine learns the deadline and the items not settled (see the top of this file).
+  tellDeadline() {
+    this.burstQueued = false;
+    if (this.finished) return;
+    const remaining = this.total !== null ? this.total - this.done : this.inFlight;
+    this.host.setBurst(this.burstId, this.finishBy, remaining, this.speculate);
   }
 
   // Pulls items while the window has room.
@@ -166,6 +190,7 @@ class Batch {
     const template = this.template;
     for (let i = 0; i < OPTION_FIELDS.length; i++) job[OPTION_FIELDS[i]] = template[OPTION_FIELDS[i]];
     job.signal = this.controller.signal;
+    if (this.burstId !== 0) job.burst = this.burstId;
     this.inFlight++;
     let key = this.key;
     if (this.keyFn !== null) {
@@ -191,6 +216,11 @@ class Batch {
     if (this.finished) return;
     this.done++;
     if (err !== null) this.failed++;
+    if (this.burstId !== 0 && !this.burstQueued) {
+      // Once per tick, however many items settled in it.
+      this.burstQueued = true;
+      queueMicrotask(() => this.tellDeadline());
+    }
     if (this.results !== null) {
       if (this.settledMode) {
         this.results[index] = err === null
@@ -278,6 +308,10 @@ class Batch {
   }
 
   release() {
+    if (this.burstId !== 0) {
+      this.host.endBurst(this.burstId);
+      this.burstId = 0;
+    }
     if (this.signalListener !== null) {
       this.signal.removeEventListener('abort', this.signalListener);
       this.signalListener = null;
@@ -298,7 +332,9 @@ function readBatchOptions(options, what, slots, readJob) {
   if (options === null || typeof options !== 'object') {
     return argumentError(`${what}(items, options): options must be an object`);
   }
-  const { window, collect, onResult, onProgress, key } = options;
+  const {
+    window, collect, onResult, onProgress, key, finishBy, speculate,
+  } = options;
   if (window !== undefined && (!Number.isInteger(window) || window < 1 || window > MAX_WINDOW)) {
     return argumentError(`${what}(): options.window must be an integer from 1 to ${MAX_WINDOW}`);
   }
@@ -310,6 +346,23 @@ function readBatchOptions(options, what, slots, readJob) {
   }
   if (onProgress !== undefined && typeof onProgress !== 'function') {
     return argumentError(`${what}(): options.onProgress must be a function`);
+  }
+  let deadline = null;
+  if (finishBy !== undefined) {
+    deadline = isDate(finishBy) ? finishBy.getTime() : finishBy;
+    if (typeof deadline !== 'number' || !Number.isFinite(deadline)) {
+      return argumentError(`${what}(): options.finishBy must be a time: milliseconds since the epoch, or a valid Date`);
+    }
+    const now = Date.now();
+    if (deadline <= now) {
+      return argumentError(`${what}(): options.finishBy (${new Date(deadline).toISOString()}) is not in the future (now ${new Date(now).toISOString()})`);
+    }
+  }
+  if (speculate !== undefined && typeof speculate !== 'boolean') {
+    return argumentError(`${what}(): options.speculate must be a boolean`);
+  }
+  if (speculate === true && deadline === null) {
+    return argumentError(`${what}(): options.speculate needs options.finishBy (stragglers are started again near it)`);
   }
   // The per-job options (name, signal, timeout, retries, priority, a string key, ...).
   const keyFn = typeof key === 'function' ? key : null;
@@ -327,6 +380,8 @@ function readBatchOptions(options, what, slots, readJob) {
     onResult,
     onProgress,
     signal,
+    finishBy: deadline,
+    speculate: speculate ?? false,
   };
 }
 

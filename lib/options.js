@@ -2,7 +2,7 @@
 // Pool's options: one row per option, validated in one place.
 //
 // A row is `{ name, type, range, default }`, plus `unlimited` (what Infinity stands for, when
-// Infinity means "no limit": always null, as is the default of a limit that is off) and `floor` (round down). `range` is [min, max]; a max may name an
+// Infinity means "no limit": always null, as is the default of a limit that is off) and `floor` (round down). `range` is [min, max]; a min or max may name an
 // option resolved before (minWorkers is at most maxWorkers); `exclusive` makes min itself out
 // of range. A default may be a function (computed when the option is absent). The type says
 // what is checked and how a wrong value is reported (the messages are part of the API). Rows
@@ -29,6 +29,8 @@ function cpus() {
 const OPTIONS = Object.freeze([
   { name: 'maxWorkers', type: 'int', range: [1, 1024], default: () => Math.ceil(cpus() * 1.25) },
   { name: 'concurrency', type: 'int', range: [1, 65536], default: 1 },
+  // Most workers while a map() with a finishBy runs behind; maxWorkers (the default): no growth.
+  { name: 'burstWorkers', type: 'int', range: ['maxWorkers', 1024], default: (resolved) => resolved.maxWorkers },
   { name: 'minWorkers', type: 'count', range: [0, 'maxWorkers'], default: 0 },
   // AnyEvent::Fork::Pool's defaults: grow by one worker per 0.1 s, stop a worker idle 10 s.
   { name: 'spawnDelay', type: 'ms', range: [0, Infinity], default: 100 },
@@ -258,6 +260,7 @@ function resolveOption(row, options, resolved) {
   let max;
   if (row.range !== undefined) {
     [min, max] = row.range;
+    if (typeof min === 'string') min = resolved[min];
     if (typeof max === 'string') max = resolved[max];
   }
   const out = TYPES[row.type](row, v, min, max, resolved);

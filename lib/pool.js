@@ -50,6 +50,7 @@ class Pool extends EventEmitter {
   #done = null; // { promise, resolve } once close()/terminate() was called
   #protocolErrors = new Map(); // pid -> message, until that worker's exit is reported
   #maxWorkers;
+  #burstWorkers;
   #minWorkers;
   #concurrency;
   #rejectedHere = 0;
@@ -69,6 +70,7 @@ class Pool extends EventEmitter {
     super();
     const o = resolveOptions(options);
     this.#maxWorkers = o.maxWorkers;
+    this.#burstWorkers = o.burstWorkers;
     this.#concurrency = o.concurrency;
     this.#minWorkers = o.minWorkers;
     this.#maxMessage = o.maxMessage;
@@ -93,6 +95,7 @@ class Pool extends EventEmitter {
       envRemove: WORKER_ENV_REMOVE,
       cwd: o.cwd,
       maxWorkers: o.maxWorkers,
+      burstWorkers: o.burstWorkers,
       concurrency: o.concurrency,
       // A limit that is off (null here) is left out of the engine's options.
       maxBacklog: o.maxBacklog ?? undefined,
@@ -273,6 +276,11 @@ class Pool extends EventEmitter {
     return this.#maxWorkers;
   }
 
+  /** The most workers while a map() with a finishBy runs behind (maxWorkers: no growth). */
+  get burstWorkers() {
+    return this.#burstWorkers;
+  }
+
   get concurrency() {
     return this.#concurrency;
   }
@@ -334,8 +342,18 @@ class Pool extends EventEmitter {
 
   #host() {
     if (this.#batchHost === null) {
+      const native = this.#session.native;
+      let nextBurst = 0;
       this.#batchHost = {
         slots: this.#maxWorkers * this.#concurrency,
+        bursting: this.#burstWorkers > this.#maxWorkers,
+        // A batch with a finishBy: its id (never 0) for the engine's deadline bookkeeping.
+        burstId: () => {
+          nextBurst = (nextBurst % 0xfffffffe) + 1;
+          return nextBurst;
+        },
+        setBurst: (id, finishBy, remaining, speculate) => native.setBurst(id, finishBy, remaining, speculate),
+        endBurst: (id) => native.endBurst(id),
         readJob: readBatchJob,
         submit: (name, item, job, key) => {
           if (key === null) this.#submit(name, item, undefined, job);
@@ -491,7 +509,9 @@ const EXEC = {
 };
 // map()/mapSettled(): onProgress is the batch's ({ done, failed, total }), not a job's.
 const MAP = {
-  what: 'map', usage: 'map(items, options)', names: ['name', 'window', 'collect', 'onResult', ...JOB_OPTIONS],
+  what: 'map',
+  usage: 'map(items, options)',
+  names: ['name', 'window', 'collect', 'onResult', 'finishBy', 'speculate', ...JOB_OPTIONS],
 };
 RUN.known = new Set(RUN.names);
 EXEC.known = new Set(EXEC.names);

@@ -68,6 +68,7 @@ class Job {
     this.totalTimeout = undefined;
     this.group = undefined; // its requestor group (a non-empty string), if any
     this.pin = undefined; // its preferred worker's pid (a custom selectWorker's choice)
+    this.burst = undefined; // its map() batch with a finishBy (an id), if any
     this.name = null; // its function's name (set by add())
   }
 }
@@ -90,6 +91,7 @@ class ScopedJob extends AsyncResource {
     this.totalTimeout = undefined;
     this.group = undefined;
     this.pin = undefined;
+    this.burst = undefined;
     this.name = null;
   }
 }
@@ -114,6 +116,7 @@ class Session {
   #batchWaits = null; // per-job [queueTimeout, totalTimeout], when any job has its own
   #batchGroups = null; // per-job groups ('' for none), when any job has one
   #batchPins = null; // per-job preferred workers' pids (0 for none), when any job has one
+  #batchBursts = null; // per-job batch ids (0 for none), when any job has one (finishBy)
   #batchUnits = 0; // the batch's text so far, in UTF-16 units (FLUSH_UNITS)
   #flushQueued = false;
   #flushTask;
@@ -246,6 +249,8 @@ class Session {
     if (this.#batchGroups !== null) this.#batchGroups.push(job.group ?? '');
     if (job.pin !== undefined && this.#batchPins === null) this.#batchPins = new Array(batch.length).fill(0);
     if (this.#batchPins !== null) this.#batchPins.push(job.pin ?? 0);
+    if (job.burst !== undefined && this.#batchBursts === null) this.#batchBursts = new Array(batch.length).fill(0);
+    if (this.#batchBursts !== null) this.#batchBursts.push(job.burst ?? 0);
     batch.push(argsText);
     this.#batchUnits += argsText.length + 1;
     this.#jobs.set(id, job);
@@ -276,8 +281,10 @@ class Session {
     this.#batchGroups = null;
     const pins = this.#batchPins;
     this.#batchPins = null;
+    const bursts = this.#batchBursts;
+    this.#batchBursts = null;
     // The per-job side arrays, each null when no job of the batch has its own.
-    const side = [opts, prio, waits, groups, pins];
+    const side = [opts, prio, waits, groups, pins, bursts];
     const units = this.#batchUnits;
     this.#batchUnits = 0;
     if (units <= FLUSH_UNITS) {
@@ -311,8 +318,8 @@ class Session {
 
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
   // ones the engine refused; if the call throws, every job of the part fails.
-  // `side`: [opts, prio, waits, groups, pins], the batch's per-job side arrays (or nulls).
-  #submitPart(batch, fns, [opts, prio, waits, groups, pins], first, start, end) {
+  // `side`: [opts, prio, waits, groups, pins, bursts], the batch's per-job side arrays (or nulls).
+  #submitPart(batch, fns, [opts, prio, waits, groups, pins, bursts], first, start, end) {
     const whole = start === 0 && end === batch.length;
     const count = end - start;
     const firstId = (first + start) >>> 0;
@@ -334,8 +341,9 @@ class Session {
         const w = waits === null ? undefined : new Float64Array(whole ? waits : waits.slice(2 * start, 2 * end));
         const g = groups === null ? undefined : (whole ? groups : groups.slice(start, end));
         const p = pins === null ? undefined : new Int32Array(whole ? pins : pins.slice(start, end));
+        const b = bursts === null ? undefined : new Uint32Array(whole ? bursts : bursts.slice(start, end));
         const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
-        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w, g, p);
+        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w, g, p, b);
       } else {
         rejected = this.#native.submit(firstId, args, count);
       }

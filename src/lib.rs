@@ -166,7 +166,8 @@ impl NativePool {
     /// `waits`, when given, holds two values per job, its queue timeout and its total timeout
     /// (milliseconds, 0 = none, as `timeouts`), replacing the pool's; `groups`, when given,
     /// each job's requestor group (empty: none); `pins`, when given, each job's preferred
-    /// worker by pid (0: none; see `workerLoads`).
+    /// worker by pid (0: none; see `workerLoads`); `batches`, when given, each job's batch
+    /// with a deadline (0: none; see `setBurst`).
     #[napi]
     #[allow(clippy::too_many_arguments)] // the binding's positional arguments
     pub fn submit_calls(
@@ -181,6 +182,7 @@ impl NativePool {
         waits: Option<Float64Array>,
         groups: Option<Vec<String>>,
         pins: Option<Int32Array>,
+        batches: Option<Uint32Array>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submitCalls", || {
             let opts = job_opts(
@@ -203,10 +205,45 @@ impl NativePool {
                 JobExtras {
                     groups: groups.as_deref(),
                     pins: pins.as_deref(),
+                    batches: batches.as_deref(),
                 },
             ));
             self.sync_direct();
             Ok(rejected)
+        })
+    }
+
+    /// Batch `batch` (an id of the host's, not 0) must finish by `finishBy` (ms since the
+    /// epoch); `remaining` of its jobs are not settled. The pool grows past `maxWorkers`, up
+    /// to `burstWorkers`, while the batch's recent run times say it would finish late;
+    /// `speculate`: its stragglers may run again near the deadline. Call again as `remaining`
+    /// changes, and `endBurst` when the batch is over.
+    #[napi]
+    pub fn set_burst(
+        &self,
+        batch: u32,
+        finish_by: f64,
+        remaining: f64,
+        speculate: bool,
+    ) -> js::Result<()> {
+        entry("NativePool.setBurst", || {
+            let remaining = if remaining > 0.0 {
+                remaining.min(usize::MAX as f64) as usize
+            } else {
+                0
+            };
+            self.engine
+                .set_burst(batch, finish_by, remaining, speculate);
+            Ok(())
+        })
+    }
+
+    /// Batch `batch` is over (see `setBurst`).
+    #[napi]
+    pub fn end_burst(&self, batch: u32) -> js::Result<()> {
+        entry("NativePool.endBurst", || {
+            self.engine.end_burst(batch);
+            Ok(())
         })
     }
 
@@ -503,6 +540,7 @@ fn job_opts(
                 queue_timeout,
                 total_timeout,
                 prefer: None,
+                batch: 0,
             })
         })
         .collect()

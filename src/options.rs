@@ -43,6 +43,9 @@ pub struct NativeOptions {
     pub cwd: Option<String>,
     /// At least 1.
     pub max_workers: u32,
+    /// Most workers while a batch with a deadline runs behind, at least `maxWorkers`.
+    /// Default: `maxWorkers` (no growth past it).
+    pub burst_workers: Option<u32>,
     /// Most jobs in flight on one worker; at least 1.
     pub concurrency: u32,
     /// Most queued jobs (>= 0). Default: unlimited.
@@ -133,6 +136,10 @@ impl TryFrom<NativeOptions> for EngineConfig {
         let min_workers = o.min_workers.unwrap_or(0);
         if min_workers > o.max_workers {
             return Err(invalid("minWorkers cannot exceed maxWorkers"));
+        }
+        let burst_workers = o.burst_workers.unwrap_or(o.max_workers);
+        if burst_workers < o.max_workers {
+            return Err(invalid("burstWorkers cannot be below maxWorkers"));
         }
         let protocol = match o.protocol.as_deref() {
             Some("lines") => Protocol::Lines,
@@ -229,6 +236,7 @@ impl TryFrom<NativeOptions> for EngineConfig {
                 }
             },
             seed: 0,
+            burst_workers: burst_workers as usize,
         };
         if sched.priority_caps().is_none() {
             return Err(invalid(format!(
@@ -275,6 +283,7 @@ impl TryFrom<NativeOptions> for EngineConfig {
             queue_timeout,
             total_timeout,
             prefer: None,
+            batch: 0,
         };
         cfg.max_rss = max_rss;
         cfg.affinity = o.affinity.unwrap_or(false);
@@ -350,6 +359,7 @@ mod tests {
             env_remove: None,
             cwd: None,
             max_workers: 4,
+            burst_workers: None,
             concurrency: 2,
             max_backlog: None,
             max_request_time: None,
@@ -412,6 +422,22 @@ mod tests {
         assert_eq!(cfg.job_defaults.retries, 0);
         assert_eq!(cfg.job_defaults.timeout, None);
         assert_eq!(cfg.hello, None);
+    }
+
+    #[test]
+    fn burst_workers_default_to_max_workers_and_cannot_be_below() {
+        assert_eq!(convert(|_| {}).unwrap().sched.burst_workers, 4);
+        assert_eq!(
+            convert(|o| o.burst_workers = Some(9))
+                .unwrap()
+                .sched
+                .burst_workers,
+            9
+        );
+        assert_eq!(
+            convert(|o| o.burst_workers = Some(3)).unwrap_err(),
+            "burstWorkers cannot be below maxWorkers"
+        );
     }
 
     #[test]

@@ -7,8 +7,10 @@
 //! - [`direct_policy`]: when the host should read worker channels itself.
 //! - [`frame`]: the line decoder (from `comrade-protocol`) and Node IPC's message checks.
 //! - [`estimator`]: expected-wait admission control.
+//! - [`burst`]: deadline-driven growth and speculation rules.
 //! - [`spawn`]: process spawning, reaping, signals, CPU and memory queries.
 
+pub mod burst;
 pub mod direct_policy;
 pub mod engine;
 pub mod estimator;

@@ -8,6 +8,7 @@ use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::ops::Bound;
 use std::time::{Duration, Instant};
 
+use crate::burst::{self, Burst, RecentRuns};
 use crate::estimator::Estimator;
 
 /// How long a worker may take to start before the run timeouts of the jobs sent to it count
@@ -80,6 +81,9 @@ pub struct SchedConfig {
     pub strategy: Strategy,
     /// Seed of [`Strategy::Random`]'s generator (0: from the clock).
     pub seed: u64,
+    /// Most workers while a batch with a deadline runs behind ([`Scheduler::set_burst`]);
+    /// at most `max_workers` (0, the default): no growth past `max_workers`.
+    pub burst_workers: usize,
 }
 
 impl Default for SchedConfig {
@@ -99,6 +103,7 @@ impl Default for SchedConfig {
             group_affinity: false,
             strategy: Strategy::LeastBusy,
             seed: 0,
+            burst_workers: 0,
         }
     }
 }
@@ -162,6 +167,9 @@ pub struct JobOpts {
     /// The worker the job goes to when it is dispatched, if that worker takes work and has a
     /// free slot then (a custom `selectWorker`'s choice); otherwise the strategy's.
     pub prefer: Option<WorkerId>,
+    /// The batch with a deadline it belongs to ([`Scheduler::set_burst`]; 0: none): its run
+    /// time counts in that batch's estimate.
+    pub batch: u32,
 }
 
 /// Why a job's own deadline withdrew it (see [`Scheduler::take_overdue`] and
@@ -360,6 +368,7 @@ struct JobExtra {
     wait_deadline: Option<(Instant, bool)>,
     waiting_since: Instant,
     prefer: Option<WorkerId>,
+    batch: u32,
 }
 
 impl Job {
@@ -564,6 +573,15 @@ pub struct Scheduler {
     /// A worker failed to start: `min_workers` is not restored until new work is submitted
     /// (or a worker serves), or a broken worker would be restarted in a loop.
     min_held: bool,
+    /// Batches with a deadline, by the host's id (see [`Scheduler::set_burst`]).
+    bursts: HashMap<u32, Burst>,
+    /// The most workers now: `max_workers`, or more while a batch runs behind its deadline.
+    limit: usize,
+    /// Jobs running twice (speculation): the worker of the first copy and of the second.
+    copies: HashMap<JobId, (WorkerId, WorkerId)>,
+    /// Copies that lost (the other copy settled the job, or the job was cancelled), marked
+    /// cancelled on their workers, for the engine to cancel there ([`Scheduler::take_losers`]).
+    losers: Vec<(WorkerId, JobId)>,
 }
 
 impl Scheduler {
@@ -614,7 +632,12 @@ impl Scheduler {
             stats: SchedStats::default(),
             no_more_runs: false,
             min_held: false,
+            bursts: HashMap::new(),
+            limit: 0,
+            copies: HashMap::new(),
+            losers: Vec::new(),
         };
+        s.limit = s.cfg.max_workers;
         s.by_group = by_group;
         s.rng = match s.cfg.seed {
             0 => {
@@ -699,16 +722,20 @@ impl Scheduler {
                 group,
                 extra: (opts.queue_timeout.is_some()
                     || opts.total_timeout.is_some()
-                    || opts.prefer.is_some())
-                .then(|| {
-                    Box::new(JobExtra {
-                        queue_timeout: opts.queue_timeout,
-                        total_deadline: opts.total_timeout.and_then(|t| self.now.checked_add(t)),
-                        wait_deadline: None,
-                        waiting_since: self.now,
-                        prefer: opts.prefer,
-                    })
-                }),
+                    || opts.prefer.is_some()
+                    || opts.batch != 0)
+                    .then(|| {
+                        Box::new(JobExtra {
+                            queue_timeout: opts.queue_timeout,
+                            total_deadline: opts
+                                .total_timeout
+                                .and_then(|t| self.now.checked_add(t)),
+                            wait_deadline: None,
+                            waiting_since: self.now,
+                            prefer: opts.prefer,
+                            batch: opts.batch,
+                        })
+                    }),
             },
         );
         self.enqueue(id, false);
@@ -815,7 +842,11 @@ impl Scheduler {
                 e.1 = Some(now);
             }
         }
-        if let Some(j) = self.jobs.get(&job) {
+        if let Some(j) = self
+            .jobs
+            .get(&job)
+            .filter(|_| self.copies.is_empty() || !self.copies.contains_key(&job))
+        {
             self.stats
                 .wait
                 .push(now.saturating_duration_since(j.submitted).as_secs_f64());
@@ -900,7 +931,13 @@ impl Scheduler {
     ) -> (JobId, f64) {
         let secs = now.saturating_duration_since(started).as_secs_f64();
         self.left_worker(job);
+        if !self.bursts.is_empty() {
+            self.burst_sample(job, secs);
+        }
         self.forget(job);
+        if !self.copies.is_empty() {
+            self.other_copy_loses(worker, job, None);
+        }
         self.job_deadline.remove(&job);
         self.estimator.record(secs);
         self.stats.run.push(secs);
@@ -1027,6 +1064,11 @@ impl Scheduler {
         let mut retry = Vec::new();
         let no_more_runs = self.no_more_runs;
         for (j, _) in slot.inflight {
+            if self.copies.contains_key(&j) && !slot.cancelled.iter().any(|c| c.0 == j) {
+                // The other copy goes on, as the job: nothing is retried or lost.
+                self.copies.remove(&j);
+                continue;
+            }
             self.left_worker(j);
             if slot.cancelled.iter().any(|c| c.0 == j) {
                 // Settled when it was cancelled.
@@ -1110,6 +1152,49 @@ impl Scheduler {
                 s.cancelled.push((job, kill_at, timeout));
             }
         }
+        if !self.copies.is_empty() {
+            self.other_copy_loses(worker, job, kill_at);
+        }
+    }
+
+    /// Job `job` settled, or was cancelled, on `worker`: if it runs twice, the copy on the
+    /// other worker is cancelled there (it keeps its place until answered, or until
+    /// `kill_at`, which the engine may set later: [`Scheduler::set_cancel_deadline`]).
+    fn other_copy_loses(&mut self, worker: WorkerId, job: JobId, kill_at: Option<Instant>) {
+        let Some((a, b)) = self.copies.remove(&job) else {
+            return;
+        };
+        let other = if a == worker { b } else { a };
+        if let Some(s) = self.slot_mut(other) {
+            if s.inflight.iter().any(|(j, _)| *j == job) && !s.cancelled.iter().any(|c| c.0 == job)
+            {
+                s.cancelled.push((job, kill_at, false));
+                self.losers.push((other, job));
+            }
+        }
+    }
+
+    /// The losing copies of speculated jobs since the last call, each marked cancelled on its
+    /// worker: the engine asks the worker to stop it (and sets when it is killed otherwise,
+    /// [`Scheduler::set_cancel_deadline`]), or kills the worker.
+    pub fn take_losers(&mut self) -> Vec<(WorkerId, JobId)> {
+        std::mem::take(&mut self.losers)
+    }
+
+    /// Whether losing copies wait for [`Scheduler::take_losers`].
+    pub fn has_losers(&self) -> bool {
+        !self.losers.is_empty()
+    }
+
+    /// A job cancelled on `worker` must be answered by `at`, or the worker is killed
+    /// ([`Scheduler::cancel_overdue`]).
+    pub fn set_cancel_deadline(&mut self, worker: WorkerId, job: JobId, at: Option<Instant>) {
+        if let Some(c) = self
+            .slot_mut(worker)
+            .and_then(|s| s.cancelled.iter_mut().find(|c| c.0 == job))
+        {
+            c.1 = at;
+        }
     }
 
     /// Removes a live job like [`Scheduler::cancel`], except that a running one is cancelled
@@ -1167,6 +1252,9 @@ impl Scheduler {
     pub fn abandon(&mut self, worker: WorkerId, job: JobId) {
         self.forget(job);
         self.job_deadline.remove(&job);
+        if !self.copies.is_empty() {
+            self.other_copy_loses(worker, job, None);
+        }
         if let Some(s) = self.slot_mut(worker) {
             let before = s.inflight.len();
             s.inflight.retain(|(j, _)| *j != job);
@@ -1204,20 +1292,29 @@ impl Scheduler {
 
     /// Time-driven work: idle workers above `min_workers` are stopped, a held-back spawn is
     /// started. Call at `next_deadline()`.
+    ///
+    /// Workers above the current limit (a burst is over) go the same way once idle for
+    /// `idle_timeout`, or, without one, as soon as they are idle.
     pub fn housekeeping(&mut self, now: Instant) {
         self.set_now(now);
-        if let Some(idle) = self.cfg.idle_timeout {
-            let mut active = self.active();
+        if !self.bursts.is_empty() {
+            self.update_limit();
+        }
+        let idle = self.cfg.idle_timeout;
+        let mut active = self.active();
+        if idle.is_some() || active > self.limit {
             let mut stops = Vec::new();
             for s in &mut self.slots {
                 if active <= self.cfg.min_workers {
                     break;
                 }
-                if s.state == WorkerState::Ready
-                    && s.inflight.is_empty()
-                    && s.idle_since
-                        .is_some_and(|t| t.checked_add(idle).is_some_and(|at| now >= at))
-                {
+                let due = match idle {
+                    Some(idle) => s
+                        .idle_since
+                        .is_some_and(|t| t.checked_add(idle).is_some_and(|at| now >= at)),
+                    None => active > self.limit,
+                };
+                if s.state == WorkerState::Ready && s.inflight.is_empty() && due {
                     s.state = WorkerState::Closing;
                     s.planned = Some(StopReason::Idle);
                     active -= 1;
@@ -1229,6 +1326,174 @@ impl Scheduler {
             }
         }
         self.pump();
+    }
+
+    /// Registers (or updates) batch `batch`'s deadline: `remaining` of its jobs are not
+    /// settled yet (those not submitted yet included, when known), and it must finish by
+    /// `finish_by` (`None`: beyond what an `Instant` holds). While the batch's recent run
+    /// times say the remaining work would end after its deadline, the pool grows past
+    /// `max_workers`, up to `burst_workers` ([`burst::target_workers`]). `speculate`: its
+    /// stragglers may be started again near the deadline. Jobs join it with
+    /// [`JobOpts::batch`].
+    pub fn set_burst(
+        &mut self,
+        batch: u32,
+        finish_by: Option<Instant>,
+        remaining: usize,
+        speculate: bool,
+    ) {
+        let now = self.now;
+        let b = self.bursts.entry(batch).or_insert_with(|| Burst {
+            since: now,
+            finish_by,
+            remaining,
+            speculate,
+            runs: RecentRuns::default(),
+        });
+        b.finish_by = finish_by;
+        b.remaining = remaining;
+        b.speculate = speculate;
+        self.update_limit();
+        self.pump();
+    }
+
+    /// Batch `batch` is over (settled, failed or cancelled): it no longer counts.
+    pub fn end_burst(&mut self, batch: u32) {
+        if self.bursts.remove(&batch).is_some() {
+            self.update_limit();
+            self.pump();
+        }
+    }
+
+    /// The most workers the pool may run now: `max_workers`, or more during a burst.
+    pub fn worker_limit(&self) -> usize {
+        self.limit
+    }
+
+    /// A job of a batch with a deadline finished in `secs`: a sample of that batch.
+    fn burst_sample(&mut self, job: JobId, secs: f64) {
+        let batch = self
+            .jobs
+            .get(&job)
+            .and_then(|j| j.extra.as_ref())
+            .map_or(0, |x| x.batch);
+        if let Some(b) = self.bursts.get_mut(&batch) {
+            b.runs.push(secs);
+            self.update_limit();
+        }
+    }
+
+    /// Speculation: while no job waits, each idle worker starts the longest-running straggler
+    /// of a batch with `speculate` near its deadline ([`burst::near_from`]) again: a job that
+    /// has run longer than twice its batch's recent p90 ([`burst::is_straggler`]), running
+    /// once. The first copy to answer settles the job; the other is cancelled
+    /// ([`Scheduler::take_losers`]).
+    fn speculate(&mut self) {
+        if self.closing || !self.bursts.values().any(|b| b.speculate) {
+            return;
+        }
+        let now = self.now;
+        while let Some(i) = self
+            .slots
+            .iter()
+            .position(|s| s.state == WorkerState::Ready && s.inflight.is_empty())
+        {
+            let mut best: Option<(Instant, JobId, WorkerId)> = None;
+            for s in &self.slots {
+                for &(j, sent) in &s.inflight {
+                    let Some(sent) = sent else {
+                        continue;
+                    };
+                    if best.is_some_and(|(t, ..)| t <= sent)
+                        || self.copies.contains_key(&j)
+                        || s.cancelled.iter().any(|c| c.0 == j)
+                    {
+                        continue;
+                    }
+                    let Some(b) = self
+                        .jobs
+                        .get(&j)
+                        .and_then(|job| job.extra.as_ref())
+                        .and_then(|x| self.bursts.get(&x.batch))
+                    else {
+                        continue;
+                    };
+                    if b.speculate
+                        && burst::near_from(b.since, b.finish_by).is_some_and(|n| now >= n)
+                        && burst::is_straggler(&b.runs, now.saturating_duration_since(sent))
+                    {
+                        best = Some((sent, j, s.id));
+                    }
+                }
+            }
+            let Some((_, job, first)) = best else {
+                return;
+            };
+            let copy = self.slots[i].id;
+            self.copies.insert(job, (first, copy));
+            self.slots[i].inflight.push_back((job, None));
+            self.slots[i].idle_since = None;
+            self.actions.push_back(Action::Send { worker: copy, job });
+        }
+    }
+
+    /// When speculation may have something to do next (a batch comes near its deadline, a
+    /// running job becomes a straggler), after now.
+    fn next_speculation(&self) -> Option<Instant> {
+        let mut next: Option<Instant> = None;
+        let now = self.now;
+        let mut consider = |t: Instant| {
+            if t > now && next.is_none_or(|n| t < n) {
+                next = Some(t);
+            }
+        };
+        for b in self.bursts.values().filter(|b| b.speculate) {
+            if let Some(n) = burst::near_from(b.since, b.finish_by) {
+                consider(n);
+            }
+        }
+        for s in &self.slots {
+            for &(j, sent) in &s.inflight {
+                let Some(sent) = sent else {
+                    continue;
+                };
+                let Some(b) = self
+                    .jobs
+                    .get(&j)
+                    .and_then(|job| job.extra.as_ref())
+                    .and_then(|x| self.bursts.get(&x.batch))
+                    .filter(|b| b.speculate)
+                else {
+                    continue;
+                };
+                // A straggler counts only once its batch is near its deadline.
+                let near = burst::near_from(b.since, b.finish_by);
+                if let (Some(at), Some(near)) = (burst::straggler_at(&b.runs, sent), near) {
+                    consider(at.max(near));
+                }
+            }
+        }
+        next
+    }
+
+    /// The limit the batches with a deadline ask for now: the largest of their targets.
+    fn update_limit(&mut self) {
+        let max = self.cfg.max_workers;
+        let cap = self.cfg.burst_workers;
+        let now = self.now;
+        let conc = self.cfg.concurrency;
+        self.limit = self
+            .bursts
+            .values()
+            .map(|b| {
+                // A deadline out of reach leaves all the time there is: no growth.
+                let Some(end) = b.finish_by else {
+                    return max;
+                };
+                let left = end.saturating_duration_since(now);
+                burst::target_workers(left, b.remaining, b.runs.mean(), conc, max, cap)
+            })
+            .fold(max, usize::max);
     }
 
     /// The next instant at which `expired`/`housekeeping` have something to do.
@@ -1261,6 +1526,27 @@ impl Scheduler {
                 .and_then(|t| t.checked_add(self.cfg.spawn_delay))
             {
                 consider(at);
+            }
+        }
+        for b in self.bursts.values() {
+            // Past its deadline the batch may use every worker it can keep busy.
+            if let Some(end) = b.finish_by.filter(|&e| e > self.now && b.remaining > 0) {
+                consider(end);
+            }
+        }
+        if self.bursts.values().any(|b| b.speculate) {
+            if let Some(at) = self.next_speculation() {
+                consider(at);
+            }
+        }
+        if self.cfg.idle_timeout.is_none() && self.active() > self.limit {
+            // Workers above the limit leave as soon as they are idle.
+            if self
+                .slots
+                .iter()
+                .any(|s| s.state == WorkerState::Ready && s.inflight.is_empty())
+            {
+                consider(self.now);
             }
         }
         if let Some(idle) = self.cfg.idle_timeout {
@@ -1765,7 +2051,7 @@ impl Scheduler {
                 // concurrency lets one worker hold several jobs. (If spawn_delay holds the new
                 // worker back, the job stacks now rather than wait.)
                 if !self.slots[i].inflight.is_empty()
-                    && self.slots.len() < self.cfg.max_workers
+                    && self.slots.len() < self.limit
                     && spawning == 0
                     && !self.closing
                     && !self.grow_failed
@@ -1792,7 +2078,7 @@ impl Scheduler {
                 self.assign(i, job, g);
                 continue;
             }
-            if self.slots.len() < self.cfg.max_workers
+            if self.slots.len() < self.limit
                 && spawning * conc < self.queue.len()
                 && !(self.closing && self.slots.iter().any(|s| s.state != WorkerState::Closing))
                 && !(self.grow_failed && self.slots.iter().any(|s| s.state == WorkerState::Ready))
@@ -1801,6 +2087,9 @@ impl Scheduler {
                 self.push_spawn();
             }
             break;
+        }
+        if !self.bursts.is_empty() && self.queue.len() == 0 {
+            self.speculate();
         }
         // Keep the warm minimum (not while closing, nor right after a failed startup).
         if !self.closing && !self.min_held {
@@ -1969,6 +2258,274 @@ mod tests {
 
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
+    }
+
+    fn burst_cfg(max: usize, burst: usize, idle: Option<Duration>) -> SchedConfig {
+        SchedConfig {
+            max_workers: max,
+            burst_workers: burst,
+            idle_timeout: idle,
+            ..SchedConfig::default()
+        }
+    }
+
+    fn in_batch(batch: u32) -> JobOpts {
+        JobOpts {
+            batch,
+            ..JobOpts::default()
+        }
+    }
+
+    #[test]
+    fn a_batch_behind_its_deadline_grows_the_pool_up_to_burst_workers() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(burst_cfg(1, 3, None), t);
+        s.set_burst(7, Some(t + ms(1000)), 10, false);
+        for j in 1..=10 {
+            s.submit_with(j, p("x"), in_batch(7)).unwrap();
+        }
+        // No estimate yet: the pool's own maximum.
+        assert_eq!(run(&mut s, t), vec![(1, 1)]);
+        assert_eq!(s.worker_limit(), 1);
+        // One job took 0.4 s: 9 left in 0.6 s need 6 workers; burst_workers caps at 3.
+        let t1 = t + ms(400);
+        s.complete(1, 1, t1).unwrap();
+        s.set_burst(7, Some(t + ms(1000)), 9, false);
+        assert_eq!(s.worker_limit(), 3);
+        let sends = run(&mut s, t1);
+        assert_eq!(s.workers(), 3);
+        assert_eq!(sends.len(), 3, "{sends:?}");
+        // The batch ends: back to max_workers (the extra workers go when idle).
+        s.end_burst(7);
+        assert_eq!(s.worker_limit(), 1);
+    }
+
+    #[test]
+    fn a_batch_on_schedule_and_jobs_without_a_deadline_do_not_grow_the_pool() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(burst_cfg(1, 4, None), t);
+        for j in 1..=10 {
+            s.submit(j, p("x")).unwrap();
+        }
+        run(&mut s, t);
+        s.complete(1, 1, t + ms(100)).unwrap();
+        run(&mut s, t + ms(100));
+        assert_eq!(
+            (s.workers(), s.worker_limit()),
+            (1, 1),
+            "no batch with a deadline"
+        );
+        // 2 jobs of 0.1 s with 10 s left: on schedule.
+        s.set_burst(1, Some(t + ms(10_100)), 2, false);
+        s.submit_with(20, p("x"), in_batch(1)).unwrap();
+        s.complete(1, 2, t + ms(200)).unwrap();
+        run(&mut s, t + ms(200));
+        s.set_burst(1, Some(t + ms(10_100)), 2, false);
+        let mut dummy = 0;
+        while let Some(a) = s.next_action() {
+            dummy += matches!(a, Action::Spawn(_)) as u32;
+        }
+        assert_eq!(dummy, 0);
+        assert_eq!(s.worker_limit(), 1);
+    }
+
+    #[test]
+    fn past_the_deadline_a_late_batch_uses_every_worker_it_can() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(burst_cfg(1, 8, None), t);
+        s.set_burst(1, Some(t + ms(10_000)), 4, false);
+        for j in 1..=4 {
+            s.submit_with(j, p("x"), in_batch(1)).unwrap();
+        }
+        run(&mut s, t);
+        s.complete(1, 1, t + ms(1)).unwrap();
+        s.set_burst(1, Some(t + ms(10_000)), 3, false);
+        run(&mut s, t + ms(1));
+        assert_eq!(s.workers(), 1, "3 jobs of 1 ms have time");
+        // The housekeeper wakes at the deadline.
+        assert_eq!(s.next_deadline(), Some(t + ms(10_000)));
+        s.housekeeping(t + ms(10_000));
+        run(&mut s, t + ms(10_000));
+        // Three jobs left (one running): three workers, not eight.
+        assert_eq!(s.worker_limit(), 3);
+        assert_eq!(s.workers(), 3);
+    }
+
+    #[test]
+    fn workers_above_max_leave_once_idle_after_the_burst() {
+        let t = Instant::now();
+        for idle in [Some(ms(500)), None] {
+            let mut c = burst_cfg(1, 3, idle);
+            c.min_workers = 1;
+            let mut s = Scheduler::new_at(c, t);
+            run(&mut s, t);
+            s.set_burst(1, Some(t + ms(100)), 6, false);
+            for j in 1..=6 {
+                s.submit_with(j, p("x"), in_batch(1)).unwrap();
+            }
+            run(&mut s, t);
+            s.complete(1, 1, t + ms(50)).unwrap();
+            s.set_burst(1, Some(t + ms(100)), 5, false);
+            run(&mut s, t + ms(50));
+            assert_eq!(s.workers(), 3);
+            let t2 = t + ms(60);
+            let mut left = 5;
+            while left > 0 {
+                for w in 1..=3 {
+                    if s.slot(w).is_some_and(|i| i.inflight > 0) {
+                        s.complete_oldest(w, t2).unwrap();
+                        left -= 1;
+                    }
+                }
+                run(&mut s, t2);
+            }
+            s.end_burst(1);
+            let stopped = match idle {
+                Some(idle) => {
+                    assert_eq!(s.next_deadline(), Some(t2 + idle));
+                    s.housekeeping(t2 + idle - ms(1));
+                    assert!(run_stops(&mut s, t2).1.is_empty());
+                    s.housekeeping(t2 + idle);
+                    run_stops(&mut s, t2).1
+                }
+                None => {
+                    // Without an idle timeout, at once.
+                    assert_eq!(s.next_deadline(), Some(t2));
+                    s.housekeeping(t2);
+                    run_stops(&mut s, t2).1
+                }
+            };
+            assert_eq!(
+                stopped.len(),
+                2,
+                "{idle:?}: down to max_workers (and min_workers)"
+            );
+            for w in stopped {
+                assert_eq!(s.planned_stop(w), StopReason::Idle);
+                s.worker_lost(w);
+            }
+            assert_eq!(s.workers(), 1);
+            assert_eq!(s.next_deadline(), None);
+        }
+    }
+
+    /// Two workers, a speculating batch due at t+4s (near from t+3s): jobs 1..=3 took 100 ms
+    /// each, job 4 runs on worker 1 since t, worker 2 is idle. Returns the scheduler.
+    fn straggling(speculate: bool) -> (Scheduler, Instant) {
+        let t = Instant::now();
+        let mut c = burst_cfg(2, 2, None);
+        c.min_workers = 2;
+        let mut s = Scheduler::new_at(c, t);
+        run(&mut s, t);
+        s.set_burst(1, Some(t + ms(4000)), 4, speculate);
+        for j in 1..=4 {
+            s.submit_with(j, p("x"), in_batch(1)).unwrap();
+        }
+        // Worker 1 takes 1 and 3; worker 2 takes 2 and 4 is left for worker 1.
+        assert_eq!(run(&mut s, t), vec![(1, 1), (2, 2)]);
+        s.complete(1, 1, t + ms(100)).unwrap();
+        assert_eq!(run(&mut s, t + ms(100)), vec![(1, 3)]);
+        s.complete(2, 2, t + ms(100)).unwrap();
+        assert_eq!(run(&mut s, t + ms(100)), vec![(2, 4)]);
+        s.complete(1, 3, t + ms(200)).unwrap();
+        assert!(run(&mut s, t + ms(200)).is_empty());
+        (s, t)
+    }
+
+    #[test]
+    fn near_the_deadline_an_idle_worker_starts_a_straggler_again_and_the_first_answer_wins() {
+        let (mut s, t) = straggling(true);
+        // Job 4 is a straggler (p90 100 ms, running 100 ms on worker 2) only after 200 ms, and
+        // the batch is near its deadline only from t+3s: the housekeeper wakes then.
+        assert_eq!(s.next_deadline(), Some(t + ms(3000)));
+        s.housekeeping(t + ms(2999));
+        assert!(run(&mut s, t + ms(2999)).is_empty());
+        s.housekeeping(t + ms(3000));
+        assert_eq!(
+            run(&mut s, t + ms(3000)),
+            vec![(1, 4)],
+            "the copy on the idle worker"
+        );
+        // Each job runs at most twice.
+        s.housekeeping(t + ms(3500));
+        assert!(run(&mut s, t + ms(3500)).is_empty());
+        // The copy answers first: the job is done, the first copy is cancelled on worker 2.
+        s.complete(1, 4, t + ms(3100)).unwrap();
+        assert_eq!(s.take_losers(), vec![(2, 4)]);
+        assert_eq!(s.live_jobs(), 0);
+        assert!(!s.inflight_on(2, 4));
+        assert_eq!(
+            s.complete(2, 4, t + ms(3200)),
+            None,
+            "its answer settles nothing"
+        );
+        assert!(s.answer_cancelled(2, 4));
+        assert_eq!(s.slot(2).unwrap().inflight, 0);
+        assert_eq!(s.stats().wait.len(), 4, "one wait sample per job");
+    }
+
+    #[test]
+    fn when_the_first_copy_answers_first_the_second_is_cancelled() {
+        let (mut s, t) = straggling(true);
+        s.housekeeping(t + ms(3000));
+        assert_eq!(run(&mut s, t + ms(3000)), vec![(1, 4)]);
+        s.complete(2, 4, t + ms(3001)).unwrap();
+        assert_eq!(s.take_losers(), vec![(1, 4)]);
+        s.end_burst(1);
+        // Its kill deadline is the engine's to set; then it is overdue like any cancel.
+        s.set_cancel_deadline(1, 4, Some(t + ms(4001)));
+        assert_eq!(s.next_deadline(), Some(t + ms(4001)));
+        assert_eq!(s.cancel_overdue(t + ms(4001)), vec![(1, 4, false)]);
+    }
+
+    #[test]
+    fn without_speculate_or_before_enough_samples_nothing_runs_twice() {
+        let (mut s, t) = straggling(false);
+        // Only the deadline itself (for full throttle).
+        assert_eq!(s.next_deadline(), Some(t + ms(4000)));
+        s.housekeeping(t + ms(3900));
+        assert!(run(&mut s, t + ms(3900)).is_empty());
+        // Speculating, but with two samples only.
+        let mut c = burst_cfg(2, 2, None);
+        c.min_workers = 2;
+        let mut s = Scheduler::new_at(c, t);
+        run(&mut s, t);
+        s.set_burst(1, Some(t + ms(100)), 3, true);
+        for j in 1..=3 {
+            s.submit_with(j, p("x"), in_batch(1)).unwrap();
+        }
+        run(&mut s, t);
+        s.complete(1, 1, t + ms(1)).unwrap();
+        run(&mut s, t + ms(1));
+        s.complete(1, 3, t + ms(2)).unwrap();
+        s.housekeeping(t + ms(5000));
+        assert!(run(&mut s, t + ms(5000)).is_empty());
+    }
+
+    #[test]
+    fn a_copys_worker_dying_loses_nothing_and_a_cancel_stops_both_copies() {
+        let (mut s, t) = straggling(true);
+        s.housekeeping(t + ms(3000));
+        assert_eq!(run(&mut s, t + ms(3000)), vec![(1, 4)]);
+        // Worker 2 (the first copy) dies: job 4 is neither failed nor retried; it runs on.
+        assert!(s.worker_lost(2).is_empty());
+        assert_eq!(s.stats().retried, 0);
+        assert!(s.inflight_on(1, 4));
+        s.complete(1, 4, t + ms(3100)).unwrap();
+        assert!(s.take_losers().is_empty());
+        assert_eq!(s.live_jobs(), 0);
+
+        let (mut s, t) = straggling(true);
+        s.housekeeping(t + ms(3000));
+        run(&mut s, t + ms(3000));
+        // The caller aborts: the copy found is cancelled by the caller, the other is a loser.
+        let kill = Some(t + ms(4000));
+        let Cancelled::Running(w) = s.cancel_cooperative(4, kill) else {
+            panic!("job 4 runs");
+        };
+        assert_eq!(s.take_losers(), vec![(3 - w, 4)]);
+        assert!(s.answer_cancelled(1, 4) && s.answer_cancelled(2, 4));
+        assert_eq!(s.live_jobs(), 0);
     }
 
     #[test]

@@ -18,16 +18,40 @@ use crate::scheduler::{Action, JobId, StopReason, WorkerId};
 use crate::spawn::{self, ExitStatus};
 
 impl State {
-    /// Carries out the scheduler's actions until none are left.
+    /// Carries out the scheduler's actions until none are left, and cancels the losing
+    /// copies of speculated jobs.
     pub fn run_actions(&mut self, shared: &Arc<Shared>) {
-        while let Some(action) = self.sched.next_action() {
-            match action {
-                Action::Spawn(w) => self.spawn_worker(shared, w),
-                Action::Send { worker, job } => self.send(shared, worker, job),
-                Action::Stop(w) => {
-                    let why = self.sched.planned_stop(w);
-                    self.stop_worker(shared, w, why);
+        loop {
+            while let Some(action) = self.sched.next_action() {
+                match action {
+                    Action::Spawn(w) => self.spawn_worker(shared, w),
+                    Action::Send { worker, job } => self.send(shared, worker, job),
+                    Action::Stop(w) => {
+                        let why = self.sched.planned_stop(w);
+                        self.stop_worker(shared, w, why);
+                    }
                 }
+            }
+            if !self.sched.has_losers() {
+                break;
+            }
+            self.cancel_losers(shared);
+        }
+    }
+
+    /// The other copy of a speculated job settled it (or the job was cancelled): each losing
+    /// copy is cancelled as after an abort (the worker is asked to stop it, and killed if it
+    /// has not within the grace), or its worker is killed at once.
+    fn cancel_losers(&mut self, shared: &Arc<Shared>) {
+        let cooperative =
+            shared.cfg.protocol == Protocol::Lines && !shared.cfg.cancel_grace.is_zero();
+        for (w, job) in self.sched.take_losers() {
+            if cooperative {
+                let kill_at = Instant::now().checked_add(shared.cfg.cancel_grace);
+                self.sched.set_cancel_deadline(w, job, kill_at);
+                self.send_cancel(w, job);
+            } else {
+                self.kill_worker(w, StopReason::Aborted);
             }
         }
     }

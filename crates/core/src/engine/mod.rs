@@ -140,6 +140,8 @@ pub struct JobExtras<'a> {
     pub groups: Option<&'a [String]>,
     /// Each job's preferred worker, by pid (0: none).
     pub pins: Option<&'a [i32]>,
+    /// Each job's batch with a deadline (0: none; see [`Engine::set_burst`]).
+    pub batches: Option<&'a [u32]>,
 }
 
 /// A worker's load, for a custom worker selection ([`Engine::worker_loads`]).
@@ -280,6 +282,9 @@ impl Engine {
                         .find(|(_, c)| pid != 0 && c.peer.pid == pid)
                         .map(|(w, _)| *w);
                 }
+                if let Some(&b) = extras.batches.and_then(|b| b.get(index)) {
+                    o.batch = b;
+                }
                 if let Err(reason) = st.sched.submit_in(id, payload(id), o, group) {
                     st.outbox.totals.rejected += 1;
                     rejected.push(Rejection { index, reason });
@@ -325,6 +330,40 @@ impl Engine {
             };
             st.run_actions(shared);
             r
+        })
+    }
+
+    /// Registers (or updates) batch `batch`'s deadline, `finish_by_ms` in ms since the Unix
+    /// epoch, with `remaining` of its jobs not settled: the pool grows past `max_workers`
+    /// (up to `burst_workers`) while the batch runs behind it; `speculate`: its stragglers
+    /// may run again near it. See [`Scheduler::set_burst`].
+    pub fn set_burst(&self, batch: u32, finish_by_ms: f64, remaining: usize, speculate: bool) {
+        self.shared.update(|st, shared| {
+            let now = std::time::Instant::now();
+            st.sched.set_now(now);
+            let epoch_ms = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0.0, |d| d.as_secs_f64() * 1000.0);
+            let ahead = finish_by_ms - epoch_ms;
+            let finish_by = if ahead > 0.0 && ahead.is_finite() {
+                Duration::try_from_secs_f64(ahead / 1000.0)
+                    .ok()
+                    .and_then(|d| now.checked_add(d))
+            } else if ahead.is_nan() || ahead == f64::INFINITY {
+                None
+            } else {
+                Some(now)
+            };
+            st.sched.set_burst(batch, finish_by, remaining, speculate);
+            st.run_actions(shared);
+        })
+    }
+
+    /// Batch `batch` is over: its deadline no longer counts.
+    pub fn end_burst(&self, batch: u32) {
+        self.shared.update(|st, shared| {
+            st.sched.end_burst(batch);
+            st.run_actions(shared);
         })
     }
 
