@@ -1,0 +1,25 @@
+-- admit: one producer's batch of jobs enters the queue, atomically.
+-- KEYS: 1 waiting (sorted set), 2 wake (list), 3 sequence (counter)
+-- ARGV: 1 key prefix, 2 producer id, then 7 per job:
+--       local id, kind ('r' run / 'x' exec), function name ('' = default), arguments (JSON),
+--       retries, timeout (ms, 0 = none), score (-priority: lower is taken first)
+-- Returns the number of jobs admitted.
+local prefix, producer = ARGV[1], ARGV[2]
+local n = 0
+for i = 3, #ARGV - 6, 7 do
+  local id = producer .. ':' .. ARGV[i]
+  local seq = redis.call('INCR', KEYS[3])
+  redis.call('HSET', prefix .. 'job:' .. id, 'p', producer, 'l', ARGV[i], 'k', ARGV[i + 1],
+    'f', ARGV[i + 2], 'a', ARGV[i + 3], 'r', ARGV[i + 4], 't', ARGV[i + 5])
+  -- Equal scores are ordered by member: the zero-padded sequence keeps them first in, first out.
+  redis.call('ZADD', KEYS[1], ARGV[i + 6], string.format('%016d', seq) .. id)
+  n = n + 1
+end
+if n > 0 then
+  -- One token per job (at most 64) wakes as many sleeping hosts; the list never grows past 64.
+  local tokens = {}
+  for i = 1, math.min(n, 64) do tokens[i] = '1' end
+  redis.call('LPUSH', KEYS[2], unpack(tokens))
+  redis.call('LTRIM', KEYS[2], 0, 63)
+end
+return n

@@ -1,0 +1,380 @@
+//! The queue against a real redis-server (Debian's `redis-server`), started on a free loopback
+//! port without persistence and stopped afterwards. No mock of Redis.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use comrade_redis_queue::{counts, Host, NewJob, Producer, Reply, GROUP};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    async fn start(extra: &[&str]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut child = Command::new("redis-server")
+            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        let url = format!("redis://127.0.0.1:{port}");
+        // Up to a minute for the server to listen (a loaded machine).
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Server { child, url };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn job(local: u32, priority: f64) -> NewJob {
+    NewJob {
+        local: local.to_string(),
+        kind: "r".into(),
+        name: String::new(),
+        args: local.to_string(),
+        retries: 0,
+        timeout_ms: 0,
+        priority,
+    }
+}
+
+async fn read_all(p: &Producer, n: usize) -> Vec<Reply> {
+    let mut out = Vec::new();
+    for _ in 0..200 {
+        if out.len() >= n {
+            break;
+        }
+        out.extend(p.read(500).await.unwrap());
+    }
+    out
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_goes_round_trip_and_results_reach_only_their_producer() {
+    let s = Server::start(&[]).await;
+    let p1 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let p2 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h1", 30_000).await.unwrap();
+    assert_eq!(p1.admit(&[job(1, 0.0), job(2, 0.0)]).await.unwrap(), 2);
+    assert_eq!(p2.admit(&[job(1, 0.0)]).await.unwrap(), 1);
+    let t = h.take(10).await.unwrap();
+    assert_eq!(t.jobs.len(), 3);
+    assert_eq!(t.jobs[0].deliveries, 1);
+    for d in &t.jobs {
+        let v = format!("{}0", d.args);
+        assert!(h.complete(&d.entry, &d.job, "o", &v).await.unwrap());
+    }
+    let mut r1 = read_all(&p1, 2).await;
+    r1.sort_by(|a, b| a.local.cmp(&b.local));
+    assert_eq!(
+        r1.iter()
+            .map(|r| (r.local.as_str(), r.value.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("1", "10"), ("2", "20")]
+    );
+    let r2 = read_all(&p2, 1).await;
+    assert_eq!(r2.len(), 1);
+    assert_eq!((r2[0].local.as_str(), r2[0].status.as_str()), ("1", "o"));
+    // Nothing left behind: no record, no entry, no waiting job; replies deleted once read.
+    let c = counts(&s.url, "q").await.unwrap();
+    assert_eq!((c.waiting, c.running, c.dead), (0, 0, 0));
+    let mut r = raw(&s.url).await;
+    let jobs: Vec<String> = redis::cmd("KEYS")
+        .arg("comrade:{q}:job:*")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(jobs.is_empty(), "{jobs:?}");
+    let len: u64 = redis::cmd("XLEN")
+        .arg(p1.keys().reply(p1.id()))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(len, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_takes_exactly_its_free_slots_highest_priority_first() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h1", 30_000).await.unwrap();
+    let jobs: Vec<NewJob> = (0..10)
+        .map(|i| job(i, if i == 7 { 5.0 } else { 0.0 }))
+        .collect();
+    p.admit(&jobs).await.unwrap();
+    let t = h.take(3).await.unwrap();
+    let got: Vec<&str> = t.jobs.iter().map(|d| d.args.as_str()).collect();
+    assert_eq!(got, vec!["7", "0", "1"]);
+    let c = counts(&s.url, "q").await.unwrap();
+    assert_eq!((c.waiting, c.running), (7, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_token_ends_a_hosts_wait() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h1", 30_000).await.unwrap();
+    p.admit(&[job(1, 0.0)]).await.unwrap();
+    assert!(h.wait(10_000).await.unwrap());
+    assert_eq!(h.take(5).await.unwrap().jobs.len(), 1);
+    // The queue is empty: the wait runs to its timeout.
+    assert!(!h.wait(50).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_moves_the_job_and_the_late_result_is_dropped() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 100).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 100).await.unwrap();
+    p.admit(&[NewJob {
+        retries: 3,
+        ..job(1, 0.0)
+    }])
+    .await
+    .unwrap();
+    let da = a.take(1).await.unwrap().jobs.remove(0);
+    // b finds nothing until a's lease runs out.
+    let mut db = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut t = b.take(1).await.unwrap();
+        if !t.jobs.is_empty() {
+            db = Some(t.jobs.remove(0));
+            break;
+        }
+    }
+    let db = db.expect("b takes the job once a's lease ran out");
+    assert_eq!(db.entry, da.entry);
+    assert_eq!(db.deliveries, 2);
+    // a's renewal does not take it back; a's late result is dropped; b's is delivered.
+    assert_eq!(
+        a.renew(std::slice::from_ref(&da.entry)).await.unwrap(),
+        vec![da.entry.clone()]
+    );
+    assert!(!a.complete(&da.entry, &da.job, "o", "\"a\"").await.unwrap());
+    assert!(b.complete(&db.entry, &db.job, "o", "\"b\"").await.unwrap());
+    assert!(!b.complete(&db.entry, &db.job, "o", "\"b\"").await.unwrap());
+    let r = read_all(&p, 1).await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].value, "\"b\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_keeps_a_running_job_with_its_host() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 300).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 300).await.unwrap();
+    p.admit(&[job(1, 0.0)]).await.unwrap();
+    let d = a.take(1).await.unwrap().jobs.remove(0);
+    for _ in 0..10 {
+        assert!(a
+            .renew(std::slice::from_ref(&d.entry))
+            .await
+            .unwrap()
+            .is_empty());
+        // Right after a renewal the entry is idle for far less than the lease.
+        assert!(b.take(1).await.unwrap().jobs.is_empty());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(a.complete(&d.entry, &d.job, "o", "1").await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_retries_a_job_fails_naming_the_host() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "host-a", 50).await.unwrap();
+    let b = Host::connect(&s.url, "q", "host-b", 50).await.unwrap();
+    p.admit(&[job(1, 0.0)]).await.unwrap(); // retries: 0
+    assert_eq!(a.take(1).await.unwrap().jobs.len(), 1);
+    let mut failed = 0;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t = b.take(1).await.unwrap();
+        assert!(t.jobs.is_empty());
+        failed += t.failed;
+        if failed > 0 {
+            break;
+        }
+    }
+    assert_eq!(failed, 1);
+    let r = read_all(&p, 1).await;
+    assert_eq!(r[0].status, "f");
+    assert!(r[0].value.contains("\"host\":\"host-a\""), "{}", r[0].value);
+    assert!(r[0].value.contains("\"deliveries\":2"), "{}", r[0].value);
+    assert_eq!(counts(&s.url, "q").await.unwrap().running, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_entries_go_to_the_dead_letter_stream() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    let mut r = raw(&s.url).await;
+    let stream = p.keys().stream();
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("junk")
+        .arg("1")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("j")
+        .arg("nobody:1")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    p.admit(&[job(1, 0.0)]).await.unwrap();
+    let mut jobs = Vec::new();
+    let mut dead = 0;
+    for _ in 0..5 {
+        let t = h.take(2).await.unwrap();
+        dead += t.dead;
+        jobs.extend(t.jobs);
+    }
+    assert_eq!(dead, 2);
+    assert_eq!(jobs.len(), 1);
+    let reasons: Vec<(String, Vec<(String, String)>)> = {
+        let v: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(p.keys().dead())
+            .arg("-")
+            .arg("+")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        v.into_iter()
+            .map(|(id, f)| {
+                let pairs = f.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect();
+                (id, pairs)
+            })
+            .collect()
+    };
+    let texts: Vec<&str> = reasons
+        .iter()
+        .map(|(_, f)| f.iter().find(|(k, _)| k == "reason").unwrap().1.as_str())
+        .collect();
+    assert!(texts[0].contains("no field j"), "{texts:?}");
+    assert!(texts[1].contains("no job record"), "{texts:?}");
+    let c = counts(&s.url, "q").await.unwrap();
+    assert_eq!((c.dead, c.running), (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_producer_leaves_nothing_behind() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 200).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    p.admit(&[job(1, 0.0), job(2, 0.0), job(3, 0.0)])
+        .await
+        .unwrap();
+    let d = h.take(1).await.unwrap().jobs.remove(0);
+    // One result written while it lives: its reply stream expires with it.
+    assert!(h.complete(&d.entry, &d.job, "o", "1").await.unwrap());
+    let mut r = raw(&s.url).await;
+    let reply = p.keys().reply(p.id());
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&reply)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 200, "{ttl}");
+    // The producer stops its heartbeat (it died): its liveness key and reply stream expire,
+    // and the jobs still waiting are dropped by the next take.
+    drop(p);
+    let mut gone = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(&reply)
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        if n == 0 {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone);
+    let t = h.take(5).await.unwrap();
+    assert_eq!((t.jobs.len(), t.dropped), (0, 2));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("comrade:{q}:*")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    keys.sort();
+    // What stays is the queue itself: the stream (with its group) and the sequence.
+    assert_eq!(keys, vec!["comrade:{q}:seq", "comrade:{q}:stream"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_tells_when_redis_lost_the_producers_state() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    assert!(p.heartbeat().await.unwrap());
+    let mut r = raw(&s.url).await;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut r).await.unwrap();
+    assert!(!p.heartbeat().await.unwrap());
+    // Registered again.
+    assert!(p.heartbeat().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_clearly() {
+    let s = Server::start(&["--requirepass", "s3cret-pw"]).await;
+    let bad = s.url.replace("redis://", "redis://:wrong-pw@");
+    let e = match Host::connect(&bad, "q", "h", 1000).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("connected with a wrong password"),
+    };
+    assert!(e.to_lowercase().contains("authentication failed"), "{e}");
+    assert!(!e.contains("wrong-pw") && !e.contains("s3cret-pw"), "{e}");
+    let good = s.url.replace("redis://", "redis://:s3cret-pw@");
+    let h = Host::connect(&good, "q", "h", 1000).await.unwrap();
+    assert!(h.take(1).await.unwrap().jobs.is_empty());
+    h.leave().await.unwrap();
+    let mut r = raw(&good).await;
+    let groups: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg("comrade:{q}:stream")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(groups.len(), 1, "{GROUP}");
+}
