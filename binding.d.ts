@@ -72,6 +72,35 @@ export declare class NativePool {
   release(): void
 }
 
+export declare class RedisHost {
+  /** Takes up to `n` jobs (its free slots). */
+  take(n: number): Promise<RemoteTake>
+  /** Waits up to `timeoutMs` for a wake-up; true when one came. */
+  wait(timeoutMs: number): Promise<boolean>
+  /** Renews the leases of running entries; resolves with those another host took. */
+  renew(entries: Array<string>): Promise<Array<string>>
+  /**
+   * Completes a job: status 'o' (value: the result's JSON) or 'e' (the error's JSON).
+   * Resolves false when the result was dropped (this host no longer owns the entry).
+   */
+  complete(entry: string, job: string, status: string, value: string): Promise<boolean>
+  /** Leaves the consumer group (once no entry is held). */
+  leave(): Promise<void>
+}
+
+export declare class RedisProducer {
+  /** This producer's id (its jobs are `<id>:<local>`). */
+  get id(): string
+  /** Admits the jobs, in order; resolves with how many were admitted. */
+  admit(jobs: Array<RemoteJob>): Promise<number>
+  /** Refreshes the liveness key: false when Redis had lost it (the pending jobs are lost). */
+  heartbeat(): Promise<boolean>
+  /** The next results, waiting up to `blockMs` for one. */
+  read(blockMs: number): Promise<Array<RemoteReply>>
+  /** Deletes the liveness key and the reply stream. */
+  close(): Promise<void>
+}
+
 /** Physical cores and execution units (logical CPUs) of this machine. */
 export interface CpuCount {
   physical: number
@@ -218,6 +247,17 @@ export declare const enum RecordKind {
   Retiring = 14,
 }
 
+/** Connects a worker host (consumer `consumer`) to queue `queue`, with leases of `leaseMs`. */
+export declare function redisHost(url: string, queue: string, consumer: string, leaseMs: number): Promise<RedisHost>
+
+/**
+ * Connects a producer to queue `queue`; its liveness key expires `ttlMs` after its last
+ * heartbeat.
+ */
+export declare function redisProducer(url: string, queue: string, ttlMs: number): Promise<RedisProducer>
+
+export declare function redisQueueCounts(url: string, queue: string): Promise<RemoteCounts>
+
 /** Why `submit()` refused a job: the second of each `index, reason, value` triple. */
 export declare const enum RejectReason {
   /** The pool is closing or closed. Value 0. */
@@ -226,4 +266,59 @@ export declare const enum RejectReason {
   Backlog = 1,
   /** The job would complete too late. Value: the expected time, in seconds. */
   Duration = 2,
+}
+
+/** A queue's counts: jobs waiting, entries running (delivered, not completed), dead letters. */
+export interface RemoteCounts {
+  waiting: number
+  running: number
+  dead: number
+}
+
+/** A job delivered to a host. */
+export interface RemoteDelivery {
+  entry: string
+  job: string
+  kind: string
+  name: string
+  args: string
+  retries: number
+  timeout: number
+  deliveries: number
+}
+
+/** A job to admit (lib/remote/producer.js builds them). */
+export interface RemoteJob {
+  local: string
+  /** 'r' (run: one argument) or 'x' (exec/call: an array of arguments). */
+  kind: string
+  /** The function's name; '' for the default function. */
+  name: string
+  /** The arguments as JSON. */
+  args: string
+  retries: number
+  /** Milliseconds; 0 for none. */
+  timeout: number
+  priority: number
+}
+
+/**
+ * A result for a producer: status 'o' (value: the result's JSON), 'e' (the error's JSON) or
+ * 'f' (the job failed on the hosts' side: `{ host, deliveries, retries }`).
+ */
+export interface RemoteReply {
+  local: string
+  status: string
+  value: string
+}
+
+/**
+ * What one take did: the jobs, and the counts of jobs failed past their retries, dropped
+ * (their producer is gone) and entries moved to the dead-letter stream.
+ */
+export interface RemoteTake {
+  jobs: Array<RemoteDelivery>
+  failed: number
+  dropped: number
+  dead: number
 }

@@ -18,6 +18,7 @@ const {
   resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage,
 } = require('./options');
 const { Session, Job, ScopedJob } = require('./session');
+const { RemotePool, isRemote } = require('./remote/producer');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 // Never in a Pool worker's environment, whatever the parent's environment or `env` holds.
@@ -55,6 +56,8 @@ class Pool extends EventEmitter {
   #maxMessage;
 
   constructor(options) {
+    // { redis, queue }: a producer of a queue on Redis (lib/remote/producer.js), still a Pool.
+    if (isRemote(options)) return new RemotePool(options);
     super();
     const o = resolveOptions(options);
     this.#maxWorkers = o.maxWorkers;
@@ -430,6 +433,9 @@ function readOptions(job, options, onProgress, what) {
 function settleLater(session, job, err) {
   session.settle(job, err, undefined);
 }
+
+// A producer is a Pool too (`instanceof Pool`); it overrides every public method and getter.
+Object.setPrototypeOf(RemotePool.prototype, Pool.prototype);
 
 // ncpu(): physical cores and execution units (logical CPUs), straight from the engine.
 module.exports = { Pool, PoolError, codes, ncpu };

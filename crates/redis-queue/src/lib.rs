@@ -10,7 +10,8 @@
 use std::time::Duration;
 
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
-use redis::{AsyncCommands, RedisResult, Script, Value};
+use redis::{AsyncCommands, Script, Value};
+pub use redis::{RedisError, RedisResult};
 use tokio::sync::Mutex;
 
 /// The consumer group of a queue's hosts.

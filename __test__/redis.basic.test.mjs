@@ -1,0 +1,160 @@
+// A queue on Redis: producers (new Pool({ redis, queue })) and worker hosts against a real
+// redis-server. Results, errors, options refused, sizes, credentials.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import {
+  Pool, PoolError, codes, startWorkerHost, startRedis, startHost, until, TASKS, BIN,
+} from './redis-helpers.mjs';
+
+const T = { timeout: 120000 };
+
+async function host(t, url, queue, extra = {}) {
+  const h = await startWorkerHost({ redis: url, queue, module: TASKS, workers: 2, concurrency: 2, poll: 200, ...extra });
+  t.after(() => h.close());
+  return h;
+}
+
+function producer(t, options) {
+  const p = new Pool(options);
+  t.after(() => p.terminate());
+  return p;
+}
+
+test('a producer is a Pool; run, call, exec and enqueue come back right, to this producer only', T, async (t) => {
+  const r = await startRedis(t);
+  await host(t, r.url, 'q');
+  const p1 = producer(t, { redis: r.url, queue: 'q' });
+  const p2 = producer(t, { redis: r.url, queue: 'q' });
+  assert.ok(p1 instanceof Pool);
+  const [a, b, c, d] = await Promise.all([
+    p1.run(21, { name: 'double' }), p1.call('add', 2, 3), p1.exec('add', [40, 2]), p2.call('add', 1, 1),
+  ]);
+  assert.deepEqual([a, b, c, d], [42, 5, 42, 2]);
+  const e = await new Promise((resolve) => { p1.enqueue(4, (err, v) => resolve([err, v])); });
+  // The default function: the fixture has none, so the worker says so.
+  assert.equal(e[0].code, codes.UNKNOWN_FUNCTION);
+  // Each producer got exactly its own results.
+  assert.deepEqual(p1.stats(), { queue: 'q', pending: 0, completed: 3, errored: 1, failed: 0, rejected: 0 });
+  assert.deepEqual(p2.stats(), { queue: 'q', pending: 0, completed: 1, errored: 0, failed: 0, rejected: 0 });
+  assert.deepEqual(await p1.queueStats(), { waiting: 0, running: 0, dead: 0 });
+});
+
+test('a job\'s error comes back as an Error of its class, with its properties and the host', T, async (t) => {
+  const r = await startRedis(t);
+  const h = await host(t, r.url, 'q', { name: 'host-one' });
+  const p = producer(t, { redis: r.url, queue: 'q' });
+  const err = await p.call('fail', 'nope').then(() => assert.fail('resolved'), (x) => x);
+  assert.ok(err instanceof RangeError);
+  assert.equal(err.message, 'nope');
+  assert.equal(err.code, 'E_TASK');
+  assert.equal(err.extra, 42);
+  assert.equal(err.host, 'host-one');
+  assert.equal(h.name, 'host-one');
+  // A timeout on the host: a PoolError again at the producer.
+  const slow = await p.run(1, { name: 'work', timeout: 1 }).then(() => null, (x) => x);
+  // (1 ms is usually too short; a fast machine may finish first: both are right answers.)
+  if (slow !== null) {
+    assert.ok(slow instanceof PoolError);
+    assert.equal(slow.code, codes.JOB_TIMEOUT);
+  }
+});
+
+test('priorities: a host takes the highest priority first, equal ones in order', T, async (t) => {
+  const r = await startRedis(t);
+  const p = producer(t, { redis: r.url, queue: 'q' });
+  const order = [];
+  const jobs = [];
+  // Queued before any host runs, so that the order is the queue's alone.
+  for (const [x, priority] of [[1, 0], [2, 0], [3, 5], [4, -1], [5, 5]]) {
+    jobs.push(p.run(x, { name: 'work', priority }).then((v) => order.push(v.v / 2)));
+  }
+  await until(async () => (await p.queueStats()).waiting === 5, 'the 5 jobs queued');
+  await host(t, r.url, 'q', { workers: 1, concurrency: 1 });
+  await Promise.all(jobs);
+  assert.deepEqual(order, [3, 5, 1, 2, 4]);
+});
+
+test('options a producer cannot honour are refused, naming what it takes', T, async () => {
+  const url = 'redis://127.0.0.1:1';
+  for (const [opts, re] of [
+    [{ redis: url, queue: 'q', module: TASKS }, /"module" is not supported with `redis`.*worker hosts/],
+    [{ redis: url, queue: 'q', maxWorkers: 2 }, /"maxWorkers" is not supported with `redis`/],
+    [{ redis: url, queue: 'q', selectWorker: () => 0 }, /"selectWorker" is not supported with `redis`: a function cannot choose/],
+    [{ redis: url, queue: 'q', queu: 1 }, /unknown option "queu" \(did you mean queue\?\)/],
+    [{ redis: url }, /needs `queue`/],
+    [{ redis: 'http://x', queue: 'q' }, /must start with redis:\/\//],
+    [{ redis: 'rediss://x:1', queue: 'q' }, /TLS \(rediss:\/\/\) is not supported yet/],
+    [{ redis: url, queue: 'a{b}' }, /without braces/],
+  ]) {
+    assert.throws(() => new Pool(opts), (e) => e.code === codes.INVALID_OPTION && re.test(e.message), re.source);
+  }
+  const p = new Pool({ redis: url, queue: 'q' });
+  for (const [opts, re] of [
+    [{ signal: new AbortController().signal }, /signal is not supported with `redis` yet/],
+    [{ onProgress() {} }, /onProgress is not supported with `redis` yet/],
+    [{ retries: -1 }, /retries must be an integer/],
+  ]) {
+    const e = await p.run(1, opts).then(() => null, (x) => x);
+    assert.match(e.message, re);
+  }
+  await p.close();
+});
+
+test('payloads over maxMessage are refused at the producer and at the host', T, async (t) => {
+  const r = await startRedis(t);
+  await host(t, r.url, 'q', { maxMessage: 1000 });
+  const p = producer(t, { redis: r.url, queue: 'q', maxMessage: 2000 });
+  const big = await p.run('y'.repeat(3000), { name: 'double' }).then(() => null, (x) => x);
+  assert.equal(big.code, codes.MESSAGE_TOO_LARGE);
+  assert.match(big.message, /more than maxMessage \(2000\)/);
+  // Arguments within the producer's limit, over the host's.
+  const args = await p.call('add', 'y'.repeat(1500), 'z').then(() => null, (x) => x);
+  assert.equal(args.code, codes.MESSAGE_TOO_LARGE);
+  assert.match(args.message, /worker host's maxMessage \(1000\)/);
+  // A result over the host's limit.
+  const res = await p.call('big', 1200).then(() => null, (x) => x);
+  assert.equal(res.code, codes.MESSAGE_TOO_LARGE);
+  assert.equal(await p.call('big', 3), 'xxx');
+  assert.deepEqual(p.stats().rejected, 1);
+});
+
+test('a wrong password: a clear ERR_REDIS without the password, at the producer and the host', T, async (t) => {
+  const secret = 'pa55-Secret-word';
+  const r = await startRedis(t, { password: secret });
+  const wrong = r.url.replace(encodeURIComponent(secret), 'wrong-Pass-word');
+  const p = producer(t, { redis: wrong, queue: 'q' });
+  const e = await p.call('add', 1, 2).then(() => null, (x) => x);
+  assert.equal(e.code, codes.REDIS);
+  assert.match(e.message, /authentication failed/i);
+  assert.ok(!e.message.includes('wrong-Pass-word') && !e.message.includes(secret), e.message);
+  assert.ok(!JSON.stringify(e).includes('wrong-Pass-word'));
+  assert.match(e.message, /redis:\/\/:\*\*\*@127\.0\.0\.1/);
+  await assert.rejects(startWorkerHost({ redis: wrong, queue: 'q', module: TASKS, workers: 1 }),
+    (x) => x.code === codes.REDIS && /authentication failed/i.test(x.message) && !x.message.includes('wrong-Pass-word'));
+  // The command line: exits 1, saying why, without the password.
+  const h = startHost(t, { url: wrong, queue: 'q' });
+  const { code } = await h.exited;
+  assert.equal(code, 1);
+  assert.match(h.out, /authentication failed/i);
+  assert.ok(!h.out.includes('wrong-Pass-word'), h.out);
+  // The right password works.
+  await host(t, r.url, 'q');
+  const ok = producer(t, { redis: r.url, queue: 'q' });
+  assert.equal(await ok.call('add', 1, 2), 3);
+});
+
+test('comrade --help and comrade worker --help document every flag', T, () => {
+  const main = spawnSync(process.execPath, [BIN, '--help'], { encoding: 'utf8' });
+  assert.equal(main.status, 0);
+  assert.match(main.stdout, /worker\s+run a worker host/);
+  const w = spawnSync(process.execPath, [BIN, 'worker', '--help'], { encoding: 'utf8' });
+  assert.equal(w.status, 0);
+  for (const flag of ['--redis', '--queue', '--module', '--command', '--workers', '--concurrency',
+    '--lease', '--poll', '--max-message', '--init-data', '--name', '--quiet', 'COMRADE_REDIS_URL', 'SIGTERM']) {
+    assert.ok(w.stdout.includes(flag), flag);
+  }
+  const bad = spawnSync(process.execPath, [BIN, 'worker', '--queue', 'q'], { encoding: 'utf8', env: { PATH: process.env.PATH } });
+  assert.equal(bad.status, 2);
+  assert.match(bad.stderr, /--redis URL \(or COMRADE_REDIS_URL\) is required/);
+});
