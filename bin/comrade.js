@@ -124,7 +124,9 @@ async function worker(argv) {
     stopping = true;
     say(`${signal}: finishing ${host.running} job(s), taking no more`);
     host.close().then(() => {
-      say('stopped');
+      const s = host.stats();
+      say(`stopped: completed ${s.completed} job(s); ${s.dropped} result(s) dropped, ` +
+        `${s.failed} job(s) failed past their retries, ${s.dead} entries dead-lettered`);
       process.exit(0);
     }, (e) => {
       process.stderr.write(`comrade worker: ${e.message}\n`);

@@ -80,6 +80,12 @@ for _, e in ipairs(claimed[2]) do
     else
       local p = redis.call('XPENDING', KEYS[2], group, id, id, 1)
       local count = (p[1] and p[1][4]) or 1
+      if t.o == me and count > 1 then
+        -- Its own entry, idle past the lease because this host renewed late: not a
+        -- re-delivery. The counter is set back (the host skips a job it still runs).
+        count = count - 1
+        redis.call('XCLAIM', KEYS[2], group, me, 0, id, 'RETRYCOUNT', count, 'JUSTID')
+      end
       if count > tonumber(t.r) + 1 then
         reply(t.p, t.l, 'f', cjson.encode({ host = t.o or '', deliveries = count, retries = tonumber(t.r) }))
         finish(id, key)

@@ -378,3 +378,40 @@ async fn a_wrong_password_is_refused_clearly() {
         .unwrap();
     assert_eq!(groups.len(), 1, "{GROUP}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosts_own_late_renewal_is_not_a_retry() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 50).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 50).await.unwrap();
+    p.admit(&[job(1, 0.0)]).await.unwrap(); // retries: 0
+    let first = a.take(1).await.unwrap().jobs.remove(0);
+    // a renews too late: it takes its own entry back, still its first delivery.
+    let mut again = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut t = a.take(1).await.unwrap();
+        if !t.jobs.is_empty() {
+            again = Some(t.jobs.remove(0));
+            break;
+        }
+    }
+    let again = again.expect("a takes its own idle entry");
+    assert_eq!(
+        (again.entry.as_str(), again.deliveries),
+        (first.entry.as_str(), 1)
+    );
+    // Another host taking it is a re-delivery: past retries 0, the job fails, naming a.
+    let mut failed = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        failed += b.take(1).await.unwrap().failed;
+        if failed > 0 {
+            break;
+        }
+    }
+    assert_eq!(failed, 1);
+    let r = read_all(&p, 1).await;
+    assert!(r[0].value.contains("\"host\":\"a\""), "{}", r[0].value);
+}
