@@ -54,7 +54,8 @@ test('10,000 jobs over two worker hosts: every result right, both hosts take par
   const n = 10000;
   const results = await Promise.all(Array.from({ length: n }, (_, i) => p.call('double', i)));
   for (let i = 0; i < n; i++) assert.equal(results[i], 2 * i);
-  assert.deepEqual(p.stats(), { queue: 'big', pending: 0, completed: n, errored: 0, failed: 0, rejected: 0 });
+  const s = p.stats();
+  assert.deepEqual([s.pending, s.completed, s.errored, s.failed, s.rejected], [0, n, 0, 0, 0]);
   // Both hosts ran jobs: each says how many on SIGTERM.
   a.child.kill('SIGTERM');
   b.child.kill('SIGTERM');
@@ -94,7 +95,7 @@ test('SIGKILL a host holding jobs: with retries, every job settles once and righ
   }
   // A's two jobs were among them: they ran again on B once A's lease ran out.
   assert.equal(held.length, 2);
-  assert.deepEqual(p.stats().completed, 200);
+  assert.equal(p.stats().completed, 200);
 });
 
 test('past its retries, a job of a dead host fails with ERR_WORKER_EXITED naming the host', T, async (t) => {

@@ -22,6 +22,11 @@ const PRODUCER_OPTIONS = ['redis', 'queue', 'retries', 'timeout', 'priority', 'm
 const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
 const LEASE_ROW = Object.freeze({ name: 'lease', type: 'int', range: [100, MAX_DURATION_MS], default: 30000 });
 const READ_BLOCK_MS = 1000;
+// The codes of a job the host's pool failed (rather than its function threw).
+const HOST_FAILURES = new Set([
+  codes.WORKER_EXITED, codes.JOB_TIMEOUT, codes.WORKER_INIT_FAILED, codes.SPAWN_FAILED,
+  codes.RESULT_TOO_LARGE, codes.POOL_CLOSED, codes.POOL_TERMINATED, codes.INTERNAL,
+]);
 
 const binding = () => require('../../binding.js');
 
@@ -95,7 +100,9 @@ class RemotePool extends EventEmitter {
   #heartbeat = null;
   #lastBeat = 0;
   #done = null;
-  #counts = { completed: 0, errored: 0, failed: 0, rejected: 0 };
+  #counts = { completed: 0, errored: 0, failed: 0, rejected: 0, timedOut: 0 };
+  #started = Date.now();
+  #recent = []; // completion times (ms) of the last ten seconds, for throughput
 
   constructor(options) {
     super();
@@ -178,11 +185,32 @@ class RemotePool extends EventEmitter {
   }
 
   /**
-   * This producer's counts: pending, and since the start completed (resolved), errored (the
-   * function threw), failed (a host or Redis failed it), rejected (refused here).
+   * Pool's stats() as a producer sees them: no local workers; `queued` counts the jobs sent
+   * and not answered yet (waiting or running on a host: queueStats() tells which); completed,
+   * errored, failed, rejected and timedOut since the start; throughput over the last ten
+   * seconds. Retries happen on the hosts and wait/run times are not measured here (0, null).
    */
   stats() {
-    return { queue: this.#o.queue, pending: this.pending, ...this.#counts };
+    const now = Date.now();
+    const recent = this.#recent.filter((t) => now - t < 10000).length;
+    const span = Math.min(10, Math.max(1, (now - this.#started) / 1000));
+    return {
+      queue: this.#o.queue,
+      workers: [],
+      queued: this.#jobs.size,
+      inFlight: 0,
+      pending: this.pending,
+      completed: this.#counts.completed,
+      errored: this.#counts.errored,
+      failed: this.#counts.failed,
+      retried: 0,
+      rejected: this.#counts.rejected,
+      aborted: 0,
+      timedOut: this.#counts.timedOut,
+      throughput: recent / span,
+      waitTime: null,
+      runTime: null,
+    };
   }
 
   /** The whole queue's counts from Redis: jobs waiting, running (on a host), dead letters. */
@@ -376,10 +404,18 @@ class RemotePool extends EventEmitter {
         return;
       }
       this.#counts.completed++;
+      this.#completedAt();
       job.settle(null, value);
     } else if (r.status === 'e') {
-      this.#counts.errored++;
-      job.settle(deserializeError(r.value));
+      const err = deserializeError(r.value);
+      // A failure of the host's pool (timeout, worker exit) counts as failed, as in Pool.
+      if (err instanceof PoolError && HOST_FAILURES.has(err.code)) {
+        this.#counts.failed++;
+        if (err.code === codes.JOB_TIMEOUT) this.#counts.timedOut++;
+      } else {
+        this.#counts.errored++;
+      }
+      job.settle(err);
     } else {
       let f = {};
       try {
@@ -392,6 +428,14 @@ class RemotePool extends EventEmitter {
         `worker host ${f.host || '(unknown)'} died or stopped answering while running this job: ` +
         `it was delivered ${f.deliveries} times, more than its retries (${f.retries}) allow`,
         { host: f.host, deliveries: f.deliveries }));
+    }
+  }
+
+  #completedAt() {
+    const now = Date.now();
+    this.#recent.push(now);
+    if (this.#recent.length > 4096 || now - this.#recent[0] > 10000) {
+      this.#recent = this.#recent.filter((t) => now - t < 10000);
     }
   }
 
