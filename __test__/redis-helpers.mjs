@@ -2,7 +2,7 @@
 // port without persistence, and worker hosts as real `comrade worker` processes. Everything
 // started here is stopped after its test, pass or fail.
 import assert from 'node:assert/strict';
-import { spawn } from 'node:child_process';
+import { spawn, spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -84,12 +84,17 @@ export async function startRedis(t, { password } = {}) {
 }
 
 /**
- * A worker host as a real process: `node bin/comrade.js worker --redis URL --queue Q ...`.
+ * A worker host as a real process: `node bin/comrade.js worker --redis URL --queue Q ...`,
+ * running `module` (the tasks fixture by default) or `command` ([executable, ...args]).
  * `env` is added to its environment (HOST_TAG, MARK, SLOW_MS for the tasks fixture). Its
  * stderr is collected in `out`; `ready()` resolves once it takes jobs. Killed after the test.
  */
-export function startHost(t, { url, queue, args = [], env = {}, module = TASKS }) {
-  const argv = [BIN, 'worker', '--redis', url, '--queue', queue, '--module', module, ...args];
+export function startHost(t, { url, queue, args = [], env = {}, module = TASKS, command }) {
+  const what = command === undefined
+    ? ['--module', module]
+    : ['--command', command[0], ...args, '--', ...command.slice(1)];
+  const argv = [BIN, 'worker', '--redis', url, '--queue', queue, ...what,
+    ...(command === undefined ? args : [])];
   const child = spawn(process.execPath, argv, {
     env: { ...process.env, ...env },
     stdio: ['ignore', 'ignore', 'pipe'],
@@ -147,4 +152,11 @@ export async function until(cond, what, limit = 60000) {
 
 export function sleep(ms) {
   return new Promise((r) => { setTimeout(r, ms); });
+}
+
+/** Runs `redis-cli -p port args...` (Debian's redis-tools, a dependency of redis-server). */
+export function redisCli(port, ...args) {
+  const r = spawnSync('redis-cli', ['-p', String(port), ...args], { encoding: 'utf8' });
+  assert.equal(r.status, 0, r.stderr);
+  return r.stdout.trim();
 }

@@ -7,7 +7,7 @@ import {
   Pool, PoolError, codes, startWorkerHost, startRedis, startHost, until, TASKS, BIN,
 } from './redis-helpers.mjs';
 
-const T = { timeout: 120000 };
+const T = { timeout: 110000 };
 
 async function host(t, url, queue, extra = {}) {
   const h = await startWorkerHost({ redis: url, queue, module: TASKS, workers: 2, concurrency: 2, poll: 200, ...extra });

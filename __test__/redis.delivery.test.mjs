@@ -10,7 +10,7 @@ import {
   Pool, codes, startRedis, startHost, tempFile, lines, until,
 } from './redis-helpers.mjs';
 
-const T = { timeout: 180000 };
+const T = { timeout: 110000 };
 // Short leases, so that a silent host's jobs move within the test; renewal every lease / 4.
 const FAST = ['--lease', '1000', '--poll', '200'];
 

@@ -3,17 +3,21 @@
 -- ARGV: 1 key prefix, 2 producer id, then 7 per job:
 --       local id, kind ('r' run / 'x' exec), function name ('' = default), arguments (JSON),
 --       retries, timeout (ms, 0 = none), score (-priority: lower is taken first)
--- Returns the number of jobs admitted.
+-- Returns the number of jobs admitted. A job whose record exists already is skipped: a batch
+-- sent again (its first reply was lost with the connection) queues nothing twice.
 local prefix, producer = ARGV[1], ARGV[2]
 local n = 0
 for i = 3, #ARGV - 6, 7 do
   local id = producer .. ':' .. ARGV[i]
-  local seq = redis.call('INCR', KEYS[3])
-  redis.call('HSET', prefix .. 'job:' .. id, 'p', producer, 'l', ARGV[i], 'k', ARGV[i + 1],
-    'f', ARGV[i + 2], 'a', ARGV[i + 3], 'r', ARGV[i + 4], 't', ARGV[i + 5])
-  -- Equal scores are ordered by member: the zero-padded sequence keeps them first in, first out.
-  redis.call('ZADD', KEYS[1], ARGV[i + 6], string.format('%016d', seq) .. id)
-  n = n + 1
+  local key = prefix .. 'job:' .. id
+  if redis.call('EXISTS', key) == 0 then
+    local seq = redis.call('INCR', KEYS[3])
+    redis.call('HSET', key, 'p', producer, 'l', ARGV[i], 'k', ARGV[i + 1],
+      'f', ARGV[i + 2], 'a', ARGV[i + 3], 'r', ARGV[i + 4], 't', ARGV[i + 5])
+    -- Equal scores are ordered by member: the zero-padded sequence keeps them first in, first out.
+    redis.call('ZADD', KEYS[1], ARGV[i + 6], string.format('%016d', seq) .. id)
+    n = n + 1
+  end
 end
 if n > 0 then
   -- One token per job (at most 64) wakes as many sleeping hosts; the list never grows past 64.

@@ -24,6 +24,20 @@ const READ_COUNT: usize = 1000;
 /// Redis long.
 const ADMIT_CHUNK: usize = 500;
 
+/// Runs `f`, and once more when it failed because the connection had dropped: a connection
+/// manager reports the drop on the first command after it, then reconnects. Only for commands
+/// that may run twice (idempotent ones, or scripts written to be).
+async fn again_if_dropped<T, F, Fut>(mut f: F) -> RedisResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = RedisResult<T>>,
+{
+    match f().await {
+        Err(e) if e.is_connection_dropped() || e.is_io_error() => f().await,
+        r => r,
+    }
+}
+
 /// A queue's key names: `comrade:{name}:…`.
 #[derive(Clone, Debug)]
 pub struct Keys {
@@ -208,20 +222,24 @@ impl Producer {
     }
 
     async fn register(&self) -> RedisResult<()> {
-        let mut c = self.link.conn.clone();
-        let _: () = redis::cmd("SET")
-            .arg(self.keys.producer(&self.id))
-            .arg(&self.token)
-            .arg("PX")
-            .arg(self.ttl_ms)
-            .query_async(&mut c)
-            .await?;
-        Ok(())
+        again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            async move {
+                redis::cmd("SET")
+                    .arg(self.keys.producer(&self.id))
+                    .arg(&self.token)
+                    .arg("PX")
+                    .arg(self.ttl_ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            }
+        })
+        .await
     }
 
-    /// Admits `jobs`, in order. Returns how many were admitted (all of them).
+    /// Admits `jobs`, in order. Returns how many were admitted (those whose local id was not
+    /// admitted before).
     pub async fn admit(&self, jobs: &[NewJob]) -> RedisResult<usize> {
-        let mut c = self.link.conn.clone();
         let mut n = 0;
         for chunk in jobs.chunks(ADMIT_CHUNK) {
             let mut inv = self.scripts.admit.prepare_invoke();
@@ -239,7 +257,13 @@ impl Producer {
                     .arg(j.timeout_ms)
                     .arg(score(j.priority));
             }
-            let admitted: usize = inv.invoke_async(&mut c).await?;
+            // The script skips jobs admitted already: sending it again is safe.
+            let admitted: usize = again_if_dropped(|| {
+                let mut c = self.link.conn.clone();
+                let inv = &inv;
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
             n += admitted;
         }
         Ok(n)
@@ -249,16 +273,20 @@ impl Producer {
     /// its state, or this producer was silent past its ttl), so its jobs are lost; it is
     /// registered again.
     pub async fn heartbeat(&self) -> RedisResult<bool> {
-        let mut c = self.link.conn.clone();
-        let alive: i64 = self
-            .scripts
-            .heartbeat
-            .key(self.keys.producer(&self.id))
-            .key(self.keys.reply(&self.id))
-            .arg(&self.token)
-            .arg(self.ttl_ms)
-            .invoke_async(&mut c)
-            .await?;
+        let alive: i64 = again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            async move {
+                self.scripts
+                    .heartbeat
+                    .key(self.keys.producer(&self.id))
+                    .key(self.keys.reply(&self.id))
+                    .arg(&self.token)
+                    .arg(self.ttl_ms)
+                    .invoke_async(&mut c)
+                    .await
+            }
+        })
+        .await?;
         if alive == 1 {
             return Ok(true);
         }
@@ -269,17 +297,24 @@ impl Producer {
     /// The next results, waiting up to `block_ms` for one; each is deleted once read.
     pub async fn read(&self, block_ms: u64) -> RedisResult<Vec<Reply>> {
         let mut last = self.last.lock().await;
-        let mut b = self.link.block.clone();
-        let v: Value = redis::cmd("XREAD")
-            .arg("COUNT")
-            .arg(READ_COUNT)
-            .arg("BLOCK")
-            .arg(block_ms)
-            .arg("STREAMS")
-            .arg(self.keys.reply(&self.id))
-            .arg(&*last)
-            .query_async(&mut b)
-            .await?;
+        let from = last.clone();
+        let v: Value = again_if_dropped(|| {
+            let mut b = self.link.block.clone();
+            let from = &from;
+            async move {
+                redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(READ_COUNT)
+                    .arg("BLOCK")
+                    .arg(block_ms)
+                    .arg("STREAMS")
+                    .arg(self.keys.reply(&self.id))
+                    .arg(from)
+                    .query_async(&mut b)
+                    .await
+            }
+        })
+        .await?;
         let entries = stream_entries(v);
         if entries.is_empty() {
             return Ok(Vec::new());
@@ -299,8 +334,15 @@ impl Producer {
             ids.push(id);
         }
         *last = ids.last().cloned().unwrap_or_default();
-        let mut c = self.link.conn.clone();
-        let _: i64 = c.xdel(self.keys.reply(&self.id), &ids).await?;
+        // The replies are this call's result whatever happens to their deletion: one that
+        // fails leaves them in the stream, past `last` (never read twice), until the producer
+        // closes or its stream expires.
+        let _ = again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            let ids = &ids;
+            async move { c.xdel::<_, _, i64>(self.keys.reply(&self.id), ids).await }
+        })
+        .await;
         Ok(out)
     }
 
@@ -427,13 +469,18 @@ impl Host {
 
     /// Waits up to `timeout_ms` for a producer's wake-up: `true` when one came.
     pub async fn wait(&self, timeout_ms: u64) -> RedisResult<bool> {
-        let mut b = self.link.block.clone();
         let secs = (timeout_ms as f64 / 1000.0).max(0.001);
-        let v: Option<(String, String)> = redis::cmd("BLPOP")
-            .arg(self.keys.wake())
-            .arg(secs)
-            .query_async(&mut b)
-            .await?;
+        let v: Option<(String, String)> = again_if_dropped(|| {
+            let mut b = self.link.block.clone();
+            async move {
+                redis::cmd("BLPOP")
+                    .arg(self.keys.wake())
+                    .arg(secs)
+                    .query_async(&mut b)
+                    .await
+            }
+        })
+        .await?;
         Ok(v.is_some())
     }
 
@@ -442,13 +489,17 @@ impl Host {
         if entries.is_empty() {
             return Ok(Vec::new());
         }
-        let mut c = self.link.conn.clone();
         let mut inv = self.scripts.renew.prepare_invoke();
         inv.key(self.keys.stream()).arg(GROUP).arg(&self.consumer);
         for e in entries {
             inv.arg(e);
         }
-        inv.invoke_async(&mut c).await
+        again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            let inv = &inv;
+            async move { inv.invoke_async(&mut c).await }
+        })
+        .await
     }
 
     /// Completes a delivered job with `status` (`o` result, `e` error) and its JSON `value`.

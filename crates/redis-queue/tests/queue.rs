@@ -415,3 +415,52 @@ async fn a_hosts_own_late_renewal_is_not_a_retry() {
     let r = read_all(&p, 1).await;
     assert!(r[0].value.contains("\"host\":\"a\""), "{}", r[0].value);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_sent_again_queues_nothing_twice() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    assert_eq!(p.admit(&[job(1, 0.0), job(2, 0.0)]).await.unwrap(), 2);
+    assert_eq!(p.admit(&[job(1, 0.0), job(3, 0.0)]).await.unwrap(), 1);
+    assert_eq!(counts(&s.url, "q").await.unwrap().waiting, 3);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_lose_no_result() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    p.admit(&[job(1, 0.0), job(2, 0.0)]).await.unwrap();
+    let t = h.take(2).await.unwrap();
+    let mut r = raw(&s.url).await;
+    let kill = || {
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .arg("SKIPME")
+            .arg("yes")
+            .clone()
+    };
+    let killed: i64 = kill().query_async(&mut r).await.unwrap();
+    assert!(killed >= 4, "{killed}");
+    // The host's completion is its first command since the drop: its error makes the host
+    // retry (as lib/remote/host.js does); the producer's reads and deletions retry by
+    // themselves.
+    for d in &t.jobs {
+        let mut done = false;
+        for _ in 0..3 {
+            if let Ok(accepted) = h.complete(&d.entry, &d.job, "o", &d.args).await {
+                assert!(accepted);
+                done = true;
+                break;
+            }
+        }
+        assert!(done);
+    }
+    let _: i64 = kill().query_async(&mut r).await.unwrap();
+    let mut got = read_all(&p, 2).await;
+    got.sort_by(|a, b| a.local.cmp(&b.local));
+    let values: Vec<&str> = got.iter().map(|r| r.value.as_str()).collect();
+    assert_eq!(values, vec!["1", "2"]);
+}

@@ -1,0 +1,93 @@
+// Worker hosts against a real redis-server: a native (command) worker host, connections
+// dropped while jobs run, a malformed entry written by something else, and a host started from
+// code.
+import test from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import {
+  Pool, codes, startWorkerHost, startRedis, startHost, tempFile, lines, until, redisCli, TASKS,
+} from './redis-helpers.mjs';
+
+const T = { timeout: 110000 };
+const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
+const PYTHON_WORKER = path.join(root, 'examples', 'python', 'worker.py');
+
+function producer(t, options) {
+  const p = new Pool(options);
+  t.after(() => p.terminate());
+  return p;
+}
+
+test('comrade worker --command: a native (Python) worker host runs the queue\'s jobs', T, async (t) => {
+  const r = await startRedis(t);
+  const h = startHost(t, { url: r.url, queue: 'py', command: ['python3', PYTHON_WORKER], args: ['--workers', '2'] });
+  await h.ready();
+  const p = producer(t, { redis: r.url, queue: 'py' });
+  const got = await Promise.all([p.call('add', 2, 3), p.call('upper', 'abc'), p.exec('add', [1, 1])]);
+  assert.deepEqual(got, [5, 'ABC', 2]);
+  const e = await p.call('fail', 'py says no').then(() => null, (x) => x);
+  assert.ok(e instanceof Error);
+  assert.match(e.message, /py says no/);
+  assert.equal(typeof e.host, 'string');
+});
+
+test('connections dropped while jobs run (Redis keeps its state): the host reconnects, every job settles right', T, async (t) => {
+  const r = await startRedis(t);
+  const mark = tempFile(t, 'a.marks');
+  const gate = tempFile(t, 'a.gate');
+  const a = startHost(t, {
+    url: r.url, queue: 'q', args: ['--workers', '1', '--concurrency', '2', '--poll', '200'],
+    env: { HOST_TAG: 'A', MARK: mark, GATE: gate },
+  });
+  await a.ready();
+  const p = producer(t, { redis: r.url, queue: 'q' });
+  const jobs = Array.from({ length: 6 }, (_, i) => p.call('work', i).then((v) => v, (e) => e));
+  await until(() => lines(mark).length === 2, 'host A running 2 jobs');
+  // Every client connection is closed by the server: the host's, the producer's.
+  assert.ok(Number(redisCli(r.port, 'CLIENT', 'KILL', 'TYPE', 'normal')) >= 2);
+  // The jobs in flight finish after the drop, and their results are written once the host
+  // has reconnected.
+  fs.writeFileSync(gate, '');
+  const out = await Promise.all(jobs);
+  for (let i = 0; i < 6; i++) assert.deepEqual(out[i], { v: 2 * i, host: 'A' }, String(out[i] && out[i].message));
+  assert.deepEqual(await p.queueStats(), { waiting: 0, running: 0, dead: 0 });
+});
+
+test('a malformed entry written by something else goes to the dead-letter stream; the host goes on', T, async (t) => {
+  const r = await startRedis(t);
+  const h = await startWorkerHost({ redis: r.url, queue: 'q', module: TASKS, workers: 1, poll: 100 });
+  t.after(() => h.close());
+  const p = producer(t, { redis: r.url, queue: 'q' });
+  assert.equal(await p.call('add', 1, 2), 3);
+  redisCli(r.port, 'XADD', 'comrade:{q}:stream', '*', 'junk', 'data');
+  await until(() => h.stats().dead === 1, 'the entry dead-lettered');
+  const dead = redisCli(r.port, 'XRANGE', 'comrade:{q}:dead', '-', '+');
+  assert.match(dead, /not a comrade job entry \(no field j\)/);
+  assert.match(dead, /junk/);
+  assert.equal(await p.call('add', 2, 2), 4);
+  assert.equal((await p.queueStats()).dead, 1);
+});
+
+test('startWorkerHost from code: options checked, events, a graceful close', T, async (t) => {
+  await assert.rejects(startWorkerHost({ redis: 'redis://x:1', queue: 'q', module: TASKS, workerz: 1 }),
+    /unknown worker host option "workerz" \(did you mean workers\?\)/);
+  await assert.rejects(startWorkerHost({ redis: 'redis://x:1', queue: 'q' }),
+    (e) => e.code === codes.INVALID_OPTION && /exactly one of `module`/.test(e.message));
+  const r = await startRedis(t);
+  const h = await startWorkerHost({ redis: r.url, queue: 'q', module: TASKS, workers: 1, concurrency: 3, name: 'code-host' });
+  const seen = [];
+  h.on('job', ({ job }) => seen.push(['job', job]));
+  h.on('result', ({ job, accepted }) => seen.push(['result', job, accepted]));
+  assert.equal(h.slots, 3);
+  const p = producer(t, { redis: r.url, queue: 'q' });
+  assert.equal(await p.call('double', 21), 42);
+  await h.close();
+  assert.deepEqual(seen.map((s) => s[0]), ['job', 'result']);
+  assert.equal(seen[1][2], true);
+  assert.equal(seen[0][1], seen[1][1]);
+  assert.deepEqual(h.stats(), { name: 'code-host', running: 0, slots: 3, taken: 1, completed: 1, dropped: 0, lost: 0, failed: 0, dead: 0 });
+  // It left the group: the queue holds no consumer of it.
+  assert.doesNotMatch(redisCli(r.port, 'XINFO', 'CONSUMERS', 'comrade:{q}:stream', 'hosts'), /code-host/);
+});
