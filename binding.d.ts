@@ -91,8 +91,11 @@ export declare class RedisHost {
 export declare class RedisProducer {
   /** This producer's id (its jobs are `<id>:<local>`). */
   get id(): string
-  /** Admits the jobs, in order; resolves with how many were admitted. */
-  admit(jobs: Array<RemoteJob>): Promise<number>
+  /**
+   * Admits the jobs, in order, while the queue holds fewer than `maxBacklog` jobs waiting
+   * (none: no limit); resolves with how many were admitted and the local ids refused.
+   */
+  admit(jobs: Array<RemoteJob>, maxBacklog?: number | undefined | null): Promise<RemoteAdmitted>
   /** Refreshes the liveness key: false when Redis had lost it (the pending jobs are lost). */
   heartbeat(): Promise<boolean>
   /** The next results, waiting up to `blockMs` for one. */
@@ -266,6 +269,16 @@ export declare const enum RejectReason {
   Backlog = 1,
   /** The job would complete too late. Value: the expected time, in seconds. */
   Duration = 2,
+}
+
+/**
+ * What an admission did: jobs admitted, the local ids refused (the backlog was full), and
+ * the jobs waiting in the queue after it.
+ */
+export interface RemoteAdmitted {
+  admitted: number
+  refused: Array<string>
+  waiting: number
 }
 
 /** A queue's counts: jobs waiting, entries running (delivered, not completed), dead letters. */

@@ -198,6 +198,8 @@ export interface PoolRedisOptions {
   priority?: number;
   /** Longest arguments (refused before queueing) and result (refused when it comes back), in bytes. Default: 64 MiB. */
   maxMessage?: number;
+  /** Most jobs waiting in the whole queue (from every producer) when this producer queues one; past it: ERR_BACKLOG_FULL. Default: Infinity. */
+  maxBacklog?: number;
   /** This producer's keys expire this many ms after its last heartbeat (every lease / 3): its results are then dropped. Default: 30000. */
   lease?: number;
   module?: never;

@@ -161,3 +161,24 @@ test('comrade --help and comrade worker --help document every flag', T, () => {
   assert.equal(bad.status, 2);
   assert.match(bad.stderr, /--redis URL \(or COMRADE_REDIS_URL\) is required/);
 });
+
+test('maxBacklog holds across two producers: jobs past it are refused with ERR_BACKLOG_FULL', T, async (t) => {
+  const r = await startRedis(t);
+  const p1 = producer(t, { redis: r.url, queue: 'q', maxBacklog: 3 });
+  const p2 = producer(t, { redis: r.url, queue: 'q', maxBacklog: 3 });
+  // No host yet: the jobs wait. p1's two are admitted first (awaited), then p2's three.
+  const first = [p1.call('add', 1, 1), p1.call('add', 2, 2)];
+  await until(async () => (await p1.queueStats()).waiting === 2, 'p1\'s jobs queued');
+  const second = [p2.call('add', 3, 3), p2.call('add', 4, 4), p2.call('add', 5, 5)].map((j) => j.then((v) => v, (e) => e));
+  const refused = await second[1];
+  assert.equal(refused.code, codes.BACKLOG_FULL);
+  assert.equal(refused.maxBacklog, 3);
+  assert.match(refused.message, /backlog is full \(3 jobs waiting, from every producer\)/);
+  assert.equal((await second[2]).code, codes.BACKLOG_FULL);
+  assert.equal(p2.stats().rejected, 2);
+  assert.equal((await p2.queueStats()).waiting, 3);
+  await host(t, r.url, 'q');
+  assert.deepEqual(await Promise.all([...first, second[0]]), [2, 4, 6]);
+  // Room again.
+  assert.equal(await p2.call('add', 6, 6), 12);
+});

@@ -53,6 +53,15 @@ pub struct RemoteReply {
     pub value: String,
 }
 
+/// What an admission did: jobs admitted, the local ids refused (the backlog was full), and
+/// the jobs waiting in the queue after it.
+#[napi(object)]
+pub struct RemoteAdmitted {
+    pub admitted: u32,
+    pub refused: Vec<String>,
+    pub waiting: f64,
+}
+
 #[napi]
 pub struct RedisProducer {
     inner: Arc<Producer>,
@@ -79,9 +88,14 @@ impl RedisProducer {
         self.inner.id().to_owned()
     }
 
-    /// Admits the jobs, in order; resolves with how many were admitted.
+    /// Admits the jobs, in order, while the queue holds fewer than `maxBacklog` jobs waiting
+    /// (none: no limit); resolves with how many were admitted and the local ids refused.
     #[napi]
-    pub async fn admit(&self, jobs: Vec<RemoteJob>) -> Result<u32> {
+    pub async fn admit(
+        &self,
+        jobs: Vec<RemoteJob>,
+        max_backlog: Option<f64>,
+    ) -> Result<RemoteAdmitted> {
         let p = self.inner.clone();
         let jobs: Vec<NewJob> = jobs
             .into_iter()
@@ -95,10 +109,17 @@ impl RedisProducer {
                 priority: j.priority,
             })
             .collect();
-        run("RedisProducer.admit", async move {
-            p.admit(&jobs).await.map(|n| n as u32)
+        let limit = max_backlog.map(|m| m.max(0.0) as u64);
+        let a = run(
+            "RedisProducer.admit",
+            async move { p.admit(&jobs, limit).await },
+        )
+        .await?;
+        Ok(RemoteAdmitted {
+            admitted: a.admitted as u32,
+            refused: a.refused,
+            waiting: a.waiting as f64,
         })
-        .await
     }
 
     /// Refreshes the liveness key: false when Redis had lost it (the pending jobs are lost).

@@ -18,7 +18,7 @@ const { redactUrl, redisError, checkUrl, checkQueue, deserializeError } = requir
 
 // The options a producer takes. Every other Pool option is about local workers, or is not
 // carried over yet (docs/REDIS.md): refused with ERR_INVALID_OPTION.
-const PRODUCER_OPTIONS = ['redis', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'lease'];
+const PRODUCER_OPTIONS = ['redis', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'maxBacklog', 'lease'];
 const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
 const LEASE_ROW = Object.freeze({ name: 'lease', type: 'int', range: [100, MAX_DURATION_MS], default: 30000 });
 const READ_BLOCK_MS = 1000;
@@ -58,6 +58,7 @@ function resolveProducerOptions(options) {
     timeout: resolveOption(ROW.timeout, options, {}),
     priority: resolveOption(ROW.priority, options, {}),
     maxMessage: resolveOption(ROW.maxMessage, options, {}),
+    maxBacklog: resolveOption(ROW.maxBacklog, options, {}),
     lease: resolveOption(LEASE_ROW, options, {}),
   };
 }
@@ -340,7 +341,8 @@ class RemotePool extends EventEmitter {
     this.#read();
     try {
       const p = await this.#connect();
-      await p.admit(batch.map((b) => b[1]));
+      const { refused } = await p.admit(batch.map((b) => b[1]), this.#o.maxBacklog ?? undefined);
+      if (refused.length > 0) this.#refuseBacklog(refused);
     } catch (e) {
       const err = e instanceof PoolError ? e
         : redisError(e, this.#url, 'queueing the job failed (it may or may not have been queued)');
@@ -352,6 +354,21 @@ class RemotePool extends EventEmitter {
       }
       this.#maybeDone();
     }
+  }
+
+  // Jobs the admission refused: the queue held maxBacklog jobs waiting (from every producer).
+  #refuseBacklog(locals) {
+    const max = this.#o.maxBacklog;
+    for (const local of locals) {
+      const job = this.#jobs.get(local);
+      if (job === undefined) continue;
+      this.#jobs.delete(local);
+      this.#counts.rejected++;
+      job.settle(new PoolError(codes.BACKLOG_FULL,
+        `the queue's backlog is full (${max} jobs waiting, from every producer): job refused`,
+        { maxBacklog: max }));
+    }
+    this.#maybeDone();
   }
 
   // The results loop: runs while jobs are pending.

@@ -153,6 +153,16 @@ pub struct NewJob {
     pub priority: f64,
 }
 
+/// What an admission did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Admitted {
+    pub admitted: usize,
+    /// The local ids of the jobs refused: the queue held `max_backlog` jobs waiting.
+    pub refused: Vec<String>,
+    /// Jobs waiting in the queue after this admission.
+    pub waiting: u64,
+}
+
 /// A result read by a producer.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Reply {
@@ -237,17 +247,20 @@ impl Producer {
         .await
     }
 
-    /// Admits `jobs`, in order. Returns how many were admitted (those whose local id was not
-    /// admitted before).
-    pub async fn admit(&self, jobs: &[NewJob]) -> RedisResult<usize> {
-        let mut n = 0;
+    /// Admits `jobs`, in order. `max_backlog`: the most jobs the whole queue may hold waiting
+    /// (for a host to take them); a job beyond it is refused. Returns how many were admitted
+    /// (those whose local id was not admitted before) and the local ids refused.
+    pub async fn admit(&self, jobs: &[NewJob], max_backlog: Option<u64>) -> RedisResult<Admitted> {
+        let mut out = Admitted::default();
+        let limit = max_backlog.map_or(-1, |m| m.min(i64::MAX as u64) as i64);
         for chunk in jobs.chunks(ADMIT_CHUNK) {
             let mut inv = self.scripts.admit.prepare_invoke();
             inv.key(self.keys.waiting())
                 .key(self.keys.wake())
                 .key(self.keys.seq())
                 .arg(&self.keys.prefix)
-                .arg(&self.id);
+                .arg(&self.id)
+                .arg(limit);
             for j in chunk {
                 inv.arg(&j.local)
                     .arg(&j.kind)
@@ -258,15 +271,17 @@ impl Producer {
                     .arg(score(j.priority));
             }
             // The script skips jobs admitted already: sending it again is safe.
-            let admitted: usize = again_if_dropped(|| {
+            let (admitted, refused, waiting): (usize, Vec<String>, u64) = again_if_dropped(|| {
                 let mut c = self.link.conn.clone();
                 let inv = &inv;
                 async move { inv.invoke_async(&mut c).await }
             })
             .await?;
-            n += admitted;
+            out.admitted += admitted;
+            out.refused.extend(refused);
+            out.waiting = waiting;
         }
-        Ok(n)
+        Ok(out)
     }
 
     /// Refreshes the liveness key and the reply stream. `false`: the key was gone (Redis lost

@@ -84,8 +84,14 @@ async fn a_job_goes_round_trip_and_results_reach_only_their_producer() {
     let p1 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
     let p2 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
     let h = Host::connect(&s.url, "q", "h1", 30_000).await.unwrap();
-    assert_eq!(p1.admit(&[job(1, 0.0), job(2, 0.0)]).await.unwrap(), 2);
-    assert_eq!(p2.admit(&[job(1, 0.0)]).await.unwrap(), 1);
+    assert_eq!(
+        p1.admit(&[job(1, 0.0), job(2, 0.0)], None)
+            .await
+            .unwrap()
+            .admitted,
+        2
+    );
+    assert_eq!(p2.admit(&[job(1, 0.0)], None).await.unwrap().admitted, 1);
     let t = h.take(10).await.unwrap();
     assert_eq!(t.jobs.len(), 3);
     assert_eq!(t.jobs[0].deliveries, 1);
@@ -130,7 +136,7 @@ async fn a_host_takes_exactly_its_free_slots_highest_priority_first() {
     let jobs: Vec<NewJob> = (0..10)
         .map(|i| job(i, if i == 7 { 5.0 } else { 0.0 }))
         .collect();
-    p.admit(&jobs).await.unwrap();
+    p.admit(&jobs, None).await.unwrap();
     let t = h.take(3).await.unwrap();
     let got: Vec<&str> = t.jobs.iter().map(|d| d.args.as_str()).collect();
     assert_eq!(got, vec!["7", "0", "1"]);
@@ -143,7 +149,7 @@ async fn a_wake_token_ends_a_hosts_wait() {
     let s = Server::start(&[]).await;
     let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
     let h = Host::connect(&s.url, "q", "h1", 30_000).await.unwrap();
-    p.admit(&[job(1, 0.0)]).await.unwrap();
+    p.admit(&[job(1, 0.0)], None).await.unwrap();
     assert!(h.wait(10_000).await.unwrap());
     assert_eq!(h.take(5).await.unwrap().jobs.len(), 1);
     // The queue is empty: the wait runs to its timeout.
@@ -156,10 +162,13 @@ async fn an_expired_lease_moves_the_job_and_the_late_result_is_dropped() {
     let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
     let a = Host::connect(&s.url, "q", "a", 100).await.unwrap();
     let b = Host::connect(&s.url, "q", "b", 100).await.unwrap();
-    p.admit(&[NewJob {
-        retries: 3,
-        ..job(1, 0.0)
-    }])
+    p.admit(
+        &[NewJob {
+            retries: 3,
+            ..job(1, 0.0)
+        }],
+        None,
+    )
     .await
     .unwrap();
     let da = a.take(1).await.unwrap().jobs.remove(0);
@@ -195,7 +204,7 @@ async fn renewal_keeps_a_running_job_with_its_host() {
     let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
     let a = Host::connect(&s.url, "q", "a", 300).await.unwrap();
     let b = Host::connect(&s.url, "q", "b", 300).await.unwrap();
-    p.admit(&[job(1, 0.0)]).await.unwrap();
+    p.admit(&[job(1, 0.0)], None).await.unwrap();
     let d = a.take(1).await.unwrap().jobs.remove(0);
     for _ in 0..10 {
         assert!(a
@@ -216,7 +225,7 @@ async fn past_its_retries_a_job_fails_naming_the_host() {
     let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
     let a = Host::connect(&s.url, "q", "host-a", 50).await.unwrap();
     let b = Host::connect(&s.url, "q", "host-b", 50).await.unwrap();
-    p.admit(&[job(1, 0.0)]).await.unwrap(); // retries: 0
+    p.admit(&[job(1, 0.0)], None).await.unwrap(); // retries: 0
     assert_eq!(a.take(1).await.unwrap().jobs.len(), 1);
     let mut failed = 0;
     for _ in 0..200 {
@@ -259,7 +268,7 @@ async fn malformed_entries_go_to_the_dead_letter_stream() {
         .query_async(&mut r)
         .await
         .unwrap();
-    p.admit(&[job(1, 0.0)]).await.unwrap();
+    p.admit(&[job(1, 0.0)], None).await.unwrap();
     let mut jobs = Vec::new();
     let mut dead = 0;
     for _ in 0..5 {
@@ -299,7 +308,7 @@ async fn a_dead_producer_leaves_nothing_behind() {
     let s = Server::start(&[]).await;
     let p = Producer::connect(&s.url, "q", 200).await.unwrap();
     let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
-    p.admit(&[job(1, 0.0), job(2, 0.0), job(3, 0.0)])
+    p.admit(&[job(1, 0.0), job(2, 0.0), job(3, 0.0)], None)
         .await
         .unwrap();
     let d = h.take(1).await.unwrap().jobs.remove(0);
@@ -385,7 +394,7 @@ async fn a_hosts_own_late_renewal_is_not_a_retry() {
     let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
     let a = Host::connect(&s.url, "q", "a", 50).await.unwrap();
     let b = Host::connect(&s.url, "q", "b", 50).await.unwrap();
-    p.admit(&[job(1, 0.0)]).await.unwrap(); // retries: 0
+    p.admit(&[job(1, 0.0)], None).await.unwrap(); // retries: 0
     let first = a.take(1).await.unwrap().jobs.remove(0);
     // a renews too late: it takes its own entry back, still its first delivery.
     let mut again = None;
@@ -420,9 +429,24 @@ async fn a_hosts_own_late_renewal_is_not_a_retry() {
 async fn a_batch_sent_again_queues_nothing_twice() {
     let s = Server::start(&[]).await;
     let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
-    assert_eq!(p.admit(&[job(1, 0.0), job(2, 0.0)]).await.unwrap(), 2);
-    assert_eq!(p.admit(&[job(1, 0.0), job(3, 0.0)]).await.unwrap(), 1);
+    assert_eq!(
+        p.admit(&[job(1, 0.0), job(2, 0.0)], None)
+            .await
+            .unwrap()
+            .admitted,
+        2
+    );
+    assert_eq!(
+        p.admit(&[job(1, 0.0), job(3, 0.0)], None)
+            .await
+            .unwrap()
+            .admitted,
+        1
+    );
     assert_eq!(counts(&s.url, "q").await.unwrap().waiting, 3);
+    // Sent again past a backlog limit: what was admitted stays admitted, not refused.
+    let again = p.admit(&[job(3, 0.0), job(4, 0.0)], Some(3)).await.unwrap();
+    assert_eq!((again.admitted, again.refused), (0, vec!["4".to_string()]));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -430,7 +454,7 @@ async fn dropped_connections_lose_no_result() {
     let s = Server::start(&[]).await;
     let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
     let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
-    p.admit(&[job(1, 0.0), job(2, 0.0)]).await.unwrap();
+    p.admit(&[job(1, 0.0), job(2, 0.0)], None).await.unwrap();
     let t = h.take(2).await.unwrap();
     let mut r = raw(&s.url).await;
     let kill = || {
@@ -463,4 +487,32 @@ async fn dropped_connections_lose_no_result() {
     got.sort_by(|a, b| a.local.cmp(&b.local));
     let values: Vec<&str> = got.iter().map(|r| r.value.as_str()).collect();
     assert_eq!(values, vec!["1", "2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_limit_holds_across_producers() {
+    let s = Server::start(&[]).await;
+    let p1 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let p2 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = p1
+        .admit(&[job(1, 0.0), job(2, 0.0)], Some(3))
+        .await
+        .unwrap();
+    assert_eq!((a.admitted, a.refused.len(), a.waiting), (2, 0, 2));
+    let b = p2
+        .admit(&[job(1, 0.0), job(2, 0.0), job(3, 0.0)], Some(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        (b.admitted, b.refused, b.waiting),
+        (1, vec!["2".to_string(), "3".to_string()], 3)
+    );
+    // Taken jobs no longer wait: room again.
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    assert_eq!(h.take(2).await.unwrap().jobs.len(), 2);
+    let c = p2.admit(&[job(4, 0.0)], Some(3)).await.unwrap();
+    assert_eq!((c.admitted, c.waiting), (1, 2));
+    // No limit for a producer that sets none.
+    let d = p1.admit(&[job(5, 0.0), job(6, 0.0)], None).await.unwrap();
+    assert_eq!((d.admitted, d.waiting), (2, 4));
 }
