@@ -77,8 +77,11 @@ export declare class RedisHost {
   take(n: number): Promise<RemoteTake>
   /** Waits up to `timeoutMs` for a wake-up; true when one came. */
   wait(timeoutMs: number): Promise<boolean>
-  /** Renews the leases of running entries; resolves with those another host took. */
-  renew(entries: Array<string>): Promise<Array<string>>
+  /**
+   * Renews the leases of running jobs (`entries[i]` holds job `jobs[i]`); resolves with
+   * the entries another host took and those whose producer cancelled them.
+   */
+  renew(entries: Array<string>, jobs: Array<string>): Promise<RemoteRenewal>
   /**
    * Completes a job: status 'o' (value: the result's JSON) or 'e' (the error's JSON).
    * Resolves false when the result was dropped (this host no longer owns the entry).
@@ -96,6 +99,11 @@ export declare class RedisProducer {
    * (none: no limit); resolves with how many were admitted and the local ids refused.
    */
   admit(jobs: Array<RemoteJob>, maxBacklog?: number | undefined | null): Promise<RemoteAdmitted>
+  /**
+   * Cancels jobs by their local ids: those waiting leave the queue, those on a host are
+   * flagged for it to abort. Resolves with the counts.
+   */
+  cancel(locals: Array<string>): Promise<RemoteCancel>
   /** Refreshes the liveness key: false when Redis had lost it (the pending jobs are lost). */
   heartbeat(): Promise<boolean>
   /** The next results, waiting up to `blockMs` for one. */
@@ -281,6 +289,12 @@ export interface RemoteAdmitted {
   waiting: number
 }
 
+/** What a cancel did: jobs withdrawn from the queue, jobs flagged for their host to abort. */
+export interface RemoteCancel {
+  withdrawn: number
+  flagged: number
+}
+
 /** A queue's counts: jobs waiting, entries running (delivered, not completed), dead letters. */
 export interface RemoteCounts {
   waiting: number
@@ -313,6 +327,12 @@ export interface RemoteJob {
   /** Milliseconds; 0 for none. */
   timeout: number
   priority: number
+}
+
+/** What a renewal found: entries another host took, entries their producer cancelled. */
+export interface RemoteRenewal {
+  lost: Array<string>
+  cancelled: Array<string>
 }
 
 /**

@@ -323,7 +323,7 @@ type DefaultName<F> = string extends FnNames<F> ? string | null : null;
  */
 export declare class Pool<F = any> extends EventEmitter {
   constructor(options: PoolOptions);
-  /** A producer of a queue on Redis: run/exec/call/enqueue go to the queue (per-job `signal` and `onProgress` are refused). */
+  /** A producer of a queue on Redis: run/exec/call/enqueue go to the queue (a job's `onProgress` is refused; its `signal` withdraws it, or cancels it on the host that runs it). */
   constructor(options: PoolRedisOptions);
   /** Runs the function `options.name` with `task` as its one argument. */
   run<K extends FnNames<F>>(
@@ -426,6 +426,8 @@ export interface WorkerHostStats {
   dropped: number;
   /** Running jobs another host took (this one was silent past its lease). */
   lost: number;
+  /** Running jobs their producer aborted: aborted here. */
+  cancelled: number;
   /** Jobs this host failed for their producer: delivered more times than their retries allow. */
   failed: number;
   /** Malformed entries it moved to the dead-letter stream. */
@@ -445,6 +447,7 @@ export interface WorkerHost extends EventEmitter {
   on(event: 'job', listener: (info: { entry: string; job: string; deliveries: number }) => void): this;
   on(event: 'result', listener: (info: { entry: string; job: string; accepted: boolean }) => void): this;
   on(event: 'lost', listener: (info: { entry: string; job: string }) => void): this;
+  on(event: 'cancel', listener: (info: { entry: string; job: string }) => void): this;
   on(event: 'redisError', listener: (err: PoolError) => void): this;
   on(event: 'reconnected', listener: () => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;

@@ -94,9 +94,10 @@ test('options a producer cannot honour are refused, naming what it takes', T, as
   }
   const p = new Pool({ redis: url, queue: 'q' });
   for (const [opts, re] of [
-    [{ signal: new AbortController().signal }, /signal is not supported with `redis` yet/],
     [{ onProgress() {} }, /onProgress is not supported with `redis` yet/],
     [{ retries: -1 }, /retries must be an integer/],
+    [{ signal: {} }, /options.signal must be an AbortSignal/],
+    [{ signal: AbortSignal.abort('early') }, /the job was aborted/],
   ]) {
     const e = await p.run(1, opts).then(() => null, (x) => x);
     assert.match(e.message, re);
@@ -181,4 +182,22 @@ test('maxBacklog holds across two producers: jobs past it are refused with ERR_B
   assert.deepEqual(await Promise.all([...first, second[0]]), [2, 4, 6]);
   // Room again.
   assert.equal(await p2.call('add', 6, 6), 12);
+});
+
+test('aborting a queued job withdraws it from the queue', T, async (t) => {
+  const r = await startRedis(t);
+  const p = producer(t, { redis: r.url, queue: 'q' });
+  const ac = new AbortController();
+  const job = p.call('add', 1, 1);
+  const aborted = p.exec('add', [2, 2], { signal: ac.signal }).then(() => null, (e) => e);
+  await until(async () => (await p.queueStats()).waiting === 2, 'both jobs queued');
+  ac.abort('no longer needed');
+  const e = await aborted;
+  assert.equal(e.name, 'AbortError');
+  assert.equal(e.code, codes.ABORTED);
+  assert.equal(e.cause, 'no longer needed');
+  await until(async () => (await p.queueStats()).waiting === 1, 'the aborted job withdrawn');
+  assert.equal(p.stats().aborted, 1);
+  await host(t, r.url, 'q');
+  assert.equal(await job, 2);
 });

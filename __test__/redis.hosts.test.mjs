@@ -87,7 +87,36 @@ test('startWorkerHost from code: options checked, events, a graceful close', T, 
   assert.deepEqual(seen.map((s) => s[0]), ['job', 'result']);
   assert.equal(seen[1][2], true);
   assert.equal(seen[0][1], seen[1][1]);
-  assert.deepEqual(h.stats(), { name: 'code-host', running: 0, slots: 3, taken: 1, completed: 1, dropped: 0, lost: 0, failed: 0, dead: 0 });
+  assert.deepEqual(h.stats(), { name: 'code-host', running: 0, slots: 3, taken: 1, completed: 1, dropped: 0, lost: 0, cancelled: 0, failed: 0, dead: 0 });
   // It left the group: the queue holds no consumer of it.
   assert.doesNotMatch(redisCli(r.port, 'XINFO', 'CONSUMERS', 'comrade:{q}:stream', 'hosts'), /code-host/);
+});
+
+test('aborting a job that runs on another host: it rejects at once and is cancelled on that host', T, async (t) => {
+  const r = await startRedis(t);
+  const mark = tempFile(t, 'a.marks');
+  const gate = tempFile(t, 'a.gate'); // opened at the end: until then a job runs on
+  // One slot, and a short lease: the host renews (and finds the cancel) every 250 ms.
+  const a = startHost(t, {
+    url: r.url, queue: 'q', args: ['--workers', '1', '--concurrency', '1', '--lease', '1000', '--poll', '200'],
+    env: { HOST_TAG: 'A', MARK: mark, GATE: gate },
+  });
+  await a.ready();
+  const p = producer(t, { redis: r.url, queue: 'q' });
+  const ac = new AbortController();
+  const running = p.exec('work', [5], { signal: ac.signal }).then(() => null, (e) => e);
+  await until(() => lines(mark).length === 1, 'the host running the job');
+  // The next job waits behind it, for the one slot.
+  const next = p.call('work', 1);
+  await until(async () => (await p.queueStats()).waiting === 1, 'the next job queued');
+  ac.abort();
+  const e = await running;
+  assert.equal(e.name, 'AbortError');
+  assert.equal(p.stats().aborted, 1);
+  await a.waitFor(/was cancelled by its producer: aborting it/, 'the cancel on the host');
+  // The slot is free again: the next job starts while the gate is still closed.
+  await until(() => lines(mark).length === 2, 'the next job started on the freed slot');
+  assert.deepEqual(lines(mark).map(Number), [5, 1]);
+  fs.writeFileSync(gate, '');
+  assert.deepEqual(await next, { v: 2, host: 'A' });
 });

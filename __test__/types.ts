@@ -169,7 +169,7 @@ async function useRedis(): Promise<void> {
   const opts: PoolRedisOptions = { redis: 'redis://127.0.0.1:6379', queue: 'jobs', retries: 2, timeout: 5000, priority: 1, maxMessage: 1 << 20, maxBacklog: 1000, lease: 30000 };
   const producer = new Pool<typeof tasks>(opts);
   const sum: number = await producer.call('add', 1, 2);
-  const twice: number = await producer.run(2, { priority: 3, retries: 1, timeout: 100 });
+  const twice: number = await producer.run(2, { priority: 3, retries: 1, timeout: 100, signal: AbortSignal.timeout(1000) });
   void sum; void twice;
   const q: QueueStats | undefined = await producer.queueStats?.();
   void q;
@@ -178,11 +178,12 @@ async function useRedis(): Promise<void> {
   const host: WorkerHost = await startWorkerHost({ redis: 'redis://127.0.0.1:6379', queue: 'jobs', module: './tasks.js', workers: 2, concurrency: 4, lease: 30000, poll: 1000, maxMessage: 1 << 20, initData: { a: 1 }, env: { A: '1' }, cwd: '.', name: 'host-1' });
   host.on('redisError', (e: PoolError) => void e.code);
   host.on('lost', ({ job }) => void job);
+  host.on('cancel', ({ entry }) => void entry);
   host.on('result', ({ accepted }) => void accepted);
   host.on('job', ({ deliveries }) => void deliveries);
   host.on('reconnected', () => undefined);
   const s = host.stats();
-  const n: number = s.completed + s.dropped + s.lost + s.failed + s.dead + s.taken + host.running + host.slots;
+  const n: number = s.completed + s.dropped + s.lost + s.cancelled + s.failed + s.dead + s.taken + host.running + host.slots;
   const name: string = host.name;
   void n; void name;
   await host.close();

@@ -114,6 +114,7 @@ async function worker(argv) {
   host.on('redisError', (e) => process.stderr.write(`comrade worker: ${e.message}\n`));
   host.on('reconnected', () => say('Redis is reachable again'));
   host.on('lost', ({ job }) => say(`job ${job} was taken by another host (this one was silent past its lease); its result will be dropped`));
+  host.on('cancel', ({ job }) => say(`job ${job} was cancelled by its producer: aborting it`));
   host.on('result', ({ job, accepted }) => {
     if (!accepted) say(`the result of job ${job} was dropped: this host no longer owned it`);
   });

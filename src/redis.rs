@@ -65,6 +65,13 @@ pub struct RemoteAdmitted {
     pub waiting: f64,
 }
 
+/// What a cancel did: jobs withdrawn from the queue, jobs flagged for their host to abort.
+#[napi(object)]
+pub struct RemoteCancel {
+    pub withdrawn: u32,
+    pub flagged: u32,
+}
+
 #[napi]
 pub struct RedisProducer {
     inner: Arc<Producer>,
@@ -123,6 +130,19 @@ impl RedisProducer {
             refused: a.refused,
             waiting: a.waiting as f64,
         })
+    }
+
+    /// Cancels jobs by their local ids: those waiting leave the queue, those on a host are
+    /// flagged for it to abort. Resolves with the counts.
+    #[napi]
+    pub async fn cancel(&self, locals: Vec<String>) -> Result<RemoteCancel> {
+        let p = self.inner.clone();
+        let (withdrawn, flagged) = run(
+            "RedisProducer.cancel",
+            async move { p.cancel(&locals).await },
+        )
+        .await?;
+        Ok(RemoteCancel { withdrawn, flagged })
     }
 
     /// Refreshes the liveness key: false when Redis had lost it (the pending jobs are lost).
@@ -185,6 +205,13 @@ pub struct RemoteTake {
     pub dead: u32,
 }
 
+/// What a renewal found: entries another host took, entries their producer cancelled.
+#[napi(object)]
+pub struct RemoteRenewal {
+    pub lost: Vec<String>,
+    pub cancelled: Vec<String>,
+}
+
 #[napi]
 pub struct RedisHost {
     inner: Arc<Host>,
@@ -245,11 +272,17 @@ impl RedisHost {
         .await
     }
 
-    /// Renews the leases of running entries; resolves with those another host took.
+    /// Renews the leases of running jobs (`entries[i]` holds job `jobs[i]`); resolves with
+    /// the entries another host took and those whose producer cancelled them.
     #[napi]
-    pub async fn renew(&self, entries: Vec<String>) -> Result<Vec<String>> {
+    pub async fn renew(&self, entries: Vec<String>, jobs: Vec<String>) -> Result<RemoteRenewal> {
         let h = self.inner.clone();
-        run("RedisHost.renew", async move { h.renew(&entries).await }).await
+        let running: Vec<(String, String)> = entries.into_iter().zip(jobs).collect();
+        let r = run("RedisHost.renew", async move { h.renew(&running).await }).await?;
+        Ok(RemoteRenewal {
+            lost: r.lost,
+            cancelled: r.cancelled,
+        })
     }
 
     /// Completes a job: status 'o' (value: the result's JSON) or 'e' (the error's JSON).

@@ -59,8 +59,9 @@ function resolveHostOptions(options) {
 /**
  * A worker host. Events: 'job' ({ entry, job, deliveries }), 'result' ({ entry, job,
  * accepted }), 'lost' ({ entry, job }: another host took a running job after this one was
- * silent past its lease), 'redisError' (a PoolError, ERR_REDIS: the host keeps its jobs and
- * retries with backoff), 'reconnected'.
+ * silent past its lease), 'cancel' ({ entry, job }: its producer aborted it; it is aborted
+ * here), 'redisError' (a PoolError, ERR_REDIS: the host keeps its jobs and retries with
+ * backoff), 'reconnected'.
  */
 class WorkerHost extends EventEmitter {
   #o;
@@ -72,7 +73,7 @@ class WorkerHost extends EventEmitter {
   #freed = null; // { promise, resolve }: a slot was freed, or the host is stopping
   #renewal;
   #loop;
-  #counts = { taken: 0, completed: 0, dropped: 0, lost: 0, failed: 0, dead: 0 };
+  #counts = { taken: 0, completed: 0, dropped: 0, lost: 0, cancelled: 0, failed: 0, dead: 0 };
   #failing = false;
   #closed;
 
@@ -100,7 +101,7 @@ class WorkerHost extends EventEmitter {
     return this.#slots;
   }
 
-  /** Counts since the start: taken, completed, dropped (late results), lost, failed, dead. */
+  /** Counts since the start: taken, completed, dropped (late results), lost, cancelled, failed, dead. */
   stats() {
     return { name: this.#o.name, running: this.#held.size, slots: this.#slots, ...this.#counts };
   }
@@ -196,6 +197,7 @@ class WorkerHost extends EventEmitter {
   #start(d) {
     // An entry of its own that it still runs (its renewal came late): already running.
     if (this.#held.has(d.entry)) return;
+    d.controller = new AbortController();
     this.#held.set(d.entry, d);
     this.#counts.taken++;
     this.emit('job', { entry: d.entry, job: d.job, deliveries: d.deliveries });
@@ -219,7 +221,7 @@ class WorkerHost extends EventEmitter {
     } catch {
       throw new PoolError(codes.INVALID_ARGUMENT, 'the job\'s arguments are not valid JSON');
     }
-    const opts = { retries: d.retries };
+    const opts = { retries: d.retries, signal: d.controller.signal };
     if (d.timeout > 0) opts.timeout = d.timeout;
     let result;
     if (d.kind === 'x') {
@@ -266,13 +268,24 @@ class WorkerHost extends EventEmitter {
 
   async #renew() {
     if (this.#held.size === 0) return;
+    const running = [...this.#held.values()];
     let lost;
+    let cancelled;
     try {
-      lost = await this.#native.renew([...this.#held.keys()]);
+      ({ lost, cancelled } = await this.#native.renew(running.map((d) => d.entry), running.map((d) => d.job)));
       this.#redisOk();
     } catch (e) {
       this.#redisFailed(e, 'renewing leases');
       return;
+    }
+    // Cancelled by its producer: the local job is aborted (its worker is sent a cancel, and
+    // replaced if it does not stop within cancelGraceMs); its error completes the entry.
+    for (const entry of cancelled) {
+      const d = this.#held.get(entry);
+      if (d === undefined || d.controller.signal.aborted) continue;
+      this.#counts.cancelled++;
+      this.emit('cancel', { entry, job: d.job });
+      d.controller.abort();
     }
     for (const entry of lost) {
       const d = this.#held.get(entry);

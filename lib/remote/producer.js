@@ -63,10 +63,10 @@ function resolveProducerOptions(options) {
   };
 }
 
-// The per-job options a producer takes (run: `name` too). onProgress and signal are not
-// carried across machines yet: refused.
-const JOB_OPTIONS = ['timeout', 'retries', 'priority'];
-const NOT_YET = new Set(['onProgress', 'signal']);
+// The per-job options a producer takes (run: `name` too). onProgress is not carried across
+// machines yet: refused.
+const JOB_OPTIONS = ['signal', 'timeout', 'retries', 'priority'];
+const NOT_YET = new Set(['onProgress']);
 
 class RemoteJob {
   constructor(local, resolve, reject, cb) {
@@ -74,9 +74,15 @@ class RemoteJob {
     this.resolve = resolve;
     this.reject = reject;
     this.cb = cb; // enqueue()'s callback, bound to its async context
+    this.signal = null; // its AbortSignal, with onAbort listening, until it settles
+    this.onAbort = null;
+    this.done = false;
   }
 
   settle(err, value) {
+    if (this.done) return;
+    this.done = true;
+    if (this.signal !== null) this.signal.removeEventListener('abort', this.onAbort);
     if (this.cb !== null) {
       if (err) this.cb(err);
       else this.cb(null, value);
@@ -101,7 +107,9 @@ class RemotePool extends EventEmitter {
   #heartbeat = null;
   #lastBeat = 0;
   #done = null;
-  #counts = { completed: 0, errored: 0, failed: 0, rejected: 0, timedOut: 0 };
+  #counts = { completed: 0, errored: 0, failed: 0, rejected: 0, timedOut: 0, aborted: 0 };
+  #cancels = []; // local ids of aborted jobs, for this tick's cancel
+  #cancelling = Promise.resolve(); // the cancels sent
   #started = Date.now();
   #recent = []; // completion times (ms) of the last ten seconds, for throughput
 
@@ -165,7 +173,9 @@ class RemotePool extends EventEmitter {
   }
 
   get pending() {
-    return this.#jobs.size + this.#batch.length;
+    let waiting = 0;
+    for (const [job] of this.#batch) if (!job.done) waiting++;
+    return this.#jobs.size + waiting;
   }
 
   /** No local workers: the worker hosts run the jobs. */
@@ -188,8 +198,9 @@ class RemotePool extends EventEmitter {
   /**
    * Pool's stats() as a producer sees them: no local workers; `queued` counts the jobs sent
    * and not answered yet (waiting or running on a host: queueStats() tells which); completed,
-   * errored, failed, rejected and timedOut since the start; throughput over the last ten
-   * seconds. Retries happen on the hosts and wait/run times are not measured here (0, null).
+   * errored, failed, rejected, aborted and timedOut since the start; throughput over the last
+   * ten seconds. Retries happen on the hosts and wait/run times are not measured here (0,
+   * null).
    */
   stats() {
     const now = Date.now();
@@ -206,7 +217,7 @@ class RemotePool extends EventEmitter {
       failed: this.#counts.failed,
       retried: 0,
       rejected: this.#counts.rejected,
-      aborted: 0,
+      aborted: this.#counts.aborted,
       timedOut: this.#counts.timedOut,
       throughput: recent / span,
       waitTime: null,
@@ -234,9 +245,6 @@ class RemotePool extends EventEmitter {
     try {
       for (const key of Object.keys(options)) {
         if (NOT_YET.has(key)) {
-          if (key === 'signal' && options.signal && options.signal.aborted) {
-            return Promise.reject(abortError(options.signal));
-          }
           return Promise.reject(optionError(`${what}() option ${key} is not supported with \`redis\` yet`));
         }
         if (!names.includes(key)) {
@@ -263,6 +271,18 @@ class RemotePool extends EventEmitter {
     }
     if (o.priority !== undefined && (typeof o.priority !== 'number' || !Number.isFinite(o.priority))) {
       return Promise.reject(argumentError(`${what}(): options.priority must be a finite number`));
+    }
+    if (o.signal !== undefined && o.signal !== null) {
+      const sig = o.signal;
+      if (typeof sig !== 'object' || typeof sig.aborted !== 'boolean' || typeof sig.addEventListener !== 'function') {
+        return Promise.reject(argumentError(`${what}(): options.signal must be an AbortSignal`));
+      }
+      if (sig.aborted) {
+        this.#counts.aborted++;
+        return Promise.reject(abortError(sig));
+      }
+    } else {
+      o.signal = undefined;
     }
     return go(o);
   }
@@ -308,7 +328,35 @@ class RemotePool extends EventEmitter {
       priority: o.priority ?? this.#o.priority,
     }]);
     if (this.#batch.length === 1) process.nextTick(() => this.#flush());
+    if (o.signal !== undefined) {
+      job.signal = o.signal;
+      job.onAbort = () => this.#abort(job);
+      o.signal.addEventListener('abort', job.onAbort, { once: true });
+    }
     return undefined;
+  }
+
+  // A job's signal fired: it rejects now. Once admitted, it is withdrawn from the queue, or
+  // cancelled on the host that runs it (at that host's next lease renewal).
+  #abort(job) {
+    if (job.done) return;
+    this.#counts.aborted++;
+    const admitted = this.#jobs.delete(job.local);
+    job.settle(abortError(job.signal));
+    if (admitted) {
+      this.#cancels.push(job.local);
+      if (this.#cancels.length === 1) process.nextTick(() => this.#sendCancels());
+    }
+    this.#maybeDone();
+  }
+
+  #sendCancels() {
+    const locals = this.#cancels;
+    this.#cancels = [];
+    const sent = this.#connect().then((p) => p.cancel(locals)).catch(() => {
+      // Redis unreachable: the job may still run; its result is ignored.
+    });
+    this.#cancelling = this.#cancelling.then(() => sent);
   }
 
   #refuse(job, err) {
@@ -335,8 +383,10 @@ class RemotePool extends EventEmitter {
   }
 
   async #flush() {
-    const batch = this.#batch;
+    // Jobs aborted before they were sent are left out.
+    const batch = this.#batch.filter(([job]) => !job.done);
     this.#batch = [];
+    if (batch.length === 0) return;
     for (const [job] of batch) this.#jobs.set(job.local, job);
     this.#read();
     try {
@@ -501,6 +551,8 @@ class RemotePool extends EventEmitter {
     if (this.#done === null || this.#state === 'closed' || this.pending > 0) return;
     this.#state = 'closed';
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    // Cancels reach Redis before the producer leaves it.
+    await this.#cancelling;
     const p = this.#producer ?? (this.#connecting ? await this.#connecting.catch(() => null) : null);
     if (p !== null) {
       try {

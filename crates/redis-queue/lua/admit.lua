@@ -23,10 +23,11 @@ for i = 4, #ARGV - 6, 7 do
   else
     waiting = waiting + 1
     local seq = redis.call('INCR', KEYS[3])
-    redis.call('HSET', key, 'p', producer, 'l', ARGV[i], 'k', ARGV[i + 1],
-      'f', ARGV[i + 2], 'a', ARGV[i + 3], 'r', ARGV[i + 4], 't', ARGV[i + 5])
     -- Equal scores are ordered by member: the zero-padded sequence keeps them first in, first out.
-    redis.call('ZADD', KEYS[1], ARGV[i + 6], string.format('%016d', seq) .. id)
+    local member = string.format('%016d', seq) .. id
+    redis.call('HSET', key, 'p', producer, 'l', ARGV[i], 'k', ARGV[i + 1],
+      'f', ARGV[i + 2], 'a', ARGV[i + 3], 'r', ARGV[i + 4], 't', ARGV[i + 5], 'm', member)
+    redis.call('ZADD', KEYS[1], ARGV[i + 6], member)
     n = n + 1
   end
 end

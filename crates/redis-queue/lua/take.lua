@@ -90,7 +90,8 @@ for _, e in ipairs(claimed[2]) do
         reply(t.p, t.l, 'f', cjson.encode({ host = t.o or '', deliveries = count, retries = tonumber(t.r) }))
         finish(id, key)
         failed = failed + 1
-      elseif not alive(t.p) then
+      elseif t.c or not alive(t.p) then
+        -- Cancelled by its producer, or its producer is gone: nobody waits for it.
         finish(id, key)
         dropped = dropped + 1
       else

@@ -88,6 +88,7 @@ impl Keys {
 
 struct Scripts {
     admit: Script,
+    cancel: Script,
     take: Script,
     complete: Script,
     renew: Script,
@@ -98,6 +99,7 @@ impl Scripts {
     fn new() -> Scripts {
         Scripts {
             admit: Script::new(include_str!("../lua/admit.lua")),
+            cancel: Script::new(include_str!("../lua/cancel.lua")),
             take: Script::new(include_str!("../lua/take.lua")),
             complete: Script::new(include_str!("../lua/complete.lua")),
             renew: Script::new(include_str!("../lua/renew.lua")),
@@ -284,6 +286,28 @@ impl Producer {
         Ok(out)
     }
 
+    /// Cancels jobs by their local ids: those still waiting leave the queue; those on a host
+    /// are flagged, and the host aborts them when it next renews their lease. Returns
+    /// (withdrawn, flagged).
+    pub async fn cancel(&self, locals: &[String]) -> RedisResult<(u32, u32)> {
+        if locals.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut inv = self.scripts.cancel.prepare_invoke();
+        inv.key(self.keys.waiting())
+            .arg(&self.keys.prefix)
+            .arg(&self.id);
+        for l in locals {
+            inv.arg(l);
+        }
+        again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            let inv = &inv;
+            async move { inv.invoke_async(&mut c).await }
+        })
+        .await
+    }
+
     /// Refreshes the liveness key and the reply stream. `false`: the key was gone (Redis lost
     /// its state, or this producer was silent past its ttl), so its jobs are lost; it is
     /// registered again.
@@ -408,6 +432,15 @@ pub struct Take {
     pub dead: u32,
 }
 
+/// What one [`Host::renew`] found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Renewal {
+    /// Entries another host took: this one was silent past its lease.
+    pub lost: Vec<String>,
+    /// Entries whose producer cancelled the job: abort it, then complete it.
+    pub cancelled: Vec<String>,
+}
+
 /// A worker host of a queue: a consumer of its group.
 pub struct Host {
     keys: Keys,
@@ -499,22 +532,27 @@ impl Host {
         Ok(v.is_some())
     }
 
-    /// Renews the leases of the running `entries`; returns those another host took already.
-    pub async fn renew(&self, entries: &[String]) -> RedisResult<Vec<String>> {
-        if entries.is_empty() {
-            return Ok(Vec::new());
+    /// Renews the leases of the running jobs, `(entry, job)` pairs. Returns the entries
+    /// another host took already, and those whose producer cancelled them.
+    pub async fn renew(&self, running: &[(String, String)]) -> RedisResult<Renewal> {
+        if running.is_empty() {
+            return Ok(Renewal::default());
         }
         let mut inv = self.scripts.renew.prepare_invoke();
-        inv.key(self.keys.stream()).arg(GROUP).arg(&self.consumer);
-        for e in entries {
-            inv.arg(e);
+        inv.key(self.keys.stream())
+            .arg(&self.keys.prefix)
+            .arg(GROUP)
+            .arg(&self.consumer);
+        for (entry, job) in running {
+            inv.arg(entry).arg(job);
         }
-        again_if_dropped(|| {
+        let (lost, cancelled) = again_if_dropped(|| {
             let mut c = self.link.conn.clone();
             let inv = &inv;
             async move { inv.invoke_async(&mut c).await }
         })
-        .await
+        .await?;
+        Ok(Renewal { lost, cancelled })
     }
 
     /// Completes a delivered job with `status` (`o` result, `e` error) and its JSON `value`.

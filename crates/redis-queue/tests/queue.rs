@@ -187,7 +187,10 @@ async fn an_expired_lease_moves_the_job_and_the_late_result_is_dropped() {
     assert_eq!(db.deliveries, 2);
     // a's renewal does not take it back; a's late result is dropped; b's is delivered.
     assert_eq!(
-        a.renew(std::slice::from_ref(&da.entry)).await.unwrap(),
+        a.renew(&[(da.entry.clone(), da.job.clone())])
+            .await
+            .unwrap()
+            .lost,
         vec![da.entry.clone()]
     );
     assert!(!a.complete(&da.entry, &da.job, "o", "\"a\"").await.unwrap());
@@ -207,11 +210,8 @@ async fn renewal_keeps_a_running_job_with_its_host() {
     p.admit(&[job(1, 0.0)], None).await.unwrap();
     let d = a.take(1).await.unwrap().jobs.remove(0);
     for _ in 0..10 {
-        assert!(a
-            .renew(std::slice::from_ref(&d.entry))
-            .await
-            .unwrap()
-            .is_empty());
+        let r = a.renew(&[(d.entry.clone(), d.job.clone())]).await.unwrap();
+        assert!(r.lost.is_empty() && r.cancelled.is_empty());
         // Right after a renewal the entry is idle for far less than the lease.
         assert!(b.take(1).await.unwrap().jobs.is_empty());
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -515,4 +515,61 @@ async fn the_backlog_limit_holds_across_producers() {
     // No limit for a producer that sets none.
     let d = p1.admit(&[job(5, 0.0), job(6, 0.0)], None).await.unwrap();
     assert_eq!((d.admitted, d.waiting), (2, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_withdraws_a_waiting_job_and_flags_a_running_one() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    p.admit(&[job(1, 0.0), job(2, 0.0), job(3, 0.0)], None)
+        .await
+        .unwrap();
+    let d = h.take(1).await.unwrap().jobs.remove(0);
+    assert_eq!(d.args, "1");
+    let locals = ["1".to_string(), "2".to_string(), "9".to_string()];
+    assert_eq!(p.cancel(&locals).await.unwrap(), (1, 1));
+    assert_eq!(counts(&s.url, "q").await.unwrap().waiting, 1);
+    // The host learns it at its next renewal, and still owns the entry.
+    let r = h.renew(&[(d.entry.clone(), d.job.clone())]).await.unwrap();
+    assert_eq!((r.lost.len(), r.cancelled), (0, vec![d.entry.clone()]));
+    assert!(h.complete(&d.entry, &d.job, "e", "{}").await.unwrap());
+    // Job 3 still runs.
+    let t = h.take(5).await.unwrap();
+    assert_eq!(
+        t.jobs.iter().map(|d| d.args.as_str()).collect::<Vec<_>>(),
+        vec!["3"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_whose_host_died_is_not_run_again() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 50).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 50).await.unwrap();
+    p.admit(
+        &[NewJob {
+            retries: 5,
+            ..job(1, 0.0)
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.take(1).await.unwrap().jobs.len(), 1);
+    assert_eq!(p.cancel(&["1".to_string()]).await.unwrap(), (0, 1));
+    // a dies; once its lease ran out, b drops the job instead of running it.
+    let mut dropped = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t = b.take(1).await.unwrap();
+        assert!(t.jobs.is_empty());
+        dropped += t.dropped;
+        if dropped > 0 {
+            break;
+        }
+    }
+    assert_eq!(dropped, 1);
+    assert_eq!(counts(&s.url, "q").await.unwrap().running, 0);
 }
