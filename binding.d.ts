@@ -259,15 +259,15 @@ export declare const enum RecordKind {
 }
 
 /** Connects a worker host (consumer `consumer`) to queue `queue`, with leases of `leaseMs`. */
-export declare function redisHost(url: string, queue: string, consumer: string, leaseMs: number): Promise<RedisHost>
+export declare function redisHost(url: string, queue: string, consumer: string, leaseMs: number, tls?: RemoteTls | undefined | null): Promise<RedisHost>
 
 /**
  * Connects a producer to queue `queue`; its liveness key expires `ttlMs` after its last
  * heartbeat.
  */
-export declare function redisProducer(url: string, queue: string, ttlMs: number): Promise<RedisProducer>
+export declare function redisProducer(url: string, queue: string, ttlMs: number, tls?: RemoteTls | undefined | null): Promise<RedisProducer>
 
-export declare function redisQueueCounts(url: string, queue: string): Promise<RemoteCounts>
+export declare function redisQueueCounts(url: string, queue: string, tls?: RemoteTls | undefined | null): Promise<RemoteCounts>
 
 /** Why `submit()` refused a job: the second of each `index, reason, value` triple. */
 export declare const enum RejectReason {
@@ -354,4 +354,11 @@ export interface RemoteTake {
   failed: number
   dropped: number
   dead: number
+}
+
+/** TLS material, PEM text, for a rediss:// URL (lib/remote/common.js checks it). */
+export interface RemoteTls {
+  ca?: string
+  cert?: string
+  key?: string
 }

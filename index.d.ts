@@ -185,9 +185,18 @@ export type PoolOptions = PoolModuleOptions | PoolCommandOptions;
  * (`comrade worker`), its results come back to it only. Any other Pool option is refused
  * (ERR_INVALID_OPTION).
  */
+/** TLS material for a `rediss://` URL, PEM text: `ca` (default: the system's trusted roots), and a client certificate `cert` with its `key` for a server that asks for one. */
+export interface RedisTlsOptions {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
 export interface PoolRedisOptions {
-  /** `redis://[user:password@]host:port[/db]` (TLS, `rediss://`, is not supported yet). */
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. */
   redis: string;
+  /** TLS material for a `rediss://` URL. */
+  tls?: RedisTlsOptions;
   /** The queue's name: 1 to 200 bytes, no braces or control characters. */
   queue: string;
   /** Times a job is delivered again when its host dies or stops answering past its lease. Default: 0. */
@@ -388,8 +397,10 @@ export interface Pool<F = any> {
 }
 
 export interface WorkerHostOptions {
-  /** `redis://[user:password@]host:port[/db]`. */
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. */
   redis: string;
+  /** TLS material for a `rediss://` URL. */
+  tls?: RedisTlsOptions;
   /** The queue's name. */
   queue: string;
   /** The Node module that runs the jobs (this or `command`). */

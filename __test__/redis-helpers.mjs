@@ -46,15 +46,22 @@ async function listening(port, child) {
 
 /**
  * Starts redis-server on a free loopback port, without persistence (`--save ''
- * --appendonly no`), stopped after the test `t`. `password`: `--requirepass`. Returns
- * { port, url (with the password, if any), stop(), restart() }: restart() stops the server and
- * starts a new one on the same port, with nothing of the old one's data.
+ * --appendonly no`), stopped after the test `t`. `password`: `--requirepass`. `tls`: the
+ * certificates of makeCerts(): the port is then TLS only (`--tls-port`), and clients must show
+ * a certificate the CA signed. Returns { port, url (with the password, if any; rediss:// with
+ * TLS), stop(), restart() }: restart() stops the server and starts a new one on the same port,
+ * with nothing of the old one's data.
  */
-export async function startRedis(t, { password } = {}) {
+export async function startRedis(t, { password, tls } = {}) {
   const port = await freePort();
   let child = null;
   const start = async () => {
-    const args = ['--port', String(port), '--bind', '127.0.0.1', '--save', '', '--appendonly', 'no'];
+    const args = tls
+      ? ['--port', '0', '--tls-port', String(port), '--tls-cert-file', tls.files.serverCert,
+        '--tls-key-file', tls.files.serverKey, '--tls-ca-cert-file', tls.files.ca,
+        '--tls-auth-clients', 'yes']
+      : ['--port', String(port)];
+    args.push('--bind', '127.0.0.1', '--save', '', '--appendonly', 'no');
     if (password) args.push('--requirepass', password);
     child = spawn('redis-server', args, { stdio: 'ignore' });
     await listening(port, child);
@@ -74,7 +81,7 @@ export async function startRedis(t, { password } = {}) {
   const auth = password ? `:${encodeURIComponent(password)}@` : '';
   return {
     port,
-    url: `redis://${auth}127.0.0.1:${port}`,
+    url: `${tls ? 'rediss' : 'redis'}://${auth}127.0.0.1:${port}`,
     stop,
     async restart() {
       await stop();
@@ -122,6 +129,36 @@ export function startHost(t, { url, queue, args = [], env = {}, module = TASKS, 
     }
   });
   return host;
+}
+
+/**
+ * A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl for the
+ * test `t` (EC P-256 keys: quick to make). Returns { files: { ca, serverCert, serverKey,
+ * clientCert, clientKey }, pem: { ca, cert, key } (the client's, as the `tls` option takes) }.
+ */
+export function makeCerts(t) {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'comrade-tls-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const openssl = (...args) => {
+    const r = spawnSync('openssl', args, { cwd: dir, encoding: 'utf8' });
+    assert.equal(r.status, 0, `openssl ${args.join(' ')}: ${r.stderr}`);
+  };
+  const ec = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
+  openssl('req', '-x509', ...ec, '-keyout', 'ca.key', '-out', 'ca.crt', '-days', '2', '-subj', '/CN=comrade test CA');
+  for (const [name, usage] of [['server', 'serverAuth'], ['client', 'clientAuth']]) {
+    fs.writeFileSync(path.join(dir, `${name}.ext`),
+      `subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=${usage}\n`);
+    openssl('req', ...ec, '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', '/CN=127.0.0.1');
+    openssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial',
+      '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`);
+  }
+  const f = (n) => path.join(dir, n);
+  const files = {
+    ca: f('ca.crt'), serverCert: f('server.crt'), serverKey: f('server.key'),
+    clientCert: f('client.crt'), clientKey: f('client.key'),
+  };
+  const read = (p) => fs.readFileSync(p, 'utf8');
+  return { files, pem: { ca: read(files.ca), cert: read(files.clientCert), key: read(files.clientKey) } };
 }
 
 /** A temporary file path, removed after the test. */

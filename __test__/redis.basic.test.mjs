@@ -87,7 +87,6 @@ test('options a producer cannot honour are refused, naming what it takes', T, as
     [{ redis: url, queue: 'q', queu: 1 }, /unknown option "queu" \(did you mean queue\?\)/],
     [{ redis: url }, /needs `queue`/],
     [{ redis: 'http://x', queue: 'q' }, /must start with redis:\/\//],
-    [{ redis: 'rediss://x:1', queue: 'q' }, /TLS \(rediss:\/\/\) is not supported yet/],
     [{ redis: url, queue: 'a{b}' }, /without braces/],
   ]) {
     assert.throws(() => new Pool(opts), (e) => e.code === codes.INVALID_OPTION && re.test(e.message), re.source);
@@ -155,7 +154,8 @@ test('comrade --help and comrade worker --help document every flag', T, () => {
   const w = spawnSync(process.execPath, [BIN, 'worker', '--help'], { encoding: 'utf8' });
   assert.equal(w.status, 0);
   for (const flag of ['--redis', '--queue', '--module', '--command', '--workers', '--concurrency',
-    '--lease', '--poll', '--max-message', '--init-data', '--name', '--quiet', 'COMRADE_REDIS_URL', 'SIGTERM']) {
+    '--lease', '--poll', '--max-message', '--tls-ca', '--tls-cert', '--tls-key', '--init-data', '--name', '--quiet',
+    'COMRADE_REDIS_URL', 'SIGTERM']) {
     assert.ok(w.stdout.includes(flag), flag);
   }
   const bad = spawnSync(process.execPath, [BIN, 'worker', '--queue', 'q'], { encoding: 'utf8', env: { PATH: process.env.PATH } });

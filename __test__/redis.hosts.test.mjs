@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import {
-  Pool, codes, startWorkerHost, startRedis, startHost, tempFile, lines, until, redisCli, TASKS,
+  Pool, codes, startWorkerHost, startRedis, startHost, tempFile, lines, until, redisCli, makeCerts, TASKS,
 } from './redis-helpers.mjs';
 
 const T = { timeout: 110000 };
@@ -119,4 +119,35 @@ test('aborting a job that runs on another host: it rejects at once and is cancel
   assert.deepEqual(lines(mark).map(Number), [5, 1]);
   fs.writeFileSync(gate, '');
   assert.deepEqual(await next, { v: 2, host: 'A' });
+});
+
+test('TLS: a producer and hosts (from code and from the command line) on a rediss:// Redis that asks for client certificates', T, async (t) => {
+  const certs = makeCerts(t);
+  const r = await startRedis(t, { tls: certs });
+  assert.match(r.url, /^rediss:\/\//);
+  const h = await startWorkerHost({ redis: r.url, tls: certs.pem, queue: 'q', module: TASKS, workers: 1 });
+  t.after(() => h.close());
+  const cli = startHost(t, {
+    url: r.url, queue: 'q',
+    args: ['--workers', '1', '--tls-ca', certs.files.ca, '--tls-cert', certs.files.clientCert, '--tls-key', certs.files.clientKey],
+  });
+  await cli.ready();
+  const p = producer(t, { redis: r.url, tls: { ca: Buffer.from(certs.pem.ca), cert: certs.pem.cert, key: certs.pem.key }, queue: 'q' });
+  const got = await Promise.all(Array.from({ length: 20 }, (_, i) => p.call('add', i, 1)));
+  assert.deepEqual(got, Array.from({ length: 20 }, (_, i) => i + 1));
+  assert.equal((await p.queueStats()).running, 0);
+  // Without a client certificate the server refuses: a clear ERR_REDIS, no key material in it.
+  const bare = producer(t, { redis: r.url, tls: { ca: certs.pem.ca }, queue: 'q' });
+  const e = await bare.call('add', 1, 1).then(() => null, (x) => x);
+  assert.equal(e.code, codes.REDIS);
+  assert.ok(!e.message.includes('PRIVATE KEY'), e.message);
+  // Options checked before any connection.
+  for (const [opts, re] of [
+    [{ redis: 'redis://127.0.0.1:1', tls: { ca: 'x' } }, /tls needs a rediss:\/\/ URL/],
+    [{ redis: r.url, tls: { cert: 'x' } }, /tls.cert and tls.key go together/],
+    [{ redis: r.url, tls: { ca: 1 } }, /tls.ca must be PEM text/],
+    [{ redis: r.url, tls: { pem: 'x' } }, /unknown tls option "pem"/],
+  ]) {
+    assert.throws(() => new Pool({ ...opts, queue: 'q' }), (x) => x.code === codes.INVALID_OPTION && re.test(x.message), re.source);
+  }
 });

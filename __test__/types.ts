@@ -163,7 +163,7 @@ if (isWorker) {
 }
 
 // --- A queue on Redis ---
-import { startWorkerHost, PoolRedisOptions, WorkerHost, QueueStats } from '../index';
+import { startWorkerHost, PoolRedisOptions, RedisTlsOptions, WorkerHost, QueueStats } from '../index';
 
 async function useRedis(): Promise<void> {
   const opts: PoolRedisOptions = { redis: 'redis://127.0.0.1:6379', queue: 'jobs', retries: 2, timeout: 5000, priority: 1, maxMessage: 1 << 20, maxBacklog: 1000, lease: 30000 };
@@ -187,7 +187,9 @@ async function useRedis(): Promise<void> {
   const name: string = host.name;
   void n; void name;
   await host.close();
-  await startWorkerHost({ redis: 'redis://h:1', queue: 'q', command: ['./worker'] });
+  await startWorkerHost({ redis: 'rediss://h:1', tls: { ca: 'PEM', cert: Buffer.from('PEM'), key: 'PEM' }, queue: 'q', command: ['./worker'] });
+  const tls: RedisTlsOptions = { ca: 'PEM' };
+  void new Pool({ redis: 'rediss://h:1', tls, queue: 'q' });
   const e = new PoolError();
   const where: string | undefined = e.host;
   const times: number | undefined = e.deliveries;

@@ -3,6 +3,7 @@
 // comrade's command line: `comrade worker` runs a worker host of a queue on Redis
 // (lib/remote/host.js). Credentials never appear in what it prints.
 
+const fs = require('node:fs');
 const path = require('node:path');
 
 const MAIN_HELP = `Usage: comrade <command> [options]
@@ -22,8 +23,8 @@ concurrency), runs them on local worker processes and writes each result back to
 that queued it (new Pool({ redis: URL, queue: NAME }) in Node).
 
 Required:
-  --redis URL          redis://[user:password@]host:port[/db]; or set COMRADE_REDIS_URL (keeps the
-                       password out of the process list). rediss:// (TLS) is not supported yet
+  --redis URL          redis://[user:password@]host:port[/db], or rediss:// for TLS; or set
+                       COMRADE_REDIS_URL (keeps the password out of the process list)
   --queue NAME         the queue's name (1 to 200 bytes, no braces)
   --module FILE        a Node module exporting the functions (as for new Pool({ module }))
   --command EXE        a native worker speaking docs/PROTOCOL.md; its arguments follow --
@@ -36,6 +37,10 @@ Options:
   --poll MS            longest wait for work before looking again (default: 1000); queued jobs
                        wake a waiting host at once
   --max-message BYTES  longest arguments or result of a job (default: 64 MiB)
+  --tls-ca FILE        rediss://: the CA certificate (PEM) that signed the server's (default: the
+                       system's trusted roots)
+  --tls-cert FILE      rediss://: a client certificate (PEM), for a server that asks for one
+  --tls-key FILE       rediss://: the client certificate's key (PEM)
   --init-data JSON     the workers' init() argument (default: null)
   --name NAME          this host's name in the queue and in errors (default: hostname:pid:random)
   --quiet              print nothing but errors
@@ -74,6 +79,17 @@ function parseWorker(argv) {
       case '--poll': o.poll = int(flag, value()); break;
       case '--max-message': o.maxMessage = int(flag, value()); break;
       case '--name': o.name = value(); break;
+      case '--tls-ca': case '--tls-cert': case '--tls-key': {
+        const file = value() ?? fail(`${flag} needs a file`);
+        let pem;
+        try {
+          pem = fs.readFileSync(file, 'utf8');
+        } catch (e) {
+          fail(`${flag}: cannot read ${file} (${e.code || e.message})`);
+        }
+        o.tls = { ...o.tls, [flag.slice(6)]: pem };
+        break;
+      }
       case '--quiet': quiet = true; break;
       case '--init-data': {
         const text = value();

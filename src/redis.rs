@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use comrade_redis_queue::{Host, NewJob, Producer, RedisResult};
+use comrade_redis_queue::{Host, NewJob, Producer, RedisResult, Tls};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -72,6 +72,24 @@ pub struct RemoteCancel {
     pub flagged: u32,
 }
 
+/// TLS material, PEM text, for a rediss:// URL (lib/remote/common.js checks it).
+#[napi(object)]
+pub struct RemoteTls {
+    pub ca: Option<String>,
+    pub cert: Option<String>,
+    pub key: Option<String>,
+}
+
+impl From<RemoteTls> for Tls {
+    fn from(t: RemoteTls) -> Tls {
+        Tls {
+            ca: t.ca.map(String::into_bytes),
+            cert: t.cert.map(String::into_bytes),
+            key: t.key.map(String::into_bytes),
+        }
+    }
+}
+
 #[napi]
 pub struct RedisProducer {
     inner: Arc<Producer>,
@@ -80,9 +98,15 @@ pub struct RedisProducer {
 /// Connects a producer to queue `queue`; its liveness key expires `ttlMs` after its last
 /// heartbeat.
 #[napi]
-pub async fn redis_producer(url: String, queue: String, ttl_ms: u32) -> Result<RedisProducer> {
+pub async fn redis_producer(
+    url: String,
+    queue: String,
+    ttl_ms: u32,
+    tls: Option<RemoteTls>,
+) -> Result<RedisProducer> {
+    let tls = tls.map(Tls::from);
     let inner = run("redisProducer", async move {
-        Producer::connect(&url, &queue, u64::from(ttl_ms)).await
+        Producer::connect_tls(&url, tls.as_ref(), &queue, u64::from(ttl_ms)).await
     })
     .await?;
     Ok(RedisProducer {
@@ -224,9 +248,11 @@ pub async fn redis_host(
     queue: String,
     consumer: String,
     lease_ms: u32,
+    tls: Option<RemoteTls>,
 ) -> Result<RedisHost> {
+    let tls = tls.map(Tls::from);
     let inner = run("redisHost", async move {
-        Host::connect(&url, &queue, &consumer, u64::from(lease_ms)).await
+        Host::connect_tls(&url, tls.as_ref(), &queue, &consumer, u64::from(lease_ms)).await
     })
     .await?;
     Ok(RedisHost {
@@ -319,9 +345,14 @@ pub struct RemoteCounts {
 }
 
 #[napi]
-pub async fn redis_queue_counts(url: String, queue: String) -> Result<RemoteCounts> {
+pub async fn redis_queue_counts(
+    url: String,
+    queue: String,
+    tls: Option<RemoteTls>,
+) -> Result<RemoteCounts> {
+    let tls = tls.map(Tls::from);
     let c = run("redisQueueCounts", async move {
-        comrade_redis_queue::counts(&url, &queue).await
+        comrade_redis_queue::counts_tls(&url, tls.as_ref(), &queue).await
     })
     .await?;
     Ok(RemoteCounts {

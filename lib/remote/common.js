@@ -59,10 +59,29 @@ function checkUrl(name, v) {
   if (u.protocol !== 'redis:' && u.protocol !== 'rediss:') {
     throw optionError(`${name} must start with redis:// or rediss://, got ${u.protocol}//`);
   }
-  if (u.protocol === 'rediss:') {
-    throw optionError(`${name}: TLS (rediss://) is not supported yet; use redis:// on a trusted network`);
-  }
   return v;
+}
+
+// The `tls` option: { ca, cert, key }, each PEM text (a string or a Buffer), for a rediss://
+// URL; null when absent. The key never appears in a message.
+const TLS_KEYS = ['ca', 'cert', 'key'];
+function checkTls(v, url) {
+  if (v === undefined || v === null) return null;
+  if (typeof v !== 'object' || Array.isArray(v)) throw optionError('tls must be an object { ca, cert, key } of PEM text');
+  const out = {};
+  for (const k of Object.keys(v)) {
+    if (!TLS_KEYS.includes(k)) throw optionError(`unknown tls option ${JSON.stringify(k)} (known: ${TLS_KEYS.join(', ')})`);
+    const x = v[k];
+    if (x === undefined) continue;
+    if (typeof x === 'string') out[k] = x;
+    else if (Buffer.isBuffer(x)) out[k] = x.toString('utf8');
+    else throw optionError(`tls.${k} must be PEM text (a string or a Buffer)`);
+  }
+  if ((out.cert === undefined) !== (out.key === undefined)) {
+    throw optionError('tls.cert and tls.key go together (a client certificate and its key)');
+  }
+  if (!url.startsWith('rediss:')) throw optionError('tls needs a rediss:// URL');
+  return out;
 }
 
 // A queue name: 1 to 200 bytes, no braces (they are the keys' hash tag), no control characters.
@@ -118,5 +137,5 @@ function deserializeError(text) {
 }
 
 module.exports = {
-  redactUrl, redact, redisError, checkUrl, checkQueue, serializeError, deserializeError,
+  redactUrl, redact, redisError, checkUrl, checkTls, checkQueue, serializeError, deserializeError,
 };

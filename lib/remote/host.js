@@ -8,12 +8,12 @@ const crypto = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const { codes, PoolError, optionError, unknownOptionError } = require('../errors');
 const { OPTIONS, resolveOption } = require('../options');
-const { redactUrl, redisError, checkUrl, checkQueue, serializeError } = require('./common');
+const { redactUrl, redisError, checkUrl, checkTls, checkQueue, serializeError } = require('./common');
 const { LEASE_ROW } = require('./producer');
 
 const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
 const HOST_OPTIONS = [
-  'redis', 'queue', 'module', 'command', 'workers', 'concurrency', 'lease', 'poll', 'maxMessage',
+  'redis', 'tls', 'queue', 'module', 'command', 'workers', 'concurrency', 'lease', 'poll', 'maxMessage',
   'initData', 'env', 'cwd', 'name',
 ];
 const POLL_ROW = Object.freeze({ name: 'poll', type: 'int', range: [10, 60000], default: 1000 });
@@ -34,8 +34,10 @@ function resolveHostOptions(options) {
       options.name.length > 200)) {
     throw optionError('name must be a non-empty string of at most 200 characters');
   }
+  const redis = checkUrl('redis', options.redis);
   const o = {
-    redis: checkUrl('redis', options.redis),
+    redis,
+    tls: checkTls(options.tls, redis),
     queue: checkQueue('queue', options.queue),
     workers: resolveOption({ ...ROW.maxWorkers, name: 'workers' }, options, {}),
     concurrency: resolveOption(ROW.concurrency, options, {}),
@@ -308,7 +310,7 @@ async function startWorkerHost(options) {
   const pool = new Pool(o.local);
   let native;
   try {
-    native = await require('../../binding.js').redisHost(o.redis, o.queue, o.name, o.lease);
+    native = await require('../../binding.js').redisHost(o.redis, o.queue, o.name, o.lease, o.tls ?? undefined);
   } catch (e) {
     await pool.terminate();
     throw redisError(e, o.redis, 'connecting');

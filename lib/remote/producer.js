@@ -14,11 +14,11 @@ const {
   abortError,
 } = require('../errors');
 const { resolveOption, OPTIONS, MAX_DURATION_MS, durationMessage } = require('../options');
-const { redactUrl, redisError, checkUrl, checkQueue, deserializeError } = require('./common');
+const { redactUrl, redisError, checkUrl, checkTls, checkQueue, deserializeError } = require('./common');
 
 // The options a producer takes. Every other Pool option is about local workers, or is not
 // carried over yet (docs/REDIS.md): refused with ERR_INVALID_OPTION.
-const PRODUCER_OPTIONS = ['redis', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'maxBacklog', 'lease'];
+const PRODUCER_OPTIONS = ['redis', 'tls', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'maxBacklog', 'lease'];
 const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
 const LEASE_ROW = Object.freeze({ name: 'lease', type: 'int', range: [100, MAX_DURATION_MS], default: 30000 });
 const READ_BLOCK_MS = 1000;
@@ -51,8 +51,10 @@ function resolveProducerOptions(options) {
     throw unknownOptionError('option', key, PRODUCER_OPTIONS);
   }
   if (options.queue === undefined) throw optionError('`redis` needs `queue`, the queue\'s name');
+  const redis = checkUrl('redis', options.redis);
   return {
-    redis: checkUrl('redis', options.redis),
+    redis,
+    tls: checkTls(options.tls, redis),
     queue: checkQueue('queue', options.queue),
     retries: resolveOption(ROW.retries, options, {}),
     timeout: resolveOption(ROW.timeout, options, {}),
@@ -228,7 +230,7 @@ class RemotePool extends EventEmitter {
   /** The whole queue's counts from Redis: jobs waiting, running (on a host), dead letters. */
   async queueStats() {
     try {
-      return await binding().redisQueueCounts(this.#url, this.#o.queue);
+      return await binding().redisQueueCounts(this.#url, this.#o.queue, this.#o.tls ?? undefined);
     } catch (e) {
       throw redisError(e, this.#url, 'reading the queue\'s counts');
     }
@@ -367,7 +369,7 @@ class RemotePool extends EventEmitter {
   async #connect() {
     if (this.#producer !== null) return this.#producer;
     if (this.#connecting === null) {
-      this.#connecting = binding().redisProducer(this.#url, this.#o.queue, this.#o.lease)
+      this.#connecting = binding().redisProducer(this.#url, this.#o.queue, this.#o.lease, this.#o.tls ?? undefined)
         .then((p) => {
           this.#producer = p;
           this.#lastBeat = Date.now();

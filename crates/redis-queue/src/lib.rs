@@ -108,6 +108,53 @@ impl Scripts {
     }
 }
 
+/// TLS material, PEM, for a `rediss://` URL: the CA that signed the server's certificate
+/// (none: the system's roots), and a client certificate with its key when the server asks
+/// for one.
+#[derive(Clone, Default)]
+pub struct Tls {
+    pub ca: Option<Vec<u8>>,
+    pub cert: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+}
+
+fn invalid(what: &str) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "tls",
+        what.to_owned(),
+    ))
+}
+
+/// A client for `url`, with `tls` for a `rediss://` one.
+fn client(url: &str, tls: Option<&Tls>) -> RedisResult<redis::Client> {
+    let tls = tls.filter(|t| t.ca.is_some() || t.cert.is_some() || t.key.is_some());
+    if url.starts_with("rediss://") {
+        // rustls needs its crypto provider chosen once per process (a second call is a no-op).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    } else if tls.is_some() {
+        return Err(invalid("TLS options need a rediss:// URL"));
+    }
+    let Some(t) = tls else {
+        return redis::Client::open(url);
+    };
+    let client_tls = match (&t.cert, &t.key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => return Err(invalid("a client certificate and its key go together")),
+    };
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert: t.ca.clone(),
+        },
+    )
+}
+
 /// Two connections to one Redis, each reconnecting by itself: one for commands, one for the
 /// blocking reads (BLPOP, XREAD BLOCK), which would hold up every command queued behind them.
 struct Link {
@@ -116,8 +163,8 @@ struct Link {
 }
 
 impl Link {
-    async fn open(url: &str) -> RedisResult<Link> {
-        let client = redis::Client::open(url)?;
+    async fn open(url: &str, tls: Option<&Tls>) -> RedisResult<Link> {
+        let client = client(url, tls)?;
         let retry = ConnectionManagerConfig::new()
             .set_connection_timeout(Some(Duration::from_secs(10)))
             .set_number_of_retries(2)
@@ -208,10 +255,20 @@ impl Producer {
     /// Connects and registers: the producer lives while its liveness key does, refreshed by
     /// [`Producer::heartbeat`] and expiring `ttl_ms` after the last one.
     pub async fn connect(url: &str, queue: &str, ttl_ms: u64) -> RedisResult<Producer> {
+        Self::connect_tls(url, None, queue, ttl_ms).await
+    }
+
+    /// [`Producer::connect`] with TLS material for a `rediss://` URL.
+    pub async fn connect_tls(
+        url: &str,
+        tls: Option<&Tls>,
+        queue: &str,
+        ttl_ms: u64,
+    ) -> RedisResult<Producer> {
         let keys = Keys::new(queue).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "queue", e))
         })?;
-        let link = Link::open(url).await?;
+        let link = Link::open(url, tls).await?;
         let p = Producer {
             keys,
             id: random_id(),
@@ -457,10 +514,21 @@ impl Host {
         consumer: &str,
         lease_ms: u64,
     ) -> RedisResult<Host> {
+        Self::connect_tls(url, None, queue, consumer, lease_ms).await
+    }
+
+    /// [`Host::connect`] with TLS material for a `rediss://` URL.
+    pub async fn connect_tls(
+        url: &str,
+        tls: Option<&Tls>,
+        queue: &str,
+        consumer: &str,
+        lease_ms: u64,
+    ) -> RedisResult<Host> {
         let keys = Keys::new(queue).map_err(|e| {
             redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "queue", e))
         })?;
-        let link = Link::open(url).await?;
+        let link = Link::open(url, tls).await?;
         let mut c = link.conn.clone();
         // A cheap round trip, so that a wrong password or an unreachable server is told now.
         let _: String = redis::cmd("PING").query_async(&mut c).await?;
@@ -614,10 +682,15 @@ pub struct QueueCounts {
 
 /// Reads a queue's counts.
 pub async fn counts(url: &str, queue: &str) -> RedisResult<QueueCounts> {
+    counts_tls(url, None, queue).await
+}
+
+/// [`counts`] with TLS material for a `rediss://` URL.
+pub async fn counts_tls(url: &str, tls: Option<&Tls>, queue: &str) -> RedisResult<QueueCounts> {
     let keys = Keys::new(queue).map_err(|e| {
         redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "queue", e))
     })?;
-    let client = redis::Client::open(url)?;
+    let client = client(url, tls)?;
     let mut c = client.get_multiplexed_async_connection().await?;
     let waiting: u64 = c.zcard(keys.waiting()).await?;
     let dead: u64 = c.xlen(keys.dead()).await?;

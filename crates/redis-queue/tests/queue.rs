@@ -4,7 +4,7 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use comrade_redis_queue::{counts, Host, NewJob, Producer, Reply, GROUP};
+use comrade_redis_queue::{counts, counts_tls, Host, NewJob, Producer, Reply, Tls, GROUP};
 
 struct Server {
     child: Child,
@@ -18,10 +18,18 @@ impl Server {
             .local_addr()
             .unwrap()
             .port();
+        let mut args = vec!["--port".to_string(), port.to_string()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::start_on(port, &args).await
+    }
+
+    /// A server with `args` (which give its port), waited for on `port`.
+    async fn start_on(port: u16, args: &[&str]) -> Server {
         let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
+            .args(["--bind", "127.0.0.1"])
             .args(["--save", "", "--appendonly", "no"])
-            .args(extra)
+            .args(args)
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
@@ -572,4 +580,142 @@ async fn a_cancelled_job_whose_host_died_is_not_run_again() {
     }
     assert_eq!(dropped, 1);
     assert_eq!(counts(&s.url, "q").await.unwrap().running, 0);
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in
+/// `dir` (EC P-256 keys: quick to make).
+fn make_certs(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=comrade test CA",
+    ]);
+    run(&ca);
+    for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+        std::fs::write(
+            dir.join(format!("{name}.ext")),
+            format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n"),
+        )
+        .unwrap();
+        let (key, csr, crt, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        let mut req = vec!["req"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"]);
+        run(&req);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_ca_and_a_client_certificate() {
+    let dir = std::env::temp_dir().join(format!("comrade-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    make_certs(&dir);
+    let file = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (cert, key, ca) = (file("server.crt"), file("server.key"), file("ca.crt"));
+    let s = Server::start_on(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "yes",
+        ],
+    )
+    .await;
+    let url = format!("rediss://127.0.0.1:{port}");
+    let read = |n: &str| Some(std::fs::read(dir.join(n)).unwrap());
+    let tls = Tls {
+        ca: read("ca.crt"),
+        cert: read("client.crt"),
+        key: read("client.key"),
+    };
+    let p = Producer::connect_tls(&url, Some(&tls), "q", 30_000)
+        .await
+        .unwrap();
+    let h = Host::connect_tls(&url, Some(&tls), "q", "h", 30_000)
+        .await
+        .unwrap();
+    p.admit(&[job(1, 0.0)], None).await.unwrap();
+    let d = h.take(1).await.unwrap().jobs.remove(0);
+    assert!(h.complete(&d.entry, &d.job, "o", "2").await.unwrap());
+    assert_eq!(read_all(&p, 1).await[0].value, "2");
+    assert_eq!(counts_tls(&url, Some(&tls), "q").await.unwrap().running, 0);
+    // Without the client certificate the server refuses; with no CA the server's certificate
+    // is not trusted; TLS material with a redis:// URL is refused.
+    let no_client = Tls {
+        cert: None,
+        key: None,
+        ..tls.clone()
+    };
+    assert!(Host::connect_tls(&url, Some(&no_client), "q", "x", 1000)
+        .await
+        .is_err());
+    assert!(Host::connect(&url, "q", "x", 1000).await.is_err());
+    let e = match Host::connect_tls(&s.url, Some(&tls), "q", "x", 1000).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("TLS material accepted for redis://"),
+    };
+    assert!(e.contains("need a rediss:// URL"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
 }
