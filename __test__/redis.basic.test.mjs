@@ -4,7 +4,7 @@ import test from 'node:test';
 import assert from 'node:assert/strict';
 import { spawnSync } from 'node:child_process';
 import {
-  Pool, PoolError, codes, startWorkerHost, startRedis, startHost, until, TASKS, BIN,
+  Pool, PoolError, codes, startWorkerHost, startRedis, startHost, until, redisCli, TASKS, BIN,
 } from './redis-helpers.mjs';
 
 const T = { timeout: 110000 };
@@ -200,4 +200,25 @@ test('aborting a queued job withdraws it from the queue', T, async (t) => {
   assert.equal(p.stats().aborted, 1);
   await host(t, r.url, 'q');
   assert.equal(await job, 2);
+});
+
+test('ACL users: a user and password in the URL; a user without access to the queue\'s keys gets a clear error', T, async (t) => {
+  const r = await startRedis(t);
+  redisCli(r.port, 'ACL', 'SETUSER', 'alice', 'on', '>al1ce-Pw', '~comrade:*', '&*', '+@all');
+  redisCli(r.port, 'ACL', 'SETUSER', 'bob', 'on', '>b0b-Pw', '~other:*', '&*', '+@all');
+  const as = (user, pw) => r.url.replace('redis://', `redis://${user}:${pw}@`);
+  await host(t, as('alice', 'al1ce-Pw'), 'q');
+  const p = producer(t, { redis: as('alice', 'al1ce-Pw'), queue: 'q' });
+  assert.equal(await p.call('add', 20, 22), 42);
+  const wrong = producer(t, { redis: as('alice', 'not-her-Pw'), queue: 'q' });
+  const e1 = await wrong.call('add', 1, 1).then(() => null, (x) => x);
+  assert.equal(e1.code, codes.REDIS);
+  assert.match(e1.message, /authentication failed/i);
+  assert.match(e1.message, /redis:\/\/alice:\*\*\*@127\.0\.0\.1/);
+  assert.ok(!e1.message.includes('not-her-Pw'), e1.message);
+  const bob = producer(t, { redis: as('bob', 'b0b-Pw'), queue: 'q' });
+  const e2 = await bob.call('add', 1, 1).then(() => null, (x) => x);
+  assert.equal(e2.code, codes.REDIS);
+  assert.match(e2.message, /no permissions to access one of the keys/);
+  assert.ok(!e2.message.includes('b0b-Pw'), e2.message);
 });
