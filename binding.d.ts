@@ -87,6 +87,11 @@ export declare class RedisHost {
    * Resolves false when the result was dropped (this host no longer owns the entry).
    */
   complete(entry: string, job: string, status: string, value: string): Promise<boolean>
+  /**
+   * Sends a running job's progress report (JSON) to its producer; resolves false when it
+   * was dropped (the entry is no longer this host's, or the producer is gone).
+   */
+  progress(entry: string, job: string, value: string): Promise<boolean>
   /** Leaves the consumer group (once no entry is held). */
   leave(): Promise<void>
 }
@@ -312,6 +317,8 @@ export interface RemoteDelivery {
   retries: number
   timeout: number
   deliveries: number
+  /** Its producer wants its progress reports (`progress()`). */
+  progress: boolean
 }
 
 /** A job to admit (lib/remote/producer.js builds them). */
@@ -327,6 +334,8 @@ export interface RemoteJob {
   /** Milliseconds; 0 for none. */
   timeout: number
   priority: number
+  /** The producer wants its progress reports. */
+  progress: boolean
 }
 
 /** What a renewal found: entries another host took, entries their producer cancelled. */

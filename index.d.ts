@@ -332,7 +332,7 @@ type DefaultName<F> = string extends FnNames<F> ? string | null : null;
  */
 export declare class Pool<F = any> extends EventEmitter {
   constructor(options: PoolOptions);
-  /** A producer of a queue on Redis: run/exec/call/enqueue go to the queue (a job's `onProgress` is refused; its `signal` withdraws it, or cancels it on the host that runs it). */
+  /** A producer of a queue on Redis: run/exec/call/enqueue go to the queue (a job's `signal` withdraws it, or cancels it on the host that runs it; its `onProgress` gets the reports sent from that host). */
   constructor(options: PoolRedisOptions);
   /** Runs the function `options.name` with `task` as its one argument. */
   run<K extends FnNames<F>>(

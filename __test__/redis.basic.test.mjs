@@ -93,7 +93,7 @@ test('options a producer cannot honour are refused, naming what it takes', T, as
   }
   const p = new Pool({ redis: url, queue: 'q' });
   for (const [opts, re] of [
-    [{ onProgress() {} }, /onProgress is not supported with `redis` yet/],
+    [{ onProgress: 1 }, /options.onProgress must be a function/],
     [{ retries: -1 }, /retries must be an integer/],
     [{ signal: {} }, /options.signal must be an AbortSignal/],
     [{ signal: AbortSignal.abort('early') }, /the job was aborted/],
@@ -221,4 +221,20 @@ test('ACL users: a user and password in the URL; a user without access to the qu
   assert.equal(e2.code, codes.REDIS);
   assert.match(e2.message, /no permissions to access one of the keys/);
   assert.ok(!e2.message.includes('b0b-Pw'), e2.message);
+});
+
+test('onProgress: a job\'s progress reports reach its producer, in order, before its result', T, async (t) => {
+  const r = await startRedis(t);
+  await host(t, r.url, 'q');
+  const p = producer(t, { redis: r.url, queue: 'q' });
+  const seen = [];
+  const [a, b] = await Promise.all([
+    p.exec('counting', [3], { onProgress: (v) => seen.push(['a', v.i]) }).then((v) => { seen.push(['a', 'done']); return v; }),
+    p.run(2, { name: 'counting', onProgress: (v) => seen.push(['b', v.i]) }).then((v) => { seen.push(['b', 'done']); return v; }),
+    // No onProgress: its reports are not sent at all.
+    p.call('counting', 4),
+  ]);
+  assert.deepEqual([a, b], [3, 2]);
+  assert.deepEqual(seen.filter((s) => s[0] === 'a'), [['a', 1], ['a', 2], ['a', 3], ['a', 'done']]);
+  assert.deepEqual(seen.filter((s) => s[0] === 'b'), [['b', 1], ['b', 2], ['b', 'done']]);
 });

@@ -169,7 +169,7 @@ async function useRedis(): Promise<void> {
   const opts: PoolRedisOptions = { redis: 'redis://127.0.0.1:6379', queue: 'jobs', retries: 2, timeout: 5000, priority: 1, maxMessage: 1 << 20, maxBacklog: 1000, lease: 30000 };
   const producer = new Pool<typeof tasks>(opts);
   const sum: number = await producer.call('add', 1, 2);
-  const twice: number = await producer.run(2, { priority: 3, retries: 1, timeout: 100, signal: AbortSignal.timeout(1000) });
+  const twice: number = await producer.run(2, { priority: 3, retries: 1, timeout: 100, signal: AbortSignal.timeout(1000), onProgress: (v) => void v });
   void sum; void twice;
   const q: QueueStats | undefined = await producer.queueStats?.();
   void q;

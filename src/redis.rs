@@ -45,6 +45,8 @@ pub struct RemoteJob {
     /// Milliseconds; 0 for none.
     pub timeout: f64,
     pub priority: f64,
+    /// The producer wants its progress reports.
+    pub progress: bool,
 }
 
 /// A result for a producer: status 'o' (value: the result's JSON), 'e' (the error's JSON) or
@@ -141,6 +143,7 @@ impl RedisProducer {
                 retries: j.retries,
                 timeout_ms: j.timeout.max(0.0) as u64,
                 priority: j.priority,
+                progress: j.progress,
             })
             .collect();
         let limit = max_backlog.map(|m| m.max(0.0) as u64);
@@ -217,6 +220,8 @@ pub struct RemoteDelivery {
     pub retries: u32,
     pub timeout: f64,
     pub deliveries: u32,
+    /// Its producer wants its progress reports (`progress()`).
+    pub progress: bool,
 }
 
 /// What one take did: the jobs, and the counts of jobs failed past their retries, dropped
@@ -280,6 +285,7 @@ impl RedisHost {
                     retries: d.retries,
                     timeout: d.timeout_ms as f64,
                     deliveries: d.deliveries,
+                    progress: d.progress,
                 })
                 .collect(),
             failed: t.failed,
@@ -324,6 +330,17 @@ impl RedisHost {
         let h = self.inner.clone();
         run("RedisHost.complete", async move {
             h.complete(&entry, &job, &status, &value).await
+        })
+        .await
+    }
+
+    /// Sends a running job's progress report (JSON) to its producer; resolves false when it
+    /// was dropped (the entry is no longer this host's, or the producer is gone).
+    #[napi]
+    pub async fn progress(&self, entry: String, job: String, value: String) -> Result<bool> {
+        let h = self.inner.clone();
+        run("RedisHost.progress", async move {
+            h.progress(&entry, &job, &value).await
         })
         .await
     }

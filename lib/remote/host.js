@@ -200,6 +200,7 @@ class WorkerHost extends EventEmitter {
     // An entry of its own that it still runs (its renewal came late): already running.
     if (this.#held.has(d.entry)) return;
     d.controller = new AbortController();
+    d.chain = Promise.resolve(); // its progress reports, in order
     this.#held.set(d.entry, d);
     this.#counts.taken++;
     this.emit('job', { entry: d.entry, job: d.job, deliveries: d.deliveries });
@@ -224,6 +225,16 @@ class WorkerHost extends EventEmitter {
       throw new PoolError(codes.INVALID_ARGUMENT, 'the job\'s arguments are not valid JSON');
     }
     const opts = { retries: d.retries, signal: d.controller.signal };
+    // Progress reports go to the producer one after another (each native call is its own
+    // task: sent together they could overtake each other), and the result after the last
+    // (#complete waits for d.chain). Best effort: a report lost with the connection is not
+    // sent again.
+    if (d.progress) {
+      opts.onProgress = (v) => {
+        const text = JSON.stringify(v) ?? 'null';
+        d.chain = d.chain.then(() => this.#native.progress(d.entry, d.job, text)).catch(() => {});
+      };
+    }
     if (d.timeout > 0) opts.timeout = d.timeout;
     let result;
     if (d.kind === 'x') {
@@ -246,6 +257,7 @@ class WorkerHost extends EventEmitter {
   // Writes the result; retried while Redis is unreachable, until the lease would have run out
   // (another host may own the job by then, and its result would be dropped anyway).
   async #complete(d, status, value) {
+    await d.chain;
     const started = Date.now();
     let backoff = 100;
     let accepted = false;

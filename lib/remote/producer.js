@@ -65,10 +65,8 @@ function resolveProducerOptions(options) {
   };
 }
 
-// The per-job options a producer takes (run: `name` too). onProgress is not carried across
-// machines yet: refused.
-const JOB_OPTIONS = ['signal', 'timeout', 'retries', 'priority'];
-const NOT_YET = new Set(['onProgress']);
+// The per-job options a producer takes (run: `name` too).
+const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority'];
 
 class RemoteJob {
   constructor(local, resolve, reject, cb) {
@@ -76,6 +74,7 @@ class RemoteJob {
     this.resolve = resolve;
     this.reject = reject;
     this.cb = cb; // enqueue()'s callback, bound to its async context
+    this.onProgress = null; // bound to the context of the call that made the job
     this.signal = null; // its AbortSignal, with onAbort listening, until it settles
     this.onAbort = null;
     this.done = false;
@@ -112,6 +111,7 @@ class RemotePool extends EventEmitter {
   #counts = { completed: 0, errored: 0, failed: 0, rejected: 0, timedOut: 0, aborted: 0 };
   #cancels = []; // local ids of aborted jobs, for this tick's cancel
   #cancelling = Promise.resolve(); // the cancels sent
+  #admitting = new Set(); // admissions under way (settled Promises of them)
   #started = Date.now();
   #recent = []; // completion times (ms) of the last ten seconds, for throughput
 
@@ -246,9 +246,6 @@ class RemotePool extends EventEmitter {
     const o = {};
     try {
       for (const key of Object.keys(options)) {
-        if (NOT_YET.has(key)) {
-          return Promise.reject(optionError(`${what}() option ${key} is not supported with \`redis\` yet`));
-        }
         if (!names.includes(key)) {
           return Promise.reject(unknownOptionError(`${what}() option`, key, names));
         }
@@ -273,6 +270,9 @@ class RemotePool extends EventEmitter {
     }
     if (o.priority !== undefined && (typeof o.priority !== 'number' || !Number.isFinite(o.priority))) {
       return Promise.reject(argumentError(`${what}(): options.priority must be a finite number`));
+    }
+    if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
+      return Promise.reject(argumentError(`${what}(): options.onProgress must be a function`));
     }
     if (o.signal !== undefined && o.signal !== null) {
       const sig = o.signal;
@@ -328,7 +328,9 @@ class RemotePool extends EventEmitter {
       retries: o.retries ?? this.#o.retries,
       timeout: timeout === null || timeout === undefined || timeout === Infinity ? 0 : Math.ceil(timeout),
       priority: o.priority ?? this.#o.priority,
+      progress: o.onProgress !== undefined,
     }]);
+    if (o.onProgress !== undefined) job.onProgress = AsyncResource.bind(o.onProgress);
     if (this.#batch.length === 1) process.nextTick(() => this.#flush());
     if (o.signal !== undefined) {
       job.signal = o.signal;
@@ -355,9 +357,14 @@ class RemotePool extends EventEmitter {
   #sendCancels() {
     const locals = this.#cancels;
     this.#cancels = [];
-    const sent = this.#connect().then((p) => p.cancel(locals)).catch(() => {
-      // Redis unreachable: the job may still run; its result is ignored.
-    });
+    // After the admissions under way (each native call is its own task: a cancel sent
+    // alongside could reach Redis first, and find nothing to cancel).
+    const sent = Promise.all(this.#admitting)
+      .then(() => this.#connect())
+      .then((p) => p.cancel(locals))
+      .catch(() => {
+        // Redis unreachable: the job may still run; its result is ignored.
+      });
     this.#cancelling = this.#cancelling.then(() => sent);
   }
 
@@ -393,7 +400,11 @@ class RemotePool extends EventEmitter {
     this.#read();
     try {
       const p = await this.#connect();
-      const { refused } = await p.admit(batch.map((b) => b[1]), this.#o.maxBacklog ?? undefined);
+      const admission = p.admit(batch.map((b) => b[1]), this.#o.maxBacklog ?? undefined);
+      const settled = admission.then(() => {}, () => {});
+      this.#admitting.add(settled);
+      settled.then(() => this.#admitting.delete(settled));
+      const { refused } = await admission;
       if (refused.length > 0) this.#refuseBacklog(refused);
     } catch (e) {
       const err = e instanceof PoolError ? e
@@ -454,6 +465,10 @@ class RemotePool extends EventEmitter {
   #settleReply(r) {
     const job = this.#jobs.get(r.local);
     if (job === undefined) return; // settled already (terminated, or failed when Redis lost it)
+    if (r.status === 'p') {
+      this.#progress(job, r.value);
+      return;
+    }
     this.#jobs.delete(r.local);
     if (r.status === 'o') {
       const bytes = Buffer.byteLength(r.value);
@@ -505,6 +520,24 @@ class RemotePool extends EventEmitter {
     this.#recent.push(now);
     if (this.#recent.length > 4096 || now - this.#recent[0] > 10000) {
       this.#recent = this.#recent.filter((t) => now - t < 10000);
+    }
+  }
+
+  // A progress report of a job that asked for them, in the context of the call that made it.
+  // A report over maxMessage, or not JSON, is skipped; a callback that throws throws as an
+  // uncaught exception, as an event listener's would.
+  #progress(job, text) {
+    if (job.onProgress === null || Buffer.byteLength(text) > this.#o.maxMessage) return;
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return;
+    }
+    try {
+      job.onProgress(value);
+    } catch (e) {
+      process.nextTick(() => { throw e; });
     }
   }
 

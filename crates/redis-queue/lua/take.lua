@@ -3,8 +3,8 @@
 -- highest priority first, moved into the stream and read by this consumer in the same script.
 -- KEYS: 1 waiting (sorted set), 2 stream, 3 dead-letter stream, 4 wake (list)
 -- ARGV: 1 key prefix, 2 group, 3 consumer, 4 n, 5 lease (ms)
--- Returns { deliveries, failed, dropped, dead }: deliveries flat, 8 per job: entry id, job id,
--- kind, function name, arguments, retries, timeout, delivery count.
+-- Returns { deliveries, failed, dropped, dead }: deliveries flat, 9 per job: entry id, job id,
+-- kind, function name, arguments, retries, timeout, delivery count, progress wanted.
 local prefix, group, me = ARGV[1], ARGV[2], ARGV[3]
 local n = tonumber(ARGV[4])
 local out = {}
@@ -66,6 +66,7 @@ local function deliver(id, t, key, count)
   local o = #out
   out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, t.id, t.k, t.f
   out[o + 5], out[o + 6], out[o + 7], out[o + 8] = t.a, t.r, t.t, tostring(count)
+  out[o + 9] = t.g or '0'
   taken = taken + 1
 end
 

@@ -89,6 +89,7 @@ impl Keys {
 struct Scripts {
     admit: Script,
     cancel: Script,
+    progress: Script,
     take: Script,
     complete: Script,
     renew: Script,
@@ -100,6 +101,7 @@ impl Scripts {
         Scripts {
             admit: Script::new(include_str!("../lua/admit.lua")),
             cancel: Script::new(include_str!("../lua/cancel.lua")),
+            progress: Script::new(include_str!("../lua/progress.lua")),
             take: Script::new(include_str!("../lua/take.lua")),
             complete: Script::new(include_str!("../lua/complete.lua")),
             renew: Script::new(include_str!("../lua/renew.lua")),
@@ -200,6 +202,8 @@ pub struct NewJob {
     /// Milliseconds, 0 for none.
     pub timeout_ms: u64,
     pub priority: f64,
+    /// The producer wants the job's progress reports.
+    pub progress: bool,
 }
 
 /// What an admission did.
@@ -218,7 +222,8 @@ pub struct Reply {
     /// The job's local id.
     pub local: String,
     /// `o`: a result (JSON); `e`: the function's error (JSON); `f`: the job failed on the
-    /// hosts' side (JSON `{ host, deliveries, retries }`): its delivery count passed its retries.
+    /// hosts' side (JSON `{ host, deliveries, retries }`): its delivery count passed its
+    /// retries; `p`: a progress report (JSON), before the job's result.
     pub status: String,
     pub value: String,
 }
@@ -327,7 +332,8 @@ impl Producer {
                     .arg(&j.args)
                     .arg(j.retries)
                     .arg(j.timeout_ms)
-                    .arg(score(j.priority));
+                    .arg(score(j.priority))
+                    .arg(if j.progress { "1" } else { "0" });
             }
             // The script skips jobs admitted already: sending it again is safe.
             let (admitted, refused, waiting): (usize, Vec<String>, u64) = again_if_dropped(|| {
@@ -475,6 +481,8 @@ pub struct Delivery {
     pub timeout_ms: u64,
     /// 1 on the first delivery; more once its lease ran out on other hosts.
     pub deliveries: u32,
+    /// Its producer wants its progress reports ([`Host::progress`]).
+    pub progress: bool,
 }
 
 /// What one [`Host::take`] did.
@@ -563,7 +571,7 @@ impl Host {
             .invoke_async(&mut c)
             .await?;
         let jobs = flat
-            .chunks_exact(8)
+            .chunks_exact(9)
             .map(|d| Delivery {
                 entry: d[0].clone(),
                 job: d[1].clone(),
@@ -573,6 +581,7 @@ impl Host {
                 retries: d[5].parse().unwrap_or(0),
                 timeout_ms: d[6].parse().unwrap_or(0),
                 deliveries: d[7].parse().unwrap_or(1),
+                progress: d[8] == "1",
             })
             .collect();
         Ok(Take {
@@ -648,6 +657,25 @@ impl Host {
             .invoke_async(&mut c)
             .await?;
         Ok(accepted == 1)
+    }
+
+    /// Sends a progress report (JSON `value`) of a running job to its producer. `false`:
+    /// dropped (this host no longer owns the entry, or the producer is gone).
+    pub async fn progress(&self, entry: &str, job: &str, value: &str) -> RedisResult<bool> {
+        let mut c = self.link.conn.clone();
+        let sent: i64 = self
+            .scripts
+            .progress
+            .key(self.keys.stream())
+            .arg(&self.keys.prefix)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(entry)
+            .arg(job)
+            .arg(value)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(sent == 1)
     }
 
     /// Leaves the group (once it holds no entry: its pending ones would be lost with it).

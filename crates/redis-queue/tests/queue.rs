@@ -64,6 +64,7 @@ fn job(local: u32, priority: f64) -> NewJob {
         retries: 0,
         timeout_ms: 0,
         priority,
+        progress: false,
     }
 }
 
@@ -718,4 +719,39 @@ async fn tls_with_a_ca_and_a_client_certificate() {
     };
     assert!(e.contains("need a rediss:// URL"), "{e}");
     let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reports_reach_the_producer_before_the_result() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 30_000).await.unwrap();
+    p.admit(
+        &[
+            NewJob {
+                progress: true,
+                ..job(1, 0.0)
+            },
+            job(2, 0.0),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let t = a.take(2).await.unwrap();
+    assert_eq!(
+        t.jobs.iter().map(|d| d.progress).collect::<Vec<_>>(),
+        vec![true, false]
+    );
+    let d = &t.jobs[0];
+    assert!(a.progress(&d.entry, &d.job, "0.5").await.unwrap());
+    assert!(a.complete(&d.entry, &d.job, "o", "1").await.unwrap());
+    // After completion the entry is gone: a late report is dropped.
+    assert!(!a.progress(&d.entry, &d.job, "0.9").await.unwrap());
+    let r = read_all(&p, 2).await;
+    let seen: Vec<(&str, &str)> = r
+        .iter()
+        .map(|r| (r.status.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(seen, vec![("p", "0.5"), ("o", "1")]);
 }
