@@ -97,6 +97,51 @@ export declare class NativePool {
   release(): void
 }
 
+export declare class RedisHost {
+  /** Takes up to `n` jobs (its free slots). */
+  take(n: number): Promise<RemoteTake>
+  /** Waits up to `timeoutMs` for a wake-up; true when one came. */
+  wait(timeoutMs: number): Promise<boolean>
+  /**
+   * Renews the leases of running jobs (`entries[i]` holds job `jobs[i]`); resolves with
+   * the entries another host took and those whose producer cancelled them.
+   */
+  renew(entries: Array<string>, jobs: Array<string>): Promise<RemoteRenewal>
+  /**
+   * Completes a job: status 'o' (value: the result's JSON) or 'e' (the error's JSON).
+   * Resolves false when the result was dropped (this host no longer owns the entry).
+   */
+  complete(entry: string, job: string, status: string, value: string): Promise<boolean>
+  /**
+   * Sends a running job's progress report (JSON) to its producer; resolves false when it
+   * was dropped (the entry is no longer this host's, or the producer is gone).
+   */
+  progress(entry: string, job: string, value: string): Promise<boolean>
+  /** Leaves the consumer group (once no entry is held). */
+  leave(): Promise<void>
+}
+
+export declare class RedisProducer {
+  /** This producer's id (its jobs are `<id>:<local>`). */
+  get id(): string
+  /**
+   * Admits the jobs, in order, while the queue holds fewer than `maxBacklog` jobs waiting
+   * (none: no limit); resolves with how many were admitted and the local ids refused.
+   */
+  admit(jobs: Array<RemoteJob>, maxBacklog?: number | undefined | null): Promise<RemoteAdmitted>
+  /**
+   * Cancels jobs by their local ids: those waiting leave the queue, those on a host are
+   * flagged for it to abort. Resolves with the counts.
+   */
+  cancel(locals: Array<string>): Promise<RemoteCancel>
+  /** Refreshes the liveness key: false when Redis had lost it (the pending jobs are lost). */
+  heartbeat(): Promise<boolean>
+  /** The next results, waiting up to `blockMs` for one. */
+  read(blockMs: number): Promise<Array<RemoteReply>>
+  /** Deletes the liveness key and the reply stream. */
+  close(): Promise<void>
+}
+
 /** Physical cores and execution units (logical CPUs) of this machine. */
 export interface CpuCount {
   physical: number
@@ -270,6 +315,17 @@ export declare const enum RecordKind {
   Retiring = 14,
 }
 
+/** Connects a worker host (consumer `consumer`) to queue `queue`, with leases of `leaseMs`. */
+export declare function redisHost(url: string, queue: string, consumer: string, leaseMs: number, tls?: RemoteTls | undefined | null): Promise<RedisHost>
+
+/**
+ * Connects a producer to queue `queue`; its liveness key expires `ttlMs` after its last
+ * heartbeat.
+ */
+export declare function redisProducer(url: string, queue: string, ttlMs: number, tls?: RemoteTls | undefined | null): Promise<RedisProducer>
+
+export declare function redisQueueCounts(url: string, queue: string, tls?: RemoteTls | undefined | null): Promise<RemoteCounts>
+
 /** Why `submit()` refused a job: the second of each `index, reason, value` triple. */
 export declare const enum RejectReason {
   /** The pool is closing or closed. Value 0. */
@@ -278,6 +334,94 @@ export declare const enum RejectReason {
   Backlog = 1,
   /** The job would complete too late. Value: the expected time, in seconds. */
   Duration = 2,
+}
+
+/**
+ * What an admission did: jobs admitted, the local ids refused (the backlog was full), and
+ * the jobs waiting in the queue after it.
+ */
+export interface RemoteAdmitted {
+  admitted: number
+  refused: Array<string>
+  waiting: number
+}
+
+/** What a cancel did: jobs withdrawn from the queue, jobs flagged for their host to abort. */
+export interface RemoteCancel {
+  withdrawn: number
+  flagged: number
+}
+
+/** A queue's counts: jobs waiting, entries running (delivered, not completed), dead letters. */
+export interface RemoteCounts {
+  waiting: number
+  running: number
+  dead: number
+}
+
+/** A job delivered to a host. */
+export interface RemoteDelivery {
+  entry: string
+  job: string
+  kind: string
+  name: string
+  args: string
+  retries: number
+  timeout: number
+  deliveries: number
+  /** Its producer wants its progress reports (`progress()`). */
+  progress: boolean
+}
+
+/** A job to admit (lib/remote/producer.js builds them). */
+export interface RemoteJob {
+  local: string
+  /** 'r' (run: one argument) or 'x' (exec/call: an array of arguments). */
+  kind: string
+  /** The function's name; '' for the default function. */
+  name: string
+  /** The arguments as JSON. */
+  args: string
+  retries: number
+  /** Milliseconds; 0 for none. */
+  timeout: number
+  priority: number
+  /** The producer wants its progress reports. */
+  progress: boolean
+}
+
+/** What a renewal found: entries another host took, entries their producer cancelled. */
+export interface RemoteRenewal {
+  lost: Array<string>
+  cancelled: Array<string>
+}
+
+/**
+ * A result for a producer: status 'o' (value: the result's JSON), 'e' (the error's JSON) or
+ * 'f' (the job failed on the hosts' side: `{ host, deliveries, retries }`).
+ */
+export interface RemoteReply {
+  local: string
+  status: string
+  value: string
+}
+
+/**
+ * What one take did: the jobs, and the counts of jobs failed past their retries, dropped
+ * (their producer is gone) and entries moved to the dead-letter stream.
+ */
+export interface RemoteTake {
+  jobs: Array<RemoteDelivery>
+  failed: number
+  dropped: number
+  dead: number
+}
+
+/** TLS material, PEM text, for a rediss:// URL (lib/remote/common.js checks it). */
+export interface RemoteTls {
+  ca?: string
+  cert?: string
+  key?: string
 }
 
 /** A worker's load ([`NativePool::worker_loads`]). */

@@ -836,6 +836,8 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.NativePool = nativeBinding.NativePool
+module.exports.RedisHost = nativeBinding.RedisHost
+module.exports.RedisProducer = nativeBinding.RedisProducer
 module.exports.DEFAULT_KILL_GRACE_MS = nativeBinding.DEFAULT_KILL_GRACE_MS
 module.exports.DEFAULT_MAX_MESSAGE = nativeBinding.DEFAULT_MAX_MESSAGE
 module.exports.installCleanup = nativeBinding.installCleanup
@@ -844,4 +846,7 @@ module.exports.killEnvWorkers = nativeBinding.killEnvWorkers
 module.exports.MAX_DURATION_MS = nativeBinding.MAX_DURATION_MS
 module.exports.ncpu = nativeBinding.ncpu
 module.exports.RecordKind = nativeBinding.RecordKind
+module.exports.redisHost = nativeBinding.redisHost
+module.exports.redisProducer = nativeBinding.redisProducer
+module.exports.redisQueueCounts = nativeBinding.redisQueueCounts
 module.exports.RejectReason = nativeBinding.RejectReason

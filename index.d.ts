@@ -74,6 +74,8 @@ export declare const codes: {
   readonly UNSERIALIZABLE_RESULT: 'ERR_UNSERIALIZABLE_RESULT';
   readonly RESULT_TOO_LARGE: 'ERR_RESULT_TOO_LARGE';
   readonly INTERNAL: 'ERR_INTERNAL';
+  /** A queue on Redis: Redis unreachable, credentials refused, or its state lost. Never holds the credentials. */
+  readonly REDIS: 'ERR_REDIS';
 };
 
 export type PoolErrorCode = (typeof codes)[keyof typeof codes];
@@ -100,6 +102,12 @@ export declare class PoolError extends Error {
   expectedWait?: number;
   /** ERR_WORKER_INIT_FAILED: the worker's own error (module load or init), when it sent one. */
   cause?: unknown;
+  /** A queue on Redis: the worker host (its name) the job ran on, or was last delivered to. */
+  host?: string;
+  /** ERR_WORKER_EXITED from a queue on Redis: how many times the job was delivered. */
+  deliveries?: number;
+  /** ERR_REDIS: the Redis URL, its password redacted. */
+  url?: string;
 }
 
 interface PoolCommonOptions {
@@ -200,6 +208,41 @@ export interface PoolCommandOptions extends PoolCommonOptions {
 }
 
 export type PoolOptions = PoolModuleOptions | PoolCommandOptions;
+
+/**
+ * A producer of a queue on Redis (docs/REDIS.md): its jobs run on worker hosts
+ * (`comrade worker`), its results come back to it only. Any other Pool option is refused
+ * (ERR_INVALID_OPTION).
+ */
+/** TLS material for a `rediss://` URL, PEM text: `ca` (default: the system's trusted roots), and a client certificate `cert` with its `key` for a server that asks for one. */
+export interface RedisTlsOptions {
+  ca?: string | Buffer;
+  cert?: string | Buffer;
+  key?: string | Buffer;
+}
+
+export interface PoolRedisOptions {
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. */
+  redis: string;
+  /** TLS material for a `rediss://` URL. */
+  tls?: RedisTlsOptions;
+  /** The queue's name: 1 to 200 bytes, no braces or control characters. */
+  queue: string;
+  /** Times a job is delivered again when its host dies or stops answering past its lease. Default: 0. */
+  retries?: number;
+  /** A job's run timeout on its host, in ms. Default: off. */
+  timeout?: number;
+  /** A job's priority when run()/exec() give none: higher is taken sooner. Default: 0. */
+  priority?: number;
+  /** Longest arguments (refused before queueing) and result (refused when it comes back), in bytes. Default: 64 MiB. */
+  maxMessage?: number;
+  /** Most jobs waiting in the whole queue (from every producer) when this producer queues one; past it: ERR_BACKLOG_FULL. Default: Infinity. */
+  maxBacklog?: number;
+  /** This producer's keys expire this many ms after its last heartbeat (every lease / 3): its results are then dropped. Default: 30000. */
+  lease?: number;
+  module?: never;
+  command?: never;
+}
 
 /** A job's own options, for `exec()` and `run()`. Any other key is refused (ERR_INVALID_OPTION). */
 export interface JobOptions<P = unknown> {
@@ -418,6 +461,8 @@ type DefaultName<F> = string extends FnNames<F> ? string | null : null;
  */
 export declare class Pool<F = any> extends EventEmitter {
   constructor(options: PoolOptions);
+  /** A producer of a queue on Redis: run/exec/call/enqueue go to the queue (a job's `signal` withdraws it, or cancels it on the host that runs it; its `onProgress` gets the reports sent from that host). */
+  constructor(options: PoolRedisOptions);
   /** Runs the function `options.name` with `task` as its one argument. */
   run<K extends FnNames<F>>(
     task: F[K] extends AnyFn ? Parameters<F[K]>[0] : any,
@@ -508,3 +553,94 @@ export declare class Pool<F = any> extends EventEmitter {
   once(event: 'warning', listener: (warning: PoolWarning) => void): this;
   once(event: string | symbol, listener: (...args: any[]) => void): this;
 }
+
+// ---------------------------------------------------------------------------------------------
+// A worker host of a queue on Redis (`comrade worker`)
+// ---------------------------------------------------------------------------------------------
+
+/** The counts a producer's `queueStats()` reads from Redis. */
+export interface QueueStats {
+  /** Jobs queued and not taken by a host yet. */
+  waiting: number;
+  /** Jobs a host took and has not completed. */
+  running: number;
+  /** Entries in the dead-letter stream. */
+  dead: number;
+}
+
+// A producer (`new Pool({ redis, queue })`) also has queueStats().
+export interface Pool<F = any> {
+  /** A producer of a queue on Redis only: the whole queue's counts. */
+  queueStats?(): Promise<QueueStats>;
+}
+
+export interface WorkerHostOptions {
+  /** `redis://[user:password@]host:port[/db]`, or `rediss://` for TLS. */
+  redis: string;
+  /** TLS material for a `rediss://` URL. */
+  tls?: RedisTlsOptions;
+  /** The queue's name. */
+  queue: string;
+  /** The Node module that runs the jobs (this or `command`). */
+  module?: string | URL;
+  /** A native worker speaking docs/PROTOCOL.md (this or `module`). */
+  command?: string | string[];
+  /** Local worker processes. Default: `Math.ceil(cpus * 1.25)`. */
+  workers?: number;
+  /** Jobs in flight per local worker. Default: 1. */
+  concurrency?: number;
+  /** A job held by a silent host goes to another host after this many ms; renewed every lease / 4 while it runs. Default: 30000. */
+  lease?: number;
+  /** Longest wait for work, in ms, before looking again (queued jobs wake the host at once). Default: 1000. */
+  poll?: number;
+  /** Longest arguments or result of a job, in bytes. Default: 64 MiB. */
+  maxMessage?: number;
+  /** The local workers' init() argument. */
+  initData?: unknown;
+  env?: Record<string, string | undefined>;
+  cwd?: string;
+  /** This host's name in the queue and in errors. Default: `hostname:pid:random`. */
+  name?: string;
+}
+
+export interface WorkerHostStats {
+  name: string;
+  running: number;
+  slots: number;
+  /** Jobs taken since the start. */
+  taken: number;
+  /** Results accepted. */
+  completed: number;
+  /** Results dropped: another host owned the job by then. */
+  dropped: number;
+  /** Running jobs another host took (this one was silent past its lease). */
+  lost: number;
+  /** Running jobs their producer aborted: aborted here. */
+  cancelled: number;
+  /** Jobs this host failed for their producer: delivered more times than their retries allow. */
+  failed: number;
+  /** Malformed entries it moved to the dead-letter stream. */
+  dead: number;
+}
+
+export interface WorkerHost extends EventEmitter {
+  /** Its consumer name, the one errors give. */
+  readonly name: string;
+  /** Jobs taken and not completed. */
+  readonly running: number;
+  /** Its free slots at most: workers × concurrency. */
+  readonly slots: number;
+  stats(): WorkerHostStats;
+  /** Stops taking jobs, finishes those it holds, leaves the queue, stops the local workers. */
+  close(): Promise<void>;
+  on(event: 'job', listener: (info: { entry: string; job: string; deliveries: number }) => void): this;
+  on(event: 'result', listener: (info: { entry: string; job: string; accepted: boolean }) => void): this;
+  on(event: 'lost', listener: (info: { entry: string; job: string }) => void): this;
+  on(event: 'cancel', listener: (info: { entry: string; job: string }) => void): this;
+  on(event: 'redisError', listener: (err: PoolError) => void): this;
+  on(event: 'reconnected', listener: () => void): this;
+  on(event: string | symbol, listener: (...args: any[]) => void): this;
+}
+
+/** Starts a worker host (what `comrade worker` runs). Rejects with ERR_REDIS when Redis cannot be reached or refuses the credentials. */
+export declare function startWorkerHost(options: WorkerHostOptions): Promise<WorkerHost>;

@@ -3,5 +3,6 @@
 
 const { ComputeCluster } = require('./lib/compute-cluster');
 const { Pool, PoolError, codes, ncpu } = require('./lib/pool');
+const { startWorkerHost } = require('./lib/remote/host');
 
-module.exports = { Pool, PoolError, codes, ncpu, ComputeCluster };
+module.exports = { Pool, PoolError, codes, ncpu, ComputeCluster, startWorkerHost };

@@ -2,5 +2,5 @@
 // `require` share one engine instance (and the same classes) in a process.
 import comrade from './index.js';
 
-export const { Pool, PoolError, codes, ncpu, ComputeCluster } = comrade;
+export const { Pool, PoolError, codes, ncpu, ComputeCluster, startWorkerHost } = comrade;
 export default comrade;

@@ -15,7 +15,7 @@ const root = path.dirname(path.dirname(fileURLToPath(import.meta.url)));
 const { name } = require('../package.json');
 
 const ENTRIES = [
-  { sub: '', file: 'index', named: ['Pool', 'PoolError', 'codes', 'ncpu', 'ComputeCluster'] },
+  { sub: '', file: 'index', named: ['Pool', 'PoolError', 'codes', 'ncpu', 'ComputeCluster', 'startWorkerHost'] },
   { sub: '/compute-cluster', file: 'compute-cluster', named: [] },
   {
     sub: '/worker', file: 'worker',

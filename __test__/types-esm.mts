@@ -1,7 +1,7 @@
 // Compiled (not run) with __test__/types.ts: the package's types as an ES module sees them,
 // through the "import" condition of its `exports`. Every name imported here is a named export
 // of the .mjs entry points at run time (__test__/entry-points.test.mjs checks those).
-import comrade, { ComputeCluster, Pool, PoolError, codes, ncpu } from 'comrade-pool';
+import comrade, { ComputeCluster, Pool, PoolError, codes, ncpu, startWorkerHost } from 'comrade-pool';
 import CC from 'comrade-pool/compute-cluster';
 import * as workerApi from 'comrade-pool/worker';
 import workerDefault, {
@@ -20,7 +20,7 @@ const cc2 = new CC({ module: './w.js', max_processes: 1 });
 const cores: number = ncpu().logical;
 const code: string = codes.WORKER_EXITED;
 const isPoolError = (e: unknown): boolean => e instanceof PoolError;
-void sum; void same; void cc; void cc2; void cores; void code; void isPoolError; void nope;
+void sum; void same; void cc; void cc2; void cores; void code; void isPoolError; void nope; void startWorkerHost;
 
 if (isWorker && workerApi.isWorker) {
   const data = getInitData<{ salt: string }>();

@@ -231,3 +231,42 @@ if (isWorker) {
   emit('cache', { size: 1 });
   retire();
 }
+
+// --- A queue on Redis ---
+import { startWorkerHost, PoolRedisOptions, RedisTlsOptions, WorkerHost, QueueStats } from '../index';
+
+async function useRedis(): Promise<void> {
+  const opts: PoolRedisOptions = { redis: 'redis://127.0.0.1:6379', queue: 'jobs', retries: 2, timeout: 5000, priority: 1, maxMessage: 1 << 20, maxBacklog: 1000, lease: 30000 };
+  const producer = new Pool<typeof tasks>(opts);
+  const sum: number = await producer.call('add', 1, 2);
+  const twice: number = await producer.run(2, { priority: 3, retries: 1, timeout: 100, signal: AbortSignal.timeout(1000), onProgress: (v) => void v });
+  void sum; void twice;
+  const q: QueueStats | undefined = await producer.queueStats?.();
+  void q;
+  const code: 'ERR_REDIS' = codes.REDIS;
+  void code;
+  const host: WorkerHost = await startWorkerHost({ redis: 'redis://127.0.0.1:6379', queue: 'jobs', module: './tasks.js', workers: 2, concurrency: 4, lease: 30000, poll: 1000, maxMessage: 1 << 20, initData: { a: 1 }, env: { A: '1' }, cwd: '.', name: 'host-1' });
+  host.on('redisError', (e: PoolError) => void e.code);
+  host.on('lost', ({ job }) => void job);
+  host.on('cancel', ({ entry }) => void entry);
+  host.on('result', ({ accepted }) => void accepted);
+  host.on('job', ({ deliveries }) => void deliveries);
+  host.on('reconnected', () => undefined);
+  const s = host.stats();
+  const n: number = s.completed + s.dropped + s.lost + s.cancelled + s.failed + s.dead + s.taken + host.running + host.slots;
+  const name: string = host.name;
+  void n; void name;
+  await host.close();
+  await startWorkerHost({ redis: 'rediss://h:1', tls: { ca: 'PEM', cert: Buffer.from('PEM'), key: 'PEM' }, queue: 'q', command: ['./worker'] });
+  const tls: RedisTlsOptions = { ca: 'PEM' };
+  void new Pool({ redis: 'rediss://h:1', tls, queue: 'q' });
+  const e = new PoolError();
+  const where: string | undefined = e.host;
+  const times: number | undefined = e.deliveries;
+  void where; void times;
+}
+void useRedis;
+// @ts-expect-error a producer takes no module
+new Pool({ redis: 'redis://h:1', queue: 'q', module: 'a.js' });
+// @ts-expect-error queue is required
+new Pool({ redis: 'redis://h:1' });

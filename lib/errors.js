@@ -33,6 +33,9 @@ const codes = Object.freeze({
   RESULT_TOO_LARGE: 'ERR_RESULT_TOO_LARGE',
   // A bug inside comrade's native code (a Rust panic), caught at the binding: never a crash.
   INTERNAL: 'ERR_INTERNAL',
+  // A queue on Redis (`redis` option, `comrade worker`): Redis could not be reached, refused
+  // the credentials, or lost the queue's state. The message never holds the credentials.
+  REDIS: 'ERR_REDIS',
 });
 
 class PoolError extends Error {

@@ -21,6 +21,7 @@ const { Session, Job, ScopedJob } = require('./session');
 const { Coalescer } = require('./coalesce');
 const { runBatch } = require('./batch');
 const { Backpressure } = require('./backpressure');
+const { RemotePool, isRemote } = require('./remote/producer');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 // Never in a Pool worker's environment, whatever the parent's environment or `env` holds.
@@ -67,6 +68,8 @@ class Pool extends EventEmitter {
   #select = null; // a custom selectWorker(job, workers), or null
 
   constructor(options) {
+    // { redis, queue }: a producer of a queue on Redis (lib/remote/producer.js), still a Pool.
+    if (isRemote(options)) return new RemotePool(options);
     super();
     const o = resolveOptions(options);
     this.#maxWorkers = o.maxWorkers;
@@ -668,6 +671,9 @@ function spanOption(what, name, v) {
 function settleLater(session, job, err) {
   session.settle(job, err, undefined);
 }
+
+// A producer is a Pool too (`instanceof Pool`); it overrides every public method and getter.
+Object.setPrototypeOf(RemotePool.prototype, Pool.prototype);
 
 // ncpu(): physical cores and execution units (logical CPUs), straight from the engine.
 module.exports = { Pool, PoolError, codes, ncpu };

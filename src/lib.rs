@@ -18,6 +18,7 @@ use napi_derive::napi;
 mod direct;
 mod options;
 mod records;
+mod redis;
 
 use options::NativeOptions;
 use records::rejections;

@@ -1,0 +1,817 @@
+//! comrade's queue across machines, on Redis Streams (docs/REDIS.md has the design).
+//!
+//! A [`Producer`] admits jobs into one queue and reads its own results back; a [`Host`] takes
+//! exactly as many jobs as it has free slots, renews the leases of those it runs, and
+//! completes them. Every step that must be atomic is a Lua script (`lua/`). Every key of a
+//! queue shares the hash tag `{queue}`, so a Redis Cluster keeps one queue in one slot.
+//!
+//! No Node dependency: the binding (`src/redis.rs`) only converts.
+
+use std::time::Duration;
+
+use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::{AsyncCommands, Script, Value};
+pub use redis::{RedisError, RedisResult};
+use tokio::sync::Mutex;
+
+/// The consumer group of a queue's hosts.
+pub const GROUP: &str = "hosts";
+/// The longest queue name (it is part of every key).
+pub const MAX_QUEUE_NAME: usize = 200;
+/// Replies read per XREAD.
+const READ_COUNT: usize = 1000;
+/// Jobs per admission script call: a larger batch is split, so that one call never holds
+/// Redis long.
+const ADMIT_CHUNK: usize = 500;
+
+/// Runs `f`, and once more when it failed because the connection had dropped: a connection
+/// manager reports the drop on the first command after it, then reconnects. Only for commands
+/// that may run twice (idempotent ones, or scripts written to be).
+async fn again_if_dropped<T, F, Fut>(mut f: F) -> RedisResult<T>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = RedisResult<T>>,
+{
+    match f().await {
+        Err(e) if e.is_connection_dropped() || e.is_io_error() => f().await,
+        r => r,
+    }
+}
+
+/// A queue's key names: `comrade:{name}:…`.
+#[derive(Clone, Debug)]
+pub struct Keys {
+    pub prefix: String,
+}
+
+impl Keys {
+    /// The keys of queue `name`, or why the name cannot be one: empty, longer than
+    /// [`MAX_QUEUE_NAME`], or holding a brace (it would break the hash tag).
+    pub fn new(name: &str) -> Result<Keys, String> {
+        if name.is_empty() || name.len() > MAX_QUEUE_NAME {
+            return Err(format!(
+                "the queue name must be 1 to {MAX_QUEUE_NAME} bytes long"
+            ));
+        }
+        if name.contains(['{', '}']) || name.chars().any(char::is_control) {
+            return Err("the queue name must not contain braces or control characters".into());
+        }
+        Ok(Keys {
+            prefix: format!("comrade:{{{name}}}:"),
+        })
+    }
+    pub fn waiting(&self) -> String {
+        format!("{}wait", self.prefix)
+    }
+    pub fn stream(&self) -> String {
+        format!("{}stream", self.prefix)
+    }
+    pub fn dead(&self) -> String {
+        format!("{}dead", self.prefix)
+    }
+    pub fn wake(&self) -> String {
+        format!("{}wake", self.prefix)
+    }
+    pub fn seq(&self) -> String {
+        format!("{}seq", self.prefix)
+    }
+    pub fn job(&self, job: &str) -> String {
+        format!("{}job:{job}", self.prefix)
+    }
+    pub fn producer(&self, id: &str) -> String {
+        format!("{}producer:{id}", self.prefix)
+    }
+    pub fn reply(&self, id: &str) -> String {
+        format!("{}reply:{id}", self.prefix)
+    }
+}
+
+struct Scripts {
+    admit: Script,
+    cancel: Script,
+    progress: Script,
+    take: Script,
+    complete: Script,
+    renew: Script,
+    heartbeat: Script,
+}
+
+impl Scripts {
+    fn new() -> Scripts {
+        Scripts {
+            admit: Script::new(include_str!("../lua/admit.lua")),
+            cancel: Script::new(include_str!("../lua/cancel.lua")),
+            progress: Script::new(include_str!("../lua/progress.lua")),
+            take: Script::new(include_str!("../lua/take.lua")),
+            complete: Script::new(include_str!("../lua/complete.lua")),
+            renew: Script::new(include_str!("../lua/renew.lua")),
+            heartbeat: Script::new(include_str!("../lua/heartbeat.lua")),
+        }
+    }
+}
+
+/// TLS material, PEM, for a `rediss://` URL: the CA that signed the server's certificate
+/// (none: the system's roots), and a client certificate with its key when the server asks
+/// for one.
+#[derive(Clone, Default)]
+pub struct Tls {
+    pub ca: Option<Vec<u8>>,
+    pub cert: Option<Vec<u8>>,
+    pub key: Option<Vec<u8>>,
+}
+
+fn invalid(what: &str) -> redis::RedisError {
+    redis::RedisError::from((
+        redis::ErrorKind::InvalidClientConfig,
+        "tls",
+        what.to_owned(),
+    ))
+}
+
+/// A client for `url`, with `tls` for a `rediss://` one.
+fn client(url: &str, tls: Option<&Tls>) -> RedisResult<redis::Client> {
+    let tls = tls.filter(|t| t.ca.is_some() || t.cert.is_some() || t.key.is_some());
+    if url.starts_with("rediss://") {
+        // rustls needs its crypto provider chosen once per process (a second call is a no-op).
+        let _ = rustls::crypto::ring::default_provider().install_default();
+    } else if tls.is_some() {
+        return Err(invalid("TLS options need a rediss:// URL"));
+    }
+    let Some(t) = tls else {
+        return redis::Client::open(url);
+    };
+    let client_tls = match (&t.cert, &t.key) {
+        (Some(cert), Some(key)) => Some(redis::ClientTlsConfig {
+            client_cert: cert.clone(),
+            client_key: key.clone(),
+        }),
+        (None, None) => None,
+        _ => return Err(invalid("a client certificate and its key go together")),
+    };
+    redis::Client::build_with_tls(
+        url,
+        redis::TlsCertificates {
+            client_tls,
+            root_cert: t.ca.clone(),
+        },
+    )
+}
+
+/// Two connections to one Redis, each reconnecting by itself: one for commands, one for the
+/// blocking reads (BLPOP, XREAD BLOCK), which would hold up every command queued behind them.
+struct Link {
+    conn: ConnectionManager,
+    block: ConnectionManager,
+}
+
+impl Link {
+    async fn open(url: &str, tls: Option<&Tls>) -> RedisResult<Link> {
+        let client = client(url, tls)?;
+        let retry = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(Duration::from_secs(10)))
+            .set_number_of_retries(2)
+            .set_max_delay(Duration::from_secs(1));
+        let conn = client
+            .get_connection_manager_with_config(
+                retry
+                    .clone()
+                    .set_response_timeout(Some(Duration::from_secs(30))),
+            )
+            .await?;
+        // A blocking read waits as long as it was told to: no response timeout.
+        let block = client
+            .get_connection_manager_with_config(retry.set_response_timeout(None))
+            .await?;
+        Ok(Link { conn, block })
+    }
+}
+
+/// A job to admit.
+#[derive(Clone, Debug)]
+pub struct NewJob {
+    /// The producer's own id for it: results name it.
+    pub local: String,
+    /// `r`: the function (or the default one) with the arguments as its one argument; `x`:
+    /// the arguments (a JSON array) as its positional arguments.
+    pub kind: String,
+    /// The function's name; empty for the default function.
+    pub name: String,
+    /// JSON text.
+    pub args: String,
+    pub retries: u32,
+    /// Milliseconds, 0 for none.
+    pub timeout_ms: u64,
+    pub priority: f64,
+    /// The producer wants the job's progress reports.
+    pub progress: bool,
+}
+
+/// What an admission did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Admitted {
+    pub admitted: usize,
+    /// The local ids of the jobs refused: the queue held `max_backlog` jobs waiting.
+    pub refused: Vec<String>,
+    /// Jobs waiting in the queue after this admission.
+    pub waiting: u64,
+}
+
+/// A result read by a producer.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Reply {
+    /// The job's local id.
+    pub local: String,
+    /// `o`: a result (JSON); `e`: the function's error (JSON); `f`: the job failed on the
+    /// hosts' side (JSON `{ host, deliveries, retries }`): its delivery count passed its
+    /// retries; `p`: a progress report (JSON), before the job's result.
+    pub status: String,
+    pub value: String,
+}
+
+fn random_id() -> String {
+    // Unique enough per process and start: time, pid, a counter, the address of a stack slot.
+    use std::hash::{BuildHasher, Hasher};
+    static COUNTER: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut h = std::collections::hash_map::RandomState::new().build_hasher();
+    h.write_u128(
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos())
+            .unwrap_or(0),
+    );
+    h.write_u32(std::process::id());
+    h.write_u64(COUNTER.fetch_add(1, std::sync::atomic::Ordering::Relaxed));
+    format!("{:016x}", h.finish())
+}
+
+/// One producer of a queue: it admits jobs, and reads the results of its own jobs only.
+pub struct Producer {
+    keys: Keys,
+    id: String,
+    token: String,
+    ttl_ms: u64,
+    link: Link,
+    scripts: Scripts,
+    /// The id of the last reply read.
+    last: Mutex<String>,
+}
+
+impl Producer {
+    /// Connects and registers: the producer lives while its liveness key does, refreshed by
+    /// [`Producer::heartbeat`] and expiring `ttl_ms` after the last one.
+    pub async fn connect(url: &str, queue: &str, ttl_ms: u64) -> RedisResult<Producer> {
+        Self::connect_tls(url, None, queue, ttl_ms).await
+    }
+
+    /// [`Producer::connect`] with TLS material for a `rediss://` URL.
+    pub async fn connect_tls(
+        url: &str,
+        tls: Option<&Tls>,
+        queue: &str,
+        ttl_ms: u64,
+    ) -> RedisResult<Producer> {
+        let keys = Keys::new(queue).map_err(|e| {
+            redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "queue", e))
+        })?;
+        let link = Link::open(url, tls).await?;
+        let p = Producer {
+            keys,
+            id: random_id(),
+            token: random_id(),
+            ttl_ms: ttl_ms.max(1),
+            link,
+            scripts: Scripts::new(),
+            last: Mutex::new("0-0".into()),
+        };
+        p.register().await?;
+        Ok(p)
+    }
+
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    pub fn keys(&self) -> &Keys {
+        &self.keys
+    }
+
+    async fn register(&self) -> RedisResult<()> {
+        again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            async move {
+                redis::cmd("SET")
+                    .arg(self.keys.producer(&self.id))
+                    .arg(&self.token)
+                    .arg("PX")
+                    .arg(self.ttl_ms)
+                    .query_async::<()>(&mut c)
+                    .await
+            }
+        })
+        .await
+    }
+
+    /// Admits `jobs`, in order. `max_backlog`: the most jobs the whole queue may hold waiting
+    /// (for a host to take them); a job beyond it is refused. Returns how many were admitted
+    /// (those whose local id was not admitted before) and the local ids refused.
+    pub async fn admit(&self, jobs: &[NewJob], max_backlog: Option<u64>) -> RedisResult<Admitted> {
+        let mut out = Admitted::default();
+        let limit = max_backlog.map_or(-1, |m| m.min(i64::MAX as u64) as i64);
+        for chunk in jobs.chunks(ADMIT_CHUNK) {
+            let mut inv = self.scripts.admit.prepare_invoke();
+            inv.key(self.keys.waiting())
+                .key(self.keys.wake())
+                .key(self.keys.seq())
+                .arg(&self.keys.prefix)
+                .arg(&self.id)
+                .arg(limit);
+            for j in chunk {
+                inv.arg(&j.local)
+                    .arg(&j.kind)
+                    .arg(&j.name)
+                    .arg(&j.args)
+                    .arg(j.retries)
+                    .arg(j.timeout_ms)
+                    .arg(score(j.priority))
+                    .arg(if j.progress { "1" } else { "0" });
+            }
+            // The script skips jobs admitted already: sending it again is safe.
+            let (admitted, refused, waiting): (usize, Vec<String>, u64) = again_if_dropped(|| {
+                let mut c = self.link.conn.clone();
+                let inv = &inv;
+                async move { inv.invoke_async(&mut c).await }
+            })
+            .await?;
+            out.admitted += admitted;
+            out.refused.extend(refused);
+            out.waiting = waiting;
+        }
+        Ok(out)
+    }
+
+    /// Cancels jobs by their local ids: those still waiting leave the queue; those on a host
+    /// are flagged, and the host aborts them when it next renews their lease. Returns
+    /// (withdrawn, flagged).
+    pub async fn cancel(&self, locals: &[String]) -> RedisResult<(u32, u32)> {
+        if locals.is_empty() {
+            return Ok((0, 0));
+        }
+        let mut inv = self.scripts.cancel.prepare_invoke();
+        inv.key(self.keys.waiting())
+            .arg(&self.keys.prefix)
+            .arg(&self.id);
+        for l in locals {
+            inv.arg(l);
+        }
+        again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            let inv = &inv;
+            async move { inv.invoke_async(&mut c).await }
+        })
+        .await
+    }
+
+    /// Refreshes the liveness key and the reply stream. `false`: the key was gone (Redis lost
+    /// its state, or this producer was silent past its ttl), so its jobs are lost; it is
+    /// registered again.
+    pub async fn heartbeat(&self) -> RedisResult<bool> {
+        let alive: i64 = again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            async move {
+                self.scripts
+                    .heartbeat
+                    .key(self.keys.producer(&self.id))
+                    .key(self.keys.reply(&self.id))
+                    .arg(&self.token)
+                    .arg(self.ttl_ms)
+                    .invoke_async(&mut c)
+                    .await
+            }
+        })
+        .await?;
+        if alive == 1 {
+            return Ok(true);
+        }
+        self.register().await?;
+        Ok(false)
+    }
+
+    /// The next results, waiting up to `block_ms` for one; each is deleted once read.
+    pub async fn read(&self, block_ms: u64) -> RedisResult<Vec<Reply>> {
+        let mut last = self.last.lock().await;
+        let from = last.clone();
+        let v: Value = again_if_dropped(|| {
+            let mut b = self.link.block.clone();
+            let from = &from;
+            async move {
+                redis::cmd("XREAD")
+                    .arg("COUNT")
+                    .arg(READ_COUNT)
+                    .arg("BLOCK")
+                    .arg(block_ms)
+                    .arg("STREAMS")
+                    .arg(self.keys.reply(&self.id))
+                    .arg(from)
+                    .query_async(&mut b)
+                    .await
+            }
+        })
+        .await?;
+        let entries = stream_entries(v);
+        if entries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let mut out = Vec::with_capacity(entries.len());
+        let mut ids = Vec::with_capacity(entries.len());
+        for (id, fields) in entries {
+            let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
+            // Anything else written into the reply stream is skipped.
+            if let (Some(local), Some(status), Some(value)) = (get("l"), get("s"), get("v")) {
+                out.push(Reply {
+                    local,
+                    status,
+                    value,
+                });
+            }
+            ids.push(id);
+        }
+        *last = ids.last().cloned().unwrap_or_default();
+        // The replies are this call's result whatever happens to their deletion: one that
+        // fails leaves them in the stream, past `last` (never read twice), until the producer
+        // closes or its stream expires.
+        let _ = again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            let ids = &ids;
+            async move { c.xdel::<_, _, i64>(self.keys.reply(&self.id), ids).await }
+        })
+        .await;
+        Ok(out)
+    }
+
+    /// Leaves: the liveness key and the reply stream are deleted (jobs still waiting are
+    /// dropped by the hosts that find them).
+    pub async fn close(&self) -> RedisResult<()> {
+        let mut c = self.link.conn.clone();
+        let _: i64 = c
+            .del(&[self.keys.producer(&self.id), self.keys.reply(&self.id)])
+            .await?;
+        Ok(())
+    }
+}
+
+/// The score of a job of `priority` in the waiting set: the lowest is taken first.
+fn score(priority: f64) -> String {
+    let s = -priority;
+    if s == 0.0 {
+        "0".into()
+    } else {
+        format!("{s:e}")
+    }
+}
+
+/// A job delivered to a host.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Delivery {
+    pub entry: String,
+    pub job: String,
+    pub kind: String,
+    pub name: String,
+    pub args: String,
+    pub retries: u32,
+    pub timeout_ms: u64,
+    /// 1 on the first delivery; more once its lease ran out on other hosts.
+    pub deliveries: u32,
+    /// Its producer wants its progress reports ([`Host::progress`]).
+    pub progress: bool,
+}
+
+/// What one [`Host::take`] did.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Take {
+    pub jobs: Vec<Delivery>,
+    /// Jobs failed for their producer: delivered more than their retries allow.
+    pub failed: u32,
+    /// Jobs dropped: their producer is gone.
+    pub dropped: u32,
+    /// Malformed entries moved to the dead-letter stream.
+    pub dead: u32,
+}
+
+/// What one [`Host::renew`] found.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Renewal {
+    /// Entries another host took: this one was silent past its lease.
+    pub lost: Vec<String>,
+    /// Entries whose producer cancelled the job: abort it, then complete it.
+    pub cancelled: Vec<String>,
+}
+
+/// A worker host of a queue: a consumer of its group.
+pub struct Host {
+    keys: Keys,
+    consumer: String,
+    lease_ms: u64,
+    link: Link,
+    scripts: Scripts,
+}
+
+impl Host {
+    pub async fn connect(
+        url: &str,
+        queue: &str,
+        consumer: &str,
+        lease_ms: u64,
+    ) -> RedisResult<Host> {
+        Self::connect_tls(url, None, queue, consumer, lease_ms).await
+    }
+
+    /// [`Host::connect`] with TLS material for a `rediss://` URL.
+    pub async fn connect_tls(
+        url: &str,
+        tls: Option<&Tls>,
+        queue: &str,
+        consumer: &str,
+        lease_ms: u64,
+    ) -> RedisResult<Host> {
+        let keys = Keys::new(queue).map_err(|e| {
+            redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "queue", e))
+        })?;
+        let link = Link::open(url, tls).await?;
+        let mut c = link.conn.clone();
+        // A cheap round trip, so that a wrong password or an unreachable server is told now.
+        let _: String = redis::cmd("PING").query_async(&mut c).await?;
+        Ok(Host {
+            keys,
+            consumer: consumer.to_owned(),
+            lease_ms: lease_ms.max(1),
+            link,
+            scripts: Scripts::new(),
+        })
+    }
+
+    pub fn consumer(&self) -> &str {
+        &self.consumer
+    }
+
+    /// Takes up to `n` jobs (n > 0): entries whose lease ran out first, then waiting ones.
+    pub async fn take(&self, n: u32) -> RedisResult<Take> {
+        let mut c = self.link.conn.clone();
+        let (flat, failed, dropped, dead): (Vec<String>, u32, u32, u32) = self
+            .scripts
+            .take
+            .key(self.keys.waiting())
+            .key(self.keys.stream())
+            .key(self.keys.dead())
+            .key(self.keys.wake())
+            .arg(&self.keys.prefix)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(n.max(1))
+            .arg(self.lease_ms)
+            .invoke_async(&mut c)
+            .await?;
+        let jobs = flat
+            .chunks_exact(9)
+            .map(|d| Delivery {
+                entry: d[0].clone(),
+                job: d[1].clone(),
+                kind: d[2].clone(),
+                name: d[3].clone(),
+                args: d[4].clone(),
+                retries: d[5].parse().unwrap_or(0),
+                timeout_ms: d[6].parse().unwrap_or(0),
+                deliveries: d[7].parse().unwrap_or(1),
+                progress: d[8] == "1",
+            })
+            .collect();
+        Ok(Take {
+            jobs,
+            failed,
+            dropped,
+            dead,
+        })
+    }
+
+    /// Waits up to `timeout_ms` for a producer's wake-up: `true` when one came.
+    pub async fn wait(&self, timeout_ms: u64) -> RedisResult<bool> {
+        let secs = (timeout_ms as f64 / 1000.0).max(0.001);
+        let v: Option<(String, String)> = again_if_dropped(|| {
+            let mut b = self.link.block.clone();
+            async move {
+                redis::cmd("BLPOP")
+                    .arg(self.keys.wake())
+                    .arg(secs)
+                    .query_async(&mut b)
+                    .await
+            }
+        })
+        .await?;
+        Ok(v.is_some())
+    }
+
+    /// Renews the leases of the running jobs, `(entry, job)` pairs. Returns the entries
+    /// another host took already, and those whose producer cancelled them.
+    pub async fn renew(&self, running: &[(String, String)]) -> RedisResult<Renewal> {
+        if running.is_empty() {
+            return Ok(Renewal::default());
+        }
+        let mut inv = self.scripts.renew.prepare_invoke();
+        inv.key(self.keys.stream())
+            .arg(&self.keys.prefix)
+            .arg(GROUP)
+            .arg(&self.consumer);
+        for (entry, job) in running {
+            inv.arg(entry).arg(job);
+        }
+        let (lost, cancelled) = again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            let inv = &inv;
+            async move { inv.invoke_async(&mut c).await }
+        })
+        .await?;
+        Ok(Renewal { lost, cancelled })
+    }
+
+    /// Completes a delivered job with `status` (`o` result, `e` error) and its JSON `value`.
+    /// `false`: dropped, because this host no longer owns the entry (its lease ran out and
+    /// another host took it, or the job was completed already).
+    pub async fn complete(
+        &self,
+        entry: &str,
+        job: &str,
+        status: &str,
+        value: &str,
+    ) -> RedisResult<bool> {
+        let mut c = self.link.conn.clone();
+        let accepted: i64 = self
+            .scripts
+            .complete
+            .key(self.keys.stream())
+            .arg(&self.keys.prefix)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(entry)
+            .arg(job)
+            .arg(status)
+            .arg(value)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(accepted == 1)
+    }
+
+    /// Sends a progress report (JSON `value`) of a running job to its producer. `false`:
+    /// dropped (this host no longer owns the entry, or the producer is gone).
+    pub async fn progress(&self, entry: &str, job: &str, value: &str) -> RedisResult<bool> {
+        let mut c = self.link.conn.clone();
+        let sent: i64 = self
+            .scripts
+            .progress
+            .key(self.keys.stream())
+            .arg(&self.keys.prefix)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(entry)
+            .arg(job)
+            .arg(value)
+            .invoke_async(&mut c)
+            .await?;
+        Ok(sent == 1)
+    }
+
+    /// Leaves the group (once it holds no entry: its pending ones would be lost with it).
+    pub async fn leave(&self) -> RedisResult<()> {
+        let mut c = self.link.conn.clone();
+        let r: RedisResult<i64> = redis::cmd("XGROUP")
+            .arg("DELCONSUMER")
+            .arg(self.keys.stream())
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .query_async(&mut c)
+            .await;
+        match r {
+            Ok(_) => Ok(()),
+            // No group (nothing was ever queued, or Redis lost its state): nothing to leave.
+            Err(e) if e.code() == Some("NOGROUP") => Ok(()),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// A queue's counts, from any connection.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct QueueCounts {
+    /// Jobs admitted and not taken yet.
+    pub waiting: u64,
+    /// Entries delivered to a host and not completed.
+    pub running: u64,
+    /// Entries in the dead-letter stream.
+    pub dead: u64,
+}
+
+/// Reads a queue's counts.
+pub async fn counts(url: &str, queue: &str) -> RedisResult<QueueCounts> {
+    counts_tls(url, None, queue).await
+}
+
+/// [`counts`] with TLS material for a `rediss://` URL.
+pub async fn counts_tls(url: &str, tls: Option<&Tls>, queue: &str) -> RedisResult<QueueCounts> {
+    let keys = Keys::new(queue).map_err(|e| {
+        redis::RedisError::from((redis::ErrorKind::InvalidClientConfig, "queue", e))
+    })?;
+    let client = client(url, tls)?;
+    let mut c = client.get_multiplexed_async_connection().await?;
+    let waiting: u64 = c.zcard(keys.waiting()).await?;
+    let dead: u64 = c.xlen(keys.dead()).await?;
+    let pending: RedisResult<Value> = redis::cmd("XPENDING")
+        .arg(keys.stream())
+        .arg(GROUP)
+        .query_async(&mut c)
+        .await;
+    let running = match pending {
+        Ok(Value::Array(v)) => match v.first() {
+            Some(Value::Int(n)) => *n as u64,
+            _ => 0,
+        },
+        _ => 0,
+    };
+    Ok(QueueCounts {
+        waiting,
+        running,
+        dead,
+    })
+}
+
+/// The entries of an XREAD reply for one stream: (id, [(field, value)]).
+type Entries = Vec<(String, Vec<(String, String)>)>;
+fn stream_entries(v: Value) -> Entries {
+    // RESP2: [[stream, [[id, [f, v, ...]], ...]]]; nil when nothing came.
+    let streams = match v {
+        Value::Array(s) => s,
+        Value::Map(m) => m
+            .into_iter()
+            .map(|(k, v)| Value::Array(vec![k, v]))
+            .collect(),
+        _ => return Vec::new(),
+    };
+    let mut out = Vec::new();
+    for s in streams {
+        let Value::Array(mut pair) = s else { continue };
+        if pair.len() != 2 {
+            continue;
+        }
+        let Value::Array(entries) = pair.pop().unwrap_or(Value::Nil) else {
+            continue;
+        };
+        for e in entries {
+            let Value::Array(mut idf) = e else { continue };
+            if idf.len() != 2 {
+                continue;
+            }
+            let f = idf.pop().unwrap_or(Value::Nil);
+            let id = text(idf.pop().unwrap_or(Value::Nil));
+            let Some(id) = id else { continue };
+            let mut fields = Vec::new();
+            if let Value::Array(flat) = f {
+                let mut it = flat.into_iter();
+                while let (Some(k), Some(v)) = (it.next(), it.next()) {
+                    if let (Some(k), Some(v)) = (text(k), text(v)) {
+                        fields.push((k, v));
+                    }
+                }
+            }
+            out.push((id, fields));
+        }
+    }
+    out
+}
+
+fn text(v: Value) -> Option<String> {
+    match v {
+        Value::BulkString(b) => String::from_utf8(b).ok(),
+        Value::SimpleString(s) => Some(s),
+        _ => None,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names() {
+        assert_eq!(Keys::new("jobs").unwrap().stream(), "comrade:{jobs}:stream");
+        assert!(Keys::new("").is_err());
+        assert!(Keys::new("a{b").is_err());
+        assert!(Keys::new(&"x".repeat(MAX_QUEUE_NAME + 1)).is_err());
+    }
+
+    #[test]
+    fn scores_order_priorities() {
+        assert_eq!(score(0.0), "0");
+        assert_eq!(score(-0.0), "0");
+        let hi: f64 = score(5.0).parse().unwrap();
+        let lo: f64 = score(-2.5).parse().unwrap();
+        assert!(hi < lo);
+        assert_eq!(score(1e300).parse::<f64>().unwrap(), -1e300);
+    }
+}

@@ -1,0 +1,757 @@
+//! The queue against a real redis-server (Debian's `redis-server`), started on a free loopback
+//! port without persistence and stopped afterwards. No mock of Redis.
+
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+use comrade_redis_queue::{counts, counts_tls, Host, NewJob, Producer, Reply, Tls, GROUP};
+
+struct Server {
+    child: Child,
+    url: String,
+}
+
+impl Server {
+    async fn start(extra: &[&str]) -> Server {
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let mut args = vec!["--port".to_string(), port.to_string()];
+        args.extend(extra.iter().map(|a| a.to_string()));
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        Self::start_on(port, &args).await
+    }
+
+    /// A server with `args` (which give its port), waited for on `port`.
+    async fn start_on(port: u16, args: &[&str]) -> Server {
+        let mut child = Command::new("redis-server")
+            .args(["--bind", "127.0.0.1"])
+            .args(["--save", "", "--appendonly", "no"])
+            .args(args)
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("redis-server (Debian package redis-server) must be installed");
+        let url = format!("redis://127.0.0.1:{port}");
+        // Up to a minute for the server to listen (a loaded machine).
+        for _ in 0..600 {
+            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
+                return Server { child, url };
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let _ = child.kill();
+        let _ = child.wait();
+        panic!("redis-server did not start on port {port}");
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn job(local: u32, priority: f64) -> NewJob {
+    NewJob {
+        local: local.to_string(),
+        kind: "r".into(),
+        name: String::new(),
+        args: local.to_string(),
+        retries: 0,
+        timeout_ms: 0,
+        priority,
+        progress: false,
+    }
+}
+
+async fn read_all(p: &Producer, n: usize) -> Vec<Reply> {
+    let mut out = Vec::new();
+    for _ in 0..200 {
+        if out.len() >= n {
+            break;
+        }
+        out.extend(p.read(500).await.unwrap());
+    }
+    out
+}
+
+async fn raw(url: &str) -> redis::aio::MultiplexedConnection {
+    redis::Client::open(url)
+        .unwrap()
+        .get_multiplexed_async_connection()
+        .await
+        .unwrap()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_job_goes_round_trip_and_results_reach_only_their_producer() {
+    let s = Server::start(&[]).await;
+    let p1 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let p2 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h1", 30_000).await.unwrap();
+    assert_eq!(
+        p1.admit(&[job(1, 0.0), job(2, 0.0)], None)
+            .await
+            .unwrap()
+            .admitted,
+        2
+    );
+    assert_eq!(p2.admit(&[job(1, 0.0)], None).await.unwrap().admitted, 1);
+    let t = h.take(10).await.unwrap();
+    assert_eq!(t.jobs.len(), 3);
+    assert_eq!(t.jobs[0].deliveries, 1);
+    for d in &t.jobs {
+        let v = format!("{}0", d.args);
+        assert!(h.complete(&d.entry, &d.job, "o", &v).await.unwrap());
+    }
+    let mut r1 = read_all(&p1, 2).await;
+    r1.sort_by(|a, b| a.local.cmp(&b.local));
+    assert_eq!(
+        r1.iter()
+            .map(|r| (r.local.as_str(), r.value.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("1", "10"), ("2", "20")]
+    );
+    let r2 = read_all(&p2, 1).await;
+    assert_eq!(r2.len(), 1);
+    assert_eq!((r2[0].local.as_str(), r2[0].status.as_str()), ("1", "o"));
+    // Nothing left behind: no record, no entry, no waiting job; replies deleted once read.
+    let c = counts(&s.url, "q").await.unwrap();
+    assert_eq!((c.waiting, c.running, c.dead), (0, 0, 0));
+    let mut r = raw(&s.url).await;
+    let jobs: Vec<String> = redis::cmd("KEYS")
+        .arg("comrade:{q}:job:*")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(jobs.is_empty(), "{jobs:?}");
+    let len: u64 = redis::cmd("XLEN")
+        .arg(p1.keys().reply(p1.id()))
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(len, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_takes_exactly_its_free_slots_highest_priority_first() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h1", 30_000).await.unwrap();
+    let jobs: Vec<NewJob> = (0..10)
+        .map(|i| job(i, if i == 7 { 5.0 } else { 0.0 }))
+        .collect();
+    p.admit(&jobs, None).await.unwrap();
+    let t = h.take(3).await.unwrap();
+    let got: Vec<&str> = t.jobs.iter().map(|d| d.args.as_str()).collect();
+    assert_eq!(got, vec!["7", "0", "1"]);
+    let c = counts(&s.url, "q").await.unwrap();
+    assert_eq!((c.waiting, c.running), (7, 3));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wake_token_ends_a_hosts_wait() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h1", 30_000).await.unwrap();
+    p.admit(&[job(1, 0.0)], None).await.unwrap();
+    assert!(h.wait(10_000).await.unwrap());
+    assert_eq!(h.take(5).await.unwrap().jobs.len(), 1);
+    // The queue is empty: the wait runs to its timeout.
+    assert!(!h.wait(50).await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_lease_moves_the_job_and_the_late_result_is_dropped() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 100).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 100).await.unwrap();
+    p.admit(
+        &[NewJob {
+            retries: 3,
+            ..job(1, 0.0)
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    let da = a.take(1).await.unwrap().jobs.remove(0);
+    // b finds nothing until a's lease runs out.
+    let mut db = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let mut t = b.take(1).await.unwrap();
+        if !t.jobs.is_empty() {
+            db = Some(t.jobs.remove(0));
+            break;
+        }
+    }
+    let db = db.expect("b takes the job once a's lease ran out");
+    assert_eq!(db.entry, da.entry);
+    assert_eq!(db.deliveries, 2);
+    // a's renewal does not take it back; a's late result is dropped; b's is delivered.
+    assert_eq!(
+        a.renew(&[(da.entry.clone(), da.job.clone())])
+            .await
+            .unwrap()
+            .lost,
+        vec![da.entry.clone()]
+    );
+    assert!(!a.complete(&da.entry, &da.job, "o", "\"a\"").await.unwrap());
+    assert!(b.complete(&db.entry, &db.job, "o", "\"b\"").await.unwrap());
+    assert!(!b.complete(&db.entry, &db.job, "o", "\"b\"").await.unwrap());
+    let r = read_all(&p, 1).await;
+    assert_eq!(r.len(), 1);
+    assert_eq!(r[0].value, "\"b\"");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn renewal_keeps_a_running_job_with_its_host() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 300).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 300).await.unwrap();
+    p.admit(&[job(1, 0.0)], None).await.unwrap();
+    let d = a.take(1).await.unwrap().jobs.remove(0);
+    for _ in 0..10 {
+        let r = a.renew(&[(d.entry.clone(), d.job.clone())]).await.unwrap();
+        assert!(r.lost.is_empty() && r.cancelled.is_empty());
+        // Right after a renewal the entry is idle for far less than the lease.
+        assert!(b.take(1).await.unwrap().jobs.is_empty());
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert!(a.complete(&d.entry, &d.job, "o", "1").await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn past_its_retries_a_job_fails_naming_the_host() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "host-a", 50).await.unwrap();
+    let b = Host::connect(&s.url, "q", "host-b", 50).await.unwrap();
+    p.admit(&[job(1, 0.0)], None).await.unwrap(); // retries: 0
+    assert_eq!(a.take(1).await.unwrap().jobs.len(), 1);
+    let mut failed = 0;
+    for _ in 0..200 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t = b.take(1).await.unwrap();
+        assert!(t.jobs.is_empty());
+        failed += t.failed;
+        if failed > 0 {
+            break;
+        }
+    }
+    assert_eq!(failed, 1);
+    let r = read_all(&p, 1).await;
+    assert_eq!(r[0].status, "f");
+    assert!(r[0].value.contains("\"host\":\"host-a\""), "{}", r[0].value);
+    assert!(r[0].value.contains("\"deliveries\":2"), "{}", r[0].value);
+    assert_eq!(counts(&s.url, "q").await.unwrap().running, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_entries_go_to_the_dead_letter_stream() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    let mut r = raw(&s.url).await;
+    let stream = p.keys().stream();
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("junk")
+        .arg("1")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let _: String = redis::cmd("XADD")
+        .arg(&stream)
+        .arg("*")
+        .arg("j")
+        .arg("nobody:1")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    p.admit(&[job(1, 0.0)], None).await.unwrap();
+    let mut jobs = Vec::new();
+    let mut dead = 0;
+    for _ in 0..5 {
+        let t = h.take(2).await.unwrap();
+        dead += t.dead;
+        jobs.extend(t.jobs);
+    }
+    assert_eq!(dead, 2);
+    assert_eq!(jobs.len(), 1);
+    let reasons: Vec<(String, Vec<(String, String)>)> = {
+        let v: Vec<(String, Vec<String>)> = redis::cmd("XRANGE")
+            .arg(p.keys().dead())
+            .arg("-")
+            .arg("+")
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        v.into_iter()
+            .map(|(id, f)| {
+                let pairs = f.chunks(2).map(|c| (c[0].clone(), c[1].clone())).collect();
+                (id, pairs)
+            })
+            .collect()
+    };
+    let texts: Vec<&str> = reasons
+        .iter()
+        .map(|(_, f)| f.iter().find(|(k, _)| k == "reason").unwrap().1.as_str())
+        .collect();
+    assert!(texts[0].contains("no field j"), "{texts:?}");
+    assert!(texts[1].contains("no job record"), "{texts:?}");
+    let c = counts(&s.url, "q").await.unwrap();
+    assert_eq!((c.dead, c.running), (2, 1));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_dead_producer_leaves_nothing_behind() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 200).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    p.admit(&[job(1, 0.0), job(2, 0.0), job(3, 0.0)], None)
+        .await
+        .unwrap();
+    let d = h.take(1).await.unwrap().jobs.remove(0);
+    // One result written while it lives: its reply stream expires with it.
+    assert!(h.complete(&d.entry, &d.job, "o", "1").await.unwrap());
+    let mut r = raw(&s.url).await;
+    let reply = p.keys().reply(p.id());
+    let ttl: i64 = redis::cmd("PTTL")
+        .arg(&reply)
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(ttl > 0 && ttl <= 200, "{ttl}");
+    // The producer stops its heartbeat (it died): its liveness key and reply stream expire,
+    // and the jobs still waiting are dropped by the next take.
+    drop(p);
+    let mut gone = false;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(50)).await;
+        let n: i64 = redis::cmd("EXISTS")
+            .arg(&reply)
+            .query_async(&mut r)
+            .await
+            .unwrap();
+        if n == 0 {
+            gone = true;
+            break;
+        }
+    }
+    assert!(gone);
+    let t = h.take(5).await.unwrap();
+    assert_eq!((t.jobs.len(), t.dropped), (0, 2));
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("comrade:{q}:*")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    let mut keys: Vec<&str> = keys.iter().map(String::as_str).collect();
+    keys.sort();
+    // What stays is the queue itself: the stream (with its group) and the sequence.
+    assert_eq!(keys, vec!["comrade:{q}:seq", "comrade:{q}:stream"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn heartbeat_tells_when_redis_lost_the_producers_state() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    assert!(p.heartbeat().await.unwrap());
+    let mut r = raw(&s.url).await;
+    let _: () = redis::cmd("FLUSHALL").query_async(&mut r).await.unwrap();
+    assert!(!p.heartbeat().await.unwrap());
+    // Registered again.
+    assert!(p.heartbeat().await.unwrap());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_password_is_refused_clearly() {
+    let s = Server::start(&["--requirepass", "s3cret-pw"]).await;
+    let bad = s.url.replace("redis://", "redis://:wrong-pw@");
+    let e = match Host::connect(&bad, "q", "h", 1000).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("connected with a wrong password"),
+    };
+    assert!(e.to_lowercase().contains("authentication failed"), "{e}");
+    assert!(!e.contains("wrong-pw") && !e.contains("s3cret-pw"), "{e}");
+    let good = s.url.replace("redis://", "redis://:s3cret-pw@");
+    let h = Host::connect(&good, "q", "h", 1000).await.unwrap();
+    assert!(h.take(1).await.unwrap().jobs.is_empty());
+    h.leave().await.unwrap();
+    let mut r = raw(&good).await;
+    let groups: Vec<redis::Value> = redis::cmd("XINFO")
+        .arg("GROUPS")
+        .arg("comrade:{q}:stream")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert_eq!(groups.len(), 1, "{GROUP}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hosts_own_late_renewal_is_not_a_retry() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 50).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 50).await.unwrap();
+    p.admit(&[job(1, 0.0)], None).await.unwrap(); // retries: 0
+    let first = a.take(1).await.unwrap().jobs.remove(0);
+    // a renews too late: it takes its own entry back, still its first delivery.
+    let mut again = None;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let mut t = a.take(1).await.unwrap();
+        if !t.jobs.is_empty() {
+            again = Some(t.jobs.remove(0));
+            break;
+        }
+    }
+    let again = again.expect("a takes its own idle entry");
+    assert_eq!(
+        (again.entry.as_str(), again.deliveries),
+        (first.entry.as_str(), 1)
+    );
+    // Another host taking it is a re-delivery: past retries 0, the job fails, naming a.
+    let mut failed = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        failed += b.take(1).await.unwrap().failed;
+        if failed > 0 {
+            break;
+        }
+    }
+    assert_eq!(failed, 1);
+    let r = read_all(&p, 1).await;
+    assert!(r[0].value.contains("\"host\":\"a\""), "{}", r[0].value);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_batch_sent_again_queues_nothing_twice() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    assert_eq!(
+        p.admit(&[job(1, 0.0), job(2, 0.0)], None)
+            .await
+            .unwrap()
+            .admitted,
+        2
+    );
+    assert_eq!(
+        p.admit(&[job(1, 0.0), job(3, 0.0)], None)
+            .await
+            .unwrap()
+            .admitted,
+        1
+    );
+    assert_eq!(counts(&s.url, "q").await.unwrap().waiting, 3);
+    // Sent again past a backlog limit: what was admitted stays admitted, not refused.
+    let again = p.admit(&[job(3, 0.0), job(4, 0.0)], Some(3)).await.unwrap();
+    assert_eq!((again.admitted, again.refused), (0, vec!["4".to_string()]));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn dropped_connections_lose_no_result() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    p.admit(&[job(1, 0.0), job(2, 0.0)], None).await.unwrap();
+    let t = h.take(2).await.unwrap();
+    let mut r = raw(&s.url).await;
+    let kill = || {
+        redis::cmd("CLIENT")
+            .arg("KILL")
+            .arg("TYPE")
+            .arg("normal")
+            .arg("SKIPME")
+            .arg("yes")
+            .clone()
+    };
+    let killed: i64 = kill().query_async(&mut r).await.unwrap();
+    assert!(killed >= 4, "{killed}");
+    // The host's completion is its first command since the drop: its error makes the host
+    // retry (as lib/remote/host.js does); the producer's reads and deletions retry by
+    // themselves.
+    for d in &t.jobs {
+        let mut done = false;
+        for _ in 0..3 {
+            if let Ok(accepted) = h.complete(&d.entry, &d.job, "o", &d.args).await {
+                assert!(accepted);
+                done = true;
+                break;
+            }
+        }
+        assert!(done);
+    }
+    let _: i64 = kill().query_async(&mut r).await.unwrap();
+    let mut got = read_all(&p, 2).await;
+    got.sort_by(|a, b| a.local.cmp(&b.local));
+    let values: Vec<&str> = got.iter().map(|r| r.value.as_str()).collect();
+    assert_eq!(values, vec!["1", "2"]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_backlog_limit_holds_across_producers() {
+    let s = Server::start(&[]).await;
+    let p1 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let p2 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = p1
+        .admit(&[job(1, 0.0), job(2, 0.0)], Some(3))
+        .await
+        .unwrap();
+    assert_eq!((a.admitted, a.refused.len(), a.waiting), (2, 0, 2));
+    let b = p2
+        .admit(&[job(1, 0.0), job(2, 0.0), job(3, 0.0)], Some(3))
+        .await
+        .unwrap();
+    assert_eq!(
+        (b.admitted, b.refused, b.waiting),
+        (1, vec!["2".to_string(), "3".to_string()], 3)
+    );
+    // Taken jobs no longer wait: room again.
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    assert_eq!(h.take(2).await.unwrap().jobs.len(), 2);
+    let c = p2.admit(&[job(4, 0.0)], Some(3)).await.unwrap();
+    assert_eq!((c.admitted, c.waiting), (1, 2));
+    // No limit for a producer that sets none.
+    let d = p1.admit(&[job(5, 0.0), job(6, 0.0)], None).await.unwrap();
+    assert_eq!((d.admitted, d.waiting), (2, 4));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn cancel_withdraws_a_waiting_job_and_flags_a_running_one() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    p.admit(&[job(1, 0.0), job(2, 0.0), job(3, 0.0)], None)
+        .await
+        .unwrap();
+    let d = h.take(1).await.unwrap().jobs.remove(0);
+    assert_eq!(d.args, "1");
+    let locals = ["1".to_string(), "2".to_string(), "9".to_string()];
+    assert_eq!(p.cancel(&locals).await.unwrap(), (1, 1));
+    assert_eq!(counts(&s.url, "q").await.unwrap().waiting, 1);
+    // The host learns it at its next renewal, and still owns the entry.
+    let r = h.renew(&[(d.entry.clone(), d.job.clone())]).await.unwrap();
+    assert_eq!((r.lost.len(), r.cancelled), (0, vec![d.entry.clone()]));
+    assert!(h.complete(&d.entry, &d.job, "e", "{}").await.unwrap());
+    // Job 3 still runs.
+    let t = h.take(5).await.unwrap();
+    assert_eq!(
+        t.jobs.iter().map(|d| d.args.as_str()).collect::<Vec<_>>(),
+        vec!["3"]
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cancelled_job_whose_host_died_is_not_run_again() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 50).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 50).await.unwrap();
+    p.admit(
+        &[NewJob {
+            retries: 5,
+            ..job(1, 0.0)
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    assert_eq!(a.take(1).await.unwrap().jobs.len(), 1);
+    assert_eq!(p.cancel(&["1".to_string()]).await.unwrap(), (0, 1));
+    // a dies; once its lease ran out, b drops the job instead of running it.
+    let mut dropped = 0;
+    for _ in 0..100 {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+        let t = b.take(1).await.unwrap();
+        assert!(t.jobs.is_empty());
+        dropped += t.dropped;
+        if dropped > 0 {
+            break;
+        }
+    }
+    assert_eq!(dropped, 1);
+    assert_eq!(counts(&s.url, "q").await.unwrap().running, 0);
+}
+
+/// A CA, a server certificate for 127.0.0.1 and a client certificate, made with openssl in
+/// `dir` (EC P-256 keys: quick to make).
+fn make_certs(dir: &std::path::Path) {
+    let run = |args: &[&str]| {
+        let out = Command::new("openssl")
+            .args(args)
+            .current_dir(dir)
+            .output()
+            .expect("openssl");
+        assert!(
+            out.status.success(),
+            "openssl {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    };
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    let mut ca = vec!["req", "-x509"];
+    ca.extend(ec);
+    ca.extend([
+        "-keyout",
+        "ca.key",
+        "-out",
+        "ca.crt",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=comrade test CA",
+    ]);
+    run(&ca);
+    for (name, usage) in [("server", "serverAuth"), ("client", "clientAuth")] {
+        std::fs::write(
+            dir.join(format!("{name}.ext")),
+            format!("subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage={usage}\n"),
+        )
+        .unwrap();
+        let (key, csr, crt, ext) = (
+            format!("{name}.key"),
+            format!("{name}.csr"),
+            format!("{name}.crt"),
+            format!("{name}.ext"),
+        );
+        let mut req = vec!["req"];
+        req.extend(ec);
+        req.extend(["-keyout", &key, "-out", &csr, "-subj", "/CN=127.0.0.1"]);
+        run(&req);
+        run(&[
+            "x509",
+            "-req",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.crt",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-out",
+            &crt,
+            "-days",
+            "2",
+            "-extfile",
+            &ext,
+        ]);
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tls_with_a_ca_and_a_client_certificate() {
+    let dir = std::env::temp_dir().join(format!("comrade-tls-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    make_certs(&dir);
+    let file = |n: &str| dir.join(n).to_string_lossy().into_owned();
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let (cert, key, ca) = (file("server.crt"), file("server.key"), file("ca.crt"));
+    let s = Server::start_on(
+        port,
+        &[
+            "--port",
+            "0",
+            "--tls-port",
+            &port.to_string(),
+            "--tls-cert-file",
+            &cert,
+            "--tls-key-file",
+            &key,
+            "--tls-ca-cert-file",
+            &ca,
+            "--tls-auth-clients",
+            "yes",
+        ],
+    )
+    .await;
+    let url = format!("rediss://127.0.0.1:{port}");
+    let read = |n: &str| Some(std::fs::read(dir.join(n)).unwrap());
+    let tls = Tls {
+        ca: read("ca.crt"),
+        cert: read("client.crt"),
+        key: read("client.key"),
+    };
+    let p = Producer::connect_tls(&url, Some(&tls), "q", 30_000)
+        .await
+        .unwrap();
+    let h = Host::connect_tls(&url, Some(&tls), "q", "h", 30_000)
+        .await
+        .unwrap();
+    p.admit(&[job(1, 0.0)], None).await.unwrap();
+    let d = h.take(1).await.unwrap().jobs.remove(0);
+    assert!(h.complete(&d.entry, &d.job, "o", "2").await.unwrap());
+    assert_eq!(read_all(&p, 1).await[0].value, "2");
+    assert_eq!(counts_tls(&url, Some(&tls), "q").await.unwrap().running, 0);
+    // Without the client certificate the server refuses; with no CA the server's certificate
+    // is not trusted; TLS material with a redis:// URL is refused.
+    let no_client = Tls {
+        cert: None,
+        key: None,
+        ..tls.clone()
+    };
+    assert!(Host::connect_tls(&url, Some(&no_client), "q", "x", 1000)
+        .await
+        .is_err());
+    assert!(Host::connect(&url, "q", "x", 1000).await.is_err());
+    let e = match Host::connect_tls(&s.url, Some(&tls), "q", "x", 1000).await {
+        Err(e) => e.to_string(),
+        Ok(_) => panic!("TLS material accepted for redis://"),
+    };
+    assert!(e.contains("need a rediss:// URL"), "{e}");
+    let _ = std::fs::remove_dir_all(&dir);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn progress_reports_reach_the_producer_before_the_result() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 30_000).await.unwrap();
+    p.admit(
+        &[
+            NewJob {
+                progress: true,
+                ..job(1, 0.0)
+            },
+            job(2, 0.0),
+        ],
+        None,
+    )
+    .await
+    .unwrap();
+    let t = a.take(2).await.unwrap();
+    assert_eq!(
+        t.jobs.iter().map(|d| d.progress).collect::<Vec<_>>(),
+        vec![true, false]
+    );
+    let d = &t.jobs[0];
+    assert!(a.progress(&d.entry, &d.job, "0.5").await.unwrap());
+    assert!(a.complete(&d.entry, &d.job, "o", "1").await.unwrap());
+    // After completion the entry is gone: a late report is dropped.
+    assert!(!a.progress(&d.entry, &d.job, "0.9").await.unwrap());
+    let r = read_all(&p, 2).await;
+    let seen: Vec<(&str, &str)> = r
+        .iter()
+        .map(|r| (r.status.as_str(), r.value.as_str()))
+        .collect();
+    assert_eq!(seen, vec![("p", "0.5"), ("o", "1")]);
+}

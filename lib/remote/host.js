@@ -1,0 +1,337 @@
+'use strict';
+// A worker host of a queue on Redis: a local Pool that takes exactly as many jobs as it has
+// free slots, renews their leases while they run, and writes each result back. The bin
+// (`comrade worker`, bin/comrade.js) and startWorkerHost() from code both run this.
+
+const os = require('node:os');
+const crypto = require('node:crypto');
+const { EventEmitter } = require('node:events');
+const { codes, PoolError, optionError, unknownOptionError } = require('../errors');
+const { OPTIONS, resolveOption } = require('../options');
+const { redactUrl, redisError, checkUrl, checkTls, checkQueue, serializeError } = require('./common');
+const { LEASE_ROW } = require('./producer');
+
+const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
+const HOST_OPTIONS = [
+  'redis', 'tls', 'queue', 'module', 'command', 'workers', 'concurrency', 'lease', 'poll', 'maxMessage',
+  'initData', 'env', 'cwd', 'name',
+];
+const POLL_ROW = Object.freeze({ name: 'poll', type: 'int', range: [10, 60000], default: 1000 });
+const MAX_BACKOFF_MS = 5000;
+
+function resolveHostOptions(options) {
+  if (options === null || typeof options !== 'object') {
+    throw optionError('startWorkerHost(options): options must be an object');
+  }
+  for (const key of Object.keys(options)) {
+    if (!HOST_OPTIONS.includes(key)) throw unknownOptionError('worker host option', key, HOST_OPTIONS);
+  }
+  if (options.queue === undefined) throw optionError('a worker host needs `queue`, the queue\'s name');
+  if ((options.module !== undefined) === (options.command !== undefined)) {
+    throw optionError('a worker host needs exactly one of `module` (a Node module) or `command` (an executable)');
+  }
+  if (options.name !== undefined && (typeof options.name !== 'string' || options.name.length === 0 ||
+      options.name.length > 200)) {
+    throw optionError('name must be a non-empty string of at most 200 characters');
+  }
+  const redis = checkUrl('redis', options.redis);
+  const o = {
+    redis,
+    tls: checkTls(options.tls, redis),
+    queue: checkQueue('queue', options.queue),
+    workers: resolveOption({ ...ROW.maxWorkers, name: 'workers' }, options, {}),
+    concurrency: resolveOption(ROW.concurrency, options, {}),
+    lease: resolveOption(LEASE_ROW, options, {}),
+    poll: resolveOption(POLL_ROW, options, {}),
+    maxMessage: resolveOption(ROW.maxMessage, options, {}),
+    name: options.name ?? `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`,
+  };
+  // What the local Pool checks itself.
+  o.local = {
+    maxWorkers: o.workers,
+    concurrency: o.concurrency,
+    maxMessage: o.maxMessage,
+  };
+  for (const k of ['module', 'command', 'initData', 'env', 'cwd']) {
+    if (options[k] !== undefined) o.local[k] = options[k];
+  }
+  return o;
+}
+
+/**
+ * A worker host. Events: 'job' ({ entry, job, deliveries }), 'result' ({ entry, job,
+ * accepted }), 'lost' ({ entry, job }: another host took a running job after this one was
+ * silent past its lease), 'cancel' ({ entry, job }: its producer aborted it; it is aborted
+ * here), 'redisError' (a PoolError, ERR_REDIS: the host keeps its jobs and retries with
+ * backoff), 'reconnected'.
+ */
+class WorkerHost extends EventEmitter {
+  #o;
+  #native;
+  #pool;
+  #held = new Map(); // entry id -> delivery, owned and not completed
+  #slots;
+  #state = 'running'; // 'running' | 'stopping' | 'stopped'
+  #freed = null; // { promise, resolve }: a slot was freed, or the host is stopping
+  #renewal;
+  #loop;
+  #counts = { taken: 0, completed: 0, dropped: 0, lost: 0, cancelled: 0, failed: 0, dead: 0 };
+  #failing = false;
+  #closed;
+
+  constructor(o, native, pool) {
+    super();
+    this.#o = o;
+    this.#native = native;
+    this.#pool = pool;
+    this.#slots = o.workers * o.concurrency;
+    this.#renewal = setInterval(() => this.#renew(), Math.max(25, Math.floor(o.lease / 4)));
+    this.#loop = this.#run();
+  }
+
+  /** This host's consumer name: the name errors give for it. */
+  get name() {
+    return this.#o.name;
+  }
+
+  /** Jobs taken and not completed. */
+  get running() {
+    return this.#held.size;
+  }
+
+  get slots() {
+    return this.#slots;
+  }
+
+  /** Counts since the start: taken, completed, dropped (late results), lost, cancelled, failed, dead. */
+  stats() {
+    return { name: this.#o.name, running: this.#held.size, slots: this.#slots, ...this.#counts };
+  }
+
+  /**
+   * Stops taking jobs, finishes those it holds, leaves the queue and stops the local workers.
+   * Resolves once all of that is done.
+   */
+  close() {
+    if (this.#closed === undefined) this.#closed = this.#close();
+    return this.#closed;
+  }
+
+  async #close() {
+    this.#state = 'stopping';
+    this.#wake();
+    await this.#loop;
+    while (this.#held.size > 0) await this.#slotFreed();
+    clearInterval(this.#renewal);
+    try {
+      await this.#native.leave();
+    } catch {
+      // Redis is unreachable: the consumer stays in the group, holding nothing.
+    }
+    await this.#pool.close();
+    this.#state = 'stopped';
+  }
+
+  #slotFreed() {
+    if (this.#freed === null) {
+      let resolve;
+      const promise = new Promise((r) => { resolve = r; });
+      this.#freed = { promise, resolve };
+    }
+    return this.#freed.promise;
+  }
+
+  #wake() {
+    if (this.#freed !== null) {
+      const f = this.#freed;
+      this.#freed = null;
+      f.resolve();
+    }
+  }
+
+  #redisFailed(e, what) {
+    const err = redisError(e, this.#o.redis, what);
+    this.#failing = true;
+    this.emit('redisError', err);
+  }
+
+  #redisOk() {
+    if (this.#failing) {
+      this.#failing = false;
+      this.emit('reconnected');
+    }
+  }
+
+  async #run() {
+    let backoff = 100;
+    while (this.#state === 'running') {
+      const free = this.#slots - this.#held.size;
+      if (free <= 0) {
+        await this.#slotFreed();
+        continue;
+      }
+      let t;
+      try {
+        t = await this.#native.take(free);
+        this.#redisOk();
+        backoff = 100;
+      } catch (e) {
+        this.#redisFailed(e, 'taking jobs');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        continue;
+      }
+      this.#counts.failed += t.failed;
+      this.#counts.dead += t.dead;
+      for (const d of t.jobs) this.#start(d);
+      if (t.jobs.length === 0 && this.#state === 'running') {
+        try {
+          await this.#native.wait(this.#o.poll);
+        } catch (e) {
+          this.#redisFailed(e, 'waiting for jobs');
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        }
+      }
+    }
+  }
+
+  #start(d) {
+    // An entry of its own that it still runs (its renewal came late): already running.
+    if (this.#held.has(d.entry)) return;
+    d.controller = new AbortController();
+    d.chain = Promise.resolve(); // its progress reports, in order
+    this.#held.set(d.entry, d);
+    this.#counts.taken++;
+    this.emit('job', { entry: d.entry, job: d.job, deliveries: d.deliveries });
+    this.#execute(d).then(
+      (text) => this.#complete(d, 'o', text),
+      (e) => this.#complete(d, 'e', serializeError(e, this.#o.name)),
+    );
+  }
+
+  // Runs one delivery on the local pool: its result as JSON text.
+  async #execute(d) {
+    const bytes = Buffer.byteLength(d.args);
+    if (bytes > this.#o.maxMessage) {
+      throw new PoolError(codes.MESSAGE_TOO_LARGE,
+        `the job's arguments are ${bytes} bytes as JSON, more than the worker host's maxMessage ` +
+        `(${this.#o.maxMessage})`, { maxMessage: this.#o.maxMessage });
+    }
+    let args;
+    try {
+      args = JSON.parse(d.args);
+    } catch {
+      throw new PoolError(codes.INVALID_ARGUMENT, 'the job\'s arguments are not valid JSON');
+    }
+    const opts = { retries: d.retries, signal: d.controller.signal };
+    // Progress reports go to the producer one after another (each native call is its own
+    // task: sent together they could overtake each other), and the result after the last
+    // (#complete waits for d.chain). Best effort: a report lost with the connection is not
+    // sent again.
+    if (d.progress) {
+      opts.onProgress = (v) => {
+        const text = JSON.stringify(v) ?? 'null';
+        d.chain = d.chain.then(() => this.#native.progress(d.entry, d.job, text)).catch(() => {});
+      };
+    }
+    if (d.timeout > 0) opts.timeout = d.timeout;
+    let result;
+    if (d.kind === 'x') {
+      if (!Array.isArray(args)) throw new PoolError(codes.INVALID_ARGUMENT, 'the job\'s arguments are not an array');
+      result = await this.#pool.exec(d.name, args, opts);
+    } else {
+      if (d.name !== '') opts.name = d.name;
+      result = await this.#pool.run(args, opts);
+    }
+    const text = JSON.stringify(result) ?? 'null';
+    const size = Buffer.byteLength(text);
+    if (size > this.#o.maxMessage) {
+      throw new PoolError(codes.MESSAGE_TOO_LARGE,
+        `the job's result is ${size} bytes as JSON, more than the worker host's maxMessage ` +
+        `(${this.#o.maxMessage})`, { maxMessage: this.#o.maxMessage });
+    }
+    return text;
+  }
+
+  // Writes the result; retried while Redis is unreachable, until the lease would have run out
+  // (another host may own the job by then, and its result would be dropped anyway).
+  async #complete(d, status, value) {
+    await d.chain;
+    const started = Date.now();
+    let backoff = 100;
+    let accepted = false;
+    for (;;) {
+      try {
+        accepted = await this.#native.complete(d.entry, d.job, status, value);
+        this.#redisOk();
+        break;
+      } catch (e) {
+        this.#redisFailed(e, 'writing a result');
+        if (Date.now() - started > this.#o.lease) break;
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+      }
+    }
+    if (accepted) this.#counts.completed++;
+    else this.#counts.dropped++;
+    this.#held.delete(d.entry);
+    this.emit('result', { entry: d.entry, job: d.job, accepted });
+    this.#wake();
+  }
+
+  async #renew() {
+    if (this.#held.size === 0) return;
+    const running = [...this.#held.values()];
+    let lost;
+    let cancelled;
+    try {
+      ({ lost, cancelled } = await this.#native.renew(running.map((d) => d.entry), running.map((d) => d.job)));
+      this.#redisOk();
+    } catch (e) {
+      this.#redisFailed(e, 'renewing leases');
+      return;
+    }
+    // Cancelled by its producer: the local job is aborted (its worker is sent a cancel, and
+    // replaced if it does not stop within cancelGraceMs); its error completes the entry.
+    for (const entry of cancelled) {
+      const d = this.#held.get(entry);
+      if (d === undefined || d.controller.signal.aborted) continue;
+      this.#counts.cancelled++;
+      this.emit('cancel', { entry, job: d.job });
+      d.controller.abort();
+    }
+    for (const entry of lost) {
+      const d = this.#held.get(entry);
+      if (d === undefined || d.lost) continue;
+      d.lost = true;
+      this.#counts.lost++;
+      this.emit('lost', { entry, job: d.job });
+    }
+  }
+}
+
+/**
+ * Starts a worker host: connects to Redis (a wrong password or an unreachable server rejects
+ * with ERR_REDIS, the URL redacted), starts the local Pool, and starts taking jobs.
+ */
+async function startWorkerHost(options) {
+  const o = resolveHostOptions(options);
+  // Required here, not at the top: lib/pool.js requires lib/remote/producer.js.
+  const { Pool } = require('../pool');
+  const pool = new Pool(o.local);
+  let native;
+  try {
+    native = await require('../../binding.js').redisHost(o.redis, o.queue, o.name, o.lease, o.tls ?? undefined);
+  } catch (e) {
+    await pool.terminate();
+    throw redisError(e, o.redis, 'connecting');
+  }
+  return new WorkerHost(o, native, pool);
+}
+
+function sleep(ms) {
+  return new Promise((r) => { setTimeout(r, ms); });
+}
+
+module.exports = { startWorkerHost, WorkerHost, HOST_OPTIONS, redactUrl };

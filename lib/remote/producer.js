@@ -1,0 +1,635 @@
+'use strict';
+// The producer of a queue on Redis: `new Pool({ redis, queue })`. Its jobs go to the shared
+// queue and run on the worker hosts (`comrade worker`); their results come back to this
+// producer only. docs/REDIS.md has the design; crates/redis-queue does the Redis work.
+//
+// Calls made in one tick are admitted in one script call. Results are read by one loop that
+// runs while jobs are pending.
+
+const { EventEmitter } = require('node:events');
+const { AsyncResource } = require('node:async_hooks');
+const json = require('../json');
+const {
+  codes, PoolError, argumentError, optionError, unknownOptionError, unserializableError, closedError,
+  abortError,
+} = require('../errors');
+const { resolveOption, OPTIONS, MAX_DURATION_MS, durationMessage } = require('../options');
+const { redactUrl, redisError, checkUrl, checkTls, checkQueue, deserializeError } = require('./common');
+
+// The options a producer takes. Every other Pool option is about local workers, or is not
+// carried over yet (docs/REDIS.md): refused with ERR_INVALID_OPTION.
+const PRODUCER_OPTIONS = ['redis', 'tls', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'maxBacklog', 'lease'];
+const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
+const LEASE_ROW = Object.freeze({ name: 'lease', type: 'int', range: [100, MAX_DURATION_MS], default: 30000 });
+const READ_BLOCK_MS = 1000;
+// The codes of a job the host's pool failed (rather than its function threw).
+const HOST_FAILURES = new Set([
+  codes.WORKER_EXITED, codes.JOB_TIMEOUT, codes.WORKER_INIT_FAILED, codes.SPAWN_FAILED,
+  codes.RESULT_TOO_LARGE, codes.POOL_CLOSED, codes.POOL_TERMINATED, codes.INTERNAL,
+]);
+
+const binding = () => require('../../binding.js');
+
+// True when `options` asks for a producer (a `redis` option): Pool's constructor returns one.
+function isRemote(options) {
+  return options !== null && typeof options === 'object' && Object.hasOwn(options, 'redis') &&
+    options.redis !== undefined;
+}
+
+// What a producer does not offer yet, named.
+function notAcrossMachines(what) {
+  return optionError(`${what} is not supported with \`redis\`: it is not carried across machines ` +
+    'yet (docs/REDIS.md lists what a producer offers)');
+}
+
+function resolveProducerOptions(options) {
+  for (const key of Object.keys(options)) {
+    if (PRODUCER_OPTIONS.includes(key)) continue;
+    if (Object.hasOwn(ROW, key) || key === 'selectWorker') {
+      throw optionError(`option ${JSON.stringify(key)} is not supported with \`redis\`: ` +
+        (key === 'module' || key === 'command'
+          ? 'a producer runs nothing itself; the worker hosts (comrade worker) run the module'
+          : key === 'selectWorker'
+            ? 'a function cannot choose among workers on other machines'
+            : 'it applies to local workers, or is not carried across machines yet') +
+        ` (a producer takes: ${PRODUCER_OPTIONS.join(', ')})`);
+    }
+    throw unknownOptionError('option', key, PRODUCER_OPTIONS);
+  }
+  if (options.queue === undefined) throw optionError('`redis` needs `queue`, the queue\'s name');
+  const redis = checkUrl('redis', options.redis);
+  return {
+    redis,
+    tls: checkTls(options.tls, redis),
+    queue: checkQueue('queue', options.queue),
+    retries: resolveOption(ROW.retries, options, {}),
+    timeout: resolveOption(ROW.timeout, options, {}),
+    priority: resolveOption(ROW.priority, options, {}),
+    maxMessage: resolveOption(ROW.maxMessage, options, {}),
+    maxBacklog: resolveOption(ROW.maxBacklog, options, {}),
+    lease: resolveOption(LEASE_ROW, options, {}),
+  };
+}
+
+// The per-job options a producer takes (run: `name` too).
+const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority'];
+
+class RemoteJob {
+  constructor(local, resolve, reject, cb) {
+    this.local = local;
+    this.resolve = resolve;
+    this.reject = reject;
+    this.cb = cb; // enqueue()'s callback, bound to its async context
+    this.onProgress = null; // bound to the context of the call that made the job
+    this.signal = null; // its AbortSignal, with onAbort listening, until it settles
+    this.onAbort = null;
+    this.done = false;
+  }
+
+  settle(err, value) {
+    if (this.done) return;
+    this.done = true;
+    if (this.signal !== null) this.signal.removeEventListener('abort', this.onAbort);
+    if (this.cb !== null) {
+      if (err) this.cb(err);
+      else this.cb(null, value);
+    } else if (err) {
+      this.reject(err);
+    } else {
+      this.resolve(value);
+    }
+  }
+}
+
+class RemotePool extends EventEmitter {
+  #o;
+  #url;
+  #producer = null; // the binding's RedisProducer once connected
+  #connecting = null; // its Promise while connecting
+  #jobs = new Map(); // local id -> RemoteJob, admitted (or being admitted) and not settled
+  #batch = []; // [RemoteJob, native job] waiting for this tick's admission
+  #nextId = 1;
+  #state = 'open'; // 'open' | 'closing' | 'closed'
+  #reading = false;
+  #heartbeat = null;
+  #lastBeat = 0;
+  #done = null;
+  #counts = { completed: 0, errored: 0, failed: 0, rejected: 0, timedOut: 0, aborted: 0 };
+  #cancels = []; // local ids of aborted jobs, for this tick's cancel
+  #cancelling = Promise.resolve(); // the cancels sent
+  #admitting = new Set(); // admissions under way (settled Promises of them)
+  #started = Date.now();
+  #recent = []; // completion times (ms) of the last ten seconds, for throughput
+
+  constructor(options) {
+    super();
+    this.#o = resolveProducerOptions(options);
+    this.#url = this.#o.redis;
+  }
+
+  /** The queue's name. */
+  get queue() {
+    return this.#o.queue;
+  }
+
+  /** The Redis URL, its password redacted. */
+  get redis() {
+    return redactUrl(this.#url);
+  }
+
+  run(task, options) {
+    return this.#fromOptions(options, 'run', 'run(task, options)', (o) => this.#submit('r', o.name ?? '', task, undefined, o));
+  }
+
+  exec(name, args, options) {
+    if (typeof name !== 'string') {
+      return Promise.reject(argumentError('exec(name, args, options): name must be a string'));
+    }
+    if (args === undefined || args === null) {
+      args = [];
+    } else if (!Array.isArray(args)) {
+      return Promise.reject(argumentError('exec(name, args, options): args must be an array'));
+    }
+    return this.#fromOptions(options, 'exec', 'exec(name, args, options)', (o) => this.#submit('x', name, undefined, args, o));
+  }
+
+  call(name, ...args) {
+    if (typeof name !== 'string') {
+      return Promise.reject(argumentError('call(name, ...args): name must be a string'));
+    }
+    return this.#submit('x', name, undefined, args, {});
+  }
+
+  enqueue(task, cb) {
+    if (typeof cb !== 'function') throw argumentError('enqueue(task, cb): cb must be a function');
+    this.#add('r', '', task, undefined, {}, AsyncResource.bind(cb));
+    return this;
+  }
+
+  /** Lets every pending job settle, then leaves the queue. */
+  close() {
+    if (this.#state === 'open') this.#state = 'closing';
+    return this.#finish();
+  }
+
+  /** Rejects every pending job with ERR_POOL_TERMINATED (their results are ignored), then leaves. */
+  terminate() {
+    if (this.#state !== 'closed') this.#state = 'closing';
+    this.#failAll(new PoolError(codes.POOL_TERMINATED,
+      'the pool was terminated before this job\'s result came back'));
+    return this.#finish();
+  }
+
+  get pending() {
+    let waiting = 0;
+    for (const [job] of this.#batch) if (!job.done) waiting++;
+    return this.#jobs.size + waiting;
+  }
+
+  /** No local workers: the worker hosts run the jobs. */
+  get pids() {
+    return [];
+  }
+
+  get maxWorkers() {
+    return 0;
+  }
+
+  get minWorkers() {
+    return 0;
+  }
+
+  get concurrency() {
+    return 0;
+  }
+
+  get burstWorkers() {
+    return 0;
+  }
+
+  /** Batches are not carried across machines yet (docs/REDIS.md): refused, never half-run. */
+  map() {
+    return Promise.reject(notAcrossMachines('map()'));
+  }
+
+  mapSettled() {
+    return Promise.reject(notAcrossMachines('mapSettled()'));
+  }
+
+  /** Backpressure is not carried across machines yet: reading it throws, as for map(). */
+  get needsDrain() {
+    throw notAcrossMachines('needsDrain');
+  }
+
+  get drainThreshold() {
+    throw notAcrossMachines('drainThreshold');
+  }
+
+  /**
+   * Pool's stats() as a producer sees them: no local workers; `queued` counts the jobs sent
+   * and not answered yet (waiting or running on a host: queueStats() tells which); completed,
+   * errored, failed, rejected, aborted and timedOut since the start; throughput over the last
+   * ten seconds. Retries happen on the hosts and wait/run times are not measured here (0,
+   * null).
+   */
+  stats() {
+    const now = Date.now();
+    const recent = this.#recent.filter((t) => now - t < 10000).length;
+    const span = Math.min(10, Math.max(1, (now - this.#started) / 1000));
+    return {
+      queue: this.#o.queue,
+      workers: [],
+      queued: this.#jobs.size,
+      inFlight: 0,
+      pending: this.pending,
+      completed: this.#counts.completed,
+      errored: this.#counts.errored,
+      failed: this.#counts.failed,
+      retried: 0,
+      rejected: this.#counts.rejected,
+      aborted: this.#counts.aborted,
+      timedOut: this.#counts.timedOut,
+      throughput: recent / span,
+      waitTime: null,
+      runTime: null,
+    };
+  }
+
+  /** The whole queue's counts from Redis: jobs waiting, running (on a host), dead letters. */
+  async queueStats() {
+    try {
+      return await binding().redisQueueCounts(this.#url, this.#o.queue, this.#o.tls ?? undefined);
+    } catch (e) {
+      throw redisError(e, this.#url, 'reading the queue\'s counts');
+    }
+  }
+
+  // Reads `options` (per-job), then calls `go` with them; any error rejects the Promise.
+  #fromOptions(options, what, usage, go) {
+    if (options === undefined) return go({});
+    if (options === null || typeof options !== 'object') {
+      return Promise.reject(argumentError(`${usage}: options must be an object`));
+    }
+    const names = what === 'run' ? ['name', ...JOB_OPTIONS] : JOB_OPTIONS;
+    const o = {};
+    try {
+      for (const key of Object.keys(options)) {
+        if (!names.includes(key)) {
+          return Promise.reject(unknownOptionError(`${what}() option`, key, names));
+        }
+        o[key] = options[key];
+      }
+    } catch (e) {
+      return Promise.reject(argumentError(`${usage}: options cannot be read`, e));
+    }
+    if (o.name !== undefined && o.name !== null && typeof o.name !== 'string') {
+      return Promise.reject(argumentError(`${what}(): options.name must be a string`));
+    }
+    if (o.timeout !== undefined) {
+      if (typeof o.timeout !== 'number' || !(o.timeout > 0)) {
+        return Promise.reject(argumentError(`${what}(): options.timeout must be a number of milliseconds > 0`));
+      }
+      if (o.timeout !== Infinity && o.timeout > MAX_DURATION_MS) {
+        return Promise.reject(argumentError(`${what}(): ${durationMessage('options.timeout', o.timeout)}`));
+      }
+    }
+    if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0 || o.retries > 1000)) {
+      return Promise.reject(argumentError(`${what}(): options.retries must be an integer from 0 to 1000`));
+    }
+    if (o.priority !== undefined && (typeof o.priority !== 'number' || !Number.isFinite(o.priority))) {
+      return Promise.reject(argumentError(`${what}(): options.priority must be a finite number`));
+    }
+    if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
+      return Promise.reject(argumentError(`${what}(): options.onProgress must be a function`));
+    }
+    if (o.signal !== undefined && o.signal !== null) {
+      const sig = o.signal;
+      if (typeof sig !== 'object' || typeof sig.aborted !== 'boolean' || typeof sig.addEventListener !== 'function') {
+        return Promise.reject(argumentError(`${what}(): options.signal must be an AbortSignal`));
+      }
+      if (sig.aborted) {
+        this.#counts.aborted++;
+        return Promise.reject(abortError(sig));
+      }
+    } else {
+      o.signal = undefined;
+    }
+    return go(o);
+  }
+
+  #submit(kind, name, task, args, o) {
+    return new Promise((resolve, reject) => {
+      this.#add(kind, name, task, args, o, null, resolve, reject);
+    });
+  }
+
+  #add(kind, name, task, args, o, cb, resolve, reject) {
+    const job = new RemoteJob(String(this.#nextId++), resolve, reject, cb);
+    if (this.#state !== 'open') return this.#refuse(job, closedError());
+    let text;
+    try {
+      const value = args === undefined ? task : args;
+      const t = typeof value;
+      if (t === 'function' || t === 'symbol') throw new TypeError(`argument 0 is a ${t}`);
+      if (args !== undefined) {
+        for (let i = 0; i < args.length; i++) {
+          const ta = typeof args[i];
+          if (ta === 'function' || ta === 'symbol') throw new TypeError(`argument ${i} is a ${ta}`);
+        }
+      }
+      text = json.stringify(value) ?? 'null';
+    } catch (e) {
+      return this.#refuse(job, unserializableError(e.message));
+    }
+    const bytes = Buffer.byteLength(text);
+    if (bytes > this.#o.maxMessage) {
+      return this.#refuse(job, new PoolError(codes.MESSAGE_TOO_LARGE,
+        `the arguments are ${bytes} bytes as JSON, more than maxMessage (${this.#o.maxMessage})`,
+        { maxMessage: this.#o.maxMessage }));
+    }
+    const timeout = o.timeout ?? this.#o.timeout;
+    this.#batch.push([job, {
+      local: job.local,
+      kind,
+      name,
+      args: text,
+      retries: o.retries ?? this.#o.retries,
+      timeout: timeout === null || timeout === undefined || timeout === Infinity ? 0 : Math.ceil(timeout),
+      priority: o.priority ?? this.#o.priority,
+      progress: o.onProgress !== undefined,
+    }]);
+    if (o.onProgress !== undefined) job.onProgress = AsyncResource.bind(o.onProgress);
+    if (this.#batch.length === 1) process.nextTick(() => this.#flush());
+    if (o.signal !== undefined) {
+      job.signal = o.signal;
+      job.onAbort = () => this.#abort(job);
+      o.signal.addEventListener('abort', job.onAbort, { once: true });
+    }
+    return undefined;
+  }
+
+  // A job's signal fired: it rejects now. Once admitted, it is withdrawn from the queue, or
+  // cancelled on the host that runs it (at that host's next lease renewal).
+  #abort(job) {
+    if (job.done) return;
+    this.#counts.aborted++;
+    const admitted = this.#jobs.delete(job.local);
+    job.settle(abortError(job.signal));
+    if (admitted) {
+      this.#cancels.push(job.local);
+      if (this.#cancels.length === 1) process.nextTick(() => this.#sendCancels());
+    }
+    this.#maybeDone();
+  }
+
+  #sendCancels() {
+    const locals = this.#cancels;
+    this.#cancels = [];
+    // After the admissions under way (each native call is its own task: a cancel sent
+    // alongside could reach Redis first, and find nothing to cancel).
+    const sent = Promise.all(this.#admitting)
+      .then(() => this.#connect())
+      .then((p) => p.cancel(locals))
+      .catch(() => {
+        // Redis unreachable: the job may still run; its result is ignored.
+      });
+    this.#cancelling = this.#cancelling.then(() => sent);
+  }
+
+  #refuse(job, err) {
+    this.#counts.rejected++;
+    process.nextTick(() => job.settle(err));
+  }
+
+  async #connect() {
+    if (this.#producer !== null) return this.#producer;
+    if (this.#connecting === null) {
+      this.#connecting = binding().redisProducer(this.#url, this.#o.queue, this.#o.lease, this.#o.tls ?? undefined)
+        .then((p) => {
+          this.#producer = p;
+          this.#lastBeat = Date.now();
+          this.#heartbeat = setInterval(() => this.#beat(), Math.max(50, Math.floor(this.#o.lease / 3)));
+          this.#heartbeat.unref();
+          return p;
+        }, (e) => {
+          throw redisError(e, this.#url, 'connecting');
+        })
+        .finally(() => { this.#connecting = null; });
+    }
+    return this.#connecting;
+  }
+
+  async #flush() {
+    // Jobs aborted before they were sent are left out.
+    const batch = this.#batch.filter(([job]) => !job.done);
+    this.#batch = [];
+    if (batch.length === 0) return;
+    for (const [job] of batch) this.#jobs.set(job.local, job);
+    this.#read();
+    try {
+      const p = await this.#connect();
+      const admission = p.admit(batch.map((b) => b[1]), this.#o.maxBacklog ?? undefined);
+      const settled = admission.then(() => {}, () => {});
+      this.#admitting.add(settled);
+      settled.then(() => this.#admitting.delete(settled));
+      const { refused } = await admission;
+      if (refused.length > 0) this.#refuseBacklog(refused);
+    } catch (e) {
+      const err = e instanceof PoolError ? e
+        : redisError(e, this.#url, 'queueing the job failed (it may or may not have been queued)');
+      for (const [job] of batch) {
+        if (this.#jobs.delete(job.local)) {
+          this.#counts.rejected++;
+          job.settle(err);
+        }
+      }
+      this.#maybeDone();
+    }
+  }
+
+  // Jobs the admission refused: the queue held maxBacklog jobs waiting (from every producer).
+  #refuseBacklog(locals) {
+    const max = this.#o.maxBacklog;
+    for (const local of locals) {
+      const job = this.#jobs.get(local);
+      if (job === undefined) continue;
+      this.#jobs.delete(local);
+      this.#counts.rejected++;
+      job.settle(new PoolError(codes.BACKLOG_FULL,
+        `the queue's backlog is full (${max} jobs waiting, from every producer): job refused`,
+        { maxBacklog: max }));
+    }
+    this.#maybeDone();
+  }
+
+  // The results loop: runs while jobs are pending.
+  async #read() {
+    if (this.#reading) return;
+    this.#reading = true;
+    let backoff = 100;
+    try {
+      while (this.#jobs.size > 0) {
+        let replies;
+        try {
+          const p = await this.#connect();
+          replies = await p.read(READ_BLOCK_MS);
+          backoff = 100;
+        } catch {
+          // Redis is unreachable for now: the heartbeat fails the jobs if that lasts past the
+          // lease, or if Redis comes back without them.
+          if (this.#jobs.size === 0) break;
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, 2000);
+          continue;
+        }
+        for (const r of replies) this.#settleReply(r);
+      }
+    } finally {
+      this.#reading = false;
+      this.#maybeDone();
+    }
+  }
+
+  #settleReply(r) {
+    const job = this.#jobs.get(r.local);
+    if (job === undefined) return; // settled already (terminated, or failed when Redis lost it)
+    if (r.status === 'p') {
+      this.#progress(job, r.value);
+      return;
+    }
+    this.#jobs.delete(r.local);
+    if (r.status === 'o') {
+      const bytes = Buffer.byteLength(r.value);
+      if (bytes > this.#o.maxMessage) {
+        this.#counts.failed++;
+        job.settle(new PoolError(codes.MESSAGE_TOO_LARGE,
+          `the job's result is ${bytes} bytes as JSON, more than maxMessage (${this.#o.maxMessage})`,
+          { maxMessage: this.#o.maxMessage }));
+        return;
+      }
+      let value;
+      try {
+        value = JSON.parse(r.value);
+      } catch {
+        this.#counts.failed++;
+        job.settle(new PoolError(codes.WORKER_EXITED, 'a worker host sent a result that is not JSON'));
+        return;
+      }
+      this.#counts.completed++;
+      this.#completedAt();
+      job.settle(null, value);
+    } else if (r.status === 'e') {
+      const err = deserializeError(r.value);
+      // A failure of the host's pool (timeout, worker exit) counts as failed, as in Pool.
+      if (err instanceof PoolError && HOST_FAILURES.has(err.code)) {
+        this.#counts.failed++;
+        if (err.code === codes.JOB_TIMEOUT) this.#counts.timedOut++;
+      } else {
+        this.#counts.errored++;
+      }
+      job.settle(err);
+    } else {
+      let f = {};
+      try {
+        f = JSON.parse(r.value);
+      } catch {
+        // A failure without details.
+      }
+      this.#counts.failed++;
+      job.settle(new PoolError(codes.WORKER_EXITED,
+        `worker host ${f.host || '(unknown)'} died or stopped answering while running this job: ` +
+        `it was delivered ${f.deliveries} times, more than its retries (${f.retries}) allow`,
+        { host: f.host, deliveries: f.deliveries }));
+    }
+  }
+
+  #completedAt() {
+    const now = Date.now();
+    this.#recent.push(now);
+    if (this.#recent.length > 4096 || now - this.#recent[0] > 10000) {
+      this.#recent = this.#recent.filter((t) => now - t < 10000);
+    }
+  }
+
+  // A progress report of a job that asked for them, in the context of the call that made it.
+  // A report over maxMessage, or not JSON, is skipped; a callback that throws throws as an
+  // uncaught exception, as an event listener's would.
+  #progress(job, text) {
+    if (job.onProgress === null || Buffer.byteLength(text) > this.#o.maxMessage) return;
+    let value;
+    try {
+      value = JSON.parse(text);
+    } catch {
+      return;
+    }
+    try {
+      job.onProgress(value);
+    } catch (e) {
+      process.nextTick(() => { throw e; });
+    }
+  }
+
+  async #beat() {
+    const p = this.#producer;
+    if (p === null) return;
+    try {
+      const alive = await p.heartbeat();
+      this.#lastBeat = Date.now();
+      if (!alive) {
+        this.#failAll(new PoolError(codes.REDIS,
+          `Redis (${redactUrl(this.#url)}) lost this job: its records were gone (Redis restarted ` +
+          'without persistence, or this producer was silent longer than its lease); it may or may not have run'));
+      }
+    } catch {
+      if (Date.now() - this.#lastBeat > this.#o.lease) {
+        this.#lastBeat = Date.now();
+        this.#failAll(new PoolError(codes.REDIS,
+          `Redis (${redactUrl(this.#url)}) could not be reached for longer than the lease ` +
+          `(${this.#o.lease} ms): this job may or may not have run`));
+      }
+    }
+  }
+
+  #failAll(err) {
+    const jobs = [...this.#jobs.values()];
+    this.#jobs.clear();
+    for (const job of jobs) {
+      this.#counts.failed++;
+      job.settle(err);
+    }
+    this.#maybeDone();
+  }
+
+  #finish() {
+    if (this.#done === null) {
+      let resolve;
+      const promise = new Promise((r) => { resolve = r; });
+      this.#done = { promise, resolve };
+      this.#maybeDone();
+    }
+    return this.#done.promise;
+  }
+
+  async #maybeDone() {
+    if (this.#done === null || this.#state === 'closed' || this.pending > 0) return;
+    this.#state = 'closed';
+    if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
+    // Cancels reach Redis before the producer leaves it.
+    await this.#cancelling;
+    const p = this.#producer ?? (this.#connecting ? await this.#connecting.catch(() => null) : null);
+    if (p !== null) {
+      try {
+        await p.close();
+      } catch {
+        // Redis is unreachable: the keys expire on their own.
+      }
+    }
+    this.#done.resolve();
+  }
+}
+
+function sleep(ms) {
+  return new Promise((r) => { setTimeout(r, ms); });
+}
+
+module.exports = { RemotePool, isRemote, LEASE_ROW };
