@@ -56,6 +56,8 @@ export declare class NativePool {
   cancel(id: number): number
   /** Workers, queue, totals and percentiles, as JSON text. */
   stats(): string
+  /** Counters, gauges and wait/run histograms for `pool.metrics()`, as JSON text. */
+  metrics(): string
   /**
    * Bytes of records waiting for `take()` (for tests and diagnostics: the engine stops
    * reading workers while they pass `maxWaitingBytes`).

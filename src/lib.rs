@@ -249,6 +249,12 @@ impl NativePool {
         entry("NativePool.stats", || Ok(self.engine.stats_json()))
     }
 
+    /// Counters, gauges and wait/run histograms for `pool.metrics()`, as JSON text.
+    #[napi]
+    pub fn metrics(&self) -> js::Result<String> {
+        entry("NativePool.metrics", || Ok(self.engine.metrics_json()))
+    }
+
     /// Bytes of records waiting for `take()` (for tests and diagnostics: the engine stops
     /// reading workers while they pass `maxWaitingBytes`).
     #[napi]

@@ -7,11 +7,13 @@
 //! - [`direct_policy`]: when the host should read worker channels itself.
 //! - [`frame`]: the line decoder (from `comrade-protocol`) and Node IPC's message checks.
 //! - [`estimator`]: expected-wait admission control.
+//! - [`metrics`]: histogram buckets and exit counts for `pool.metrics()`.
 //! - [`spawn`]: process spawning, reaping, signals, CPU and memory queries.
 
 pub mod direct_policy;
 pub mod engine;
 pub mod estimator;
 pub mod frame;
+pub mod metrics;
 pub mod scheduler;
 pub mod spawn;

@@ -325,12 +325,15 @@ pub struct SlotInfo {
 pub struct Samples {
     buf: Vec<f64>,
     next: usize,
+    /// Every sample since the start, in fixed buckets (`pool.metrics()`).
+    pub hist: crate::metrics::Histogram,
 }
 
 const SAMPLES: usize = 2048;
 
 impl Samples {
     fn push(&mut self, v: f64) {
+        self.hist.observe(v);
         if self.buf.len() < SAMPLES {
             self.buf.push(v);
         } else {

@@ -17,7 +17,8 @@
 //! - [`outbox`]: the records for the host and when to wake it;
 //! - [`io`]: a worker as a connection ([`Link`]), socket reads and writes;
 //! - [`direct`]: the host reading channels on its own thread;
-//! - [`stats`]: the `stats()` snapshot.
+//! - [`stats`]: the `stats()` snapshot;
+//! - [`metrics`]: the counters behind `metrics()`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ mod cycle;
 mod direct;
 mod io;
 mod lifecycle;
+mod metrics;
 mod outbox;
 mod session;
 #[cfg(any(test, feature = "fuzzing"))]

@@ -75,6 +75,8 @@ pub(crate) struct Totals {
     pub errored: u64,
     pub failed: u64,
     pub rejected: u64,
+    /// Worker exits by reason.
+    pub exits: crate::metrics::Exits,
 }
 
 /// Records taken by the host in one go: `text` is one flat JSON array of `kind, id, value`

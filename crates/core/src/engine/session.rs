@@ -310,6 +310,7 @@ impl Session<'_> {
             _ => StopReason::Crash,
         };
         let expected = reason.expected();
+        self.outbox.totals.exits.count(reason);
         let startup_failure = self.protocol == Protocol::Lines
             && !self.sched.is_serving(w)
             && (peer.fatal.is_some() || code.is_some_and(|c| c != 0 || !expected));
