@@ -30,7 +30,8 @@ new ComputeCluster({ max_processes: 2 });
 new ComputeCluster({ module: 'x', max_processes: 'two' });
 
 // --- Pool ---
-import { Pool, PoolError, codes, PoolOptions, RunOptions, ncpu } from '../index';
+import { Pool, PoolError, codes, PoolOptions, RunOptions, ncpu, StatusHandler, StatusSnapshot, WorkerExitReason } from '../index';
+import { createServer, IncomingMessage, ServerResponse } from 'node:http';
 import { progress, emit, retire, isWorker } from '../worker';
 
 const tasks = {
@@ -136,6 +137,23 @@ async function usePool(): Promise<void> {
   const ac = new AbortController();
   await loose.run(1, { signal: ac.signal, timeout: 1000, retries: 2, priority: 0.5 });
   const st = loose.stats();
+  const namedPool = new Pool({ module: './w.js', name: 'hashes' });
+  const poolName: string = namedPool.name;
+  const text: string = namedPool.metrics() + Pool.metrics([namedPool, loose]) + Pool.metrics(namedPool);
+  const contentType: string = Pool.METRICS_CONTENT_TYPE;
+  const page: StatusHandler = namedPool.statusHandler();
+  const both: (req: IncomingMessage, res: ServerResponse) => void = Pool.statusHandler([namedPool, loose]);
+  createServer(page).close();
+  void poolName; void text; void contentType; void both;
+  // @ts-expect-error name is a string
+  void new Pool({ module: './w.js', name: 1 });
+  // @ts-expect-error pools, not strings
+  Pool.metrics(['a']);
+  const snap = null as unknown as StatusSnapshot;
+  const exitReason: WorkerExitReason = snap.exits[0].reason;
+  const errFn: string | null = snap.errors[0].function;
+  const depth: number = snap.history.queued[0] + snap.stats.queued;
+  void exitReason; void errFn; void depth;
   const aborted: number = st.aborted + st.timedOut;
   void aborted;
   const busy: number = st.workers.filter((w) => w.state === 'busy').length;

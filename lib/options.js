@@ -27,6 +27,8 @@ function cpus() {
 }
 
 const OPTIONS = Object.freeze([
+  // The pool's name: the `pool` label of metrics(), the title on the status page.
+  { name: 'name', type: 'string', default: 'default' },
   { name: 'maxWorkers', type: 'int', range: [1, 1024], default: () => Math.ceil(cpus() * 1.25) },
   { name: 'concurrency', type: 'int', range: [1, 65536], default: 1 },
   { name: 'minWorkers', type: 'count', range: [0, 'maxWorkers'], default: 0 },

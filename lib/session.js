@@ -30,6 +30,7 @@ const { performance } = require('node:perf_hooks');
 const { NativePool, KIND } = require('./native');
 const { JobTable } = require('./job-table');
 const { rebuildError, abortError } = require('./errors');
+const { OK, ABORTED, REJECTED } = require('./metrics');
 
 // Longest stretch of record handling before the host's event loop gets a turn, in ms. A
 // saturated pool hands over thousands of results at once (about 1 µs each to settle); without
@@ -63,6 +64,7 @@ class Job {
     this.retries = undefined;
     this.timeout = undefined;
     this.priority = undefined;
+    this.fn = null; // its function's name, when it names one (metrics)
   }
 }
 
@@ -80,6 +82,7 @@ class ScopedJob extends AsyncResource {
     this.retries = undefined;
     this.timeout = undefined;
     this.priority = undefined;
+    this.fn = null; // its function's name, when it names one (metrics)
   }
 }
 
@@ -110,14 +113,19 @@ class Session {
   #exited = false;
   #refed = false;
   #abortedCount = 0; // jobs settled with an AbortError
+  #observer; // a metrics Observer (lib/metrics.js), or null
 
   /**
    * `nativeOptions` for NativePool; `hooks` as above; `calls`: submit with submitCalls (names
    * and per-job retries/timeout/priority) rather than submit; `retries`, `timeout`, `priority`:
-   * the pool's defaults.
+   * the pool's defaults; `observer`: a metrics Observer told of named jobs' outcomes and of
+   * failures.
    */
-  constructor(nativeOptions, hooks, { calls = false, retries = 0, timeout = 0, priority = 0 } = {}) {
+  constructor(nativeOptions, hooks, {
+    calls = false, retries = 0, timeout = 0, priority = 0, observer = null,
+  } = {}) {
     this.#hooks = hooks;
+    this.#observer = observer;
     this.#scope = new AsyncResource('comrade.Pool');
     this.#calls = calls;
     this.#retries = retries;
@@ -162,6 +170,7 @@ class Session {
     const id = this.#nextId;
     this.#nextId = (id + 1) >>> 0;
     job.id = id;
+    job.fn = name;
     const batch = this.#batch;
     if (batch.length === 0) {
       this.#batchFirst = id;
@@ -275,6 +284,7 @@ class Session {
       const hooks = this.#hooks;
       for (let i = 0; i < rejected.length; i += 3) {
         const job = this.#jobs.take((firstId + rejected[i]) >>> 0);
+        if (this.#observer !== null) this.#observer.outcome(job.fn, REJECTED);
         try {
           this.settle(job, this.#scope.runInAsyncScope(hooks.rejection, hooks,
             rejected[i + 1], rejected[i + 2]), undefined);
@@ -381,6 +391,7 @@ class Session {
       this.#jobs.take(job.id);
       this.#native.cancel(job.id);
       this.#abortedCount++;
+      if (this.#observer !== null) this.#observer.outcome(job.fn, ABORTED);
       try {
         this.settle(job, abortError(signal), undefined);
       } catch (e) {
@@ -435,22 +446,28 @@ class Session {
     switch (kind) {
       case KIND.RESULT: {
         const job = this.#jobs.take(id);
-        if (job !== undefined) this.settle(job, null, value);
+        if (job !== undefined) {
+          if (job.fn !== null && this.#observer !== null) this.#observer.outcome(job.fn, OK);
+          this.settle(job, null, value);
+        }
         break;
       }
       case KIND.VOID: {
         const job = this.#jobs.take(id);
-        if (job !== undefined) this.settle(job, null, undefined);
+        if (job !== undefined) {
+          if (job.fn !== null && this.#observer !== null) this.#observer.outcome(job.fn, OK);
+          this.settle(job, null, undefined);
+        }
         break;
       }
       case KIND.JOB_ERROR: {
         const job = this.#jobs.take(id);
-        if (job !== undefined) this.settle(job, rebuildError(value), undefined);
+        if (job !== undefined) this.#failed(job, rebuildError(value));
         break;
       }
       case KIND.FAILED: {
         const job = this.#jobs.take(id);
-        if (job !== undefined) this.settle(job, this.#hooks.failure(value), undefined);
+        if (job !== undefined) this.#failed(job, this.#hooks.failure(value));
         break;
       }
       case KIND.PROGRESS: {
@@ -471,6 +488,11 @@ class Session {
         this.#scope.runInAsyncScope(this.#hooks.record, this.#hooks, kind, id, value);
         break;
     }
+  }
+
+  #failed(job, err) {
+    if (this.#observer !== null) this.#observer.failed(job.fn, err);
+    this.settle(job, err, undefined);
   }
 
   // Node stays alive while a job is unsettled or a shutdown is under way.
