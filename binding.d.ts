@@ -28,8 +28,9 @@ export declare class NativePool {
    * engine writes the frames.
    * Returns and options as for `submit`; `priorities` (finite numbers), when given, one
    * per job, replace the pool's default priority (left out: the pool's, for every job).
+   * Line i of `traceparents`, when given, is call i's W3C traceparent (empty: none).
    */
-  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null): Array<number>
+  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, traceparents?: string | undefined | null): Array<number>
   /**
    * Every record produced since the last call, as one JSON array of `kind, id, value`
    * triples (kind a `RecordKind`), or null.
@@ -40,6 +41,8 @@ export declare class NativePool {
    * any job is unsettled (or a shutdown is in progress) and off when idle.
    */
   setRef(on: boolean): void
+  /** Per-job SENT/RAN records (worker pid, wait and run times), for Pool's tracing. */
+  setTrace(on: boolean): void
   /** Per-job dispatch/completion records, for compute-cluster's 'debug' event. */
   setDebug(on: boolean): void
   /**
@@ -218,6 +221,8 @@ export declare const enum RecordKind {
   Event = 12,
   Progress = 13,
   Retiring = 14,
+  Sent = 15,
+  Ran = 16,
 }
 
 /** Why `submit()` refused a job: the second of each `index, reason, value` triple. */

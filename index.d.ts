@@ -246,6 +246,32 @@ export interface PoolStats {
   runTime: Percentiles | null;
 }
 
+/**
+ * The context object of a job's events on the `comrade:job` TracingChannel
+ * (`require('node:diagnostics_channel').tracingChannel('comrade:job')`): one object per job,
+ * through start, end, error, asyncStart and asyncEnd.
+ */
+export interface JobTraceContext {
+  /** The pool's `name`. */
+  pool: string;
+  /** The function the job named, or null for the default function. */
+  function: string | null;
+  /** The job's id in its pool. */
+  jobId: number;
+  /** The worker it was last sent to (null until it was sent). */
+  pid: number | null;
+  /** Submission to being written to its worker (the last attempt), in ms; null until then. */
+  waitMs: number | null;
+  /** Written to its worker to its answer, in ms; null if no worker answered (a timeout, a crash). */
+  runMs: number | null;
+  /** Set it (a W3C traceparent) in a `start` subscriber to have it sent with the call to the worker. */
+  traceparent: string | null;
+  /** What the job returned (asyncStart, asyncEnd). */
+  result?: unknown;
+  /** Why the job failed (error, asyncStart, asyncEnd). */
+  error?: unknown;
+}
+
 /** A job's error as the status page lists it (`StatusSnapshot.errors`). */
 export interface StatusError {
   /** When it failed, ms since the epoch. */

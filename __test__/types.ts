@@ -30,9 +30,13 @@ new ComputeCluster({ max_processes: 2 });
 new ComputeCluster({ module: 'x', max_processes: 'two' });
 
 // --- Pool ---
-import { Pool, PoolError, codes, PoolOptions, RunOptions, ncpu, StatusHandler, StatusSnapshot, WorkerExitReason } from '../index';
+import {
+  Pool, PoolError, codes, PoolOptions, RunOptions, ncpu, StatusHandler, StatusSnapshot, WorkerExitReason,
+  JobTraceContext,
+} from '../index';
+import { tracingChannel } from 'node:diagnostics_channel';
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
-import { progress, emit, retire, isWorker } from '../worker';
+import { progress, emit, retire, isWorker, traceContext } from '../worker';
 
 const tasks = {
   add: (a: number, b: number) => a + b,
@@ -154,6 +158,13 @@ async function usePool(): Promise<void> {
   const errFn: string | null = snap.errors[0].function;
   const depth: number = snap.history.queued[0] + snap.stats.queued;
   void exitReason; void errFn; void depth;
+  tracingChannel<JobTraceContext>('comrade:job').subscribe({
+    start(ctx) { ctx.traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'; },
+    end() {},
+    asyncStart(ctx) { const ms: number | null = ctx.runMs; void ms; },
+    asyncEnd() {},
+    error(ctx) { const e: unknown = ctx.error; const fn: string | null = ctx.function; void e; void fn; },
+  });
   const aborted: number = st.aborted + st.timedOut;
   void aborted;
   const busy: number = st.workers.filter((w) => w.state === 'busy').length;
@@ -178,4 +189,6 @@ if (isWorker) {
   progress(0.5);
   emit('cache', { size: 1 });
   retire();
+  const parent: string | undefined = traceContext()?.traceparent;
+  void parent;
 }

@@ -120,7 +120,7 @@ class Pool extends EventEmitter {
       submitFailure: submitError,
     }, {
       calls: true, retries: o.retries, timeout: o.timeout ?? 0, priority: o.priority,
-      observer: this.#observer,
+      observer: this.#observer, traceName: o.name,
     });
   }
 

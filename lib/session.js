@@ -26,11 +26,22 @@
 //     as with Node's EventEmitterAsyncResource: the records they come from have no caller.
 
 const { AsyncResource } = require('node:async_hooks');
+const diagnosticsChannel = require('node:diagnostics_channel');
 const { performance } = require('node:perf_hooks');
 const { NativePool, KIND } = require('./native');
 const { JobTable } = require('./job-table');
 const { rebuildError, abortError } = require('./errors');
 const { OK, ABORTED, REJECTED } = require('./metrics');
+
+// Tracing: start and end when a job is submitted (in its caller's context), then error (if it
+// failed), asyncStart and asyncEnd around its settlement, all with one context object per job:
+// { pool, function, jobId, pid, waitMs, runMs, traceparent, result | error }. A `start`
+// subscriber may set `traceparent` (a W3C traceparent) to have it sent with the call. Whether
+// anyone subscribes is checked once per batch (at its first job), so a pool nobody traces pays
+// one boolean test per job; the engine sends each job's worker and times (SENT and RAN
+// records) only while a batch was traced.
+const jobChannel = diagnosticsChannel.tracingChannel('comrade:job');
+const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 // Longest stretch of record handling before the host's event loop gets a turn, in ms. A
 // saturated pool hands over thousands of results at once (about 1 µs each to settle); without
@@ -65,6 +76,7 @@ class Job {
     this.timeout = undefined;
     this.priority = undefined;
     this.fn = null; // its function's name, when it names one (metrics)
+    this.trace = null; // its tracing context, while it is traced
   }
 }
 
@@ -83,6 +95,7 @@ class ScopedJob extends AsyncResource {
     this.timeout = undefined;
     this.priority = undefined;
     this.fn = null; // its function's name, when it names one (metrics)
+    this.trace = null; // its tracing context, while it is traced
   }
 }
 
@@ -114,18 +127,22 @@ class Session {
   #refed = false;
   #abortedCount = 0; // jobs settled with an AbortError
   #observer; // a metrics Observer (lib/metrics.js), or null
+  #traceName; // the pool's name in tracing events, or null: never traced
+  #tracing = false; // the current batch is traced (someone subscribes to comrade:job)
+  #batchTp = null; // per-job traceparents of the current batch, when any job has one
 
   /**
    * `nativeOptions` for NativePool; `hooks` as above; `calls`: submit with submitCalls (names
    * and per-job retries/timeout/priority) rather than submit; `retries`, `timeout`, `priority`:
    * the pool's defaults; `observer`: a metrics Observer told of named jobs' outcomes and of
-   * failures.
+   * failures; `traceName`: the pool's name in `comrade:job` tracing events (null: no tracing).
    */
   constructor(nativeOptions, hooks, {
-    calls = false, retries = 0, timeout = 0, priority = 0, observer = null,
+    calls = false, retries = 0, timeout = 0, priority = 0, observer = null, traceName = null,
   } = {}) {
     this.#hooks = hooks;
     this.#observer = observer;
+    this.#traceName = traceName;
     this.#scope = new AsyncResource('comrade.Pool');
     this.#calls = calls;
     this.#retries = retries;
@@ -167,11 +184,17 @@ class Session {
    * without the enclosing brackets), `name` its function's name or null.
    */
   add(job, argsText, name) {
+    const batch = this.#batch;
+    // Whether anyone traces, once per batch. The start event goes out before the job takes
+    // its place, so that a subscriber submitting jobs of its own cannot come in between.
+    if (batch.length === 0 && this.#traceName !== null && jobChannel.hasSubscribers !== this.#tracing) {
+      this.#setTracing();
+    }
+    const tp = this.#tracing ? this.#traceStart(job, name) : null;
     const id = this.#nextId;
     this.#nextId = (id + 1) >>> 0;
     job.id = id;
     job.fn = name;
-    const batch = this.#batch;
     if (batch.length === 0) {
       this.#batchFirst = id;
       if (!this.#flushQueued) {
@@ -203,11 +226,38 @@ class Session {
       for (let i = 0; i < batch.length; i++) this.#batchPrio.push(this.#priority);
     }
     if (this.#batchPrio !== null) this.#batchPrio.push(job.priority ?? this.#priority);
+    if (tp !== null && this.#batchTp === null) this.#batchTp = new Array(batch.length).fill('');
+    if (this.#batchTp !== null) {
+      this.#batchTp.push(tp ?? '');
+      if (tp !== null) this.#batchUnits += tp.length + 1;
+    }
     batch.push(argsText);
     this.#batchUnits += argsText.length + 1;
     this.#jobs.set(id, job);
     if (job.signal !== null) this.#watch(job);
     if (!this.#refed) this.#setRef(true);
+    if (job.trace !== null) {
+      job.trace.jobId = id;
+      jobChannel.end.publish(job.trace);
+    }
+  }
+
+  #setTracing() {
+    this.#tracing = !this.#tracing;
+    this.#native.setTrace(this.#tracing);
+  }
+
+  // Publishes the job's start (its id is not assigned yet: null until end); returns the
+  // traceparent a subscriber set, or null.
+  #traceStart(job, name) {
+    const ctx = {
+      pool: this.#traceName, function: name, jobId: null, pid: null, waitMs: null, runMs: null,
+      traceparent: null,
+    };
+    job.trace = ctx;
+    jobChannel.start.publish(ctx);
+    const tp = ctx.traceparent;
+    return typeof tp === 'string' && TRACEPARENT.test(tp) ? tp : null;
   }
 
   /**
@@ -227,30 +277,33 @@ class Session {
     this.#batchOpts = null;
     const prio = this.#batchPrio;
     this.#batchPrio = null;
+    const tps = this.#batchTp;
+    this.#batchTp = null;
     const units = this.#batchUnits;
     this.#batchUnits = 0;
     if (units <= FLUSH_UNITS) {
-      this.#submitPart(batch, fns, opts, prio, first, 0, batch.length);
+      this.#submitPart(batch, fns, opts, prio, tps, first, 0, batch.length);
     } else {
       let start = 0;
       let size = 0;
       for (let i = 0; i < batch.length; i++) {
-        const n = batch[i].length + 1 + (fns === null ? 0 : fns[i].length + 1);
+        const n = batch[i].length + 1 + (fns === null ? 0 : fns[i].length + 1) +
+          (tps === null ? 0 : tps[i].length + 1);
         if (i > start && size + n > FLUSH_UNITS) {
-          this.#submitPart(batch, fns, opts, prio, first, start, i);
+          this.#submitPart(batch, fns, opts, prio, tps, first, start, i);
           start = i;
           size = 0;
         }
         size += n;
       }
-      this.#submitPart(batch, fns, opts, prio, first, start, batch.length);
+      this.#submitPart(batch, fns, opts, prio, tps, first, start, batch.length);
     }
     this.#updateRef();
   }
 
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
   // ones the engine refused; if the call throws, every job of the part fails.
-  #submitPart(batch, fns, opts, prio, first, start, end) {
+  #submitPart(batch, fns, opts, prio, tps, first, start, end) {
     const whole = start === 0 && end === batch.length;
     const count = end - start;
     const firstId = (first + start) >>> 0;
@@ -270,7 +323,9 @@ class Session {
         }
         const priorities = prio === null ? undefined : new Float64Array(whole ? prio : prio.slice(start, end));
         const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
-        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities);
+        const traceparents = tps === null ? undefined : (whole ? tps : tps.slice(start, end)).join('\n');
+        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities,
+          traceparents);
       } else {
         rejected = this.#native.submit(firstId, args, count);
       }
@@ -321,6 +376,22 @@ class Session {
 
   /** Settles a job (taken out of the table, or never in it). */
   settle(job, err, value) {
+    const ctx = job.trace;
+    if (ctx !== null) {
+      job.trace = null;
+      if (err === null) {
+        ctx.result = value;
+      } else {
+        ctx.error = err;
+        jobChannel.error.publish(ctx);
+      }
+      try {
+        jobChannel.asyncStart.runStores(ctx, this.settle, this, job, err, value);
+      } finally {
+        jobChannel.asyncEnd.publish(ctx);
+      }
+      return;
+    }
     if (job.signal !== null) this.#unwatch(job);
     if (job.cb !== null) {
       if (err === null) job.runInAsyncScope(job.cb, undefined, null, value);
@@ -468,6 +539,19 @@ class Session {
       case KIND.FAILED: {
         const job = this.#jobs.take(id);
         if (job !== undefined) this.#failed(job, this.#hooks.failure(value));
+        break;
+      }
+      case KIND.SENT: {
+        const job = this.#jobs.get(id);
+        if (job !== undefined && job.trace !== null) {
+          job.trace.pid = value[0];
+          job.trace.waitMs = value[1] * 1000;
+        }
+        break;
+      }
+      case KIND.RAN: {
+        const job = this.#jobs.get(id);
+        if (job !== undefined && job.trace !== null) job.trace.runMs = value * 1000;
         break;
       }
       case KIND.PROGRESS: {

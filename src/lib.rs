@@ -151,6 +151,7 @@ impl NativePool {
     /// engine writes the frames.
     /// Returns and options as for `submit`; `priorities` (finite numbers), when given, one
     /// per job, replace the pool's default priority (left out: the pool's, for every job).
+    /// Line i of `traceparents`, when given, is call i's W3C traceparent (empty: none).
     #[napi]
     #[allow(clippy::too_many_arguments)] // the binding's positional arguments
     pub fn submit_calls(
@@ -162,6 +163,7 @@ impl NativePool {
         retries: Option<Uint32Array>,
         timeouts: Option<Float64Array>,
         priorities: Option<Float64Array>,
+        traceparents: Option<String>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submitCalls", || {
             let opts = job_opts(
@@ -172,10 +174,11 @@ impl NativePool {
                 self.engine.job_defaults(),
             )
             .map_err(|e| Error::new(Status::InvalidArg, e))?;
-            let rejected = rejections(self.engine.submit_calls(
+            let rejected = rejections(self.engine.submit_calls_traced(
                 first_id,
                 &args,
                 fns.as_deref(),
+                traceparents.as_deref(),
                 count as usize,
                 &opts,
             ));
@@ -209,6 +212,15 @@ impl NativePool {
     #[napi]
     pub fn set_ref(&mut self, env: Env, on: bool) -> js::Result<()> {
         entry("NativePool.setRef", || self.set_ref_now(env, on))
+    }
+
+    /// Per-job SENT/RAN records (worker pid, wait and run times), for Pool's tracing.
+    #[napi]
+    pub fn set_trace(&self, on: bool) -> js::Result<()> {
+        entry("NativePool.setTrace", || {
+            self.engine.set_trace(on);
+            Ok(())
+        })
     }
 
     /// Per-job dispatch/completion records, for compute-cluster's 'debug' event.

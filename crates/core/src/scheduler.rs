@@ -649,6 +649,12 @@ impl Scheduler {
         }
     }
 
+    /// Seconds from a live job's submission to `now`.
+    pub fn waited(&self, job: JobId, now: Instant) -> Option<f64> {
+        let j = self.jobs.get(&job)?;
+        Some(now.saturating_duration_since(j.submitted).as_secs_f64())
+    }
+
     /// Arms job `job`'s run deadline `from` then (`None`: a start beyond what an `Instant`
     /// holds). A deadline past the end of time is none: the job never times out.
     fn arm(&mut self, job: JobId, from: Option<Instant>) {
