@@ -114,3 +114,18 @@ test('Express: Pool.statusHandler([a, b]) on a route shows both pools', TEST, as
   assert.match(page.headers.get('content-type'), /^text\/html/);
   assert.throws(() => Pool.statusHandler([a, 'b']), { code: codes.INVALID_ARGUMENT });
 });
+
+test('long texts are clipped in the recent errors, and long function names get no metrics label', TEST, async (t) => {
+  const { pool } = openPool(t, { module: fixture('observe.js'), maxWorkers: 1 });
+  await errorOf(pool.call('fail', 'x'.repeat(10000)));
+  const long = 'f'.repeat(200);
+  assert.equal((await errorOf(pool.call(long))).code, codes.UNKNOWN_FUNCTION);
+  const [p] = (await new Promise((resolve) => {
+    const res = { setHeader() {}, end: (body) => resolve(JSON.parse(body)) };
+    pool.statusHandler()({ method: 'GET', url: '/?format=json' }, res);
+  })).pools;
+  assert.equal(p.errors[0].message, `${'x'.repeat(500)}…`);
+  assert.equal(p.errors[1].function, long);
+  assert.ok(!pool.metrics().includes(long), 'no label for a 200-character name');
+  assert.match(pool.metrics(), /comrade_jobs_total\{pool="default",function="fail",outcome="error"\} 1/);
+});

@@ -9,29 +9,39 @@
 const { codes } = require('./errors');
 
 const CONTENT_TYPE = 'text/plain; version=0.0.4; charset=utf-8';
-// Outcomes of comrade_jobs_total, in output order. Each has its place in the per-function
-// counts (Observer) and a pool-wide total in `outcomeTotals`.
-const OUTCOMES = ['ok', 'error', 'timeout', 'aborted', 'rejected'];
+// Outcomes of comrade_jobs_total, in output order, each with its pool-wide total from a
+// stats()-shaped snapshot (every settled job in exactly one). An outcome is one row: coalescing
+// adds `['coalesced', (s) => s.coalesced]` (with `coalesced` in stats(), and
+// observer.outcome(fn, COALESCED) where a job is coalesced for the per-function counts).
+const OUTCOME_TOTALS = [
+  ['ok', (s) => s.completed],
+  ['error', (s) => s.errored + s.failed - s.timedOut],
+  ['timeout', (s) => s.timedOut],
+  ['aborted', (s) => s.aborted],
+  ['rejected', (s) => s.rejected],
+];
+const OUTCOMES = OUTCOME_TOTALS.map((o) => o[0]);
+// Indexes into the per-function counts (COALESCED: -1 while there is no such row, and
+// counting it does nothing).
 const OK = 0;
 const ERROR = 1;
 const TIMEOUT = 2;
 const ABORTED = 3;
 const REJECTED = 4;
+const COALESCED = OUTCOMES.indexOf('coalesced');
 // Entries kept for the status page.
 const RECENT = 50;
-// Most distinct function names counted per pool: past it, jobs of new names are counted
-// without a `function` label (a program that makes names up must not grow the output forever).
+// Most distinct function names counted per pool, and the longest name counted: other jobs are
+// counted without a `function` label (a program that makes names up must not grow the output,
+// nor the memory, for ever). The status page's entries keep at most TEXT_LIMIT characters of a
+// message or a name.
 const MAX_FUNCTIONS = 256;
+const MAX_FUNCTION_NAME = 128;
+const TEXT_LIMIT = 500;
 
-// Pool-wide totals per outcome, from a stats() snapshot: every settled job in exactly one.
+// Pool-wide totals per outcome, from a stats() snapshot.
 function outcomeTotals(s) {
-  return {
-    ok: s.completed,
-    error: s.errored + s.failed - s.timedOut,
-    timeout: s.timedOut,
-    aborted: s.aborted,
-    rejected: s.rejected,
-  };
+  return Object.fromEntries(OUTCOME_TOTALS.map(([name, total]) => [name, total(s)]));
 }
 
 // What the parent process sees of a pool's jobs and workers: counts per named function, and
@@ -46,10 +56,10 @@ class Observer {
 
   // A job of function `fn` (a string, or null for the default function) ended with `outcome`.
   outcome(fn, outcome) {
-    if (fn === null) return;
+    if (fn === null || outcome < 0) return;
     let counts = this.fns.get(fn);
     if (counts === undefined) {
-      if (this.fns.size >= MAX_FUNCTIONS) return;
+      if (this.fns.size >= MAX_FUNCTIONS || fn.length > MAX_FUNCTION_NAME) return;
       counts = new Float64Array(OUTCOMES.length);
       this.fns.set(fn, counts);
     }
@@ -63,10 +73,10 @@ class Observer {
     const e = err !== null && typeof err === 'object' ? err : { message: String(err) };
     push(this.errors, {
       time: Date.now(),
-      function: fn,
-      name: typeof e.name === 'string' ? e.name : 'Error',
-      code: typeof e.code === 'string' ? e.code : null,
-      message: typeof e.message === 'string' ? e.message : '',
+      function: fn === null ? null : clip(fn),
+      name: typeof e.name === 'string' ? clip(e.name) : 'Error',
+      code: typeof e.code === 'string' ? clip(e.code) : null,
+      message: typeof e.message === 'string' ? clip(e.message) : '',
       pid: typeof e.pid === 'number' ? e.pid : null,
     });
   }
@@ -76,6 +86,13 @@ class Observer {
       time: Date.now(), pid, reason: v.reason, code: v.code, signal: v.signal, expected: v.expected,
     });
   }
+}
+
+// At most TEXT_LIMIT characters, as a fresh string (V8's slice of a long string keeps all of
+// it alive).
+function clip(s) {
+  if (s.length <= TEXT_LIMIT) return s;
+  return `${Buffer.from(s.slice(0, TEXT_LIMIT)).toString()}…`;
 }
 
 function push(list, entry) {
@@ -178,6 +195,6 @@ function samples(out, family, { name, engine: m, stats, observer }) {
 }
 
 module.exports = {
-  CONTENT_TYPE, OUTCOMES, OK, ERROR, TIMEOUT, ABORTED, REJECTED, RECENT, Observer, outcomeTotals,
-  render,
+  CONTENT_TYPE, OUTCOMES, OK, ERROR, TIMEOUT, ABORTED, REJECTED, COALESCED, RECENT, Observer,
+  outcomeTotals, render,
 };

@@ -27,8 +27,6 @@ function cpus() {
 }
 
 const OPTIONS = Object.freeze([
-  // The pool's name: the `pool` label of metrics(), the title on the status page.
-  { name: 'name', type: 'string', default: 'default' },
   { name: 'maxWorkers', type: 'int', range: [1, 1024], default: () => Math.ceil(cpus() * 1.25) },
   { name: 'concurrency', type: 'int', range: [1, 65536], default: 1 },
   { name: 'minWorkers', type: 'count', range: [0, 'maxWorkers'], default: 0 },
@@ -54,6 +52,8 @@ const OPTIONS = Object.freeze([
   { name: 'cancelGraceMs', type: 'ms', range: [0, MAX_U32], default: 1000, floor: true },
   { name: 'maxBacklog', type: 'count', range: [0, Infinity], default: null, unlimited: null },
   { name: 'maxExpectedWait', type: 'ms', range: [0, Infinity], exclusive: true, default: null },
+  // The pool's name: the `pool` label of metrics(), the title on the status page.
+  { name: 'name', type: 'string', default: 'default' },
   // The JSON text of the worker's init() argument.
   { name: 'initData', type: 'json', default: 'null' },
   { name: 'cwd', type: 'directory', default: undefined },
