@@ -49,7 +49,10 @@ test('killGraceMs 0: a worker that ignores SIGTERM is killed at once', TEST, asy
 test('terminate(): a running job with retries left is not run again on a new worker', TEST, async (t) => {
   const { pool, log, spawned } = openPool(t, { module: work, maxWorkers: 1, retries: 3 });
   const job = errorOf(pool.run({ ms: 1500, v: 'must not run again' }, { name: 'slow', retries: 3 }));
-  await waitFor(() => pool.stats().workers.some((w) => w.state === 'busy'), 'the job to start');
+  // Its worker's workerSpawn event too: stats() can show the job running before the event
+  // that reports the spawn has been delivered.
+  await waitFor(() => pool.stats().workers.some((w) => w.state === 'busy') && spawned.length === 1,
+    'the job to start');
   const spawnedBefore = spawned.length;
   await pool.terminate();
   const err = await job;
