@@ -33,8 +33,9 @@ export declare class NativePool {
    * each job's requestor group (empty: none); `pins`, when given, each job's preferred
    * worker by pid (0: none; see `workerLoads`); `batches`, when given, each job's batch
    * with a deadline (0: none; see `setBurst`).
+   * Line i of `traceparents`, when given, is call i's W3C traceparent (empty: none).
    */
-  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null, groups?: Array<string> | undefined | null, pins?: Int32Array | undefined | null, batches?: Uint32Array | undefined | null): Array<number>
+  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null, groups?: Array<string> | undefined | null, pins?: Int32Array | undefined | null, batches?: Uint32Array | undefined | null, traceparents?: string | undefined | null): Array<number>
   /**
    * Batch `batch` (an id of the host's, not 0) must finish by `finishBy` (ms since the
    * epoch); `remaining` of its jobs are not settled. The pool grows past `maxWorkers`, up
@@ -55,6 +56,8 @@ export declare class NativePool {
    * any job is unsettled (or a shutdown is in progress) and off when idle.
    */
   setRef(on: boolean): void
+  /** Per-job SENT/RAN records (worker pid, wait and run times), for Pool's tracing. */
+  setTrace(on: boolean): void
   /** Per-job dispatch/completion records, for compute-cluster's 'debug' event. */
   setDebug(on: boolean): void
   /**
@@ -81,6 +84,8 @@ export declare class NativePool {
   workerLoads(): Array<WorkerLoadInfo>
   /** Workers, queue, totals and percentiles, as JSON text. */
   stats(): string
+  /** Counters, gauges and wait/run histograms for `pool.metrics()`, as JSON text. */
+  metrics(): string
   /**
    * Bytes of records waiting for `take()` (for tests and diagnostics: the engine stops
    * reading workers while they pass `maxWaitingBytes`).
@@ -313,6 +318,8 @@ export declare const enum RecordKind {
   Event = 12,
   Progress = 13,
   Retiring = 14,
+  Sent = 15,
+  Ran = 16,
 }
 
 /** Connects a worker host (consumer `consumer`) to queue `queue`, with leases of `leaseMs`. */

@@ -111,6 +111,8 @@ export declare class PoolError extends Error {
 }
 
 interface PoolCommonOptions {
+  /** The pool's name: the `pool` label of `metrics()`, the title on the status page. Default: `'default'`. */
+  name?: string;
   /** Most worker processes. Default: `Math.ceil(cpus * 1.25)`. */
   maxWorkers?: number;
   /** Most workers while a `map()` with a `finishBy` runs behind it (the swarm seed's sprint); an integer from maxWorkers to 1024. Default: maxWorkers (no growth). */
@@ -416,6 +418,70 @@ export interface TotalTimeoutInfo {
   pid: number | null;
 }
 
+/**
+ * The context object of a job's events on the `comrade:job` TracingChannel
+ * (`require('node:diagnostics_channel').tracingChannel('comrade:job')`): one object per job,
+ * through start, end, error, asyncStart and asyncEnd.
+ */
+export interface JobTraceContext {
+  /** The pool's `name`. */
+  pool: string;
+  /** The function the job named, or null for the default function. */
+  function: string | null;
+  /** The job's id in its pool. */
+  jobId: number;
+  /** The worker it was last sent to (null until it was sent). */
+  pid: number | null;
+  /** Submission to being written to its worker (the last attempt), in ms; null until then. */
+  waitMs: number | null;
+  /** Written to its worker to its answer, in ms; null if no worker answered (a timeout, a crash). */
+  runMs: number | null;
+  /** Set it (a W3C traceparent) in a `start` subscriber to have it sent with the call to the worker. */
+  traceparent: string | null;
+  /** What the job returned (asyncStart, asyncEnd). */
+  result?: unknown;
+  /** Why the job failed (error, asyncStart, asyncEnd). */
+  error?: unknown;
+}
+
+/** A job's error as the status page lists it (`StatusSnapshot.errors`). */
+export interface StatusError {
+  /** When it failed, ms since the epoch. */
+  time: number;
+  /** The function the job named, or null for the default function. */
+  function: string | null;
+  name: string;
+  code: string | null;
+  message: string;
+  /** The worker's pid, when the error says it (a worker exit, a timeout). */
+  pid: number | null;
+}
+
+/** A worker exit as the status page lists it (`StatusSnapshot.exits`). */
+export interface StatusExit {
+  time: number;
+  pid: number;
+  reason: WorkerExitReason;
+  code: number | null;
+  signal: string | null;
+  expected: boolean;
+}
+
+/** One pool in the status page's JSON (`?format=json`: `{ time, pools: StatusSnapshot[] }`). */
+export interface StatusSnapshot {
+  name: string;
+  stats: PoolStats;
+  /** One sample a second over the last 5 minutes, oldest first: time (ms since the epoch), queue depth, jobs settled per second. */
+  history: { intervalMs: number; t: number[]; queued: number[]; throughput: number[] };
+  /** The last 50 job errors (thrown, timed out, worker died...), oldest first. */
+  errors: StatusError[];
+  /** The last 50 worker exits, oldest first. */
+  exits: StatusExit[];
+}
+
+/** A plain `(req, res)` handler, for `node:http` and Express. */
+export type StatusHandler = (req: import('node:http').IncomingMessage, res: import('node:http').ServerResponse) => void;
+
 /** Physical cores and execution units (logical CPUs) of this machine. */
 export declare function ncpu(): { physical: number; logical: number };
 
@@ -532,6 +598,18 @@ export declare class Pool<F = any> extends EventEmitter {
   readonly concurrency: number;
   /** Workers, queue, totals, throughput and wait/run time percentiles. */
   stats(): PoolStats;
+  /** The `name` option. */
+  readonly name: string;
+  /** Prometheus text exposition (format 0.0.4) of the pool's counters, gauges and histograms. */
+  metrics(): string;
+  /** `metrics()` of several pools in one text (one HELP and TYPE per metric). */
+  static metrics(pools: Pool<any> | readonly Pool<any>[]): string;
+  /** The content type to serve `metrics()` with: `'text/plain; version=0.0.4; charset=utf-8'`. */
+  static readonly METRICS_CONTENT_TYPE: string;
+  /** A read-only live status page for this pool: HTML, or JSON with `?format=json`. */
+  statusHandler(): StatusHandler;
+  /** One status page for several pools. */
+  static statusHandler(pools: Pool<any> | readonly Pool<any>[]): StatusHandler;
 
   on(event: 'event', listener: (name: string, data: unknown, pid: number) => void): this;
   on(event: 'workerSpawn' | 'workerRetire', listener: (worker: { pid: number }) => void): this;

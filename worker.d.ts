@@ -18,6 +18,13 @@ export declare function progress(value: unknown): void;
 export declare const signal: AbortSignal;
 /** The current job's AbortSignal, as a function (for ES modules, whose bindings are static). */
 export declare function getSignal(): AbortSignal;
+/**
+ * The caller's trace context for the job this code runs for: `{ traceparent }`, a W3C
+ * traceparent (`00-<trace id>-<parent id>-<flags>`) that a `comrade:job` tracing subscriber set
+ * in the parent, so that spans made here continue the caller's trace; null when the call
+ * carries none. Throws `ERR_NO_JOB` outside a job.
+ */
+export declare function traceContext(): { traceparent: string } | null;
 /** Sends an event to the pool: `pool.on('event', (name, data, pid) => ...)`. */
 export declare function emit(name: string, data?: unknown): void;
 /** No more jobs for this worker: it is stopped once the jobs it holds are answered. */

@@ -5,7 +5,7 @@ import comrade, { ComputeCluster, Pool, PoolError, codes, ncpu, startWorkerHost 
 import CC from 'comrade-pool/compute-cluster';
 import * as workerApi from 'comrade-pool/worker';
 import workerDefault, {
-  emit, getInitData, getSignal, initData, isWorker, progress, retire,
+  emit, getInitData, getSignal, initData, isWorker, progress, retire, traceContext,
 } from 'comrade-pool/worker';
 // @ts-expect-error the worker API has no such export
 import { nope } from 'comrade-pool/worker';
@@ -30,7 +30,8 @@ if (isWorker && workerApi.isWorker) {
   emit('ready', { salt });
   retire();
   const aborted: boolean = getSignal().aborted || workerDefault.signal.aborted;
-  void legacy; void aborted; void signal;
+  const tp: string | undefined = traceContext()?.traceparent;
+  void legacy; void aborted; void signal; void tp;
 }
 // @ts-expect-error getInitData takes no argument
 getInitData('x');

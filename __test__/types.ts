@@ -30,8 +30,13 @@ new ComputeCluster({ max_processes: 2 });
 new ComputeCluster({ module: 'x', max_processes: 'two' });
 
 // --- Pool ---
-import { Pool, PoolError, codes, PoolOptions, RunOptions, ncpu } from '../index';
-import { progress, emit, retire, isWorker } from '../worker';
+import {
+  Pool, PoolError, codes, PoolOptions, RunOptions, ncpu, StatusHandler, StatusSnapshot, WorkerExitReason,
+  JobTraceContext,
+} from '../index';
+import { tracingChannel } from 'node:diagnostics_channel';
+import { createServer, IncomingMessage, ServerResponse } from 'node:http';
+import { progress, emit, retire, isWorker, traceContext } from '../worker';
 
 const tasks = {
   add: (a: number, b: number) => a + b,
@@ -201,6 +206,30 @@ async function usePool(): Promise<void> {
   // @ts-expect-error a threshold is a number
   new Pool({ module: 'a.js', drainThreshold: 'lots' });
   const st = loose.stats();
+  const namedPool = new Pool({ module: './w.js', name: 'hashes' });
+  const poolName: string = namedPool.name;
+  const text: string = namedPool.metrics() + Pool.metrics([namedPool, loose]) + Pool.metrics(namedPool);
+  const contentType: string = Pool.METRICS_CONTENT_TYPE;
+  const page: StatusHandler = namedPool.statusHandler();
+  const both: (req: IncomingMessage, res: ServerResponse) => void = Pool.statusHandler([namedPool, loose]);
+  createServer(page).close();
+  void poolName; void text; void contentType; void both;
+  // @ts-expect-error name is a string
+  void new Pool({ module: './w.js', name: 1 });
+  // @ts-expect-error pools, not strings
+  Pool.metrics(['a']);
+  const snap = null as unknown as StatusSnapshot;
+  const exitReason: WorkerExitReason = snap.exits[0].reason;
+  const errFn: string | null = snap.errors[0].function;
+  const depth: number = snap.history.queued[0] + snap.stats.queued;
+  void exitReason; void errFn; void depth;
+  tracingChannel<JobTraceContext>('comrade:job').subscribe({
+    start(ctx) { ctx.traceparent = '00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01'; },
+    end() {},
+    asyncStart(ctx) { const ms: number | null = ctx.runMs; void ms; },
+    asyncEnd() {},
+    error(ctx) { const e: unknown = ctx.error; const fn: string | null = ctx.function; void e; void fn; },
+  });
   const aborted: number = st.aborted + st.timedOut + st.coalesced + st.queueTimedOut + st.totalTimedOut;
   loose.on('queueTimeout', ({ name, waitedMs }) => { const n: string | null = name; const w: number = waitedMs; void n; void w; });
   loose.once('totalTimeout', ({ pid }) => { const p: number | null = pid; void p; });
@@ -230,6 +259,8 @@ if (isWorker) {
   progress(0.5);
   emit('cache', { size: 1 });
   retire();
+  const parent: string | undefined = traceContext()?.traceparent;
+  void parent;
 }
 
 // --- A queue on Redis ---

@@ -5,6 +5,8 @@
 //   /hash/modern?seed=S&n=N  runs it on a comrade Pool (pool.call('sha256Chain', S, N))
 //   /hash/inline?seed=S&n=N  runs it on the server's own event loop
 //   /ping                    trivial route, stands in for every other request
+//   /status                  the Pool's live status page (pool.statusHandler()), while the demo runs
+//   /metrics                 the Pool's Prometheus metrics (pool.metrics())
 //
 // A built-in load generator (in a worker thread, so a blocked server loop
 // cannot stall the client's clock) hammers one heavy route at a time with a
@@ -99,6 +101,12 @@ function buildApp(cc, pool) {
     });
   }
 
+  // Watching the pool: a live page (JSON with ?format=json) and Prometheus metrics.
+  if (pool) {
+    app.get('/status', pool.statusHandler());
+    app.get('/metrics', (req, res) => res.type(pool.constructor.METRICS_CONTENT_TYPE).send(pool.metrics()));
+  }
+
   // The same work on the event loop: nothing else runs until it is done.
   app.get('/hash/inline', (req, res) => {
     const job = jobOf(req, res);
@@ -139,7 +147,7 @@ async function main() {
   cc.on('error', (e) => console.error(`pool error: ${e}`));
   // The modern Pool runs sha256-chain.js itself (it exports sha256Chain), all workers warm.
   const pool = Pool && new Pool({
-    module: path.join(__dirname, 'sha256-chain.js'), minWorkers: cores, maxWorkers: cores,
+    module: path.join(__dirname, 'sha256-chain.js'), minWorkers: cores, maxWorkers: cores, name: 'demo',
   });
 
   const app = buildApp(cc, pool);
@@ -147,6 +155,7 @@ async function main() {
     const s = app.listen(0, '127.0.0.1', (err) => (err ? reject(err) : resolve(s)));
   });
   const { port } = server.address();
+  if (pool) console.log(`status page: http://127.0.0.1:${port}/status (up while the demo runs)\n`);
 
   // Size of one job, timed here before any load (after one run to warm up).
   sha256Chain('warm-up', n);

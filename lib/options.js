@@ -66,6 +66,8 @@ const OPTIONS = Object.freeze([
   // needsDrain is true while this many jobs wait for a worker; by default, the slots.
   { name: 'drainThreshold', type: 'int', range: [1, MAX_SAFE], default: (resolved) => resolved.maxWorkers * resolved.concurrency },
   { name: 'maxExpectedWait', type: 'ms', range: [0, Infinity], exclusive: true, default: null },
+  // The pool's name: the `pool` label of metrics(), the title on the status page.
+  { name: 'name', type: 'string', default: 'default' },
   // The JSON text of the worker's init() argument.
   { name: 'initData', type: 'json', default: 'null' },
   { name: 'cwd', type: 'directory', default: undefined },

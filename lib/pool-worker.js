@@ -430,7 +430,8 @@ function call(msg) {
     sendError(id, unknownFunction(name));
     return;
   }
-  const job = { id, controller: null, cancelled: false };
+  // traceparent: the caller's W3C trace context, when the call carries one (traceContext()).
+  const job = { id, controller: null, cancelled: false, traceparent: msg.traceparent };
   running.set(id, job);
   let result;
   try {

@@ -22,6 +22,8 @@ const { Coalescer } = require('./coalesce');
 const { runBatch } = require('./batch');
 const { Backpressure } = require('./backpressure');
 const { RemotePool, isRemote } = require('./remote/producer');
+const metrics = require('./metrics');
+const { statusHandler, History } = require('./status-page');
 
 const POOL_WORKER = path.join(__dirname, 'pool-worker.js');
 // Never in a Pool worker's environment, whatever the parent's environment or `env` holds.
@@ -66,12 +68,16 @@ class Pool extends EventEmitter {
   #backpressure;
   #priority;
   #select = null; // a custom selectWorker(job, workers), or null
+  #name; // the `pool` label of metrics()
+  #observer = new metrics.Observer();
+  #history = null; // the status page's once-a-second samples, from its first statusHandler()
 
   constructor(options) {
     // { redis, queue }: a producer of a queue on Redis (lib/remote/producer.js), still a Pool.
     if (isRemote(options)) return new RemotePool(options);
     super();
     const o = resolveOptions(options);
+    this.#name = o.name;
     this.#maxWorkers = o.maxWorkers;
     this.#burstWorkers = o.burstWorkers;
     this.#concurrency = o.concurrency;
@@ -143,6 +149,7 @@ class Pool extends EventEmitter {
     }, {
       calls: true, retries: o.retries, timeout: o.timeout ?? 0, priority: o.priority,
       queueTimeout: o.queueTimeout ?? 0, totalTimeout: o.totalTimeout ?? 0,
+      observer: this.#observer, traceName: o.name,
     });
     this.#backpressure = new Backpressure(this.#session, o.drainThreshold, () => this.emit('drain'));
     // The waiting jobs are watched only once someone listens for 'drain' (or reads needsDrain).
@@ -170,7 +177,7 @@ class Pool extends EventEmitter {
     const name = optName;
     optPromise = null;
     if (job === null) {
-      if (name === ABORTED) this.#abortedHere++;
+      if (name === ABORTED) this.#abortedOnCall(null);
     } else if (optKey === null) {
       this.#submit(name, task, undefined, job);
     } else {
@@ -213,7 +220,7 @@ class Pool extends EventEmitter {
     const why = optName;
     optPromise = null;
     if (job === null) {
-      if (why === ABORTED) this.#abortedHere++;
+      if (why === ABORTED) this.#abortedOnCall(name);
     } else if (optKey === null) {
       this.#submit(name, undefined, args, job);
     } else {
@@ -292,6 +299,45 @@ class Pool extends EventEmitter {
     return this.#minWorkers;
   }
 
+  /** The `name` option: the `pool` label of metrics(), the title on the status page. */
+  get name() {
+    return this.#name;
+  }
+
+  /**
+   * Prometheus text exposition (format 0.0.4, content type Pool.METRICS_CONTENT_TYPE) of the
+   * pool's counters, gauges and wait/run histograms (lib/metrics.js).
+   */
+  metrics() {
+    return metrics.render([this.#metricsSnapshot()]);
+  }
+
+  /** metrics() of several pools in one text (one HELP/TYPE per metric); names should differ. */
+  static metrics(pools) {
+    return metrics.render(Pool.#poolList(pools, 'Pool.metrics(pools)').map((p) => p.#metricsSnapshot()));
+  }
+
+  /**
+   * A read-only status page for this pool (and more pools: Pool.statusHandler([a, b])), as a
+   * `(req, res)` handler for node:http and Express: HTML, or JSON with `?format=json`.
+   */
+  statusHandler() {
+    return statusHandler([this.#statusSource()]);
+  }
+
+  static statusHandler(pools) {
+    return statusHandler(Pool.#poolList(pools, 'Pool.statusHandler(pools)').map((p) => p.#statusSource()));
+  }
+
+  // A Pool or an array of them, as an array (a clear error for anything else).
+  static #poolList(pools, usage) {
+    const list = Array.isArray(pools) ? pools : [pools];
+    if (list.length === 0 || !list.every((p) => p !== null && typeof p === 'object' && #session in p)) {
+      throw argumentError(`${usage}: pools must be a Pool or a non-empty array of Pools`);
+    }
+    return list;
+  }
+
   /**
    * A snapshot: each worker (pid, state, jobs done and in flight, RSS), the queue, totals
    * since the start (completed, errored, failed, retried, rejected, aborted, timedOut),
@@ -299,7 +345,11 @@ class Pool extends EventEmitter {
    * recent jobs.
    */
   stats() {
-    const s = JSON.parse(this.#session.stats());
+    return this.#withHostTotals(JSON.parse(this.#session.stats()));
+  }
+
+  // Adds the totals only this side counts to the engine's (stats() and metrics() alike).
+  #withHostTotals(s) {
     s.rejected += this.#rejectedHere;
     // Jobs of this tick, not yet handed to the engine, wait too.
     s.queued += this.#session.unflushed;
@@ -329,6 +379,51 @@ class Pool extends EventEmitter {
       this.#totalTimedOut++;
       this.emit('totalTimeout', { name: job.name, pid: value.pid ?? null });
     }
+  }
+
+  #metricsSnapshot() {
+    const engine = JSON.parse(this.#session.native.metrics());
+    // The engine's totals with this side's, as stats() reports them.
+    const stats = this.#withHostTotals({
+      completed: engine.completed, errored: engine.errored, failed: engine.failed,
+      rejected: engine.rejected, queued: engine.queued,
+    });
+    const c = this.#coalescer;
+    stats.callerTimeouts = c === null ? 0 : c.timedOut + c.totalTimedOut;
+    return { name: this.#name, engine, stats, observer: this.#observer };
+  }
+
+  // What the status page shows of this pool; sampling its history starts now.
+  #statusSource() {
+    if (this.#history === null) {
+      const session = this.#session;
+      this.#history = new History(() => {
+        if (session.exited) return null;
+        const m = JSON.parse(session.native.metrics());
+        return { queued: m.queued, done: m.completed + m.errored + m.failed };
+      });
+    }
+    return {
+      name: this.#name,
+      snapshot: () => {
+        const stats = this.stats();
+        return {
+          name: this.#name, stats, history: this.#history.toJSON(),
+          errors: this.#observer.errors, exits: this.#observer.exits,
+        };
+      },
+    };
+  }
+
+  #abortedOnCall(name) {
+    this.#abortedHere++;
+    this.#observer.outcome(name, metrics.ABORTED);
+  }
+
+  #rejected(job, name, err) {
+    this.#rejectedHere++;
+    this.#observer.outcome(name, metrics.REJECTED);
+    this.#fail(job, err);
   }
 
   #shutdown(drain) {
@@ -376,14 +471,15 @@ class Pool extends EventEmitter {
         this.#totalTimeoutMs,
         (name) => this.emit('totalTimeout', { name, pid: null }));
     }
+    const joined = this.#coalescer.joined;
     this.#coalescer.add(name, task, args, job, key);
+    if (this.#coalescer.joined !== joined) this.#observer.outcome(name, metrics.COALESCED);
   }
 
   // One job: `task` as the only argument, or the array `args` (call()).
   #submit(name, task, args, job) {
     if (this.#state !== 'open') {
-      this.#rejectedHere++;
-      this.#fail(job, closedError());
+      this.#rejected(job, name, closedError());
       return;
     }
     // The engine gets each call's arguments as JSON without the enclosing brackets: one
@@ -404,16 +500,14 @@ class Pool extends EventEmitter {
         argsText = json.stringify(args).slice(1, -1);
       }
     } catch (e) {
-      this.#rejectedHere++;
-      this.#fail(job, unserializableError(e.message));
+      this.#rejected(job, name, unserializableError(e.message));
       return;
     }
     // The same limit as for what workers send (the length in UTF-16 units bounds the UTF-8
     // size from below; count bytes only when it could matter).
     if (argsText.length * 3 > this.#maxMessage &&
         Buffer.byteLength(argsText) > this.#maxMessage) {
-      this.#rejectedHere++;
-      this.#fail(job, new PoolError(codes.MESSAGE_TOO_LARGE,
+      this.#rejected(job, name, new PoolError(codes.MESSAGE_TOO_LARGE,
         `the arguments are ${Buffer.byteLength(argsText)} bytes as JSON, more than maxMessage ` +
         `(${this.#maxMessage})`, { maxMessage: this.#maxMessage }));
       return;
@@ -469,6 +563,7 @@ class Pool extends EventEmitter {
         break;
       case KIND.EXITED:
         this.#protocolErrors.delete(id);
+        this.#observer.exited(id, value);
         this.emit('workerExit', {
           pid: id, code: value.code, signal: value.signal, expected: value.expected,
           reason: value.reason,
@@ -667,6 +762,8 @@ function spanOption(what, name, v) {
   }
   return v === Infinity ? 0 : v;
 }
+
+Pool.METRICS_CONTENT_TYPE = metrics.CONTENT_TYPE;
 
 function settleLater(session, job, err) {
   session.settle(job, err, undefined);

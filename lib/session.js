@@ -26,10 +26,22 @@
 //     as with Node's EventEmitterAsyncResource: the records they come from have no caller.
 
 const { AsyncResource } = require('node:async_hooks');
+const diagnosticsChannel = require('node:diagnostics_channel');
 const { performance } = require('node:perf_hooks');
 const { NativePool, KIND } = require('./native');
 const { JobTable } = require('./job-table');
 const { rebuildError, abortError } = require('./errors');
+const { OK, ABORTED, REJECTED } = require('./metrics');
+
+// Tracing: start and end when a job is submitted (in its caller's context), then error (if it
+// failed), asyncStart and asyncEnd around its settlement, all with one context object per job:
+// { pool, function, jobId, pid, waitMs, runMs, traceparent, result | error }. A `start`
+// subscriber may set `traceparent` (a W3C traceparent) to have it sent with the call. Whether
+// anyone subscribes is checked once per batch (at its first job), so a pool nobody traces pays
+// one boolean test per job; the engine sends each job's worker and times (SENT and RAN
+// records) only while a batch was traced.
+const jobChannel = diagnosticsChannel.tracingChannel('comrade:job');
+const TRACEPARENT = /^00-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}$/;
 
 // Longest stretch of record handling before the host's event loop gets a turn, in ms. A
 // saturated pool hands over thousands of results at once (about 1 µs each to settle); without
@@ -70,6 +82,8 @@ class Job {
     this.pin = undefined; // its preferred worker's pid (a custom selectWorker's choice)
     this.burst = undefined; // its map() batch with a finishBy (an id), if any
     this.name = null; // its function's name (set by add())
+    this.fn = null; // its function's name, when it names one (metrics)
+    this.trace = null; // its tracing context, while it is traced
   }
 }
 
@@ -93,6 +107,8 @@ class ScopedJob extends AsyncResource {
     this.pin = undefined;
     this.burst = undefined;
     this.name = null;
+    this.fn = null; // its function's name, when it names one (metrics)
+    this.trace = null; // its tracing context, while it is traced
   }
 }
 
@@ -130,17 +146,26 @@ class Session {
   #refed = false;
   #abortedCount = 0; // jobs settled with an AbortError
   #queueHook = null; // called when the queue may have changed (lib/backpressure.js), if set
+  #observer; // a metrics Observer (lib/metrics.js), or null
+  #traceName; // the pool's name in tracing events, or null: never traced
+  #tracing = false; // the current batch is traced (someone subscribes to comrade:job)
+  #batchTp = null; // per-job traceparents of the current batch, when any job has one
 
   /**
    * `nativeOptions` for NativePool; `hooks` as above (and, optionally, `failed(value, job)`,
    * called after a FAILED record settled its job); `calls`: submit with submitCalls (names and
    * per-job options) rather than submit; `retries`, `timeout`, `priority`, `queueTimeout`,
-   * `totalTimeout`: the pool's defaults (0: none).
+   * `totalTimeout`: the pool's defaults (0: none); `observer`: a metrics Observer told of named
+   * jobs' outcomes and of failures; `traceName`: the pool's name in `comrade:job` tracing
+   * events (null: no tracing).
    */
   constructor(nativeOptions, hooks, {
     calls = false, retries = 0, timeout = 0, priority = 0, queueTimeout = 0, totalTimeout = 0,
+    observer = null, traceName = null,
   } = {}) {
     this.#hooks = hooks;
+    this.#observer = observer;
+    this.#traceName = traceName;
     this.#scope = new AsyncResource('comrade.Pool');
     this.#calls = calls;
     this.#retries = retries;
@@ -202,11 +227,18 @@ class Session {
    * without the enclosing brackets), `name` its function's name or null.
    */
   add(job, argsText, name) {
+    const batch = this.#batch;
+    // Whether anyone traces, once per batch. The start event goes out before the job takes
+    // its place, so that a subscriber submitting jobs of its own cannot come in between.
+    if (batch.length === 0 && this.#traceName !== null && jobChannel.hasSubscribers !== this.#tracing) {
+      this.#setTracing();
+    }
+    const tp = this.#tracing ? this.#traceStart(job, name) : null;
     const id = this.#nextId;
     this.#nextId = (id + 1) >>> 0;
     job.id = id;
     job.name = name;
-    const batch = this.#batch;
+    job.fn = name;
     if (batch.length === 0) {
       this.#batchFirst = id;
       if (!this.#flushQueued) {
@@ -251,11 +283,38 @@ class Session {
     if (this.#batchPins !== null) this.#batchPins.push(job.pin ?? 0);
     if (job.burst !== undefined && this.#batchBursts === null) this.#batchBursts = new Array(batch.length).fill(0);
     if (this.#batchBursts !== null) this.#batchBursts.push(job.burst ?? 0);
+    if (tp !== null && this.#batchTp === null) this.#batchTp = new Array(batch.length).fill('');
+    if (this.#batchTp !== null) {
+      this.#batchTp.push(tp ?? '');
+      if (tp !== null) this.#batchUnits += tp.length + 1;
+    }
     batch.push(argsText);
     this.#batchUnits += argsText.length + 1;
     this.#jobs.set(id, job);
     if (job.signal !== null) this.#watch(job);
     if (!this.#refed) this.#setRef(true);
+    if (job.trace !== null) {
+      job.trace.jobId = id;
+      jobChannel.end.publish(job.trace);
+    }
+  }
+
+  #setTracing() {
+    this.#tracing = !this.#tracing;
+    this.#native.setTrace(this.#tracing);
+  }
+
+  // Publishes the job's start (its id is not assigned yet: null until end); returns the
+  // traceparent a subscriber set, or null.
+  #traceStart(job, name) {
+    const ctx = {
+      pool: this.#traceName, function: name, jobId: null, pid: null, waitMs: null, runMs: null,
+      traceparent: null,
+    };
+    job.trace = ctx;
+    jobChannel.start.publish(ctx);
+    const tp = ctx.traceparent;
+    return typeof tp === 'string' && TRACEPARENT.test(tp) ? tp : null;
   }
 
   /**
@@ -283,8 +342,10 @@ class Session {
     this.#batchPins = null;
     const bursts = this.#batchBursts;
     this.#batchBursts = null;
+    const tps = this.#batchTp;
+    this.#batchTp = null;
     // The per-job side arrays, each null when no job of the batch has its own.
-    const side = [opts, prio, waits, groups, pins, bursts];
+    const side = [opts, prio, waits, groups, pins, bursts, tps];
     const units = this.#batchUnits;
     this.#batchUnits = 0;
     if (units <= FLUSH_UNITS) {
@@ -293,7 +354,8 @@ class Session {
       let start = 0;
       let size = 0;
       for (let i = 0; i < batch.length; i++) {
-        const n = batch[i].length + 1 + (fns === null ? 0 : fns[i].length + 1);
+        const n = batch[i].length + 1 + (fns === null ? 0 : fns[i].length + 1) +
+          (tps === null ? 0 : tps[i].length + 1);
         if (i > start && size + n > FLUSH_UNITS) {
           this.#submitPart(batch, fns, side, first, start, i);
           start = i;
@@ -318,8 +380,9 @@ class Session {
 
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
   // ones the engine refused; if the call throws, every job of the part fails.
-  // `side`: [opts, prio, waits, groups, pins, bursts], the batch's per-job side arrays (or nulls).
-  #submitPart(batch, fns, [opts, prio, waits, groups, pins, bursts], first, start, end) {
+  // `side`: [opts, prio, waits, groups, pins, bursts, tps], the batch's per-job side arrays
+  // (or nulls).
+  #submitPart(batch, fns, [opts, prio, waits, groups, pins, bursts, tps], first, start, end) {
     const whole = start === 0 && end === batch.length;
     const count = end - start;
     const firstId = (first + start) >>> 0;
@@ -343,7 +406,9 @@ class Session {
         const p = pins === null ? undefined : new Int32Array(whole ? pins : pins.slice(start, end));
         const b = bursts === null ? undefined : new Uint32Array(whole ? bursts : bursts.slice(start, end));
         const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
-        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w, g, p, b);
+        const traceparents = tps === null ? undefined : (whole ? tps : tps.slice(start, end)).join('\n');
+        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities,
+          w, g, p, b, traceparents);
       } else {
         rejected = this.#native.submit(firstId, args, count);
       }
@@ -357,6 +422,7 @@ class Session {
       const hooks = this.#hooks;
       for (let i = 0; i < rejected.length; i += 3) {
         const job = this.#jobs.take((firstId + rejected[i]) >>> 0);
+        if (this.#observer !== null) this.#observer.outcome(job.fn, REJECTED);
         try {
           this.settle(job, this.#scope.runInAsyncScope(hooks.rejection, hooks,
             rejected[i + 1], rejected[i + 2]), undefined);
@@ -393,6 +459,22 @@ class Session {
 
   /** Settles a job (taken out of the table, or never in it). */
   settle(job, err, value) {
+    const ctx = job.trace;
+    if (ctx !== null) {
+      job.trace = null;
+      if (err === null) {
+        ctx.result = value;
+      } else {
+        ctx.error = err;
+        jobChannel.error.publish(ctx);
+      }
+      try {
+        jobChannel.asyncStart.runStores(ctx, this.settle, this, job, err, value);
+      } finally {
+        jobChannel.asyncEnd.publish(ctx);
+      }
+      return;
+    }
     if (job.signal !== null) this.#unwatch(job);
     if (job.cb !== null) {
       if (err === null) job.runInAsyncScope(job.cb, undefined, null, value);
@@ -472,6 +554,7 @@ class Session {
     const errors = [];
     for (const job of jobs) {
       this.#abortedCount++;
+      if (this.#observer !== null) this.#observer.outcome(job.fn, ABORTED);
       try {
         this.settle(job, abortError(signal), undefined);
       } catch (e) {
@@ -528,27 +611,46 @@ class Session {
     switch (kind) {
       case KIND.RESULT: {
         const job = this.#jobs.take(id);
-        if (job !== undefined) this.settle(job, null, value);
+        if (job !== undefined) {
+          if (job.fn !== null && this.#observer !== null) this.#observer.outcome(job.fn, OK);
+          this.settle(job, null, value);
+        }
         break;
       }
       case KIND.VOID: {
         const job = this.#jobs.take(id);
-        if (job !== undefined) this.settle(job, null, undefined);
+        if (job !== undefined) {
+          if (job.fn !== null && this.#observer !== null) this.#observer.outcome(job.fn, OK);
+          this.settle(job, null, undefined);
+        }
         break;
       }
       case KIND.JOB_ERROR: {
         const job = this.#jobs.take(id);
-        if (job !== undefined) this.settle(job, rebuildError(value), undefined);
+        if (job !== undefined) this.#failed(job, rebuildError(value));
         break;
       }
       case KIND.FAILED: {
         const job = this.#jobs.take(id);
         if (job !== undefined) {
-          this.settle(job, this.#hooks.failure(value), undefined);
+          this.#failed(job, this.#hooks.failure(value));
           if (this.#hooks.failed !== undefined) {
             this.#scope.runInAsyncScope(this.#hooks.failed, this.#hooks, value, job);
           }
         }
+        break;
+      }
+      case KIND.SENT: {
+        const job = this.#jobs.get(id);
+        if (job !== undefined && job.trace !== null) {
+          job.trace.pid = value[0];
+          job.trace.waitMs = value[1] * 1000;
+        }
+        break;
+      }
+      case KIND.RAN: {
+        const job = this.#jobs.get(id);
+        if (job !== undefined && job.trace !== null) job.trace.runMs = value * 1000;
         break;
       }
       case KIND.PROGRESS: {
@@ -569,6 +671,11 @@ class Session {
         this.#scope.runInAsyncScope(this.#hooks.record, this.#hooks, kind, id, value);
         break;
     }
+  }
+
+  #failed(job, err) {
+    if (this.#observer !== null) this.#observer.failed(job.fn, err);
+    this.settle(job, err, undefined);
   }
 
   // Node stays alive while a job is unsettled or a shutdown is under way.

@@ -45,6 +45,14 @@ function getSignal() {
   return job.controller.signal;
 }
 
+// The caller's trace context for the job this code runs for: { traceparent } (a W3C
+// traceparent: a tracer's span here continues the caller's trace), or null when the call
+// carries none (nobody traced it in the parent, or the tracer gave none).
+function traceContext() {
+  const tp = currentJob(state(), 'traceContext()').traceparent;
+  return typeof tp === 'string' ? { traceparent: tp } : null;
+}
+
 // Sends an event to the pool: pool.on('event', (name, data, pid) => ...).
 function emit(name, data) {
   if (typeof name !== 'string') {
@@ -90,6 +98,7 @@ module.exports = {
   retire,
   getInitData,
   getSignal,
+  traceContext,
   // The current job's AbortSignal (see getSignal).
   get signal() {
     return getSignal();

@@ -169,6 +169,7 @@ impl NativePool {
     /// each job's requestor group (empty: none); `pins`, when given, each job's preferred
     /// worker by pid (0: none; see `workerLoads`); `batches`, when given, each job's batch
     /// with a deadline (0: none; see `setBurst`).
+    /// Line i of `traceparents`, when given, is call i's W3C traceparent (empty: none).
     #[napi]
     #[allow(clippy::too_many_arguments)] // the binding's positional arguments
     pub fn submit_calls(
@@ -184,6 +185,7 @@ impl NativePool {
         groups: Option<Vec<String>>,
         pins: Option<Int32Array>,
         batches: Option<Uint32Array>,
+        traceparents: Option<String>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submitCalls", || {
             let opts = job_opts(
@@ -201,6 +203,7 @@ impl NativePool {
                 first_id,
                 &args,
                 fns.as_deref(),
+                traceparents.as_deref(),
                 count as usize,
                 &opts,
                 JobExtras {
@@ -275,6 +278,15 @@ impl NativePool {
         entry("NativePool.setRef", || self.set_ref_now(env, on))
     }
 
+    /// Per-job SENT/RAN records (worker pid, wait and run times), for Pool's tracing.
+    #[napi]
+    pub fn set_trace(&self, on: bool) -> js::Result<()> {
+        entry("NativePool.setTrace", || {
+            self.engine.set_trace(on);
+            Ok(())
+        })
+    }
+
     /// Per-job dispatch/completion records, for compute-cluster's 'debug' event.
     #[napi]
     pub fn set_debug(&self, on: bool) -> js::Result<()> {
@@ -337,6 +349,12 @@ impl NativePool {
     #[napi]
     pub fn stats(&self) -> js::Result<String> {
         entry("NativePool.stats", || Ok(self.engine.stats_json()))
+    }
+
+    /// Counters, gauges and wait/run histograms for `pool.metrics()`, as JSON text.
+    #[napi]
+    pub fn metrics(&self) -> js::Result<String> {
+        entry("NativePool.metrics", || Ok(self.engine.metrics_json()))
     }
 
     /// Bytes of records waiting for `take()` (for tests and diagnostics: the engine stops

@@ -25,6 +25,8 @@ pub enum RecordKind {
     Event = 12,
     Progress = 13,
     Retiring = 14,
+    Sent = 15,
+    Ran = 16,
 }
 
 // #[napi] enums take literal values only: these tie each to the engine's number, so a mismatch
@@ -45,6 +47,8 @@ const _: () = {
     assert!(RecordKind::Event as u8 == kind::EVENT);
     assert!(RecordKind::Progress as u8 == kind::PROGRESS);
     assert!(RecordKind::Retiring as u8 == kind::RETIRING);
+    assert!(RecordKind::Sent as u8 == kind::SENT);
+    assert!(RecordKind::Ran as u8 == kind::RAN);
 };
 
 /// Why `submit()` refused a job: the second of each `index, reason, value` triple.

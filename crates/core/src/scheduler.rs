@@ -431,12 +431,15 @@ pub struct SlotInfo {
 pub struct Samples {
     buf: Vec<f64>,
     next: usize,
+    /// Every sample since the start, in fixed buckets (`pool.metrics()`).
+    pub hist: crate::metrics::Histogram,
 }
 
 const SAMPLES: usize = 2048;
 
 impl Samples {
     fn push(&mut self, v: f64) {
+        self.hist.observe(v);
         if self.buf.len() < SAMPLES {
             self.buf.push(v);
         } else {
@@ -858,6 +861,12 @@ impl Scheduler {
             // finishes starting still cannot hold the job forever.
             self.arm(job, now.checked_add(STARTUP_ALLOWANCE));
         }
+    }
+
+    /// Seconds from a live job's submission to `now`.
+    pub fn waited(&self, job: JobId, now: Instant) -> Option<f64> {
+        let j = self.jobs.get(&job)?;
+        Some(now.saturating_duration_since(j.submitted).as_secs_f64())
     }
 
     /// Arms job `job`'s run deadline `from` then (`None`: a start beyond what an `Instant`

@@ -28,8 +28,8 @@ pub use to_pool::{
     encode_progress, encode_ready, encode_retire, WorkerMessage, WorkerMessageError,
 };
 pub use to_worker::{
-    decode_pool_message, encode_call, encode_cancel, encode_init, encode_stop, FrameError,
-    PoolMessage,
+    decode_pool_message, encode_call, encode_call_traced, encode_cancel, encode_init, encode_stop,
+    valid_traceparent, FrameError, PoolMessage,
 };
 
 /// The pool's default `maxMessage`: the longest line accepted unless configured otherwise.

@@ -23,7 +23,8 @@ pub enum PoolMessage<'a> {
         /// The pool's `initData`.
         data: &'a RawValue,
     },
-    /// `{"t":"call","id":N,"fn":F,"args":A}`.
+    /// `{"t":"call","id":N,"fn":F,"args":A}`, and `"traceparent":T` when the caller's trace
+    /// context has one.
     Call {
         /// Matches the reply to the call.
         id: u32,
@@ -32,6 +33,10 @@ pub enum PoolMessage<'a> {
         function: Option<Cow<'a, str>>,
         /// The positional arguments: always a JSON array.
         args: &'a RawValue,
+        /// The caller's W3C trace context (`00-<trace id>-<parent id>-<flags>`), when it has
+        /// one: a worker's spans for this call continue the caller's trace. Anything but a
+        /// string without escapes reads as none.
+        traceparent: Option<&'a str>,
     },
     /// `{"t":"cancel","id":N}`: the caller of call `N` gave up on it (an abort or a timeout).
     /// The worker should stop that call soon and answer it as it likes (its answer is not
@@ -130,6 +135,8 @@ struct Frame<'a> {
     args: Option<&'a RawValue>,
     #[serde(borrow)]
     data: Option<&'a RawValue>,
+    #[serde(borrow)]
+    traceparent: Option<&'a RawValue>,
 }
 
 /// Reads a JSON string value, borrowing when it has no escapes.
@@ -202,7 +209,18 @@ pub fn decode_pool_message(line: &[u8]) -> Result<PoolMessage<'_>, FrameError> {
     if !args.get().starts_with('[') {
         return Err(FrameError::ArgsNotArray(shorten(args.get())));
     }
-    Ok(PoolMessage::Call { id, function, args })
+    // Optional metadata: a value that is not a plain string is ignored, not an error.
+    let traceparent = frame.traceparent.and_then(|raw| {
+        let t = raw.get();
+        let inner = t.strip_prefix('"')?.strip_suffix('"')?;
+        (!inner.contains('\\')).then_some(inner)
+    });
+    Ok(PoolMessage::Call {
+        id,
+        function,
+        args,
+        traceparent,
+    })
 }
 
 impl From<LineTooLong> for FrameError {
@@ -234,6 +252,41 @@ pub fn encode_call(out: &mut Vec<u8>, id: u32, fn_json: &[u8], args_inner: &[u8]
     out.extend_from_slice(b"]}");
 }
 
+/// As [`encode_call`], with `"traceparent":"<traceparent>"` after the arguments, or without it
+/// when `traceparent` is not a valid W3C traceparent (see [`valid_traceparent`]).
+pub fn encode_call_traced(
+    out: &mut Vec<u8>,
+    id: u32,
+    fn_json: &[u8],
+    args_inner: &[u8],
+    traceparent: &str,
+) {
+    encode_call(out, id, fn_json, args_inner);
+    if valid_traceparent(traceparent) {
+        out.pop();
+        out.extend_from_slice(br#","traceparent":""#);
+        out.extend_from_slice(traceparent.as_bytes());
+        out.extend_from_slice(b"\"}");
+    }
+}
+
+/// Whether `t` is a W3C traceparent of version 00 as the pool sends it:
+/// `00-<32 hex>-<16 hex>-<2 hex>`, lowercase, trace and parent ids not all zeros.
+pub fn valid_traceparent(t: &str) -> bool {
+    let b = t.as_bytes();
+    let hex = |s: &[u8]| s.iter().all(|c| matches!(c, b'0'..=b'9' | b'a'..=b'f'));
+    let nonzero = |s: &[u8]| s.iter().any(|c| *c != b'0');
+    b.len() == 55
+        && &b[..3] == b"00-"
+        && b[35] == b'-'
+        && b[52] == b'-'
+        && hex(&b[3..35])
+        && hex(&b[36..52])
+        && hex(&b[53..55])
+        && nonzero(&b[3..35])
+        && nonzero(&b[36..52])
+}
+
 /// Writes `{"t":"cancel","id":<id>}`, without the `\n`.
 pub fn encode_cancel(out: &mut Vec<u8>, id: u32) {
     out.reserve(32);
@@ -253,11 +306,61 @@ mod tests {
 
     fn call(line: &str) -> (u32, Option<String>, String) {
         match decode_pool_message(line.as_bytes()).unwrap() {
-            PoolMessage::Call { id, function, args } => {
-                (id, function.map(|f| f.into_owned()), args.get().to_owned())
-            }
+            PoolMessage::Call {
+                id,
+                function,
+                args,
+                traceparent: None,
+            } => (id, function.map(|f| f.into_owned()), args.get().to_owned()),
+            other => panic!("not a call (or one with a traceparent): {other:?}"),
+        }
+    }
+
+    fn traceparent(line: &[u8]) -> Option<&str> {
+        match decode_pool_message(line).unwrap() {
+            PoolMessage::Call { traceparent, .. } => traceparent,
             other => panic!("not a call: {other:?}"),
         }
+    }
+
+    const TP: &str = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+
+    #[test]
+    fn a_call_carries_a_valid_traceparent_and_decoding_reads_it_back() {
+        let mut out = Vec::new();
+        encode_call_traced(&mut out, 7, br#""f""#, b"1", TP);
+        assert_eq!(
+            out,
+            format!(r#"{{"t":"call","id":7,"fn":"f","args":[1],"traceparent":"{TP}"}}"#)
+                .into_bytes()
+        );
+        assert_eq!(traceparent(&out), Some(TP));
+        // An invalid one is left out: the call is the plain call.
+        for bad in [
+            "",
+            "01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
+            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-",
+            "00-4bf92f3577b34da6a3ce929d0e0e473\"-00f067aa0ba902b7-01",
+        ] {
+            let mut traced = Vec::new();
+            encode_call_traced(&mut traced, 7, b"null", b"", bad);
+            let mut plain = Vec::new();
+            encode_call(&mut plain, 7, b"null", b"");
+            assert_eq!(traced, plain, "{bad}");
+        }
+        // A worker reads what is there, and ignores what is not a plain string.
+        assert_eq!(
+            traceparent(br#"{"t":"call","id":1,"args":[],"traceparent":5}"#),
+            None
+        );
+        assert_eq!(
+            traceparent(br#"{"t":"call","id":1,"args":[],"traceparent":"a\u0062"}"#),
+            None
+        );
+        assert_eq!(traceparent(br#"{"t":"call","id":1,"args":[]}"#), None);
     }
 
     fn err(line: &[u8]) -> FrameError {

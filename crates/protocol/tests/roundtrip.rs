@@ -4,9 +4,9 @@
 //! side or to the document fails here.
 
 use comrade_protocol::{
-    decode_pool_message, decode_worker_message, encode_call, encode_cancel, encode_err,
-    encode_event, encode_fatal, encode_init, encode_ok, encode_ok_empty, encode_progress,
-    encode_ready, encode_retire, encode_stop, PoolMessage, WorkerMessage,
+    decode_pool_message, decode_worker_message, encode_call, encode_call_traced, encode_cancel,
+    encode_err, encode_event, encode_fatal, encode_init, encode_ok, encode_ok_empty,
+    encode_progress, encode_ready, encode_retire, encode_stop, PoolMessage, WorkerMessage,
 };
 use serde_json::json;
 
@@ -69,9 +69,9 @@ fn at_worker(line: &[u8]) -> PoolMessage<'_> {
 
 fn call_parts(m: PoolMessage<'_>) -> (u32, Option<String>, String) {
     match m {
-        PoolMessage::Call { id, function, args } => {
-            (id, function.map(|f| f.into_owned()), args.get().to_owned())
-        }
+        PoolMessage::Call {
+            id, function, args, ..
+        } => (id, function.map(|f| f.into_owned()), args.get().to_owned()),
         other => panic!("not a call: {other:?}"),
     }
 }
@@ -82,9 +82,31 @@ fn s(text: &str) -> Option<String> {
 
 #[test]
 fn the_message_tables_are_what_the_encoders_write() {
-    let t = templates();
-    assert_eq!(t.len(), 11, "{t:?}");
+    let mut t = templates();
+    assert_eq!(t.len(), 12, "{t:?}");
     let mut out = Vec::new();
+
+    // The call with the caller's traceparent, right after the plain call in the table.
+    let traced = t.remove(2);
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    encode_call_traced(&mut out, 7, br#""add""#, b"2,3", tp);
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        fill(
+            &traced,
+            &[
+                ("N", "7"),
+                ("F", r#""add""#),
+                ("A", "[2,3]"),
+                ("T", &format!("\"{tp}\""))
+            ]
+        )
+    );
+    match at_worker(&out) {
+        PoolMessage::Call { traceparent, .. } => assert_eq!(traceparent, Some(tp)),
+        other => panic!("{other:?}"),
+    }
+    out.clear();
 
     // Pool → worker: no `\n` (the engine adds it when it writes the line).
     encode_init(&mut out, br#"{"salt":"x"}"#);

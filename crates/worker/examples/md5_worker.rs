@@ -66,6 +66,10 @@ fn main() {
             ctx.retire()?;
             Ok::<_, Error>(std::process::id())
         })
+        // The caller's W3C traceparent, when its call carries one (null otherwise).
+        .function_ctx("traceparent", |ctx: &mut Ctx, (): ()| {
+            Ok::<_, Error>(ctx.traceparent().map(str::to_owned))
+        })
         .function("pid", |(): ()| Ok::<_, Error>(std::process::id()))
         .function("sleep_ms", |(ms,): (u64,)| {
             std::thread::sleep(std::time::Duration::from_millis(ms));

@@ -148,6 +148,8 @@ pub struct Ctx<'a> {
     peek_fd: Option<RawFd>,
     /// The call was found cancelled.
     cancelled: bool,
+    /// The caller's W3C `traceparent`, when the call carries one.
+    traceparent: Option<&'a str>,
 }
 
 #[derive(Default)]
@@ -161,6 +163,13 @@ impl Ctx<'_> {
     /// The id of the call being served.
     pub fn id(&self) -> u32 {
         self.id
+    }
+
+    /// The caller's W3C trace context (`00-<trace id>-<parent id>-<flags>`), when the call
+    /// carries one (a `comrade:job` tracing subscriber in the parent set it): the worker's
+    /// own spans for this call continue the caller's trace with it as their parent.
+    pub fn traceparent(&self) -> Option<&str> {
+        self.traceparent
     }
 
     /// Whether the pool cancelled this call (`{"t":"cancel"}`: its caller aborted it, or it ran
@@ -748,7 +757,12 @@ impl Worker {
                         }
                         return Ok(());
                     }
-                    Message::Call { id, function, args } => {
+                    Message::Call {
+                        id,
+                        function,
+                        args,
+                        traceparent,
+                    } => {
                         if !initialized {
                             return stop(&mut out, &mut writer, ServeError::CallBeforeInit);
                         }
@@ -781,6 +795,7 @@ impl Worker {
                             cancels: &cancels,
                             peek_fd,
                             cancelled: false,
+                            traceparent,
                         };
                         let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
                         let committed = ctx.committed;

@@ -685,3 +685,19 @@ fn a_reply_over_max_message_fails_its_own_call_and_the_worker_goes_on() {
     assert_eq!(reply, json!({"t": "ok", "id": 5, "v": "bbb"}));
     pool.finish().unwrap();
 }
+
+#[test]
+fn a_call_with_a_traceparent_shows_it_in_ctx_and_one_without_shows_none() {
+    let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+    let mut pool = start(|| {
+        Worker::new().function_ctx("tp", |ctx: &mut Ctx, (): ()| {
+            Ok::<_, Error>(ctx.traceparent().map(str::to_owned))
+        })
+    });
+    assert_eq!(pool.init(json!(null)), json!({"t": "ready"}));
+    pool.send(json!({"t": "call", "id": 1, "fn": "tp", "args": [], "traceparent": tp}));
+    pool.call(2, Some("tp"), json!([]));
+    assert_eq!(pool.recv(), json!({"t": "ok", "id": 1, "v": tp}));
+    assert_eq!(pool.recv(), json!({"t": "ok", "id": 2, "v": null}));
+    pool.finish().unwrap();
+}

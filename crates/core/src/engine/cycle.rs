@@ -71,6 +71,7 @@ impl State {
             outbox: &mut self.outbox,
             protocol: shared.cfg.protocol,
             debug: shared.debug.load(std::sync::atomic::Ordering::Relaxed),
+            trace: shared.trace.load(std::sync::atomic::Ordering::Relaxed),
         }
     }
 
@@ -105,6 +106,8 @@ pub(crate) struct Shared {
     pub state: Mutex<State>,
     pub wake: Box<dyn Fn() + Send + Sync>,
     pub debug: AtomicBool,
+    /// Per-job SENT/RAN records, for the host's tracing.
+    pub trace: AtomicBool,
     /// Wakes the housekeeping task when an earlier deadline appears.
     pub timer: Arc<tokio::sync::Notify>,
     /// Wakes the I/O thread's readers paused while the records waiting for the host passed

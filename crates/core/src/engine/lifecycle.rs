@@ -121,7 +121,14 @@ impl State {
     }
 
     fn send(&mut self, shared: &Arc<Shared>, w: WorkerId, job: JobId) {
-        self.sched.mark_sent(w, job, Instant::now());
+        let now = Instant::now();
+        let trace = shared.trace.load(Ordering::Relaxed);
+        let waited = if trace {
+            self.sched.waited(job, now)
+        } else {
+            None
+        };
+        self.sched.mark_sent(w, job, now);
         let Some(payload) = self.sched.payload(job) else {
             return;
         };
@@ -131,6 +138,10 @@ impl State {
         if shared.debug.load(Ordering::Relaxed) {
             self.outbox
                 .push(kind::DISPATCHED, job, &conn.peer.pid.to_string());
+        }
+        if trace {
+            let v = format!("[{},{}]", conn.peer.pid, waited.unwrap_or(0.0));
+            self.outbox.push(kind::SENT, job, &v);
         }
         push_line(&mut self.dirty, conn, payload);
     }
@@ -245,6 +256,7 @@ impl State {
     fn read_worker(&mut self, shared: &Arc<Shared>, w: WorkerId) -> Read {
         let now = Instant::now();
         let debug = shared.debug.load(Ordering::Relaxed);
+        let trace = shared.trace.load(Ordering::Relaxed);
         let State {
             sched,
             outbox,
@@ -264,6 +276,7 @@ impl State {
             outbox,
             protocol: shared.cfg.protocol,
             debug,
+            trace,
         };
         let (read, error) = read_lines(conn, |peer, line| {
             session.line(w, peer, line, now).map_err(|e| e.0)

@@ -17,7 +17,8 @@
 //! - [`outbox`]: the records for the host and when to wake it;
 //! - [`io`]: a worker as a connection ([`Link`]), socket reads and writes;
 //! - [`direct`]: the host reading channels on its own thread;
-//! - [`stats`]: the `stats()` snapshot.
+//! - [`stats`]: the `stats()` snapshot;
+//! - [`metrics`]: the counters behind `metrics()`.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -30,6 +31,7 @@ mod cycle;
 mod direct;
 mod io;
 mod lifecycle;
+mod metrics;
 mod outbox;
 mod session;
 #[cfg(any(test, feature = "fuzzing"))]
@@ -46,7 +48,7 @@ pub use session_props::fuzz_session;
 
 use cycle::{housekeeper, lock, runtime, Shared, State};
 use outbox::reads_paused;
-use session::call_frame;
+use session::{call_frame, traced_call_frame};
 
 /// Longest message accepted from a worker (and longest job arguments), by default.
 pub const DEFAULT_MAX_MESSAGE: usize = comrade_protocol::DEFAULT_MAX_MESSAGE;
@@ -179,6 +181,7 @@ impl Engine {
             resume: Arc::new(tokio::sync::Notify::new()),
             wake,
             debug: AtomicBool::new(false),
+            trace: AtomicBool::new(false),
             timer: timer.clone(),
             channels_gen: AtomicU64::new(0),
             env: cycle::thread_env(),
@@ -192,6 +195,11 @@ impl Engine {
     /// Turns the per-job DISPATCHED/COMPLETED records on or off.
     pub fn set_debug(&self, on: bool) {
         self.shared.debug.store(on, Ordering::Relaxed);
+    }
+
+    /// Turns the per-job SENT/RAN records (worker, wait and run time of each job) on or off.
+    pub fn set_trace(&self, on: bool) {
+        self.shared.trace.store(on, Ordering::Relaxed);
     }
 
     /// Submits jobs with consecutive ids starting at `first_id`, one per `\n`-separated line of
@@ -237,25 +245,33 @@ impl Engine {
         count: usize,
         opts: &[JobOpts],
     ) -> Vec<Rejection> {
-        self.submit_calls_in(first_id, args, fns, count, opts, JobExtras::default())
+        self.submit_calls_in(first_id, args, fns, None, count, opts, JobExtras::default())
     }
 
-    /// As [`Engine::submit_calls`], with each job's requestor group and preferred worker.
+    /// As [`Engine::submit_calls`], with each job's requestor group, preferred worker and
+    /// batch; line i of `traceparents` (when given) is job i's W3C `traceparent`, sent with its
+    /// call (empty, or not a valid traceparent: none).
+    #[allow(clippy::too_many_arguments)]
     pub fn submit_calls_in(
         &self,
         first_id: JobId,
         args: &str,
         fns: Option<&str>,
+        traceparents: Option<&str>,
         count: usize,
         opts: &[JobOpts],
         extras: JobExtras<'_>,
     ) -> Vec<Rejection> {
         let mut args = args.split('\n');
         let mut fns = fns.map(|f| f.split('\n'));
+        let mut tps = traceparents.map(|t| t.split('\n'));
         self.submit_each(first_id, count, opts, extras, |id| {
             let a = args.next().unwrap_or("");
             let f = fns.as_mut().and_then(|f| f.next()).unwrap_or("null");
-            call_frame(id, f, a)
+            match tps.as_mut().and_then(|t| t.next()) {
+                Some(tp) if !tp.is_empty() => traced_call_frame(id, f, a, tp),
+                _ => call_frame(id, f, a),
+            }
         })
     }
 

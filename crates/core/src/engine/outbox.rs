@@ -50,6 +50,11 @@ pub mod kind {
     pub const PROGRESS: u8 = 13;
     /// A worker is retiring. id = pid; value = null (it asked), or `"rss"` (over `max_rss`).
     pub const RETIRING: u8 = 14;
+    /// A job was written to a worker (tracing only). id = job; value = `[pid, wait seconds]`.
+    pub const SENT: u8 = 15;
+    /// `Lines`: a worker answered a job (tracing only), just before the job's RESULT, VOID or
+    /// JOB_ERROR. id = job; value = its run time in seconds.
+    pub const RAN: u8 = 16;
 }
 
 /// Longest a host wake is put off while queued jobs keep every worker busy.
@@ -75,6 +80,8 @@ pub(crate) struct Totals {
     pub errored: u64,
     pub failed: u64,
     pub rejected: u64,
+    /// Worker exits by reason.
+    pub exits: crate::metrics::Exits,
 }
 
 /// Records taken by the host in one go: `text` is one flat JSON array of `kind, id, value`

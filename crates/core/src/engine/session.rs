@@ -100,6 +100,8 @@ pub(crate) struct Session<'a> {
     pub protocol: Protocol,
     /// Per-job DISPATCHED/COMPLETED records.
     pub debug: bool,
+    /// Per-job RAN records.
+    pub trace: bool,
 }
 
 /// A protocol violation: the worker must be stopped.
@@ -201,6 +203,9 @@ impl Session<'_> {
                 }
                 match self.sched.complete(w, job, now) {
                     Some(secs) => {
+                        if self.trace {
+                            self.outbox.push(kind::RAN, job, &format!("{secs}"));
+                        }
                         match (&*msg.t, msg.v, msg.e) {
                             ("ok", Some(v), _) => self.outbox.push(kind::RESULT, job, v.get()),
                             ("ok", None, _) => self.outbox.push(kind::VOID, job, "null"),
@@ -317,6 +322,7 @@ impl Session<'_> {
             _ => StopReason::Crash,
         };
         let expected = reason.expected();
+        self.outbox.totals.exits.count(reason);
         let startup_failure = self.protocol == Protocol::Lines
             && !self.sched.is_serving(w)
             && (peer.fatal.is_some() || code.is_some_and(|c| c != 0 || !expected));
@@ -438,6 +444,13 @@ pub(crate) fn call_frame(id: JobId, fn_json: &str, args: &str) -> Box<[u8]> {
     frame.into_boxed_slice()
 }
 
+/// [`call_frame`] with the caller's `traceparent` (left out unless valid).
+pub(crate) fn traced_call_frame(id: JobId, fn_json: &str, args: &str, tp: &str) -> Box<[u8]> {
+    let mut frame = Vec::with_capacity(args.len() + fn_json.len() + 100);
+    comrade_protocol::encode_call_traced(&mut frame, id, fn_json.as_bytes(), args.as_bytes(), tp);
+    frame.into_boxed_slice()
+}
+
 /// The start of a message, for error texts.
 fn excerpt(s: &str) -> &str {
     match s.char_indices().nth(120) {
@@ -465,6 +478,7 @@ mod tests {
             outbox,
             protocol: Protocol::Lines,
             debug: false,
+            trace: false,
         }
     }
 
@@ -526,12 +540,41 @@ mod tests {
             outbox,
             protocol,
             debug: false,
+            trace: false,
         }
         .line(1, peer, line.as_bytes(), now)
     }
 
     fn lines(sched: &mut Scheduler, outbox: &mut Outbox, peer: &mut Peer, line: &str) {
         feed(sched, outbox, Protocol::Lines, peer, line).unwrap();
+    }
+
+    #[test]
+    fn traced_a_reply_is_preceded_by_its_run_time_and_untraced_by_nothing() {
+        let (mut s, _) = pool(1, 1);
+        let mut ob = Outbox::default();
+        let mut peer = Peer::new(PID);
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ready"}"#);
+        let now = s.now();
+        let mut traced = lines_session(&mut s, &mut ob);
+        traced.trace = true;
+        traced
+            .line(
+                1,
+                &mut peer,
+                br#"{"t":"err","id":1,"e":{"message":"no"}}"#,
+                now,
+            )
+            .unwrap();
+        let r = records(&mut ob);
+        assert_eq!(r.len(), 2, "{r:?}");
+        assert_eq!((r[0].0, r[0].1), (kind::RAN, 1));
+        assert!(r[0].2.as_f64().is_some_and(|secs| secs >= 0.0), "{r:?}");
+        assert_eq!(r[1], (kind::JOB_ERROR, 1, json!({"message": "no"})));
+        s.submit(2, b"null".to_vec().into()).unwrap();
+        drive(&mut s);
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ok","id":2}"#);
+        assert_eq!(records(&mut ob), vec![(kind::VOID, 2, Value::Null)]);
     }
 
     #[test]
@@ -1099,5 +1142,16 @@ mod tests {
         );
         let f = call_frame(0, "null", "");
         assert_eq!(&*f, br#"{"t":"call","id":0,"fn":null,"args":[]}"#);
+        let tp = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01";
+        let f = traced_call_frame(5, "null", "1", tp);
+        assert_eq!(
+            &*f,
+            format!(r#"{{"t":"call","id":5,"fn":null,"args":[1],"traceparent":"{tp}"}}"#)
+                .as_bytes()
+        );
+        assert_eq!(
+            &*traced_call_frame(5, "null", "1", "bogus"),
+            &*call_frame(5, "null", "1")
+        );
     }
 }

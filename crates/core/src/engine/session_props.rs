@@ -108,6 +108,7 @@ impl Run {
             outbox: &mut self.outbox,
             protocol: self.protocol,
             debug: true,
+            trace: true,
         }
     }
 

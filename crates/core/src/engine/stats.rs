@@ -4,7 +4,7 @@ use std::time::Instant;
 
 use super::cycle::lock;
 use super::Engine;
-use crate::scheduler::{Samples, WorkerState};
+use crate::scheduler::{Samples, SlotInfo, WorkerState};
 use crate::spawn;
 
 impl Engine {
@@ -14,12 +14,7 @@ impl Engine {
         let mut workers = Vec::new();
         for (w, conn) in &st.conns {
             let info = st.sched.slot(*w);
-            let state = match info.as_ref().map(|i| i.state) {
-                Some(WorkerState::Spawning) => "starting",
-                Some(WorkerState::Ready) if info.as_ref().is_some_and(|i| i.inflight > 0) => "busy",
-                Some(WorkerState::Ready) => "idle",
-                Some(WorkerState::Closing) | None => "stopping",
-            };
+            let state = worker_state(info.as_ref());
             workers.push(serde_json::json!({
                 "pid": conn.peer.pid,
                 "state": state,
@@ -54,5 +49,15 @@ impl Engine {
             "runTime": pct(&ss.run),
         })
         .to_string()
+    }
+}
+
+/// A worker's state as `stats()` and `metrics()` name it.
+pub(super) fn worker_state(info: Option<&SlotInfo>) -> &'static str {
+    match info.map(|i| i.state) {
+        Some(WorkerState::Spawning) => "starting",
+        Some(WorkerState::Ready) if info.is_some_and(|i| i.inflight > 0) => "busy",
+        Some(WorkerState::Ready) => "idle",
+        Some(WorkerState::Closing) | None => "stopping",
     }
 }
