@@ -33,12 +33,17 @@ export declare class NativePool {
    * each job's requestor group (empty: none); `pins`, when given, each job's preferred
    * worker by pid (0: none; see `workerLoads`).
    */
-  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null, groups?: Array<string> | undefined | null, pins?: Int32Array | undefined | null): Array<number>
+  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null, groups?: Array<string> | undefined | null, pins?: Int32Array | undefined | null, binCounts?: Uint32Array | undefined | null, bins?: Array<Buffer> | undefined | null): Array<number>
   /**
    * Every record produced since the last call, as one JSON array of `kind, id, value`
    * triples (kind a `RecordKind`), or null.
    */
   take(): string | null
+  /**
+   * The binary attachments of the batch `take` returned last (its RESULT_BIN records'), in
+   * order, handed over without a copy; null for an empty one (JS makes its own).
+   */
+  takeBins(): Array<Buffer | undefined | null>
   /**
    * Whether pending work keeps the Node event loop alive. The JS layer turns this on while
    * any job is unsettled (or a shutdown is in progress) and off when idle.
@@ -252,6 +257,7 @@ export declare const enum RecordKind {
   Event = 12,
   Progress = 13,
   Retiring = 14,
+  ResultBin = 15,
 }
 
 /** Why `submit()` refused a job: the second of each `index, reason, value` triple. */

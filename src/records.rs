@@ -25,6 +25,7 @@ pub enum RecordKind {
     Event = 12,
     Progress = 13,
     Retiring = 14,
+    ResultBin = 15,
 }
 
 // #[napi] enums take literal values only: these tie each to the engine's number, so a mismatch
@@ -45,6 +46,7 @@ const _: () = {
     assert!(RecordKind::Event as u8 == kind::EVENT);
     assert!(RecordKind::Progress as u8 == kind::PROGRESS);
     assert!(RecordKind::Retiring as u8 == kind::RETIRING);
+    assert!(RecordKind::ResultBin as u8 == kind::RESULT_BIN);
 };
 
 /// Why `submit()` refused a job: the second of each `index, reason, value` triple.
