@@ -29,7 +29,9 @@ const { AsyncResource } = require('node:async_hooks');
 const { performance } = require('node:perf_hooks');
 const { NativePool, KIND } = require('./native');
 const { JobTable } = require('./job-table');
-const { rebuildError, abortError } = require('./errors');
+const v8 = require('node:v8');
+const { rebuildError, abortError, PoolError, codes } = require('./errors');
+const { revive } = require('./binary');
 
 // Longest stretch of record handling before the host's event loop gets a turn, in ms. A
 // saturated pool hands over thousands of results at once (about 1 µs each to settle); without
@@ -114,6 +116,10 @@ class Session {
   #batchWaits = null; // per-job [queueTimeout, totalTimeout], when any job has its own
   #batchGroups = null; // per-job groups ('' for none), when any job has one
   #batchPins = null; // per-job preferred workers' pids (0 for none), when any job has one
+  #batchBins = null; // per-job binary attachments (arrays, null for none), when any job has one
+  #bins = null; // the attachments of the batch of records being handled (fetched on first use)
+  #binAt = 0; // the next of them to hand out
+  #advanced = false; // results are v8.serialize'd (serialization: 'advanced'), one attachment each
   #batchUnits = 0; // the batch's text so far, in UTF-16 units (FLUSH_UNITS)
   #flushQueued = false;
   #flushTask;
@@ -136,7 +142,9 @@ class Session {
    */
   constructor(nativeOptions, hooks, {
     calls = false, retries = 0, timeout = 0, priority = 0, queueTimeout = 0, totalTimeout = 0,
+    advanced = false,
   } = {}) {
+    this.#advanced = advanced;
     this.#hooks = hooks;
     this.#scope = new AsyncResource('comrade.Pool');
     this.#calls = calls;
@@ -196,9 +204,10 @@ class Session {
 
   /**
    * Adds a job to this tick's batch: `argsText` is its arguments as JSON (for submitCalls,
-   * without the enclosing brackets), `name` its function's name or null.
+   * without the enclosing brackets), `name` its function's name or null, `bins` its binary
+   * attachments (Buffers, referenced from `argsText` as {"$b":i}) or null.
    */
-  add(job, argsText, name) {
+  add(job, argsText, name, bins = null) {
     const id = this.#nextId;
     this.#nextId = (id + 1) >>> 0;
     job.id = id;
@@ -246,6 +255,8 @@ class Session {
     if (this.#batchGroups !== null) this.#batchGroups.push(job.group ?? '');
     if (job.pin !== undefined && this.#batchPins === null) this.#batchPins = new Array(batch.length).fill(0);
     if (this.#batchPins !== null) this.#batchPins.push(job.pin ?? 0);
+    if (bins !== null && this.#batchBins === null) this.#batchBins = new Array(batch.length).fill(null);
+    if (this.#batchBins !== null) this.#batchBins.push(bins);
     batch.push(argsText);
     this.#batchUnits += argsText.length + 1;
     this.#jobs.set(id, job);
@@ -276,8 +287,10 @@ class Session {
     this.#batchGroups = null;
     const pins = this.#batchPins;
     this.#batchPins = null;
+    const bins = this.#batchBins;
+    this.#batchBins = null;
     // The per-job side arrays, each null when no job of the batch has its own.
-    const side = [opts, prio, waits, groups, pins];
+    const side = [opts, prio, waits, groups, pins, bins];
     const units = this.#batchUnits;
     this.#batchUnits = 0;
     if (units <= FLUSH_UNITS) {
@@ -312,7 +325,7 @@ class Session {
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
   // ones the engine refused; if the call throws, every job of the part fails.
   // `side`: [opts, prio, waits, groups, pins], the batch's per-job side arrays (or nulls).
-  #submitPart(batch, fns, [opts, prio, waits, groups, pins], first, start, end) {
+  #submitPart(batch, fns, [opts, prio, waits, groups, pins, bins], first, start, end) {
     const whole = start === 0 && end === batch.length;
     const count = end - start;
     const firstId = (first + start) >>> 0;
@@ -335,7 +348,21 @@ class Session {
         const g = groups === null ? undefined : (whole ? groups : groups.slice(start, end));
         const p = pins === null ? undefined : new Int32Array(whole ? pins : pins.slice(start, end));
         const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
-        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w, g, p);
+        let binCounts;
+        let binData;
+        if (bins !== null) {
+          // Each job's count, and all of them back to back.
+          binCounts = new Uint32Array(count);
+          binData = [];
+          for (let i = 0; i < count; i++) {
+            const b = bins[start + i];
+            if (b === null) continue;
+            binCounts[i] = b.length;
+            for (let j = 0; j < b.length; j++) binData.push(b[j]);
+          }
+        }
+        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w, g, p,
+          binCounts, binData);
       } else {
         rejected = this.#native.submit(firstId, args, count);
       }
@@ -488,6 +515,8 @@ class Session {
         if (batch === null) break;
         recs = JSON.parse(batch);
         i = 0;
+        this.#bins = null;
+        this.#binAt = 0;
       }
       for (; i < recs.length; i += 3) {
         try {
@@ -521,6 +550,29 @@ class Session {
       case KIND.RESULT: {
         const job = this.#jobs.take(id);
         if (job !== undefined) this.settle(job, null, value);
+        break;
+      }
+      case KIND.RESULT_BIN: {
+        // [n, v]: v refers to the next n attachments of the batch.
+        if (this.#bins === null) this.#bins = this.#native.takeBins();
+        const at = this.#binAt;
+        const n = value[0];
+        this.#binAt = at + n;
+        const job = this.#jobs.take(id);
+        if (job === undefined) break;
+        const bins = new Array(n);
+        for (let j = 0; j < n; j++) bins[j] = this.#bins[at + j] ?? Buffer.alloc(0);
+        let result = revive(value[1], bins);
+        if (this.#advanced) {
+          try {
+            result = v8.deserialize(result);
+          } catch (e) {
+            this.settle(job, new PoolError(codes.UNSERIALIZABLE_RESULT,
+              `the worker's result cannot be deserialized (${e.message})`), undefined);
+            break;
+          }
+        }
+        this.settle(job, null, result);
         break;
       }
       case KIND.VOID: {
