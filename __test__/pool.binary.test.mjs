@@ -131,3 +131,21 @@ test('a worker of protocol version 2 keeps working while no binary is sent', TES
   assert.deepEqual(got, [{ v2: 1 }, { v2: 'two' }, { v2: { three: [3] } }]);
   assert.equal(entries(log, 'workerExit').length, 0);
 });
+
+test('the Python example takes binaries as bytes and returns bytes as Buffers', TEST, async (t) => {
+  const { pool } = openPool(t, {
+    command: ['python3', new URL('../examples/python/worker.py', import.meta.url).pathname], maxWorkers: 1,
+  });
+  const r = await pool.call('reverse_bytes', Buffer.from([1, 2, 3]));
+  assert.equal(r.type, 'bytes');
+  assert.ok(Buffer.isBuffer(r.reversed) && Buffer.isBuffer(r.empty));
+  assert.deepEqual([...r.reversed], [3, 2, 1]);
+  assert.equal(r.empty.length, 0);
+  // Nested both ways, many attachments, sizes across the worker's reads (256 KiB).
+  const list = [0, 1, 1000, 300000, 1 << 20].map((n, i) => bytes(n, i));
+  const back = await pool.run({ list, deep: [{ x: list[2] }], s: 'text' });
+  back.list.forEach((b, i) => assert.ok(Buffer.isBuffer(b) && b.equals(list[i]), `attachment ${i}`));
+  assert.ok(back.deep[0].x.equals(list[2]));
+  assert.equal(back.s, 'text');
+  assert.equal(await pool.call('add', 2, 3), 5, 'plain calls between them');
+});
