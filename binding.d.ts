@@ -35,7 +35,7 @@ export declare class NativePool {
    * with a deadline (0: none; see `setBurst`).
    * Line i of `traceparents`, when given, is call i's W3C traceparent (empty: none).
    */
-  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null, groups?: Array<string> | undefined | null, pins?: Int32Array | undefined | null, batches?: Uint32Array | undefined | null, traceparents?: string | undefined | null): Array<number>
+  submitCalls(firstId: number, args: string, fns: string | undefined | null, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null, priorities?: Float64Array | undefined | null, waits?: Float64Array | undefined | null, groups?: Array<string> | undefined | null, pins?: Int32Array | undefined | null, batches?: Uint32Array | undefined | null, binCounts?: Uint32Array | undefined | null, bins?: Array<Buffer> | undefined | null, traceparents?: string | undefined | null): Array<number>
   /**
    * Batch `batch` (an id of the host's, not 0) must finish by `finishBy` (ms since the
    * epoch); `remaining` of its jobs are not settled. The pool grows past `maxWorkers`, up
@@ -51,6 +51,11 @@ export declare class NativePool {
    * triples (kind a `RecordKind`), or null.
    */
   take(): string | null
+  /**
+   * The binary attachments of the batch `take` returned last (its RESULT_BIN records'), in
+   * order, handed over without a copy; null for an empty one (JS makes its own).
+   */
+  takeBins(): Array<Buffer | undefined | null>
   /**
    * Whether pending work keeps the Node event loop alive. The JS layer turns this on while
    * any job is unsettled (or a shutdown is in progress) and off when idle.
@@ -320,6 +325,7 @@ export declare const enum RecordKind {
   Retiring = 14,
   Sent = 15,
   Ran = 16,
+  ResultBin = 17,
 }
 
 /** Connects a worker host (consumer `consumer`) to queue `queue`, with leases of `leaseMs`. */

@@ -201,12 +201,20 @@ export interface PoolModuleOptions extends PoolCommonOptions {
   command?: never;
   /** Node flags for the workers. Default: the parent's, minus --inspect/--test/--watch. */
   execArgv?: string[];
+  /**
+   * How arguments and results travel: `'json'`, or `'advanced'` (`v8.serialize`, the structured
+   * clone algorithm: Map, Set, Date, RegExp, BigInt, typed arrays, cycles and undefined survive).
+   * In both, binaries (`Buffer`, typed arrays, `ArrayBuffer`) travel as raw bytes. Default: `'json'`.
+   */
+  serialization?: 'json' | 'advanced';
 }
 
 export interface PoolCommandOptions extends PoolCommonOptions {
   /** An executable speaking docs/PROTOCOL.md, with its arguments: `['./worker', '--fast']`. */
   command: string | string[];
   module?: never;
+  /** A command worker speaks JSON (with binary attachments): only `'json'`. */
+  serialization?: 'json';
 }
 
 export type PoolOptions = PoolModuleOptions | PoolCommandOptions;

@@ -123,7 +123,7 @@ test('unknown options are refused with the closest known one: constructor, run()
   // Nothing close: the known options are listed.
   const far = thrown({ frobnicate: true });
   assertPoolError(far, 'ERR_INVALID_OPTION');
-  assert.match(far.message, /^comrade Pool: unknown option "frobnicate" \(known: maxWorkers, .*command\)$/);
+  assert.match(far.message, /^comrade Pool: unknown option "frobnicate" \(known: maxWorkers, .*command, serialization\)$/);
   // Even with an undefined value, a typo is a typo.
   assertPoolError(thrown({ maxWorker: undefined }), 'ERR_INVALID_OPTION');
   // A valid pool with every option spelled right still opens.

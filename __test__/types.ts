@@ -62,6 +62,13 @@ async function usePool(): Promise<void> {
   // exec(name, args, options): typed from the module's exports.
   const sum2: number = await typed.exec('add', [1, 2]);
   const loud2: string = await typed.exec('shout', ['x'], { timeout: 1000, retries: 1, priority: 2, queueTimeout: 500, totalTimeout: Infinity, group: 'tenant-1' });
+  // Binary data and serialization: 'advanced' (issue 11).
+  const rich = new Pool({ module: 'a.js', serialization: 'advanced' });
+  const bytes: unknown = await rich.run(Buffer.from('x'));
+  void bytes;
+  void new Pool({ command: ['./w'], serialization: 'json' });
+  // @ts-expect-error a command worker speaks JSON
+  void new Pool({ command: ['./w'], serialization: 'advanced' });
   // @ts-expect-error fairness is 'fifo' or 'round-robin'
   void new Pool({ module: 'a.js', fairness: 'fair' });
   const picky = new Pool({

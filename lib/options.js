@@ -78,6 +78,9 @@ const OPTIONS = Object.freeze([
   { name: 'module', type: 'module', default: undefined },
   { name: 'execArgv', type: 'execArgv', default: (resolved) => (resolved.module === undefined ? undefined : workerExecArgv()) },
   { name: 'command', type: 'command', default: undefined },
+  // How a module worker's arguments and results travel: 'json', or 'advanced' (v8.serialize,
+  // the structured clone algorithm, as child_process.fork's option of that name).
+  { name: 'serialization', type: 'serialization', default: 'json' },
 ].map(Object.freeze));
 
 // Each type: (row, value, min, max, resolved) -> the resolved value, or throws the option's
@@ -164,6 +167,19 @@ const TYPES = {
     if (typeof v === 'function' || v === 'least-busy' || v === 'round-robin' || v === 'random') return v;
     throw optionError('strategy must be \'least-busy\', \'round-robin\', \'random\' or a function ' +
       `selectWorker(job, workers), got ${typeof v === 'string' ? JSON.stringify(v) : typeof v}`);
+  },
+  // 'json' or 'advanced'; 'advanced' only for a Node module worker (a command worker speaks
+  // JSON, and cannot read V8's format).
+  serialization(row, v, min, max, resolved) {
+    if (v !== 'json' && v !== 'advanced') {
+      throw optionError(`serialization must be 'json' or 'advanced', got ` +
+        `${typeof v === 'string' ? JSON.stringify(v) : typeof v}`);
+    }
+    if (v === 'advanced' && resolved.command !== undefined) {
+      throw optionError('serialization \'advanced\' is for Node module workers (`module`); a ' +
+        '`command` worker speaks JSON');
+    }
+    return v;
   },
   boolean(row, v) {
     if (typeof v !== 'boolean') throw optionError(`${row.name} must be a boolean`);

@@ -12,6 +12,8 @@ const { pathToFileURL } = require('node:url');
 const { STATE, setInitData } = require('./worker-api');
 const { JobTable } = require('./job-table');
 const json = require('./json');
+const binary = require('./binary');
+const v8 = require('node:v8');
 
 const modulePath = process.argv[2];
 const fd = Number(process.env.COMRADE_CHANNEL_FD);
@@ -26,9 +28,13 @@ const maxMessage = (() => {
   const n = Number(process.env.COMRADE_MAX_MESSAGE);
   return Number.isSafeInteger(n) && n > 0 ? n : 64 * 1024 * 1024;
 })();
+// serialization: 'advanced': arguments and results are v8.serialize'd, each one attachment.
+const advanced = process.env.COMRADE_SERIALIZATION === 'advanced';
 // Not inherited by processes this worker starts.
 delete process.env.COMRADE_CHANNEL_FD;
 delete process.env.COMRADE_MAX_MESSAGE;
+delete process.env.COMRADE_PROTOCOL;
+delete process.env.COMRADE_SERIALIZATION;
 
 const channel = new net.Socket({ fd, readable: true, writable: true });
 const als = new AsyncLocalStorage();
@@ -154,6 +160,71 @@ function send(t, id, value) {
     return;
   }
   queue(line);
+}
+
+// A result that holds binaries (lib/binary.js): its line (attachments first, as
+// {"b":[lengths],...}), then their bytes and a newline, written in order after what is queued.
+function sendBinary(id, value) {
+  settling(id);
+  const bins = [];
+  let text;
+  try {
+    if (advanced) {
+      bins.push(v8.serialize(value));
+      text = '{"$b":0}';
+    } else {
+      text = json.stringify(binary.encode(value, bins));
+    }
+  } catch (e) {
+    sendError(id, unserializable(e));
+    return;
+  }
+  const total = binary.totalBytes(bins);
+  if (total > maxMessage) {
+    const err = tooLarge('the function\'s result', total);
+    err.message = advanced
+      ? `the function's result is ${total} bytes serialized, more than maxMessage (${maxMessage})`
+      : `the function's result holds ${total} bytes of binaries, more than maxMessage (${maxMessage})`;
+    sendError(id, err);
+    return;
+  }
+  const lens = bins.map((b) => b.length).join(',');
+  const line = `{"b":[${lens}],"t":"ok","id":${id},"v":${text}}`;
+  const bytes = oversize(line);
+  if (bytes !== 0) {
+    sendError(id, tooLarge('the function\'s result', bytes));
+    return;
+  }
+  // What is queued goes first; the stream keeps the order of the writes (corked: one writev).
+  const head = out + line + '\n';
+  out = '';
+  channel.cork();
+  channel.write(head);
+  for (const b of bins) if (b.length > 0) channel.write(b);
+  channel.write('\n', afterWrite);
+  channel.uncork();
+}
+
+function sendResult(id, value) {
+  if (advanced) {
+    sendBinary(id, value);
+    return;
+  }
+  if (typeof value === 'object' && value !== null) {
+    let has;
+    try {
+      has = binary.hasBinary(value);
+    } catch (e) {
+      settling(id);
+      sendError(id, unserializable(e));
+      return;
+    }
+    if (has) {
+      sendBinary(id, value);
+      return;
+    }
+  }
+  send('ok', id, value);
 }
 
 // The UTF-8 length of `line` when it is longer than maxMessage, else 0. Only a line of more
@@ -445,25 +516,35 @@ function call(msg) {
     if (typeof then === 'function' || then === UNREADABLE) {
       // Adopted as `await` would: a `then` (or its getter) that throws rejects, and a thenable
       // that resolves to another thenable is followed to its value.
-      new Promise((resolve) => resolve(result)).then((v) => send('ok', id, v), (e) => sendError(id, e));
+      new Promise((resolve) => resolve(result)).then((v) => sendResult(id, v), (e) => sendError(id, e));
       return;
     }
   }
-  send('ok', id, result);
+  sendResult(id, result);
 }
 
 function callWith(fn, args) {
   return Array.isArray(args) ? fn(...args) : fn(args);
 }
 
-function handle(line) {
-  let msg;
+function malformed(why) {
+  process.stderr.write(`comrade worker: malformed message from the pool (${why})\n`);
+  process.exit(3);
+}
+
+function parse(line) {
   try {
-    msg = JSON.parse(line);
+    return JSON.parse(line);
   } catch (e) {
-    process.stderr.write(`comrade worker: malformed message from the pool (${e.message})\n`);
-    process.exit(3);
+    return malformed(e.message);
   }
+}
+
+function handle(line) {
+  dispatch(parse(line));
+}
+
+function dispatch(msg) {
   if (msg.t === 'call') {
     if (initDone) call(msg);
     else early.push(msg);
@@ -519,32 +600,96 @@ async function stop() {
   channel.end(() => process.exit(0));
 }
 
-// The start of a line not complete yet, in chunks: a long line (a large job's arguments) is
-// joined once, when its newline arrives, not copied again with every chunk.
+// The start of a message not complete yet, in chunks: a long line (a large job's arguments)
+// is joined once, when its newline arrives (or, for a message with attachments, once all its
+// bytes have: `want`), not copied again with every chunk.
 let pending = [];
-channel.setEncoding('utf8');
+let pendingBytes = 0;
+let want = 0;
 channel.on('data', (chunk) => {
-  let nl = chunk.indexOf('\n');
-  if (nl === -1) {
-    pending.push(chunk);
-    return;
-  }
   let data = chunk;
   if (pending.length > 0) {
     pending.push(chunk);
-    data = pending.join('');
-    nl += data.length - chunk.length;
+    pendingBytes += chunk.length;
+    if (want > 0 ? pendingBytes < want : chunk.indexOf(10) === -1) return;
+    data = Buffer.concat(pending, pendingBytes);
     pending = [];
+    pendingBytes = 0;
+  } else if (chunk.indexOf(10) === -1) {
+    pending.push(chunk);
+    pendingBytes = chunk.length;
+    return;
   }
-  let start = 0;
-  do {
-    handle(data.slice(start, nl));
-    start = nl + 1;
-  } while ((nl = data.indexOf('\n', start)) !== -1);
-  if (start < data.length) pending.push(data.slice(start));
-  data = '';
+  want = 0;
+  // Lines as one text, unless a message with attachments may be among them.
+  const start = data.indexOf(binary.BIN_PREFIX) === -1 ? handleText(data) : handleBytes(data);
+  if (start < data.length) {
+    pending.push(data.subarray(start));
+    pendingBytes = data.length - start;
+  }
   flush();
 });
+
+// Handles the complete lines of `data` (it holds at least one); returns where the rest starts.
+function handleText(data) {
+  const last = data.lastIndexOf(10);
+  const text = data.toString('utf8', 0, last);
+  let start = 0;
+  let nl;
+  while ((nl = text.indexOf('\n', start)) !== -1) {
+    handle(text.slice(start, nl));
+    start = nl + 1;
+  }
+  handle(text.slice(start));
+  return last + 1;
+}
+
+// As handleText, line by line, reading the attachments that follow a line that declares them
+// (docs/PROTOCOL.md). A message not complete yet sets `want` to its length.
+function handleBytes(data) {
+  let start = 0;
+  let nl;
+  while ((nl = data.indexOf(10, start)) !== -1) {
+    if (data[start + 1] !== 0x22 || data[start + 2] !== 0x62 || data[start + 3] !== 0x22 ||
+        data.toString('latin1', start, start + 6) !== binary.BIN_PREFIX) {
+      handle(data.toString('utf8', start, nl));
+      start = nl + 1;
+      continue;
+    }
+    const msg = parse(data.toString('utf8', start, nl));
+    const lens = msg.b;
+    if (!Array.isArray(lens) || !lens.every((n) => Number.isSafeInteger(n) && n >= 0)) {
+      malformed('"b" is not a list of lengths');
+    }
+    const total = lens.reduce((a, n) => a + n, 0);
+    if (total > 2 ** 31) malformed(`attachments of ${total} bytes`);
+    const end = nl + 1 + total + 1;
+    if (end > data.length) {
+      want = end - start;
+      return start;
+    }
+    if (data[end - 1] !== 10) malformed('attachments not followed by a newline');
+    const bins = new Array(lens.length);
+    let at = nl + 1;
+    for (let i = 0; i < lens.length; i++) {
+      bins[i] = data.subarray(at, at + lens[i]);
+      at += lens[i];
+    }
+    if (msg.t === 'call') {
+      msg.args = binary.revive(msg.args, bins);
+      if (advanced) {
+        try {
+          msg.args = v8.deserialize(msg.args[0]);
+        } catch (e) {
+          malformed(`arguments that v8.deserialize refuses: ${e.message}`);
+        }
+      }
+    }
+    dispatch(msg);
+    start = end;
+  }
+  return start;
+}
 // The pool is gone, or dropped this worker: nothing more can be answered.
 // (After `stop`, the teardown finishes first.)
 channel.on('end', () => {

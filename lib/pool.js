@@ -9,6 +9,8 @@ const { EventEmitter } = require('node:events');
 const path = require('node:path');
 const { ncpu, install, NODE_WORKER_ENV_REMOVE, KIND } = require('./native');
 const json = require('./json');
+const binary = require('./binary');
+const v8 = require('node:v8');
 const {
   codes, PoolError, argumentError, unserializableError, abortError, closedError,
   rejectionError, renderFailure, decodeFailure, POOL_FAILURES, submitError, unknownOptionError,
@@ -62,6 +64,7 @@ class Pool extends EventEmitter {
   #totalTimedOut = 0; // ... with ERR_TOTAL_TIMEOUT
   #abortedHere = 0; // jobs whose signal was aborted before run()/exec() was called
   #maxMessage;
+  #advanced = false; // serialization: 'advanced'
   #coalescer = null; // made with the first job that has a `key`
   #totalTimeoutMs; // the pool's totalTimeout (0: none), for callers sharing a job
   #batchHost = null; // what lib/batch.js needs of this pool, made with the first batch
@@ -95,7 +98,14 @@ class Pool extends EventEmitter {
     // (the engine sets `env` after removing, so they would come back).
     // COMRADE_MAX_MESSAGE: a worker's longest message, so that it fails a job whose result is
     // too large instead of breaking the protocol (docs/PROTOCOL.md).
-    const env = { ...o.env, COMRADE_CHANNEL_FD: '3', COMRADE_MAX_MESSAGE: String(o.maxMessage) };
+    // COMRADE_PROTOCOL: the protocol version the pool speaks (3: binary attachments).
+    const env = {
+      ...o.env, COMRADE_CHANNEL_FD: '3', COMRADE_MAX_MESSAGE: String(o.maxMessage), COMRADE_PROTOCOL: '3',
+    };
+    // serialization 'advanced': arguments and results are v8.serialize'd, each as one binary
+    // attachment (the worker bootstrap learns it from its environment).
+    this.#advanced = o.serialization === 'advanced';
+    if (this.#advanced) env.COMRADE_SERIALIZATION = 'advanced';
     for (const name of WORKER_ENV_REMOVE) delete env[name];
     this.#session = new Session({
       program,
@@ -148,7 +158,7 @@ class Pool extends EventEmitter {
       submitFailure: submitError,
     }, {
       calls: true, retries: o.retries, timeout: o.timeout ?? 0, priority: o.priority,
-      queueTimeout: o.queueTimeout ?? 0, totalTimeout: o.totalTimeout ?? 0,
+      queueTimeout: o.queueTimeout ?? 0, totalTimeout: o.totalTimeout ?? 0, advanced: this.#advanced,
       observer: this.#observer, traceName: o.name,
     });
     this.#backpressure = new Backpressure(this.#session, o.drainThreshold, () => this.emit('drain'));
@@ -485,23 +495,44 @@ class Pool extends EventEmitter {
     // The engine gets each call's arguments as JSON without the enclosing brackets: one
     // argument needs no array built around it.
     let argsText;
-    try {
-      // JSON would silently drop a function; a top-level one is surely a mistake.
-      if (args === undefined) {
-        const t = typeof task;
-        if (t === 'function' || t === 'symbol') throw new TypeError(`argument 0 is a ${t}`);
-        // undefined (or a toJSON that returns it) is null, as inside an array.
-        argsText = json.stringify(task) ?? 'null';
-      } else {
-        for (let i = 0; i < args.length; i++) {
-          const t = typeof args[i];
-          if (t === 'function' || t === 'symbol') throw new TypeError(`argument ${i} is a ${t}`);
-        }
-        argsText = json.stringify(args).slice(1, -1);
+    let bins = null; // binary attachments (lib/binary.js), when the arguments hold any
+    if (this.#advanced) {
+      try {
+        bins = [v8.serialize(args === undefined ? [task] : args)];
+      } catch (e) {
+        this.#rejected(job, name, unserializableError(e.message));
+        return;
       }
-    } catch (e) {
-      this.#rejected(job, name, unserializableError(e.message));
-      return;
+      argsText = '{"$b":0}';
+    } else {
+      try {
+        // JSON would silently drop a function; a top-level one is surely a mistake.
+        if (args === undefined) {
+          const t = typeof task;
+          if (t === 'function' || t === 'symbol') throw new TypeError(`argument 0 is a ${t}`);
+          if (t === 'object' && binary.hasBinary(task)) {
+            bins = [];
+            argsText = json.stringify(binary.encode(task, bins));
+          } else {
+            // undefined (or a toJSON that returns it) is null, as inside an array.
+            argsText = json.stringify(task) ?? 'null';
+          }
+        } else {
+          for (let i = 0; i < args.length; i++) {
+            const t = typeof args[i];
+            if (t === 'function' || t === 'symbol') throw new TypeError(`argument ${i} is a ${t}`);
+          }
+          if (binary.hasBinary(args)) {
+            bins = [];
+            argsText = json.stringify(binary.encode(args, bins)).slice(1, -1);
+          } else {
+            argsText = json.stringify(args).slice(1, -1);
+          }
+        }
+      } catch (e) {
+        this.#rejected(job, name, unserializableError(e.message));
+        return;
+      }
     }
     // The same limit as for what workers send (the length in UTF-16 units bounds the UTF-8
     // size from below; count bytes only when it could matter).
@@ -512,8 +543,14 @@ class Pool extends EventEmitter {
         `(${this.#maxMessage})`, { maxMessage: this.#maxMessage }));
       return;
     }
+    if (bins !== null && binary.totalBytes(bins) > this.#maxMessage) {
+      this.#rejected(job, name, new PoolError(codes.MESSAGE_TOO_LARGE,
+        `the ${this.#advanced ? 'serialized' : 'binary'} arguments are ${binary.totalBytes(bins)} bytes, ` +
+        `more than maxMessage (${this.#maxMessage})`, { maxMessage: this.#maxMessage }));
+      return;
+    }
     if (this.#select !== null) this.#selectWorker(name, task, args, job);
-    this.#session.add(job, argsText, name);
+    this.#session.add(job, argsText, name, bins);
   }
 
   // A custom strategy's choice for `job`, made now, from the workers' loads now: the worker it

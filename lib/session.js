@@ -30,7 +30,9 @@ const diagnosticsChannel = require('node:diagnostics_channel');
 const { performance } = require('node:perf_hooks');
 const { NativePool, KIND } = require('./native');
 const { JobTable } = require('./job-table');
-const { rebuildError, abortError } = require('./errors');
+const v8 = require('node:v8');
+const { rebuildError, abortError, PoolError, codes } = require('./errors');
+const { revive } = require('./binary');
 const { OK, ABORTED, REJECTED } = require('./metrics');
 
 // Tracing: start and end when a job is submitted (in its caller's context), then error (if it
@@ -133,6 +135,10 @@ class Session {
   #batchGroups = null; // per-job groups ('' for none), when any job has one
   #batchPins = null; // per-job preferred workers' pids (0 for none), when any job has one
   #batchBursts = null; // per-job batch ids (0 for none), when any job has one (finishBy)
+  #batchBins = null; // per-job binary attachments (arrays, null for none), when any job has one
+  #bins = null; // the attachments of the batch of records being handled (fetched on first use)
+  #binAt = 0; // the next of them to hand out
+  #advanced = false; // results are v8.serialize'd (serialization: 'advanced'), one attachment each
   #batchUnits = 0; // the batch's text so far, in UTF-16 units (FLUSH_UNITS)
   #flushQueued = false;
   #flushTask;
@@ -161,8 +167,9 @@ class Session {
    */
   constructor(nativeOptions, hooks, {
     calls = false, retries = 0, timeout = 0, priority = 0, queueTimeout = 0, totalTimeout = 0,
-    observer = null, traceName = null,
+    observer = null, traceName = null, advanced = false,
   } = {}) {
+    this.#advanced = advanced;
     this.#hooks = hooks;
     this.#observer = observer;
     this.#traceName = traceName;
@@ -224,9 +231,10 @@ class Session {
 
   /**
    * Adds a job to this tick's batch: `argsText` is its arguments as JSON (for submitCalls,
-   * without the enclosing brackets), `name` its function's name or null.
+   * without the enclosing brackets), `name` its function's name or null, `bins` its binary
+   * attachments (Buffers, referenced from `argsText` as {"$b":i}) or null.
    */
-  add(job, argsText, name) {
+  add(job, argsText, name, bins = null) {
     const batch = this.#batch;
     // Whether anyone traces, once per batch. The start event goes out before the job takes
     // its place, so that a subscriber submitting jobs of its own cannot come in between.
@@ -283,6 +291,8 @@ class Session {
     if (this.#batchPins !== null) this.#batchPins.push(job.pin ?? 0);
     if (job.burst !== undefined && this.#batchBursts === null) this.#batchBursts = new Array(batch.length).fill(0);
     if (this.#batchBursts !== null) this.#batchBursts.push(job.burst ?? 0);
+    if (bins !== null && this.#batchBins === null) this.#batchBins = new Array(batch.length).fill(null);
+    if (this.#batchBins !== null) this.#batchBins.push(bins);
     if (tp !== null && this.#batchTp === null) this.#batchTp = new Array(batch.length).fill('');
     if (this.#batchTp !== null) {
       this.#batchTp.push(tp ?? '');
@@ -342,10 +352,12 @@ class Session {
     this.#batchPins = null;
     const bursts = this.#batchBursts;
     this.#batchBursts = null;
+    const bins = this.#batchBins;
+    this.#batchBins = null;
     const tps = this.#batchTp;
     this.#batchTp = null;
     // The per-job side arrays, each null when no job of the batch has its own.
-    const side = [opts, prio, waits, groups, pins, bursts, tps];
+    const side = [opts, prio, waits, groups, pins, bursts, bins, tps];
     const units = this.#batchUnits;
     this.#batchUnits = 0;
     if (units <= FLUSH_UNITS) {
@@ -380,9 +392,9 @@ class Session {
 
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
   // ones the engine refused; if the call throws, every job of the part fails.
-  // `side`: [opts, prio, waits, groups, pins, bursts, tps], the batch's per-job side arrays
-  // (or nulls).
-  #submitPart(batch, fns, [opts, prio, waits, groups, pins, bursts, tps], first, start, end) {
+  // `side`: [opts, prio, waits, groups, pins, bursts, bins, tps], the batch's per-job side
+  // arrays (or nulls).
+  #submitPart(batch, fns, [opts, prio, waits, groups, pins, bursts, bins, tps], first, start, end) {
     const whole = start === 0 && end === batch.length;
     const count = end - start;
     const firstId = (first + start) >>> 0;
@@ -406,9 +418,22 @@ class Session {
         const p = pins === null ? undefined : new Int32Array(whole ? pins : pins.slice(start, end));
         const b = bursts === null ? undefined : new Uint32Array(whole ? bursts : bursts.slice(start, end));
         const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
+        let binCounts;
+        let binData;
+        if (bins !== null) {
+          // Each job's count, and all of them back to back.
+          binCounts = new Uint32Array(count);
+          binData = [];
+          for (let i = 0; i < count; i++) {
+            const own = bins[start + i];
+            if (own === null) continue;
+            binCounts[i] = own.length;
+            for (let j = 0; j < own.length; j++) binData.push(own[j]);
+          }
+        }
         const traceparents = tps === null ? undefined : (whole ? tps : tps.slice(start, end)).join('\n');
-        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities,
-          w, g, p, b, traceparents);
+        rejected = this.#native.submitCalls(firstId, args, names, count, retries, timeouts, priorities, w, g, p,
+          b, binCounts, binData, traceparents);
       } else {
         rejected = this.#native.submit(firstId, args, count);
       }
@@ -579,6 +604,8 @@ class Session {
         if (batch === null) break;
         recs = JSON.parse(batch);
         i = 0;
+        this.#bins = null;
+        this.#binAt = 0;
       }
       for (; i < recs.length; i += 3) {
         try {
@@ -615,6 +642,30 @@ class Session {
           if (job.fn !== null && this.#observer !== null) this.#observer.outcome(job.fn, OK);
           this.settle(job, null, value);
         }
+        break;
+      }
+      case KIND.RESULT_BIN: {
+        // [n, v]: v refers to the next n attachments of the batch.
+        if (this.#bins === null) this.#bins = this.#native.takeBins();
+        const at = this.#binAt;
+        const n = value[0];
+        this.#binAt = at + n;
+        const job = this.#jobs.take(id);
+        if (job === undefined) break;
+        const bins = new Array(n);
+        for (let j = 0; j < n; j++) bins[j] = this.#bins[at + j] ?? Buffer.alloc(0);
+        let result = revive(value[1], bins);
+        if (this.#advanced) {
+          try {
+            result = v8.deserialize(result);
+          } catch (e) {
+            this.#failed(job, new PoolError(codes.UNSERIALIZABLE_RESULT,
+              `the worker's result cannot be deserialized (${e.message})`));
+            break;
+          }
+        }
+        if (job.fn !== null && this.#observer !== null) this.#observer.outcome(job.fn, OK);
+        this.settle(job, null, result);
         break;
       }
       case KIND.VOID: {

@@ -4,6 +4,8 @@
 #   bench/pool.js             Pool (Node and Rust workers) vs bare pipelined fork, workerpool, piscina
 #   bench/responsiveness.js   the parent's event-loop delay with the pool saturated
 #   bench/soak.js             one million jobs: throughput and the parent's memory
+#   bench/binary.js           a 1 MiB Buffer echo: Pool vs fork 'advanced', piscina, a raw socketpair
+#   bench/binary-rss.js       the parent's peak memory for a 64 MiB Buffer each way
 # Arguments go to the first two, e.g. scripts/bench.sh --rounds 5 --json bench-results.json
 # (bench/pool.js then writes bench-results.pool.json).
 set -euo pipefail
@@ -14,3 +16,5 @@ node bench/compute-cluster.js "$@"
 node bench/pool.js --json-suffix .pool "$@"
 node bench/responsiveness.js
 node --expose-gc bench/soak.js
+node bench/binary.js
+node --expose-gc bench/binary-rss.js

@@ -9,7 +9,7 @@ use std::cell::RefCell;
 use std::panic::{catch_unwind, AssertUnwindSafe};
 use std::sync::Arc;
 
-use comrade_core::engine::{Engine, EngineConfig, JobExtras};
+use comrade_core::engine::{Engine, EngineConfig, JobBins, JobExtras};
 use comrade_core::scheduler::JobOpts;
 use napi::bindgen_prelude::*;
 use napi::threadsafe_function::{ThreadsafeFunction, ThreadsafeFunctionCallMode};
@@ -76,6 +76,8 @@ pub struct NativePool {
     wake: Option<Arc<Wake>>,
     referenced: bool,
     direct: RefCell<Option<direct::Direct>>,
+    /// The binary attachments of the batch `take` returned last, until `takeBins`.
+    bins: RefCell<Vec<Vec<u8>>>,
 }
 
 #[napi]
@@ -116,6 +118,7 @@ impl NativePool {
             wake: Some(wake),
             referenced: false,
             direct: RefCell::new(direct),
+            bins: RefCell::new(Vec::new()),
         })
     }
 }
@@ -185,6 +188,8 @@ impl NativePool {
         groups: Option<Vec<String>>,
         pins: Option<Int32Array>,
         batches: Option<Uint32Array>,
+        bin_counts: Option<Uint32Array>,
+        bins: Option<Vec<Buffer>>,
         traceparents: Option<String>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submitCalls", || {
@@ -199,6 +204,7 @@ impl NativePool {
                 self.engine.job_defaults(),
             )
             .map_err(|e| Error::new(Status::InvalidArg, e))?;
+            let bin_slices: Vec<&[u8]> = bins.iter().flatten().map(|b| &b[..]).collect();
             let rejected = rejections(self.engine.submit_calls_in(
                 first_id,
                 &args,
@@ -210,6 +216,10 @@ impl NativePool {
                     groups: groups.as_deref(),
                     pins: pins.as_deref(),
                     batches: batches.as_deref(),
+                    bins: bin_counts.as_deref().map(|counts| JobBins {
+                        counts,
+                        data: &bin_slices,
+                    }),
                 },
             ));
             self.sync_direct();
@@ -256,12 +266,28 @@ impl NativePool {
     #[napi]
     pub fn take(&self) -> js::Result<Option<String>> {
         entry("NativePool.take", || {
-            let batch = self.engine.take().map(|b| b.text);
+            let batch = self.engine.take().map(|b| {
+                *self.bins.borrow_mut() = b.bins;
+                b.text
+            });
             if batch.is_none() {
                 // The last take of a drain: the load it leaves decides who reads replies next.
                 self.sync_direct();
             }
             Ok(batch)
+        })
+    }
+
+    /// The binary attachments of the batch `take` returned last (its RESULT_BIN records'), in
+    /// order, handed over without a copy; null for an empty one (JS makes its own).
+    #[napi]
+    pub fn take_bins(&self) -> js::Result<Vec<Option<Buffer>>> {
+        entry("NativePool.takeBins", || {
+            let bins = std::mem::take(&mut *self.bins.borrow_mut());
+            Ok(bins
+                .into_iter()
+                .map(|b| (!b.is_empty()).then(|| Buffer::from(b)))
+                .collect())
         })
     }
 

@@ -27,6 +27,7 @@ pub enum RecordKind {
     Retiring = 14,
     Sent = 15,
     Ran = 16,
+    ResultBin = 17,
 }
 
 // #[napi] enums take literal values only: these tie each to the engine's number, so a mismatch
@@ -49,6 +50,7 @@ const _: () = {
     assert!(RecordKind::Retiring as u8 == kind::RETIRING);
     assert!(RecordKind::Sent as u8 == kind::SENT);
     assert!(RecordKind::Ran as u8 == kind::RAN);
+    assert!(RecordKind::ResultBin as u8 == kind::RESULT_BIN);
 };
 
 /// Why `submit()` refused a job: the second of each `index, reason, value` triple.

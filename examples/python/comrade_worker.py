@@ -43,6 +43,22 @@ import traceback
 __all__ = ["Worker", "WorkerError", "Context"]
 
 _dumps = json.JSONEncoder(separators=(",", ":"), allow_nan=False).encode
+# Binary attachments (docs/PROTOCOL.md, protocol version 3): bytes, bytearray or memoryview in a
+# result travel as raw bytes after the line ({"$b": i} in the JSON); bytes in the arguments
+# arrive as `bytes`. _dumps_result collects them into _bins (the encoder asks only for values
+# JSON has no type for, so a result without one costs nothing more).
+_BIN_PREFIX = b'{"b":['
+_bins = []
+
+
+def _bin_default(o):
+    if isinstance(o, (bytes, bytearray, memoryview)):
+        _bins.append(o if isinstance(o, bytes) else bytes(o))
+        return {"$b": len(_bins) - 1}
+    raise TypeError("Object of type %s is not JSON serializable" % type(o).__name__)
+
+
+_dumps_result = json.JSONEncoder(separators=(",", ":"), allow_nan=False, default=_bin_default).encode
 _READ_SIZE = 256 * 1024
 _MAX_ID = 2**32 - 1
 _CANCEL = re.compile(rb'\{"t":"cancel","id":(\d+)\}')
@@ -223,6 +239,23 @@ class Worker:
             err.args = ("%s: %s" % (err.args[0], str(exc)[:200]),)
         return '{"t":"err","id":%d,"e":%s}\n' % (call_id, error_object(err))
 
+    def _binary_reply(self, call_id, text):
+        """The `ok` of a result holding binaries: its line, their bytes and a newline (bytes)."""
+        bins = list(_bins)
+        del _bins[:]
+        total = sum(len(b) for b in bins)
+        if total > self._max_message:
+            err = WorkerError(
+                "the function's result holds %d bytes of binaries, more than maxMessage (%d)"
+                % (total, self._max_message),
+                name="PoolError", code="ERR_MESSAGE_TOO_LARGE", bytes=total, maxMessage=self._max_message)
+            return '{"t":"err","id":%d,"e":%s}\n' % (call_id, error_object(err))
+        line = '{"b":[%s],"t":"ok","id":%d,"v":%s}\n' % (",".join(str(len(b)) for b in bins), call_id, text)
+        checked = self._reply_within(call_id, line)
+        if checked is not line:
+            return checked
+        return line.encode("utf-8") + b"".join(bins) + b"\n"
+
     def _send(self, text):
         """Queues `text` and writes everything queued (used for progress/events/retire)."""
         self._out.append(text)
@@ -231,7 +264,10 @@ class Worker:
     def _flush(self):
         if not self._out:
             return
-        data = "".join(self._out).encode("utf-8")
+        if any(type(p) is bytes for p in self._out):  # a reply with attachments
+            data = b"".join(p if type(p) is bytes else p.encode("utf-8") for p in self._out)
+        else:
+            data = "".join(self._out).encode("utf-8")
         self._out.clear()
         view = memoryview(data)
         while view:
@@ -270,15 +306,25 @@ class Worker:
             return self._reply_within(
                 call_id, '{"t":"err","id":%d,"e":%s}\n' % (call_id, error_object(exc, 1)), exc)
         try:
-            return self._reply_within(call_id, '{"t":"ok","id":%d,"v":%s}\n' % (call_id, _dumps(value)))
+            del _bins[:]
+            text = _dumps_result(value)
+            if _bins:
+                return self._binary_reply(call_id, text)
+            return self._reply_within(call_id, '{"t":"ok","id":%d,"v":%s}\n' % (call_id, text))
         except (TypeError, ValueError, RecursionError) as exc:
             return '{"t":"err","id":%d,"e":%s}\n' % (call_id, _dumps({
                 "name": "TypeError", "code": "ERR_SERIALIZE",
                 "message": "could not serialize the return value: %s" % exc}))
 
-    def _message(self, line):
+    def _message(self, line, bins=None):
         try:
-            msg = json.loads(line.decode("utf-8"))
+            if bins is None:
+                msg = json.loads(line.decode("utf-8"))
+            else:
+                def attachment(d):
+                    i = d.get("$b") if len(d) == 1 else None
+                    return bins[i] if type(i) is int and 0 <= i < len(bins) else d
+                msg = json.loads(line.decode("utf-8"), object_hook=attachment)
         except (UnicodeDecodeError, ValueError) as exc:
             raise ProtocolError("invalid JSON: %s" % exc) from None
         if not isinstance(msg, dict):
@@ -325,27 +371,78 @@ class Worker:
     def serve(self, fd):
         """Serves on file descriptor `fd` until end of file."""
         self._fd, self._ready, pending = fd, False, []
+        want = 0  # bytes a message with attachments needs, from the start of `pending`
+        held = 0
         while True:
             chunk = os.read(fd, _READ_SIZE)
             if not chunk:
                 return
-            if b"\n" not in chunk:  # part of a long line: join once it is complete
+            if pending:  # a long line, or attachments: joined once complete
                 pending.append(chunk)
-                continue
-            if pending:
-                pending.append(chunk)
+                held += len(chunk)
+                if (held < want) if want else (b"\n" not in chunk):
+                    continue
                 chunk = b"".join(pending)
                 pending.clear()
+            elif b"\n" not in chunk:
+                pending.append(chunk)
+                held = len(chunk)
+                continue
+            want = 0
             for m in _CANCEL.finditer(chunk):
                 self._cancels.add(int(m.group(1)))
-            lines = chunk.split(b"\n")
-            if lines[-1]:
-                pending.append(lines[-1])
-            for line in lines[:-1]:
-                self._message(line)
-                if self._stopped:
+            if _BIN_PREFIX not in chunk:
+                lines = chunk.split(b"\n")
+                if lines[-1]:
+                    pending.append(lines[-1])
+                    held = len(lines[-1])
+                for line in lines[:-1]:
+                    self._message(line)
+                    if self._stopped:
+                        return
+            else:
+                start = self._messages(chunk)
+                if start < 0:
                     return
+                if start < len(chunk):
+                    pending.append(chunk[start:])
+                    held = len(chunk) - start
+                    want = self._want
             self._flush()  # every reply to this read in one write, before blocking again
+
+    def _messages(self, data):
+        """Handles the messages of `data`, with their attachments; returns where the rest starts
+        (setting self._want when it is a message with attachments not complete yet), or -1 once
+        stopped."""
+        start, self._want = 0, 0
+        while True:
+            nl = data.find(b"\n", start)
+            if nl < 0:
+                return start
+            if not data.startswith(_BIN_PREFIX, start):
+                self._message(data[start:nl])
+                start = nl + 1
+            else:
+                try:
+                    lens = json.loads(data[start:nl].decode("utf-8")).get("b")
+                except (UnicodeDecodeError, ValueError) as exc:
+                    raise ProtocolError("invalid JSON: %s" % exc) from None
+                if type(lens) is not list or not all(type(n) is int and n >= 0 for n in lens):
+                    raise ProtocolError('"b" is not a list of lengths')
+                end = nl + 1 + sum(lens) + 1
+                if end > len(data):
+                    self._want = end - start
+                    return start
+                if data[end - 1] != 0x0A:
+                    raise ProtocolError("attachments not followed by a newline")
+                bins, at = [], nl + 1
+                for n in lens:
+                    bins.append(data[at:at + n])
+                    at += n
+                self._message(data[start:nl], bins)
+                start = end
+            if self._stopped:
+                return -1
 
     def run(self):
         """Serves the pool on the channel it started this process with; exits at its end."""

@@ -42,6 +42,12 @@ def pid():
     return os.getpid()
 
 
+@worker.function()
+def reverse_bytes(data):
+    """Binary in, binary out: `data` arrives as bytes (a Buffer in JS); so does the result."""
+    return {"type": type(data).__name__, "reversed": data[::-1], "empty": b""}
+
+
 @worker.function(context=True)
 def emit(ctx, name, data=None):
     ctx.emit(name, data)

@@ -65,7 +65,7 @@ fn collect(
     let deadline = Instant::now() + Duration::from_secs(20);
     let mut all = Vec::new();
     loop {
-        while let Some(Batch { count, text }) = engine.take() {
+        while let Some(Batch { count, text, .. }) = engine.take() {
             let values: Vec<serde_json::Value> = serde_json::from_str(&text).unwrap();
             assert_eq!(values.len(), 3 * count);
             for t in values.chunks(3) {

@@ -10,19 +10,26 @@
 //! - [`itoa`], [`push_u32`] and [`push_json_str`]: the number and string formatting the
 //!   encoders use.
 //!
+//! - Binary attachments (version 3): [`LineDecoder::next_message`] reads a message with its
+//!   attachments, [`push_bin_prefix`] starts one.
+//!
 //! No I/O happens here. The pool's encoders write a line without its `\n` (the engine queues
 //! lines and adds it when it writes them); the worker's encoders append whole lines, `\n`
 //! included, so many replies can leave in one `write`.
 
 #![deny(missing_docs)]
 
+mod bin;
 mod json;
 mod line;
 mod to_pool;
 mod to_worker;
 
+pub use bin::{
+    attachment_lens, push_bin_prefix, Attachments, BinError, BIN_PREFIX, PROTOCOL_VERSION,
+};
 pub use json::{itoa, push_json_str, push_u32};
-pub use line::{LineDecoder, LineTooLong};
+pub use line::{DecodeError, LineDecoder, LineTooLong, Message};
 pub use to_pool::{
     decode_worker_message, encode_err, encode_event, encode_fatal, encode_ok, encode_ok_empty,
     encode_progress, encode_ready, encode_retire, WorkerMessage, WorkerMessageError,

@@ -3,6 +3,8 @@
 
 use std::fmt;
 
+use crate::bin::{attachment_lens, total_within, Attachments, BinError};
+
 /// A line that grew past the decoder's limit.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LineTooLong {
@@ -32,6 +34,44 @@ pub struct LineDecoder {
     scanned: usize,
     initial: usize,
     max_len: usize,
+    /// A message with attachments is being read ([`next_message`](Self::next_message)): the
+    /// bytes it takes from `head`, line and attachments; 0 otherwise.
+    want: usize,
+}
+
+/// One message from [`LineDecoder::next_message`]: its line, and its attachments if it has any.
+#[derive(Debug)]
+pub struct Message<'a> {
+    /// The line, without its `\n`.
+    pub line: &'a [u8],
+    /// Its attachments (protocol version 3), when the line declares them.
+    pub attachments: Option<Attachments<'a>>,
+}
+
+/// Why [`LineDecoder::next_message`] failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DecodeError {
+    /// A line over the limit.
+    Line(LineTooLong),
+    /// Attachments declared wrongly, over the limit, or not ended as declared.
+    Bin(BinError),
+}
+
+impl fmt::Display for DecodeError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            DecodeError::Line(e) => e.fmt(f),
+            DecodeError::Bin(e) => e.fmt(f),
+        }
+    }
+}
+
+impl std::error::Error for DecodeError {}
+
+impl From<LineTooLong> for DecodeError {
+    fn from(e: LineTooLong) -> Self {
+        DecodeError::Line(e)
+    }
 }
 
 impl LineDecoder {
@@ -55,12 +95,30 @@ impl LineDecoder {
             scanned: 0,
             initial,
             max_len,
+            want: 0,
         }
     }
 
     /// Room to read into: compacts, grows (for a line longer than the buffer) or shrinks back
     /// (after one) as needed. Errors when the partial line held is already over the limit.
     pub fn spare(&mut self) -> Result<&mut [u8], LineTooLong> {
+        if self.want > 0 && self.tail < self.head + self.want {
+            // A message with attachments: room for all of it, made once (its length is known
+            // and within the limits), not by doubling.
+            if self.head + self.want > self.buf.len() {
+                if self.head > 0 {
+                    self.buf.copy_within(self.head..self.tail, 0);
+                    self.tail -= self.head;
+                    self.scanned -= self.head;
+                    self.head = 0;
+                }
+                if self.want > self.buf.len() {
+                    self.buf.reserve_exact(self.want - self.buf.len());
+                    self.buf.resize(self.want, 0);
+                }
+            }
+            return Ok(&mut self.buf[self.tail..self.head + self.want]);
+        }
         if self.head == self.tail {
             self.head = 0;
             self.tail = 0;
@@ -155,6 +213,63 @@ impl LineDecoder {
         }
     }
 
+    /// The next complete message, if one is held: a line, and for a line that declares
+    /// attachments (protocol version 3, see [`crate::BIN_PREFIX`]) their bytes too, once all
+    /// have arrived. The line is bounded by the limit, and so are its attachments together.
+    /// Use it or [`next_line`](Self::next_line) on one stream, not both.
+    pub fn next_message(&mut self) -> Result<Option<Message<'_>>, DecodeError> {
+        let from = self.scanned.max(self.head);
+        let Some(off) = memchr::memchr(b'\n', &self.buf[from..self.tail]) else {
+            self.scanned = self.tail;
+            if self.tail - self.head > self.max_len {
+                return Err(LineTooLong {
+                    limit: self.max_len,
+                }
+                .into());
+            }
+            return Ok(None);
+        };
+        let start = self.head;
+        let end = from + off;
+        if end - start > self.max_len {
+            self.head = end + 1;
+            self.scanned = self.head;
+            return Err(LineTooLong {
+                limit: self.max_len,
+            }
+            .into());
+        }
+        let Some(lens) = attachment_lens(&self.buf[start..end]).map_err(DecodeError::Bin)? else {
+            self.head = end + 1;
+            self.scanned = self.head;
+            return Ok(Some(Message {
+                line: &self.buf[start..end],
+                attachments: None,
+            }));
+        };
+        let total = total_within(&lens, self.max_len).map_err(DecodeError::Bin)?;
+        let stop = end + 1 + total + 1;
+        if stop > self.tail {
+            // Not all here yet: the line is read again (found at once) when more is.
+            self.scanned = end;
+            self.want = stop - start;
+            return Ok(None);
+        }
+        self.want = 0;
+        self.head = stop;
+        self.scanned = stop;
+        if self.buf[stop - 1] != b'\n' {
+            return Err(DecodeError::Bin(BinError::Unterminated));
+        }
+        Ok(Some(Message {
+            line: &self.buf[start..end],
+            attachments: Some(Attachments {
+                lens,
+                bytes: &self.buf[end + 1..stop - 1],
+            }),
+        }))
+    }
+
     /// Bytes held that do not form a complete line yet.
     pub fn pending(&self) -> usize {
         self.tail - self.head
@@ -194,6 +309,68 @@ mod tests {
             out.push(String::from_utf8(l.to_vec()).unwrap());
         }
         out
+    }
+
+    #[test]
+    fn a_message_with_attachments_comes_whole_however_the_bytes_arrive() {
+        let stream = b"{\"t\":\"ok\",\"id\":1}\n{\"b\":[3,0,2],\"t\":\"ok\",\"id\":2}\na\nc\n\n\n{\"t\":\"x\"}\n";
+        // Every split of the stream into two reads gives the same messages.
+        for split in 0..stream.len() {
+            let mut d = LineDecoder::with_capacity(16, 64);
+            let mut got = Vec::new();
+            for part in [&stream[..split], &stream[split..]] {
+                d.push(part).unwrap();
+                while let Some(m) = d.next_message().unwrap() {
+                    let bins = m
+                        .attachments
+                        .map(|a| a.iter().map(<[u8]>::to_vec).collect::<Vec<_>>());
+                    got.push((String::from_utf8(m.line.to_vec()).unwrap(), bins));
+                }
+            }
+            assert_eq!(got.len(), 3, "split at {split}");
+            assert_eq!(got[0], (r#"{"t":"ok","id":1}"#.to_string(), None));
+            assert_eq!(
+                got[1].1,
+                Some(vec![b"a\nc".to_vec(), vec![], b"\n\n".to_vec()])
+            );
+            assert_eq!(got[2].0, r#"{"t":"x"}"#);
+        }
+    }
+
+    #[test]
+    fn attachments_over_the_limit_or_misframed_are_errors_before_any_buffer_grows() {
+        let mut d = LineDecoder::with_capacity(16, 100);
+        d.push(b"{\"b\":[60,41],\"t\":\"ok\"}\n").unwrap();
+        assert_eq!(
+            d.next_message().unwrap_err().to_string(),
+            "attachments of 101 bytes, more than the limit of 100 bytes"
+        );
+        assert!(d.capacity() < 100);
+        let mut d = LineDecoder::with_capacity(16, 100);
+        d.push(b"{\"b\":[2],\"t\":\"ok\"}\nabc\n").unwrap();
+        assert_eq!(
+            d.next_message().unwrap_err(),
+            DecodeError::Bin(BinError::Unterminated)
+        );
+        let mut d = LineDecoder::with_capacity(16, 100);
+        d.push(b"{\"b\":[x],\"t\":\"ok\"}\n").unwrap();
+        assert_eq!(
+            d.next_message().unwrap_err(),
+            DecodeError::Bin(BinError::Malformed)
+        );
+        // A large attachment: the buffer is sized once for the whole message, then shrinks.
+        let mut d = LineDecoder::with_capacity(16, 1 << 20);
+        let head = b"{\"b\":[1000000],\"t\":\"ok\"}\n";
+        d.push(head).unwrap();
+        assert!(d.next_message().unwrap().is_none());
+        assert_eq!(d.spare().unwrap().len(), 1_000_001);
+        d.filled(1_000_001);
+        assert_eq!(d.capacity(), head.len() + 1_000_001);
+        d.buf[head.len() + 1_000_000] = b'\n';
+        let m = d.next_message().unwrap().unwrap();
+        assert_eq!(m.attachments.unwrap().bytes.len(), 1_000_000);
+        d.spare().unwrap();
+        assert_eq!(d.capacity(), 16);
     }
 
     #[test]

@@ -320,3 +320,45 @@ fn the_complete_exchange_is_what_the_encoders_write() {
         ]
     );
 }
+
+/// The example of "Binary attachments": the pool's call frame is what `push_bin_prefix` and
+/// `encode_call` write, and both messages read back whole with their attachments.
+#[test]
+fn the_binary_attachment_example_is_what_the_encoders_write_and_the_decoder_reads() {
+    use comrade_protocol::{push_bin_prefix, LineDecoder};
+    let section = DOC.split("## Binary attachments").nth(1).unwrap();
+    let block = section.split("```").nth(3).unwrap();
+    let wire: Vec<Vec<u8>> = block
+        .lines()
+        .filter(|l| !l.trim().is_empty())
+        .map(|l| {
+            let m = l.split_once("   ").unwrap().1.trim();
+            m.replace("\\n", "\n").into_bytes()
+        })
+        .collect();
+    assert_eq!(wire.len(), 2);
+    // The pool's call, as the engine frames it (the final `\n` is added when it is written).
+    let mut call = Vec::new();
+    encode_call(&mut call, 7, br#""pack""#, br#""x",{"$b":0}"#);
+    let mut frame = Vec::new();
+    push_bin_prefix(&mut frame, [2]);
+    frame.extend_from_slice(&call[1..]);
+    frame.extend_from_slice(b"\nhi\n");
+    assert_eq!(frame, wire[0]);
+    let mut d = LineDecoder::new(1 << 20);
+    d.push(&wire[0]).unwrap();
+    d.push(&wire[1]).unwrap();
+    let m = d.next_message().unwrap().unwrap();
+    assert!(decode_pool_message(m.line).is_ok());
+    assert_eq!(m.attachments.unwrap().iter().collect::<Vec<_>>(), [b"hi"]);
+    let m = d.next_message().unwrap().unwrap();
+    let text = std::str::from_utf8(m.line).unwrap();
+    let msg = decode_worker_message(text).unwrap();
+    assert_eq!((&*msg.t, msg.id), ("ok", Some(7)));
+    assert_eq!(msg.v.unwrap().get(), r#"{"out":{"$b":0},"none":{"$b":1}}"#);
+    assert_eq!(
+        m.attachments.unwrap().iter().collect::<Vec<_>>(),
+        [&b"abc"[..], b""]
+    );
+    assert!(d.next_message().unwrap().is_none());
+}

@@ -16,6 +16,7 @@ use super::session::Peer;
 use crate::frame::LineDecoder;
 use crate::scheduler::WorkerId;
 use crate::spawn::{self, ExitStatus};
+use comrade_protocol::Attachments;
 
 /// One worker as the engine sees it: a duplex byte stream, how it is stopped, and how it ends.
 /// A local child process is one; a worker reached over a network would be another, plugging
@@ -133,6 +134,8 @@ pub(crate) struct Conn {
     pub reader: Option<JoinHandle<()>>,
     /// The CPU it is pinned to.
     pub cpu: Option<usize>,
+    /// Its messages may carry binary attachments (comrade's protocol, not Node IPC).
+    pub attachments: bool,
 }
 
 impl Conn {
@@ -144,6 +147,7 @@ impl Conn {
             out: Arc::new(Mutex::new(OutBuf::default())),
             reader: None,
             cpu,
+            attachments: false,
         }
     }
 }
@@ -280,7 +284,7 @@ pub(crate) enum Read {
 /// text (a protocol violation), as may an overlong line.
 pub(crate) fn read_lines(
     conn: &mut Conn,
-    mut on_line: impl FnMut(&mut Peer, &[u8]) -> Result<(), String>,
+    mut on_line: impl FnMut(&mut Peer, &[u8], Option<Attachments<'_>>) -> Result<(), String>,
 ) -> (Read, Option<String>) {
     for _ in 0..16 {
         let spare = match conn.decoder.spare() {
@@ -295,12 +299,22 @@ pub(crate) fn read_lines(
             Err(_) => return (Read::Closed, None),
         }
         loop {
-            let line = match conn.decoder.next_line() {
-                Ok(Some(line)) => line,
-                Ok(None) => break,
-                Err(e) => return (Read::Closed, Some(e.to_string())),
+            // Attachments (protocol version 3) only on comrade's own protocol: a Node IPC line
+            // may start like one.
+            let msg = if conn.attachments {
+                match conn.decoder.next_message() {
+                    Ok(Some(m)) => (m.line, m.attachments),
+                    Ok(None) => break,
+                    Err(e) => return (Read::Closed, Some(e.to_string())),
+                }
+            } else {
+                match conn.decoder.next_line() {
+                    Ok(Some(line)) => (line, None),
+                    Ok(None) => break,
+                    Err(e) => return (Read::Closed, Some(e.to_string())),
+                }
             };
-            if let Err(e) = on_line(&mut conn.peer, line) {
+            if let Err(e) = on_line(&mut conn.peer, msg.0, msg.1) {
                 return (Read::Closed, Some(e));
             }
         }

@@ -82,8 +82,9 @@ impl State {
                 remember_pid(pid, shared.env);
                 let link: Arc<dyn super::Link> = Arc::new(local);
                 runtime().spawn(exit_watch(Arc::downgrade(shared), w, link.clone()));
-                self.conns
-                    .insert(w, Conn::new(link, shared.cfg.max_message, cpu));
+                let mut conn = Conn::new(link, shared.cfg.max_message, cpu);
+                conn.attachments = shared.cfg.protocol == Protocol::Lines;
+                self.conns.insert(w, conn);
                 shared.channels_gen.fetch_add(1, Ordering::Release);
                 if !self.direct {
                     self.start_reading(shared, w);
@@ -278,8 +279,8 @@ impl State {
             debug,
             trace,
         };
-        let (read, error) = read_lines(conn, |peer, line| {
-            session.line(w, peer, line, now).map_err(|e| e.0)
+        let (read, error) = read_lines(conn, |peer, line, bins| {
+            session.line_with(w, peer, line, bins, now).map_err(|e| e.0)
         });
         if let Some(msg) = error {
             session.broke(&mut conn.peer, &ProtocolError(msg));

@@ -144,6 +144,16 @@ pub struct JobExtras<'a> {
     pub pins: Option<&'a [i32]>,
     /// Each job's batch with a deadline (0: none; see [`Engine::set_burst`]).
     pub batches: Option<&'a [u32]>,
+    /// Binary attachments (protocol version 3): `counts[i]` of them for job i, taken in order
+    /// from `data`; a job with none is framed as before.
+    pub bins: Option<JobBins<'a>>,
+}
+
+/// The binary attachments of a batch of calls ([`JobExtras::bins`]).
+#[derive(Debug, Clone, Copy)]
+pub struct JobBins<'a> {
+    pub counts: &'a [u32],
+    pub data: &'a [&'a [u8]],
 }
 
 /// A worker's load, for a custom worker selection ([`Engine::worker_loads`]).
@@ -265,13 +275,29 @@ impl Engine {
         let mut args = args.split('\n');
         let mut fns = fns.map(|f| f.split('\n'));
         let mut tps = traceparents.map(|t| t.split('\n'));
+        let mut index = 0;
+        let mut bin_at = 0;
         self.submit_each(first_id, count, opts, extras, |id| {
             let a = args.next().unwrap_or("");
             let f = fns.as_mut().and_then(|f| f.next()).unwrap_or("null");
-            match tps.as_mut().and_then(|t| t.next()) {
-                Some(tp) if !tp.is_empty() => traced_call_frame(id, f, a, tp),
-                _ => call_frame(id, f, a),
+            let tp = tps.as_mut().and_then(|t| t.next());
+            let n = extras
+                .bins
+                .and_then(|b| b.counts.get(index))
+                .map_or(0, |&n| n as usize);
+            index += 1;
+            if n == 0 {
+                return match tp {
+                    Some(tp) if !tp.is_empty() => traced_call_frame(id, f, a, tp),
+                    _ => call_frame(id, f, a),
+                };
             }
+            // A call with attachments carries no traceparent yet.
+            let data = extras.bins.map_or(&[][..], |b| b.data);
+            let end = (bin_at + n).min(data.len());
+            let frame = session::call_frame_bin(id, f, a, &data[bin_at..end]);
+            bin_at = end;
+            frame
         })
     }
 

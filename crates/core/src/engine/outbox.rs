@@ -55,6 +55,11 @@ pub mod kind {
     /// `Lines`: a worker answered a job (tracing only), just before the job's RESULT, VOID or
     /// JOB_ERROR. id = job; value = its run time in seconds.
     pub const RAN: u8 = 16;
+    /// `Lines`: a job's result with binary attachments (protocol version 3). id = job; value
+    /// = `[n, v]`, `n` the number of attachments (the next `n` of the batch's
+    /// [`Batch::bins`](super::Batch::bins)), `v` the reply's value with `{"$b":i}` for
+    /// attachment `i`.
+    pub const RESULT_BIN: u8 = 17;
 }
 
 /// Longest a host wake is put off while queued jobs keep every worker busy.
@@ -90,6 +95,8 @@ pub(crate) struct Totals {
 pub struct Batch {
     pub count: usize,
     pub text: String,
+    /// The binary attachments of its RESULT_BIN records, in order.
+    pub bins: Vec<Vec<u8>>,
 }
 
 pub(crate) struct Outbox {
@@ -98,6 +105,9 @@ pub(crate) struct Outbox {
     /// The batch being filled, and its records.
     text: String,
     open: usize,
+    /// The attachments of the batch being filled, and their bytes.
+    bins: Vec<Vec<u8>>,
+    bin_bytes: usize,
     /// Batches filled up to [`BATCH_BYTES`], oldest first, and their bytes.
     full: VecDeque<Batch>,
     full_bytes: usize,
@@ -122,6 +132,8 @@ impl Outbox {
             count: 0,
             text: String::new(),
             open: 0,
+            bins: Vec::new(),
+            bin_bytes: 0,
             full: VecDeque::new(),
             full_bytes: 0,
             woken: false,
@@ -134,7 +146,7 @@ impl Outbox {
         if value.len() > self.max_record {
             match kind {
                 // A job's outcome the host could not hold: the job fails on its own.
-                kind::RESULT | kind::VOID | kind::JOB_ERROR | kind::FAILED => {
+                kind::RESULT | kind::VOID | kind::JOB_ERROR | kind::FAILED | kind::RESULT_BIN => {
                     let f = Failure::TooLarge {
                         bytes: value.len(),
                         limit: self.max_record,
@@ -149,9 +161,20 @@ impl Outbox {
         self.append(kind, id, value);
     }
 
+    /// A RESULT_BIN record: `value` the reply's value, `bins` its attachments.
+    pub fn push_bin(&mut self, kind: u8, id: u32, value: &str, bins: Vec<Vec<u8>>) {
+        let text = format!("[{},{value}]", bins.len());
+        if text.len() > self.max_record {
+            return self.push(kind, id, &text);
+        }
+        self.append(kind, id, &text);
+        self.bin_bytes += bins.iter().map(Vec::len).sum::<usize>();
+        self.bins.extend(bins);
+    }
+
     fn append(&mut self, kind: u8, id: u32, value: &str) {
         match kind {
-            kind::RESULT | kind::VOID => self.totals.completed += 1,
+            kind::RESULT | kind::VOID | kind::RESULT_BIN => self.totals.completed += 1,
             kind::JOB_ERROR => self.totals.errored += 1,
             kind::FAILED => self.totals.failed += 1,
             _ => {}
@@ -171,10 +194,11 @@ impl Outbox {
     fn seal(&mut self) {
         let mut text = std::mem::take(&mut self.text);
         text.push(']');
-        self.full_bytes += text.len();
+        self.full_bytes += text.len() + std::mem::take(&mut self.bin_bytes);
         self.full.push_back(Batch {
             count: std::mem::take(&mut self.open),
             text,
+            bins: std::mem::take(&mut self.bins),
         });
     }
 
@@ -183,7 +207,7 @@ impl Outbox {
     pub fn take(&mut self) -> Option<Batch> {
         let batch = match self.full.pop_front() {
             Some(b) => {
-                self.full_bytes -= b.text.len();
+                self.full_bytes -= b.text.len() + b.bins.iter().map(Vec::len).sum::<usize>();
                 b
             }
             None if self.open > 0 => {
@@ -192,9 +216,11 @@ impl Outbox {
                 let cap = self.text.capacity().min(BATCH_BYTES);
                 let mut text = std::mem::replace(&mut self.text, String::with_capacity(cap));
                 text.push(']');
+                self.bin_bytes = 0;
                 Batch {
                     count: std::mem::take(&mut self.open),
                     text,
+                    bins: std::mem::take(&mut self.bins),
                 }
             }
             None => {
@@ -210,7 +236,7 @@ impl Outbox {
     /// Bytes of the records waiting for the host: the length of the batches `take` would
     /// hand over.
     pub fn bytes(&self) -> usize {
-        self.full_bytes + self.text.len() + usize::from(self.open > 0)
+        self.full_bytes + self.text.len() + self.bin_bytes + usize::from(self.open > 0)
     }
 }
 
@@ -384,6 +410,38 @@ mod tests {
             taken += b.count;
         }
         assert_eq!(taken, pushed, "nothing lost");
+    }
+
+    #[test]
+    fn binary_results_carry_their_attachments_in_the_batch_and_count_as_waiting_bytes() {
+        let mut ob = Outbox::default();
+        ob.push(kind::RESULT, 1, "1");
+        ob.push_bin(kind::RESULT_BIN, 2, r#"{"$b":0}"#, vec![vec![7; 100]]);
+        ob.push_bin(
+            kind::RESULT_BIN,
+            3,
+            r#"[{"$b":1},{"$b":0}]"#,
+            vec![vec![1], vec![]],
+        );
+        assert_eq!(ob.bytes(), ob.text.len() + 1 + 101);
+        let b = ob.take().unwrap();
+        assert_eq!(
+            b.text,
+            r#"[0,1,1,15,2,[1,{"$b":0}],15,3,[2,[{"$b":1},{"$b":0}]]]"#
+        );
+        assert_eq!(b.bins, vec![vec![7; 100], vec![1], vec![]]);
+        assert_eq!((ob.bytes(), ob.totals.completed), (0, 3));
+        // Sealed batches keep theirs.
+        let big = vec![0; BATCH_BYTES];
+        ob.push_bin(kind::RESULT_BIN, 4, "1", vec![big]);
+        ob.push(kind::RESULT, 5, &format!("\"{}\"", "x".repeat(BATCH_BYTES)));
+        // `[15,4,[1,1]]` and the bytes, then `[0,5,"x…"` and its closing `]`.
+        assert_eq!(ob.bytes(), 12 + BATCH_BYTES + 5 + BATCH_BYTES + 2 + 1);
+        let b = ob.take().unwrap();
+        assert_eq!((b.count, b.bins.len()), (1, 1));
+        let b = ob.take().unwrap();
+        assert_eq!((b.count, b.bins.len()), (1, 0));
+        assert_eq!(ob.bytes(), 0);
     }
 
     #[test]

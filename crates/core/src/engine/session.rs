@@ -18,6 +18,7 @@ use super::Protocol;
 use crate::frame::{classify_ipc, validate_json, IpcLine};
 use crate::scheduler::{JobId, Overdue, Scheduler, StopReason, WorkerId};
 use crate::spawn::{self, ExitStatus};
+use comrade_protocol::Attachments;
 
 /// Why a job failed without a reply: the value of its FAILED record, as JSON
 /// (`{"reason": "...", ...}`).
@@ -111,6 +112,7 @@ pub(crate) struct ProtocolError(pub String);
 impl Session<'_> {
     /// Handles one complete line from worker `w`. A worker that broke the protocol is not
     /// believed any more: its lines are dropped.
+    #[cfg(test)]
     pub fn line(
         &mut self,
         w: WorkerId,
@@ -118,11 +120,24 @@ impl Session<'_> {
         line: &[u8],
         now: Instant,
     ) -> Result<(), ProtocolError> {
+        self.line_with(w, peer, line, None, now)
+    }
+
+    /// As [`line`](Self::line), for a message that may have binary attachments (protocol
+    /// version 3: only an `ok` may).
+    pub fn line_with(
+        &mut self,
+        w: WorkerId,
+        peer: &mut Peer,
+        line: &[u8],
+        bins: Option<Attachments<'_>>,
+        now: Instant,
+    ) -> Result<(), ProtocolError> {
         if peer.broken {
             return Ok(());
         }
         match self.protocol {
-            Protocol::Lines => self.lines_message(w, peer, line, now),
+            Protocol::Lines => self.lines_message(w, peer, line, bins, now),
             Protocol::NodeIpc => self.ipc_message(w, peer.pid, line, now),
         }
     }
@@ -176,6 +191,7 @@ impl Session<'_> {
         w: WorkerId,
         peer: &mut Peer,
         line: &[u8],
+        bins: Option<Attachments<'_>>,
         now: Instant,
     ) -> Result<(), ProtocolError> {
         let pid = peer.pid;
@@ -193,6 +209,12 @@ impl Session<'_> {
                 ))),
             }
         };
+        if bins.is_some() && msg.t != "ok" {
+            return Err(ProtocolError(format!(
+                "attachments on a \"{}\" message (only \"ok\" may carry them)",
+                excerpt(&msg.t)
+            )));
+        }
         match &*msg.t {
             "ok" | "err" => {
                 let job = job_id()?;
@@ -207,6 +229,15 @@ impl Session<'_> {
                             self.outbox.push(kind::RAN, job, &format!("{secs}"));
                         }
                         match (&*msg.t, msg.v, msg.e) {
+                            ("ok", Some(v), _) if bins.is_some() => {
+                                let bins = bins.iter().flat_map(|b| b.iter()).map(<[u8]>::to_vec);
+                                self.outbox.push_bin(
+                                    kind::RESULT_BIN,
+                                    job,
+                                    v.get(),
+                                    bins.collect(),
+                                );
+                            }
                             ("ok", Some(v), _) => self.outbox.push(kind::RESULT, job, v.get()),
                             ("ok", None, _) => self.outbox.push(kind::VOID, job, "null"),
                             (_, _, Some(e)) => self.outbox.push(kind::JOB_ERROR, job, e.get()),
@@ -448,6 +479,27 @@ pub(crate) fn call_frame(id: JobId, fn_json: &str, args: &str) -> Box<[u8]> {
 pub(crate) fn traced_call_frame(id: JobId, fn_json: &str, args: &str, tp: &str) -> Box<[u8]> {
     let mut frame = Vec::with_capacity(args.len() + fn_json.len() + 100);
     comrade_protocol::encode_call_traced(&mut frame, id, fn_json.as_bytes(), args.as_bytes(), tp);
+    frame.into_boxed_slice()
+}
+
+/// The call frame of a job with binary attachments (protocol version 3): the call's line,
+/// its `\n`, then the attachments' bytes (the engine adds the `\n` that ends them when it
+/// writes the frame). Made in one allocation of its exact size: the attachments' only copy
+/// besides the write buffer's.
+pub(crate) fn call_frame_bin(id: JobId, fn_json: &str, args: &str, bins: &[&[u8]]) -> Box<[u8]> {
+    let total: usize = bins.iter().map(|b| b.len()).sum();
+    let mut head = Vec::with_capacity(16 + 21 * bins.len());
+    comrade_protocol::push_bin_prefix(&mut head, bins.iter().map(|b| b.len()));
+    let mut call = Vec::with_capacity(args.len() + fn_json.len() + 44);
+    encode_call(&mut call, id, fn_json.as_bytes(), args.as_bytes());
+    // encode_call's own `{` goes: the prefix opened the object already.
+    let mut frame = Vec::with_capacity(head.len() + call.len() + total);
+    frame.extend_from_slice(&head);
+    frame.extend_from_slice(&call[1..]);
+    frame.push(b'\n');
+    for b in bins {
+        frame.extend_from_slice(b);
+    }
     frame.into_boxed_slice()
 }
 
