@@ -427,7 +427,7 @@ mod tests {
         let b = ob.take().unwrap();
         assert_eq!(
             b.text,
-            r#"[0,1,1,15,2,[1,{"$b":0}],15,3,[2,[{"$b":1},{"$b":0}]]]"#
+            r#"[0,1,1,17,2,[1,{"$b":0}],17,3,[2,[{"$b":1},{"$b":0}]]]"#
         );
         assert_eq!(b.bins, vec![vec![7; 100], vec![1], vec![]]);
         assert_eq!((ob.bytes(), ob.totals.completed), (0, 3));
@@ -435,7 +435,7 @@ mod tests {
         let big = vec![0; BATCH_BYTES];
         ob.push_bin(kind::RESULT_BIN, 4, "1", vec![big]);
         ob.push(kind::RESULT, 5, &format!("\"{}\"", "x".repeat(BATCH_BYTES)));
-        // `[15,4,[1,1]]` and the bytes, then `[0,5,"x…"` and its closing `]`.
+        // `[17,4,[1,1]]` and the bytes, then `[0,5,"x…"` and its closing `]`.
         assert_eq!(ob.bytes(), 12 + BATCH_BYTES + 5 + BATCH_BYTES + 2 + 1);
         let b = ob.take().unwrap();
         assert_eq!((b.count, b.bins.len()), (1, 1));
