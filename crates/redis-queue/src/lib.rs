@@ -642,40 +642,38 @@ impl Host {
         status: &str,
         value: &str,
     ) -> RedisResult<bool> {
-        let mut c = self.link.conn.clone();
-        let accepted: i64 = self
-            .scripts
-            .complete
-            .key(self.keys.stream())
-            .arg(&self.keys.prefix)
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(entry)
-            .arg(job)
-            .arg(status)
-            .arg(value)
-            .invoke_async(&mut c)
-            .await?;
-        Ok(accepted == 1)
+        self.as_owner(&self.scripts.complete, entry, job, &[status, value])
+            .await
     }
 
     /// Sends a progress report (JSON `value`) of a running job to its producer. `false`:
     /// dropped (this host no longer owns the entry, or the producer is gone).
     pub async fn progress(&self, entry: &str, job: &str, value: &str) -> RedisResult<bool> {
+        self.as_owner(&self.scripts.progress, entry, job, &[value])
+            .await
+    }
+
+    /// Runs a script that acts for the entry's owner (this consumer) on `job`, with `rest` as
+    /// its last arguments; `true` when the script took it (it answers 1).
+    async fn as_owner(
+        &self,
+        script: &redis::Script,
+        entry: &str,
+        job: &str,
+        rest: &[&str],
+    ) -> RedisResult<bool> {
         let mut c = self.link.conn.clone();
-        let sent: i64 = self
-            .scripts
-            .progress
-            .key(self.keys.stream())
-            .arg(&self.keys.prefix)
+        let mut call = script.key(self.keys.stream());
+        call.arg(&self.keys.prefix)
             .arg(GROUP)
             .arg(&self.consumer)
             .arg(entry)
-            .arg(job)
-            .arg(value)
-            .invoke_async(&mut c)
-            .await?;
-        Ok(sent == 1)
+            .arg(job);
+        for a in rest {
+            call.arg(*a);
+        }
+        let took: i64 = call.invoke_async(&mut c).await?;
+        Ok(took == 1)
     }
 
     /// Leaves the group (once it holds no entry: its pending ones would be lost with it).
