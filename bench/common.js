@@ -109,6 +109,48 @@ function finish(failures) {
   }, 5000).unref();
 }
 
+// `--rounds N --jobs N` of the small option benchmarks (bench/priority.js, bench/select-worker.js).
+function roundsAndJobs() {
+  const { values } = require('node:util').parseArgs({
+    options: { rounds: { type: 'string', default: '5' }, jobs: { type: 'string', default: '100000' } },
+  });
+  return { rounds: Number(values.rounds), jobs: Number(values.jobs) };
+}
+
+// `measure(contender)` for each contender, `rounds` times, the order rotated each round so
+// drift on the machine hits everyone alike: { name: [one figure a round] }.
+async function interleaved(rounds, contenders, measure) {
+  const out = Object.fromEntries(contenders.map((c) => [c.name, []]));
+  for (let r = 0; r < rounds; r++) {
+    for (let k = 0; k < contenders.length; k++) {
+      const c = contenders[(r + k) % contenders.length];
+      out[c.name].push(await measure(c));
+    }
+  }
+  return out;
+}
+
+// jobs/s of `callers` callers echoing 16-byte strings through `call(s, i)` until `jobs` replies,
+// each checked (a wrong one throws). Warms the pool up first: 256 jobs, so every worker runs.
+async function echoThroughput(pool, { jobs, callers, call }) {
+  await Promise.all(Array.from({ length: 256 }, (_, i) => pool.run(`w${i}`)));
+  let issued = 0;
+  let bad = 0;
+  const caller = async () => {
+    while (issued < jobs) {
+      const i = issued++;
+      const s = `job-${String(i).padStart(12, '0')}`;
+      if ((await call(s, i)) !== s) bad++;
+    }
+  };
+  const t0 = process.hrtime.bigint();
+  await Promise.all(Array.from({ length: callers }, caller));
+  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+  if (bad) throw new Error(`${bad} wrong replies`);
+  return jobs / secs;
+}
+
 module.exports = {
   median, fmtInt, fmtRatio, machineInfo, cpuSnapshot, othersCpuShare, runRounds, finish,
+  roundsAndJobs, interleaved, echoThroughput,
 };

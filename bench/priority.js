@@ -14,13 +14,9 @@
 //   baseline   (only with COMRADE_BASELINE) pool.run(s) on another build, e.g. the commit
 //              before priorities, to compare the hot path with
 const path = require('node:path');
-const { parseArgs } = require('node:util');
+const { median, roundsAndJobs, interleaved, echoThroughput } = require('./common');
 
-const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '5' }, jobs: { type: 'string', default: '100000' } },
-});
-const ROUNDS = Number(values.rounds);
-const JOBS = Number(values.jobs);
+const { rounds: ROUNDS, jobs: JOBS } = roundsAndJobs();
 const CALLERS = 64;
 const WORKER = path.join(__dirname, 'workers', 'pool-node.js');
 
@@ -40,35 +36,15 @@ if (process.env.COMRADE_BASELINE) {
 async function measure(c) {
   const { Pool } = require(c.entry);
   const pool = new Pool({ module: WORKER, minWorkers: 2, maxWorkers: 2, concurrency: 32 });
-  // Warm up: both workers started.
-  await Promise.all(Array.from({ length: 256 }, (_, i) => pool.run(`w${i}`)));
-  let issued = 0;
-  let bad = 0;
-  const caller = async () => {
-    while (issued < JOBS) {
-      const i = issued++;
-      const s = `job-${String(i).padStart(12, '0')}`;
-      if ((await c.call(pool, s, i)) !== s) bad++;
-    }
-  };
-  const t0 = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: CALLERS }, caller));
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  await pool.close();
-  if (bad) throw new Error(`${c.name}: ${bad} wrong replies`);
-  return JOBS / secs;
+  try {
+    return await echoThroughput(pool, { jobs: JOBS, callers: CALLERS, call: (s, i) => c.call(pool, s, i) });
+  } finally {
+    await pool.close();
+  }
 }
 
 (async () => {
-  const results = Object.fromEntries(contenders.map((c) => [c.name, []]));
-  for (let r = 0; r < ROUNDS; r++) {
-    // Rotate the order each round, so drift on the machine hits everyone alike.
-    for (let k = 0; k < contenders.length; k++) {
-      const c = contenders[(r + k) % contenders.length];
-      results[c.name].push(await measure(c));
-    }
-  }
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const results = await interleaved(ROUNDS, contenders, measure);
   const none = median(results.none);
   console.log(`| contender | median jobs/s | vs none | rounds (jobs/s) |`);
   console.log(`|---|---:|---:|---|`);

@@ -19,14 +19,10 @@
 //   fn-pick       strategy: a function that returns the pid of the worker with the fewest
 //                 jobs in flight
 const path = require('node:path');
-const { parseArgs } = require('node:util');
 const { Pool } = require('..');
+const { median, roundsAndJobs, interleaved, echoThroughput } = require('./common');
 
-const { values } = parseArgs({
-  options: { rounds: { type: 'string', default: '5' }, jobs: { type: 'string', default: '100000' } },
-});
-const ROUNDS = Number(values.rounds);
-const JOBS = Number(values.jobs);
+const { rounds: ROUNDS, jobs: JOBS } = roundsAndJobs();
 const CALLERS = 64;
 const WORKER = path.join(__dirname, 'workers', 'pool-node.js');
 
@@ -44,36 +40,25 @@ const contenders = [
   { name: 'fn-pick', strategy: leastInFlight },
 ];
 
-async function measure(c) {
-  const pool = new Pool({
+function newPool(c) {
+  return new Pool({
     module: WORKER, minWorkers: 2, maxWorkers: 2, concurrency: 32,
     ...(c.strategy === undefined ? {} : { strategy: c.strategy }),
   });
-  // Warm up: both workers started.
-  await Promise.all(Array.from({ length: 256 }, (_, i) => pool.run(`w${i}`)));
-  let issued = 0;
-  let bad = 0;
-  const caller = async () => {
-    while (issued < JOBS) {
-      const i = issued++;
-      const s = `job-${String(i).padStart(12, '0')}`;
-      if ((await pool.run(s)) !== s) bad++;
-    }
-  };
-  const t0 = process.hrtime.bigint();
-  await Promise.all(Array.from({ length: CALLERS }, caller));
-  const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-  await pool.close();
-  if (bad) throw new Error(`${c.name}: ${bad} wrong replies`);
-  return JOBS / secs;
+}
+
+async function measure(c) {
+  const pool = newPool(c);
+  try {
+    return await echoThroughput(pool, { jobs: JOBS, callers: CALLERS, call: (s) => pool.run(s) });
+  } finally {
+    await pool.close();
+  }
 }
 
 // µs of JS-thread time per run() call: 20k calls in one tick, then every result awaited.
 async function submitCost(c) {
-  const pool = new Pool({
-    module: WORKER, minWorkers: 2, maxWorkers: 2, concurrency: 32,
-    ...(c.strategy === undefined ? {} : { strategy: c.strategy }),
-  });
+  const pool = newPool(c);
   await Promise.all(Array.from({ length: 256 }, (_, i) => pool.run(`w${i}`)));
   const n = 20000;
   const ps = new Array(n);
@@ -86,22 +71,8 @@ async function submitCost(c) {
 }
 
 (async () => {
-  const costs = Object.fromEntries(contenders.map((c) => [c.name, []]));
-  for (let r = 0; r < ROUNDS; r++) {
-    for (let k = 0; k < contenders.length; k++) {
-      const c = contenders[(r + k) % contenders.length];
-      costs[c.name].push(await submitCost(c));
-    }
-  }
-  const results = Object.fromEntries(contenders.map((c) => [c.name, []]));
-  for (let r = 0; r < ROUNDS; r++) {
-    // Rotate the order each round, so drift on the machine hits everyone alike.
-    for (let k = 0; k < contenders.length; k++) {
-      const c = contenders[(r + k) % contenders.length];
-      results[c.name].push(await measure(c));
-    }
-  }
-  const median = (xs) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)];
+  const costs = await interleaved(ROUNDS, contenders, submitCost);
+  const results = await interleaved(ROUNDS, contenders, measure);
   const base = median(results['least-busy']);
   console.log('| strategy | median jobs/s | vs least-busy | extra µs/job | rounds (jobs/s) |');
   console.log('|---|---:|---:|---:|---|');
