@@ -2265,6 +2265,35 @@ mod tests {
         (sends, stops)
     }
 
+    /// One worker: job 1 running, jobs 2 and 3 queued.
+    fn one_running_two_queued(t: Instant) -> Scheduler {
+        let mut s = Scheduler::new(cfg(1, None));
+        for j in 1..=3 {
+            s.submit(j, p("x")).unwrap();
+        }
+        run(&mut s, t);
+        s
+    }
+
+    /// One job (id 1, with `opts`) sent at `t` to worker 1, which is still starting.
+    fn sent_to_a_starting_worker(t: Instant, opts: JobOpts) -> Scheduler {
+        let mut s = Scheduler::new_at(cfg(1, None), t);
+        s.submit_with(1, p("x"), opts).unwrap();
+        assert_eq!(s.next_action(), Some(Action::Spawn(1)));
+        s.spawned(1);
+        assert_eq!(s.next_action(), Some(Action::Send { worker: 1, job: 1 }));
+        s.mark_sent(1, 1, t);
+        s
+    }
+
+    fn timeout_100ms() -> JobOpts {
+        JobOpts {
+            retries: 0,
+            timeout: Some(ms(100)),
+            ..Default::default()
+        }
+    }
+
     fn ms(n: u64) -> Duration {
         Duration::from_millis(n)
     }
@@ -3143,12 +3172,7 @@ mod tests {
         assert!(run_stops(&mut s, t + ms(1_000_000)).1.is_empty());
         assert_eq!(s.next_deadline(), None);
         // A job sent to a worker still starting: its startup allowance plus a huge timeout.
-        let mut s = Scheduler::new_at(cfg(1, None), t);
-        s.submit_with(1, p("x"), opts).unwrap();
-        assert_eq!(s.next_action(), Some(Action::Spawn(1)));
-        s.spawned(1);
-        assert_eq!(s.next_action(), Some(Action::Send { worker: 1, job: 1 }));
-        s.mark_sent(1, 1, t);
+        let mut s = sent_to_a_starting_worker(t, opts);
         assert_eq!(s.next_deadline(), None);
         s.worker_serving(1, t + ms(5));
         assert_eq!(s.next_deadline(), None);
@@ -3157,18 +3181,8 @@ mod tests {
     #[test]
     fn run_deadlines_wait_for_a_starting_worker() {
         let t = Instant::now();
-        let mut s = Scheduler::new_at(cfg(1, None), t);
-        let opts = JobOpts {
-            retries: 0,
-            timeout: Some(ms(100)),
-            ..Default::default()
-        };
-        s.submit_with(1, p("x"), opts).unwrap();
         // Spawned and sent, but the worker is still starting: no deadline yet.
-        assert_eq!(s.next_action(), Some(Action::Spawn(1)));
-        s.spawned(1);
-        assert_eq!(s.next_action(), Some(Action::Send { worker: 1, job: 1 }));
-        s.mark_sent(1, 1, t);
+        let mut s = sent_to_a_starting_worker(t, timeout_100ms());
         assert!(s.expired(t + ms(500)).is_empty());
         s.worker_serving(1, t + ms(500));
         assert_eq!(s.next_deadline(), Some(t + ms(600)));
@@ -3178,17 +3192,7 @@ mod tests {
     #[test]
     fn a_worker_that_never_finishes_starting_cannot_hold_a_job_forever() {
         let t = Instant::now();
-        let mut s = Scheduler::new_at(cfg(1, None), t);
-        let opts = JobOpts {
-            retries: 0,
-            timeout: Some(ms(100)),
-            ..Default::default()
-        };
-        s.submit_with(1, p("x"), opts).unwrap();
-        assert_eq!(s.next_action(), Some(Action::Spawn(1)));
-        s.spawned(1);
-        s.next_action();
-        s.mark_sent(1, 1, t);
+        let mut s = sent_to_a_starting_worker(t, timeout_100ms());
         let late = t + STARTUP_ALLOWANCE + ms(100);
         assert_eq!(s.next_deadline(), Some(late));
         assert!(s.expired(late - ms(1)).is_empty());
@@ -3282,11 +3286,7 @@ mod tests {
     #[test]
     fn fail_queued_empties_the_queue_only() {
         let t = Instant::now();
-        let mut s = Scheduler::new(cfg(1, None));
-        for j in 1..=3 {
-            s.submit(j, p("x")).unwrap();
-        }
-        run(&mut s, t);
+        let mut s = one_running_two_queued(t);
         assert_eq!(s.fail_queued(), vec![2, 3]);
         assert_eq!(s.queued(), 0);
         assert_eq!(s.live_jobs(), 1);
@@ -3389,11 +3389,7 @@ mod tests {
     #[test]
     fn close_without_drain_returns_the_queue_and_refuses_work() {
         let t = Instant::now();
-        let mut s = Scheduler::new(cfg(1, None));
-        for j in 1..=3 {
-            s.submit(j, p("x")).unwrap();
-        }
-        run(&mut s, t);
+        let mut s = one_running_two_queued(t);
         assert_eq!(s.close(false), vec![2, 3]);
         assert_eq!(s.submit(9, p("x")), Err(Reject::Closed));
         assert_eq!(s.complete_oldest(1, t).map(|c| c.0), Some(1));
