@@ -622,16 +622,15 @@ impl Staged {
     }
 }
 
-/// Appends `head`, `value` as JSON, `}` and `\n`: one message line. Bytes in `value` become
-/// `{"$b":i}` and are staged (see [`Staged`]). On an error nothing is appended.
-pub(crate) fn encode_line<T: Serialize + ?Sized>(
+/// Appends `value` as JSON, `}` and `\n` to `out`, finishing the message line that starts at
+/// `start` (its head, up to the value, is already there). Bytes in `value` become `{"$b":i}`
+/// and are staged (see [`Staged`]). On an error the line is removed, head and all.
+pub(crate) fn finish_line<T: Serialize + ?Sized>(
     out: &mut Vec<u8>,
-    head: &[u8],
+    start: usize,
     value: &T,
     staged: &RefCell<Staged>,
 ) -> Result<(), JsonError> {
-    let start = out.len();
-    out.extend_from_slice(head);
     let mut json = serde_json::Serializer::new(&mut *out);
     match value.serialize(Ser {
         inner: &mut json,

@@ -229,12 +229,11 @@ impl Ctx<'_> {
     pub fn progress<T: Serialize>(&mut self, value: T) -> Result<(), Error> {
         self.check_open()?;
         let start = self.out.len();
-        let mut head = Vec::with_capacity(32);
-        head.extend_from_slice(b"{\"t\":\"progress\",\"id\":");
-        comrade_protocol::push_u32(&mut head, self.id);
-        head.extend_from_slice(b",\"v\":");
+        self.out.extend_from_slice(b"{\"t\":\"progress\",\"id\":");
+        comrade_protocol::push_u32(self.out, self.id);
+        self.out.extend_from_slice(b",\"v\":");
         let staged = RefCell::new(Staged::refusing("a progress value"));
-        binary::encode_line(self.out, &head, &value, &staged).map_err(serialize_error)?;
+        binary::finish_line(self.out, start, &value, &staged).map_err(serialize_error)?;
         self.check_size(start, "the progress value")?;
         self.send()
     }
@@ -245,12 +244,11 @@ impl Ctx<'_> {
     pub fn emit<T: Serialize>(&mut self, name: &str, data: T) -> Result<(), Error> {
         self.check_open()?;
         let start = self.out.len();
-        let mut head = Vec::with_capacity(32 + name.len());
-        head.extend_from_slice(b"{\"t\":\"event\",\"name\":");
-        comrade_protocol::push_json_str(&mut head, name);
-        head.extend_from_slice(b",\"data\":");
+        self.out.extend_from_slice(b"{\"t\":\"event\",\"name\":");
+        comrade_protocol::push_json_str(self.out, name);
+        self.out.extend_from_slice(b",\"data\":");
         let staged = RefCell::new(Staged::refusing("an event"));
-        binary::encode_line(self.out, &head, &data, &staged).map_err(serialize_error)?;
+        binary::finish_line(self.out, start, &data, &staged).map_err(serialize_error)?;
         self.check_size(start, "the event")?;
         self.send()
     }
@@ -284,12 +282,11 @@ impl Ctx<'_> {
     /// with the batch, large ones at once, from where they were copied).
     fn reply_ok<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
         let start = self.out.len();
-        let mut head = Vec::with_capacity(32);
-        head.extend_from_slice(b"{\"t\":\"ok\",\"id\":");
-        comrade_protocol::push_u32(&mut head, self.id);
-        head.extend_from_slice(b",\"v\":");
+        self.out.extend_from_slice(b"{\"t\":\"ok\",\"id\":");
+        comrade_protocol::push_u32(self.out, self.id);
+        self.out.extend_from_slice(b",\"v\":");
         let staged = RefCell::new(Staged::default());
-        binary::encode_line(self.out, &head, value, &staged).map_err(|e| {
+        binary::finish_line(self.out, start, value, &staged).map_err(|e| {
             Error::new(format!("could not serialize the return value: {e}")).code("ERR_SERIALIZE")
         })?;
         let staged = staged.into_inner();
