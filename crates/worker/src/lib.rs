@@ -37,6 +37,45 @@
 //! A function that wants to report progress, emit events or retire the worker takes a
 //! [`Ctx`] first: see [`Worker::function_ctx`].
 //!
+//! # Binary data
+//!
+//! A `Buffer` (or any typed array or `ArrayBuffer`) in a call's arguments travels as raw bytes,
+//! an attachment of protocol version 3 (`docs/PROTOCOL.md`, "Binary attachments"), and reaches
+//! an argument whose type asks serde for bytes: [`ByteBuf`] (from the `serde_bytes` crate,
+//! re-exported as [`serde_bytes`]), a `Vec<u8>` field with `#[serde(with = "serde_bytes")]`, or
+//! a plain `Vec<u8>` (read byte by byte: slower for large data). The bytes are copied once, from
+//! the read buffer into the value. A type that reads anything (`deserialize_any`) gets them
+//! through `visit_bytes`; [`serde_json::Value`] cannot hold bytes, so a binary where a `Value`
+//! is expected answers `ERR_INVALID_ARGS`.
+//!
+//! A result that serializes bytes (`serialize_bytes`: [`ByteBuf`], `serde_bytes::Bytes`, a field
+//! with `serde_bytes`) sends them as an attachment, at any depth; the caller gets a `Buffer`.
+//! They are copied once, while the result is serialized, and written from there. Progress
+//! values and events cannot carry bytes (the protocol allows attachments only on a result):
+//! [`Ctx::progress`] and [`Ctx::emit`] return an `ERR_SERIALIZE` error for them.
+//!
+//! ```
+//! use comrade_worker::{ByteBuf, Error, Worker};
+//!
+//! // A call with one attachment of 3 bytes, `{"$b":0}` in its arguments.
+//! let input = b"{\"t\":\"init\",\"data\":null}\n{\"b\":[3],\"t\":\"call\",\"id\":1,\"fn\":\"reverse\",\"args\":[{\"$b\":0}]}\nabc\n";
+//! let mut output = Vec::new();
+//! Worker::new()
+//!     .function("reverse", |(mut b,): (ByteBuf,)| {
+//!         b.reverse();
+//!         Ok::<_, Error>(b)
+//!     })
+//!     .serve(&input[..], &mut output)
+//!     .unwrap();
+//! assert_eq!(
+//!     output,
+//!     b"{\"t\":\"ready\"}\n{\"b\":[3],\"t\":\"ok\",\"id\":1,\"v\":{\"$b\":0}}\ncba\n"
+//! );
+//! ```
+//!
+//! Calls without attachments, and results without bytes, are read and written as in version 2,
+//! at the same speed.
+//!
 //! # How it runs
 //!
 //! [`Worker::run`] serves on a blocking loop in the calling thread, one call at a time in the
