@@ -67,7 +67,8 @@ fn main() {
             Ok::<_, Error>(std::process::id())
         })
         // The caller's W3C traceparent, when its call carries one (null otherwise).
-        .function_ctx("traceparent", |ctx: &mut Ctx, (): ()| {
+        // Any arguments (binaries too) are ignored.
+        .function_ctx("traceparent", |ctx: &mut Ctx, _: Vec<serde::de::IgnoredAny>| {
             Ok::<_, Error>(ctx.traceparent().map(str::to_owned))
         })
         .function("pid", |(): ()| Ok::<_, Error>(std::process::id()))
