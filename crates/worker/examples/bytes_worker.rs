@@ -122,6 +122,8 @@ fn main() {
     Worker::new()
         // pool.run(x) → x: bytes anywhere in x come back as bytes.
         .default_function(|args: Vec<Tree>| Ok::<_, Error>(args.into_iter().next()))
+        // pool.call('echo', buf) → buf (the benchmark's echo: bench/binary.js).
+        .function("echo", |(b,): (ByteBuf,)| Ok::<_, Error>(b))
         .function("digest", |(b,): (ByteBuf,)| Ok::<_, Error>(digest(&b)))
         .function("packet", |(p,): (Packet,)| {
             let mut body = p.body;
