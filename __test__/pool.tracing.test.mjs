@@ -116,6 +116,26 @@ test('a traceparent set by a start subscriber reaches the Node worker (traceCont
   assert.equal(await pool.call('ok', 'alive'), 'alive');
 });
 
+test('a call with binary arguments carries its traceparent too (Node worker, json and advanced)', TEST, async (t) => {
+  let n = 0;
+  record(t, (ctx) => {
+    if (n++ % 2 === 0) ctx.traceparent = TP;
+  });
+  for (const serialization of ['json', 'advanced']) {
+    const { pool } = openPool(t, { module: fixture('observe.js'), maxWorkers: 1, concurrency: 4, serialization });
+    n = 0;
+    // One batch: binary and plain calls, every other one traced.
+    const jobs = [
+      pool.call('traceContext', Buffer.from([1, 2, 3])),
+      pool.call('traceContext', { deep: [new Uint8Array(0)] }),
+      pool.call('traceContext', 'plain'),
+      pool.call('traceContext', Buffer.alloc(70000)),
+    ];
+    assert.deepEqual(await Promise.all(jobs), [{ traceparent: TP }, null, { traceparent: TP }, null], serialization);
+    assert.ok((await pool.call('ok', Buffer.from('x'))).equals(Buffer.from('x')));
+  }
+});
+
 test('a start subscriber that submits a job of its own leaves every job its own answer', TEST, async (t) => {
   const { pool } = openPool(t, { module: fixture('observe.js'), maxWorkers: 1, concurrency: 4 });
   let inner = null;
@@ -152,6 +172,8 @@ test('the traceparent reaches the Rust worker (Ctx::traceparent)', { timeout: 15
   const { log } = record(t, (ctx) => { ctx.traceparent = TP; });
   assert.equal(await pool.call('traceparent'), TP);
   assert.equal(await pool.call('add', 2, 3), 5, 'a function that ignores it');
+  // With binary arguments (attachments), as without.
+  assert.equal(await pool.call('traceparent', Buffer.from([1, 2]), { b: new Uint8Array(0) }), TP);
   const ctx = log.at(-1)[1];
   assert.equal(ctx.pool, 'rust');
   assert.equal(ctx.pid, pool.pids[0]);

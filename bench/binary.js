@@ -4,6 +4,8 @@
 // process of its own (as the peers harness does), interleaved, rotating the order each round:
 //   comrade Pool            module worker, json serialization (the Buffer as a raw attachment)
 //   comrade Pool advanced   module worker, serialization: 'advanced' (v8.serialize)
+//   comrade Pool + Rust     the Rust worker crate's bytes_worker example (serde_bytes ByteBuf),
+//                           when built: cargo build --release -p comrade-worker --examples
 //   fork advanced           bare child_process.fork, serialization: 'advanced', pipelined
 //   piscina (threads)       worker threads, the buffer moved in a transfer list both ways
 //   raw socketpair          the bytes alone, echoed by `cat`-like children on socketpairs
@@ -11,6 +13,7 @@
 // Usage: node bench/binary.js [--rounds 3] [--seconds 2]
 
 const { spawn, fork } = require('node:child_process');
+const { existsSync } = require('node:fs');
 const path = require('node:path');
 const { median, machineInfo, cpuSnapshot, othersCpuShare } = require('./common');
 
@@ -24,6 +27,7 @@ const arg = (name, dflt) => {
 const ROUNDS = Number(arg('rounds', 3));
 const SECONDS = Number(arg('seconds', 2));
 const WORKER = path.join(__dirname, 'workers', 'binary.js');
+const RUST_WORKER = path.join(__dirname, '..', 'target', 'release', 'examples', 'bytes_worker');
 
 // Keeps WORKERS × IN_FLIGHT echoes going for `SECONDS` after a warm-up of 0.5 s; `echo(buf)`
 // resolves with the echoed buffer. Returns MiB/s each way.
@@ -65,6 +69,15 @@ const contenders = {
     const { Pool } = require('..');
     const pool = new Pool({
       module: WORKER, maxWorkers: WORKERS, minWorkers: WORKERS, concurrency: IN_FLIGHT, serialization: 'advanced',
+    });
+    const r = await drive((b) => pool.call('echo', b));
+    await pool.close();
+    return r;
+  },
+  async 'comrade Pool + Rust'() {
+    const { Pool } = require('..');
+    const pool = new Pool({
+      command: [RUST_WORKER], maxWorkers: WORKERS, minWorkers: WORKERS, concurrency: IN_FLIGHT,
     });
     const r = await drive((b) => pool.call('echo', b));
     await pool.close();
@@ -153,8 +166,16 @@ function runOne(name) {
 }
 
 async function main() {
+  if (process.argv.includes('--help')) {
+    console.log('usage: node bench/binary.js [--rounds 3] [--seconds 2]\n' +
+      'Echoes a 1 MiB Buffer on 2 workers through each contender, one process each, interleaved;\n' +
+      'prints MiB/s each way. Build the addon in release first (bash scripts/build.sh release), and\n' +
+      'the Rust contender with cargo build --release -p comrade-worker --examples.');
+    return undefined;
+  }
   if (process.argv.includes('--one')) return one(arg('one'));
-  const names = Object.keys(contenders);
+  const names = Object.keys(contenders).filter((n) => n !== 'comrade Pool + Rust' || existsSync(RUST_WORKER));
+  if (!names.includes('comrade Pool + Rust')) console.error(`(${RUST_WORKER} not built: no Rust contender)`);
   const rates = Object.fromEntries(names.map((n) => [n, []]));
   const others = [];
   for (let round = 0; round < ROUNDS; round++) {

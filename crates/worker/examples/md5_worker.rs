@@ -67,9 +67,13 @@ fn main() {
             Ok::<_, Error>(std::process::id())
         })
         // The caller's W3C traceparent, when its call carries one (null otherwise).
-        .function_ctx("traceparent", |ctx: &mut Ctx, (): ()| {
-            Ok::<_, Error>(ctx.traceparent().map(str::to_owned))
-        })
+        // Any arguments (binaries too) are ignored.
+        .function_ctx(
+            "traceparent",
+            |ctx: &mut Ctx, _: Vec<serde::de::IgnoredAny>| {
+                Ok::<_, Error>(ctx.traceparent().map(str::to_owned))
+            },
+        )
         .function("pid", |(): ()| Ok::<_, Error>(std::process::id()))
         .function("sleep_ms", |(ms,): (u64,)| {
             std::thread::sleep(std::time::Duration::from_millis(ms));

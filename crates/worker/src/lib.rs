@@ -37,6 +37,45 @@
 //! A function that wants to report progress, emit events or retire the worker takes a
 //! [`Ctx`] first: see [`Worker::function_ctx`].
 //!
+//! # Binary data
+//!
+//! A `Buffer` (or any typed array or `ArrayBuffer`) in a call's arguments travels as raw bytes,
+//! an attachment of protocol version 3 (`docs/PROTOCOL.md`, "Binary attachments"), and reaches
+//! an argument whose type asks serde for bytes: [`ByteBuf`] (from the `serde_bytes` crate,
+//! re-exported as [`serde_bytes`]), a `Vec<u8>` field with `#[serde(with = "serde_bytes")]`, or
+//! a plain `Vec<u8>` (read byte by byte: slower for large data). The bytes are copied once, from
+//! the read buffer into the value. A type that reads anything (`deserialize_any`) gets them
+//! through `visit_bytes`; [`serde_json::Value`] cannot hold bytes, so a binary where a `Value`
+//! is expected answers `ERR_INVALID_ARGS`.
+//!
+//! A result that serializes bytes (`serialize_bytes`: [`ByteBuf`], `serde_bytes::Bytes`, a field
+//! with `serde_bytes`) sends them as an attachment, at any depth; the caller gets a `Buffer`.
+//! They are copied once, while the result is serialized, and written from there. Progress
+//! values and events cannot carry bytes (the protocol allows attachments only on a result):
+//! [`Ctx::progress`] and [`Ctx::emit`] return an `ERR_SERIALIZE` error for them.
+//!
+//! ```
+//! use comrade_worker::{ByteBuf, Error, Worker};
+//!
+//! // A call with one attachment of 3 bytes, `{"$b":0}` in its arguments.
+//! let input = b"{\"t\":\"init\",\"data\":null}\n{\"b\":[3],\"t\":\"call\",\"id\":1,\"fn\":\"reverse\",\"args\":[{\"$b\":0}]}\nabc\n";
+//! let mut output = Vec::new();
+//! Worker::new()
+//!     .function("reverse", |(mut b,): (ByteBuf,)| {
+//!         b.reverse();
+//!         Ok::<_, Error>(b)
+//!     })
+//!     .serve(&input[..], &mut output)
+//!     .unwrap();
+//! assert_eq!(
+//!     output,
+//!     b"{\"t\":\"ready\"}\n{\"b\":[3],\"t\":\"ok\",\"id\":1,\"v\":{\"$b\":0}}\ncba\n"
+//! );
+//! ```
+//!
+//! Calls without attachments, and results without bytes, are read and written as in version 2,
+//! at the same speed.
+//!
 //! # How it runs
 //!
 //! [`Worker::run`] serves on a blocking loop in the calling thread, one call at a time in the
@@ -59,9 +98,11 @@
 
 #![deny(missing_docs)]
 
+mod binary;
 mod error;
 pub mod protocol;
 
+use std::cell::RefCell;
 use std::collections::{HashMap, HashSet};
 use std::fmt;
 use std::fs::File;
@@ -73,8 +114,19 @@ use serde::de::DeserializeOwned;
 use serde::Serialize;
 use serde_json::value::RawValue;
 
+use crate::binary::Staged;
 pub use crate::error::Error;
 use crate::protocol::{FrameError, LineDecoder, LineTooLong, Message};
+pub use comrade_protocol::BinError;
+use comrade_protocol::DecodeError;
+/// The `serde_bytes` crate, for functions that take or return binary data (see the
+/// [crate docs](crate#binary-data)).
+pub use serde_bytes;
+pub use serde_bytes::ByteBuf;
+
+/// Attachments shorter than this are copied after their reply's line and leave with the
+/// batch; longer ones are written from where the serializer put them, at once.
+const SMALL_ATTACHMENTS: usize = 64 * 1024;
 
 /// Bytes asked for by each read of the channel.
 const READ_BUFFER: usize = 256 * 1024;
@@ -82,7 +134,9 @@ const READ_BUFFER: usize = 256 * 1024;
 /// Replies are sent early, before every line read is handled, once this many bytes wait.
 const WRITE_HIGH_WATER: usize = 4 * 1024 * 1024;
 
-type Handler = Box<dyn FnMut(&mut Ctx<'_>, &RawValue) -> Result<(), Error>>;
+/// A call's attachments, in order (empty when it has none).
+type Bins<'a> = [&'a [u8]];
+type Handler = Box<dyn FnMut(&mut Ctx<'_>, &RawValue, &Bins<'_>) -> Result<(), Error>>;
 type InitFn = Box<dyn FnOnce(&RawValue) -> Result<(), Error>>;
 type TeardownFn = Box<dyn FnOnce()>;
 
@@ -214,7 +268,11 @@ impl Ctx<'_> {
     pub fn progress<T: Serialize>(&mut self, value: T) -> Result<(), Error> {
         self.check_open()?;
         let start = self.out.len();
-        protocol::encode_progress(self.out, self.id, &value).map_err(serialize_error)?;
+        self.out.extend_from_slice(b"{\"t\":\"progress\",\"id\":");
+        comrade_protocol::push_u32(self.out, self.id);
+        self.out.extend_from_slice(b",\"v\":");
+        let staged = RefCell::new(Staged::refusing("a progress value"));
+        binary::finish_line(self.out, start, &value, &staged).map_err(serialize_error)?;
         self.check_size(start, "the progress value")?;
         self.send()
     }
@@ -225,7 +283,11 @@ impl Ctx<'_> {
     pub fn emit<T: Serialize>(&mut self, name: &str, data: T) -> Result<(), Error> {
         self.check_open()?;
         let start = self.out.len();
-        protocol::encode_event(self.out, name, &data).map_err(serialize_error)?;
+        self.out.extend_from_slice(b"{\"t\":\"event\",\"name\":");
+        comrade_protocol::push_json_str(self.out, name);
+        self.out.extend_from_slice(b",\"data\":");
+        let staged = RefCell::new(Staged::refusing("an event"));
+        binary::finish_line(self.out, start, &data, &staged).map_err(serialize_error)?;
         self.check_size(start, "the event")?;
         self.send()
     }
@@ -254,6 +316,55 @@ impl Ctx<'_> {
         self.send()
     }
 
+    /// Appends the `ok` reply carrying `value`. Bytes in it (`serialize_bytes`) go out as
+    /// attachments: copied once while serializing, then written after the line (small ones
+    /// with the batch, large ones at once, from where they were copied).
+    fn reply_ok<T: Serialize + ?Sized>(&mut self, value: &T) -> Result<(), Error> {
+        let start = self.out.len();
+        self.out.extend_from_slice(b"{\"t\":\"ok\",\"id\":");
+        comrade_protocol::push_u32(self.out, self.id);
+        self.out.extend_from_slice(b",\"v\":");
+        let staged = RefCell::new(Staged::default());
+        binary::finish_line(self.out, start, value, &staged).map_err(|e| {
+            Error::new(format!("could not serialize the return value: {e}")).code("ERR_SERIALIZE")
+        })?;
+        let staged = staged.into_inner();
+        if staged.lens.is_empty() {
+            // Checked by the serving loop, as any reply.
+            return Ok(());
+        }
+        // `{"b":[…],` replaces the line's `{`: only the line moves, not the attachments.
+        let mut prefix = Vec::with_capacity(8 + 8 * staged.lens.len());
+        comrade_protocol::push_bin_prefix(&mut prefix, staged.lens.iter().copied());
+        self.out.splice(start..start + 1, prefix);
+        let total = staged.bytes.len();
+        let line = self.out.len() - start - 1;
+        if line > self.max_send || total > self.max_send {
+            self.out.truncate(start);
+            let bytes = line.max(total);
+            let what = if total > self.max_send {
+                "the function's result has binary data that"
+            } else {
+                "the function's result"
+            };
+            return Err(too_large(what, bytes, self.max_send));
+        }
+        if total < SMALL_ATTACHMENTS {
+            self.out.extend_from_slice(&staged.bytes);
+            self.out.push(b'\n');
+            self.committed = self.out.len();
+            return Ok(());
+        }
+        self.send()?;
+        if let Err(e) = self.writer.write_all(&staged.bytes) {
+            return Err(self.failed(e));
+        }
+        // The attachments' closing newline leaves with the next batch.
+        self.out.push(b'\n');
+        self.committed = self.out.len();
+        Ok(())
+    }
+
     fn check_open(&self) -> Result<(), Error> {
         match &self.state.failed {
             None => Ok(()),
@@ -268,12 +379,15 @@ impl Ctx<'_> {
         self.committed = self.out.len();
         let result = flush(self.out, self.writer);
         self.committed = self.out.len();
-        result.map_err(|e| {
-            let err = Error::new(format!("the channel to the pool is closed: {e}"))
-                .code("ERR_CHANNEL_CLOSED");
-            self.state.failed = Some(e);
-            err
-        })
+        result.map_err(|e| self.failed(e))
+    }
+
+    /// Records that the channel failed; the error for the function.
+    fn failed(&mut self, e: io::Error) -> Error {
+        let err = Error::new(format!("the channel to the pool is closed: {e}"))
+            .code("ERR_CHANNEL_CLOSED");
+        self.state.failed = Some(e);
+        err
     }
 }
 
@@ -370,6 +484,10 @@ pub enum ServeError {
     CallBeforeInit,
     /// A second `init` arrived.
     DuplicateInit,
+    /// The pool sent attachments framed wrongly (protocol version 3).
+    Attachments(Box<BinError>),
+    /// The pool sent attachments on a message other than a call.
+    MisplacedAttachments,
     /// The init function failed (or panicked, or its data did not fit); `fatal` was sent.
     InitFailed(Error),
     /// Reading or writing the channel failed (other than the pool going away, which ends
@@ -382,7 +500,11 @@ impl ServeError {
     pub fn is_protocol_error(&self) -> bool {
         matches!(
             self,
-            ServeError::Frame(_) | ServeError::CallBeforeInit | ServeError::DuplicateInit
+            ServeError::Frame(_)
+                | ServeError::Attachments(_)
+                | ServeError::MisplacedAttachments
+                | ServeError::CallBeforeInit
+                | ServeError::DuplicateInit
         )
     }
 }
@@ -391,6 +513,10 @@ impl fmt::Display for ServeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match self {
             ServeError::Frame(e) => write!(f, "malformed message from the pool: {e}"),
+            ServeError::Attachments(e) => write!(f, "malformed attachments from the pool: {e}"),
+            ServeError::MisplacedAttachments => {
+                f.write_str("the pool sent attachments on a message that is not a call")
+            }
             ServeError::CallBeforeInit => f.write_str("the pool sent a call before init"),
             ServeError::DuplicateInit => f.write_str("the pool sent init twice"),
             ServeError::InitFailed(e) => write!(f, "init failed: {e}"),
@@ -403,6 +529,7 @@ impl std::error::Error for ServeError {
     fn source(&self) -> Option<&(dyn std::error::Error + 'static)> {
         match self {
             ServeError::Frame(e) => Some(e),
+            ServeError::Attachments(e) => Some(&**e),
             ServeError::Io(e) => Some(e),
             _ => None,
         }
@@ -469,9 +596,20 @@ fn without_position(e: &serde_json::Error) -> String {
 }
 
 /// Deserializes a call's arguments into the function's argument type.
-fn decode_args<A: DeserializeOwned>(label: &str, args: &RawValue) -> Result<A, Error> {
+fn decode_args<A: DeserializeOwned>(
+    label: &str,
+    args: &RawValue,
+    bins: &Bins<'_>,
+) -> Result<A, Error> {
     let text = args.get();
-    match serde_json::from_str::<A>(text) {
+    // Calls without attachments (all of them, for a worker that takes no bytes) read the JSON
+    // as they always did; the adapter only runs when there are references to resolve.
+    let decoded = if bins.is_empty() {
+        serde_json::from_str::<A>(text)
+    } else {
+        binary::from_args::<A>(text, bins)
+    };
+    match decoded {
         Ok(a) => Ok(a),
         Err(e) => {
             // `[]` for a function that takes `()` (or an `Option`): serde reads those from null.
@@ -500,12 +638,10 @@ where
     R: Serialize,
     F: FnMut(&mut Ctx<'_>, A) -> Result<R, Error> + 'static,
 {
-    Box::new(move |ctx: &mut Ctx<'_>, args: &RawValue| {
-        let args = decode_args::<A>(&label, args)?;
+    Box::new(move |ctx: &mut Ctx<'_>, args: &RawValue, bins: &Bins<'_>| {
+        let args = decode_args::<A>(&label, args, bins)?;
         let value = f(ctx, args)?;
-        protocol::encode_ok(ctx.out, ctx.id, &value).map_err(|e| {
-            Error::new(format!("could not serialize the return value: {e}")).code("ERR_SERIALIZE")
-        })
+        ctx.reply_ok(&value)
     })
 }
 
@@ -642,7 +778,8 @@ impl Worker {
     /// - code 3, with a message on stderr, when the pool broke the protocol.
     ///
     /// The pool's `maxMessage` (the environment variable `COMRADE_MAX_MESSAGE`, when set) is
-    /// the longest message sent: see [`max_message`](Worker::max_message).
+    /// the longest message sent, and the longest accepted when it is above
+    /// [`max_message`](Worker::max_message).
     pub fn run(mut self) {
         if let Some(max) = std::env::var("COMRADE_MAX_MESSAGE")
             .ok()
@@ -650,6 +787,9 @@ impl Worker {
             .filter(|n| *n > 0)
         {
             self.max_send = max;
+            // The pool sends no more than its own limit: a limit above this worker's default
+            // (for large binary arguments) is taken too.
+            self.max_message = self.max_message.max(max);
         }
         let fd = match channel_fd() {
             Ok(fd) => fd,
@@ -706,14 +846,25 @@ impl Worker {
         let mut initialized = false;
         loop {
             loop {
-                let line = match lines.next_line() {
-                    Ok(Some(line)) => line,
+                let (line, attachments) = match lines.next_message() {
+                    Ok(Some(m)) => (m.line, m.attachments),
                     Ok(None) => break,
-                    Err(e) => return stop(&mut out, &mut writer, e.into()),
+                    Err(DecodeError::Line(e)) => return stop(&mut out, &mut writer, e.into()),
+                    Err(DecodeError::Bin(e)) => {
+                        return stop(&mut out, &mut writer, ServeError::Attachments(Box::new(e)))
+                    }
                 };
                 let message = match protocol::decode(line) {
                     Ok(message) => message,
                     Err(e) => return stop(&mut out, &mut writer, e.into()),
+                };
+                // Only a call carries attachments (its arguments).
+                let bins: Vec<&[u8]> = match &attachments {
+                    None => Vec::new(),
+                    Some(_) if !matches!(message, Message::Call { .. }) => {
+                        return stop(&mut out, &mut writer, ServeError::MisplacedAttachments)
+                    }
+                    Some(a) => a.iter().collect(),
                 };
                 match message {
                     Message::Init { data } => {
@@ -797,7 +948,8 @@ impl Worker {
                             cancelled: false,
                             traceparent,
                         };
-                        let result = catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args)));
+                        let result =
+                            catch_unwind(AssertUnwindSafe(|| handler(&mut ctx, args, &bins)));
                         let committed = ctx.committed;
                         let mut error = match result {
                             Ok(Ok(())) => None,

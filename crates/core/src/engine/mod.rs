@@ -292,10 +292,10 @@ impl Engine {
                     _ => call_frame(id, f, a),
                 };
             }
-            // A call with attachments carries no traceparent yet.
             let data = extras.bins.map_or(&[][..], |b| b.data);
             let end = (bin_at + n).min(data.len());
-            let frame = session::call_frame_bin(id, f, a, &data[bin_at..end]);
+            let tp = tp.filter(|tp| !tp.is_empty());
+            let frame = session::call_frame_bin(id, f, a, tp, &data[bin_at..end]);
             bin_at = end;
             frame
         })

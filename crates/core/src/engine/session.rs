@@ -482,16 +482,31 @@ pub(crate) fn traced_call_frame(id: JobId, fn_json: &str, args: &str, tp: &str) 
     frame.into_boxed_slice()
 }
 
-/// The call frame of a job with binary attachments (protocol version 3): the call's line,
-/// its `\n`, then the attachments' bytes (the engine adds the `\n` that ends them when it
-/// writes the frame). Made in one allocation of its exact size: the attachments' only copy
-/// besides the write buffer's.
-pub(crate) fn call_frame_bin(id: JobId, fn_json: &str, args: &str, bins: &[&[u8]]) -> Box<[u8]> {
+/// The call frame of a job with binary attachments (protocol version 3): the call's line
+/// (with the caller's `traceparent`, when given and valid), its `\n`, then the attachments'
+/// bytes (the engine adds the `\n` that ends them when it writes the frame). Made in one
+/// allocation of its exact size: the attachments' only copy besides the write buffer's.
+pub(crate) fn call_frame_bin(
+    id: JobId,
+    fn_json: &str,
+    args: &str,
+    tp: Option<&str>,
+    bins: &[&[u8]],
+) -> Box<[u8]> {
     let total: usize = bins.iter().map(|b| b.len()).sum();
     let mut head = Vec::with_capacity(16 + 21 * bins.len());
     comrade_protocol::push_bin_prefix(&mut head, bins.iter().map(|b| b.len()));
     let mut call = Vec::with_capacity(args.len() + fn_json.len() + 44);
-    encode_call(&mut call, id, fn_json.as_bytes(), args.as_bytes());
+    match tp {
+        Some(tp) => comrade_protocol::encode_call_traced(
+            &mut call,
+            id,
+            fn_json.as_bytes(),
+            args.as_bytes(),
+            tp,
+        ),
+        None => encode_call(&mut call, id, fn_json.as_bytes(), args.as_bytes()),
+    }
     // encode_call's own `{` goes: the prefix opened the object already.
     let mut frame = Vec::with_capacity(head.len() + call.len() + total);
     frame.extend_from_slice(&head);
@@ -1204,6 +1219,27 @@ mod tests {
         assert_eq!(
             &*traced_call_frame(5, "null", "1", "bogus"),
             &*call_frame(5, "null", "1")
+        );
+        // With attachments: `"b"` first, the traceparent among the other members (issue 12).
+        let f = call_frame_bin(6, "null", r#"{"$b":0}"#, Some(tp), &[b"ab"]);
+        assert_eq!(
+            &*f,
+            format!(
+                "{{\"b\":[2],\"t\":\"call\",\"id\":6,\"fn\":null,\"args\":[{{\"$b\":0}}],\"traceparent\":\"{tp}\"}}\nab"
+            )
+            .as_bytes()
+        );
+        assert_eq!(
+            &*call_frame_bin(6, "null", "1", Some("bogus"), &[]),
+            &*call_frame_bin(6, "null", "1", None, &[])
+        );
+        assert_eq!(
+            &*call_frame_bin(6, "null", "1", None, &[b""]),
+            br#"{"b":[0],"t":"call","id":6,"fn":null,"args":[1]}"#
+                .iter()
+                .chain(b"\n")
+                .copied()
+                .collect::<Vec<u8>>()
         );
     }
 }
