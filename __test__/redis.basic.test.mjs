@@ -250,3 +250,33 @@ test('a producer refuses what is not carried across machines yet: map, mapSettle
   assert.throws(() => p.drainThreshold, { name: 'PoolError', code: codes.INVALID_OPTION });
   assert.equal(p.burstWorkers, 0);
 });
+
+// The Redis calls' runtime is made by the first of them: a process with local pools only has
+// no threads for it (they were two idle threads in every process that loaded the addon).
+test('a local pool starts no Redis runtime; the first Redis call does', { ...T, skip: process.platform !== 'linux' }, async (t) => {
+  const r = await startRedis(t);
+  const script = `
+    const fs = require('node:fs');
+    const threads = () => fs.readdirSync('/proc/self/task')
+      .map((id) => fs.readFileSync('/proc/self/task/' + id + '/comm', 'utf8').trim());
+    const { Pool } = require('.');
+    (async () => {
+      const pool = new Pool({ module: ${JSON.stringify(TASKS)}, maxWorkers: 1 });
+      await pool.call('add', 1, 2);
+      const local = threads();
+      const producer = new Pool({ redis: process.argv[1], queue: 'q' });
+      await producer.queueStats();
+      const remote = threads();
+      await producer.terminate();
+      await pool.terminate();
+      console.log(JSON.stringify({ local, remote }));
+    })();`;
+  const out = spawnSync(process.execPath, ['-e', script, r.url], {
+    cwd: new URL('..', import.meta.url), encoding: 'utf8', timeout: 60000,
+  });
+  assert.equal(out.status, 0, out.stderr);
+  const { local, remote } = JSON.parse(out.stdout.trim().split('\n').pop());
+  assert.ok(local.includes('comrade-io'), local.join());
+  assert.deepEqual(local.filter((n) => /redis|tokio/.test(n)), []);
+  assert.ok(remote.includes('comrade-redis'), remote.join());
+});

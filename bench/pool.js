@@ -18,6 +18,11 @@
 //                 replies matched by id: the raw Node IPC ceiling, no batching, no queue
 //   workerpool    workerpool.pool(..., { workerType: 'process', maxWorkers: 2 })
 //   piscina       new Piscina({ minThreads: 2, maxThreads: 2 }): threads, not processes
+//   comrade-node-baseline, comrade-rust-baseline
+//                 only with COMRADE_BASELINE=<another checkout, built>: the same two pools
+//                 on that build (its Rust example worker when it has one built, else this
+//                 one's), e.g. the commit before a change, so that a regression shows in one
+//                 run: the report gives this build's medians over the baseline's
 //
 // comrade `concurrency` (calls in flight per worker), chosen by sweeping 1..64 with
 // release builds on a 2-core machine (noisy; medians of 5-7 interleaved runs, jobs/s);
@@ -68,11 +73,19 @@ const COMRADE_CONCURRENCY = { echo: 32, md5: 10, latency: 32 };
 // A measurement that makes no progress for this long is a stall, not a slow run.
 const STALL_MS = 30000;
 
-const CONTENDER_NAMES = ['comrade-node', 'comrade-rust', 'fork', 'workerpool', 'piscina'];
+// Another build of comrade to compare with (a checkout's root or its index.js), if any.
+const BASELINE = process.env.COMRADE_BASELINE
+  ? path.resolve(process.env.COMRADE_BASELINE).replace(/[\\/]index\.js$/, '')
+  : null;
+const CONTENDER_NAMES = ['comrade-node', 'comrade-rust', 'fork', 'workerpool', 'piscina',
+  ...(BASELINE ? ['comrade-node-baseline', 'comrade-rust-baseline'] : [])];
 // scripts/bench.sh passes the same arguments to bench/compute-cluster.js and to this
 // benchmark: `comrade` selects both comrade contenders here, and compute-cluster's own
 // contender name is accepted (and has nothing to run here).
-const ONLY_ALIASES = { comrade: ['comrade-node', 'comrade-rust'], 'compute-cluster': [] };
+const ONLY_ALIASES = {
+  comrade: ['comrade-node', 'comrade-rust', ...(BASELINE ? ['comrade-node-baseline', 'comrade-rust-baseline'] : [])],
+  'compute-cluster': [],
+};
 
 const USAGE = `usage: node bench/pool.js [options]
   --rounds N         interleaved rounds, medians reported (default 5, minimum 3)
@@ -212,12 +225,12 @@ class PipelinedFork {
   }
 }
 
-function comradeContender(name, label, spec) {
+function comradeContender(name, label, spec, entry = COMRADE_ENTRY) {
   return {
     name,
     label,
     create(workload, cfg) {
-      const { Pool } = require(COMRADE_ENTRY);
+      const { Pool } = require(entry);
       const errors = [];
       const pool = new Pool({ ...spec, minWorkers: POOL_SIZE, maxWorkers: POOL_SIZE, concurrency: cfg.concurrency[workload] });
       pool.on('protocolError', (e) => errors.push(`protocol error: ${JSON.stringify(e)}`));
@@ -259,6 +272,20 @@ function loadContenders(only) {
         '(cargo build --release -p comrade-worker --examples)');
     } else {
       contenders.push(comradeContender('comrade-rust', 'comrade Pool + Rust worker', { command: [RUST_WORKER] }));
+    }
+  }
+  if (BASELINE && (want('comrade-node-baseline') || want('comrade-rust-baseline'))) {
+    const entry = path.join(BASELINE, 'index.js');
+    if (typeof require(entry).Pool !== 'function') throw new Error(`${entry} does not export a Pool class`);
+    if (want('comrade-node-baseline')) {
+      contenders.push(comradeContender('comrade-node-baseline', 'comrade Pool + Node worker (baseline)',
+        { module: NODE_WORKER }, entry));
+    }
+    const own = path.join(BASELINE, 'target', 'release', 'examples', 'md5_worker');
+    const worker = fs.existsSync(own) ? own : RUST_WORKER;
+    if (want('comrade-rust-baseline') && fs.existsSync(worker)) {
+      contenders.push(comradeContender('comrade-rust-baseline', 'comrade Pool + Rust worker (baseline)',
+        { command: [worker] }, entry));
     }
   }
   if (want('fork')) {
@@ -478,6 +505,15 @@ function report(info, cfg, contenders, skipped, medians) {
     if (bare) vs.push(`${fmtRatio(rust.md5, bare.md5)} bare fork`);
     if (node) vs.push(`${fmtRatio(rust.md5, node.md5)} comrade Pool (Node)`);
     ratios.push(`comrade Pool (Rust): (b) md5 ${fmtInt(rust.md5)} jobs/s` + (vs.length ? ` = ${vs.join(', ')}` : ''));
+  }
+  for (const kind of ['node', 'rust']) {
+    const now = medians[`comrade-${kind}`];
+    const base = medians[`comrade-${kind}-baseline`];
+    if (now && base) {
+      ratios.push(`comrade Pool (${kind === 'node' ? 'Node' : 'Rust'}) vs the baseline build (${BASELINE}): ` +
+        `(a) echo ${fmtRatio(now.echo, base.echo)}, (b) md5 ${fmtRatio(now.md5, base.md5)} (higher is better); ` +
+        `(c) p50 ${fmtRatio(now.p50, base.p50)} (lower is better)`);
+    }
   }
   if (ratios.length) lines.push('', ...ratios);
   return lines.join('\n');

@@ -53,6 +53,10 @@ function outcomeTotals(s) {
 class Observer {
   constructor() {
     this.fns = new Map(); // name -> Float64Array of counts, indexed like OUTCOMES
+    // The function counted last and its counts: a pool mostly runs one function many times
+    // in a row, and a string comparison is cheaper than a Map lookup per job.
+    this.lastFn = null;
+    this.lastCounts = null;
     this.errors = [];
     this.exits = [];
   }
@@ -60,12 +64,18 @@ class Observer {
   // A job of function `fn` (a string, or null for the default function) ended with `outcome`.
   outcome(fn, outcome) {
     if (fn === null || outcome < 0) return;
+    if (fn === this.lastFn) {
+      this.lastCounts[outcome]++;
+      return;
+    }
     let counts = this.fns.get(fn);
     if (counts === undefined) {
       if (this.fns.size >= MAX_FUNCTIONS || fn.length > MAX_FUNCTION_NAME) return;
       counts = new Float64Array(OUTCOMES.length);
       this.fns.set(fn, counts);
     }
+    this.lastFn = fn;
+    this.lastCounts = counts;
     counts[outcome]++;
   }
 

@@ -83,8 +83,7 @@ class Job {
     this.group = undefined; // its requestor group (a non-empty string), if any
     this.pin = undefined; // its preferred worker's pid (a custom selectWorker's choice)
     this.burst = undefined; // its map() batch with a finishBy (an id), if any
-    this.name = null; // its function's name (set by add())
-    this.fn = null; // its function's name, when it names one (metrics)
+    this.name = null; // its function's name, or null for the default one (set by add())
     this.trace = null; // its tracing context, while it is traced
   }
 }
@@ -109,7 +108,6 @@ class ScopedJob extends AsyncResource {
     this.pin = undefined;
     this.burst = undefined;
     this.name = null;
-    this.fn = null; // its function's name, when it names one (metrics)
     this.trace = null; // its tracing context, while it is traced
   }
 }
@@ -246,7 +244,6 @@ class Session {
     this.#nextId = (id + 1) >>> 0;
     job.id = id;
     job.name = name;
-    job.fn = name;
     if (batch.length === 0) {
       this.#batchFirst = id;
       if (!this.#flushQueued) {
@@ -447,7 +444,7 @@ class Session {
       const hooks = this.#hooks;
       for (let i = 0; i < rejected.length; i += 3) {
         const job = this.#jobs.take((firstId + rejected[i]) >>> 0);
-        if (this.#observer !== null) this.#observer.outcome(job.fn, REJECTED);
+        if (this.#observer !== null) this.#observer.outcome(job.name, REJECTED);
         try {
           this.settle(job, this.#scope.runInAsyncScope(hooks.rejection, hooks,
             rejected[i + 1], rejected[i + 2]), undefined);
@@ -579,7 +576,7 @@ class Session {
     const errors = [];
     for (const job of jobs) {
       this.#abortedCount++;
-      if (this.#observer !== null) this.#observer.outcome(job.fn, ABORTED);
+      if (this.#observer !== null) this.#observer.outcome(job.name, ABORTED);
       try {
         this.settle(job, abortError(signal), undefined);
       } catch (e) {
@@ -639,7 +636,7 @@ class Session {
       case KIND.RESULT: {
         const job = this.#jobs.take(id);
         if (job !== undefined) {
-          if (job.fn !== null && this.#observer !== null) this.#observer.outcome(job.fn, OK);
+          if (job.name !== null && this.#observer !== null) this.#observer.outcome(job.name, OK);
           this.settle(job, null, value);
         }
         break;
@@ -664,14 +661,14 @@ class Session {
             break;
           }
         }
-        if (job.fn !== null && this.#observer !== null) this.#observer.outcome(job.fn, OK);
+        if (job.name !== null && this.#observer !== null) this.#observer.outcome(job.name, OK);
         this.settle(job, null, result);
         break;
       }
       case KIND.VOID: {
         const job = this.#jobs.take(id);
         if (job !== undefined) {
-          if (job.fn !== null && this.#observer !== null) this.#observer.outcome(job.fn, OK);
+          if (job.name !== null && this.#observer !== null) this.#observer.outcome(job.name, OK);
           this.settle(job, null, undefined);
         }
         break;
@@ -725,7 +722,7 @@ class Session {
   }
 
   #failed(job, err) {
-    if (this.#observer !== null) this.#observer.failed(job.fn, err);
+    if (this.#observer !== null) this.#observer.failed(job.name, err);
     this.settle(job, err, undefined);
   }
 

@@ -1,34 +1,66 @@
 //! The binding of the Redis queue (crates/redis-queue): a producer and a worker host, each an
 //! object whose methods return Promises. Only converts; lib/remote/ is the JavaScript side.
-//! Every call runs as a task of napi's tokio runtime, so that a panic becomes a rejected
-//! Promise (ERR_INTERNAL), never an abort.
+//! Every call runs as a task of this module's tokio runtime, so that a panic becomes a rejected
+//! Promise (ERR_INTERNAL), never an abort. The runtime (and its threads) is made by the first
+//! call, not when the addon loads: a process that never uses Redis has none (a local pool's
+//! throughput was measurably lower with two idle runtime threads and their wake-ups around).
 
-// In the test build the napi macros register nothing: the async entry points look unused there.
+// In the test build the napi macros register nothing: the entry points look unused there.
 #![cfg_attr(test, allow(dead_code))]
 
 use std::future::Future;
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 use comrade_redis_queue::{Host, NewJob, Producer, RedisResult, Tls};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
+use tokio::runtime::Runtime;
 
-/// Runs `fut` as its own task. A Redis error (connection, authentication, a script's error)
-/// rejects with its message (lib/remote/ makes it a PoolError with code ERR_REDIS, the URL
-/// redacted); a panic rejects with a message starting "comrade: internal error" (ERR_INTERNAL).
-async fn run<T, F>(what: &'static str, fut: F) -> Result<T>
+/// The runtime of every Redis call, made on first use.
+fn runtime() -> &'static Runtime {
+    static RT: OnceLock<Runtime> = OnceLock::new();
+    RT.get_or_init(|| {
+        tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .thread_name("comrade-redis")
+            .build()
+            .expect("comrade: cannot start the Redis runtime")
+    })
+}
+
+/// A Redis error (connection, authentication, a script's error) as the rejection of its call,
+/// with its message (lib/remote/ makes it a PoolError with code ERR_REDIS, the URL redacted).
+fn redis_error(e: impl std::fmt::Display) -> Error {
+    Error::new(Status::GenericFailure, e.to_string())
+}
+
+/// Runs `fut` as its own task, and returns the Promise it settles: its value, its error, or a
+/// rejection with a message starting "comrade: internal error" (ERR_INTERNAL) if it panicked.
+fn promise<'e, T, F>(env: &'e Env, what: &'static str, fut: F) -> Result<PromiseRaw<'e, T>>
 where
-    T: Send + 'static,
-    F: Future<Output = RedisResult<T>> + Send + 'static,
+    T: ToNapiValue + Send + 'static,
+    F: Future<Output = Result<T>> + Send + 'static,
 {
-    match tokio::spawn(fut).await {
-        Ok(Ok(v)) => Ok(v),
-        Ok(Err(e)) => Err(Error::new(Status::GenericFailure, e.to_string())),
-        Err(e) => Err(Error::new(
-            Status::GenericFailure,
-            format!("comrade: internal error in {what}: {e}"),
-        )),
-    }
+    type Resolve<T> = Box<dyn FnOnce(Env) -> Result<T> + Send>;
+    let (deferred, promise) = env.create_deferred::<T, Resolve<T>>()?;
+    let rt = runtime();
+    let task = rt.spawn(fut);
+    rt.spawn(async move {
+        match task.await {
+            Ok(Ok(v)) => deferred.resolve(Box::new(move |_| Ok(v))),
+            Ok(Err(e)) => deferred.reject(e),
+            Err(e) => deferred.reject(Error::new(
+                Status::GenericFailure,
+                format!("comrade: internal error in {what}: {e}"),
+            )),
+        }
+    });
+    Ok(PromiseRaw::new(env.raw(), promise.raw()))
+}
+
+/// A crate call's result as the call's.
+async fn redis<T>(fut: impl Future<Output = RedisResult<T>>) -> Result<T> {
+    fut.await.map_err(redis_error)
 }
 
 /// A job to admit (lib/remote/producer.js builds them).
@@ -100,19 +132,25 @@ pub struct RedisProducer {
 /// Connects a producer to queue `queue`; its liveness key expires `ttlMs` after its last
 /// heartbeat.
 #[napi]
-pub async fn redis_producer(
+pub fn redis_producer(
+    env: &Env,
     url: String,
     queue: String,
     ttl_ms: u32,
     tls: Option<RemoteTls>,
-) -> Result<RedisProducer> {
+) -> Result<PromiseRaw<'_, RedisProducer>> {
     let tls = tls.map(Tls::from);
-    let inner = run("redisProducer", async move {
-        Producer::connect_tls(&url, tls.as_ref(), &queue, u64::from(ttl_ms)).await
-    })
-    .await?;
-    Ok(RedisProducer {
-        inner: Arc::new(inner),
+    promise(env, "redisProducer", async move {
+        let inner = redis(Producer::connect_tls(
+            &url,
+            tls.as_ref(),
+            &queue,
+            u64::from(ttl_ms),
+        ))
+        .await?;
+        Ok(RedisProducer {
+            inner: Arc::new(inner),
+        })
     })
 }
 
@@ -127,11 +165,12 @@ impl RedisProducer {
     /// Admits the jobs, in order, while the queue holds fewer than `maxBacklog` jobs waiting
     /// (none: no limit); resolves with how many were admitted and the local ids refused.
     #[napi]
-    pub async fn admit(
+    pub fn admit<'e>(
         &self,
+        env: &'e Env,
         jobs: Vec<RemoteJob>,
         max_backlog: Option<f64>,
-    ) -> Result<RemoteAdmitted> {
+    ) -> Result<PromiseRaw<'e, RemoteAdmitted>> {
         let p = self.inner.clone();
         let jobs: Vec<NewJob> = jobs
             .into_iter()
@@ -147,65 +186,70 @@ impl RedisProducer {
             })
             .collect();
         let limit = max_backlog.map(|m| m.max(0.0) as u64);
-        let a = run(
-            "RedisProducer.admit",
-            async move { p.admit(&jobs, limit).await },
-        )
-        .await?;
-        Ok(RemoteAdmitted {
-            admitted: a.admitted as u32,
-            refused: a.refused,
-            waiting: a.waiting as f64,
+        promise(env, "RedisProducer.admit", async move {
+            let a = redis(p.admit(&jobs, limit)).await?;
+            Ok(RemoteAdmitted {
+                admitted: a.admitted as u32,
+                refused: a.refused,
+                waiting: a.waiting as f64,
+            })
         })
     }
 
     /// Cancels jobs by their local ids: those waiting leave the queue, those on a host are
     /// flagged for it to abort. Resolves with the counts.
     #[napi]
-    pub async fn cancel(&self, locals: Vec<String>) -> Result<RemoteCancel> {
+    pub fn cancel<'e>(
+        &self,
+        env: &'e Env,
+        locals: Vec<String>,
+    ) -> Result<PromiseRaw<'e, RemoteCancel>> {
         let p = self.inner.clone();
-        let (withdrawn, flagged) = run(
-            "RedisProducer.cancel",
-            async move { p.cancel(&locals).await },
-        )
-        .await?;
-        Ok(RemoteCancel { withdrawn, flagged })
+        promise(env, "RedisProducer.cancel", async move {
+            let (withdrawn, flagged) = redis(p.cancel(&locals)).await?;
+            Ok(RemoteCancel { withdrawn, flagged })
+        })
     }
 
     /// Refreshes the liveness key: false when Redis had lost it (the pending jobs are lost).
     #[napi]
-    pub async fn heartbeat(&self) -> Result<bool> {
+    pub fn heartbeat<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, bool>> {
         let p = self.inner.clone();
-        run(
-            "RedisProducer.heartbeat",
-            async move { p.heartbeat().await },
-        )
-        .await
+        promise(env, "RedisProducer.heartbeat", async move {
+            redis(p.heartbeat()).await
+        })
     }
 
     /// The next results, waiting up to `blockMs` for one.
     #[napi]
-    pub async fn read(&self, block_ms: u32) -> Result<Vec<RemoteReply>> {
+    pub fn read<'e>(
+        &self,
+        env: &'e Env,
+        block_ms: u32,
+    ) -> Result<PromiseRaw<'e, Vec<RemoteReply>>> {
         let p = self.inner.clone();
-        let replies = run("RedisProducer.read", async move {
-            p.read(u64::from(block_ms)).await
+        promise(env, "RedisProducer.read", async move {
+            let replies = redis(p.read(u64::from(block_ms))).await?;
+            Ok(replies
+                .into_iter()
+                .map(|r| RemoteReply {
+                    local: r.local,
+                    status: r.status,
+                    value: r.value,
+                })
+                .collect())
         })
-        .await?;
-        Ok(replies
-            .into_iter()
-            .map(|r| RemoteReply {
-                local: r.local,
-                status: r.status,
-                value: r.value,
-            })
-            .collect())
     }
 
     /// Deletes the liveness key and the reply stream.
-    #[napi]
-    pub async fn close(&self) -> Result<()> {
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn close<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let p = self.inner.clone();
-        run("RedisProducer.close", async move { p.close().await }).await
+        promise(
+            env,
+            "RedisProducer.close",
+            async move { redis(p.close()).await },
+        )
     }
 }
 
@@ -248,20 +292,27 @@ pub struct RedisHost {
 
 /// Connects a worker host (consumer `consumer`) to queue `queue`, with leases of `leaseMs`.
 #[napi]
-pub async fn redis_host(
+pub fn redis_host(
+    env: &Env,
     url: String,
     queue: String,
     consumer: String,
     lease_ms: u32,
     tls: Option<RemoteTls>,
-) -> Result<RedisHost> {
+) -> Result<PromiseRaw<'_, RedisHost>> {
     let tls = tls.map(Tls::from);
-    let inner = run("redisHost", async move {
-        Host::connect_tls(&url, tls.as_ref(), &queue, &consumer, u64::from(lease_ms)).await
-    })
-    .await?;
-    Ok(RedisHost {
-        inner: Arc::new(inner),
+    promise(env, "redisHost", async move {
+        let inner = redis(Host::connect_tls(
+            &url,
+            tls.as_ref(),
+            &queue,
+            &consumer,
+            u64::from(lease_ms),
+        ))
+        .await?;
+        Ok(RedisHost {
+            inner: Arc::new(inner),
+        })
     })
 }
 
@@ -269,87 +320,104 @@ pub async fn redis_host(
 impl RedisHost {
     /// Takes up to `n` jobs (its free slots).
     #[napi]
-    pub async fn take(&self, n: u32) -> Result<RemoteTake> {
+    pub fn take<'e>(&self, env: &'e Env, n: u32) -> Result<PromiseRaw<'e, RemoteTake>> {
         let h = self.inner.clone();
-        let t = run("RedisHost.take", async move { h.take(n).await }).await?;
-        Ok(RemoteTake {
-            jobs: t
-                .jobs
-                .into_iter()
-                .map(|d| RemoteDelivery {
-                    entry: d.entry,
-                    job: d.job,
-                    kind: d.kind,
-                    name: d.name,
-                    args: d.args,
-                    retries: d.retries,
-                    timeout: d.timeout_ms as f64,
-                    deliveries: d.deliveries,
-                    progress: d.progress,
-                })
-                .collect(),
-            failed: t.failed,
-            dropped: t.dropped,
-            dead: t.dead,
+        promise(env, "RedisHost.take", async move {
+            let t = redis(h.take(n)).await?;
+            Ok(RemoteTake {
+                jobs: t
+                    .jobs
+                    .into_iter()
+                    .map(|d| RemoteDelivery {
+                        entry: d.entry,
+                        job: d.job,
+                        kind: d.kind,
+                        name: d.name,
+                        args: d.args,
+                        retries: d.retries,
+                        timeout: d.timeout_ms as f64,
+                        deliveries: d.deliveries,
+                        progress: d.progress,
+                    })
+                    .collect(),
+                failed: t.failed,
+                dropped: t.dropped,
+                dead: t.dead,
+            })
         })
     }
 
     /// Waits up to `timeoutMs` for a wake-up; true when one came.
     #[napi]
-    pub async fn wait(&self, timeout_ms: u32) -> Result<bool> {
+    pub fn wait<'e>(&self, env: &'e Env, timeout_ms: u32) -> Result<PromiseRaw<'e, bool>> {
         let h = self.inner.clone();
-        run("RedisHost.wait", async move {
-            h.wait(u64::from(timeout_ms)).await
+        promise(env, "RedisHost.wait", async move {
+            redis(h.wait(u64::from(timeout_ms))).await
         })
-        .await
     }
 
     /// Renews the leases of running jobs (`entries[i]` holds job `jobs[i]`); resolves with
     /// the entries another host took and those whose producer cancelled them.
     #[napi]
-    pub async fn renew(&self, entries: Vec<String>, jobs: Vec<String>) -> Result<RemoteRenewal> {
+    pub fn renew<'e>(
+        &self,
+        env: &'e Env,
+        entries: Vec<String>,
+        jobs: Vec<String>,
+    ) -> Result<PromiseRaw<'e, RemoteRenewal>> {
         let h = self.inner.clone();
         let running: Vec<(String, String)> = entries.into_iter().zip(jobs).collect();
-        let r = run("RedisHost.renew", async move { h.renew(&running).await }).await?;
-        Ok(RemoteRenewal {
-            lost: r.lost,
-            cancelled: r.cancelled,
+        promise(env, "RedisHost.renew", async move {
+            let r = redis(h.renew(&running)).await?;
+            Ok(RemoteRenewal {
+                lost: r.lost,
+                cancelled: r.cancelled,
+            })
         })
     }
 
     /// Completes a job: status 'o' (value: the result's JSON) or 'e' (the error's JSON).
     /// Resolves false when the result was dropped (this host no longer owns the entry).
     #[napi]
-    pub async fn complete(
+    pub fn complete<'e>(
         &self,
+        env: &'e Env,
         entry: String,
         job: String,
         status: String,
         value: String,
-    ) -> Result<bool> {
+    ) -> Result<PromiseRaw<'e, bool>> {
         let h = self.inner.clone();
-        run("RedisHost.complete", async move {
-            h.complete(&entry, &job, &status, &value).await
+        promise(env, "RedisHost.complete", async move {
+            redis(h.complete(&entry, &job, &status, &value)).await
         })
-        .await
     }
 
     /// Sends a running job's progress report (JSON) to its producer; resolves false when it
     /// was dropped (the entry is no longer this host's, or the producer is gone).
     #[napi]
-    pub async fn progress(&self, entry: String, job: String, value: String) -> Result<bool> {
+    pub fn progress<'e>(
+        &self,
+        env: &'e Env,
+        entry: String,
+        job: String,
+        value: String,
+    ) -> Result<PromiseRaw<'e, bool>> {
         let h = self.inner.clone();
-        run("RedisHost.progress", async move {
-            h.progress(&entry, &job, &value).await
+        promise(env, "RedisHost.progress", async move {
+            redis(h.progress(&entry, &job, &value)).await
         })
-        .await
     }
 
     /// Leaves the consumer group (once no entry is held).
-    #[napi]
-    pub async fn leave(&self) -> Result<()> {
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn leave<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
         let h = self.inner.clone();
-        run("RedisHost.leave", async move { h.leave().await }).await
+        promise(
+            env,
+            "RedisHost.leave",
+            async move { redis(h.leave()).await },
+        )
     }
 }
 
@@ -362,19 +430,19 @@ pub struct RemoteCounts {
 }
 
 #[napi]
-pub async fn redis_queue_counts(
+pub fn redis_queue_counts(
+    env: &Env,
     url: String,
     queue: String,
     tls: Option<RemoteTls>,
-) -> Result<RemoteCounts> {
+) -> Result<PromiseRaw<'_, RemoteCounts>> {
     let tls = tls.map(Tls::from);
-    let c = run("redisQueueCounts", async move {
-        comrade_redis_queue::counts_tls(&url, tls.as_ref(), &queue).await
-    })
-    .await?;
-    Ok(RemoteCounts {
-        waiting: c.waiting as f64,
-        running: c.running as f64,
-        dead: c.dead as f64,
+    promise(env, "redisQueueCounts", async move {
+        let c = redis(comrade_redis_queue::counts_tls(&url, tls.as_ref(), &queue)).await?;
+        Ok(RemoteCounts {
+            waiting: c.waiting as f64,
+            running: c.running as f64,
+            dead: c.dead as f64,
+        })
     })
 }

@@ -1,0 +1,90 @@
+'use strict';
+// Benchmark: the parent process's CPU time per job (every thread of it: the JS thread and the
+// engine's), which is what a change to the host or the engine costs, and less at the mercy of a
+// busy machine than jobs/s. Pool with the Rust example worker (echo of a 16-byte string, 64
+// callers in flight, concurrency 10, 2 workers) after a warm-up; each measurement in a fresh
+// process, builds interleaved round by round (order shuffled), medians and minimums printed.
+//
+//   node bench/parent-cpu.js [--rounds N] [--jobs N] [--baseline DIR]... [--worker PATH]
+//
+// --baseline DIR: another built checkout (its index.js), measured in the same rounds, e.g. the
+// commit before a change; the ratio is this build's parent CPU per job over that one's, paired
+// round by round (median). --worker: the worker executable (default: this checkout's
+// target/release/examples/md5_worker), the same for every build so that only the parent
+// differs.
+
+const { execFileSync } = require('node:child_process');
+const path = require('node:path');
+const { parseArgs } = require('node:util');
+
+const ROOT = path.join(__dirname, '..');
+
+if (process.argv[2] === '--child') {
+  child(process.argv[3], process.argv[4], Number(process.argv[5]));
+} else {
+  main();
+}
+
+function child(dir, worker, jobs) {
+  const { Pool } = require(path.join(dir, 'index.js'));
+  const pool = new Pool({ command: [worker], minWorkers: 2, maxWorkers: 2, concurrency: 10 });
+  const go = async (n) => {
+    let left = n;
+    await Promise.all(Array.from({ length: 64 }, async () => {
+      while (left-- > 0) {
+        if (await pool.run('0123456789abcdef') !== '0123456789abcdef') throw new Error('wrong echo');
+      }
+    }));
+  };
+  (async () => {
+    await go(Math.min(jobs, 5000));
+    const cpu0 = process.cpuUsage();
+    const t0 = process.hrtime.bigint();
+    await go(jobs);
+    const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+    const cpu = process.cpuUsage(cpu0);
+    await pool.terminate();
+    process.stdout.write(JSON.stringify({ us: (cpu.user + cpu.system) / jobs, jps: jobs / secs }));
+  })();
+}
+
+function median(a) {
+  const s = [...a].sort((x, y) => x - y);
+  const n = s.length;
+  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
+}
+
+function main() {
+  const { values } = parseArgs({
+    options: {
+      rounds: { type: 'string', default: '9' },
+      jobs: { type: 'string', default: '200000' },
+      baseline: { type: 'string', multiple: true, default: [] },
+      worker: { type: 'string', default: path.join(ROOT, 'target', 'release', 'examples', 'md5_worker') },
+    },
+  });
+  const rounds = Number(values.rounds);
+  const jobs = Number(values.jobs);
+  const builds = [ROOT, ...values.baseline.map((d) => path.resolve(d))];
+  const runs = new Map(builds.map((b) => [b, []]));
+  for (let r = 0; r < rounds; r++) {
+    const order = [...builds].sort(() => Math.random() - 0.5);
+    for (const b of order) {
+      const out = execFileSync(process.execPath, [__filename, '--child', b, values.worker, String(jobs)],
+        { encoding: 'utf8', timeout: 120000 });
+      runs.get(b).push(JSON.parse(out));
+    }
+    process.stderr.write(`round ${r + 1}/${rounds}\n`);
+  }
+  console.log(`parent CPU per job, Pool + Rust echo worker, ${jobs} jobs per run, ${rounds} rounds`);
+  console.log('| build | µs/job median | µs/job min | jobs/s median | this checkout ÷ this build, paired median |');
+  console.log('|---|---:|---:|---:|---:|');
+  const mine = runs.get(ROOT);
+  for (const b of builds) {
+    const rs = runs.get(b);
+    const us = rs.map((x) => x.us);
+    const ratio = b === ROOT ? 1 : median(rs.map((x, i) => mine[i].us / x.us));
+    console.log(`| ${b === ROOT ? 'this checkout' : b} | ${median(us).toFixed(3)} | ${Math.min(...us).toFixed(3)} | ` +
+      `${Math.round(median(rs.map((x) => x.jps)))} | ${ratio.toFixed(3)} |`);
+  }
+}
