@@ -65,6 +65,7 @@ fn job(local: u32, priority: f64) -> NewJob {
         timeout_ms: 0,
         priority,
         progress: false,
+        ..Default::default()
     }
 }
 
