@@ -276,3 +276,26 @@ test('a caller that aborts leaves a shared job alone; the job is cancelled once 
   assert.deepEqual(lines(mark).map(Number), [1, 3, 5, 7]);
   assert.equal((h.out.match(/was cancelled by its producer/g) || []).length, 1);
 });
+
+test('a caller that joined leaves by its own timeout or its totalTimeout; the shared job goes on', T, async (t) => {
+  const r = await startRedis(t);
+  const mark = tempFile(t, 'marks');
+  const gate = tempFile(t, 'gate');
+  const h = startHost(t, { url: r.url, queue: 'q', args: ONE, env: { MARK: mark, GATE: gate } });
+  await h.ready();
+  const p1 = producer(t, { redis: r.url, queue: 'q' });
+  const p2 = producer(t, { redis: r.url, queue: 'q' });
+  const a = p1.exec('work', [1], { key: 'k' });
+  await until(() => lines(mark).length === 1, 'the shared job running');
+  const own = await failure(p2.exec('work', [2], { key: 'k', timeout: 50 }));
+  assert.equal(own.code, codes.JOB_TIMEOUT);
+  assert.match(own.message, /waited longer than its timeout \(50 ms\) for the shared job of its key/);
+  const total = await failure(p2.exec('work', [3], { key: 'k', totalTimeout: 50 }));
+  assert.equal(total.code, codes.TOTAL_TIMEOUT);
+  assert.match(total.message, /while it shared the job of its key; the shared job goes on for its other callers/);
+  assert.equal(p2.stats().coalesced, 2);
+  fs.writeFileSync(gate, '');
+  assert.deepEqual(await a, { v: 2, host: '' });
+  assert.deepEqual(lines(mark).map(Number), [1]);
+  assert.doesNotMatch(h.out, /cancelled by its producer/);
+});
