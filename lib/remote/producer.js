@@ -118,6 +118,7 @@ class RemoteJob {
     this.joined = false; // it joined a shared job (same function and key) of any producer
     this.expired = false; // its totalTimeout passed: settled once its withdrawal answers
     this.ownTimeout = 0; // with a key: its own `timeout`, from when it joined a shared job
+    this.name = null; // its function's name, for events (null: the default one)
   }
 
   settle(err, value) {
@@ -375,6 +376,7 @@ class RemotePool extends EventEmitter {
 
   #add(kind, name, task, args, o, cb, resolve, reject) {
     const job = new RemoteJob(String(this.#nextId++), resolve, reject, cb);
+    job.name = name === '' ? null : name;
     if (this.#state !== 'open') return this.#refuse(job, closedError());
     let text;
     try {
@@ -588,7 +590,7 @@ class RemotePool extends EventEmitter {
   #failQueueTimeout(job, waitedMs) {
     this.#counts.failed++;
     this.#counts.queueTimedOut++;
-    this.emit('queueTimeout', { name: null, waitedMs });
+    this.emit('queueTimeout', { name: job.name, waitedMs });
     job.settle(new PoolError(codes.QUEUE_TIMEOUT,
       `the job waited ${waitedMs} ms in the queue for a worker host, longer than its queueTimeout: it never ran`,
       { waitedMs }));
@@ -613,7 +615,7 @@ class RemotePool extends EventEmitter {
     this.#counts.failed++;
     this.#counts.totalTimedOut++;
     const host = status !== null && status.startsWith('r:') ? status.slice(2) : null;
-    this.emit('totalTimeout', { name: null, pid: null, host });
+    this.emit('totalTimeout', { name: job.name, pid: null, host });
     let how;
     if (status === 'w') how = 'while it waited in the queue: it never ran';
     else if (host !== null) how = `while it ran on worker host ${host}: it was cancelled there`;
@@ -691,7 +693,7 @@ class RemotePool extends EventEmitter {
     if (r.status === 't') {
       this.#counts.failed++;
       this.#counts.totalTimedOut++;
-      this.emit('totalTimeout', { name: null, pid: null, host: null });
+      this.emit('totalTimeout', { name: job.name, pid: null, host: null });
       job.settle(new PoolError(codes.TOTAL_TIMEOUT,
         'the job\'s totalTimeout passed while it waited in the queue: it never ran', { pid: null, host: null }));
       return;
