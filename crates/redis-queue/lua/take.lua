@@ -175,7 +175,10 @@ if want > 0 then
       seen = seen + 1
       local job = string.sub(member, 17)
       local key = P .. 'job:' .. job
-      local t = fields(redis.call('HGETALL', key))
+      -- The fields this step needs (not the arguments, which may be large).
+      local v = redis.call('HMGET', key, 'p', 'l', 'g', 'w', 'qd', 'td', 'K')
+      local t = { p = v[1] or nil, l = v[2] or nil, g = v[3] or nil, w = v[4] or nil, qd = v[5] or nil,
+        td = v[6] or nil, K = v[7] or nil }
       if not t.p then
         dropped = dropped + 1
       elseif past(t.qd) or past(t.td) then
