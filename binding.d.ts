@@ -127,6 +127,8 @@ export declare class RedisHost {
    * was dropped (the entry is no longer this host's, or the producer is gone).
    */
   progress(entry: string, job: string, value: string): Promise<boolean>
+  /** Registers this host's slots for a lease (0: unregisters), for prioritySlots' caps. */
+  register(slots: number): Promise<void>
   /** Leaves the consumer group (once no entry is held). */
   leave(): Promise<void>
 }
@@ -136,9 +138,19 @@ export declare class RedisProducer {
   get id(): string
   /**
    * Admits the jobs, in order, while the queue holds fewer than `maxBacklog` jobs waiting
-   * (none: no limit); resolves with how many were admitted and the local ids refused.
+   * (none: no limit), under the priority `policy` (none: the producer has none); resolves
+   * with how many were admitted, the local ids refused and those that joined a shared job.
    */
-  admit(jobs: Array<RemoteJob>, maxBacklog?: number | undefined | null): Promise<RemoteAdmitted>
+  admit(jobs: Array<RemoteJob>, maxBacklog?: number | undefined | null, policy?: string | undefined | null): Promise<RemoteAdmitted>
+  /**
+   * Withdraws jobs by their local ids: with `queueOnly`, only those still waiting (their
+   * queue timeout passed); otherwise as cancel(). Resolves with a status per id: 'w'
+   * withdrawn (it never ran), 'r:<host>' delivered to that host (flagged for it to abort,
+   * unless `queueOnly`), 'j' left a shared job, '' unknown (settled already).
+   */
+  withdraw(locals: Array<string>, queueOnly: boolean): Promise<Array<string>>
+  /** Keeps the queue's priority policy from expiring; false when the queue holds another. */
+  keepPolicy(policy: string): Promise<boolean>
   /**
    * Cancels jobs by their local ids: those waiting leave the queue, those on a host are
    * flagged for it to abort. Resolves with the counts.
@@ -350,13 +362,16 @@ export declare const enum RejectReason {
 }
 
 /**
- * What an admission did: jobs admitted, the local ids refused (the backlog was full), and
- * the jobs waiting in the queue after it.
+ * What an admission did: jobs admitted, the local ids refused (the backlog was full), the
+ * jobs waiting in the queue after it, the local ids that joined a shared job, and the
+ * queue's priority policy when it differs from the producer's (nothing was admitted then).
  */
 export interface RemoteAdmitted {
   admitted: number
   refused: Array<string>
   waiting: number
+  joined: Array<string>
+  conflict?: string
 }
 
 /** What a cancel did: jobs withdrawn from the queue, jobs flagged for their host to abort. */
@@ -401,6 +416,12 @@ export interface RemoteJob {
   priority: number
   /** The producer wants its progress reports. */
   progress: boolean
+  /** Longest wait in the queue, ms (none or 0: none). */
+  queueTimeout?: number
+  /** Longest from admission to settlement, ms (none or 0: none). */
+  totalTimeout?: number
+  /** Coalescing key (none: the job is not shared). */
+  key?: string
 }
 
 /** What a renewal found: entries another host took, entries their producer cancelled. */

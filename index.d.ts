@@ -250,6 +250,14 @@ export interface PoolRedisOptions {
   maxBacklog?: number;
   /** This producer's keys expire this many ms after its last heartbeat (every lease / 3): its results are then dropped. Default: 30000. */
   lease?: number;
+  /** Longest a job waits in the queue for a worker host, in ms: past it the job is withdrawn, never runs, and rejects with ERR_QUEUE_TIMEOUT (no host takes it past its deadline, kept in Redis's clock). A job's own `queueTimeout` overrides it. Default: none. */
+  queueTimeout?: number;
+  /** Longest from the call to the settlement, in ms: past it the job rejects with ERR_TOTAL_TIMEOUT, withdrawn from the queue or cancelled on the host that runs it. A job's own `totalTimeout` overrides it. Default: none. */
+  totalTimeout?: number;
+  /** Guaranteed slots per priority range, `{ from: slots }`, as Pool's, over the cluster's slots (those of every live worker host). One queue has one policy: a producer with another one has its jobs refused (ERR_INVALID_OPTION). Default: none. */
+  prioritySlots?: Record<number, number>;
+  /** With `prioritySlots`, a higher range borrows only from the lowest range. Default: false. */
+  sacredGuarantees?: boolean;
   module?: never;
   command?: never;
 }
@@ -424,6 +432,8 @@ export interface TotalTimeoutInfo {
   name: string | null;
   /** The worker it was cancelled on, or null if it was still waiting. */
   pid: number | null;
+  /** A producer of a queue on Redis: the worker host it was cancelled on, or null. */
+  host?: string | null;
 }
 
 /**

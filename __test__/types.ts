@@ -279,6 +279,10 @@ async function useRedis(): Promise<void> {
   const sum: number = await producer.call('add', 1, 2);
   const twice: number = await producer.run(2, { priority: 3, retries: 1, timeout: 100, signal: AbortSignal.timeout(1000), onProgress: (v) => void v });
   void sum; void twice;
+  const scheduled = new Pool<typeof tasks>({ ...opts, queueTimeout: 1000, totalTimeout: 5000, prioritySlots: { 1: 2, 5: 1 }, sacredGuarantees: true });
+  const shared: number = await scheduled.exec('add', [1, 2], { key: 'k', queueTimeout: 100, totalTimeout: Infinity });
+  scheduled.on('totalTimeout', ({ host: h }) => void h);
+  void shared;
   const q: QueueStats | undefined = await producer.queueStats?.();
   void q;
   const code: 'ERR_REDIS' = codes.REDIS;

@@ -79,6 +79,12 @@ pub struct RemoteJob {
     pub priority: f64,
     /// The producer wants its progress reports.
     pub progress: bool,
+    /// Longest wait in the queue, ms (none or 0: none).
+    pub queue_timeout: Option<f64>,
+    /// Longest from admission to settlement, ms (none or 0: none).
+    pub total_timeout: Option<f64>,
+    /// Coalescing key (none: the job is not shared).
+    pub key: Option<String>,
 }
 
 /// A result for a producer: status 'o' (value: the result's JSON), 'e' (the error's JSON) or
@@ -90,13 +96,16 @@ pub struct RemoteReply {
     pub value: String,
 }
 
-/// What an admission did: jobs admitted, the local ids refused (the backlog was full), and
-/// the jobs waiting in the queue after it.
+/// What an admission did: jobs admitted, the local ids refused (the backlog was full), the
+/// jobs waiting in the queue after it, the local ids that joined a shared job, and the
+/// queue's priority policy when it differs from the producer's (nothing was admitted then).
 #[napi(object)]
 pub struct RemoteAdmitted {
     pub admitted: u32,
     pub refused: Vec<String>,
     pub waiting: f64,
+    pub joined: Vec<String>,
+    pub conflict: Option<String>,
 }
 
 /// What a cancel did: jobs withdrawn from the queue, jobs flagged for their host to abort.
@@ -163,13 +172,15 @@ impl RedisProducer {
     }
 
     /// Admits the jobs, in order, while the queue holds fewer than `maxBacklog` jobs waiting
-    /// (none: no limit); resolves with how many were admitted and the local ids refused.
+    /// (none: no limit), under the priority `policy` (none: the producer has none); resolves
+    /// with how many were admitted, the local ids refused and those that joined a shared job.
     #[napi]
     pub fn admit<'e>(
         &self,
         env: &'e Env,
         jobs: Vec<RemoteJob>,
         max_backlog: Option<f64>,
+        policy: Option<String>,
     ) -> Result<PromiseRaw<'e, RemoteAdmitted>> {
         let p = self.inner.clone();
         let jobs: Vec<NewJob> = jobs
@@ -183,16 +194,49 @@ impl RedisProducer {
                 timeout_ms: j.timeout.max(0.0) as u64,
                 priority: j.priority,
                 progress: j.progress,
+                queue_timeout_ms: j.queue_timeout.unwrap_or(0.0).max(0.0).ceil() as u64,
+                total_timeout_ms: j.total_timeout.unwrap_or(0.0).max(0.0).ceil() as u64,
+                key: j.key.unwrap_or_default(),
             })
             .collect();
         let limit = max_backlog.map(|m| m.max(0.0) as u64);
+        let policy = policy.unwrap_or_default();
         promise(env, "RedisProducer.admit", async move {
-            let a = redis(p.admit(&jobs, limit)).await?;
+            let a = redis(p.admit_with(&jobs, limit, &policy)).await?;
             Ok(RemoteAdmitted {
                 admitted: a.admitted as u32,
                 refused: a.refused,
                 waiting: a.waiting as f64,
+                joined: a.joined,
+                conflict: a.conflict,
             })
+        })
+    }
+
+    /// Withdraws jobs by their local ids: with `queueOnly`, only those still waiting (their
+    /// queue timeout passed); otherwise as cancel(). Resolves with a status per id: 'w'
+    /// withdrawn (it never ran), 'r:<host>' delivered to that host (flagged for it to abort,
+    /// unless `queueOnly`), 'j' left a shared job, '' unknown (settled already).
+    #[napi]
+    pub fn withdraw<'e>(
+        &self,
+        env: &'e Env,
+        locals: Vec<String>,
+        queue_only: bool,
+    ) -> Result<PromiseRaw<'e, Vec<String>>> {
+        let p = self.inner.clone();
+        promise(env, "RedisProducer.withdraw", async move {
+            let (_, _, statuses) = redis(p.withdraw(&locals, queue_only)).await?;
+            Ok(statuses)
+        })
+    }
+
+    /// Keeps the queue's priority policy from expiring; false when the queue holds another.
+    #[napi]
+    pub fn keep_policy<'e>(&self, env: &'e Env, policy: String) -> Result<PromiseRaw<'e, bool>> {
+        let p = self.inner.clone();
+        promise(env, "RedisProducer.keepPolicy", async move {
+            redis(p.keep_policy(&policy)).await
         })
     }
 
@@ -406,6 +450,15 @@ impl RedisHost {
         let h = self.inner.clone();
         promise(env, "RedisHost.progress", async move {
             redis(h.progress(&entry, &job, &value)).await
+        })
+    }
+
+    /// Registers this host's slots for a lease (0: unregisters), for prioritySlots' caps.
+    #[napi(ts_return_type = "Promise<void>")]
+    pub fn register<'e>(&self, env: &'e Env, slots: u32) -> Result<PromiseRaw<'e, ()>> {
+        let h = self.inner.clone();
+        promise(env, "RedisHost.register", async move {
+            redis(h.register(slots)).await
         })
     }
 

@@ -85,7 +85,11 @@ class WorkerHost extends EventEmitter {
     this.#native = native;
     this.#pool = pool;
     this.#slots = o.workers * o.concurrency;
-    this.#renewal = setInterval(() => this.#renew(), Math.max(25, Math.floor(o.lease / 4)));
+    this.#renewal = setInterval(() => {
+      this.#register();
+      this.#renew();
+    }, Math.max(25, Math.floor(o.lease / 4)));
+    this.#register();
     this.#loop = this.#run();
   }
 
@@ -124,6 +128,8 @@ class WorkerHost extends EventEmitter {
     while (this.#held.size > 0) await this.#slotFreed();
     clearInterval(this.#renewal);
     try {
+      // Its slots no longer count for the queue's prioritySlots.
+      await this.#native.register(0);
       await this.#native.leave();
     } catch {
       // Redis is unreachable: the consumer stays in the group, holding nothing.
@@ -278,6 +284,13 @@ class WorkerHost extends EventEmitter {
     this.#held.delete(d.entry);
     this.emit('result', { entry: d.entry, job: d.job, accepted });
     this.#wake();
+  }
+
+  // Tells the queue this host's slots, for a lease: the caps of a prioritySlots policy come
+  // from the slots of every live host. A failure is told by the next take or renewal.
+  #register() {
+    if (this.#state === 'stopped') return;
+    this.#native.register(this.#slots).catch(() => {});
   }
 
   async #renew() {

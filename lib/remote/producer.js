@@ -18,7 +18,10 @@ const { redactUrl, redisError, checkUrl, checkTls, checkQueue, deserializeError 
 
 // The options a producer takes. Every other Pool option is about local workers, or is not
 // carried over yet (docs/REDIS.md): refused with ERR_INVALID_OPTION.
-const PRODUCER_OPTIONS = ['redis', 'tls', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'maxBacklog', 'lease'];
+const PRODUCER_OPTIONS = [
+  'redis', 'tls', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'maxBacklog', 'lease',
+  'queueTimeout', 'totalTimeout', 'prioritySlots', 'sacredGuarantees',
+];
 const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
 const LEASE_ROW = Object.freeze({ name: 'lease', type: 'int', range: [100, MAX_DURATION_MS], default: 30000 });
 const READ_BLOCK_MS = 1000;
@@ -68,11 +71,37 @@ function resolveProducerOptions(options) {
     maxMessage: resolveOption(ROW.maxMessage, options, {}),
     maxBacklog: resolveOption(ROW.maxBacklog, options, {}),
     lease: resolveOption(LEASE_ROW, options, {}),
+    queueTimeout: resolveOption(ROW.queueTimeout, options, {}),
+    totalTimeout: resolveOption(ROW.totalTimeout, options, {}),
+    policy: policyOf(options),
   };
 }
 
+// The queue's priority policy from prioritySlots and sacredGuarantees, as the scripts read it:
+// `<sacred 0|1>;<from>:<slots>;...`; null without prioritySlots. The slots are the cluster's
+// (every live host's), unknown here: only the shape is checked.
+function policyOf(options) {
+  const pairs = resolveOption(ROW.prioritySlots, options, { maxWorkers: Infinity, concurrency: 1 });
+  const sacred = resolveOption(ROW.sacredGuarantees, options, {});
+  if (pairs === null) return null;
+  let text = sacred ? '1' : '0';
+  for (let i = 0; i < pairs.length; i += 2) text += `;${String(pairs[i])}:${pairs[i + 1]}`;
+  return text;
+}
+
+// A per-job span in ms (> 0; Infinity: none, 0), or its Error: as Pool's.
+function spanOption(what, name, v) {
+  if (typeof v !== 'number' || !(v > 0)) {
+    return argumentError(`${what}(): options.${name} must be a number of milliseconds > 0, or Infinity`);
+  }
+  if (v !== Infinity && v > MAX_DURATION_MS) {
+    return argumentError(`${what}(): ${durationMessage(`options.${name}`, v)}`);
+  }
+  return v === Infinity ? 0 : v;
+}
+
 // The per-job options a producer takes (run: `name` too).
-const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority'];
+const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority', 'queueTimeout', 'totalTimeout', 'key'];
 
 class RemoteJob {
   constructor(local, resolve, reject, cb) {
@@ -84,11 +113,18 @@ class RemoteJob {
     this.signal = null; // its AbortSignal, with onAbort listening, until it settles
     this.onAbort = null;
     this.done = false;
+    this.admission = null; // a Promise settled once its admission answered (or failed)
+    this.timers = []; // its queue, total and (once it joined a shared job) own timeouts
+    this.joined = false; // it joined a shared job (same function and key) of any producer
+    this.expired = false; // its totalTimeout passed: settled once its withdrawal answers
+    this.ownTimeout = 0; // with a key: its own `timeout`, from when it joined a shared job
+    this.name = null; // its function's name, for events (null: the default one)
   }
 
   settle(err, value) {
     if (this.done) return;
     this.done = true;
+    for (const t of this.timers) clearTimeout(t);
     if (this.signal !== null) this.signal.removeEventListener('abort', this.onAbort);
     if (this.cb !== null) {
       if (err) this.cb(err);
@@ -114,7 +150,10 @@ class RemotePool extends EventEmitter {
   #heartbeat = null;
   #lastBeat = 0;
   #done = null;
-  #counts = { completed: 0, errored: 0, failed: 0, rejected: 0, timedOut: 0, aborted: 0 };
+  #counts = {
+    completed: 0, errored: 0, failed: 0, rejected: 0, timedOut: 0, aborted: 0,
+    queueTimedOut: 0, totalTimedOut: 0, coalesced: 0,
+  };
   #cancels = []; // local ids of aborted jobs, for this tick's cancel
   #cancelling = Promise.resolve(); // the cancels sent
   #admitting = new Set(); // admissions under way (settled Promises of them)
@@ -249,6 +288,9 @@ class RemotePool extends EventEmitter {
       rejected: this.#counts.rejected,
       aborted: this.#counts.aborted,
       timedOut: this.#counts.timedOut,
+      queueTimedOut: this.#counts.queueTimedOut,
+      totalTimedOut: this.#counts.totalTimedOut,
+      coalesced: this.#counts.coalesced,
       throughput: recent / span,
       waitTime: null,
       runTime: null,
@@ -299,6 +341,15 @@ class RemotePool extends EventEmitter {
     if (o.priority !== undefined && (typeof o.priority !== 'number' || !Number.isFinite(o.priority))) {
       return Promise.reject(argumentError(`${what}(): options.priority must be a finite number`));
     }
+    for (const name of ['queueTimeout', 'totalTimeout']) {
+      if (o[name] === undefined) continue;
+      const ms = spanOption(what, name, o[name]);
+      if (ms instanceof Error) return Promise.reject(ms);
+      o[name] = ms;
+    }
+    if (o.key !== undefined && (typeof o.key !== 'string' || o.key.length === 0)) {
+      return Promise.reject(argumentError(`${what}(): options.key must be a non-empty string`));
+    }
     if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
       return Promise.reject(argumentError(`${what}(): options.onProgress must be a function`));
     }
@@ -325,6 +376,7 @@ class RemotePool extends EventEmitter {
 
   #add(kind, name, task, args, o, cb, resolve, reject) {
     const job = new RemoteJob(String(this.#nextId++), resolve, reject, cb);
+    job.name = name === '' ? null : name;
     if (this.#state !== 'open') return this.#refuse(job, closedError());
     let text;
     try {
@@ -348,6 +400,9 @@ class RemotePool extends EventEmitter {
         { maxMessage: this.#o.maxMessage }));
     }
     const timeout = o.timeout ?? this.#o.timeout;
+    // 0 (Infinity given per job): none.
+    const queueTimeout = o.queueTimeout ?? this.#o.queueTimeout ?? 0;
+    const totalTimeout = o.totalTimeout ?? this.#o.totalTimeout ?? 0;
     this.#batch.push([job, {
       local: job.local,
       kind,
@@ -357,7 +412,15 @@ class RemotePool extends EventEmitter {
       timeout: timeout === null || timeout === undefined || timeout === Infinity ? 0 : Math.ceil(timeout),
       priority: o.priority ?? this.#o.priority,
       progress: o.onProgress !== undefined,
+      queueTimeout,
+      totalTimeout,
+      key: o.key,
     }]);
+    // The deadlines count from the call, as Pool's. Redis holds them too (in its own clock):
+    // no host takes the job past them, whatever this producer's timers do.
+    if (queueTimeout > 0) job.timers.push(setTimeout(() => this.#queueTimedOut(job, queueTimeout), queueTimeout));
+    if (totalTimeout > 0) job.timers.push(setTimeout(() => this.#totalTimedOut(job, totalTimeout), totalTimeout));
+    if (o.key !== undefined && o.timeout !== undefined && o.timeout !== Infinity) job.ownTimeout = o.timeout;
     if (o.onProgress !== undefined) job.onProgress = AsyncResource.bind(o.onProgress);
     if (this.#batch.length === 1) process.nextTick(() => this.#flush());
     if (o.signal !== undefined) {
@@ -424,17 +487,26 @@ class RemotePool extends EventEmitter {
     const batch = this.#batch.filter(([job]) => !job.done);
     this.#batch = [];
     if (batch.length === 0) return;
-    for (const [job] of batch) this.#jobs.set(job.local, job);
+    let admitted;
+    const answered = new Promise((r) => { admitted = r; });
+    for (const [job] of batch) {
+      this.#jobs.set(job.local, job);
+      job.admission = answered;
+    }
     this.#read();
     try {
       const p = await this.#connect();
-      const admission = p.admit(batch.map((b) => b[1]), this.#o.maxBacklog ?? undefined);
+      const admission = p.admit(batch.map((b) => b[1]), this.#o.maxBacklog ?? undefined, this.#o.policy ?? undefined);
       const settled = admission.then(() => {}, () => {});
       this.#admitting.add(settled);
       settled.then(() => this.#admitting.delete(settled));
-      const { refused } = await admission;
+      const { refused, joined, conflict } = await admission;
+      admitted();
+      if (conflict !== null && conflict !== undefined) this.#refusePolicy(batch, conflict);
       if (refused.length > 0) this.#refuseBacklog(refused);
+      if (joined.length > 0) this.#joined(joined);
     } catch (e) {
+      admitted();
       const err = e instanceof PoolError ? e
         : redisError(e, this.#url, 'queueing the job failed (it may or may not have been queued)');
       for (const [job] of batch) {
@@ -445,6 +517,113 @@ class RemotePool extends EventEmitter {
       }
       this.#maybeDone();
     }
+  }
+
+  // The queue holds another priority policy (another producer's prioritySlots): one queue has
+  // one, so this producer's jobs are refused, none admitted.
+  #refusePolicy(batch, conflict) {
+    const [sacred, ...ranges] = conflict.split(';');
+    const theirs = `prioritySlots ${JSON.stringify(Object.fromEntries(ranges.map((r) => {
+      const [from, n] = r.split(':');
+      return [from, Number(n)];
+    })))}, sacredGuarantees ${sacred === '1'}`;
+    for (const [job] of batch) {
+      if (!this.#jobs.delete(job.local)) continue;
+      this.#counts.rejected++;
+      job.settle(optionError(`queue ${JSON.stringify(this.#o.queue)} has another priority policy (${theirs}), ` +
+        'set by another producer: the producers of one queue must give the same prioritySlots and ' +
+        'sacredGuarantees (the policy lasts a lease after the last producer that holds it)'));
+    }
+    this.#maybeDone();
+  }
+
+  // Jobs that joined a shared job (the same function and key, waiting or running anywhere):
+  // they settle with its outcome. A queue timeout is the shared job's (its first caller's);
+  // a joiner's own `timeout` counts from now.
+  #joined(locals) {
+    for (const local of locals) {
+      const job = this.#jobs.get(local);
+      if (job === undefined) continue;
+      job.joined = true;
+      this.#counts.coalesced++;
+      if (job.ownTimeout > 0) {
+        const ms = job.ownTimeout;
+        job.timers.push(setTimeout(() => this.#leaveShared(job, new PoolError(codes.JOB_TIMEOUT,
+          `the job waited longer than its timeout (${ms} ms) for the shared job of its key; ` +
+          'the shared job goes on for its other callers')), ms));
+      }
+    }
+  }
+
+  // A caller of a shared job leaves it alone (its own timeout): the shared job is cancelled
+  // only once every caller everywhere has gone (the cancel script counts them).
+  #leaveShared(job, err) {
+    if (job.done || !this.#jobs.delete(job.local)) return;
+    this.#counts.failed++;
+    this.#counts.timedOut++;
+    job.settle(err);
+    this.#cancels.push(job.local);
+    if (this.#cancels.length === 1) process.nextTick(() => this.#sendCancels());
+    this.#maybeDone();
+  }
+
+  // Its queueTimeout passed: a job still waiting is withdrawn and never runs
+  // (ERR_QUEUE_TIMEOUT); one a host took goes on. A shared job's callers fail with it.
+  async #queueTimedOut(job, ms) {
+    if (job.done || job.joined) return;
+    let status;
+    try {
+      await job.admission;
+      if (job.done || job.joined || !this.#jobs.has(job.local)) return;
+      const p = await this.#connect();
+      [status] = await p.withdraw([job.local], true);
+    } catch {
+      // Redis unreachable: no host takes the job past its deadline (Redis's clock) anyway,
+      // and the heartbeat fails it if Redis is gone for long.
+      return;
+    }
+    if (status !== 'w' || !this.#jobs.delete(job.local)) return;
+    this.#failQueueTimeout(job, ms);
+    this.#maybeDone();
+  }
+
+  #failQueueTimeout(job, waitedMs) {
+    this.#counts.failed++;
+    this.#counts.queueTimedOut++;
+    this.emit('queueTimeout', { name: job.name, waitedMs });
+    job.settle(new PoolError(codes.QUEUE_TIMEOUT,
+      `the job waited ${waitedMs} ms in the queue for a worker host, longer than its queueTimeout: it never ran`,
+      { waitedMs }));
+  }
+
+  // Its totalTimeout passed: it rejects with ERR_TOTAL_TIMEOUT, withdrawn from the queue, or
+  // cancelled on the host that runs it (at that host's next lease renewal), or, for a caller
+  // of a shared job, leaving it alone. Results that come in the meantime are dropped.
+  async #totalTimedOut(job, ms) {
+    if (job.done || !this.#jobs.has(job.local)) return;
+    job.expired = true;
+    let status = null;
+    try {
+      await job.admission;
+      const p = await this.#connect();
+      await Promise.all(this.#admitting);
+      [status] = await p.withdraw([job.local], false);
+    } catch {
+      // Redis unreachable: the job may still run; its result is dropped.
+    }
+    if (!this.#jobs.delete(job.local)) return;
+    this.#counts.failed++;
+    this.#counts.totalTimedOut++;
+    const host = status !== null && status.startsWith('r:') ? status.slice(2) : null;
+    this.emit('totalTimeout', { name: job.name, pid: null, host });
+    let how;
+    if (status === 'w') how = 'while it waited in the queue: it never ran';
+    else if (host !== null) how = `while it ran on worker host ${host}: it was cancelled there`;
+    else if (status === 'j') how = 'while it shared the job of its key; the shared job goes on for its other callers';
+    else how = 'before its outcome came back: the outcome is dropped';
+    job.settle(new PoolError(codes.TOTAL_TIMEOUT, `the job's totalTimeout (${ms} ms) passed ${how}`,
+      { pid: null, host }));
+    this.#maybeDone();
   }
 
   // Jobs the admission refused: the queue held maxBacklog jobs waiting (from every producer).
@@ -497,7 +676,28 @@ class RemotePool extends EventEmitter {
       this.#progress(job, r.value);
       return;
     }
+    // Its totalTimeout passed: it settles when its withdrawal answers, with ERR_TOTAL_TIMEOUT.
+    if (job.expired) return;
     this.#jobs.delete(r.local);
+    if (r.status === 'q') {
+      // A host found it waiting past its queue deadline (Redis's clock).
+      let waited = 0;
+      try {
+        waited = Number(JSON.parse(r.value).waitedMs) || 0;
+      } catch {
+        // No details.
+      }
+      this.#failQueueTimeout(job, waited);
+      return;
+    }
+    if (r.status === 't') {
+      this.#counts.failed++;
+      this.#counts.totalTimedOut++;
+      this.emit('totalTimeout', { name: job.name, pid: null, host: null });
+      job.settle(new PoolError(codes.TOTAL_TIMEOUT,
+        'the job\'s totalTimeout passed while it waited in the queue: it never ran', { pid: null, host: null }));
+      return;
+    }
     if (r.status === 'o') {
       const bytes = Buffer.byteLength(r.value);
       if (bytes > this.#o.maxMessage) {
@@ -572,6 +772,10 @@ class RemotePool extends EventEmitter {
   async #beat() {
     const p = this.#producer;
     if (p === null) return;
+    if (this.#o.policy !== null) {
+      // The queue's policy lasts a lease after the last producer that holds it.
+      p.keepPolicy(this.#o.policy).catch(() => {});
+    }
     try {
       const alive = await p.heartbeat();
       this.#lastBeat = Date.now();

@@ -1,41 +1,35 @@
 -- take: a host takes up to n jobs, exactly its free slots. First the entries whose lease ran
 -- out (their owner died or stopped answering: idle longer than the lease), then waiting jobs,
 -- highest priority first, moved into the stream and read by this consumer in the same script.
+-- A waiting job past its queue or total deadline (Redis's clock) is not handed out: it fails
+-- for its callers. Under the queue's prioritySlots (the `policy` key), a job whose priority
+-- range holds its cap of jobs in flight (counted in `inflight`) stays waiting, and jobs of
+-- lower ranges may pass it; the caps come from the slots of the live hosts (`hosts`).
 -- KEYS: 1 waiting (sorted set), 2 stream, 3 dead-letter stream, 4 wake (list)
--- ARGV: 1 key prefix, 2 group, 3 consumer, 4 n, 5 lease (ms)
+-- ARGV: 1 key prefix, 2 group, 3 consumer, 4 n, 5 lease (ms), 6 this host's slots (0: not
+--       registered; otherwise registered again here, as register does)
 -- Returns { deliveries, failed, dropped, dead }: deliveries flat, 9 per job: entry id, job id,
--- kind, function name, arguments, retries, timeout, delivery count, progress wanted.
-local prefix, group, me = ARGV[1], ARGV[2], ARGV[3]
+-- kind, function name, arguments, retries, timeout, delivery count, progress wanted. `failed`
+-- counts jobs failed for their callers (past their retries, or their deadlines).
+P = ARGV[1]
+local group, me = ARGV[2], ARGV[3]
 local n = tonumber(ARGV[4])
 local out = {}
 local taken, failed, dropped, dead = 0, 0, 0, 0
+local now = now_ms()
+
+if tonumber(ARGV[6] or '0') > 0 then
+  redis.call('HSET', P .. 'hosts', me, string.format('%d %d', now + tonumber(ARGV[5]), tonumber(ARGV[6])))
+end
 
 -- The group exists once: an error (BUSYGROUP) is the usual case and means nothing.
 redis.pcall('XGROUP', 'CREATE', KEYS[2], group, '0', 'MKSTREAM')
 
-local function fields(flat)
-  local t = {}
-  for i = 1, #flat - 1, 2 do t[flat[i]] = flat[i + 1] end
-  return t
-end
-
-local function alive(producer)
-  return redis.call('EXISTS', prefix .. 'producer:' .. producer) == 1
-end
-
--- A result (or failure) for the producer, only while it lives: its reply stream expires with it.
-local function reply(producer, lid, status, value)
-  local ttl = redis.call('PTTL', prefix .. 'producer:' .. producer)
-  if ttl == -2 then return end
-  local stream = prefix .. 'reply:' .. producer
-  redis.call('XADD', stream, '*', 'l', lid, 's', status, 'v', value)
-  if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
-end
-
-local function finish(id, key)
+local function finish(id, key, t)
   redis.call('XACK', KEYS[2], group, id)
   redis.call('XDEL', KEYS[2], id)
   if key then redis.call('DEL', key) end
+  if t then uncount(t) end
 end
 
 -- A malformed entry (written by something else) goes to the dead-letter stream, with why.
@@ -43,7 +37,7 @@ local function bury(id, flat, reason)
   local args = { KEYS[3], 'MAXLEN', '~', '10000', '*', 'reason', reason, 'entry', id }
   for i = 1, math.min(#flat, 200) do args[#args + 1] = flat[i] end
   redis.call('XADD', unpack(args))
-  finish(id, nil)
+  finish(id, nil, nil)
   dead = dead + 1
 end
 
@@ -51,7 +45,7 @@ end
 local function record(flat)
   local job = fields(flat).j
   if type(job) ~= 'string' then return nil, 'not a comrade job entry (no field j)' end
-  local key = prefix .. 'job:' .. job
+  local key = P .. 'job:' .. job
   local t = fields(redis.call('HGETALL', key))
   if not t.p then return nil, 'no job record ' .. key end
   if not (t.l and t.a and t.f and (t.k == 'r' or t.k == 'x') and tonumber(t.r) and tonumber(t.t)) then
@@ -68,6 +62,10 @@ local function deliver(id, t, key, count)
   out[o + 5], out[o + 6], out[o + 7], out[o + 8] = t.a, t.r, t.t, tostring(count)
   out[o + 9] = t.g or '0'
   taken = taken + 1
+end
+
+local function past(deadline)
+  return deadline and now >= tonumber(deadline)
 end
 
 -- 1. Entries idle past the lease: each re-delivery counts as a retry.
@@ -88,12 +86,17 @@ for _, e in ipairs(claimed[2]) do
         redis.call('XCLAIM', KEYS[2], group, me, 0, id, 'RETRYCOUNT', count, 'JUSTID')
       end
       if count > tonumber(t.r) + 1 then
-        reply(t.p, t.l, 'f', cjson.encode({ host = t.o or '', deliveries = count, retries = tonumber(t.r) }))
-        finish(id, key)
+        answer(t.id, t, 'f', cjson.encode({ host = t.o or '', deliveries = count, retries = tonumber(t.r) }), nil)
+        finish(id, key, t)
         failed = failed + 1
-      elseif t.c or not alive(t.p) then
-        -- Cancelled by its producer, or its producer is gone: nobody waits for it.
-        finish(id, key)
+      elseif past(t.td) then
+        answer(t.id, t, 't', '{}', nil)
+        finish(id, key, t)
+        failed = failed + 1
+      elseif t.c or not wanted(t.id, t) then
+        -- Cancelled by its callers, or every caller's producer is gone: nobody waits for it.
+        unshare(t.id, t)
+        finish(id, key, t)
         dropped = dropped + 1
       else
         deliver(id, t, key, count)
@@ -102,26 +105,105 @@ for _, e in ipairs(claimed[2]) do
   end
 end
 
+-- The caps of the priority ranges now, lowest range first: { from, cap, name } (the name
+-- counts the range's jobs in `inflight`); nil without a policy. proletariat's rule (as the
+-- local scheduler's, crates/core/src/scheduler.rs): the lowest range (from 0, and every
+-- negative priority) has the slots the others do not guarantee; a range's cap is its slots
+-- and those of every range below it, or with sacred guarantees its own and the lowest
+-- range's. The slots are those of every host whose registration is live.
+local function caps_now()
+  local policy = redis.call('GET', P .. 'policy')
+  if not policy then return nil end
+  local ranges = {}
+  for from, slots in string.gmatch(policy, ';([^:;]+):(%d+)') do
+    local f = tonumber(from)
+    if f and f > 0 then ranges[#ranges + 1] = { f, tonumber(slots), from } end
+  end
+  table.sort(ranges, function(a, b) return a[1] < b[1] end)
+  local total = 0
+  local hosts = redis.call('HGETALL', P .. 'hosts')
+  for i = 1, #hosts - 1, 2 do
+    local until_ms, slots = string.match(hosts[i + 1], '^(%d+) (%d+)$')
+    if until_ms and tonumber(until_ms) > now then
+      total = total + tonumber(slots)
+    else
+      redis.call('HDEL', P .. 'hosts', hosts[i])
+    end
+  end
+  local guaranteed = 0
+  for _, r in ipairs(ranges) do guaranteed = guaranteed + r[2] end
+  local rest = math.max(0, total - guaranteed)
+  local caps = { { 0, rest, '0' } }
+  local sum = rest
+  for _, r in ipairs(ranges) do
+    sum = sum + r[2]
+    caps[#caps + 1] = { r[1], string.sub(policy, 1, 1) == '1' and rest + r[2] or sum, r[3] }
+  end
+  return caps
+end
+
 -- 2. Waiting jobs into the stream, then read by this consumer: exactly the free slots.
 local want = n - taken
 if want > 0 then
+  local caps = caps_now()
+  local inflight = {}
+  if caps then
+    for i, c in ipairs(caps) do inflight[i] = tonumber(redis.call('HGET', P .. 'inflight', c[3]) or '0') end
+  end
+  -- The lowest score (highest priority) still eligible: past a range at its cap, only the
+  -- jobs below that range's `from` (scores above -from).
+  local lo = '-inf'
   local moved, seen = 0, 0
-  while moved < want and seen < want + 1000 do
-    local popped = redis.call('ZPOPMIN', KEYS[1], want - moved)
-    if #popped == 0 then break end
-    for i = 1, #popped, 2 do
-      local job = string.sub(popped[i], 17)
-      local key = prefix .. 'job:' .. job
-      local producer = redis.call('HGET', key, 'p')
-      if producer and alive(producer) then
-        redis.call('XADD', KEYS[2], '*', 'j', job)
-        moved = moved + 1
-      else
-        -- Its producer is gone: nobody waits for the result.
+  while lo and moved < want and seen < want + 1000 do
+    local batch = redis.call('ZRANGEBYSCORE', KEYS[1], lo, '+inf', 'WITHSCORES', 'LIMIT', 0, want - moved)
+    if #batch == 0 then break end
+    for i = 1, #batch, 2 do
+      local member = batch[i]
+      local r = nil
+      if caps then
+        local priority = -tonumber(batch[i + 1])
+        r = 1
+        for k = #caps, 2, -1 do
+          if caps[k][1] <= priority then r = k break end
+        end
+        if inflight[r] >= caps[r][2] then
+          lo = r > 1 and '(' .. string.format('%.17g', -caps[r][1]) or nil
+          break
+        end
+      end
+      redis.call('ZREM', KEYS[1], member)
+      seen = seen + 1
+      local job = string.sub(member, 17)
+      local key = P .. 'job:' .. job
+      -- The fields this step needs (not the arguments, which may be large).
+      local v = redis.call('HMGET', key, 'p', 'l', 'g', 'w', 'qd', 'td', 'K')
+      local t = { p = v[1] or nil, l = v[2] or nil, g = v[3] or nil, w = v[4] or nil, qd = v[5] or nil,
+        td = v[6] or nil, K = v[7] or nil }
+      if not t.p then
+        dropped = dropped + 1
+      elseif past(t.qd) or past(t.td) then
+        -- Past a deadline while it waited: it never runs, and fails for its callers.
+        if past(t.qd) then
+          answer(job, t, 'q', cjson.encode({ waitedMs = now - tonumber(t.w or now) }), nil)
+        else
+          answer(job, t, 't', '{}', nil)
+        end
+        redis.call('DEL', key)
+        failed = failed + 1
+      elseif not wanted(job, t) then
+        -- Every caller's producer is gone: nobody waits for the result.
+        unshare(job, t)
         redis.call('DEL', key)
         dropped = dropped + 1
+      else
+        if r then
+          inflight[r] = inflight[r] + 1
+          redis.call('HINCRBY', P .. 'inflight', caps[r][3], 1)
+          redis.call('HSET', key, 'q', caps[r][3])
+        end
+        redis.call('XADD', KEYS[2], '*', 'j', job)
+        moved = moved + 1
       end
-      seen = seen + 1
     end
   end
   local read = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', want, 'STREAMS', KEYS[2], '>')

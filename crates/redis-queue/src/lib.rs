@@ -84,6 +84,21 @@ impl Keys {
     pub fn reply(&self, id: &str) -> String {
         format!("{}reply:{id}", self.prefix)
     }
+    /// The queue's priority policy (prioritySlots), set by its producers.
+    pub fn policy(&self) -> String {
+        format!("{}policy", self.prefix)
+    }
+    /// The live hosts' slots, for the policy's caps.
+    pub fn hosts(&self) -> String {
+        format!("{}hosts", self.prefix)
+    }
+}
+
+/// The functions the scripts that settle jobs share (`lua/shared.lua`), put before each.
+macro_rules! with_shared {
+    ($file:literal) => {
+        concat!(include_str!("../lua/shared.lua"), include_str!($file))
+    };
 }
 
 struct Scripts {
@@ -94,18 +109,22 @@ struct Scripts {
     complete: Script,
     renew: Script,
     heartbeat: Script,
+    register: Script,
+    policy: Script,
 }
 
 impl Scripts {
     fn new() -> Scripts {
         Scripts {
-            admit: Script::new(include_str!("../lua/admit.lua")),
-            cancel: Script::new(include_str!("../lua/cancel.lua")),
-            progress: Script::new(include_str!("../lua/progress.lua")),
-            take: Script::new(include_str!("../lua/take.lua")),
-            complete: Script::new(include_str!("../lua/complete.lua")),
+            admit: Script::new(with_shared!("../lua/admit.lua")),
+            cancel: Script::new(with_shared!("../lua/cancel.lua")),
+            progress: Script::new(with_shared!("../lua/progress.lua")),
+            take: Script::new(with_shared!("../lua/take.lua")),
+            complete: Script::new(with_shared!("../lua/complete.lua")),
             renew: Script::new(include_str!("../lua/renew.lua")),
             heartbeat: Script::new(include_str!("../lua/heartbeat.lua")),
+            register: Script::new(include_str!("../lua/register.lua")),
+            policy: Script::new(include_str!("../lua/policy.lua")),
         }
     }
 }
@@ -187,7 +206,7 @@ impl Link {
 }
 
 /// A job to admit.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, Default)]
 pub struct NewJob {
     /// The producer's own id for it: results name it.
     pub local: String,
@@ -204,6 +223,13 @@ pub struct NewJob {
     pub priority: f64,
     /// The producer wants the job's progress reports.
     pub progress: bool,
+    /// Longest wait in the queue (ms, 0: none): past it, in Redis's clock, no host takes it.
+    pub queue_timeout_ms: u64,
+    /// Longest from admission to settlement (ms, 0: none): past it no host takes it.
+    pub total_timeout_ms: u64,
+    /// Coalescing key (empty: none): a job of the same function and key waiting or running
+    /// anywhere is joined instead of run again.
+    pub key: String,
 }
 
 /// What an admission did.
@@ -214,6 +240,10 @@ pub struct Admitted {
     pub refused: Vec<String>,
     /// Jobs waiting in the queue after this admission.
     pub waiting: u64,
+    /// The local ids of the jobs that joined a shared job (same function and key).
+    pub joined: Vec<String>,
+    /// The queue's policy when it differs from the producer's: nothing was admitted.
+    pub conflict: Option<String>,
 }
 
 /// A result read by a producer.
@@ -315,6 +345,18 @@ impl Producer {
     /// (for a host to take them); a job beyond it is refused. Returns how many were admitted
     /// (those whose local id was not admitted before) and the local ids refused.
     pub async fn admit(&self, jobs: &[NewJob], max_backlog: Option<u64>) -> RedisResult<Admitted> {
+        self.admit_with(jobs, max_backlog, "").await
+    }
+
+    /// [`Producer::admit`] under a priority `policy` (`<sacred 0|1>;<from>:<slots>;…`, empty
+    /// for none), which becomes the queue's; a queue that holds another refuses the whole
+    /// batch ([`Admitted::conflict`]).
+    pub async fn admit_with(
+        &self,
+        jobs: &[NewJob],
+        max_backlog: Option<u64>,
+        policy: &str,
+    ) -> RedisResult<Admitted> {
         let mut out = Admitted::default();
         let limit = max_backlog.map_or(-1, |m| m.min(i64::MAX as u64) as i64);
         for chunk in jobs.chunks(ADMIT_CHUNK) {
@@ -324,7 +366,9 @@ impl Producer {
                 .key(self.keys.seq())
                 .arg(&self.keys.prefix)
                 .arg(&self.id)
-                .arg(limit);
+                .arg(limit)
+                .arg(policy)
+                .arg(self.ttl_ms);
             for j in chunk {
                 inv.arg(&j.local)
                     .arg(&j.kind)
@@ -333,10 +377,14 @@ impl Producer {
                     .arg(j.retries)
                     .arg(j.timeout_ms)
                     .arg(score(j.priority))
-                    .arg(if j.progress { "1" } else { "0" });
+                    .arg(if j.progress { "1" } else { "0" })
+                    .arg(j.queue_timeout_ms)
+                    .arg(j.total_timeout_ms)
+                    .arg(&j.key);
             }
             // The script skips jobs admitted already: sending it again is safe.
-            let (admitted, refused, waiting): (usize, Vec<String>, u64) = again_if_dropped(|| {
+            type Answer = (usize, Vec<String>, u64, Vec<String>, String);
+            let (admitted, refused, waiting, joined, conflict): Answer = again_if_dropped(|| {
                 let mut c = self.link.conn.clone();
                 let inv = &inv;
                 async move { inv.invoke_async(&mut c).await }
@@ -344,22 +392,43 @@ impl Producer {
             .await?;
             out.admitted += admitted;
             out.refused.extend(refused);
+            out.joined.extend(joined);
             out.waiting = waiting;
+            if !conflict.is_empty() {
+                // The queue's policy differs: this chunk and the rest are refused.
+                out.conflict = Some(conflict);
+                break;
+            }
         }
         Ok(out)
     }
 
     /// Cancels jobs by their local ids: those still waiting leave the queue; those on a host
-    /// are flagged, and the host aborts them when it next renews their lease. Returns
+    /// are flagged, and the host aborts them when it next renews their lease (a caller of a
+    /// shared job leaves it; the job is cancelled once every caller has). Returns
     /// (withdrawn, flagged).
     pub async fn cancel(&self, locals: &[String]) -> RedisResult<(u32, u32)> {
+        let (w, f, _) = self.withdraw(locals, false).await?;
+        Ok((w, f))
+    }
+
+    /// [`Producer::cancel`] (`queue_only` false), or, with `queue_only`, withdraws only the
+    /// jobs still waiting (their queue timeout passed). Returns (withdrawn, flagged, a status
+    /// per local id: `w` withdrawn, `r:<host>` delivered to that host, `j` left a shared job,
+    /// empty when no such job is known: settled already).
+    pub async fn withdraw(
+        &self,
+        locals: &[String],
+        queue_only: bool,
+    ) -> RedisResult<(u32, u32, Vec<String>)> {
         if locals.is_empty() {
-            return Ok((0, 0));
+            return Ok((0, 0, Vec::new()));
         }
         let mut inv = self.scripts.cancel.prepare_invoke();
         inv.key(self.keys.waiting())
             .arg(&self.keys.prefix)
-            .arg(&self.id);
+            .arg(&self.id)
+            .arg(if queue_only { "q" } else { "c" });
         for l in locals {
             inv.arg(l);
         }
@@ -369,6 +438,25 @@ impl Producer {
             async move { inv.invoke_async(&mut c).await }
         })
         .await
+    }
+
+    /// Keeps the queue's priority `policy` from expiring; `false` when the queue holds another
+    /// one (set by another producer).
+    pub async fn keep_policy(&self, policy: &str) -> RedisResult<bool> {
+        let kept: i64 = again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            async move {
+                self.scripts
+                    .policy
+                    .key(self.keys.policy())
+                    .arg(policy)
+                    .arg(self.ttl_ms)
+                    .invoke_async(&mut c)
+                    .await
+            }
+        })
+        .await?;
+        Ok(kept == 1)
     }
 
     /// Refreshes the liveness key and the reply stream. `false`: the key was gone (Redis lost
@@ -513,6 +601,8 @@ pub struct Host {
     lease_ms: u64,
     link: Link,
     scripts: Scripts,
+    /// The slots it registered last ([`Host::register`]): each take registers them again.
+    slots: std::sync::atomic::AtomicU32,
 }
 
 impl Host {
@@ -546,6 +636,7 @@ impl Host {
             lease_ms: lease_ms.max(1),
             link,
             scripts: Scripts::new(),
+            slots: std::sync::atomic::AtomicU32::new(0),
         })
     }
 
@@ -568,6 +659,7 @@ impl Host {
             .arg(&self.consumer)
             .arg(n.max(1))
             .arg(self.lease_ms)
+            .arg(self.slots.load(std::sync::atomic::Ordering::Relaxed))
             .invoke_async(&mut c)
             .await?;
         let jobs = flat
@@ -674,6 +766,28 @@ impl Host {
         }
         let took: i64 = call.invoke_async(&mut c).await?;
         Ok(took == 1)
+    }
+
+    /// Registers this host's `slots` for a lease (0: unregisters): prioritySlots' caps come
+    /// from the slots of the live hosts.
+    pub async fn register(&self, slots: u32) -> RedisResult<()> {
+        self.slots
+            .store(slots, std::sync::atomic::Ordering::Relaxed);
+        let _: i64 = again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            async move {
+                self.scripts
+                    .register
+                    .key(self.keys.hosts())
+                    .arg(&self.consumer)
+                    .arg(slots)
+                    .arg(self.lease_ms)
+                    .invoke_async(&mut c)
+                    .await
+            }
+        })
+        .await?;
+        Ok(())
     }
 
     /// Leaves the group (once it holds no entry: its pending ones would be lost with it).

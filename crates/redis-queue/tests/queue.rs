@@ -65,6 +65,7 @@ fn job(local: u32, priority: f64) -> NewJob {
         timeout_ms: 0,
         priority,
         progress: false,
+        ..Default::default()
     }
 }
 
@@ -754,4 +755,155 @@ async fn progress_reports_reach_the_producer_before_the_result() {
         .map(|r| (r.status.as_str(), r.value.as_str()))
         .collect();
     assert_eq!(seen, vec![("p", "0.5"), ("o", "1")]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn no_host_takes_a_job_past_its_deadlines_in_redis_clock() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h1", 30_000).await.unwrap();
+    let jobs = [
+        NewJob {
+            queue_timeout_ms: 1,
+            ..job(1, 0.0)
+        },
+        NewJob {
+            total_timeout_ms: 1,
+            ..job(2, 0.0)
+        },
+        NewJob {
+            queue_timeout_ms: 600_000,
+            total_timeout_ms: 600_000,
+            ..job(3, 0.0)
+        },
+    ];
+    p.admit(&jobs, None).await.unwrap();
+    // Past the first two deadlines (Redis's clock moves on with the wall clock).
+    tokio::time::sleep(Duration::from_millis(20)).await;
+    let t = h.take(3).await.unwrap();
+    assert_eq!(
+        t.jobs.iter().map(|d| d.args.as_str()).collect::<Vec<_>>(),
+        vec!["3"]
+    );
+    assert_eq!(t.failed, 2);
+    let mut r = read_all(&p, 2).await;
+    r.sort_by(|a, b| a.local.cmp(&b.local));
+    assert_eq!(
+        r.iter()
+            .map(|r| (r.local.as_str(), r.status.as_str()))
+            .collect::<Vec<_>>(),
+        vec![("1", "q"), ("2", "t")]
+    );
+    assert!(r[0].value.contains("waitedMs"));
+    // The producer's own withdrawal of a job still waiting, or of one a host took.
+    p.admit(&[job(4, 0.0)], None).await.unwrap();
+    let (w, f, st) = p
+        .withdraw(&["4".into(), "3".into(), "9".into()], true)
+        .await
+        .unwrap();
+    assert_eq!((w, f), (1, 0));
+    assert_eq!(st, vec!["w".to_string(), "r:h1".into(), String::new()]);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn priority_caps_follow_the_registered_slots() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 30_000).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 30_000).await.unwrap();
+    a.register(2).await.unwrap();
+    // {1: 1}: with a's 2 slots the lowest range may hold 1 job in flight.
+    let jobs: Vec<NewJob> = (0..4).map(|i| job(i, 0.0)).collect();
+    let admitted = p.admit_with(&jobs, None, "0;1:1").await.unwrap();
+    assert_eq!((admitted.admitted, admitted.conflict), (4, None));
+    assert_eq!(a.take(2).await.unwrap().jobs.len(), 1);
+    assert_eq!(a.take(1).await.unwrap().jobs.len(), 0);
+    // A higher job passes; then b registers 2 more slots (at its take): the lowest range has 3.
+    p.admit_with(&[job(10, 1.0)], None, "0;1:1").await.unwrap();
+    let t = a.take(1).await.unwrap();
+    assert_eq!(t.jobs[0].args, "10");
+    b.register(2).await.unwrap();
+    let t = b.take(4).await.unwrap();
+    assert_eq!(t.jobs.len(), 2);
+    // Another policy is refused whole; none shares the queue's.
+    let other = p.admit_with(&[job(20, 0.0)], None, "1;1:1").await.unwrap();
+    assert_eq!(
+        (other.admitted, other.conflict.as_deref()),
+        (0, Some("0;1:1"))
+    );
+    assert!(p.keep_policy("0;1:1").await.unwrap());
+    assert!(!p.keep_policy("0;1:2").await.unwrap());
+    // Completing uncounts: the last waiting job may go.
+    assert!(b
+        .complete(&t.jobs[0].entry, &t.jobs[0].job, "o", "1")
+        .await
+        .unwrap());
+    assert_eq!(b.take(1).await.unwrap().jobs.len(), 1);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn jobs_with_one_key_share_one_run_across_producers() {
+    let s = Server::start(&[]).await;
+    let p1 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let p2 = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    let keyed = |local: u32, key: &str| NewJob {
+        key: key.into(),
+        ..job(local, 0.0)
+    };
+    assert!(p1
+        .admit(&[keyed(1, "k")], None)
+        .await
+        .unwrap()
+        .joined
+        .is_empty());
+    let a = p2
+        .admit(&[keyed(1, "k"), keyed(2, "k"), keyed(3, "other")], None)
+        .await
+        .unwrap();
+    assert_eq!(
+        (a.admitted, a.joined),
+        (1, vec!["1".to_string(), "2".into()])
+    );
+    // p2's second caller leaves alone.
+    assert_eq!(
+        p2.withdraw(&["2".into()], false).await.unwrap().2,
+        vec!["j".to_string()]
+    );
+    let t = h.take(5).await.unwrap();
+    assert_eq!(t.jobs.len(), 2);
+    for d in &t.jobs {
+        assert!(h.complete(&d.entry, &d.job, "o", "\"done\"").await.unwrap());
+    }
+    assert_eq!(read_all(&p1, 1).await.len(), 1);
+    let mut r2 = read_all(&p2, 2).await;
+    r2.sort_by(|a, b| a.local.cmp(&b.local));
+    assert_eq!(
+        r2.iter().map(|r| r.local.as_str()).collect::<Vec<_>>(),
+        vec!["1", "3"]
+    );
+    // Nothing of the shared job is left: no record, mapping or callers hash.
+    let mut r = raw(&s.url).await;
+    let keys: Vec<String> = redis::cmd("KEYS")
+        .arg("comrade:{q}:*")
+        .query_async(&mut r)
+        .await
+        .unwrap();
+    assert!(
+        keys.iter()
+            .all(|k| !k.contains(":job:") && !k.contains(":key:") && !k.contains(":callers:")),
+        "{keys:?}"
+    );
+    // Every caller gone: the shared job is withdrawn.
+    p1.admit(&[keyed(5, "z")], None).await.unwrap();
+    p2.admit(&[keyed(6, "z")], None).await.unwrap();
+    assert_eq!(
+        p1.withdraw(&["5".into()], false).await.unwrap().2,
+        vec!["j".to_string()]
+    );
+    assert_eq!(
+        p2.withdraw(&["6".into()], false).await.unwrap().2,
+        vec!["j".to_string()]
+    );
+    assert_eq!(counts(&s.url, "q").await.unwrap().waiting, 0);
 }
