@@ -83,6 +83,12 @@ export declare class NativePool {
    */
   cancel(id: number): number
   /**
+   * Broadcast `id`: writes `message` (JSON text) to every live worker; a `Broadcast` record
+   * with id `id` follows once each has acknowledged it or is gone. Returns the number of
+   * workers it was written to.
+   */
+  broadcast(id: number, message: string): number
+  /**
    * The workers that take work (spawn order), each with its jobs in flight, jobs done and
    * the group it last served: what a custom `selectWorker` is shown.
    */
@@ -326,6 +332,7 @@ export declare const enum RecordKind {
   Sent = 15,
   Ran = 16,
   ResultBin = 17,
+  Broadcast = 18,
 }
 
 /** Connects a worker host (consumer `consumer`) to queue `queue`, with leases of `leaseMs`. */

@@ -33,6 +33,9 @@ const codes = Object.freeze({
   RESULT_TOO_LARGE: 'ERR_RESULT_TOO_LARGE',
   // A bug inside comrade's native code (a Rust panic), caught at the binding: never a crash.
   INTERNAL: 'ERR_INTERNAL',
+  // pool.broadcast(): the onMessage handler of at least one worker threw or rejected (the
+  // error's `reached` counts every worker that acknowledged; `failures` says who failed, how).
+  BROADCAST_FAILED: 'ERR_BROADCAST_FAILED',
   // A queue on Redis (`redis` option, `comrade worker`): Redis could not be reached, refused
   // the credentials, or lost the queue's state. The message never holds the credentials.
   REDIS: 'ERR_REDIS',
@@ -196,6 +199,17 @@ function submitError(cause) {
     { cause });
 }
 
+// pool.broadcast(message) settled with handler errors: `failures` is [[pid, worker error object
+// (or a host's error text in Redis mode)], ...] as the engine (or the hosts) reported them.
+function broadcastError(reached, failures) {
+  const list = failures.map(([pid, e]) => ({ pid, error: rebuildError(e) }));
+  const first = list[0];
+  const where = first.pid ? `worker ${first.pid}` : 'a worker';
+  return new PoolError(codes.BROADCAST_FAILED,
+    `the message handler failed in ${list.length} of the ${reached} workers reached ` +
+    `(${where}: ${first.error.message})`, { reached, failures: list });
+}
+
 function closedError() {
   return new PoolError(codes.POOL_CLOSED, 'the pool is closed: no new jobs are accepted');
 }
@@ -316,6 +330,7 @@ module.exports = {
   unserializableError,
   abortError,
   closedError,
+  broadcastError,
   submitError,
   rejectionError,
   decodeFailure,

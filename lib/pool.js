@@ -14,7 +14,7 @@ const v8 = require('node:v8');
 const {
   codes, PoolError, argumentError, unserializableError, abortError, closedError,
   rejectionError, renderFailure, decodeFailure, POOL_FAILURES, submitError, unknownOptionError,
-  optionError,
+  optionError, broadcastError,
 } = require('./errors');
 const {
   resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage,
@@ -74,6 +74,8 @@ class Pool extends EventEmitter {
   #name; // the `pool` label of metrics()
   #observer = new metrics.Observer();
   #history = null; // the status page's once-a-second samples, from its first statusHandler()
+  #broadcasts = new Map(); // broadcast id -> { resolve, reject }, until its BROADCAST record
+  #nextBroadcast = 0;
 
   constructor(options) {
     // { redis, queue }: a producer of a queue on Redis (lib/remote/producer.js), still a Pool.
@@ -258,6 +260,56 @@ class Pool extends EventEmitter {
     if (typeof cb !== 'function') throw argumentError('enqueue(task, cb): cb must be a function');
     this.#submit(null, task, undefined, new ScopedJob(null, null, cb, undefined));
     return this;
+  }
+
+  /**
+   * Sends `message` (any JSON value) to every live worker's onMessage handlers (comrade/worker),
+   * between its jobs. Resolves with the number of workers that acknowledged it, once every worker
+   * live now has (a worker that dies, or is retired or stopped, before its ack is not waited for
+   * and not counted; a worker started later does not get it). Rejects with ERR_BROADCAST_FAILED
+   * when a handler threw, ERR_POOL_CLOSED after close()/terminate(), ERR_UNSERIALIZABLE or
+   * ERR_MESSAGE_TOO_LARGE for a message that cannot go.
+   */
+  broadcast(message) {
+    if (this.#state !== 'open') {
+      return Promise.reject(new PoolError(codes.POOL_CLOSED,
+        'the pool is closed: broadcast() is refused'));
+    }
+    let text;
+    try {
+      const t = typeof message;
+      if (t === 'function' || t === 'symbol') throw new TypeError(`the message is a ${t}`);
+      if (t === 'object' && message !== null && binary.hasBinary(message)) {
+        throw new TypeError('it holds binary data (an ArrayBuffer or a view of one); broadcast ' +
+          'messages travel as JSON');
+      }
+      // undefined (or a toJSON that returns it) is null, as for a job's argument.
+      text = json.stringify(message) ?? 'null';
+    } catch (e) {
+      return Promise.reject(new PoolError(codes.UNSERIALIZABLE,
+        `comrade Pool: the broadcast message cannot be serialized (${e.message})`));
+    }
+    if (text.length * 3 > this.#maxMessage && Buffer.byteLength(text) > this.#maxMessage) {
+      return Promise.reject(new PoolError(codes.MESSAGE_TOO_LARGE,
+        `the broadcast message is ${Buffer.byteLength(text)} bytes as JSON, more than ` +
+        `maxMessage (${this.#maxMessage})`, { maxMessage: this.#maxMessage }));
+    }
+    this.#nextBroadcast = (this.#nextBroadcast % 0xffffffff) + 1;
+    const id = this.#nextBroadcast;
+    let entry;
+    const promise = new Promise((resolve, reject) => { entry = { resolve, reject }; });
+    this.#broadcasts.set(id, entry);
+    this.#session.hold();
+    // Jobs submitted before it, in this tick, are written before it.
+    this.#session.flush();
+    try {
+      this.#session.native.broadcast(id, text);
+    } catch (e) {
+      this.#broadcasts.delete(id);
+      this.#session.unhold();
+      entry.reject(e);
+    }
+    return promise;
   }
 
   /** Finishes every accepted job, then stops the workers. Resolves once every worker is reaped. */
@@ -616,6 +668,16 @@ class Pool extends EventEmitter {
       case KIND.ALL_EXITED:
         if (this.#done) this.#done.resolve();
         break;
+      case KIND.BROADCAST: {
+        // [reached, [[pid, error], ...]]: every worker it waited for acked or is gone.
+        const entry = this.#broadcasts.get(id);
+        if (entry === undefined) break;
+        this.#broadcasts.delete(id);
+        this.#session.unhold();
+        if (value[1].length === 0) entry.resolve(value[0]);
+        else entry.reject(broadcastError(value[0], value[1]));
+        break;
+      }
       default:
         // STRAY (a reply to a job no longer in flight), SPAWN_FAILED (its jobs fail on their
         // own), debug records: nothing to do.
