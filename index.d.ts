@@ -112,8 +112,8 @@ export declare class PoolError extends Error {
   url?: string;
   /** ERR_BROADCAST_FAILED: the workers that acknowledged the message, those whose handler failed included. */
   reached?: number;
-  /** ERR_BROADCAST_FAILED: each worker whose onMessage handler failed, and its error (rebuilt as a job's error is). */
-  failures?: Array<{ pid: number; error: Error }>;
+  /** ERR_BROADCAST_FAILED: each worker whose onMessage handler failed, and its error (rebuilt as a job's error is); on a queue on Redis, also its worker host (`pid` null: the host refused the message itself). */
+  failures?: Array<{ pid: number | null; error: Error; host?: string | null }>;
 }
 
 interface PoolCommonOptions {
@@ -688,7 +688,7 @@ export interface WorkerHostOptions {
   module?: string | URL;
   /** A native worker speaking docs/PROTOCOL.md (this or `module`). */
   command?: string | string[];
-  /** Local worker processes. Default: `Math.ceil(cpus * 1.25)`. */
+  /** Local worker processes, started with the host and kept (a broadcast reaches each). Default: `Math.ceil(cpus * 1.25)`. */
   workers?: number;
   /** Jobs in flight per local worker. Default: 1. */
   concurrency?: number;
@@ -740,6 +740,8 @@ export interface WorkerHost extends EventEmitter {
   on(event: 'result', listener: (info: { entry: string; job: string; accepted: boolean }) => void): this;
   on(event: 'lost', listener: (info: { entry: string; job: string }) => void): this;
   on(event: 'cancel', listener: (info: { entry: string; job: string }) => void): this;
+  /** A broadcast this host answered: `reached`, its local workers that acknowledged it. */
+  on(event: 'broadcast', listener: (info: { producer: string; id: number; reached: number }) => void): this;
   on(event: 'redisError', listener: (err: PoolError) => void): this;
   on(event: 'reconnected', listener: () => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;

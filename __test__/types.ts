@@ -258,7 +258,9 @@ async function usePool(): Promise<void> {
   } catch (e) {
     if (e instanceof PoolError && e.code === codes.BROADCAST_FAILED) {
       const n: number | undefined = e.reached;
-      const who: number[] = (e.failures ?? []).map((f) => f.pid);
+      const who: (number | null)[] = (e.failures ?? []).map((f) => f.pid);
+      const where: (string | null | undefined)[] = (e.failures ?? []).map((f) => f.host);
+      void where;
       const why: Error[] = (e.failures ?? []).map((f) => f.error);
       void n; void who; void why;
     }
@@ -307,6 +309,9 @@ async function useRedis(): Promise<void> {
   host.on('result', ({ accepted }) => void accepted);
   host.on('job', ({ deliveries }) => void deliveries);
   host.on('reconnected', () => undefined);
+  host.on('broadcast', ({ reached, id }) => { const r: number = reached + id; void r; });
+  const everywhere: number = await producer.broadcast({ salt: 'x' });
+  void everywhere;
   const s = host.stats();
   const n: number = s.completed + s.dropped + s.lost + s.cancelled + s.failed + s.dead + s.taken + host.running + host.slots;
   const name: string = host.name;

@@ -199,17 +199,6 @@ function submitError(cause) {
     { cause });
 }
 
-// pool.broadcast(message) settled with handler errors: `failures` is [[pid, worker error object
-// (or a host's error text in Redis mode)], ...] as the engine (or the hosts) reported them.
-function broadcastError(reached, failures) {
-  const list = failures.map(([pid, e]) => ({ pid, error: rebuildError(e) }));
-  const first = list[0];
-  const where = first.pid ? `worker ${first.pid}` : 'a worker';
-  return new PoolError(codes.BROADCAST_FAILED,
-    `the message handler failed in ${list.length} of the ${reached} workers reached ` +
-    `(${where}: ${first.error.message})`, { reached, failures: list });
-}
-
 function closedError() {
   return new PoolError(codes.POOL_CLOSED, 'the pool is closed: no new jobs are accepted');
 }
@@ -330,7 +319,6 @@ module.exports = {
   unserializableError,
   abortError,
   closedError,
-  broadcastError,
   submitError,
   rejectionError,
   decodeFailure,

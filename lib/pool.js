@@ -12,10 +12,11 @@ const json = require('./json');
 const binary = require('./binary');
 const v8 = require('node:v8');
 const {
-  codes, PoolError, argumentError, unserializableError, abortError, closedError,
+  codes, PoolError, rebuildError, argumentError, unserializableError, abortError, closedError,
   rejectionError, renderFailure, decodeFailure, POOL_FAILURES, submitError, unknownOptionError,
-  optionError, broadcastError,
+  optionError,
 } = require('./errors');
+const broadcasts = require('./broadcast');
 const {
   resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage,
 } = require('./options');
@@ -271,28 +272,12 @@ class Pool extends EventEmitter {
    * ERR_MESSAGE_TOO_LARGE for a message that cannot go.
    */
   broadcast(message) {
-    if (this.#state !== 'open') {
-      return Promise.reject(new PoolError(codes.POOL_CLOSED,
-        'the pool is closed: broadcast() is refused'));
-    }
+    if (this.#state !== 'open') return Promise.reject(broadcasts.closedError());
     let text;
     try {
-      const t = typeof message;
-      if (t === 'function' || t === 'symbol') throw new TypeError(`the message is a ${t}`);
-      if (t === 'object' && message !== null && binary.hasBinary(message)) {
-        throw new TypeError('it holds binary data (an ArrayBuffer or a view of one); broadcast ' +
-          'messages travel as JSON');
-      }
-      // undefined (or a toJSON that returns it) is null, as for a job's argument.
-      text = json.stringify(message) ?? 'null';
+      text = broadcasts.messageText(message, this.#maxMessage);
     } catch (e) {
-      return Promise.reject(new PoolError(codes.UNSERIALIZABLE,
-        `comrade Pool: the broadcast message cannot be serialized (${e.message})`));
-    }
-    if (text.length * 3 > this.#maxMessage && Buffer.byteLength(text) > this.#maxMessage) {
-      return Promise.reject(new PoolError(codes.MESSAGE_TOO_LARGE,
-        `the broadcast message is ${Buffer.byteLength(text)} bytes as JSON, more than ` +
-        `maxMessage (${this.#maxMessage})`, { maxMessage: this.#maxMessage }));
+      return Promise.reject(e);
     }
     this.#nextBroadcast = (this.#nextBroadcast % 0xffffffff) + 1;
     const id = this.#nextBroadcast;
@@ -674,8 +659,12 @@ class Pool extends EventEmitter {
         if (entry === undefined) break;
         this.#broadcasts.delete(id);
         this.#session.unhold();
-        if (value[1].length === 0) entry.resolve(value[0]);
-        else entry.reject(broadcastError(value[0], value[1]));
+        if (value[1].length === 0) {
+          entry.resolve(value[0]);
+        } else {
+          const failures = value[1].map(([pid, e]) => ({ pid, error: rebuildError(e) }));
+          entry.reject(broadcasts.failedError(value[0], failures));
+        }
         break;
       }
       default:

@@ -9,6 +9,8 @@
 use std::future::Future;
 use std::sync::Arc;
 
+mod broadcast;
+
 use comrade_redis_queue::{Host, NewJob, Producer, RedisResult, Tls};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
