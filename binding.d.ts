@@ -83,6 +83,12 @@ export declare class NativePool {
    */
   cancel(id: number): number
   /**
+   * Broadcast `id`: writes `message` (JSON text) to every live worker; a `Broadcast` record
+   * with id `id` follows once each has acknowledged it or is gone. Returns the number of
+   * workers it was written to.
+   */
+  broadcast(id: number, message: string): number
+  /**
    * The workers that take work (spawn order), each with its jobs in flight, jobs done and
    * the group it last served: what a custom `selectWorker` is shown.
    */
@@ -108,6 +114,15 @@ export declare class NativePool {
 }
 
 export declare class RedisHost {
+  /** This host is live for another lease. */
+  beat(): Promise<void>
+  /** Leaves the live hosts (a host that stops on purpose). */
+  leaveHosts(): Promise<void>
+  /**
+   * Answers broadcast `id` of `producer` with `result` (JSON); false when it no longer
+   * waits for this host.
+   */
+  broadcastAck(producer: string, id: number, result: string): Promise<boolean>
   /** Takes up to `n` jobs (its free slots). */
   take(n: number): Promise<RemoteTake>
   /** Waits up to `timeoutMs` for a wake-up; true when one came. */
@@ -133,7 +148,17 @@ export declare class RedisHost {
   leave(): Promise<void>
 }
 
+/** A host's inbox reader, on its own connection. */
+export declare class RedisInbox {
+  /** The next broadcast, waiting up to `timeoutMs`; null when none came. */
+  next(timeoutMs: number): Promise<RemoteIncoming | null>
+}
+
 export declare class RedisProducer {
+  /** Sends broadcast `id` (`message`, JSON) to every live host; resolves with their number. */
+  broadcast(id: number, message: string): Promise<number>
+  /** Whether broadcast `id` is over, and then the hosts' answers. */
+  broadcastCheck(id: number): Promise<RemoteBroadcastState>
   /** This producer's id (its jobs are `<id>:<local>`). */
   get id(): string
   /**
@@ -338,10 +363,14 @@ export declare const enum RecordKind {
   Sent = 15,
   Ran = 16,
   ResultBin = 17,
+  Broadcast = 18,
 }
 
 /** Connects a worker host (consumer `consumer`) to queue `queue`, with leases of `leaseMs`. */
 export declare function redisHost(url: string, queue: string, consumer: string, leaseMs: number, tls?: RemoteTls | undefined | null): Promise<RedisHost>
+
+/** Connects the inbox reader of host `host` of queue `queue`. */
+export declare function redisInbox(url: string, queue: string, host: string, tls?: RemoteTls | undefined | null): Promise<RedisInbox>
 
 /**
  * Connects a producer to queue `queue`; its liveness key expires `ttlMs` after its last
@@ -374,6 +403,15 @@ export interface RemoteAdmitted {
   conflict?: string
 }
 
+/**
+ * Where a broadcast stands: `done` once every host it went to answered or is no longer
+ * live; `answers`: each answering host's JSON result.
+ */
+export interface RemoteBroadcastState {
+  done: boolean
+  answers: Array<string>
+}
+
 /** What a cancel did: jobs withdrawn from the queue, jobs flagged for their host to abort. */
 export interface RemoteCancel {
   withdrawn: number
@@ -399,6 +437,13 @@ export interface RemoteDelivery {
   deliveries: number
   /** Its producer wants its progress reports (`progress()`). */
   progress: boolean
+}
+
+/** A broadcast read from a host's inbox. */
+export interface RemoteIncoming {
+  producer: string
+  id: number
+  message: string
 }
 
 /** A job to admit (lib/remote/producer.js builds them). */

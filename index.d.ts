@@ -76,6 +76,8 @@ export declare const codes: {
   readonly INTERNAL: 'ERR_INTERNAL';
   /** A queue on Redis: Redis unreachable, credentials refused, or its state lost. Never holds the credentials. */
   readonly REDIS: 'ERR_REDIS';
+  /** `broadcast()`: the onMessage handler of at least one worker threw or rejected (see `reached`, `failures`). */
+  readonly BROADCAST_FAILED: 'ERR_BROADCAST_FAILED';
 };
 
 export type PoolErrorCode = (typeof codes)[keyof typeof codes];
@@ -108,6 +110,10 @@ export declare class PoolError extends Error {
   deliveries?: number;
   /** ERR_REDIS: the Redis URL, its password redacted. */
   url?: string;
+  /** ERR_BROADCAST_FAILED: the workers that acknowledged the message, those whose handler failed included. */
+  reached?: number;
+  /** ERR_BROADCAST_FAILED: each worker whose onMessage handler failed, and its error (rebuilt as a job's error is); on a queue on Redis, also its worker host (`pid` null: the host refused the message itself). */
+  failures?: Array<{ pid: number | null; error: Error; host?: string | null }>;
 }
 
 interface PoolCommonOptions {
@@ -598,6 +604,17 @@ export declare class Pool<F = any> extends EventEmitter {
   ): Promise<BatchProgress>;
   /** Runs the default function; `cb` runs once, in the caller's async context. */
   enqueue<R = DefaultResult<F>>(task: DefaultArg<F>, cb: (err: Error | null, result?: R) => void): this;
+  /**
+   * Sends `message` (any JSON value; `undefined` is null) to the onMessage handlers of every live
+   * worker (comrade-pool/worker; the Rust crate's `Worker::on_message`; the Python example's
+   * `@worker.on_message`), between jobs. Resolves with the number of workers that acknowledged
+   * it, once every worker live now has: a worker that dies, retires or is stopped first is not
+   * waited for nor counted; one started later does not get it; none live: 0 at once. Rejects
+   * with ERR_BROADCAST_FAILED when a handler threw (`reached`, `failures`), ERR_POOL_CLOSED after
+   * close()/terminate(), ERR_UNSERIALIZABLE (not JSON, or binary data), ERR_MESSAGE_TOO_LARGE
+   * (over maxMessage).
+   */
+  broadcast(message: unknown): Promise<number>;
   /** Lets every accepted job finish, then stops the workers; resolves when all are reaped. */
   close(): Promise<void>;
   /** Stops now: unsettled jobs reject with ERR_POOL_TERMINATED; resolves when all are reaped. */
@@ -681,7 +698,7 @@ export interface WorkerHostOptions {
   module?: string | URL;
   /** A native worker speaking docs/PROTOCOL.md (this or `module`). */
   command?: string | string[];
-  /** Local worker processes. Default: `Math.ceil(cpus * 1.25)`. */
+  /** Local worker processes, started with the host and kept (a broadcast reaches each). Default: `Math.ceil(cpus * 1.25)`. */
   workers?: number;
   /** Jobs in flight per local worker. Default: 1. */
   concurrency?: number;
@@ -733,6 +750,8 @@ export interface WorkerHost extends EventEmitter {
   on(event: 'result', listener: (info: { entry: string; job: string; accepted: boolean }) => void): this;
   on(event: 'lost', listener: (info: { entry: string; job: string }) => void): this;
   on(event: 'cancel', listener: (info: { entry: string; job: string }) => void): this;
+  /** A broadcast this host answered: `reached`, its local workers that acknowledged it. */
+  on(event: 'broadcast', listener: (info: { producer: string; id: number; reached: number }) => void): this;
   on(event: 'redisError', listener: (err: PoolError) => void): this;
   on(event: 'reconnected', listener: () => void): this;
   on(event: string | symbol, listener: (...args: any[]) => void): this;

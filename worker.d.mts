@@ -4,7 +4,8 @@
 import * as api from './worker.js';
 
 export {
-  progress, getSignal, traceContext, emit, retire, isWorker, getInitData, initData, STATE,
+  progress, getSignal, traceContext, emit, retire, onMessage, isWorker, getInitData, initData,
+  STATE,
 } from './worker.js';
 /** The CommonJS module itself (`require('comrade-pool/worker')`), `signal` getter included. */
 declare const worker: typeof api;

@@ -29,6 +29,15 @@ export declare function traceContext(): { traceparent: string } | null;
 export declare function emit(name: string, data?: unknown): void;
 /** No more jobs for this worker: it is stopped once the jobs it holds are answered. */
 export declare function retire(): void;
+/**
+ * Registers `handler(message)` for the pool's broadcasts (`pool.broadcast(message)`). Every
+ * registered handler runs for each message, in registration order, between jobs' callbacks (jobs
+ * keep running). The worker acknowledges the message once every handler returned (a returned
+ * Promise is awaited); that counts it as reached. A handler that throws or rejects still lets the
+ * ack go, carrying its error: the broadcast then rejects with `ERR_BROADCAST_FAILED`. Without a
+ * handler, messages are acknowledged and ignored. Returns a function that removes the handler.
+ */
+export declare function onMessage(handler: (message: any) => unknown): () => void;
 /** True inside a pool worker. */
 export declare const isWorker: boolean;
 /**

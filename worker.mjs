@@ -2,7 +2,9 @@
 // re-exported (one instance per process, whichever way it is loaded).
 import api from './worker.js';
 
-export const { progress, emit, retire, getInitData, getSignal, traceContext, isWorker, STATE } = api;
+export const {
+  progress, emit, retire, onMessage, getInitData, getSignal, traceContext, isWorker, STATE,
+} = api;
 
 // Deprecated (use getInitData()): a live binding, set once the pool has given this worker its
 // initData (in init() and in jobs; `undefined` at the module's top level).

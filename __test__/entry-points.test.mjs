@@ -19,7 +19,7 @@ const ENTRIES = [
   { sub: '/compute-cluster', file: 'compute-cluster', named: [] },
   {
     sub: '/worker', file: 'worker',
-    named: ['progress', 'emit', 'retire', 'getInitData', 'getSignal', 'traceContext', 'isWorker', 'initData', 'STATE'],
+    named: ['progress', 'emit', 'retire', 'onMessage', 'getInitData', 'getSignal', 'traceContext', 'isWorker', 'initData', 'STATE'],
     // A per-job getter of the CommonJS object: an ES module's bindings are static, so it imports
     // getSignal() (worker.d.mts leaves `signal` out, so TypeScript says so too).
     cjsOnly: ['signal'],

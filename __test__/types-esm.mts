@@ -5,7 +5,7 @@ import comrade, { ComputeCluster, Pool, PoolError, codes, ncpu, startWorkerHost 
 import CC from 'comrade-pool/compute-cluster';
 import * as workerApi from 'comrade-pool/worker';
 import workerDefault, {
-  emit, getInitData, getSignal, initData, isWorker, progress, retire, traceContext,
+  emit, getInitData, getSignal, initData, isWorker, onMessage, progress, retire, traceContext,
 } from 'comrade-pool/worker';
 // @ts-expect-error the worker API has no such export
 import { nope } from 'comrade-pool/worker';
@@ -28,6 +28,8 @@ if (isWorker && workerApi.isWorker) {
   const legacy: unknown = initData;
   progress(0.5);
   emit('ready', { salt });
+  const off: () => void = onMessage(async (m: { level: number }) => void m.level);
+  off();
   retire();
   const aborted: boolean = getSignal().aborted || workerDefault.signal.aborted;
   const tp: string | undefined = traceContext()?.traceparent;

@@ -36,7 +36,7 @@ import {
 } from '../index';
 import { tracingChannel } from 'node:diagnostics_channel';
 import { createServer, IncomingMessage, ServerResponse } from 'node:http';
-import { progress, emit, retire, isWorker, traceContext } from '../worker';
+import { progress, emit, retire, isWorker, traceContext, onMessage } from '../worker';
 
 const tasks = {
   add: (a: number, b: number) => a + b,
@@ -251,6 +251,20 @@ async function usePool(): Promise<void> {
   await loose.run(1, { timeout: '1s' });
   const pids: number[] = loose.pids;
   void pids; void anything;
+  const reached: number = await loose.broadcast({ reload: 'v2' });
+  void reached;
+  try {
+    await loose.broadcast(1);
+  } catch (e) {
+    if (e instanceof PoolError && e.code === codes.BROADCAST_FAILED) {
+      const n: number | undefined = e.reached;
+      const who: (number | null)[] = (e.failures ?? []).map((f) => f.pid);
+      const where: (string | null | undefined)[] = (e.failures ?? []).map((f) => f.host);
+      void where;
+      const why: Error[] = (e.failures ?? []).map((f) => f.error);
+      void n; void who; void why;
+    }
+  }
   await loose.close();
   await typed.terminate();
 }
@@ -268,6 +282,11 @@ if (isWorker) {
   retire();
   const parent: string | undefined = traceContext()?.traceparent;
   void parent;
+  const off: () => void = onMessage((message: { reload?: string }) => void message.reload);
+  onMessage(async () => undefined);
+  off();
+  // @ts-expect-error the handler is a function
+  onMessage('reload');
 }
 
 // --- A queue on Redis ---
@@ -294,6 +313,9 @@ async function useRedis(): Promise<void> {
   host.on('result', ({ accepted }) => void accepted);
   host.on('job', ({ deliveries }) => void deliveries);
   host.on('reconnected', () => undefined);
+  host.on('broadcast', ({ reached, id }) => { const r: number = reached + id; void r; });
+  const everywhere: number = await producer.broadcast({ salt: 'x' });
+  void everywhere;
   const s = host.stats();
   const n: number = s.completed + s.dropped + s.lost + s.cancelled + s.failed + s.dead + s.taken + host.running + host.slots;
   const name: string = host.name;

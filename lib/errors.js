@@ -33,6 +33,9 @@ const codes = Object.freeze({
   RESULT_TOO_LARGE: 'ERR_RESULT_TOO_LARGE',
   // A bug inside comrade's native code (a Rust panic), caught at the binding: never a crash.
   INTERNAL: 'ERR_INTERNAL',
+  // pool.broadcast(): the onMessage handler of at least one worker threw or rejected (the
+  // error's `reached` counts every worker that acknowledged; `failures` says who failed, how).
+  BROADCAST_FAILED: 'ERR_BROADCAST_FAILED',
   // A queue on Redis (`redis` option, `comrade worker`): Redis could not be reached, refused
   // the credentials, or lost the queue's state. The message never holds the credentials.
   REDIS: 'ERR_REDIS',

@@ -269,14 +269,14 @@ function sendError(id, thrown) {
 
 // errorJson(thrown), or when that is longer than maxMessage, an ERR_MESSAGE_TOO_LARGE error
 // saying so (with the start of the original message).
-function errorJsonWithin(thrown) {
+function errorJsonWithin(thrown, what = 'the function\'s error') {
   const text = errorJson(thrown);
   // {"t":"err","id":4294967295,"e":...} or {"t":"fatal","e":...}: at most 32 bytes around it.
   const bytes = oversize(text, 32);
   if (bytes === 0) return text;
   const message = read(thrown, 'message');
   const start = typeof message === 'string' ? `: ${message.slice(0, 200)}` : '';
-  return errorJson(tooLarge('the function\'s error', bytes, start));
+  return errorJson(tooLarge(what, bytes, start));
 }
 
 // obj[key], or UNREADABLE when a getter (or a Proxy's trap) throws: what a job throws may be
@@ -398,6 +398,8 @@ globalThis[STATE] = {
   sendRetire() {
     queue('{"t":"retire"}');
   },
+  // onMessage()'s handlers, as { handler } entries (a function registered twice runs twice).
+  messageHandlers: [],
 };
 
 function fatal(err) {
@@ -479,8 +481,41 @@ async function start(data) {
   // `ready`, so it must not wait behind a long first job.
   queue('{"t":"ready"}');
   flush();
-  for (const msg of early.splice(0)) call(msg);
+  for (const msg of early.splice(0)) {
+    if (msg.t === 'call') call(msg);
+    else message(msg);
+  }
   flush();
+}
+
+// A broadcast: every onMessage handler runs with its data, then the ack goes (with the first
+// error when a handler threw or rejected; the worker counts as reached either way).
+function message(msg) {
+  const id = msg.id;
+  const data = msg.data === undefined ? null : msg.data;
+  const handlers = globalThis[STATE].messageHandlers.slice();
+  if (handlers.length === 0) {
+    queue(`{"t":"ack","id":${id}}`);
+    return;
+  }
+  const pending = [];
+  let failed = false;
+  let error;
+  for (const { handler } of handlers) {
+    try {
+      pending.push(handler(data));
+    } catch (e) {
+      if (!failed) error = e;
+      failed = true;
+    }
+  }
+  const ack = (e, bad) => {
+    if (bad) queue(`{"t":"ack","id":${id},"e":${errorJsonWithin(e, 'the message handler\'s error')}}`);
+    else queue(`{"t":"ack","id":${id}}`);
+  };
+  Promise.all(pending).then(
+    () => ack(error, failed),
+    (e) => ack(failed ? error : e, true));
 }
 
 function unknownFunction(name) {
@@ -550,6 +585,9 @@ function dispatch(msg) {
     else early.push(msg);
   } else if (msg.t === 'cancel') {
     cancel(msg.id);
+  } else if (msg.t === 'message') {
+    if (initDone) message(msg);
+    else early.push(msg);
   } else if (msg.t === 'stop') {
     stop();
   } else if (msg.t === 'init') {
@@ -565,7 +603,7 @@ function cancelReason() {
 // The pool cancelled job `id`: its signal aborts. A job not started yet (waiting for init) is
 // answered at once; a job already answered is not here any more.
 function cancel(id) {
-  const i = early.findIndex((m) => m.id === id);
+  const i = early.findIndex((m) => m.t === 'call' && m.id === id);
   if (i !== -1) {
     early.splice(i, 1);
     sendError(id, cancelReason());

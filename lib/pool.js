@@ -12,10 +12,11 @@ const json = require('./json');
 const binary = require('./binary');
 const v8 = require('node:v8');
 const {
-  codes, PoolError, argumentError, unserializableError, abortError, closedError,
+  codes, PoolError, rebuildError, argumentError, unserializableError, abortError, closedError,
   rejectionError, renderFailure, decodeFailure, POOL_FAILURES, submitError, unknownOptionError,
   optionError,
 } = require('./errors');
+const broadcasts = require('./broadcast');
 const {
   resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage,
 } = require('./options');
@@ -74,6 +75,8 @@ class Pool extends EventEmitter {
   #name; // the `pool` label of metrics()
   #observer = new metrics.Observer();
   #history = null; // the status page's once-a-second samples, from its first statusHandler()
+  #broadcasts = new Map(); // broadcast id -> { resolve, reject }, until its BROADCAST record
+  #nextBroadcast = 0;
 
   constructor(options) {
     // { redis, queue }: a producer of a queue on Redis (lib/remote/producer.js), still a Pool.
@@ -258,6 +261,40 @@ class Pool extends EventEmitter {
     if (typeof cb !== 'function') throw argumentError('enqueue(task, cb): cb must be a function');
     this.#submit(null, task, undefined, new ScopedJob(null, null, cb, undefined));
     return this;
+  }
+
+  /**
+   * Sends `message` (any JSON value) to every live worker's onMessage handlers (comrade/worker),
+   * between its jobs. Resolves with the number of workers that acknowledged it, once every worker
+   * live now has (a worker that dies, or is retired or stopped, before its ack is not waited for
+   * and not counted; a worker started later does not get it). Rejects with ERR_BROADCAST_FAILED
+   * when a handler threw, ERR_POOL_CLOSED after close()/terminate(), ERR_UNSERIALIZABLE or
+   * ERR_MESSAGE_TOO_LARGE for a message that cannot go.
+   */
+  broadcast(message) {
+    if (this.#state !== 'open') return Promise.reject(broadcasts.closedError());
+    let text;
+    try {
+      text = broadcasts.messageText(message, this.#maxMessage);
+    } catch (e) {
+      return Promise.reject(e);
+    }
+    this.#nextBroadcast = (this.#nextBroadcast % 0xffffffff) + 1;
+    const id = this.#nextBroadcast;
+    let entry;
+    const promise = new Promise((resolve, reject) => { entry = { resolve, reject }; });
+    this.#broadcasts.set(id, entry);
+    this.#session.hold();
+    // Jobs submitted before it, in this tick, are written before it.
+    this.#session.flush();
+    try {
+      this.#session.native.broadcast(id, text);
+    } catch (e) {
+      this.#broadcasts.delete(id);
+      this.#session.unhold();
+      entry.reject(e);
+    }
+    return promise;
   }
 
   /** Finishes every accepted job, then stops the workers. Resolves once every worker is reaped. */
@@ -616,6 +653,20 @@ class Pool extends EventEmitter {
       case KIND.ALL_EXITED:
         if (this.#done) this.#done.resolve();
         break;
+      case KIND.BROADCAST: {
+        // [reached, [[pid, error], ...]]: every worker it waited for acked or is gone.
+        const entry = this.#broadcasts.get(id);
+        if (entry === undefined) break;
+        this.#broadcasts.delete(id);
+        this.#session.unhold();
+        if (value[1].length === 0) {
+          entry.resolve(value[0]);
+        } else {
+          const failures = value[1].map(([pid, e]) => ({ pid, error: rebuildError(e) }));
+          entry.reject(broadcasts.failedError(value[0], failures));
+        }
+        break;
+      }
       default:
         // STRAY (a reply to a job no longer in flight), SPAWN_FAILED (its jobs fail on their
         // own), debug records: nothing to do.

@@ -146,6 +146,7 @@ class Session {
   #resumeQueued = false;
   #resumeTask;
   #closing = false;
+  #held = 0; // pending things besides jobs that keep Node alive (broadcasts: hold())
   #exited = false;
   #refed = false;
   #abortedCount = 0; // jobs settled with an AbortError
@@ -520,6 +521,18 @@ class Session {
     this.#updateRef();
   }
 
+  // Something besides a job waits for a record (a broadcast): Node stays alive until the
+  // matching unhold().
+  hold() {
+    this.#held++;
+    this.#updateRef();
+  }
+
+  unhold() {
+    this.#held--;
+    this.#updateRef();
+  }
+
   pids() {
     return this.#native.pids();
   }
@@ -728,7 +741,8 @@ class Session {
 
   // Node stays alive while a job is unsettled or a shutdown is under way.
   #updateRef() {
-    const want = this.#jobs.size > 0 || this.#batch.length > 0 || (this.#closing && !this.#exited);
+    const want = this.#jobs.size > 0 || this.#batch.length > 0 || this.#held > 0 ||
+      (this.#closing && !this.#exited);
     if (want !== this.#refed) this.#setRef(want);
   }
 

@@ -61,6 +61,25 @@ function emit(name, data) {
   state().sendEvent(name, data);
 }
 
+// Registers `handler(message)` for the pool's broadcasts (`pool.broadcast(message)`). Every
+// handler registered runs for each message, in the order they were registered; the worker
+// acknowledges the message once they have all returned (a returned Promise is awaited), which
+// counts this worker as reached. A handler that throws (or rejects) still lets the ack go, with
+// its error: the broadcast then rejects with ERR_BROADCAST_FAILED. A worker without a handler
+// acknowledges messages and ignores them. Returns a function that removes the handler.
+function onMessage(handler) {
+  if (typeof handler !== 'function') {
+    throw new TypeError('comrade/worker: onMessage(handler) needs a function');
+  }
+  const handlers = state().messageHandlers;
+  const entry = { handler };
+  handlers.push(entry);
+  return function off() {
+    const i = handlers.indexOf(entry);
+    if (i !== -1) handlers.splice(i, 1);
+  };
+}
+
 // Asks the pool to send no more jobs here; the worker is stopped once the jobs it holds are
 // answered, and replaced if work needs it.
 function retire() {
@@ -96,6 +115,7 @@ module.exports = {
   progress,
   emit,
   retire,
+  onMessage,
   getInitData,
   getSignal,
   traceContext,

@@ -352,6 +352,16 @@ impl NativePool {
         entry("NativePool.cancel", || Ok(self.engine.cancel(id) as u32))
     }
 
+    /// Broadcast `id`: writes `message` (JSON text) to every live worker; a `Broadcast` record
+    /// with id `id` follows once each has acknowledged it or is gone. Returns the number of
+    /// workers it was written to.
+    #[napi]
+    pub fn broadcast(&self, id: u32, message: String) -> js::Result<u32> {
+        entry("NativePool.broadcast", || {
+            Ok(self.engine.broadcast(id, &message) as u32)
+        })
+    }
+
     /// The workers that take work (spawn order), each with its jobs in flight, jobs done and
     /// the group it last served: what a custom `selectWorker` is shown.
     #[napi]

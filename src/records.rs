@@ -28,6 +28,7 @@ pub enum RecordKind {
     Sent = 15,
     Ran = 16,
     ResultBin = 17,
+    Broadcast = 18,
 }
 
 // #[napi] enums take literal values only: these tie each to the engine's number, so a mismatch
@@ -51,6 +52,7 @@ const _: () = {
     assert!(RecordKind::Sent as u8 == kind::SENT);
     assert!(RecordKind::Ran as u8 == kind::RAN);
     assert!(RecordKind::ResultBin as u8 == kind::RESULT_BIN);
+    assert!(RecordKind::Broadcast as u8 == kind::BROADCAST);
 };
 
 /// Why `submit()` refused a job: the second of each `index, reason, value` triple.

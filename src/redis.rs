@@ -11,6 +11,8 @@
 use std::future::Future;
 use std::sync::{Arc, OnceLock};
 
+mod broadcast;
+
 use comrade_redis_queue::{Host, NewJob, Producer, RedisResult, Tls};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;

@@ -27,6 +27,10 @@ async function main() {
     console.log('caught:', err instanceof RangeError, err.code, err.message);
   }
 
+  // A message to every live worker (its onMessage handlers), acknowledged by each.
+  const reached = await pool.broadcast({ salt: 'paprika:' });
+  console.log('broadcast reached', reached, 'workers');
+
   await pool.close(); // every accepted job settles, then the workers stop
   console.log('closed');
 }

@@ -1,9 +1,15 @@
 'use strict';
 // A Pool worker module: named functions, sync or async, plus an optional init.
 const crypto = require('node:crypto');
-const { progress, emit } = require('comrade-pool/worker');
+const { progress, emit, onMessage } = require('comrade-pool/worker');
 
 let salt = '';
+
+// pool.broadcast({ salt }) changes the salt of every worker; the broadcast resolves once each
+// live worker has it.
+onMessage((message) => {
+  if (typeof message.salt === 'string') salt = message.salt;
+});
 
 module.exports = {
   // Runs once in each worker before its first job, with the pool's initData.

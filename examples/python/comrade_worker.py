@@ -23,6 +23,10 @@
     def bye():
         ...
 
+    @worker.on_message                 # pool.broadcast(message): runs, then the worker acks
+    def reload(message):
+        ...
+
     worker.run()
 
 An exception answers the call as a JS error: `name` is the exception's class name (or
@@ -173,6 +177,7 @@ class Worker:
         self._fd = None
         self._ready = False
         self._teardown = None
+        self._on_message = None
         self._cancels = set()  # calls the pool cancelled, as far as read
         self._peek = None  # a socket on the channel, for Context.cancelled
         self._stopped = False
@@ -207,6 +212,14 @@ class Worker:
         idle, recycled, retired), after the last answer; then the worker exits 0. The pool
         SIGKILLs a worker still alive killGraceMs later."""
         self._teardown = fn
+        return fn
+
+    def on_message(self, fn):
+        """Decorator: fn(message) runs for each broadcast (pool.broadcast(message)), between
+        calls; the worker acknowledges the message once fn returned, which counts it as reached.
+        An exception still lets the ack go, with the error: the broadcast rejects with
+        ERR_BROADCAST_FAILED. Without a handler, messages are acknowledged and ignored."""
+        self._on_message = fn
         return fn
 
     def init(self, fn):
@@ -355,6 +368,23 @@ class Worker:
             self._flush()  # at once: the pool's run timeouts start when it reads "ready"
         elif t == "cancel":
             self._cancels.discard(msg.get("id"))  # its call came before it: answered already
+        elif t == "message":
+            if not self._ready:
+                raise ProtocolError("message before init")
+            message_id = msg.get("id")
+            if type(message_id) is not int:
+                raise ProtocolError('message without an integer "id"')
+            ack = '{"t":"ack","id":%d}\n' % message_id
+            if self._on_message is not None:
+                try:
+                    self._on_message(msg.get("data"))
+                except Exception as exc:  # noqa: BLE001
+                    ack = '{"t":"ack","id":%d,"e":%s}\n' % (message_id, error_object(exc, 1))
+                    if len(ack) - 1 > self._max_message:
+                        err = self._too_large("the message handler's error", len(ack) - 1)
+                        err.args = ("%s: %s" % (err.args[0], str(exc)[:200]),)
+                        ack = '{"t":"ack","id":%d,"e":%s}\n' % (message_id, error_object(err))
+            self._out.append(ack)
         elif t == "stop":
             self._flush()
             if self._teardown is not None:

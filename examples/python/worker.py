@@ -48,6 +48,24 @@ def reverse_bytes(data):
     return {"type": type(data).__name__, "reversed": data[::-1], "empty": b""}
 
 
+# Broadcasts (pool.broadcast(message)) this worker got, for `messages`; {"fail": why} raises.
+_messages = []
+
+
+@worker.on_message
+def on_message(message):
+    if isinstance(message, dict) and "fail" in message:
+        err = ValueError(message["fail"])
+        err.code = "E_MESSAGE"
+        raise err
+    _messages.append(message)
+
+
+@worker.function()
+def messages():
+    return _messages
+
+
 @worker.function(context=True)
 def emit(ctx, name, data=None):
     ctx.emit(name, data)

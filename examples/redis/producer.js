@@ -10,6 +10,8 @@ async function main() {
   console.log('hashes:', hashes.map((h) => h.slice(0, 12)));
   // A function's error comes back as an Error of its class, naming the host it ran on.
   await pool.call('fail', 'too far').catch((e) => console.log(`${e.name} ${e.code} from ${e.host}`));
+  // A message to every worker of every live host (tasks.js's onMessage sets the salt).
+  console.log('broadcast reached', await pool.broadcast({ salt: 'paprika:' }), 'workers');
   console.log('queue:', await pool.queueStats());
   await pool.close();
 }

@@ -46,9 +46,11 @@ function resolveHostOptions(options) {
     maxMessage: resolveOption(ROW.maxMessage, options, {}),
     name: options.name ?? `${os.hostname()}:${process.pid}:${crypto.randomBytes(3).toString('hex')}`,
   };
-  // What the local Pool checks itself.
+  // What the local Pool checks itself. Its workers start with the host and stay: `--workers N`
+  // is N workers, and a broadcast reaches each of them.
   o.local = {
     maxWorkers: o.workers,
+    minWorkers: o.workers,
     concurrency: o.concurrency,
     maxMessage: o.maxMessage,
   };
@@ -62,8 +64,9 @@ function resolveHostOptions(options) {
  * A worker host. Events: 'job' ({ entry, job, deliveries }), 'result' ({ entry, job,
  * accepted }), 'lost' ({ entry, job }: another host took a running job after this one was
  * silent past its lease), 'cancel' ({ entry, job }: its producer aborted it; it is aborted
- * here), 'redisError' (a PoolError, ERR_REDIS: the host keeps its jobs and retries with
- * backoff), 'reconnected'.
+ * here), 'broadcast' ({ producer, id, reached }: a broadcast answered, with how many local
+ * workers acknowledged it), 'redisError' (a PoolError, ERR_REDIS: the host keeps its jobs and
+ * retries with backoff), 'reconnected'.
  */
 class WorkerHost extends EventEmitter {
   #o;
@@ -78,19 +81,28 @@ class WorkerHost extends EventEmitter {
   #counts = { taken: 0, completed: 0, dropped: 0, lost: 0, cancelled: 0, failed: 0, dead: 0 };
   #failing = false;
   #closed;
+  // Broadcasts (docs/REDIS.md): this host says it is live every lease / 4, and reads its inbox
+  // on a connection of its own; `#answering` holds the broadcasts being handled.
+  #inbox;
+  #beating;
+  #listening;
+  #answering = new Set();
 
-  constructor(o, native, pool) {
+  constructor(o, native, pool, inbox) {
     super();
     this.#o = o;
     this.#native = native;
     this.#pool = pool;
+    this.#inbox = inbox;
     this.#slots = o.workers * o.concurrency;
     this.#renewal = setInterval(() => {
       this.#register();
       this.#renew();
     }, Math.max(25, Math.floor(o.lease / 4)));
     this.#register();
+    this.#beating = setInterval(() => this.#beat(), Math.max(25, Math.floor(o.lease / 4)));
     this.#loop = this.#run();
+    this.#listening = this.#listen();
   }
 
   /** This host's consumer name: the name errors give for it. */
@@ -124,7 +136,16 @@ class WorkerHost extends EventEmitter {
   async #close() {
     this.#state = 'stopping';
     this.#wake();
+    // No broadcast waits for a host that is stopping.
+    clearInterval(this.#beating);
+    try {
+      await this.#native.leaveHosts();
+    } catch {
+      // Redis is unreachable: its lease runs out on its own.
+    }
     await this.#loop;
+    await this.#listening;
+    await Promise.all(this.#answering);
     while (this.#held.size > 0) await this.#slotFreed();
     clearInterval(this.#renewal);
     try {
@@ -198,6 +219,70 @@ class WorkerHost extends EventEmitter {
           await sleep(backoff);
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         }
+      }
+    }
+  }
+
+  async #beat() {
+    try {
+      await this.#native.beat();
+      this.#redisOk();
+    } catch (e) {
+      this.#redisFailed(e, 'saying this host is live');
+    }
+  }
+
+  // The broadcasts loop: each message read from this host's inbox goes to the local workers.
+  async #listen() {
+    let backoff = 100;
+    while (this.#state === 'running') {
+      let m;
+      try {
+        m = await this.#inbox.next(this.#o.poll);
+        backoff = 100;
+      } catch (e) {
+        this.#redisFailed(e, 'reading broadcasts');
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        continue;
+      }
+      if (m === null || this.#state !== 'running') continue;
+      const answering = this.#answer(m);
+      this.#answering.add(answering);
+      answering.then(() => this.#answering.delete(answering));
+    }
+  }
+
+  // Broadcasts `m` to the local workers, then answers its producer with the count and the
+  // handlers' errors (retried while Redis is unreachable, until a lease has passed).
+  async #answer(m) {
+    let reached = 0;
+    const failures = [];
+    try {
+      reached = await this.#pool.broadcast(JSON.parse(m.message));
+    } catch (e) {
+      if (e instanceof PoolError && e.code === codes.BROADCAST_FAILED) {
+        reached = e.reached;
+        for (const f of e.failures) failures.push({ pid: f.pid, error: serializeError(f.error, this.#o.name) });
+      } else {
+        // Refused here (this host's maxMessage is lower, or its pool is closing).
+        failures.push({ pid: null, error: serializeError(e, this.#o.name) });
+      }
+    }
+    const result = JSON.stringify({ reached, failures });
+    const started = Date.now();
+    let backoff = 100;
+    for (;;) {
+      try {
+        await this.#native.broadcastAck(m.producer, m.id, result);
+        this.#redisOk();
+        this.emit('broadcast', { producer: m.producer, id: m.id, reached });
+        return;
+      } catch (e) {
+        this.#redisFailed(e, 'answering a broadcast');
+        if (Date.now() - started > this.#o.lease) return;
+        await sleep(backoff);
+        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
       }
     }
   }
@@ -334,13 +419,18 @@ async function startWorkerHost(options) {
   const { Pool } = require('../pool');
   const pool = new Pool(o.local);
   let native;
+  let inbox;
   try {
-    native = await require('../../binding.js').redisHost(o.redis, o.queue, o.name, o.lease, o.tls ?? undefined);
+    const binding = require('../../binding.js');
+    native = await binding.redisHost(o.redis, o.queue, o.name, o.lease, o.tls ?? undefined);
+    inbox = await binding.redisInbox(o.redis, o.queue, o.name, o.tls ?? undefined);
+    // Live from the start: a broadcast made now reaches this host.
+    await native.beat();
   } catch (e) {
     await pool.terminate();
     throw redisError(e, o.redis, 'connecting');
   }
-  return new WorkerHost(o, native, pool);
+  return new WorkerHost(o, native, pool, inbox);
 }
 
 function sleep(ms) {

@@ -15,6 +15,8 @@ const {
 } = require('../errors');
 const { resolveOption, OPTIONS, MAX_DURATION_MS, durationMessage } = require('../options');
 const { redactUrl, redisError, checkUrl, checkTls, checkQueue, deserializeError } = require('./common');
+const { RemoteBroadcasts } = require('./broadcast');
+const broadcasts = require('../broadcast');
 
 // The options a producer takes. Every other Pool option is about local workers, or is not
 // carried over yet (docs/REDIS.md): refused with ERR_INVALID_OPTION.
@@ -159,11 +161,34 @@ class RemotePool extends EventEmitter {
   #admitting = new Set(); // admissions under way (settled Promises of them)
   #started = Date.now();
   #recent = []; // completion times (ms) of the last ten seconds, for throughput
+  // broadcast(): lib/remote/broadcast.js; the results loop also runs while one waits.
+  #broadcasts = new RemoteBroadcasts(() => this.#connect(), this.#oForBroadcasts(), () => {
+    if (this.#broadcasts.size > 0) this.#read();
+    else this.#maybeDone();
+  });
 
   constructor(options) {
     super();
     this.#o = resolveProducerOptions(options);
     this.#url = this.#o.redis;
+  }
+
+  // The options the broadcasts read, once the constructor has resolved them.
+  #oForBroadcasts() {
+    const pool = this;
+    return {
+      get maxMessage() { return pool.#o.maxMessage; },
+      get redis() { return pool.#url; },
+    };
+  }
+
+  /**
+   * Sends `message` to every worker of every live worker host; resolves with the number of
+   * workers that acknowledged it (see Pool's broadcast(), and docs/REDIS.md).
+   */
+  broadcast(message) {
+    if (this.#state !== 'open') return Promise.reject(broadcasts.closedError());
+    return this.#broadcasts.send(message);
   }
 
   /** The queue's name. */
@@ -647,7 +672,7 @@ class RemotePool extends EventEmitter {
     this.#reading = true;
     let backoff = 100;
     try {
-      while (this.#jobs.size > 0) {
+      while (this.#jobs.size > 0 || this.#broadcasts.size > 0) {
         let replies;
         try {
           const p = await this.#connect();
@@ -656,7 +681,7 @@ class RemotePool extends EventEmitter {
         } catch {
           // Redis is unreachable for now: the heartbeat fails the jobs if that lasts past the
           // lease, or if Redis comes back without them.
-          if (this.#jobs.size === 0) break;
+          if (this.#jobs.size === 0 && this.#broadcasts.size === 0) break;
           await sleep(backoff);
           backoff = Math.min(backoff * 2, 2000);
           continue;
@@ -670,6 +695,10 @@ class RemotePool extends EventEmitter {
   }
 
   #settleReply(r) {
+    if (r.status === 'b') {
+      this.#broadcasts.check(r.local); // a host answered a broadcast
+      return;
+    }
     const job = this.#jobs.get(r.local);
     if (job === undefined) return; // settled already (terminated, or failed when Redis lost it)
     if (r.status === 'p') {
@@ -779,6 +808,8 @@ class RemotePool extends EventEmitter {
     try {
       const alive = await p.heartbeat();
       this.#lastBeat = Date.now();
+      // Hosts that died while a broadcast waited for them: let go once their lease ran out.
+      if (alive) this.#broadcasts.checkAll();
       if (!alive) {
         this.#failAll(new PoolError(codes.REDIS,
           `Redis (${redactUrl(this.#url)}) lost this job: its records were gone (Redis restarted ` +
@@ -795,6 +826,7 @@ class RemotePool extends EventEmitter {
   }
 
   #failAll(err) {
+    this.#broadcasts.failAll(err);
     const jobs = [...this.#jobs.values()];
     this.#jobs.clear();
     for (const job of jobs) {
@@ -815,7 +847,8 @@ class RemotePool extends EventEmitter {
   }
 
   async #maybeDone() {
-    if (this.#done === null || this.#state === 'closed' || this.pending > 0) return;
+    if (this.#done === null || this.#state === 'closed' || this.pending > 0 ||
+        this.#broadcasts.size > 0) return;
     this.#state = 'closed';
     if (this.#heartbeat !== null) clearInterval(this.#heartbeat);
     // Cancels reach Redis before the producer leaves it.

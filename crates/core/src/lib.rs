@@ -8,9 +8,11 @@
 //! - [`frame`]: the line decoder (from `comrade-protocol`) and Node IPC's message checks.
 //! - [`estimator`]: expected-wait admission control.
 //! - [`burst`]: deadline-driven growth and speculation rules.
+//! - [`broadcast`]: which workers a broadcast waits for, and its tally.
 //! - [`metrics`]: histogram buckets and exit counts for `pool.metrics()`.
 //! - [`spawn`]: process spawning, reaping, signals, CPU and memory queries.
 
+pub mod broadcast;
 pub mod burst;
 pub mod direct_policy;
 pub mod engine;

@@ -2,7 +2,8 @@
 //! worker: one JSON object per `\n`-terminated line.
 //!
 //! - [`LineDecoder`]: splits a byte stream into lines, bounded by a maximum line length.
-//! - Pool → worker: [`encode_init`], [`encode_call`], [`encode_cancel`] and [`encode_stop`]
+//! - Pool → worker: [`encode_init`], [`encode_call`], [`encode_cancel`], [`encode_message`]
+//!   and [`encode_stop`]
 //!   write the pool's messages,
 //!   [`decode_pool_message`] reads them on the worker's side.
 //! - Worker → pool: `encode_ready` … `encode_fatal` write the worker's messages,
@@ -31,12 +32,13 @@ pub use bin::{
 pub use json::{itoa, push_json_str, push_u32};
 pub use line::{DecodeError, LineDecoder, LineTooLong, Message};
 pub use to_pool::{
-    decode_worker_message, encode_err, encode_event, encode_fatal, encode_ok, encode_ok_empty,
-    encode_progress, encode_ready, encode_retire, WorkerMessage, WorkerMessageError,
+    decode_worker_message, encode_ack, encode_ack_err, encode_err, encode_event, encode_fatal,
+    encode_ok, encode_ok_empty, encode_progress, encode_ready, encode_retire, WorkerMessage,
+    WorkerMessageError,
 };
 pub use to_worker::{
-    decode_pool_message, encode_call, encode_call_traced, encode_cancel, encode_init, encode_stop,
-    valid_traceparent, FrameError, PoolMessage,
+    decode_pool_message, encode_call, encode_call_traced, encode_cancel, encode_init,
+    encode_message, encode_stop, valid_traceparent, FrameError, PoolMessage,
 };
 
 /// The pool's default `maxMessage`: the longest line accepted unless configured otherwise.

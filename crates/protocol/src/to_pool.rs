@@ -1,4 +1,4 @@
-//! Worker → pool: `ready`, `ok`, `err`, `progress`, `event`, `retire`, `fatal`. The worker
+//! Worker → pool: `ready`, `ok`, `err`, `progress`, `event`, `retire`, `fatal`, `ack`. The worker
 //! encodes them (`encode_*`, each appending a whole line, `\n` included); the pool decodes
 //! them ([`decode_worker_message`]).
 
@@ -155,6 +155,24 @@ pub fn encode_event<T: Serialize + ?Sized>(
     })
 }
 
+/// Appends `{"t":"ack","id":N}`: broadcast `N` reached this worker (its handler, if any, is
+/// done).
+pub fn encode_ack(out: &mut Vec<u8>, id: u32) {
+    out.extend_from_slice(b"{\"t\":\"ack\",\"id\":");
+    push_u32(out, id);
+    out.extend_from_slice(b"}\n");
+}
+
+/// Appends `{"t":"ack","id":N,"e":E}`: broadcast `N` reached this worker, whose message handler
+/// failed with `E` (`error_json`, the error object's JSON text).
+pub fn encode_ack_err(out: &mut Vec<u8>, id: u32, error_json: &[u8]) {
+    out.extend_from_slice(b"{\"t\":\"ack\",\"id\":");
+    push_u32(out, id);
+    out.extend_from_slice(b",\"e\":");
+    out.extend_from_slice(error_json);
+    out.extend_from_slice(b"}\n");
+}
+
 /// Appends `{"t":"fatal","e":E}`; `error_json` is the error object's JSON text.
 pub fn encode_fatal(out: &mut Vec<u8>, error_json: &[u8]) {
     out.extend_from_slice(b"{\"t\":\"fatal\",\"e\":");
@@ -187,6 +205,8 @@ mod tests {
         encode_event(&mut out, "ca\"che", &json!({"size": 12})).unwrap();
         encode_retire(&mut out);
         encode_fatal(&mut out, br#"{"name":"Error","message":"init threw"}"#);
+        encode_ack(&mut out, 5);
+        encode_ack_err(&mut out, 6, br#"{"message":"no"}"#);
         assert_eq!(
             parse_lines(&out),
             [
@@ -199,9 +219,11 @@ mod tests {
                 json!({"t": "event", "name": "ca\"che", "data": {"size": 12}}),
                 json!({"t": "retire"}),
                 json!({"t": "fatal", "e": {"name": "Error", "message": "init threw"}}),
+                json!({"t": "ack", "id": 5}),
+                json!({"t": "ack", "id": 6, "e": {"message": "no"}}),
             ]
         );
-        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 9);
+        assert_eq!(out.iter().filter(|b| **b == b'\n').count(), 11);
         // Byte for byte, too: no spaces, members in the documented order.
         let text = String::from_utf8(out).unwrap();
         let mut lines = text.lines();

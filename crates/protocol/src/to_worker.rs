@@ -1,6 +1,6 @@
-//! Pool → worker: `init`, `call`, `cancel` and `stop`. The pool encodes them ([`encode_init`],
-//! [`encode_call`], [`encode_cancel`], [`encode_stop`]); the worker decodes them
-//! ([`decode_pool_message`]).
+//! Pool → worker: `init`, `call`, `cancel`, `message` and `stop`. The pool encodes them
+//! ([`encode_init`], [`encode_call`], [`encode_cancel`], [`encode_message`], [`encode_stop`]);
+//! the worker decodes them ([`decode_pool_message`]).
 //!
 //! Decoding borrows from the line: a call's `args` stay a [`RawValue`] slice of the input until
 //! the function's own argument type is deserialized from them, and its `fn` is only copied when
@@ -48,6 +48,15 @@ pub enum PoolMessage<'a> {
     /// `{"t":"stop"}`: the pool is stopping this worker on purpose (it holds no call). The
     /// worker runs its teardown and exits with code 0.
     Stop,
+    /// `{"t":"message","id":N,"data":D}`: a broadcast (`pool.broadcast(D)`). The worker hands
+    /// `D` to its message handler, if it has one, then answers `{"t":"ack","id":N}` (with
+    /// `"e"` when the handler failed); a missing `data` reads as `null`.
+    Message {
+        /// The broadcast's id, echoed in the ack.
+        id: u32,
+        /// The message.
+        data: &'a RawValue,
+    },
 }
 
 /// Why a line from the pool is not a valid message. The pool never sends one, so each of these
@@ -89,7 +98,7 @@ impl fmt::Display for FrameError {
             FrameError::NotAnObject => f.write_str("message is not a JSON object"),
             FrameError::MissingType => f.write_str("message has no \"t\""),
             FrameError::UnknownType(t) => write!(f, "unknown message type \"t\":{t}"),
-            FrameError::MissingId => f.write_str("call has no \"id\""),
+            FrameError::MissingId => f.write_str("call, cancel or message has no \"id\""),
             FrameError::InvalidId(id) => {
                 write!(
                     f,
@@ -174,11 +183,13 @@ pub fn decode_pool_message(line: &[u8]) -> Result<PoolMessage<'_>, FrameError> {
         "\"init\"" => "init",
         "\"cancel\"" => "cancel",
         "\"stop\"" => "stop",
+        "\"message\"" => "message",
         _ => match json_str(t).as_deref() {
             Some("call") => "call",
             Some("init") => "init",
             Some("cancel") => "cancel",
             Some("stop") => "stop",
+            Some("message") => "message",
             _ => return Err(FrameError::UnknownType(shorten(t.get()))),
         },
     };
@@ -198,6 +209,12 @@ pub fn decode_pool_message(line: &[u8]) -> Result<PoolMessage<'_>, FrameError> {
     };
     if kind == "cancel" {
         return Ok(PoolMessage::Cancel { id });
+    }
+    if kind == "message" {
+        return Ok(PoolMessage::Message {
+            id,
+            data: frame.data.unwrap_or(RawValue::NULL),
+        });
     }
     let function = match frame.function {
         None => None,
@@ -292,6 +309,17 @@ pub fn encode_cancel(out: &mut Vec<u8>, id: u32) {
     out.reserve(32);
     out.extend_from_slice(br#"{"t":"cancel","id":"#);
     push_u32(out, id);
+    out.push(b'}');
+}
+
+/// Writes `{"t":"message","id":<id>,"data":<data_json>}`, without the `\n`: broadcast `id`
+/// with the message's JSON text.
+pub fn encode_message(out: &mut Vec<u8>, id: u32, data_json: &[u8]) {
+    out.reserve(data_json.len() + 40);
+    out.extend_from_slice(br#"{"t":"message","id":"#);
+    push_u32(out, id);
+    out.extend_from_slice(br#","data":"#);
+    out.extend_from_slice(data_json);
     out.push(b'}');
 }
 
@@ -425,6 +453,25 @@ mod tests {
         encode_cancel(&mut out, 12);
         encode_stop(&mut out);
         assert_eq!(out, br#"{"t":"cancel","id":12}{"t":"stop"}"#);
+    }
+
+    #[test]
+    fn encodes_and_decodes_a_message() {
+        let mut out = Vec::new();
+        encode_message(&mut out, 9, br#"{"reload":[1,"a"]}"#);
+        assert_eq!(out, br#"{"t":"message","id":9,"data":{"reload":[1,"a"]}}"#);
+        match decode_pool_message(&out).unwrap() {
+            PoolMessage::Message { id, data } => {
+                assert_eq!((id, data.get()), (9, r#"{"reload":[1,"a"]}"#))
+            }
+            other => panic!("{other:?}"),
+        }
+        // No data: null. No id: an error.
+        match decode_pool_message(br#"{"t":"message","id":0}"#).unwrap() {
+            PoolMessage::Message { id: 0, data } => assert_eq!(data.get(), "null"),
+            other => panic!("{other:?}"),
+        }
+        assert_eq!(err(br#"{"t":"message"}"#), FrameError::MissingId);
     }
 
     #[test]

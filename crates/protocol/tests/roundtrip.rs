@@ -4,9 +4,10 @@
 //! side or to the document fails here.
 
 use comrade_protocol::{
-    decode_pool_message, decode_worker_message, encode_call, encode_call_traced, encode_cancel,
-    encode_err, encode_event, encode_fatal, encode_init, encode_ok, encode_ok_empty,
-    encode_progress, encode_ready, encode_retire, encode_stop, PoolMessage, WorkerMessage,
+    decode_pool_message, decode_worker_message, encode_ack, encode_ack_err, encode_call,
+    encode_call_traced, encode_cancel, encode_err, encode_event, encode_fatal, encode_init,
+    encode_message, encode_ok, encode_ok_empty, encode_progress, encode_ready, encode_retire,
+    encode_stop, PoolMessage, WorkerMessage,
 };
 use serde_json::json;
 
@@ -83,7 +84,7 @@ fn s(text: &str) -> Option<String> {
 #[test]
 fn the_message_tables_are_what_the_encoders_write() {
     let mut t = templates();
-    assert_eq!(t.len(), 12, "{t:?}");
+    assert_eq!(t.len(), 14, "{t:?}");
     let mut out = Vec::new();
 
     // The call with the caller's traceparent, right after the plain call in the table.
@@ -139,8 +140,19 @@ fn the_message_tables_are_what_the_encoders_write() {
     assert!(matches!(at_worker(&out), PoolMessage::Cancel { id: 7 }));
 
     out.clear();
+    encode_message(&mut out, 7, br#"{"reload":1}"#);
+    assert_eq!(
+        String::from_utf8(out.clone()).unwrap(),
+        fill(&t[3], &[("N", "7"), ("D", r#"{"reload":1}"#)])
+    );
+    match at_worker(&out) {
+        PoolMessage::Message { id, data } => assert_eq!((id, data.get()), (7, r#"{"reload":1}"#)),
+        other => panic!("{other:?}"),
+    }
+
+    out.clear();
     encode_stop(&mut out);
-    assert_eq!(String::from_utf8(out.clone()).unwrap(), t[3]);
+    assert_eq!(String::from_utf8(out.clone()).unwrap(), t[4]);
     assert!(matches!(at_worker(&out), PoolMessage::Stop));
 
     // Worker → pool: whole lines.
@@ -152,13 +164,13 @@ fn the_message_tables_are_what_the_encoders_write() {
     let text = |line: &[u8]| String::from_utf8(line.to_vec()).unwrap();
 
     let ready = line(&|o| encode_ready(o));
-    assert_eq!(text(&ready), format!("{}\n", t[4]));
+    assert_eq!(text(&ready), format!("{}\n", t[5]));
     assert_eq!(at_pool(&ready), ("ready".into(), None, None, None));
 
     let ok = line(&|o| encode_ok(o, 7, &json!([1, "two"])).unwrap());
     assert_eq!(
         text(&ok),
-        format!("{}\n", fill(&t[5], &[("N", "7"), ("V", r#"[1,"two"]"#)]))
+        format!("{}\n", fill(&t[6], &[("N", "7"), ("V", r#"[1,"two"]"#)]))
     );
     assert_eq!(
         at_pool(&ok),
@@ -176,14 +188,14 @@ fn the_message_tables_are_what_the_encoders_write() {
     let err = line(&|o| encode_err(o, 3, e.as_bytes()));
     assert_eq!(
         text(&err),
-        format!("{}\n", fill(&t[6], &[("N", "3"), ("E", e)]))
+        format!("{}\n", fill(&t[7], &[("N", "3"), ("E", e)]))
     );
     assert_eq!(at_pool(&err), ("err".into(), Some(3), None, s(e)));
 
     let progress = line(&|o| encode_progress(o, 1, &0.5).unwrap());
     assert_eq!(
         text(&progress),
-        format!("{}\n", fill(&t[7], &[("N", "1"), ("V", "0.5")]))
+        format!("{}\n", fill(&t[8], &[("N", "1"), ("V", "0.5")]))
     );
     assert_eq!(
         at_pool(&progress),
@@ -195,20 +207,29 @@ fn the_message_tables_are_what_the_encoders_write() {
         text(&event),
         format!(
             "{}\n",
-            fill(&t[8], &[("S", r#""cache""#), ("V", r#"{"size":12}"#)])
+            fill(&t[9], &[("S", r#""cache""#), ("V", r#"{"size":12}"#)])
         )
     );
     // The pool passes an event on as its whole line.
     assert_eq!(at_pool(&event), ("event".into(), None, None, None));
 
     let retire = line(&|o| encode_retire(o));
-    assert_eq!(text(&retire), format!("{}\n", t[9]));
+    assert_eq!(text(&retire), format!("{}\n", t[10]));
     assert_eq!(at_pool(&retire), ("retire".into(), None, None, None));
 
     let e = r#"{"name":"Error","message":"init threw"}"#;
     let fatal = line(&|o| encode_fatal(o, e.as_bytes()));
-    assert_eq!(text(&fatal), format!("{}\n", fill(&t[10], &[("E", e)])));
+    assert_eq!(text(&fatal), format!("{}\n", fill(&t[11], &[("E", e)])));
     assert_eq!(at_pool(&fatal), ("fatal".into(), None, None, s(e)));
+
+    let ack = line(&|o| encode_ack(o, 7));
+    assert_eq!(text(&ack), format!("{}\n", fill(&t[12], &[("N", "7")])));
+    assert_eq!(at_pool(&ack), ("ack".into(), Some(7), None, None));
+    let failed = line(&|o| encode_ack_err(o, 7, br#"{"message":"no"}"#));
+    assert_eq!(
+        at_pool(&failed),
+        ("ack".into(), Some(7), None, s(r#"{"message":"no"}"#))
+    );
 }
 
 #[test]
@@ -241,6 +262,11 @@ fn the_complete_exchange_is_what_the_encoders_write() {
             false,
             Box::new(move |o| encode_err(o, 4, cancelled.as_bytes())),
         ),
+        (
+            true,
+            Box::new(|o| encode_message(o, 1, br#"{"reload":"v2"}"#)),
+        ),
+        (false, Box::new(|o| encode_ack(o, 1))),
         (true, Box::new(encode_stop)),
     ];
     let doc = exchange();
@@ -256,6 +282,7 @@ fn the_complete_exchange_is_what_the_encoders_write() {
                 PoolMessage::Init { data } => format!("init {}", data.get()),
                 PoolMessage::Cancel { id } => format!("cancel {id}"),
                 PoolMessage::Stop => "stop".to_owned(),
+                PoolMessage::Message { id, data } => format!("message {id} {}", data.get()),
                 call => format!("{:?}", call_parts(call)),
             });
         } else {
@@ -315,6 +342,11 @@ fn the_complete_exchange_is_what_the_encoders_write() {
                     None::<String>,
                     Some(cancelled.to_owned())
                 )
+            ),
+            r#"message 1 {"reload":"v2"}"#.to_owned(),
+            format!(
+                "{:?}",
+                ("ack".to_owned(), Some(1u64), None::<String>, None::<String>)
             ),
             "stop".to_owned(),
         ]

@@ -9,6 +9,9 @@
 
 use std::time::Duration;
 
+mod broadcast;
+pub use broadcast::{BroadcastState, Inbox, Incoming};
+
 use redis::aio::{ConnectionManager, ConnectionManagerConfig};
 use redis::{AsyncCommands, Script, Value};
 pub use redis::{RedisError, RedisResult};

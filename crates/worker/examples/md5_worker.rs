@@ -22,7 +22,21 @@ fn md5_hex(data: &[u8]) -> String {
 }
 
 fn main() {
+    // Broadcasts (`pool.broadcast(message)`) this worker got, for `messages`.
+    let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<Value>::new()));
+    let kept = seen.clone();
     Worker::new()
+        // A broadcast message is kept; `{"fail": "why"}` makes the handler fail.
+        .on_message(move |message: Value| {
+            if let Some(why) = message.get("fail").and_then(Value::as_str) {
+                return Err(Error::new(why).code("E_MESSAGE"));
+            }
+            kept.borrow_mut().push(message);
+            Ok(())
+        })
+        .function("messages", move |(): ()| {
+            Ok::<_, Error>(seen.borrow().clone())
+        })
         // initData `{"fail": "why"}` makes init fail, to exercise the pool's startup-failure path.
         .init(
             |data: Value| match data.get("fail").and_then(Value::as_str) {

@@ -139,6 +139,7 @@ type Bins<'a> = [&'a [u8]];
 type Handler = Box<dyn FnMut(&mut Ctx<'_>, &RawValue, &Bins<'_>) -> Result<(), Error>>;
 type InitFn = Box<dyn FnOnce(&RawValue) -> Result<(), Error>>;
 type TeardownFn = Box<dyn FnOnce()>;
+type MessageFn = Box<dyn FnMut(&RawValue) -> Result<(), Error>>;
 
 /// A worker: the functions it serves and how it starts. Build one with the methods below, then
 /// call [`run`](Worker::run).
@@ -147,6 +148,7 @@ pub struct Worker {
     default: Option<Handler>,
     init: Option<InitFn>,
     teardown: Option<TeardownFn>,
+    on_message: Option<MessageFn>,
     /// The channel's descriptor when serving it ([`Worker::run`]): [`Ctx::cancelled`] peeks
     /// at it for a `cancel` not read yet.
     peek_fd: Option<RawFd>,
@@ -169,6 +171,7 @@ impl fmt::Debug for Worker {
             .field("functions", &names)
             .field("default_function", &self.default.is_some())
             .field("init", &self.init.is_some())
+            .field("on_message", &self.on_message.is_some())
             .field("max_message", &self.max_message)
             .field("max_send", &self.max_send)
             .finish()
@@ -480,7 +483,7 @@ fn flush(out: &mut Vec<u8>, writer: &mut dyn Write) -> io::Result<()> {
 pub enum ServeError {
     /// The pool sent a line that is not a valid message. The pool never does: a bug signal.
     Frame(FrameError),
-    /// A `call` arrived before `init`.
+    /// A `call` (or a `message`) arrived before `init`.
     CallBeforeInit,
     /// A second `init` arrived.
     DuplicateInit,
@@ -517,7 +520,9 @@ impl fmt::Display for ServeError {
             ServeError::MisplacedAttachments => {
                 f.write_str("the pool sent attachments on a message that is not a call")
             }
-            ServeError::CallBeforeInit => f.write_str("the pool sent a call before init"),
+            ServeError::CallBeforeInit => {
+                f.write_str("the pool sent a call or a message before init")
+            }
             ServeError::DuplicateInit => f.write_str("the pool sent init twice"),
             ServeError::InitFailed(e) => write!(f, "init failed: {e}"),
             ServeError::Io(e) => write!(f, "channel to the pool failed: {e}"),
@@ -653,6 +658,7 @@ impl Worker {
             default: None,
             init: None,
             teardown: None,
+            on_message: None,
             peek_fd: None,
             max_message: protocol::DEFAULT_MAX_MESSAGE,
             max_send: protocol::DEFAULT_MAX_MESSAGE,
@@ -749,6 +755,29 @@ impl Worker {
         F: FnOnce() + 'static,
     {
         self.teardown = Some(Box::new(f));
+        self
+    }
+
+    /// Sets the handler of the pool's broadcasts (`pool.broadcast(message)`): `f` gets each
+    /// message, deserialized into `D`, in the order they arrive between calls. The worker
+    /// acknowledges a message once `f` returned, which counts it as reached in the pool's
+    /// broadcast. An `Err`, a panic, or a message that does not deserialize into `D` (a
+    /// `TypeError` with code `ERR_INVALID_MESSAGE`) is sent with the acknowledgement: the
+    /// broadcast then rejects with code `ERR_BROADCAST_FAILED`, naming this worker. Without a
+    /// handler, messages are acknowledged and ignored. Registering again replaces it.
+    pub fn on_message<D, F>(mut self, mut f: F) -> Self
+    where
+        D: DeserializeOwned,
+        F: FnMut(D) -> Result<(), Error> + 'static,
+    {
+        self.on_message = Some(Box::new(move |data: &RawValue| {
+            let data = serde_json::from_str::<D>(data.get()).map_err(|e| {
+                Error::new(format!("invalid message: {}", without_position(&e)))
+                    .name("TypeError")
+                    .code("ERR_INVALID_MESSAGE")
+            })?;
+            f(data)
+        }));
         self
     }
 
@@ -907,6 +936,30 @@ impl Worker {
                             }
                         }
                         return Ok(());
+                    }
+                    Message::Message { id, data } => {
+                        if !initialized {
+                            return stop(&mut out, &mut writer, ServeError::CallBeforeInit);
+                        }
+                        let result = match self.on_message.as_mut() {
+                            None => Ok(()),
+                            Some(f) => catch_unwind(AssertUnwindSafe(|| f(data)))
+                                .unwrap_or_else(|p| Err(panic_error(p))),
+                        };
+                        match result {
+                            Ok(()) => protocol::encode_ack(&mut out, id),
+                            Err(e) => {
+                                let committed = out.len();
+                                protocol::encode_ack_err(&mut out, id, &e);
+                                // An error too long to send: its start, within the limit.
+                                if oversize(&out, committed, max_send).is_some() {
+                                    out.truncate(committed);
+                                    let start: String = e.message.chars().take(200).collect();
+                                    let short = Error::new(start).code("ERR_MESSAGE_TOO_LARGE");
+                                    protocol::encode_ack_err(&mut out, id, &short);
+                                }
+                            }
+                        }
                     }
                     Message::Call {
                         id,

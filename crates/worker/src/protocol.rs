@@ -6,9 +6,9 @@
 //! can leave in one `write`.
 
 pub use comrade_protocol::{
-    decode_pool_message as decode, encode_event, encode_ok, encode_ok_empty, encode_progress,
-    encode_ready, encode_retire, FrameError, LineDecoder, LineTooLong, PoolMessage as Message,
-    DEFAULT_MAX_MESSAGE,
+    decode_pool_message as decode, encode_ack, encode_event, encode_ok, encode_ok_empty,
+    encode_progress, encode_ready, encode_retire, FrameError, LineDecoder, LineTooLong,
+    PoolMessage as Message, DEFAULT_MAX_MESSAGE,
 };
 
 use crate::error::Error;
@@ -16,6 +16,11 @@ use crate::error::Error;
 /// Appends `{"t":"err","id":N,"e":E}`.
 pub fn encode_err(out: &mut Vec<u8>, id: u32, error: &Error) {
     comrade_protocol::encode_err(out, id, &error.to_wire());
+}
+
+/// Appends `{"t":"ack","id":N,"e":E}`: the message handler failed with `error`.
+pub fn encode_ack_err(out: &mut Vec<u8>, id: u32, error: &Error) {
+    comrade_protocol::encode_ack_err(out, id, &error.to_wire());
 }
 
 /// Appends `{"t":"fatal","e":E}`.

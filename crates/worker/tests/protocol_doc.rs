@@ -41,6 +41,10 @@ fn the_documented_exchange_is_what_the_worker_speaks() {
             Ok::<_, Error>(a + b)
         })
         .default_function(|(s,): (String,)| Ok::<_, Error>(s.to_uppercase()))
+        .on_message(|message: serde_json::Value| {
+            assert_eq!(message, json!({"reload": "v2"}));
+            Ok(())
+        })
         .serve(input.as_bytes(), &mut output)
         .unwrap();
     let output = String::from_utf8(output).unwrap();
@@ -56,7 +60,8 @@ fn the_documented_exchange_is_what_the_worker_speaks() {
             worker[1], // ok 2
             worker[4], // err 3
             worker[6], // err 4: cancelled before it started (the cancel came in the same read)
+            worker[7], // ack of message 1
         ]
     );
-    assert_eq!(worker.len(), 7);
+    assert_eq!(worker.len(), 8);
 }

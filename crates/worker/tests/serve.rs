@@ -178,6 +178,54 @@ fn init_function_gets_the_data_and_runs_before_calls() {
 }
 
 #[test]
+fn messages_reach_the_handler_in_order_with_calls_and_are_acknowledged() {
+    let mut pool = start(|| {
+        let seen = std::rc::Rc::new(std::cell::RefCell::new(Vec::<i64>::new()));
+        let s2 = seen.clone();
+        Worker::new()
+            .on_message(move |(n, fail): (i64, bool)| {
+                if fail {
+                    return Err(Error::new(format!("refused {n}")).code("E_MSG"));
+                }
+                s2.borrow_mut().push(n);
+                Ok(())
+            })
+            .function("seen", move |(): ()| Ok::<_, Error>(seen.borrow().clone()))
+    });
+    pool.init(Value::Null);
+    pool.send(json!({"t": "message", "id": 1, "data": [5, false]}));
+    assert_eq!(pool.recv(), json!({"t": "ack", "id": 1}));
+    pool.send(json!({"t": "message", "id": 2, "data": [6, true]}));
+    let ack = pool.recv();
+    assert_eq!(ack["t"], "ack");
+    assert_eq!(ack["id"], 2);
+    assert_eq!(ack["e"]["message"], "refused 6");
+    assert_eq!(ack["e"]["code"], "E_MSG");
+    // A message that does not fit the handler's type: acknowledged with a TypeError.
+    pool.send(json!({"t": "message", "id": 3, "data": "nope"}));
+    let ack = pool.recv();
+    assert_eq!(
+        (ack["id"].clone(), ack["e"]["code"].clone()),
+        (json!(3), json!("ERR_INVALID_MESSAGE"))
+    );
+    assert_eq!(ack["e"]["name"], "TypeError");
+    assert_eq!(
+        pool.ask(4, Some("seen"), json!([])),
+        json!({"t": "ok", "id": 4, "v": [5]})
+    );
+    pool.finish().unwrap();
+}
+
+#[test]
+fn without_a_message_handler_messages_are_acknowledged() {
+    let mut pool = start(demo);
+    pool.init(Value::Null);
+    pool.send(json!({"t": "message", "id": 7, "data": {"any": 1}}));
+    assert_eq!(pool.recv(), json!({"t": "ack", "id": 7}));
+    pool.finish().unwrap();
+}
+
+#[test]
 fn without_init_function_any_init_data_is_accepted() {
     let mut pool = start(demo);
     pool.send_raw("{\"t\":\"init\"}\n");

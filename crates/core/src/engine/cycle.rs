@@ -75,6 +75,18 @@ impl State {
         }
     }
 
+    /// Broadcasts stop waiting for workers that are gone or stopping (a worker retired, killed
+    /// or exited before its ack is not counted); those left waiting for nobody are recorded.
+    pub fn settle_broadcasts(&mut self) {
+        let State {
+            sched,
+            conns,
+            outbox,
+            ..
+        } = self;
+        outbox.settle_broadcasts(|w| conns.contains_key(&w) && sched.takes_work(w));
+    }
+
     /// Whether to wake the host now for what the outbox holds (see `wake_may_wait`).
     fn take_wake(&mut self) -> bool {
         let cfg = self.sched.config();
@@ -148,6 +160,7 @@ impl Shared {
         st.sched.set_now(Instant::now());
         let r = f(&mut st, self);
         st.settle_overdue(self);
+        st.settle_broadcasts();
         let writes = std::mem::take(&mut st.dirty);
         if on_host && st.outbox.count > 0 {
             // The host takes the records before it returns to its event loop.

@@ -155,7 +155,7 @@ impl State {
     }
 
     /// Appends one line to a worker's output, written when the update ends.
-    fn queue_line(&mut self, w: WorkerId, line: &[u8]) {
+    pub(crate) fn queue_line(&mut self, w: WorkerId, line: &[u8]) {
         if let Some(conn) = self.conns.get(&w) {
             push_line(&mut self.dirty, conn, line);
         }
@@ -249,6 +249,9 @@ impl State {
         if let Read::Closed = read {
             self.channel_closed(shared, w);
         }
+        // Now, not only when the update ends: a direct read tells the host whether records
+        // wait before that.
+        self.settle_broadcasts();
         read
     }
 

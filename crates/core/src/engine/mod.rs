@@ -375,6 +375,35 @@ impl Engine {
         })
     }
 
+    /// Broadcast `id` ([`Protocol::Lines`]): writes `{"t":"message","id":id,"data":data_json}`
+    /// to every live worker (started, or starting, and neither retired nor being stopped).
+    /// Once each has acknowledged it or is no longer live, a BROADCAST record says how many
+    /// it reached (at once when there is none). A worker started later does not get it.
+    /// Returns the number of workers it was written to.
+    pub fn broadcast(&self, id: u32, data_json: &str) -> usize {
+        self.shared.update(|st, shared| {
+            let live: Vec<_> = if shared.cfg.protocol == Protocol::Lines {
+                let mut live: Vec<_> = st
+                    .conns
+                    .keys()
+                    .copied()
+                    .filter(|w| st.sched.takes_work(*w))
+                    .collect();
+                live.sort_unstable();
+                live
+            } else {
+                Vec::new()
+            };
+            let mut line = Vec::with_capacity(data_json.len() + 40);
+            comrade_protocol::encode_message(&mut line, id, data_json.as_bytes());
+            for w in &live {
+                st.queue_line(*w, &line);
+            }
+            st.outbox.broadcasts.start(id, live.iter().copied());
+            live.len()
+        })
+    }
+
     /// Registers (or updates) batch `batch`'s deadline, `finish_by_ms` in ms since the Unix
     /// epoch, with `remaining` of its jobs not settled: the pool grows past `max_workers`
     /// (up to `burst_workers`) while the batch runs behind it; `speculate`: its stragglers

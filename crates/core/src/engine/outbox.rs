@@ -15,6 +15,8 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use super::session::Failure;
+use crate::broadcast::Broadcasts;
+use crate::scheduler::WorkerId;
 
 /// Record kinds in a [`Batch`]: each record is `kind, id, value` in the batch's JSON array.
 pub mod kind {
@@ -60,6 +62,10 @@ pub mod kind {
     /// [`Batch::bins`](super::Batch::bins)), `v` the reply's value with `{"$b":i}` for
     /// attachment `i`.
     pub const RESULT_BIN: u8 = 17;
+    /// `Lines`: a broadcast is over: every worker it was written to acknowledged it or is no
+    /// longer live. id = the broadcast; value = `[reached, [[pid, error], …]]`, the workers
+    /// that acknowledged it and the errors of the handlers that failed.
+    pub const BROADCAST: u8 = 18;
 }
 
 /// Longest a host wake is put off while queued jobs keep every worker busy.
@@ -118,6 +124,9 @@ pub(crate) struct Outbox {
     /// The longest record value the host can take; a longer job outcome fails the job with
     /// reason `too_large`, and any other longer record is dropped.
     pub max_record: usize,
+    /// The broadcasts waiting for acks: their BROADCAST records are due here
+    /// ([`Outbox::settle_broadcasts`]).
+    pub broadcasts: Broadcasts,
 }
 
 impl Default for Outbox {
@@ -139,6 +148,28 @@ impl Outbox {
             woken: false,
             totals: Totals::default(),
             max_record,
+            broadcasts: Broadcasts::default(),
+        }
+    }
+
+    /// Forgets the workers `live` says are gone from the broadcasts waiting, and records the
+    /// broadcasts that wait for nobody any more.
+    pub fn settle_broadcasts(&mut self, live: impl Fn(WorkerId) -> bool) {
+        if self.broadcasts.is_empty() {
+            return;
+        }
+        self.broadcasts.retain_live(live);
+        for (id, reached, v) in self.broadcasts.take_done() {
+            if v.len() > self.max_record {
+                // Never dropped (its caller would wait for ever): the count, without the errors.
+                let short = format!(
+                    r#"[{reached},[[0,{{"message":"the errors of the message handlers are too long to report ({} bytes)"}}]]]"#,
+                    v.len()
+                );
+                self.append(kind::BROADCAST, id, &short);
+            } else {
+                self.append(kind::BROADCAST, id, &v);
+            }
         }
     }
 

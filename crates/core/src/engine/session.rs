@@ -1,6 +1,6 @@
 //! The session layer: what a worker's messages and its end mean, with no I/O. Each line a
 //! worker sent becomes scheduler calls and outbox records (both protocols: replies, progress,
-//! events, `ready`, `retire`, `fatal`, stray replies, protocol errors), and a worker's end
+//! events, `ready`, `retire`, `fatal`, broadcast acks, stray replies, protocol errors), and a worker's end
 //! becomes the settlement or retry of what it held (the startup-failure rule). The engine
 //! feeds it lines read from a worker's channel and carries out what it cannot do itself
 //! (stopping a worker that broke the protocol).
@@ -266,6 +266,17 @@ impl Session<'_> {
             "retire" => self.retire(w, pid, StopReason::Retired),
             "fatal" => {
                 peer.fatal = Some(msg.e.map_or_else(|| "null".into(), |e| e.get().to_string()));
+            }
+            // A broadcast reached this worker (`e`: its message handler failed). An ack for a
+            // broadcast that no longer waits for it is dropped.
+            "ack" => {
+                let id = match msg.id {
+                    Some(id) => u32::try_from(id)
+                        .map_err(|_| ProtocolError(format!("broadcast id {id} out of range")))?,
+                    None => return Err(ProtocolError("\"ack\" message without an id".into())),
+                };
+                let e = msg.e.map(|e| e.get());
+                self.outbox.broadcasts.ack(id, w, pid, e);
             }
             other => {
                 return Err(ProtocolError(format!(
@@ -802,6 +813,38 @@ mod tests {
             .line(1, &mut Peer::new(PID), b"\xff\xfe", Instant::now())
             .unwrap_err();
         assert_eq!(e.0, "message is not UTF-8");
+    }
+
+    #[test]
+    fn an_ack_counts_its_worker_once_and_one_without_an_id_is_a_violation() {
+        let (mut s, _) = pool(1, 0);
+        let mut ob = Outbox::default();
+        ob.broadcasts.start(3, [1]);
+        let mut peer = Peer::new(PID);
+        // An ack for a broadcast that does not wait for this worker: dropped.
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ack","id":9}"#);
+        lines(
+            &mut s,
+            &mut ob,
+            &mut peer,
+            r#"{"t":"ack","id":3,"e":{"message":"bad"}}"#,
+        );
+        lines(&mut s, &mut ob, &mut peer, r#"{"t":"ack","id":3}"#);
+        ob.settle_broadcasts(|_| true);
+        assert_eq!(
+            records(&mut ob),
+            [(kind::BROADCAST, 3, json!([1, [[PID, {"message": "bad"}]]]))]
+        );
+        for (line, want) in [
+            (r#"{"t":"ack"}"#, "\"ack\" message without an id"),
+            (
+                r#"{"t":"ack","id":4294967296}"#,
+                "broadcast id 4294967296 out of range",
+            ),
+        ] {
+            let e = feed(&mut s, &mut ob, Protocol::Lines, &mut peer, line).unwrap_err();
+            assert_eq!(e.0, want);
+        }
     }
 
     #[test]
