@@ -151,7 +151,7 @@ export declare class RedisHost {
 /** A host's inbox reader, on its own connection. */
 export declare class RedisInbox {
   /** The next broadcast, waiting up to `timeoutMs`; null when none came. */
-  next(timeoutMs: number): Promise<RemoteIncoming | null>
+  next(timeoutMs: number): Promise<RemoteIncoming | undefined | null>
 }
 
 export declare class RedisProducer {
