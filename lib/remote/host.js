@@ -246,7 +246,7 @@ class WorkerHost extends EventEmitter {
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         continue;
       }
-      if (m === null || this.#state !== 'running') continue;
+      if (m == null || this.#state !== 'running') continue;
       const answering = this.#answer(m);
       this.#answering.add(answering);
       answering.then(() => this.#answering.delete(answering));
