@@ -123,6 +123,12 @@ export declare class RedisHost {
    */
   complete(entry: string, job: string, status: string, value: string): Promise<boolean>
   /**
+   * Completes many jobs in one round trip: `entries[i]` holds job `jobs[i]`, with status
+   * `statuses[i]` ('o' or 'e'), `values[i]` (JSON) and `runMs[i]` (ms the function ran; < 0:
+   * it did not run). Resolves with one boolean per job: false when dropped.
+   */
+  completeMany(entries: Array<string>, jobs: Array<string>, statuses: Array<string>, values: Array<string>, runMs: Array<number>): Promise<Array<boolean>>
+  /**
    * Sends a running job's progress report (JSON) to its producer; resolves false when it
    * was dropped (the entry is no longer this host's, or the producer is gone).
    */

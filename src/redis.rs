@@ -9,7 +9,7 @@
 use std::future::Future;
 use std::sync::Arc;
 
-use comrade_redis_queue::{Host, NewJob, Producer, RedisResult, Tls};
+use comrade_redis_queue::{Completion, Host, NewJob, Producer, RedisResult, Tls};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 
@@ -330,6 +330,46 @@ impl RedisHost {
         let h = self.inner.clone();
         run("RedisHost.complete", async move {
             h.complete(&entry, &job, &status, &value).await
+        })
+        .await
+    }
+
+    /// Completes many jobs in one round trip: `entries[i]` holds job `jobs[i]`, with status
+    /// `statuses[i]` ('o' or 'e'), `values[i]` (JSON) and `runMs[i]` (ms the function ran; < 0:
+    /// it did not run). Resolves with one boolean per job: false when dropped.
+    #[napi]
+    pub async fn complete_many(
+        &self,
+        entries: Vec<String>,
+        jobs: Vec<String>,
+        statuses: Vec<String>,
+        values: Vec<String>,
+        run_ms: Vec<f64>,
+    ) -> Result<Vec<bool>> {
+        let h = self.inner.clone();
+        let n = entries.len();
+        if jobs.len() != n || statuses.len() != n || values.len() != n || run_ms.len() != n {
+            return Err(Error::new(
+                Status::InvalidArg,
+                "completeMany: the arrays must have one item per job".to_owned(),
+            ));
+        }
+        let done: Vec<Completion> = entries
+            .into_iter()
+            .zip(jobs)
+            .zip(statuses)
+            .zip(values)
+            .zip(run_ms)
+            .map(|((((entry, job), status), value), ms)| Completion {
+                entry,
+                job,
+                status,
+                value,
+                run_ms: (ms >= 0.0 && ms.is_finite()).then_some(ms),
+            })
+            .collect();
+        run("RedisHost.completeMany", async move {
+            h.complete_many(&done).await
         })
         .await
     }

@@ -18,6 +18,8 @@ const HOST_OPTIONS = [
 ];
 const POLL_ROW = Object.freeze({ name: 'poll', type: 'int', range: [10, 60000], default: 1000 });
 const MAX_BACKOFF_MS = 5000;
+// Results per completeMany call (the crate splits larger ones too).
+const MAX_WRITE = 500;
 
 function resolveHostOptions(options) {
   if (options === null || typeof options !== 'object') {
@@ -78,6 +80,8 @@ class WorkerHost extends EventEmitter {
   #counts = { taken: 0, completed: 0, dropped: 0, lost: 0, cancelled: 0, failed: 0, dead: 0 };
   #failing = false;
   #closed;
+  #outbox = []; // finished jobs whose results are not written yet: { d, status, value }
+  #writing = false; // a write of results is under way (or scheduled)
 
   constructor(o, native, pool) {
     super();
@@ -237,12 +241,18 @@ class WorkerHost extends EventEmitter {
     }
     if (d.timeout > 0) opts.timeout = d.timeout;
     let result;
-    if (d.kind === 'x') {
-      if (!Array.isArray(args)) throw new PoolError(codes.INVALID_ARGUMENT, 'the job\'s arguments are not an array');
-      result = await this.#pool.exec(d.name, args, opts);
-    } else {
-      if (d.name !== '') opts.name = d.name;
-      result = await this.#pool.run(args, opts);
+    // The function's run time, for the queue's recent run times (stats, maxExpectedWait).
+    const t0 = performance.now();
+    try {
+      if (d.kind === 'x') {
+        if (!Array.isArray(args)) throw new PoolError(codes.INVALID_ARGUMENT, 'the job\'s arguments are not an array');
+        result = await this.#pool.exec(d.name, args, opts);
+      } else {
+        if (d.name !== '') opts.name = d.name;
+        result = await this.#pool.run(args, opts);
+      }
+    } finally {
+      d.runMs = performance.now() - t0;
     }
     const text = JSON.stringify(result) ?? 'null';
     const size = Buffer.byteLength(text);
@@ -254,30 +264,52 @@ class WorkerHost extends EventEmitter {
     return text;
   }
 
-  // Writes the result; retried while Redis is unreachable, until the lease would have run out
-  // (another host may own the job by then, and its result would be dropped anyway).
+  // A finished job's result joins the next write: every result that finishes while a write is
+  // under way goes in the one after it, so a busy host writes many results per round trip.
   async #complete(d, status, value) {
     await d.chain;
-    const started = Date.now();
-    let backoff = 100;
-    let accepted = false;
-    for (;;) {
-      try {
-        accepted = await this.#native.complete(d.entry, d.job, status, value);
-        this.#redisOk();
-        break;
-      } catch (e) {
-        this.#redisFailed(e, 'writing a result');
-        if (Date.now() - started > this.#o.lease) break;
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      }
+    this.#outbox.push({ d, status, value });
+    if (!this.#writing) {
+      this.#writing = true;
+      // After this turn of the event loop: the results its I/O finished go together.
+      setImmediate(() => this.#writeResults());
     }
-    if (accepted) this.#counts.completed++;
-    else this.#counts.dropped++;
-    this.#held.delete(d.entry);
-    this.emit('result', { entry: d.entry, job: d.job, accepted });
-    this.#wake();
+  }
+
+  // Writes the results waiting in the outbox, one completeMany per batch; each batch is retried
+  // while Redis is unreachable, until the lease would have run out (another host may own its
+  // jobs by then, and their results would be dropped anyway).
+  async #writeResults() {
+    while (this.#outbox.length > 0) {
+      const batch = this.#outbox.splice(0, MAX_WRITE);
+      const started = Date.now();
+      let backoff = 100;
+      let accepted = null;
+      for (;;) {
+        try {
+          accepted = await this.#native.completeMany(
+            batch.map((c) => c.d.entry), batch.map((c) => c.d.job), batch.map((c) => c.status),
+            batch.map((c) => c.value), batch.map((c) => c.d.runMs ?? -1));
+          this.#redisOk();
+          break;
+        } catch (e) {
+          this.#redisFailed(e, 'writing results');
+          if (Date.now() - started > this.#o.lease) break;
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        }
+      }
+      for (let i = 0; i < batch.length; i++) {
+        const { d } = batch[i];
+        const ok = accepted !== null && accepted[i] === true;
+        if (ok) this.#counts.completed++;
+        else this.#counts.dropped++;
+        this.#held.delete(d.entry);
+        this.emit('result', { entry: d.entry, job: d.job, accepted: ok });
+      }
+      this.#wake();
+    }
+    this.#writing = false;
   }
 
   async #renew() {

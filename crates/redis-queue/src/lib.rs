@@ -23,6 +23,11 @@ const READ_COUNT: usize = 1000;
 /// Jobs per admission script call: a larger batch is split, so that one call never holds
 /// Redis long.
 const ADMIT_CHUNK: usize = 500;
+/// Results per [`Host::complete_many`] script call, for the same reason.
+const COMPLETE_CHUNK: usize = 500;
+/// Run times kept per list (`runs`, `runs:<function>`): the recent ones stats and
+/// maxExpectedWait read.
+pub const RUNS_KEPT: usize = 1000;
 
 /// Runs `f`, and once more when it failed because the connection had dropped: a connection
 /// manager reports the drop on the first command after it, then reconnects. Only for commands
@@ -94,6 +99,7 @@ struct Scripts {
     complete: Script,
     renew: Script,
     heartbeat: Script,
+    complete_many: Script,
 }
 
 impl Scripts {
@@ -106,6 +112,7 @@ impl Scripts {
             complete: Script::new(include_str!("../lua/complete.lua")),
             renew: Script::new(include_str!("../lua/renew.lua")),
             heartbeat: Script::new(include_str!("../lua/heartbeat.lua")),
+            complete_many: Script::new(include_str!("../lua/complete_many.lua")),
         }
     }
 }
@@ -485,6 +492,19 @@ pub struct Delivery {
     pub progress: bool,
 }
 
+/// A result for [`Host::complete_many`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub entry: String,
+    pub job: String,
+    /// `o` result, `e` error.
+    pub status: String,
+    /// JSON.
+    pub value: String,
+    /// How long the function ran, in ms; `None` when it did not run (refused before it).
+    pub run_ms: Option<f64>,
+}
+
 /// What one [`Host::take`] did.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Take {
@@ -644,6 +664,35 @@ impl Host {
     ) -> RedisResult<bool> {
         self.as_owner(&self.scripts.complete, entry, job, &[status, value])
             .await
+    }
+
+    /// Completes many delivered jobs in one round trip per [`COMPLETE_CHUNK`] (as
+    /// [`Host::complete`] each), and records their run times in the queue's recent run times.
+    /// One `bool` per completion: `false` when it was dropped.
+    pub async fn complete_many(&self, done: &[Completion]) -> RedisResult<Vec<bool>> {
+        let mut out = Vec::with_capacity(done.len());
+        for chunk in done.chunks(COMPLETE_CHUNK) {
+            let mut c = self.link.conn.clone();
+            let mut inv = self.scripts.complete_many.prepare_invoke();
+            inv.key(self.keys.stream())
+                .arg(&self.keys.prefix)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(RUNS_KEPT);
+            for d in chunk {
+                inv.arg(&d.entry)
+                    .arg(&d.job)
+                    .arg(&d.status)
+                    .arg(&d.value)
+                    .arg(
+                        d.run_ms
+                            .map_or(String::new(), |ms| format!("{:.3}", ms.max(0.0))),
+                    );
+            }
+            let took: Vec<i64> = inv.invoke_async(&mut c).await?;
+            out.extend(took.into_iter().map(|t| t == 1));
+        }
+        Ok(out)
     }
 
     /// Sends a progress report (JSON `value`) of a running job to its producer. `false`:
