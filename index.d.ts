@@ -302,7 +302,7 @@ export interface BatchProgress {
 export interface MapOptions<T = unknown, R = unknown> extends Omit<JobOptions, 'onProgress' | 'key'> {
   /** A named function instead of the default one. */
   name?: string;
-  /** Most items accepted and unsettled at once (queued or running); the next is pulled as one settles. Default: 4 × maxWorkers × concurrency. */
+  /** Most items accepted and unsettled at once (queued or running); the next is pulled as one settles. Default: 4 × maxWorkers × concurrency (a producer on Redis: 1024). */
   window?: number;
   /** false: keep no results; the batch resolves with the last `BatchProgress` instead. Default: true. */
   collect?: boolean;
@@ -310,11 +310,11 @@ export interface MapOptions<T = unknown, R = unknown> extends Omit<JobOptions, '
   onResult?: (err: Error | null, value: R | undefined, index: number) => void;
   /** After each item settles: how far the batch is. */
   onProgress?: (progress: BatchProgress) => void;
-  /** Coalescing for each item: one key for all, or a function of the item (undefined: none). */
+  /** Coalescing for each item: one key for all, or a function of the item (undefined: none). A producer on Redis refuses it (ERR_INVALID_OPTION). */
   key?: string | ((item: T, index: number) => string | undefined);
-  /** The batch's deadline (ms since the epoch, or a Date; must be in the future): the pool grows up to `burstWorkers` while its recent run times say it would finish later. Default: none. */
+  /** The batch's deadline (ms since the epoch, or a Date; must be in the future): the pool grows up to `burstWorkers` while its recent run times say it would finish later. Default: none. A producer on Redis refuses it (ERR_INVALID_OPTION): it steers local workers. */
   finishBy?: number | Date;
-  /** With `finishBy`, for idempotent functions: near the deadline, an item running longer than twice the batch's recent p90 is started again on an idle worker; the first outcome wins, the other copy is cancelled. Default: false. */
+  /** With `finishBy`, for idempotent functions: near the deadline, an item running longer than twice the batch's recent p90 is started again on an idle worker; the first outcome wins, the other copy is cancelled. Default: false. A producer on Redis refuses it (ERR_INVALID_OPTION). */
   speculate?: boolean;
 }
 

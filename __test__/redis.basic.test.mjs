@@ -239,13 +239,11 @@ test('onProgress: a job\'s progress reports reach its producer, in order, before
   assert.deepEqual(seen.filter((s) => s[0] === 'b'), [['b', 1], ['b', 2], ['b', 'done']]);
 });
 
-test('a producer refuses what is not carried across machines yet: map, mapSettled, needsDrain, drainThreshold', T, async (t) => {
+test('a producer refuses what is not carried across machines yet: needsDrain, drainThreshold; map\'s finishBy', T, async (t) => {
   // No server is needed: nothing is sent.
   const p = producer(t, { redis: 'redis://127.0.0.1:9', queue: 'refusals' });
-  for (const promise of [p.map([1, 2]), p.mapSettled([1])]) {
-    await assert.rejects(promise, (e) => e instanceof PoolError && e.code === codes.INVALID_OPTION &&
-      /not carried across machines yet/.test(e.message));
-  }
+  await assert.rejects(p.map([1, 2], { finishBy: Date.now() + 1000 }), (e) => e instanceof PoolError &&
+    e.code === codes.INVALID_OPTION && /no meaning across machines/.test(e.message));
   assert.throws(() => p.needsDrain, { name: 'PoolError', code: codes.INVALID_OPTION });
   assert.throws(() => p.drainThreshold, { name: 'PoolError', code: codes.INVALID_OPTION });
   assert.equal(p.burstWorkers, 0);

@@ -271,7 +271,7 @@ if (isWorker) {
 }
 
 // --- A queue on Redis ---
-import { startWorkerHost, PoolRedisOptions, RedisTlsOptions, WorkerHost, QueueStats } from '../index';
+import { startWorkerHost, PoolRedisOptions, RedisTlsOptions, WorkerHost, QueueStats, MapSettledResult } from '../index';
 
 async function useRedis(): Promise<void> {
   const opts: PoolRedisOptions = { redis: 'redis://127.0.0.1:6379', queue: 'jobs', retries: 2, timeout: 5000, priority: 1, maxMessage: 1 << 20, maxBacklog: 1000, lease: 30000 };
@@ -279,6 +279,10 @@ async function useRedis(): Promise<void> {
   const sum: number = await producer.call('add', 1, 2);
   const twice: number = await producer.run(2, { priority: 3, retries: 1, timeout: 100, signal: AbortSignal.timeout(1000), onProgress: (v) => void v });
   void sum; void twice;
+  // Batches run on the hosts too (finishBy and speculate are refused at run time).
+  const doubled: number[] = await producer.map([1, 2, 3], { window: 64, retries: 1, priority: 2, timeout: 1000 });
+  const outcomes: MapSettledResult<string>[] = await producer.mapSettled(['a', 'b'], { name: 'shout', onResult: (err, v, i) => void [err, v, i], onProgress: (p) => void p.done, collect: true, signal: AbortSignal.timeout(5000) });
+  void doubled; void outcomes;
   const q: QueueStats | undefined = await producer.queueStats?.();
   void q;
   const code: 'ERR_REDIS' = codes.REDIS;

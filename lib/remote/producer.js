@@ -6,7 +6,7 @@
 // Calls made in one tick are admitted in one script call. Results are read by one loop that
 // runs while jobs are pending.
 
-const { EventEmitter } = require('node:events');
+const { EventEmitter, setMaxListeners } = require('node:events');
 const { AsyncResource } = require('node:async_hooks');
 const json = require('../json');
 const {
@@ -15,6 +15,8 @@ const {
 } = require('../errors');
 const { resolveOption, OPTIONS, MAX_DURATION_MS, durationMessage } = require('../options');
 const { redactUrl, redisError, checkUrl, checkTls, checkQueue, deserializeError } = require('./common');
+const { runBatch } = require('../batch');
+const { Job } = require('../session');
 
 // The options a producer takes. Every other Pool option is about local workers, or is not
 // carried over yet (docs/REDIS.md): refused with ERR_INVALID_OPTION.
@@ -73,6 +75,14 @@ function resolveProducerOptions(options) {
 
 // The per-job options a producer takes (run: `name` too).
 const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority'];
+// map()'s and mapSettled()'s options (lib/batch.js reads the batch's own; onProgress is the
+// batch's progress there, not a job's).
+const BATCH_OPTIONS = ['name', 'signal', 'timeout', 'retries', 'priority', 'window', 'collect', 'onResult', 'onProgress'];
+const BATCH_OWN = new Set(['window', 'collect', 'onResult', 'onProgress']);
+// A batch's default window is WINDOW_SLOTS x these slots: the hosts' slots are not known here,
+// and a window this wide keeps every host of a mid-sized cluster busy while results travel.
+const BATCH_SLOTS = 256;
+const unlimited = new WeakSet(); // batch signals whose listener limit is lifted
 
 class RemoteJob {
   constructor(local, resolve, reject, cb) {
@@ -207,13 +217,72 @@ class RemotePool extends EventEmitter {
     return 0;
   }
 
-  /** Batches are not carried across machines yet (docs/REDIS.md): refused, never half-run. */
-  map() {
-    return Promise.reject(notAcrossMachines('map()'));
+  /**
+   * Runs the default function (or `options.name`) on each item of `items` on the worker hosts,
+   * through a bounded window (lib/batch.js, as Pool's map): resolves with the results in input
+   * order, or rejects with the first error after withdrawing (or cancelling) the rest.
+   * `finishBy` and `speculate` are refused: they steer local workers.
+   */
+  map(items, options) {
+    return this.#mapItems(items, options, 'map', false);
   }
 
-  mapSettled() {
-    return Promise.reject(notAcrossMachines('mapSettled()'));
+  /** As map(), but resolves with every item's { status, value | reason }. */
+  mapSettled(items, options) {
+    return this.#mapItems(items, options, 'mapSettled', true);
+  }
+
+  #mapItems(items, options, what, settledMode) {
+    if (options !== null && typeof options === 'object') {
+      for (const k of ['finishBy', 'speculate']) {
+        let v;
+        try {
+          v = options[k];
+        } catch (e) {
+          return Promise.reject(argumentError(`${what}(items, options): options cannot be read`, e));
+        }
+        if (v !== undefined) {
+          return Promise.reject(optionError(`${what}(): options.${k} is not supported with \`redis\`: it grows ` +
+            'and re-runs local workers, and has no meaning across machines'));
+        }
+      }
+    }
+    const host = {
+      slots: BATCH_SLOTS,
+      bursting: false,
+      readJob: (o) => this.#readBatchJob(o, what),
+      submit: (name, item, job) => {
+        // Every item listens to the batch's signal: as many listeners as the window.
+        if (!unlimited.has(job.signal)) {
+          unlimited.add(job.signal);
+          setMaxListeners(0, job.signal);
+        }
+        this.#add('r', name ?? '', item, undefined, {
+          retries: job.retries, timeout: job.timeout, priority: job.priority, signal: job.signal,
+        }, null, (v) => job.resolve(v), (e) => job.reject(e));
+      },
+    };
+    return runBatch(host, items, options, what, settledMode);
+  }
+
+  // A batch's per-job options: the template lib/batch.js copies into each item's job.
+  #readBatchJob(options, what) {
+    for (const key of Object.keys(options)) {
+      if (key === 'key') {
+        return notAcrossMachines(`${what}(): options.key`);
+      }
+      if (!BATCH_OPTIONS.includes(key)) return unknownOptionError(`${what}() option`, key, BATCH_OPTIONS);
+    }
+    const jobOptions = {};
+    for (const key of Object.keys(options)) if (!BATCH_OWN.has(key)) jobOptions[key] = options[key];
+    const o = readJobOptions(jobOptions, what, ['name', ...JOB_OPTIONS]);
+    if (o instanceof Error) return o;
+    const template = new Job(null, null, null, undefined);
+    template.retries = o.retries;
+    template.timeout = o.timeout;
+    template.priority = o.priority;
+    template.signal = o.signal ?? null;
+    return { template, name: o.name ?? null, key: null };
   }
 
   /** Backpressure is not carried across machines yet: reading it throws, as for map(). */
@@ -270,49 +339,11 @@ class RemotePool extends EventEmitter {
     if (options === null || typeof options !== 'object') {
       return Promise.reject(argumentError(`${usage}: options must be an object`));
     }
-    const names = what === 'run' ? ['name', ...JOB_OPTIONS] : JOB_OPTIONS;
-    const o = {};
-    try {
-      for (const key of Object.keys(options)) {
-        if (!names.includes(key)) {
-          return Promise.reject(unknownOptionError(`${what}() option`, key, names));
-        }
-        o[key] = options[key];
-      }
-    } catch (e) {
-      return Promise.reject(argumentError(`${usage}: options cannot be read`, e));
-    }
-    if (o.name !== undefined && o.name !== null && typeof o.name !== 'string') {
-      return Promise.reject(argumentError(`${what}(): options.name must be a string`));
-    }
-    if (o.timeout !== undefined) {
-      if (typeof o.timeout !== 'number' || !(o.timeout > 0)) {
-        return Promise.reject(argumentError(`${what}(): options.timeout must be a number of milliseconds > 0`));
-      }
-      if (o.timeout !== Infinity && o.timeout > MAX_DURATION_MS) {
-        return Promise.reject(argumentError(`${what}(): ${durationMessage('options.timeout', o.timeout)}`));
-      }
-    }
-    if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0 || o.retries > 1000)) {
-      return Promise.reject(argumentError(`${what}(): options.retries must be an integer from 0 to 1000`));
-    }
-    if (o.priority !== undefined && (typeof o.priority !== 'number' || !Number.isFinite(o.priority))) {
-      return Promise.reject(argumentError(`${what}(): options.priority must be a finite number`));
-    }
-    if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
-      return Promise.reject(argumentError(`${what}(): options.onProgress must be a function`));
-    }
-    if (o.signal !== undefined && o.signal !== null) {
-      const sig = o.signal;
-      if (typeof sig !== 'object' || typeof sig.aborted !== 'boolean' || typeof sig.addEventListener !== 'function') {
-        return Promise.reject(argumentError(`${what}(): options.signal must be an AbortSignal`));
-      }
-      if (sig.aborted) {
-        this.#counts.aborted++;
-        return Promise.reject(abortError(sig));
-      }
-    } else {
-      o.signal = undefined;
+    const o = readJobOptions(options, what, what === 'run' ? ['name', ...JOB_OPTIONS] : JOB_OPTIONS, usage);
+    if (o instanceof Error) return Promise.reject(o);
+    if (o.signal !== undefined && o.signal.aborted) {
+      this.#counts.aborted++;
+      return Promise.reject(abortError(o.signal));
     }
     return go(o);
   }
@@ -626,6 +657,48 @@ class RemotePool extends EventEmitter {
     }
     this.#done.resolve();
   }
+}
+
+// A job's options (`names` are those allowed), checked: the options, or the Error to reject with.
+function readJobOptions(options, what, names, usage = `${what}(options)`) {
+  const o = {};
+  try {
+    for (const key of Object.keys(options)) {
+      if (!names.includes(key)) return unknownOptionError(`${what}() option`, key, names);
+      o[key] = options[key];
+    }
+  } catch (e) {
+    return argumentError(`${usage}: options cannot be read`, e);
+  }
+  if (o.name !== undefined && o.name !== null && typeof o.name !== 'string') {
+    return argumentError(`${what}(): options.name must be a string`);
+  }
+  if (o.timeout !== undefined) {
+    if (typeof o.timeout !== 'number' || !(o.timeout > 0)) {
+      return argumentError(`${what}(): options.timeout must be a number of milliseconds > 0`);
+    }
+    if (o.timeout !== Infinity && o.timeout > MAX_DURATION_MS) {
+      return argumentError(`${what}(): ${durationMessage('options.timeout', o.timeout)}`);
+    }
+  }
+  if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0 || o.retries > 1000)) {
+    return argumentError(`${what}(): options.retries must be an integer from 0 to 1000`);
+  }
+  if (o.priority !== undefined && (typeof o.priority !== 'number' || !Number.isFinite(o.priority))) {
+    return argumentError(`${what}(): options.priority must be a finite number`);
+  }
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
+    return argumentError(`${what}(): options.onProgress must be a function`);
+  }
+  if (o.signal !== undefined && o.signal !== null) {
+    const sig = o.signal;
+    if (typeof sig !== 'object' || typeof sig.aborted !== 'boolean' || typeof sig.addEventListener !== 'function') {
+      return argumentError(`${what}(): options.signal must be an AbortSignal`);
+    }
+  } else {
+    o.signal = undefined;
+  }
+  return o;
 }
 
 function sleep(ms) {
