@@ -133,6 +133,8 @@ export declare class RedisHost {
    * was dropped (the entry is no longer this host's, or the producer is gone).
    */
   progress(entry: string, job: string, value: string): Promise<boolean>
+  /** Says this host is alive with `slots` slots until its lease runs out (0: it leaves). */
+  beat(slots: number): Promise<void>
   /** Leaves the consumer group (once no entry is held). */
   leave(): Promise<void>
 }
@@ -154,6 +156,10 @@ export declare class RedisProducer {
   heartbeat(): Promise<boolean>
   /** The next results, waiting up to `blockMs` for one. */
   read(blockMs: number): Promise<Array<RemoteReply>>
+  /** The queue's jobs waiting, live hosts and slots, and recent mean run time, read at once. */
+  gauge(): Promise<RemoteGauge>
+  /** The queue's recent run times, the whole queue's and each function's. */
+  runTimes(): Promise<RemoteRunTimes>
   /** Deletes the liveness key and the reply stream. */
   close(): Promise<void>
 }
@@ -392,6 +398,18 @@ export interface RemoteDelivery {
   progress: boolean
 }
 
+/**
+ * What maxExpectedWait's estimate reads: jobs waiting, live hosts, their slots, the mean of
+ * the newest run times (ms) and how many run times are kept.
+ */
+export interface RemoteGauge {
+  waiting: number
+  hosts: number
+  slots: number
+  meanMs: number
+  samples: number
+}
+
 /** A job to admit (lib/remote/producer.js builds them). */
 export interface RemoteJob {
   local: string
@@ -423,6 +441,16 @@ export interface RemoteReply {
   local: string
   status: string
   value: string
+}
+
+/**
+ * A queue's recent run times (ms, newest first): `all`, and `functions[i]` those of
+ * `names[i]` ('' is the default function).
+ */
+export interface RemoteRunTimes {
+  all: Array<number>
+  names: Array<string>
+  functions: Array<Array<number>>
 }
 
 /**

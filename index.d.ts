@@ -248,6 +248,8 @@ export interface PoolRedisOptions {
   maxMessage?: number;
   /** Most jobs waiting in the whole queue (from every producer) when this producer queues one; past it: ERR_BACKLOG_FULL. Default: Infinity. */
   maxBacklog?: number;
+  /** Refuse a job expected to complete later than this many ms (ERR_EXPECTED_WAIT): (jobs waiting in the queue / the live hosts' slots + 1) × the mean of the queue's newest 100 run times, once twice the slots in run times are recorded. Default: off. */
+  maxExpectedWait?: number;
   /** This producer's keys expire this many ms after its last heartbeat (every lease / 3): its results are then dropped. Default: 30000. */
   lease?: number;
   module?: never;
@@ -644,7 +646,7 @@ export declare class Pool<F = any> extends EventEmitter {
 // A worker host of a queue on Redis (`comrade worker`)
 // ---------------------------------------------------------------------------------------------
 
-/** The counts a producer's `queueStats()` reads from Redis. */
+/** What a producer's `queueStats()` reads from Redis: the whole queue, every host's and every producer's jobs. */
 export interface QueueStats {
   /** Jobs queued and not taken by a host yet. */
   waiting: number;
@@ -652,6 +654,16 @@ export interface QueueStats {
   running: number;
   /** Entries in the dead-letter stream. */
   dead: number;
+  /** Worker hosts heard from within their lease. */
+  hosts: number;
+  /** Their slots (workers × concurrency), summed. */
+  slots: number;
+  /** The mean of the newest 100 run times, in ms (what `maxExpectedWait` estimates with); null before any. */
+  meanRunTime: number | null;
+  /** Percentiles of the newest 1000 run times (ms on a host's worker), of every function; null before any. */
+  runTime: Percentiles | null;
+  /** The same per function that has run ('' is the default function). */
+  functions: Record<string, Percentiles>;
 }
 
 // A producer (`new Pool({ redis, queue })`) also has queueStats().

@@ -121,3 +121,61 @@ test('map() refuses what has no meaning across machines, with ERR_INVALID_OPTION
   await assert.rejects(p.map(5), { code: codes.INVALID_ARGUMENT });
   assert.equal(p.pending, 0);
 });
+
+test('stats: every host records run times; any producer reads the whole queue\'s percentiles', T, async (t) => {
+  const r = await startRedis(t);
+  await twoHosts(t, r.url, 'q', [{ SLOW_MS: '20' }, { SLOW_MS: '20' }]);
+  const p = producer(t, { redis: r.url, queue: 'q' });
+  const other = producer(t, { redis: r.url, queue: 'q' });
+  assert.equal(other.stats().runTime, null);
+  await Promise.all(Array.from({ length: 40 }, (_, i) => p.run(i, { name: 'work' })));
+  await Promise.all(Array.from({ length: 5 }, (_, i) => p.call('add', i, 1)));
+  // The other producer ran nothing: what it reads is the cluster's.
+  const q = await other.queueStats();
+  assert.equal(q.waiting, 0);
+  assert.equal(q.running, 0);
+  assert.equal(q.dead, 0);
+  assert.equal(q.hosts, 2);
+  assert.equal(q.slots, 4);
+  assert.equal(q.runTime.samples, 45);
+  assert.equal(q.functions.work.samples, 40);
+  assert.equal(q.functions.add.samples, 5);
+  assert.deepEqual(Object.keys(q.functions).sort(), ['add', 'work']);
+  for (const pc of [q.runTime, q.functions.work, q.functions.add]) {
+    assert.ok(pc.p50 >= 0 && pc.p50 <= pc.p90 && pc.p90 <= pc.p99, JSON.stringify(pc));
+  }
+  // work() sleeps SLOW_MS on its host: its run times are at least that.
+  assert.ok(q.functions.work.p50 >= 19, JSON.stringify(q.functions.work));
+  assert.ok(q.meanRunTime > 0);
+  assert.deepEqual(other.stats().runTime, q.runTime);
+});
+
+test('maxExpectedWait refuses at admission (ERR_EXPECTED_WAIT) from the cluster\'s run times and slots', T, async (t) => {
+  const r = await startRedis(t);
+  await twoHosts(t, r.url, 'q', [{ SLOW_MS: '100' }, { SLOW_MS: '100' }]);
+  const warm = producer(t, { redis: r.url, queue: 'q' });
+  const p = producer(t, { redis: r.url, queue: 'q', maxExpectedWait: 1 });
+  // Before the warm-up (twice the slots in recorded run times) nothing is refused.
+  assert.deepEqual(await Promise.all([1, 2, 3].map((i) => p.call('add', i, 1))), [2, 3, 4]);
+  await Promise.all(Array.from({ length: 12 }, (_, i) => warm.run(i, { name: 'work' })));
+  const q = await warm.queueStats();
+  assert.equal(q.slots, 4);
+  assert.equal(q.waiting, 0);
+  // A job behind `waiting` others is expected after (waiting / slots + 1) x the mean run time:
+  // with 2.6 x the mean allowed and nothing waiting, jobs 0 to 6 of one tick fit (job 6:
+  // 6/4 + 1 = 2.5), job 7 on (2.75) do not.
+  const limited = producer(t, { redis: r.url, queue: 'q', maxExpectedWait: 2.6 * q.meanRunTime });
+  const outcomes = await Promise.allSettled(Array.from({ length: 40 }, (_, i) => limited.run(i, { name: 'work' })));
+  const ok = outcomes.map((o) => o.status === 'fulfilled');
+  assert.deepEqual(ok, Array.from({ length: 40 }, (_, i) => i <= 6));
+  for (const o of outcomes.slice(7)) {
+    assert.ok(o.reason instanceof PoolError);
+    assert.equal(o.reason.code, codes.EXPECTED_WAIT);
+    assert.ok(o.reason.expectedWait > 2.6 * q.meanRunTime - 1);
+    assert.match(o.reason.message, /more than maxExpectedWait/);
+  }
+  assert.equal(limited.stats().rejected, 33);
+  // 1 ms: everything is refused once warmed up.
+  await assert.rejects(p.call('add', 1, 1), { code: codes.EXPECTED_WAIT });
+  assert.throws(() => new Pool({ redis: r.url, queue: 'q', maxExpectedWait: -1 }), { code: codes.INVALID_OPTION });
+});

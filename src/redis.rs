@@ -74,6 +74,26 @@ pub struct RemoteCancel {
     pub flagged: u32,
 }
 
+/// What maxExpectedWait's estimate reads: jobs waiting, live hosts, their slots, the mean of
+/// the newest run times (ms) and how many run times are kept.
+#[napi(object)]
+pub struct RemoteGauge {
+    pub waiting: f64,
+    pub hosts: u32,
+    pub slots: f64,
+    pub mean_ms: f64,
+    pub samples: f64,
+}
+
+/// A queue's recent run times (ms, newest first): `all`, and `functions[i]` those of
+/// `names[i]` ('' is the default function).
+#[napi(object)]
+pub struct RemoteRunTimes {
+    pub all: Vec<f64>,
+    pub names: Vec<String>,
+    pub functions: Vec<Vec<f64>>,
+}
+
 /// TLS material, PEM text, for a rediss:// URL (lib/remote/common.js checks it).
 #[napi(object)]
 pub struct RemoteTls {
@@ -199,6 +219,33 @@ impl RedisProducer {
                 value: r.value,
             })
             .collect())
+    }
+
+    /// The queue's jobs waiting, live hosts and slots, and recent mean run time, read at once.
+    #[napi]
+    pub async fn gauge(&self) -> Result<RemoteGauge> {
+        let p = self.inner.clone();
+        let g = run("RedisProducer.gauge", async move { p.gauge().await }).await?;
+        Ok(RemoteGauge {
+            waiting: g.waiting as f64,
+            hosts: g.hosts,
+            slots: g.slots as f64,
+            mean_ms: g.mean_ms,
+            samples: g.samples as f64,
+        })
+    }
+
+    /// The queue's recent run times, the whole queue's and each function's.
+    #[napi]
+    pub async fn run_times(&self) -> Result<RemoteRunTimes> {
+        let p = self.inner.clone();
+        let r = run("RedisProducer.runTimes", async move { p.run_times().await }).await?;
+        let (names, functions) = r.functions.into_iter().unzip();
+        Ok(RemoteRunTimes {
+            all: r.all,
+            names,
+            functions,
+        })
     }
 
     /// Deletes the liveness key and the reply stream.
@@ -383,6 +430,13 @@ impl RedisHost {
             h.progress(&entry, &job, &value).await
         })
         .await
+    }
+
+    /// Says this host is alive with `slots` slots until its lease runs out (0: it leaves).
+    #[napi]
+    pub async fn beat(&self, slots: u32) -> Result<()> {
+        let h = self.inner.clone();
+        run("RedisHost.beat", async move { h.beat(slots).await }).await
     }
 
     /// Leaves the consumer group (once no entry is held).

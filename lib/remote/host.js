@@ -8,7 +8,9 @@ const crypto = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const { codes, PoolError, optionError, unknownOptionError } = require('../errors');
 const { OPTIONS, resolveOption } = require('../options');
-const { redactUrl, redisError, checkUrl, checkTls, checkQueue, serializeError } = require('./common');
+const {
+  redactUrl, redisError, checkUrl, checkTls, checkQueue, serializeError, bytesOver,
+} = require('./common');
 const { LEASE_ROW } = require('./producer');
 
 const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
@@ -82,6 +84,7 @@ class WorkerHost extends EventEmitter {
   #closed;
   #outbox = []; // finished jobs whose results are not written yet: { d, status, value }
   #writing = false; // a write of results is under way (or scheduled)
+  #written = 0; // jobs whose results are being written: finished, so their slots are free
 
   constructor(o, native, pool) {
     super();
@@ -89,7 +92,11 @@ class WorkerHost extends EventEmitter {
     this.#native = native;
     this.#pool = pool;
     this.#slots = o.workers * o.concurrency;
-    this.#renewal = setInterval(() => this.#renew(), Math.max(25, Math.floor(o.lease / 4)));
+    this.#renewal = setInterval(() => {
+      this.#beat(this.#slots);
+      this.#renew();
+    }, Math.max(25, Math.floor(o.lease / 4)));
+    this.#beat(this.#slots);
     this.#loop = this.#run();
   }
 
@@ -127,6 +134,7 @@ class WorkerHost extends EventEmitter {
     await this.#loop;
     while (this.#held.size > 0) await this.#slotFreed();
     clearInterval(this.#renewal);
+    await this.#beat(0);
     try {
       await this.#native.leave();
     } catch {
@@ -169,7 +177,9 @@ class WorkerHost extends EventEmitter {
   async #run() {
     let backoff = 100;
     while (this.#state === 'running') {
-      const free = this.#slots - this.#held.size;
+      // A job whose result is being written holds its entry until Redis answers, but not its
+      // slot: the next take goes out with the write instead of one round trip after it.
+      const free = this.#slots - this.#held.size + this.#written;
       if (free <= 0) {
         await this.#slotFreed();
         continue;
@@ -216,8 +226,8 @@ class WorkerHost extends EventEmitter {
 
   // Runs one delivery on the local pool: its result as JSON text.
   async #execute(d) {
-    const bytes = Buffer.byteLength(d.args);
-    if (bytes > this.#o.maxMessage) {
+    const bytes = bytesOver(d.args, this.#o.maxMessage);
+    if (bytes > 0) {
       throw new PoolError(codes.MESSAGE_TOO_LARGE,
         `the job's arguments are ${bytes} bytes as JSON, more than the worker host's maxMessage ` +
         `(${this.#o.maxMessage})`, { maxMessage: this.#o.maxMessage });
@@ -255,8 +265,8 @@ class WorkerHost extends EventEmitter {
       d.runMs = performance.now() - t0;
     }
     const text = JSON.stringify(result) ?? 'null';
-    const size = Buffer.byteLength(text);
-    if (size > this.#o.maxMessage) {
+    const size = bytesOver(text, this.#o.maxMessage);
+    if (size > 0) {
       throw new PoolError(codes.MESSAGE_TOO_LARGE,
         `the job's result is ${size} bytes as JSON, more than the worker host's maxMessage ` +
         `(${this.#o.maxMessage})`, { maxMessage: this.#o.maxMessage });
@@ -282,6 +292,8 @@ class WorkerHost extends EventEmitter {
   async #writeResults() {
     while (this.#outbox.length > 0) {
       const batch = this.#outbox.splice(0, MAX_WRITE);
+      this.#written += batch.length;
+      this.#wake();
       const started = Date.now();
       let backoff = 100;
       let accepted = null;
@@ -299,6 +311,7 @@ class WorkerHost extends EventEmitter {
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         }
       }
+      this.#written -= batch.length;
       for (let i = 0; i < batch.length; i++) {
         const { d } = batch[i];
         const ok = accepted !== null && accepted[i] === true;
@@ -310,6 +323,17 @@ class WorkerHost extends EventEmitter {
       this.#wake();
     }
     this.#writing = false;
+  }
+
+  // Tells Redis this host is alive with `slots` slots (0: it leaves), for the producers'
+  // maxExpectedWait estimate. Best effort: a beat lost with the connection is sent again at
+  // the next renewal.
+  async #beat(slots) {
+    try {
+      await this.#native.beat(slots);
+    } catch {
+      // Counted as a Redis failure by the take loop and the renewals.
+    }
   }
 
   async #renew() {

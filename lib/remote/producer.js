@@ -14,13 +14,17 @@ const {
   abortError,
 } = require('../errors');
 const { resolveOption, OPTIONS, MAX_DURATION_MS, durationMessage } = require('../options');
-const { redactUrl, redisError, checkUrl, checkTls, checkQueue, deserializeError } = require('./common');
+const {
+  redactUrl, redisError, checkUrl, checkTls, checkQueue, deserializeError, bytesOver,
+} = require('./common');
 const { runBatch } = require('../batch');
 const { Job } = require('../session');
 
 // The options a producer takes. Every other Pool option is about local workers, or is not
 // carried over yet (docs/REDIS.md): refused with ERR_INVALID_OPTION.
-const PRODUCER_OPTIONS = ['redis', 'tls', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'maxBacklog', 'lease'];
+const PRODUCER_OPTIONS = [
+  'redis', 'tls', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'maxBacklog', 'maxExpectedWait', 'lease',
+];
 const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
 const LEASE_ROW = Object.freeze({ name: 'lease', type: 'int', range: [100, MAX_DURATION_MS], default: 30000 });
 const READ_BLOCK_MS = 1000;
@@ -69,6 +73,7 @@ function resolveProducerOptions(options) {
     priority: resolveOption(ROW.priority, options, {}),
     maxMessage: resolveOption(ROW.maxMessage, options, {}),
     maxBacklog: resolveOption(ROW.maxBacklog, options, {}),
+    maxExpectedWait: resolveOption(ROW.maxExpectedWait, options, {}),
     lease: resolveOption(LEASE_ROW, options, {}),
   };
 }
@@ -129,7 +134,12 @@ class RemotePool extends EventEmitter {
   #cancelling = Promise.resolve(); // the cancels sent
   #admitting = new Set(); // admissions under way (settled Promises of them)
   #started = Date.now();
-  #recent = []; // completion times (ms) of the last ten seconds, for throughput
+  // Completions per 100 ms slot over the last ten seconds, for throughput: constant work per
+  // completion, however many complete.
+  #slots = new Uint32Array(100);
+  #slot = 0; // the last slot (Date.now() / 100) counted in
+  #runTime = null; // the whole queue's run-time percentiles, as last read from Redis
+  #runTimeAt = -1; // this producer's completed count when they were read
 
   constructor(options) {
     super();
@@ -298,12 +308,16 @@ class RemotePool extends EventEmitter {
    * Pool's stats() as a producer sees them: no local workers; `queued` counts the jobs sent
    * and not answered yet (waiting or running on a host: queueStats() tells which); completed,
    * errored, failed, rejected, aborted and timedOut since the start; throughput over the last
-   * ten seconds. Retries happen on the hosts and wait/run times are not measured here (0,
-   * null).
+   * ten seconds. `runTime`: the whole queue's recent run times (every host's, every
+   * producer's jobs) as last read from Redis, by queueStats() or by the heartbeat (every lease
+   * / 3, after this producer's jobs completed). Retries happen on the hosts and wait times are
+   * not measured here (0, null).
    */
   stats() {
     const now = Date.now();
-    const recent = this.#recent.filter((t) => now - t < 10000).length;
+    this.#advance(Math.floor(now / 100));
+    let recent = 0;
+    for (let i = 0; i < this.#slots.length; i++) recent += this.#slots[i];
     const span = Math.min(10, Math.max(1, (now - this.#started) / 1000));
     return {
       queue: this.#o.queue,
@@ -320,16 +334,36 @@ class RemotePool extends EventEmitter {
       timedOut: this.#counts.timedOut,
       throughput: recent / span,
       waitTime: null,
-      runTime: null,
+      runTime: this.#runTime,
     };
   }
 
-  /** The whole queue's counts from Redis: jobs waiting, running (on a host), dead letters. */
+  /**
+   * The whole queue, read from Redis: jobs waiting, running (on a host), dead letters; live
+   * hosts and their slots; the mean of the newest 100 run times (maxExpectedWait's estimate;
+   * null before any); the percentiles of the recent run times (the newest 1000, every host's),
+   * of the whole queue and per function ('' is the default function).
+   */
   async queueStats() {
     try {
-      return await binding().redisQueueCounts(this.#url, this.#o.queue, this.#o.tls ?? undefined);
+      const p = await this.#connect();
+      const [counts, g, rt] = await Promise.all([
+        binding().redisQueueCounts(this.#url, this.#o.queue, this.#o.tls ?? undefined), p.gauge(), p.runTimes(),
+      ]);
+      this.#runTime = percentiles(rt.all);
+      this.#runTimeAt = this.#counts.completed;
+      const functions = {};
+      for (let i = 0; i < rt.names.length; i++) functions[rt.names[i]] = percentiles(rt.functions[i]);
+      return {
+        ...counts,
+        hosts: g.hosts,
+        slots: g.slots,
+        meanRunTime: g.samples > 0 ? g.meanMs : null,
+        runTime: this.#runTime,
+        functions,
+      };
     } catch (e) {
-      throw redisError(e, this.#url, 'reading the queue\'s counts');
+      throw e instanceof PoolError ? e : redisError(e, this.#url, 'reading the queue\'s counts');
     }
   }
 
@@ -372,8 +406,8 @@ class RemotePool extends EventEmitter {
     } catch (e) {
       return this.#refuse(job, unserializableError(e.message));
     }
-    const bytes = Buffer.byteLength(text);
-    if (bytes > this.#o.maxMessage) {
+    const bytes = bytesOver(text, this.#o.maxMessage);
+    if (bytes > 0) {
       return this.#refuse(job, new PoolError(codes.MESSAGE_TOO_LARGE,
         `the arguments are ${bytes} bytes as JSON, more than maxMessage (${this.#o.maxMessage})`,
         { maxMessage: this.#o.maxMessage }));
@@ -452,13 +486,17 @@ class RemotePool extends EventEmitter {
 
   async #flush() {
     // Jobs aborted before they were sent are left out.
-    const batch = this.#batch.filter(([job]) => !job.done);
+    let batch = this.#batch.filter(([job]) => !job.done);
     this.#batch = [];
     if (batch.length === 0) return;
     for (const [job] of batch) this.#jobs.set(job.local, job);
     this.#read();
     try {
       const p = await this.#connect();
+      if (this.#o.maxExpectedWait !== null) {
+        batch = await this.#refuseExpectedWait(p, batch);
+        if (batch.length === 0) return;
+      }
       const admission = p.admit(batch.map((b) => b[1]), this.#o.maxBacklog ?? undefined);
       const settled = admission.then(() => {}, () => {});
       this.#admitting.add(settled);
@@ -476,6 +514,38 @@ class RemotePool extends EventEmitter {
       }
       this.#maybeDone();
     }
+  }
+
+  // maxExpectedWait, as the local Pool's (crates/core/src/estimator.rs): a job is expected to
+  // complete after (jobs waiting ahead of it / the live hosts' slots) x the mean recent run
+  // time, plus its own run; past maxExpectedWait it is refused with ERR_EXPECTED_WAIT. The
+  // jobs waiting, the slots and the mean are the whole queue's, read from Redis in one script
+  // call per admission; silent until the queue has recorded twice its slots in run times (the
+  // warm-up), or while no host is alive. Returns the jobs to admit.
+  async #refuseExpectedWait(p, batch) {
+    const g = await p.gauge();
+    // Jobs aborted meanwhile are left out (their cancel found nothing to cancel).
+    const live = batch.filter(([job]) => !job.done);
+    if (g.slots === 0 || g.samples < 2 * g.slots || g.samples === 0) return live;
+    const max = this.#o.maxExpectedWait;
+    const out = [];
+    for (const b of live) {
+      const expected = ((g.waiting + out.length) / g.slots) * g.meanMs + g.meanMs;
+      if (expected <= max) {
+        out.push(b);
+        continue;
+      }
+      const [job] = b;
+      if (!this.#jobs.delete(job.local)) continue;
+      this.#counts.rejected++;
+      const ms = Math.round(expected);
+      job.settle(new PoolError(codes.EXPECTED_WAIT,
+        `the job would take about ${ms} ms to complete (${g.waiting + out.length} jobs waiting in the queue, ` +
+        `${g.slots} slots on ${g.hosts} hosts, ${g.meanMs.toFixed(1)} ms a job), more than maxExpectedWait: job refused`,
+        { expectedWait: ms }));
+    }
+    if (out.length < live.length) this.#maybeDone();
+    return out;
   }
 
   // Jobs the admission refused: the queue held maxBacklog jobs waiting (from every producer).
@@ -530,8 +600,8 @@ class RemotePool extends EventEmitter {
     }
     this.#jobs.delete(r.local);
     if (r.status === 'o') {
-      const bytes = Buffer.byteLength(r.value);
-      if (bytes > this.#o.maxMessage) {
+      const bytes = bytesOver(r.value, this.#o.maxMessage);
+      if (bytes > 0) {
         this.#counts.failed++;
         job.settle(new PoolError(codes.MESSAGE_TOO_LARGE,
           `the job's result is ${bytes} bytes as JSON, more than maxMessage (${this.#o.maxMessage})`,
@@ -575,18 +645,25 @@ class RemotePool extends EventEmitter {
   }
 
   #completedAt() {
-    const now = Date.now();
-    this.#recent.push(now);
-    if (this.#recent.length > 4096 || now - this.#recent[0] > 10000) {
-      this.#recent = this.#recent.filter((t) => now - t < 10000);
-    }
+    const slot = Math.floor(Date.now() / 100);
+    this.#advance(slot);
+    this.#slots[slot % 100]++;
   }
+
+  // Clears the slots older than ten seconds before `slot`.
+  #advance(slot) {
+    if (slot <= this.#slot) return;
+    if (slot - this.#slot >= 100) this.#slots.fill(0);
+    else for (let s = this.#slot + 1; s <= slot; s++) this.#slots[s % 100] = 0;
+    this.#slot = slot;
+  }
+
 
   // A progress report of a job that asked for them, in the context of the call that made it.
   // A report over maxMessage, or not JSON, is skipped; a callback that throws throws as an
   // uncaught exception, as an event listener's would.
   #progress(job, text) {
-    if (job.onProgress === null || Buffer.byteLength(text) > this.#o.maxMessage) return;
+    if (job.onProgress === null || bytesOver(text, this.#o.maxMessage) > 0) return;
     let value;
     try {
       value = JSON.parse(text);
@@ -606,6 +683,11 @@ class RemotePool extends EventEmitter {
     try {
       const alive = await p.heartbeat();
       this.#lastBeat = Date.now();
+      if (this.#runTimeAt !== this.#counts.completed) {
+        // stats().runTime: the whole queue's, read again once this producer's jobs completed.
+        this.#runTimeAt = this.#counts.completed;
+        this.#runTime = percentiles((await p.runTimes()).all);
+      }
       if (!alive) {
         this.#failAll(new PoolError(codes.REDIS,
           `Redis (${redactUrl(this.#url)}) lost this job: its records were gone (Redis restarted ` +
@@ -657,6 +739,14 @@ class RemotePool extends EventEmitter {
     }
     this.#done.resolve();
   }
+}
+
+// Percentiles of run times (ms), as Pool's stats() gives them; null when there are none.
+function percentiles(samples) {
+  if (samples.length === 0) return null;
+  const s = Float64Array.from(samples).sort();
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(s.length * q))];
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), samples: s.length };
 }
 
 // A job's options (`names` are those allowed), checked: the options, or the Error to reject with.

@@ -64,5 +64,9 @@ if #all > 0 and keep > 0 then
   end
   redis.call('LPUSH', prefix .. 'runs', unpack(all))
   redis.call('LTRIM', prefix .. 'runs', 0, keep - 1)
+  -- The functions that have run times, for stats (a set: as many as the module has).
+  local names = {}
+  for fn in pairs(runs) do names[#names + 1] = fn end
+  redis.call('SADD', prefix .. 'fns', unpack(names))
 end
 return out

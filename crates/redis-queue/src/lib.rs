@@ -28,6 +28,8 @@ const COMPLETE_CHUNK: usize = 500;
 /// Run times kept per list (`runs`, `runs:<function>`): the recent ones stats and
 /// maxExpectedWait read.
 pub const RUNS_KEPT: usize = 1000;
+/// The newest run times maxExpectedWait's mean covers (the local estimator's history, too).
+pub const MEAN_OVER: usize = 100;
 
 /// Runs `f`, and once more when it failed because the connection had dropped: a connection
 /// manager reports the drop on the first command after it, then reconnects. Only for commands
@@ -89,6 +91,18 @@ impl Keys {
     pub fn reply(&self, id: &str) -> String {
         format!("{}reply:{id}", self.prefix)
     }
+    pub fn hosts(&self) -> String {
+        format!("{}hosts", self.prefix)
+    }
+    pub fn runs(&self) -> String {
+        format!("{}runs", self.prefix)
+    }
+    pub fn runs_of(&self, function: &str) -> String {
+        format!("{}runs:{function}", self.prefix)
+    }
+    pub fn functions(&self) -> String {
+        format!("{}fns", self.prefix)
+    }
 }
 
 struct Scripts {
@@ -100,6 +114,8 @@ struct Scripts {
     renew: Script,
     heartbeat: Script,
     complete_many: Script,
+    host_beat: Script,
+    gauge: Script,
 }
 
 impl Scripts {
@@ -113,6 +129,8 @@ impl Scripts {
             renew: Script::new(include_str!("../lua/renew.lua")),
             heartbeat: Script::new(include_str!("../lua/heartbeat.lua")),
             complete_many: Script::new(include_str!("../lua/complete_many.lua")),
+            host_beat: Script::new(include_str!("../lua/host_beat.lua")),
+            gauge: Script::new(include_str!("../lua/gauge.lua")),
         }
     }
 }
@@ -233,6 +251,29 @@ pub struct Reply {
     /// retries; `p`: a progress report (JSON), before the job's result.
     pub status: String,
     pub value: String,
+}
+
+/// What maxExpectedWait's estimate reads ([`Producer::gauge`]), at one instant.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gauge {
+    /// Jobs waiting in the queue.
+    pub waiting: u64,
+    /// Hosts alive (heard from within their lease).
+    pub hosts: u32,
+    /// Their slots, summed.
+    pub slots: u64,
+    /// The mean of the newest [`MEAN_OVER`] run times, in ms (0 when none).
+    pub mean_ms: f64,
+    /// Run times kept for the whole queue (at most [`RUNS_KEPT`]).
+    pub samples: u64,
+}
+
+/// A queue's recent run times, in ms, newest first: the whole queue's, and each function's
+/// (`""`: the default function).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunTimes {
+    pub all: Vec<f64>,
+    pub functions: Vec<(String, Vec<f64>)>,
 }
 
 fn random_id() -> String {
@@ -453,6 +494,57 @@ impl Producer {
         })
         .await;
         Ok(out)
+    }
+
+    /// The queue's jobs waiting, live hosts, their slots and recent mean run time, read at once.
+    pub async fn gauge(&self) -> RedisResult<Gauge> {
+        let (waiting, hosts, slots, mean, samples): (u64, u32, u64, String, u64) =
+            again_if_dropped(|| {
+                let mut c = self.link.conn.clone();
+                async move {
+                    self.scripts
+                        .gauge
+                        .key(self.keys.waiting())
+                        .key(self.keys.hosts())
+                        .key(self.keys.runs())
+                        .arg(MEAN_OVER)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        Ok(Gauge {
+            waiting,
+            hosts,
+            slots,
+            mean_ms: mean.parse().unwrap_or(0.0),
+            samples,
+        })
+    }
+
+    /// The queue's recent run times (at most [`RUNS_KEPT`] per list), in one round trip after
+    /// the functions' names.
+    pub async fn run_times(&self) -> RedisResult<RunTimes> {
+        let mut c = self.link.conn.clone();
+        let mut names: Vec<String> = c.smembers(self.keys.functions()).await?;
+        names.sort();
+        let mut pipe = redis::pipe();
+        pipe.lrange(self.keys.runs(), 0, -1);
+        for n in &names {
+            pipe.lrange(self.keys.runs_of(n), 0, -1);
+        }
+        let lists: Vec<Vec<String>> = pipe.query_async(&mut c).await?;
+        let parse =
+            |l: &Vec<String>| -> Vec<f64> { l.iter().filter_map(|v| v.parse().ok()).collect() };
+        let mut it = lists.iter();
+        let all = it.next().map(parse).unwrap_or_default();
+        let functions = names
+            .into_iter()
+            .zip(it)
+            .map(|(n, l)| (n, parse(l)))
+            .filter(|(_, l)| !l.is_empty())
+            .collect();
+        Ok(RunTimes { all, functions })
     }
 
     /// Leaves: the liveness key and the reply stream are deleted (jobs still waiting are
@@ -723,6 +815,25 @@ impl Host {
         }
         let took: i64 = call.invoke_async(&mut c).await?;
         Ok(took == 1)
+    }
+
+    /// Says this host is alive with `slots` slots, until its lease runs out (0: it leaves).
+    pub async fn beat(&self, slots: u32) -> RedisResult<()> {
+        let _: i64 = again_if_dropped(|| {
+            let mut c = self.link.conn.clone();
+            async move {
+                self.scripts
+                    .host_beat
+                    .key(self.keys.hosts())
+                    .arg(&self.consumer)
+                    .arg(slots)
+                    .arg(self.lease_ms)
+                    .invoke_async(&mut c)
+                    .await
+            }
+        })
+        .await?;
+        Ok(())
     }
 
     /// Leaves the group (once it holds no entry: its pending ones would be lost with it).
