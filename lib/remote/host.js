@@ -301,7 +301,9 @@ class WorkerHost extends EventEmitter {
         try {
           accepted = await this.#native.completeMany(
             batch.map((c) => c.d.entry), batch.map((c) => c.d.job), batch.map((c) => c.status),
-            batch.map((c) => c.value), batch.map((c) => c.d.runMs ?? -1));
+            batch.map((c) => c.value),
+            // A job cancelled by its producer ran only part of its time: not a run time.
+            batch.map((c) => (c.d.controller.signal.aborted ? -1 : c.d.runMs ?? -1)));
           this.#redisOk();
           break;
         } catch (e) {
