@@ -14,7 +14,8 @@
 // the burst, completions counted from QueueEvents, removeOnComplete/removeOnFail. Each
 // contender's measurement runs in a fresh process (its producer and its two hosts are new),
 // the contenders alternate over rounds, Redis is flushed between runs, and the table gives the
-// medians. `--stats` prints Redis's INFO commandstats per contender: commands per job.
+// medians. `--stats` prints the CPU per job of each role (producer, Redis, hosts, their
+// workers; from /proc) and Redis's INFO commandstats per contender: commands per job.
 //
 // Needs redis-server (Debian's package) and a release build (bash scripts/build.sh release).
 
@@ -38,7 +39,7 @@ const { values } = parseArgs({
     child: { type: 'string' },
     'bull-host': { type: 'boolean', default: false },
     url: { type: 'string' },
-    port: { type: 'string' },
+    'redis-pid': { type: 'string' },
   },
 });
 const JOBS = Number(values.jobs);
@@ -102,12 +103,54 @@ async function stopAll(children) {
   await Promise.all(children.map((c) => c.exited));
 }
 
+// CPU seconds (user + system) a process has used; NaN once it is gone.
+function cpuOf(pid) {
+  try {
+    const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1].split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100;
+  } catch {
+    return NaN;
+  }
+}
+
+// The processes of one run, by role: this producer, Redis, the hosts, the hosts' children
+// (comrade's local workers; BullMQ's hosts have none).
+function roles(hosts) {
+  // Children of any of its threads (comrade's engine spawns workers from its own threads).
+  const children = (pid) => {
+    try {
+      return fs.readdirSync(`/proc/${pid}/task`).flatMap((tid) => fs.readFileSync(`/proc/${pid}/task/${tid}/children`, 'utf8')
+        .trim().split(/\s+/).filter(Boolean).map(Number));
+    } catch {
+      return [];
+    }
+  };
+  return {
+    redis: values['redis-pid'] ? [Number(values['redis-pid'])] : [],
+    hosts: hosts.map((h) => h.pid),
+    workers: hosts.flatMap((h) => children(h.pid)),
+  };
+}
+
+// CPU per job (µs) of each role over `fn`, which runs `n` jobs.
+async function cpuPerJob(hosts, n, fn) {
+  const r = roles(hosts);
+  const sum = (pids) => pids.reduce((a, p) => a + cpuOf(p), 0);
+  const before = Object.fromEntries(Object.entries(r).map(([k, pids]) => [k, sum(pids)]));
+  const u0 = process.cpuUsage();
+  await fn();
+  const u = process.cpuUsage(u0);
+  const out = { producer: (u.user + u.system) / n };
+  for (const [k, pids] of Object.entries(r)) out[k] = ((sum(pids) - before[k]) * 1e6) / n;
+  return out;
+}
+
 // Throughput: `n` jobs at once; latency: `LATENCY_JOBS` one after another.
-async function measure(burst, one) {
+async function measure(hosts, burst, one) {
   const out = {};
   for (const w of WORKLOADS) {
     const t0 = process.hrtime.bigint();
-    await burst(w, JOBS);
+    const cpu = await cpuPerJob(hosts, JOBS, () => burst(w, JOBS));
     const s = Number(process.hrtime.bigint() - t0) / 1e9;
     const lat = [];
     for (let i = 0; i < LATENCY_JOBS; i++) {
@@ -116,7 +159,7 @@ async function measure(burst, one) {
       lat.push(Number(process.hrtime.bigint() - a) / 1e6);
     }
     lat.sort((a, b) => a - b);
-    out[w] = { jobsPerSec: JOBS / s, p50: pct(lat, 0.5), p99: pct(lat, 0.99) };
+    out[w] = { jobsPerSec: JOBS / s, p50: pct(lat, 0.5), p99: pct(lat, 0.99), cpu };
   }
   return out;
 }
@@ -137,7 +180,7 @@ async function childComrade(url) {
     // Warm-up: both hosts' workers started.
     await Promise.all(Array.from({ length: 200 }, (_, i) => pool.run(i)));
     const job = (w, i) => (w === 'echo' ? pool.run(i) : pool.call('md5', PAYLOAD));
-    return await measure(async (w, n) => {
+    return await measure(hosts, async (w, n) => {
       const rs = await Promise.all(Array.from({ length: n }, (_, i) => job(w, i)));
       if (w === 'echo') { if (rs[n - 1] !== n - 1) throw new Error('wrong echo result'); } else checkMd5(rs[n - 1]);
     }, async (w, i) => {
@@ -217,7 +260,7 @@ async function childBull(url) {
       if (w === 'echo') { if (last !== n - 1) throw new Error(`wrong echo result ${last}`); } else checkMd5(last);
     };
     await burst('echo', 200); // warm-up
-    return await measure(burst, async (w, i) => {
+    return await measure(hosts, burst, async (w, i) => {
       const j = await queue.add(w, w === 'echo' ? i : PAYLOAD, opts);
       const r = await result(j.id);
       if (failed) throw failed;
@@ -257,7 +300,7 @@ async function main() {
       for (const c of order) {
         cli(port, 'FLUSHALL');
         cli(port, 'CONFIG', 'RESETSTAT');
-        const p = await spawnReady([__filename, '--child', c, '--url', url, '--jobs', String(JOBS),
+        const p = await spawnReady([__filename, '--child', c, '--url', url, '--redis-pid', String(redis.pid), '--jobs', String(JOBS),
           '--latency-jobs', String(LATENCY_JOBS), '--concurrency', String(CONCURRENCY)], /^RESULT /m);
         await p.exited;
         const line = /^RESULT (.*)$/m.exec(p.out)[1];
@@ -305,7 +348,14 @@ async function main() {
       const rows = Object.entries(s).sort((a, b) => b[1].usec - a[1].usec);
       const calls = rows.reduce((a, [, v]) => a + v.calls, 0);
       const usec = rows.reduce((a, [, v]) => a + v.usec, 0);
-      console.log(`\n${c}: ${(calls / perRun).toFixed(2)} Redis commands and ${(usec / perRun).toFixed(1)} µs of ` +
+      const cpu = WORKLOADS.map((w) => {
+        const m = (k) => median(results[c].map((x) => x[w].cpu[k]));
+        const parts = ['producer', 'redis', 'hosts', 'workers'].map((k) => `${k} ${Math.round(m(k))}`);
+        const total = ['producer', 'redis', 'hosts', 'workers'].reduce((a, k) => a + m(k), 0);
+        return `${w}: ${Math.round(total)} (${parts.join(', ')})`;
+      });
+      console.log(`\n${c}: CPU µs per job of the bursts, every process of a role summed, medians: ${cpu.join('; ')}`);
+      console.log(`${c}: ${(calls / perRun).toFixed(2)} Redis commands and ${(usec / perRun).toFixed(1)} µs of ` +
         'Redis time per job (last round)');
       for (const [k, v] of rows.slice(0, 12)) {
         console.log(`  ${k}: ${(v.calls / perRun).toFixed(3)} calls/job, ${(v.usec / perRun).toFixed(2)} µs/job`);
