@@ -138,6 +138,12 @@ export declare class RedisHost {
    */
   complete(entry: string, job: string, status: string, value: string): Promise<boolean>
   /**
+   * Completes many jobs in one round trip: `entries[i]` holds job `jobs[i]`, with status
+   * `statuses[i]` ('o' or 'e'), `values[i]` (JSON) and `runMs[i]` (ms the function ran; < 0:
+   * it did not run). Resolves with one boolean per job: false when dropped.
+   */
+  completeMany(entries: Array<string>, jobs: Array<string>, statuses: Array<string>, values: Array<string>, runMs: Array<number>): Promise<Array<boolean>>
+  /**
    * Sends a running job's progress report (JSON) to its producer; resolves false when it
    * was dropped (the entry is no longer this host's, or the producer is gone).
    */
@@ -185,6 +191,10 @@ export declare class RedisProducer {
   heartbeat(): Promise<boolean>
   /** The next results, waiting up to `blockMs` for one. */
   read(blockMs: number): Promise<Array<RemoteReply>>
+  /** The queue's jobs waiting, live hosts and slots, and recent mean run time, read at once. */
+  gauge(): Promise<RemoteGauge>
+  /** The queue's recent run times, the whole queue's and each function's. */
+  runTimes(): Promise<RemoteRunTimes>
   /** Deletes the liveness key and the reply stream. */
   close(): Promise<void>
 }
@@ -439,6 +449,18 @@ export interface RemoteDelivery {
   progress: boolean
 }
 
+/**
+ * What maxExpectedWait's estimate reads: jobs waiting, live hosts, their slots, the mean of
+ * the newest run times (ms) and how many run times are kept.
+ */
+export interface RemoteGauge {
+  waiting: number
+  hosts: number
+  slots: number
+  meanMs: number
+  samples: number
+}
+
 /** A broadcast read from a host's inbox. */
 export interface RemoteIncoming {
   producer: string
@@ -483,6 +505,16 @@ export interface RemoteReply {
   local: string
   status: string
   value: string
+}
+
+/**
+ * A queue's recent run times (ms, newest first): `all`, and `functions[i]` those of
+ * `names[i]` ('' is the default function).
+ */
+export interface RemoteRunTimes {
+  all: Array<number>
+  names: Array<string>
+  functions: Array<Array<number>>
 }
 
 /**

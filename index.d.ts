@@ -254,6 +254,8 @@ export interface PoolRedisOptions {
   maxMessage?: number;
   /** Most jobs waiting in the whole queue (from every producer) when this producer queues one; past it: ERR_BACKLOG_FULL. Default: Infinity. */
   maxBacklog?: number;
+  /** Refuse a job expected to complete later than this many ms (ERR_EXPECTED_WAIT): (jobs waiting in the queue / the live hosts' slots + 1) × the mean of the queue's newest 100 run times, once twice the slots in run times are recorded. Default: off. */
+  maxExpectedWait?: number;
   /** This producer's keys expire this many ms after its last heartbeat (every lease / 3): its results are then dropped. Default: 30000. */
   lease?: number;
   /** Longest a job waits in the queue for a worker host, in ms: past it the job is withdrawn, never runs, and rejects with ERR_QUEUE_TIMEOUT (no host takes it past its deadline, kept in Redis's clock). A job's own `queueTimeout` overrides it. Default: none. */
@@ -316,7 +318,7 @@ export interface BatchProgress {
 export interface MapOptions<T = unknown, R = unknown> extends Omit<JobOptions, 'onProgress' | 'key'> {
   /** A named function instead of the default one. */
   name?: string;
-  /** Most items accepted and unsettled at once (queued or running); the next is pulled as one settles. Default: 4 × maxWorkers × concurrency. */
+  /** Most items accepted and unsettled at once (queued or running); the next is pulled as one settles. Default: 4 × maxWorkers × concurrency (a producer on Redis: 1024). */
   window?: number;
   /** false: keep no results; the batch resolves with the last `BatchProgress` instead. Default: true. */
   collect?: boolean;
@@ -324,11 +326,11 @@ export interface MapOptions<T = unknown, R = unknown> extends Omit<JobOptions, '
   onResult?: (err: Error | null, value: R | undefined, index: number) => void;
   /** After each item settles: how far the batch is. */
   onProgress?: (progress: BatchProgress) => void;
-  /** Coalescing for each item: one key for all, or a function of the item (undefined: none). */
+  /** Coalescing for each item: one key for all, or a function of the item (undefined: none). A producer on Redis refuses it (ERR_INVALID_OPTION). */
   key?: string | ((item: T, index: number) => string | undefined);
-  /** The batch's deadline (ms since the epoch, or a Date; must be in the future): the pool grows up to `burstWorkers` while its recent run times say it would finish later. Default: none. */
+  /** The batch's deadline (ms since the epoch, or a Date; must be in the future): the pool grows up to `burstWorkers` while its recent run times say it would finish later. Default: none. A producer on Redis refuses it (ERR_INVALID_OPTION): it steers local workers. */
   finishBy?: number | Date;
-  /** With `finishBy`, for idempotent functions: near the deadline, an item running longer than twice the batch's recent p90 is started again on an idle worker; the first outcome wins, the other copy is cancelled. Default: false. */
+  /** With `finishBy`, for idempotent functions: near the deadline, an item running longer than twice the batch's recent p90 is started again on an idle worker; the first outcome wins, the other copy is cancelled. Default: false. A producer on Redis refuses it (ERR_INVALID_OPTION). */
   speculate?: boolean;
 }
 
@@ -671,7 +673,7 @@ export declare class Pool<F = any> extends EventEmitter {
 // A worker host of a queue on Redis (`comrade worker`)
 // ---------------------------------------------------------------------------------------------
 
-/** The counts a producer's `queueStats()` reads from Redis. */
+/** What a producer's `queueStats()` reads from Redis: the whole queue, every host's and every producer's jobs. */
 export interface QueueStats {
   /** Jobs queued and not taken by a host yet. */
   waiting: number;
@@ -679,6 +681,16 @@ export interface QueueStats {
   running: number;
   /** Entries in the dead-letter stream. */
   dead: number;
+  /** Worker hosts heard from within their lease. */
+  hosts: number;
+  /** Their slots (workers × concurrency), summed. */
+  slots: number;
+  /** The mean of the newest 100 run times, in ms (what `maxExpectedWait` estimates with); null before any. */
+  meanRunTime: number | null;
+  /** Percentiles of the newest 1000 run times (ms on a host's worker), of every function; null before any. */
+  runTime: Percentiles | null;
+  /** The same per function that has run ('' is the default function). */
+  functions: Record<string, Percentiles>;
 }
 
 // A producer (`new Pool({ redis, queue })`) also has queueStats().

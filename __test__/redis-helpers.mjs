@@ -197,3 +197,8 @@ export function redisCli(port, ...args) {
   assert.equal(r.status, 0, r.stderr);
   return r.stdout.trim();
 }
+
+/** The counts of a producer's queueStats() (it also has hosts, slots and run times). */
+export function counted({ waiting, running, dead }) {
+  return { waiting, running, dead };
+}

@@ -290,10 +290,10 @@ if (isWorker) {
 }
 
 // --- A queue on Redis ---
-import { startWorkerHost, PoolRedisOptions, RedisTlsOptions, WorkerHost, QueueStats } from '../index';
+import { startWorkerHost, PoolRedisOptions, RedisTlsOptions, WorkerHost, QueueStats, MapSettledResult } from '../index';
 
 async function useRedis(): Promise<void> {
-  const opts: PoolRedisOptions = { redis: 'redis://127.0.0.1:6379', queue: 'jobs', retries: 2, timeout: 5000, priority: 1, maxMessage: 1 << 20, maxBacklog: 1000, lease: 30000 };
+  const opts: PoolRedisOptions = { redis: 'redis://127.0.0.1:6379', queue: 'jobs', retries: 2, timeout: 5000, priority: 1, maxMessage: 1 << 20, maxBacklog: 1000, maxExpectedWait: 2000, lease: 30000 };
   const producer = new Pool<typeof tasks>(opts);
   const sum: number = await producer.call('add', 1, 2);
   const twice: number = await producer.run(2, { priority: 3, retries: 1, timeout: 100, signal: AbortSignal.timeout(1000), onProgress: (v) => void v });
@@ -302,8 +302,16 @@ async function useRedis(): Promise<void> {
   const shared: number = await scheduled.exec('add', [1, 2], { key: 'k', queueTimeout: 100, totalTimeout: Infinity });
   scheduled.on('totalTimeout', ({ host: h }) => void h);
   void shared;
+  // Batches run on the hosts too (finishBy and speculate are refused at run time).
+  const doubled: number[] = await producer.map([1, 2, 3], { window: 64, retries: 1, priority: 2, timeout: 1000 });
+  const outcomes: MapSettledResult<string>[] = await producer.mapSettled(['a', 'b'], { name: 'shout', onResult: (err, v, i) => void [err, v, i], onProgress: (p) => void p.done, collect: true, signal: AbortSignal.timeout(5000) });
+  void doubled; void outcomes;
   const q: QueueStats | undefined = await producer.queueStats?.();
-  void q;
+  if (q !== undefined) {
+    const spread: number = q.waiting + q.running + q.dead + q.hosts + q.slots + (q.meanRunTime ?? 0) + (q.runTime?.p99 ?? 0);
+    const perFunction: number | undefined = q.functions.add?.p50;
+    void spread; void perFunction;
+  }
   const code: 'ERR_REDIS' = codes.REDIS;
   void code;
   const host: WorkerHost = await startWorkerHost({ redis: 'redis://127.0.0.1:6379', queue: 'jobs', module: './tasks.js', workers: 2, concurrency: 4, lease: 30000, poll: 1000, maxMessage: 1 << 20, initData: { a: 1 }, env: { A: '1' }, cwd: '.', name: 'host-1' });

@@ -7,8 +7,7 @@
 //   node bench/redis.js [--jobs N] [--latency-jobs N] [--concurrency C]
 //
 // Needs redis-server (Debian's redis-server package). Uses whatever addon is built (scripts/
-// build.sh release for numbers worth comparing). The BullMQ comparison of issue 13 is not
-// here yet.
+// build.sh release for numbers worth comparing). bench/redis-bullmq.js compares with BullMQ.
 
 const { spawn } = require('node:child_process');
 const net = require('node:net');

@@ -6,6 +6,7 @@
 #   bench/soak.js             one million jobs: throughput and the parent's memory
 #   bench/binary.js           a 1 MiB Buffer echo: Pool vs fork 'advanced', piscina, a raw socketpair
 #   bench/binary-rss.js       the parent's peak memory for a 64 MiB Buffer each way
+#   bench/redis-bullmq.js     one queue on Redis against BullMQ (when redis-server is installed)
 # Arguments go to the first two, e.g. scripts/bench.sh --rounds 5 --json bench-results.json
 # (bench/pool.js then writes bench-results.pool.json).
 set -euo pipefail
@@ -18,3 +19,8 @@ node bench/responsiveness.js
 node --expose-gc bench/soak.js
 node bench/binary.js
 node --expose-gc bench/binary-rss.js
+if command -v redis-server >/dev/null; then
+  node bench/redis-bullmq.js
+else
+  echo "bench/redis-bullmq.js skipped: no redis-server (Debian: apt-get install redis-server)"
+fi

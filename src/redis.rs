@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 mod broadcast;
 
-use comrade_redis_queue::{Host, NewJob, Producer, RedisResult, Tls};
+use comrade_redis_queue::{Completion, Host, NewJob, Producer, RedisResult, Tls};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::runtime::Runtime;
@@ -115,6 +115,26 @@ pub struct RemoteAdmitted {
 pub struct RemoteCancel {
     pub withdrawn: u32,
     pub flagged: u32,
+}
+
+/// What maxExpectedWait's estimate reads: jobs waiting, live hosts, their slots, the mean of
+/// the newest run times (ms) and how many run times are kept.
+#[napi(object)]
+pub struct RemoteGauge {
+    pub waiting: f64,
+    pub hosts: u32,
+    pub slots: f64,
+    pub mean_ms: f64,
+    pub samples: f64,
+}
+
+/// A queue's recent run times (ms, newest first): `all`, and `functions[i]` those of
+/// `names[i]` ('' is the default function).
+#[napi(object)]
+pub struct RemoteRunTimes {
+    pub all: Vec<f64>,
+    pub names: Vec<String>,
+    pub functions: Vec<Vec<f64>>,
 }
 
 /// TLS material, PEM text, for a rediss:// URL (lib/remote/common.js checks it).
@@ -287,6 +307,37 @@ impl RedisProducer {
         })
     }
 
+    /// The queue's jobs waiting, live hosts and slots, and recent mean run time, read at once.
+    #[napi]
+    pub fn gauge<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, RemoteGauge>> {
+        let p = self.inner.clone();
+        promise(env, "RedisProducer.gauge", async move {
+            let g = redis(p.gauge()).await?;
+            Ok(RemoteGauge {
+                waiting: g.waiting as f64,
+                hosts: g.hosts,
+                slots: g.slots as f64,
+                mean_ms: g.mean_ms,
+                samples: g.samples as f64,
+            })
+        })
+    }
+
+    /// The queue's recent run times, the whole queue's and each function's.
+    #[napi]
+    pub fn run_times<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, RemoteRunTimes>> {
+        let p = self.inner.clone();
+        promise(env, "RedisProducer.runTimes", async move {
+            let r = redis(p.run_times()).await?;
+            let (names, functions) = r.functions.into_iter().unzip();
+            Ok(RemoteRunTimes {
+                all: r.all,
+                names,
+                functions,
+            })
+        })
+    }
+
     /// Deletes the liveness key and the reply stream.
     #[napi(ts_return_type = "Promise<void>")]
     pub fn close<'e>(&self, env: &'e Env) -> Result<PromiseRaw<'e, ()>> {
@@ -436,6 +487,46 @@ impl RedisHost {
         let h = self.inner.clone();
         promise(env, "RedisHost.complete", async move {
             redis(h.complete(&entry, &job, &status, &value)).await
+        })
+    }
+
+    /// Completes many jobs in one round trip: `entries[i]` holds job `jobs[i]`, with status
+    /// `statuses[i]` ('o' or 'e'), `values[i]` (JSON) and `runMs[i]` (ms the function ran; < 0:
+    /// it did not run). Resolves with one boolean per job: false when dropped.
+    #[napi]
+    pub fn complete_many<'e>(
+        &self,
+        env: &'e Env,
+        entries: Vec<String>,
+        jobs: Vec<String>,
+        statuses: Vec<String>,
+        values: Vec<String>,
+        run_ms: Vec<f64>,
+    ) -> Result<PromiseRaw<'e, Vec<bool>>> {
+        let h = self.inner.clone();
+        let n = entries.len();
+        if jobs.len() != n || statuses.len() != n || values.len() != n || run_ms.len() != n {
+            return Err(Error::new(
+                Status::InvalidArg,
+                "completeMany: the arrays must have one item per job".to_owned(),
+            ));
+        }
+        let done: Vec<Completion> = entries
+            .into_iter()
+            .zip(jobs)
+            .zip(statuses)
+            .zip(values)
+            .zip(run_ms)
+            .map(|((((entry, job), status), value), ms)| Completion {
+                entry,
+                job,
+                status,
+                value,
+                run_ms: (ms >= 0.0 && ms.is_finite()).then_some(ms),
+            })
+            .collect();
+        promise(env, "RedisHost.completeMany", async move {
+            redis(h.complete_many(&done)).await
         })
     }
 

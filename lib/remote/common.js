@@ -136,6 +136,16 @@ function deserializeError(text) {
   return err;
 }
 
+// The UTF-8 size of `text` when it could be more than `max` bytes, else 0: a string's length
+// in UTF-16 units bounds its UTF-8 size from below and a third of it from above, so most texts
+// need no count (counting is a pass over the text, per job).
+function bytesOver(text, max) {
+  if (text.length * 3 <= max) return 0;
+  const bytes = Buffer.byteLength(text);
+  return bytes > max ? bytes : 0;
+}
+
 module.exports = {
+  bytesOver,
   redactUrl, redact, redisError, checkUrl, checkTls, checkQueue, serializeError, deserializeError,
 };

@@ -8,7 +8,9 @@ const crypto = require('node:crypto');
 const { EventEmitter } = require('node:events');
 const { codes, PoolError, optionError, unknownOptionError } = require('../errors');
 const { OPTIONS, resolveOption } = require('../options');
-const { redactUrl, redisError, checkUrl, checkTls, checkQueue, serializeError } = require('./common');
+const {
+  redactUrl, redisError, checkUrl, checkTls, checkQueue, serializeError, bytesOver,
+} = require('./common');
 const { LEASE_ROW } = require('./producer');
 
 const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
@@ -18,6 +20,8 @@ const HOST_OPTIONS = [
 ];
 const POLL_ROW = Object.freeze({ name: 'poll', type: 'int', range: [10, 60000], default: 1000 });
 const MAX_BACKOFF_MS = 5000;
+// Results per completeMany call (the crate splits larger ones too).
+const MAX_WRITE = 500;
 
 function resolveHostOptions(options) {
   if (options === null || typeof options !== 'object') {
@@ -87,6 +91,9 @@ class WorkerHost extends EventEmitter {
   #beating;
   #listening;
   #answering = new Set();
+  #outbox = []; // finished jobs whose results are not written yet: { d, status, value }
+  #writing = false; // a write of results is under way (or scheduled)
+  #written = 0; // jobs whose results are being written: finished, so their slots are free
 
   constructor(o, native, pool, inbox) {
     super();
@@ -192,7 +199,9 @@ class WorkerHost extends EventEmitter {
   async #run() {
     let backoff = 100;
     while (this.#state === 'running') {
-      const free = this.#slots - this.#held.size;
+      // A job whose result is being written holds its entry until Redis answers, but not its
+      // slot: the next take goes out with the write instead of one round trip after it.
+      const free = this.#slots - this.#held.size + this.#written;
       if (free <= 0) {
         await this.#slotFreed();
         continue;
@@ -303,8 +312,8 @@ class WorkerHost extends EventEmitter {
 
   // Runs one delivery on the local pool: its result as JSON text.
   async #execute(d) {
-    const bytes = Buffer.byteLength(d.args);
-    if (bytes > this.#o.maxMessage) {
+    const bytes = bytesOver(d.args, this.#o.maxMessage);
+    if (bytes > 0) {
       throw new PoolError(codes.MESSAGE_TOO_LARGE,
         `the job's arguments are ${bytes} bytes as JSON, more than the worker host's maxMessage ` +
         `(${this.#o.maxMessage})`, { maxMessage: this.#o.maxMessage });
@@ -328,16 +337,22 @@ class WorkerHost extends EventEmitter {
     }
     if (d.timeout > 0) opts.timeout = d.timeout;
     let result;
-    if (d.kind === 'x') {
-      if (!Array.isArray(args)) throw new PoolError(codes.INVALID_ARGUMENT, 'the job\'s arguments are not an array');
-      result = await this.#pool.exec(d.name, args, opts);
-    } else {
-      if (d.name !== '') opts.name = d.name;
-      result = await this.#pool.run(args, opts);
+    // The function's run time, for the queue's recent run times (stats, maxExpectedWait).
+    const t0 = performance.now();
+    try {
+      if (d.kind === 'x') {
+        if (!Array.isArray(args)) throw new PoolError(codes.INVALID_ARGUMENT, 'the job\'s arguments are not an array');
+        result = await this.#pool.exec(d.name, args, opts);
+      } else {
+        if (d.name !== '') opts.name = d.name;
+        result = await this.#pool.run(args, opts);
+      }
+    } finally {
+      d.runMs = performance.now() - t0;
     }
     const text = JSON.stringify(result) ?? 'null';
-    const size = Buffer.byteLength(text);
-    if (size > this.#o.maxMessage) {
+    const size = bytesOver(text, this.#o.maxMessage);
+    if (size > 0) {
       throw new PoolError(codes.MESSAGE_TOO_LARGE,
         `the job's result is ${size} bytes as JSON, more than the worker host's maxMessage ` +
         `(${this.#o.maxMessage})`, { maxMessage: this.#o.maxMessage });
@@ -345,34 +360,61 @@ class WorkerHost extends EventEmitter {
     return text;
   }
 
-  // Writes the result; retried while Redis is unreachable, until the lease would have run out
-  // (another host may own the job by then, and its result would be dropped anyway).
+  // A finished job's result joins the next write: every result that finishes while a write is
+  // under way goes in the one after it, so a busy host writes many results per round trip.
   async #complete(d, status, value) {
     await d.chain;
-    const started = Date.now();
-    let backoff = 100;
-    let accepted = false;
-    for (;;) {
-      try {
-        accepted = await this.#native.complete(d.entry, d.job, status, value);
-        this.#redisOk();
-        break;
-      } catch (e) {
-        this.#redisFailed(e, 'writing a result');
-        if (Date.now() - started > this.#o.lease) break;
-        await sleep(backoff);
-        backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
-      }
+    this.#outbox.push({ d, status, value });
+    if (!this.#writing) {
+      this.#writing = true;
+      // After this turn of the event loop: the results its I/O finished go together.
+      setImmediate(() => this.#writeResults());
     }
-    if (accepted) this.#counts.completed++;
-    else this.#counts.dropped++;
-    this.#held.delete(d.entry);
-    this.emit('result', { entry: d.entry, job: d.job, accepted });
-    this.#wake();
   }
 
-  // Tells the queue this host's slots, for a lease: the caps of a prioritySlots policy come
-  // from the slots of every live host. A failure is told by the next take or renewal.
+  // Writes the results waiting in the outbox, one completeMany per batch; each batch is retried
+  // while Redis is unreachable, until the lease would have run out (another host may own its
+  // jobs by then, and their results would be dropped anyway).
+  async #writeResults() {
+    while (this.#outbox.length > 0) {
+      const batch = this.#outbox.splice(0, MAX_WRITE);
+      this.#written += batch.length;
+      this.#wake();
+      const started = Date.now();
+      let backoff = 100;
+      let accepted = null;
+      for (;;) {
+        try {
+          accepted = await this.#native.completeMany(
+            batch.map((c) => c.d.entry), batch.map((c) => c.d.job), batch.map((c) => c.status),
+            batch.map((c) => c.value),
+            // A job cancelled by its producer ran only part of its time: not a run time.
+            batch.map((c) => (c.d.controller.signal.aborted ? -1 : c.d.runMs ?? -1)));
+          this.#redisOk();
+          break;
+        } catch (e) {
+          this.#redisFailed(e, 'writing results');
+          if (Date.now() - started > this.#o.lease) break;
+          await sleep(backoff);
+          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        }
+      }
+      this.#written -= batch.length;
+      for (let i = 0; i < batch.length; i++) {
+        const { d } = batch[i];
+        const ok = accepted !== null && accepted[i] === true;
+        if (ok) this.#counts.completed++;
+        else this.#counts.dropped++;
+        this.#held.delete(d.entry);
+        this.emit('result', { entry: d.entry, job: d.job, accepted: ok });
+      }
+      this.#wake();
+    }
+    this.#writing = false;
+  }
+
+  // Tells the queue this host's slots, for a lease: the caps of a prioritySlots policy and
+  // maxExpectedWait's estimate come from the slots of every live host. A failure is told by the next take or renewal.
   #register() {
     if (this.#state === 'stopped') return;
     this.#native.register(this.#slots).catch(() => {});

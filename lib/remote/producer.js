@@ -6,7 +6,7 @@
 // Calls made in one tick are admitted in one script call. Results are read by one loop that
 // runs while jobs are pending.
 
-const { EventEmitter } = require('node:events');
+const { EventEmitter, setMaxListeners } = require('node:events');
 const { AsyncResource } = require('node:async_hooks');
 const json = require('../json');
 const {
@@ -14,15 +14,19 @@ const {
   abortError,
 } = require('../errors');
 const { resolveOption, OPTIONS, MAX_DURATION_MS, durationMessage } = require('../options');
-const { redactUrl, redisError, checkUrl, checkTls, checkQueue, deserializeError } = require('./common');
+const {
+  redactUrl, redisError, checkUrl, checkTls, checkQueue, deserializeError, bytesOver,
+} = require('./common');
+const { runBatch } = require('../batch');
+const { Job } = require('../session');
 const { RemoteBroadcasts } = require('./broadcast');
 const broadcasts = require('../broadcast');
 
 // The options a producer takes. Every other Pool option is about local workers, or is not
 // carried over yet (docs/REDIS.md): refused with ERR_INVALID_OPTION.
 const PRODUCER_OPTIONS = [
-  'redis', 'tls', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'maxBacklog', 'lease',
-  'queueTimeout', 'totalTimeout', 'prioritySlots', 'sacredGuarantees',
+  'redis', 'tls', 'queue', 'retries', 'timeout', 'priority', 'maxMessage', 'maxBacklog', 'maxExpectedWait',
+  'lease', 'queueTimeout', 'totalTimeout', 'prioritySlots', 'sacredGuarantees',
 ];
 const ROW = Object.fromEntries(OPTIONS.map((r) => [r.name, r]));
 const LEASE_ROW = Object.freeze({ name: 'lease', type: 'int', range: [100, MAX_DURATION_MS], default: 30000 });
@@ -72,6 +76,7 @@ function resolveProducerOptions(options) {
     priority: resolveOption(ROW.priority, options, {}),
     maxMessage: resolveOption(ROW.maxMessage, options, {}),
     maxBacklog: resolveOption(ROW.maxBacklog, options, {}),
+    maxExpectedWait: resolveOption(ROW.maxExpectedWait, options, {}),
     lease: resolveOption(LEASE_ROW, options, {}),
     queueTimeout: resolveOption(ROW.queueTimeout, options, {}),
     totalTimeout: resolveOption(ROW.totalTimeout, options, {}),
@@ -104,6 +109,15 @@ function spanOption(what, name, v) {
 
 // The per-job options a producer takes (run: `name` too).
 const JOB_OPTIONS = ['onProgress', 'signal', 'timeout', 'retries', 'priority', 'queueTimeout', 'totalTimeout', 'key'];
+// map()'s and mapSettled()'s options (lib/batch.js reads the batch's own; onProgress is the
+// batch's progress there, not a job's).
+const BATCH_OPTIONS = [
+  'name', 'signal', 'timeout', 'retries', 'priority', 'queueTimeout', 'totalTimeout', 'window', 'collect', 'onResult', 'onProgress'];
+const BATCH_OWN = new Set(['window', 'collect', 'onResult', 'onProgress']);
+// A batch's default window is WINDOW_SLOTS x these slots: the hosts' slots are not known here,
+// and a window this wide keeps every host of a mid-sized cluster busy while results travel.
+const BATCH_SLOTS = 256;
+const unlimited = new WeakSet(); // batch signals whose listener limit is lifted
 
 class RemoteJob {
   constructor(local, resolve, reject, cb) {
@@ -160,7 +174,12 @@ class RemotePool extends EventEmitter {
   #cancelling = Promise.resolve(); // the cancels sent
   #admitting = new Set(); // admissions under way (settled Promises of them)
   #started = Date.now();
-  #recent = []; // completion times (ms) of the last ten seconds, for throughput
+  // Completions per 100 ms slot over the last ten seconds, for throughput: constant work per
+  // completion, however many complete.
+  #slots = new Uint32Array(100);
+  #slot = 0; // the last slot (Date.now() / 100) counted in
+  #runTime = null; // the whole queue's run-time percentiles, as last read from Redis
+  #runTimeAt = -1; // this producer's completed count when they were read
   // broadcast(): lib/remote/broadcast.js; the results loop also runs while one waits.
   #broadcasts = new RemoteBroadcasts(() => this.#connect(), this.#oForBroadcasts(), () => {
     if (this.#broadcasts.size > 0) this.#read();
@@ -271,13 +290,75 @@ class RemotePool extends EventEmitter {
     return 0;
   }
 
-  /** Batches are not carried across machines yet (docs/REDIS.md): refused, never half-run. */
-  map() {
-    return Promise.reject(notAcrossMachines('map()'));
+  /**
+   * Runs the default function (or `options.name`) on each item of `items` on the worker hosts,
+   * through a bounded window (lib/batch.js, as Pool's map): resolves with the results in input
+   * order, or rejects with the first error after withdrawing (or cancelling) the rest.
+   * `finishBy` and `speculate` are refused: they steer local workers.
+   */
+  map(items, options) {
+    return this.#mapItems(items, options, 'map', false);
   }
 
-  mapSettled() {
-    return Promise.reject(notAcrossMachines('mapSettled()'));
+  /** As map(), but resolves with every item's { status, value | reason }. */
+  mapSettled(items, options) {
+    return this.#mapItems(items, options, 'mapSettled', true);
+  }
+
+  #mapItems(items, options, what, settledMode) {
+    if (options !== null && typeof options === 'object') {
+      for (const k of ['finishBy', 'speculate']) {
+        let v;
+        try {
+          v = options[k];
+        } catch (e) {
+          return Promise.reject(argumentError(`${what}(items, options): options cannot be read`, e));
+        }
+        if (v !== undefined) {
+          return Promise.reject(optionError(`${what}(): options.${k} is not supported with \`redis\`: it grows ` +
+            'and re-runs local workers, and has no meaning across machines'));
+        }
+      }
+    }
+    const host = {
+      slots: BATCH_SLOTS,
+      bursting: false,
+      readJob: (o) => this.#readBatchJob(o, what),
+      submit: (name, item, job) => {
+        // Every item listens to the batch's signal: as many listeners as the window.
+        if (!unlimited.has(job.signal)) {
+          unlimited.add(job.signal);
+          setMaxListeners(0, job.signal);
+        }
+        this.#add('r', name ?? '', item, undefined, {
+          retries: job.retries, timeout: job.timeout, priority: job.priority, signal: job.signal,
+          queueTimeout: job.queueTimeout, totalTimeout: job.totalTimeout,
+        }, null, (v) => job.resolve(v), (e) => job.reject(e));
+      },
+    };
+    return runBatch(host, items, options, what, settledMode);
+  }
+
+  // A batch's per-job options: the template lib/batch.js copies into each item's job.
+  #readBatchJob(options, what) {
+    for (const key of Object.keys(options)) {
+      if (key === 'key') {
+        return notAcrossMachines(`${what}(): options.key`);
+      }
+      if (!BATCH_OPTIONS.includes(key)) return unknownOptionError(`${what}() option`, key, BATCH_OPTIONS);
+    }
+    const jobOptions = {};
+    for (const key of Object.keys(options)) if (!BATCH_OWN.has(key)) jobOptions[key] = options[key];
+    const o = readJobOptions(jobOptions, what, ['name', ...JOB_OPTIONS]);
+    if (o instanceof Error) return o;
+    const template = new Job(null, null, null, undefined);
+    template.retries = o.retries;
+    template.timeout = o.timeout;
+    template.priority = o.priority;
+    template.queueTimeout = o.queueTimeout;
+    template.totalTimeout = o.totalTimeout;
+    template.signal = o.signal ?? null;
+    return { template, name: o.name ?? null, key: null };
   }
 
   /** Backpressure is not carried across machines yet: reading it throws, as for map(). */
@@ -293,12 +374,16 @@ class RemotePool extends EventEmitter {
    * Pool's stats() as a producer sees them: no local workers; `queued` counts the jobs sent
    * and not answered yet (waiting or running on a host: queueStats() tells which); completed,
    * errored, failed, rejected, aborted and timedOut since the start; throughput over the last
-   * ten seconds. Retries happen on the hosts and wait/run times are not measured here (0,
-   * null).
+   * ten seconds. `runTime`: the whole queue's recent run times (every host's, every
+   * producer's jobs) as last read from Redis, by queueStats() or by the heartbeat (every lease
+   * / 3, after this producer's jobs completed). Retries happen on the hosts and wait times are
+   * not measured here (0, null).
    */
   stats() {
     const now = Date.now();
-    const recent = this.#recent.filter((t) => now - t < 10000).length;
+    this.#advance(Math.floor(now / 100));
+    let recent = 0;
+    for (let i = 0; i < this.#slots.length; i++) recent += this.#slots[i];
     const span = Math.min(10, Math.max(1, (now - this.#started) / 1000));
     return {
       queue: this.#o.queue,
@@ -318,16 +403,36 @@ class RemotePool extends EventEmitter {
       coalesced: this.#counts.coalesced,
       throughput: recent / span,
       waitTime: null,
-      runTime: null,
+      runTime: this.#runTime,
     };
   }
 
-  /** The whole queue's counts from Redis: jobs waiting, running (on a host), dead letters. */
+  /**
+   * The whole queue, read from Redis: jobs waiting, running (on a host), dead letters; live
+   * hosts and their slots; the mean of the newest 100 run times (maxExpectedWait's estimate;
+   * null before any); the percentiles of the recent run times (the newest 1000, every host's),
+   * of the whole queue and per function ('' is the default function).
+   */
   async queueStats() {
     try {
-      return await binding().redisQueueCounts(this.#url, this.#o.queue, this.#o.tls ?? undefined);
+      const p = await this.#connect();
+      const [counts, g, rt] = await Promise.all([
+        binding().redisQueueCounts(this.#url, this.#o.queue, this.#o.tls ?? undefined), p.gauge(), p.runTimes(),
+      ]);
+      this.#runTime = percentiles(rt.all);
+      this.#runTimeAt = this.#counts.completed;
+      const functions = {};
+      for (let i = 0; i < rt.names.length; i++) functions[rt.names[i]] = percentiles(rt.functions[i]);
+      return {
+        ...counts,
+        hosts: g.hosts,
+        slots: g.slots,
+        meanRunTime: g.samples > 0 ? g.meanMs : null,
+        runTime: this.#runTime,
+        functions,
+      };
     } catch (e) {
-      throw redisError(e, this.#url, 'reading the queue\'s counts');
+      throw e instanceof PoolError ? e : redisError(e, this.#url, 'reading the queue\'s counts');
     }
   }
 
@@ -337,58 +442,11 @@ class RemotePool extends EventEmitter {
     if (options === null || typeof options !== 'object') {
       return Promise.reject(argumentError(`${usage}: options must be an object`));
     }
-    const names = what === 'run' ? ['name', ...JOB_OPTIONS] : JOB_OPTIONS;
-    const o = {};
-    try {
-      for (const key of Object.keys(options)) {
-        if (!names.includes(key)) {
-          return Promise.reject(unknownOptionError(`${what}() option`, key, names));
-        }
-        o[key] = options[key];
-      }
-    } catch (e) {
-      return Promise.reject(argumentError(`${usage}: options cannot be read`, e));
-    }
-    if (o.name !== undefined && o.name !== null && typeof o.name !== 'string') {
-      return Promise.reject(argumentError(`${what}(): options.name must be a string`));
-    }
-    if (o.timeout !== undefined) {
-      if (typeof o.timeout !== 'number' || !(o.timeout > 0)) {
-        return Promise.reject(argumentError(`${what}(): options.timeout must be a number of milliseconds > 0`));
-      }
-      if (o.timeout !== Infinity && o.timeout > MAX_DURATION_MS) {
-        return Promise.reject(argumentError(`${what}(): ${durationMessage('options.timeout', o.timeout)}`));
-      }
-    }
-    if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0 || o.retries > 1000)) {
-      return Promise.reject(argumentError(`${what}(): options.retries must be an integer from 0 to 1000`));
-    }
-    if (o.priority !== undefined && (typeof o.priority !== 'number' || !Number.isFinite(o.priority))) {
-      return Promise.reject(argumentError(`${what}(): options.priority must be a finite number`));
-    }
-    for (const name of ['queueTimeout', 'totalTimeout']) {
-      if (o[name] === undefined) continue;
-      const ms = spanOption(what, name, o[name]);
-      if (ms instanceof Error) return Promise.reject(ms);
-      o[name] = ms;
-    }
-    if (o.key !== undefined && (typeof o.key !== 'string' || o.key.length === 0)) {
-      return Promise.reject(argumentError(`${what}(): options.key must be a non-empty string`));
-    }
-    if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
-      return Promise.reject(argumentError(`${what}(): options.onProgress must be a function`));
-    }
-    if (o.signal !== undefined && o.signal !== null) {
-      const sig = o.signal;
-      if (typeof sig !== 'object' || typeof sig.aborted !== 'boolean' || typeof sig.addEventListener !== 'function') {
-        return Promise.reject(argumentError(`${what}(): options.signal must be an AbortSignal`));
-      }
-      if (sig.aborted) {
-        this.#counts.aborted++;
-        return Promise.reject(abortError(sig));
-      }
-    } else {
-      o.signal = undefined;
+    const o = readJobOptions(options, what, what === 'run' ? ['name', ...JOB_OPTIONS] : JOB_OPTIONS, usage);
+    if (o instanceof Error) return Promise.reject(o);
+    if (o.signal !== undefined && o.signal.aborted) {
+      this.#counts.aborted++;
+      return Promise.reject(abortError(o.signal));
     }
     return go(o);
   }
@@ -418,8 +476,8 @@ class RemotePool extends EventEmitter {
     } catch (e) {
       return this.#refuse(job, unserializableError(e.message));
     }
-    const bytes = Buffer.byteLength(text);
-    if (bytes > this.#o.maxMessage) {
+    const bytes = bytesOver(text, this.#o.maxMessage);
+    if (bytes > 0) {
       return this.#refuse(job, new PoolError(codes.MESSAGE_TOO_LARGE,
         `the arguments are ${bytes} bytes as JSON, more than maxMessage (${this.#o.maxMessage})`,
         { maxMessage: this.#o.maxMessage }));
@@ -509,7 +567,7 @@ class RemotePool extends EventEmitter {
 
   async #flush() {
     // Jobs aborted before they were sent are left out.
-    const batch = this.#batch.filter(([job]) => !job.done);
+    let batch = this.#batch.filter(([job]) => !job.done);
     this.#batch = [];
     if (batch.length === 0) return;
     let admitted;
@@ -521,6 +579,10 @@ class RemotePool extends EventEmitter {
     this.#read();
     try {
       const p = await this.#connect();
+      if (this.#o.maxExpectedWait !== null) {
+        batch = await this.#refuseExpectedWait(p, batch);
+        if (batch.length === 0) return;
+      }
       const admission = p.admit(batch.map((b) => b[1]), this.#o.maxBacklog ?? undefined, this.#o.policy ?? undefined);
       const settled = admission.then(() => {}, () => {});
       this.#admitting.add(settled);
@@ -651,6 +713,38 @@ class RemotePool extends EventEmitter {
     this.#maybeDone();
   }
 
+  // maxExpectedWait, as the local Pool's (crates/core/src/estimator.rs): a job is expected to
+  // complete after (jobs waiting ahead of it / the live hosts' slots) x the mean recent run
+  // time, plus its own run; past maxExpectedWait it is refused with ERR_EXPECTED_WAIT. The
+  // jobs waiting, the slots and the mean are the whole queue's, read from Redis in one script
+  // call per admission; silent until the queue has recorded twice its slots in run times (the
+  // warm-up), or while no host is alive. Returns the jobs to admit.
+  async #refuseExpectedWait(p, batch) {
+    const g = await p.gauge();
+    // Jobs aborted meanwhile are left out (their cancel found nothing to cancel).
+    const live = batch.filter(([job]) => !job.done);
+    if (g.slots === 0 || g.samples < 2 * g.slots || g.samples === 0) return live;
+    const max = this.#o.maxExpectedWait;
+    const out = [];
+    for (const b of live) {
+      const expected = ((g.waiting + out.length) / g.slots) * g.meanMs + g.meanMs;
+      if (expected <= max) {
+        out.push(b);
+        continue;
+      }
+      const [job] = b;
+      if (!this.#jobs.delete(job.local)) continue;
+      this.#counts.rejected++;
+      const ms = Math.round(expected);
+      job.settle(new PoolError(codes.EXPECTED_WAIT,
+        `the job would take about ${ms} ms to complete (${g.waiting + out.length} jobs waiting in the queue, ` +
+        `${g.slots} slots on ${g.hosts} hosts, ${g.meanMs.toFixed(1)} ms a job), more than maxExpectedWait: job refused`,
+        { expectedWait: ms }));
+    }
+    if (out.length < live.length) this.#maybeDone();
+    return out;
+  }
+
   // Jobs the admission refused: the queue held maxBacklog jobs waiting (from every producer).
   #refuseBacklog(locals) {
     const max = this.#o.maxBacklog;
@@ -728,8 +822,8 @@ class RemotePool extends EventEmitter {
       return;
     }
     if (r.status === 'o') {
-      const bytes = Buffer.byteLength(r.value);
-      if (bytes > this.#o.maxMessage) {
+      const bytes = bytesOver(r.value, this.#o.maxMessage);
+      if (bytes > 0) {
         this.#counts.failed++;
         job.settle(new PoolError(codes.MESSAGE_TOO_LARGE,
           `the job's result is ${bytes} bytes as JSON, more than maxMessage (${this.#o.maxMessage})`,
@@ -773,18 +867,25 @@ class RemotePool extends EventEmitter {
   }
 
   #completedAt() {
-    const now = Date.now();
-    this.#recent.push(now);
-    if (this.#recent.length > 4096 || now - this.#recent[0] > 10000) {
-      this.#recent = this.#recent.filter((t) => now - t < 10000);
-    }
+    const slot = Math.floor(Date.now() / 100);
+    this.#advance(slot);
+    this.#slots[slot % 100]++;
   }
+
+  // Clears the slots older than ten seconds before `slot`.
+  #advance(slot) {
+    if (slot <= this.#slot) return;
+    if (slot - this.#slot >= 100) this.#slots.fill(0);
+    else for (let s = this.#slot + 1; s <= slot; s++) this.#slots[s % 100] = 0;
+    this.#slot = slot;
+  }
+
 
   // A progress report of a job that asked for them, in the context of the call that made it.
   // A report over maxMessage, or not JSON, is skipped; a callback that throws throws as an
   // uncaught exception, as an event listener's would.
   #progress(job, text) {
-    if (job.onProgress === null || Buffer.byteLength(text) > this.#o.maxMessage) return;
+    if (job.onProgress === null || bytesOver(text, this.#o.maxMessage) > 0) return;
     let value;
     try {
       value = JSON.parse(text);
@@ -810,6 +911,11 @@ class RemotePool extends EventEmitter {
       this.#lastBeat = Date.now();
       // Hosts that died while a broadcast waited for them: let go once their lease ran out.
       if (alive) this.#broadcasts.checkAll();
+      if (this.#runTimeAt !== this.#counts.completed) {
+        // stats().runTime: the whole queue's, read again once this producer's jobs completed.
+        this.#runTimeAt = this.#counts.completed;
+        this.#runTime = percentiles((await p.runTimes()).all);
+      }
       if (!alive) {
         this.#failAll(new PoolError(codes.REDIS,
           `Redis (${redactUrl(this.#url)}) lost this job: its records were gone (Redis restarted ` +
@@ -863,6 +969,65 @@ class RemotePool extends EventEmitter {
     }
     this.#done.resolve();
   }
+}
+
+// Percentiles of run times (ms), as Pool's stats() gives them; null when there are none.
+function percentiles(samples) {
+  if (samples.length === 0) return null;
+  const s = Float64Array.from(samples).sort();
+  const at = (q) => s[Math.min(s.length - 1, Math.floor(s.length * q))];
+  return { p50: at(0.5), p90: at(0.9), p99: at(0.99), samples: s.length };
+}
+
+// A job's options (`names` are those allowed), checked: the options, or the Error to reject with.
+function readJobOptions(options, what, names, usage = `${what}(options)`) {
+  const o = {};
+  try {
+    for (const key of Object.keys(options)) {
+      if (!names.includes(key)) return unknownOptionError(`${what}() option`, key, names);
+      o[key] = options[key];
+    }
+  } catch (e) {
+    return argumentError(`${usage}: options cannot be read`, e);
+  }
+  if (o.name !== undefined && o.name !== null && typeof o.name !== 'string') {
+    return argumentError(`${what}(): options.name must be a string`);
+  }
+  if (o.timeout !== undefined) {
+    if (typeof o.timeout !== 'number' || !(o.timeout > 0)) {
+      return argumentError(`${what}(): options.timeout must be a number of milliseconds > 0`);
+    }
+    if (o.timeout !== Infinity && o.timeout > MAX_DURATION_MS) {
+      return argumentError(`${what}(): ${durationMessage('options.timeout', o.timeout)}`);
+    }
+  }
+  if (o.retries !== undefined && (!Number.isInteger(o.retries) || o.retries < 0 || o.retries > 1000)) {
+    return argumentError(`${what}(): options.retries must be an integer from 0 to 1000`);
+  }
+  if (o.priority !== undefined && (typeof o.priority !== 'number' || !Number.isFinite(o.priority))) {
+    return argumentError(`${what}(): options.priority must be a finite number`);
+  }
+  for (const name of ['queueTimeout', 'totalTimeout']) {
+    if (o[name] === undefined) continue;
+    const ms = spanOption(what, name, o[name]);
+    if (ms instanceof Error) return ms;
+    o[name] = ms;
+  }
+  if (o.key !== undefined && (typeof o.key !== 'string' || o.key.length === 0)) {
+    return argumentError(`${what}(): options.key must be a non-empty string`);
+  }
+  if (o.onProgress !== undefined && typeof o.onProgress !== 'function') {
+    return argumentError(`${what}(): options.onProgress must be a function`);
+  }
+  if (o.signal !== undefined && o.signal !== null) {
+    const sig = o.signal;
+    if (typeof sig !== 'object' || typeof sig.aborted !== 'boolean' || typeof sig.addEventListener !== 'function') {
+      return argumentError(`${what}(): options.signal must be an AbortSignal`);
+    }
+  } else {
+    o.signal = undefined;
+  }
+  return o;
 }
 
 function sleep(ms) {

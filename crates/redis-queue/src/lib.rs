@@ -26,6 +26,13 @@ const READ_COUNT: usize = 1000;
 /// Jobs per admission script call: a larger batch is split, so that one call never holds
 /// Redis long.
 const ADMIT_CHUNK: usize = 500;
+/// Results per [`Host::complete_many`] script call, for the same reason.
+const COMPLETE_CHUNK: usize = 500;
+/// Run times kept per list (`runs`, `runs:<function>`): the recent ones stats and
+/// maxExpectedWait read.
+pub const RUNS_KEPT: usize = 1000;
+/// The newest run times maxExpectedWait's mean covers (the local estimator's history, too).
+pub const MEAN_OVER: usize = 100;
 
 /// Runs `f`, and once more when it failed because the connection had dropped: a connection
 /// manager reports the drop on the first command after it, then reconnects. Only for commands
@@ -95,6 +102,15 @@ impl Keys {
     pub fn hosts(&self) -> String {
         format!("{}hosts", self.prefix)
     }
+    pub fn runs(&self) -> String {
+        format!("{}runs", self.prefix)
+    }
+    pub fn runs_of(&self, function: &str) -> String {
+        format!("{}runs:{function}", self.prefix)
+    }
+    pub fn functions(&self) -> String {
+        format!("{}fns", self.prefix)
+    }
 }
 
 /// The functions the scripts that settle jobs share (`lua/shared.lua`), put before each.
@@ -114,6 +130,8 @@ struct Scripts {
     heartbeat: Script,
     register: Script,
     policy: Script,
+    complete_many: Script,
+    gauge: Script,
 }
 
 impl Scripts {
@@ -128,6 +146,8 @@ impl Scripts {
             heartbeat: Script::new(include_str!("../lua/heartbeat.lua")),
             register: Script::new(include_str!("../lua/register.lua")),
             policy: Script::new(include_str!("../lua/policy.lua")),
+            complete_many: Script::new(with_shared!("../lua/complete_many.lua")),
+            gauge: Script::new(include_str!("../lua/gauge.lua")),
         }
     }
 }
@@ -259,6 +279,29 @@ pub struct Reply {
     /// retries; `p`: a progress report (JSON), before the job's result.
     pub status: String,
     pub value: String,
+}
+
+/// What maxExpectedWait's estimate reads ([`Producer::gauge`]), at one instant.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Gauge {
+    /// Jobs waiting in the queue.
+    pub waiting: u64,
+    /// Hosts alive (heard from within their lease).
+    pub hosts: u32,
+    /// Their slots, summed.
+    pub slots: u64,
+    /// The mean of the newest [`MEAN_OVER`] run times, in ms (0 when none).
+    pub mean_ms: f64,
+    /// Run times kept for the whole queue (at most [`RUNS_KEPT`]).
+    pub samples: u64,
+}
+
+/// A queue's recent run times, in ms, newest first: the whole queue's, and each function's
+/// (`""`: the default function).
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct RunTimes {
+    pub all: Vec<f64>,
+    pub functions: Vec<(String, Vec<f64>)>,
 }
 
 fn random_id() -> String {
@@ -539,6 +582,57 @@ impl Producer {
         Ok(out)
     }
 
+    /// The queue's jobs waiting, live hosts, their slots and recent mean run time, read at once.
+    pub async fn gauge(&self) -> RedisResult<Gauge> {
+        let (waiting, hosts, slots, mean, samples): (u64, u32, u64, String, u64) =
+            again_if_dropped(|| {
+                let mut c = self.link.conn.clone();
+                async move {
+                    self.scripts
+                        .gauge
+                        .key(self.keys.waiting())
+                        .key(self.keys.hosts())
+                        .key(self.keys.runs())
+                        .arg(MEAN_OVER)
+                        .invoke_async(&mut c)
+                        .await
+                }
+            })
+            .await?;
+        Ok(Gauge {
+            waiting,
+            hosts,
+            slots,
+            mean_ms: mean.parse().unwrap_or(0.0),
+            samples,
+        })
+    }
+
+    /// The queue's recent run times (at most [`RUNS_KEPT`] per list), in one round trip after
+    /// the functions' names.
+    pub async fn run_times(&self) -> RedisResult<RunTimes> {
+        let mut c = self.link.conn.clone();
+        let mut names: Vec<String> = c.smembers(self.keys.functions()).await?;
+        names.sort();
+        let mut pipe = redis::pipe();
+        pipe.lrange(self.keys.runs(), 0, -1);
+        for n in &names {
+            pipe.lrange(self.keys.runs_of(n), 0, -1);
+        }
+        let lists: Vec<Vec<String>> = pipe.query_async(&mut c).await?;
+        let parse =
+            |l: &Vec<String>| -> Vec<f64> { l.iter().filter_map(|v| v.parse().ok()).collect() };
+        let mut it = lists.iter();
+        let all = it.next().map(parse).unwrap_or_default();
+        let functions = names
+            .into_iter()
+            .zip(it)
+            .map(|(n, l)| (n, parse(l)))
+            .filter(|(_, l)| !l.is_empty())
+            .collect();
+        Ok(RunTimes { all, functions })
+    }
+
     /// Leaves: the liveness key and the reply stream are deleted (jobs still waiting are
     /// dropped by the hosts that find them).
     pub async fn close(&self) -> RedisResult<()> {
@@ -574,6 +668,19 @@ pub struct Delivery {
     pub deliveries: u32,
     /// Its producer wants its progress reports ([`Host::progress`]).
     pub progress: bool,
+}
+
+/// A result for [`Host::complete_many`].
+#[derive(Clone, Debug, PartialEq)]
+pub struct Completion {
+    pub entry: String,
+    pub job: String,
+    /// `o` result, `e` error.
+    pub status: String,
+    /// JSON.
+    pub value: String,
+    /// How long the function ran, in ms; `None` when it did not run (refused before it).
+    pub run_ms: Option<f64>,
 }
 
 /// What one [`Host::take`] did.
@@ -739,6 +846,35 @@ impl Host {
     ) -> RedisResult<bool> {
         self.as_owner(&self.scripts.complete, entry, job, &[status, value])
             .await
+    }
+
+    /// Completes many delivered jobs in one round trip per [`COMPLETE_CHUNK`] (as
+    /// [`Host::complete`] each), and records their run times in the queue's recent run times.
+    /// One `bool` per completion: `false` when it was dropped.
+    pub async fn complete_many(&self, done: &[Completion]) -> RedisResult<Vec<bool>> {
+        let mut out = Vec::with_capacity(done.len());
+        for chunk in done.chunks(COMPLETE_CHUNK) {
+            let mut c = self.link.conn.clone();
+            let mut inv = self.scripts.complete_many.prepare_invoke();
+            inv.key(self.keys.stream())
+                .arg(&self.keys.prefix)
+                .arg(GROUP)
+                .arg(&self.consumer)
+                .arg(RUNS_KEPT);
+            for d in chunk {
+                inv.arg(&d.entry)
+                    .arg(&d.job)
+                    .arg(&d.status)
+                    .arg(&d.value)
+                    .arg(
+                        d.run_ms
+                            .map_or(String::new(), |ms| format!("{:.3}", ms.max(0.0))),
+                    );
+            }
+            let took: Vec<i64> = inv.invoke_async(&mut c).await?;
+            out.extend(took.into_iter().map(|t| t == 1));
+        }
+        Ok(out)
     }
 
     /// Sends a progress report (JSON `value`) of a running job to its producer. `false`:

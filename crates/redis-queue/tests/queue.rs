@@ -4,7 +4,9 @@
 use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
-use comrade_redis_queue::{counts, counts_tls, Host, NewJob, Producer, Reply, Tls, GROUP};
+use comrade_redis_queue::{
+    counts, counts_tls, Completion, Host, NewJob, Producer, Reply, Tls, GROUP,
+};
 
 struct Server {
     child: Child,
@@ -906,4 +908,59 @@ async fn jobs_with_one_key_share_one_run_across_producers() {
         vec!["j".to_string()]
     );
     assert_eq!(counts(&s.url, "q").await.unwrap().waiting, 0);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn complete_many_writes_results_once_and_records_run_times_and_slots() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 30_000).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 30_000).await.unwrap();
+    // Nothing recorded yet: no host, no run time.
+    assert_eq!(
+        p.gauge().await.unwrap(),
+        comrade_redis_queue::Gauge::default()
+    );
+    a.register(4).await.unwrap();
+    b.register(2).await.unwrap();
+    let mut jobs: Vec<NewJob> = (1..=3).map(|i| job(i, 0.0)).collect();
+    jobs[2].name = "other".into();
+    p.admit(&jobs, None).await.unwrap();
+    let t = a.take(3).await.unwrap();
+    assert_eq!(t.jobs.len(), 3);
+    let done: Vec<Completion> = t
+        .jobs
+        .iter()
+        .enumerate()
+        .map(|(i, d)| Completion {
+            entry: d.entry.clone(),
+            job: d.job.clone(),
+            status: "o".into(),
+            value: format!("{}0", d.args),
+            // The third did not run (refused on the host): no run time.
+            run_ms: (i < 2).then_some(10.0 * (i + 1) as f64),
+        })
+        .collect();
+    assert_eq!(a.complete_many(&done).await.unwrap(), vec![true; 3]);
+    // A second write of the same results, or one from a host that does not own them: dropped.
+    assert_eq!(a.complete_many(&done).await.unwrap(), vec![false; 3]);
+    assert_eq!(b.complete_many(&done[..1]).await.unwrap(), vec![false]);
+    let mut r = read_all(&p, 3).await;
+    r.sort_by(|x, y| x.local.cmp(&y.local));
+    assert_eq!(
+        r.iter().map(|x| x.value.as_str()).collect::<Vec<_>>(),
+        vec!["10", "20", "30"]
+    );
+    let g = p.gauge().await.unwrap();
+    assert_eq!((g.waiting, g.hosts, g.slots, g.samples), (0, 2, 6, 2));
+    assert!((g.mean_ms - 15.0).abs() < 1e-9, "{g:?}");
+    let rt = p.run_times().await.unwrap();
+    let mut all = rt.all.clone();
+    all.sort_by(f64::total_cmp);
+    assert_eq!(all, vec![10.0, 20.0]);
+    // Jobs 1 and 2 ran the default function (""); job 3 ("other") recorded none.
+    assert_eq!(rt.functions, vec![(String::new(), rt.all.clone())]);
+    // A host that leaves is no longer counted.
+    b.register(0).await.unwrap();
+    assert_eq!(p.gauge().await.unwrap().slots, 4);
 }

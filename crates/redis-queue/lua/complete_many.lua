@@ -1,0 +1,68 @@
+-- complete_many: a host's results for many entries in one call (those that finished while its
+-- previous call was under way), each as complete.lua does it: accepted only from the entry's
+-- current owner, and only once; a shared job's result goes to each of its callers; a job
+-- counted in its priority range is uncounted. Each accepted result's run time joins the
+-- queue's recent run times, per function and for the whole queue: capped lists, newest first,
+-- read by stats and by maxExpectedWait's admission check (gauge.lua).
+-- KEYS: 1 stream
+-- ARGV: 1 key prefix, 2 group, 3 consumer, 4 run times kept per list, then 5 per result:
+--       entry id, job id, status, value, run time (ms; '' when the function did not run)
+-- Returns one 1 (accepted) or 0 (dropped) per result.
+P = ARGV[1]
+local group, me = ARGV[2], ARGV[3]
+local keep = tonumber(ARGV[4])
+local out, acked = {}, {}
+local runs = {} -- function name -> run times of this call
+local all = {}
+local freed = false
+for i = 5, #ARGV - 4, 5 do
+  local id = ARGV[i]
+  local p = redis.pcall('XPENDING', KEYS[1], group, id, id, 1)
+  if type(p) ~= 'table' or p.err or #p == 0 or p[1][2] ~= me then
+    out[#out + 1] = 0
+  else
+    local job = ARGV[i + 1]
+    local key = P .. 'job:' .. job
+    local t = fields(redis.call('HGETALL', key))
+    acked[#acked + 1] = id
+    redis.call('DEL', key)
+    if t.p and t.l then answer(job, t, ARGV[i + 2], ARGV[i + 3], nil) end
+    if t.q then
+      uncount(t)
+      freed = true
+    end
+    local ms = tonumber(ARGV[i + 4])
+    if ms and ms >= 0 then
+      local fn = t.f or ''
+      runs[fn] = runs[fn] or {}
+      table.insert(runs[fn], ms)
+      all[#all + 1] = ms
+    end
+    out[#out + 1] = 1
+  end
+end
+if #acked > 0 then
+  redis.call('XACK', KEYS[1], group, unpack(acked))
+  redis.call('XDEL', KEYS[1], unpack(acked))
+end
+-- A slot of a capped range is free: a host asleep may take a job that waited for it.
+if freed and redis.call('ZCARD', P .. 'wait') > 0 then
+  redis.call('LPUSH', P .. 'wake', '1')
+  redis.call('LTRIM', P .. 'wake', 0, 63)
+end
+-- Run times, newest first, at most `keep` per list: `runs:<function>` ('runs:' for the default
+-- function) and `runs` for the whole queue.
+if #all > 0 and keep > 0 then
+  local names = {}
+  for fn, list in pairs(runs) do
+    local k = P .. 'runs:' .. fn
+    redis.call('LPUSH', k, unpack(list))
+    redis.call('LTRIM', k, 0, keep - 1)
+    names[#names + 1] = fn
+  end
+  redis.call('LPUSH', P .. 'runs', unpack(all))
+  redis.call('LTRIM', P .. 'runs', 0, keep - 1)
+  -- The functions that have run times, for stats (a set: as many as the module has).
+  redis.call('SADD', P .. 'fns', unpack(names))
+end
+return out
