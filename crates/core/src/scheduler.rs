@@ -426,26 +426,59 @@ pub struct SlotInfo {
     pub done: u64,
 }
 
-/// Recent samples, for percentiles.
+/// Recent samples, for percentiles, and every sample since the start in fixed buckets
+/// (`pool.metrics()`). The buckets are counted lazily: a sample is only stored when it comes
+/// (two per job, in the engine's hot path), and the samples not counted yet are counted in one
+/// go before the ring overwrites them, or when the histogram is read.
 #[derive(Debug, Default, Clone)]
 pub struct Samples {
     buf: Vec<f64>,
     next: usize,
-    /// Every sample since the start, in fixed buckets (`pool.metrics()`).
-    pub hist: crate::metrics::Histogram,
+    /// The newest samples not counted in `hist` yet (at most `SAMPLES`).
+    unfolded: usize,
+    hist: crate::metrics::Histogram,
 }
 
 const SAMPLES: usize = 2048;
 
 impl Samples {
+    #[inline]
     fn push(&mut self, v: f64) {
-        self.hist.observe(v);
+        if self.unfolded == SAMPLES {
+            self.fold();
+        }
         if self.buf.len() < SAMPLES {
             self.buf.push(v);
         } else {
             self.buf[self.next] = v;
         }
         self.next = (self.next + 1) % SAMPLES;
+        self.unfolded += 1;
+    }
+
+    /// The samples not counted yet: the `unfolded` ones before `next`, oldest first.
+    fn pending(&self) -> impl Iterator<Item = f64> + '_ {
+        let len = self.buf.len();
+        (0..self.unfolded).map(move |k| self.buf[(self.next + len - self.unfolded + k) % len])
+    }
+
+    #[cold]
+    fn fold(&mut self) {
+        let mut hist = std::mem::take(&mut self.hist);
+        for v in self.pending() {
+            hist.observe(v);
+        }
+        self.hist = hist;
+        self.unfolded = 0;
+    }
+
+    /// Every sample since the start, in fixed buckets.
+    pub fn histogram(&self) -> crate::metrics::Histogram {
+        let mut hist = self.hist.clone();
+        for v in self.pending() {
+            hist.observe(v);
+        }
+        hist
     }
 
     /// The given percentiles (0..=100) of the recent samples, or `None` without samples.
@@ -2224,6 +2257,31 @@ mod tests {
 
     fn p(s: &str) -> Box<[u8]> {
         s.as_bytes().into()
+    }
+
+    #[test]
+    fn samples_count_every_sample_in_the_histogram_lazily_and_keep_the_recent_ones() {
+        let mut s = Samples::default();
+        let mut direct = crate::metrics::Histogram::default();
+        // Across several wraps of the ring, checked before, at and after each fold.
+        for i in 0..(3 * SAMPLES + 100) {
+            let v = (i % 97) as f64 * 0.0007;
+            s.push(v);
+            direct.observe(v);
+            if i % 511 == 0 || i % SAMPLES == SAMPLES - 1 || i % SAMPLES == 0 {
+                let h = s.histogram();
+                assert_eq!(
+                    h.cumulative(),
+                    direct.cumulative(),
+                    "after {} samples",
+                    i + 1
+                );
+                assert!((h.sum() - direct.sum()).abs() < 1e-9);
+            }
+        }
+        assert_eq!(s.len(), SAMPLES, "the ring keeps the recent ones");
+        assert!(s.unfolded <= SAMPLES);
+        assert_eq!(s.histogram().count(), (3 * SAMPLES + 100) as u64);
     }
 
     /// Carries out actions like an engine whose spawns always succeed; returns the sends.
