@@ -8,6 +8,7 @@
 //! - [`frame`]: the line decoder (from `comrade-protocol`) and Node IPC's message checks.
 //! - [`estimator`]: expected-wait admission control.
 //! - [`burst`]: deadline-driven growth and speculation rules.
+//! - [`idhash`]: the hasher of maps keyed by the pool's own ids.
 //! - [`metrics`]: histogram buckets and exit counts for `pool.metrics()`.
 //! - [`spawn`]: process spawning, reaping, signals, CPU and memory queries.
 
@@ -16,6 +17,7 @@ pub mod direct_policy;
 pub mod engine;
 pub mod estimator;
 pub mod frame;
+pub mod idhash;
 pub mod metrics;
 pub mod scheduler;
 pub mod spawn;

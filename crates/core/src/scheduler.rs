@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::burst::{self, Burst, RecentRuns};
 use crate::estimator::Estimator;
+use crate::idhash::IdMap;
 
 /// How long a worker may take to start before the run timeouts of the jobs sent to it count
 /// anyway.
@@ -549,7 +550,7 @@ impl SchedStats {
 
 pub struct Scheduler {
     cfg: SchedConfig,
-    jobs: HashMap<JobId, Job>,
+    jobs: IdMap<JobId, Job>,
     queue: Queue,
     /// `(from, cap)` per priority range, lowest first (see [`SchedConfig::priority_caps`]);
     /// empty without `priority_slots`.
@@ -557,7 +558,7 @@ pub struct Scheduler {
     /// Jobs of each range on workers (only with caps).
     range_inflight: Vec<usize>,
     /// The range of each job on a worker (only with caps).
-    running_range: HashMap<JobId, usize>,
+    running_range: IdMap<JobId, usize>,
     slots: Vec<Slot>,
     next_worker: WorkerId,
     actions: VecDeque<Action>,
@@ -575,7 +576,7 @@ pub struct Scheduler {
     /// Run deadlines of jobs in flight (lazily cleaned: an entry whose job is gone is skipped).
     deadlines: BinaryHeap<Reverse<(Instant, JobId)>>,
     /// Run deadline of each job in flight that has one.
-    job_deadline: HashMap<JobId, Instant>,
+    job_deadline: IdMap<JobId, Instant>,
     /// The deadlines of waiting jobs that have one (the earlier of their queue and total
     /// deadlines), soonest first: an entry goes when its job leaves the queue, so expiry and
     /// dispatch stay O(log n) and nothing stale piles up.
@@ -586,7 +587,7 @@ pub struct Scheduler {
     /// ([`Scheduler::take_overdue`]).
     overdue: Vec<(JobId, Overdue)>,
     /// Groups with live jobs (and group 0 when jobs are chosen by group), by id and by name.
-    groups: HashMap<GroupId, Group>,
+    groups: IdMap<GroupId, Group>,
     group_ids: HashMap<Box<str>, GroupId>,
     next_group: GroupId,
     /// Jobs are chosen by group (round-robin fairness or group affinity): each group keeps
@@ -614,7 +615,7 @@ pub struct Scheduler {
     /// The most workers now: `max_workers`, or more while a batch runs behind its deadline.
     limit: usize,
     /// Jobs running twice (speculation): the worker of the first copy and of the second.
-    copies: HashMap<JobId, (WorkerId, WorkerId)>,
+    copies: IdMap<JobId, (WorkerId, WorkerId)>,
     /// Copies that lost (the other copy settled the job, or the job was cancelled), marked
     /// cancelled on their workers, for the engine to cancel there ([`Scheduler::take_losers`]).
     losers: Vec<(WorkerId, JobId)>,
@@ -636,11 +637,11 @@ impl Scheduler {
         let by_group = cfg.fairness == Fairness::RoundRobin || cfg.group_affinity;
         let mut s = Scheduler {
             cfg,
-            jobs: HashMap::new(),
+            jobs: IdMap::default(),
             queue: Queue::default(),
             range_inflight: vec![0; caps.len()],
             caps,
-            running_range: HashMap::new(),
+            running_range: IdMap::default(),
             slots: Vec::new(),
             next_worker: 1,
             actions: VecDeque::new(),
@@ -651,11 +652,11 @@ impl Scheduler {
             last_spawn: None,
             spawn_held: false,
             deadlines: BinaryHeap::new(),
-            job_deadline: HashMap::new(),
+            job_deadline: IdMap::default(),
             waits: BTreeSet::new(),
             running_totals: BTreeSet::new(),
             overdue: Vec::new(),
-            groups: HashMap::new(),
+            groups: IdMap::default(),
             group_ids: HashMap::new(),
             next_group: 1,
             by_group: false,
@@ -670,7 +671,7 @@ impl Scheduler {
             min_held: false,
             bursts: HashMap::new(),
             limit: 0,
-            copies: HashMap::new(),
+            copies: IdMap::default(),
             losers: Vec::new(),
         };
         s.limit = s.cfg.max_workers;
