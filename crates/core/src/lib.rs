@@ -9,6 +9,7 @@
 //! - [`estimator`]: expected-wait admission control.
 //! - [`burst`]: deadline-driven growth and speculation rules.
 //! - [`broadcast`]: which workers a broadcast waits for, and its tally.
+//! - [`idhash`]: the hasher of maps keyed by the pool's own ids.
 //! - [`metrics`]: histogram buckets and exit counts for `pool.metrics()`.
 //! - [`spawn`]: process spawning, reaping, signals, CPU and memory queries.
 
@@ -18,6 +19,7 @@ pub mod direct_policy;
 pub mod engine;
 pub mod estimator;
 pub mod frame;
+pub mod idhash;
 pub mod metrics;
 pub mod scheduler;
 pub mod spawn;

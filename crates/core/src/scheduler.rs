@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::burst::{self, Burst, RecentRuns};
 use crate::estimator::Estimator;
+use crate::idhash::IdMap;
 
 /// How long a worker may take to start before the run timeouts of the jobs sent to it count
 /// anyway.
@@ -426,26 +427,59 @@ pub struct SlotInfo {
     pub done: u64,
 }
 
-/// Recent samples, for percentiles.
+/// Recent samples, for percentiles, and every sample since the start in fixed buckets
+/// (`pool.metrics()`). The buckets are counted lazily: a sample is only stored when it comes
+/// (two per job, in the engine's hot path), and the samples not counted yet are counted in one
+/// go before the ring overwrites them, or when the histogram is read.
 #[derive(Debug, Default, Clone)]
 pub struct Samples {
     buf: Vec<f64>,
     next: usize,
-    /// Every sample since the start, in fixed buckets (`pool.metrics()`).
-    pub hist: crate::metrics::Histogram,
+    /// The newest samples not counted in `hist` yet (at most `SAMPLES`).
+    unfolded: usize,
+    hist: crate::metrics::Histogram,
 }
 
 const SAMPLES: usize = 2048;
 
 impl Samples {
+    #[inline]
     fn push(&mut self, v: f64) {
-        self.hist.observe(v);
+        if self.unfolded == SAMPLES {
+            self.fold();
+        }
         if self.buf.len() < SAMPLES {
             self.buf.push(v);
         } else {
             self.buf[self.next] = v;
         }
         self.next = (self.next + 1) % SAMPLES;
+        self.unfolded += 1;
+    }
+
+    /// The samples not counted yet: the `unfolded` ones before `next`, oldest first.
+    fn pending(&self) -> impl Iterator<Item = f64> + '_ {
+        let len = self.buf.len();
+        (0..self.unfolded).map(move |k| self.buf[(self.next + len - self.unfolded + k) % len])
+    }
+
+    #[cold]
+    fn fold(&mut self) {
+        let mut hist = std::mem::take(&mut self.hist);
+        for v in self.pending() {
+            hist.observe(v);
+        }
+        self.hist = hist;
+        self.unfolded = 0;
+    }
+
+    /// Every sample since the start, in fixed buckets.
+    pub fn histogram(&self) -> crate::metrics::Histogram {
+        let mut hist = self.hist.clone();
+        for v in self.pending() {
+            hist.observe(v);
+        }
+        hist
     }
 
     /// The given percentiles (0..=100) of the recent samples, or `None` without samples.
@@ -516,7 +550,7 @@ impl SchedStats {
 
 pub struct Scheduler {
     cfg: SchedConfig,
-    jobs: HashMap<JobId, Job>,
+    jobs: IdMap<JobId, Job>,
     queue: Queue,
     /// `(from, cap)` per priority range, lowest first (see [`SchedConfig::priority_caps`]);
     /// empty without `priority_slots`.
@@ -524,7 +558,7 @@ pub struct Scheduler {
     /// Jobs of each range on workers (only with caps).
     range_inflight: Vec<usize>,
     /// The range of each job on a worker (only with caps).
-    running_range: HashMap<JobId, usize>,
+    running_range: IdMap<JobId, usize>,
     slots: Vec<Slot>,
     next_worker: WorkerId,
     actions: VecDeque<Action>,
@@ -542,7 +576,7 @@ pub struct Scheduler {
     /// Run deadlines of jobs in flight (lazily cleaned: an entry whose job is gone is skipped).
     deadlines: BinaryHeap<Reverse<(Instant, JobId)>>,
     /// Run deadline of each job in flight that has one.
-    job_deadline: HashMap<JobId, Instant>,
+    job_deadline: IdMap<JobId, Instant>,
     /// The deadlines of waiting jobs that have one (the earlier of their queue and total
     /// deadlines), soonest first: an entry goes when its job leaves the queue, so expiry and
     /// dispatch stay O(log n) and nothing stale piles up.
@@ -553,7 +587,7 @@ pub struct Scheduler {
     /// ([`Scheduler::take_overdue`]).
     overdue: Vec<(JobId, Overdue)>,
     /// Groups with live jobs (and group 0 when jobs are chosen by group), by id and by name.
-    groups: HashMap<GroupId, Group>,
+    groups: IdMap<GroupId, Group>,
     group_ids: HashMap<Box<str>, GroupId>,
     next_group: GroupId,
     /// Jobs are chosen by group (round-robin fairness or group affinity): each group keeps
@@ -581,7 +615,7 @@ pub struct Scheduler {
     /// The most workers now: `max_workers`, or more while a batch runs behind its deadline.
     limit: usize,
     /// Jobs running twice (speculation): the worker of the first copy and of the second.
-    copies: HashMap<JobId, (WorkerId, WorkerId)>,
+    copies: IdMap<JobId, (WorkerId, WorkerId)>,
     /// Copies that lost (the other copy settled the job, or the job was cancelled), marked
     /// cancelled on their workers, for the engine to cancel there ([`Scheduler::take_losers`]).
     losers: Vec<(WorkerId, JobId)>,
@@ -603,11 +637,11 @@ impl Scheduler {
         let by_group = cfg.fairness == Fairness::RoundRobin || cfg.group_affinity;
         let mut s = Scheduler {
             cfg,
-            jobs: HashMap::new(),
+            jobs: IdMap::default(),
             queue: Queue::default(),
             range_inflight: vec![0; caps.len()],
             caps,
-            running_range: HashMap::new(),
+            running_range: IdMap::default(),
             slots: Vec::new(),
             next_worker: 1,
             actions: VecDeque::new(),
@@ -618,11 +652,11 @@ impl Scheduler {
             last_spawn: None,
             spawn_held: false,
             deadlines: BinaryHeap::new(),
-            job_deadline: HashMap::new(),
+            job_deadline: IdMap::default(),
             waits: BTreeSet::new(),
             running_totals: BTreeSet::new(),
             overdue: Vec::new(),
-            groups: HashMap::new(),
+            groups: IdMap::default(),
             group_ids: HashMap::new(),
             next_group: 1,
             by_group: false,
@@ -637,7 +671,7 @@ impl Scheduler {
             min_held: false,
             bursts: HashMap::new(),
             limit: 0,
-            copies: HashMap::new(),
+            copies: IdMap::default(),
             losers: Vec::new(),
         };
         s.limit = s.cfg.max_workers;
@@ -2224,6 +2258,31 @@ mod tests {
 
     fn p(s: &str) -> Box<[u8]> {
         s.as_bytes().into()
+    }
+
+    #[test]
+    fn samples_count_every_sample_in_the_histogram_lazily_and_keep_the_recent_ones() {
+        let mut s = Samples::default();
+        let mut direct = crate::metrics::Histogram::default();
+        // Across several wraps of the ring, checked before, at and after each fold.
+        for i in 0..(3 * SAMPLES + 100) {
+            let v = (i % 97) as f64 * 0.0007;
+            s.push(v);
+            direct.observe(v);
+            if i % 511 == 0 || i % SAMPLES == SAMPLES - 1 || i % SAMPLES == 0 {
+                let h = s.histogram();
+                assert_eq!(
+                    h.cumulative(),
+                    direct.cumulative(),
+                    "after {} samples",
+                    i + 1
+                );
+                assert!((h.sum() - direct.sum()).abs() < 1e-9);
+            }
+        }
+        assert_eq!(s.len(), SAMPLES, "the ring keeps the recent ones");
+        assert!(s.unfolded <= SAMPLES);
+        assert_eq!(s.histogram().count(), (3 * SAMPLES + 100) as u64);
     }
 
     /// Carries out actions like an engine whose spawns always succeed; returns the sends.

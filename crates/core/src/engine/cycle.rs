@@ -19,7 +19,7 @@ use crate::spawn;
 
 pub(crate) struct State {
     pub sched: Scheduler,
-    pub conns: HashMap<WorkerId, Conn>,
+    pub conns: crate::idhash::IdMap<WorkerId, Conn>,
     pub outbox: Outbox,
     pub shutting_down: bool,
     /// `shutdown(false)` was called: nothing more runs.
@@ -49,7 +49,7 @@ impl State {
     pub fn new(sched: Scheduler, outbox: Outbox) -> Self {
         State {
             sched,
-            conns: HashMap::new(),
+            conns: crate::idhash::IdMap::default(),
             outbox,
             shutting_down: false,
             stopping_now: false,

@@ -45,8 +45,8 @@ impl Engine {
             "retried": ss.retried,
             "exits": exits,
             "buckets": BUCKETS.to_vec(),
-            "wait": hist(&ss.wait.hist),
-            "run": hist(&ss.run.hist),
+            "wait": hist(&ss.wait.histogram()),
+            "run": hist(&ss.run.histogram()),
         })
         .to_string()
     }
