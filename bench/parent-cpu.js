@@ -6,7 +6,10 @@
 // process, builds interleaved round by round (order shuffled), medians and minimums printed.
 //
 //   node bench/parent-cpu.js [--rounds N] [--jobs N] [--baseline DIR]... [--worker PATH]
+//                            [--workload echo|md5]
 //
+// --workload md5: the peers harness's md5 job instead of the echo (a 3072-byte payload, the
+// worker's `md5` function returns [payload, md5 hex], the digest checked on every reply).
 // --baseline DIR: another built checkout (its index.js), measured in the same rounds, e.g. the
 // commit before a change; the ratio is this build's parent CPU per job over that one's, paired
 // round by round (median). --worker: the worker executable (default: this checkout's
@@ -20,20 +23,29 @@ const { parseArgs } = require('node:util');
 const ROOT = path.join(__dirname, '..');
 
 if (process.argv[2] === '--child') {
-  child(process.argv[3], process.argv[4], Number(process.argv[5]));
+  child(process.argv[3], process.argv[4], Number(process.argv[5]), process.argv[6]);
 } else {
   main();
 }
 
-function child(dir, worker, jobs) {
+function child(dir, worker, jobs, workload) {
   const { Pool } = require(path.join(dir, 'index.js'));
   const pool = new Pool({ command: [worker], minWorkers: 2, maxWorkers: 2, concurrency: 10 });
+  const payload = 'abc'.repeat(1024);
+  const digest = require('node:crypto').createHash('md5').update(payload).digest('hex');
+  const one = workload === 'md5'
+    ? async () => {
+      const [, hex] = await pool.run(payload, { name: 'md5' });
+      if (hex !== digest) throw new Error('wrong digest');
+    }
+    : async () => {
+      if (await pool.run('0123456789abcdef') !== '0123456789abcdef') throw new Error('wrong echo');
+    };
+  const callers = workload === 'md5' ? 20 : 64; // as the peers harness
   const go = async (n) => {
     let left = n;
-    await Promise.all(Array.from({ length: 64 }, async () => {
-      while (left-- > 0) {
-        if (await pool.run('0123456789abcdef') !== '0123456789abcdef') throw new Error('wrong echo');
-      }
+    await Promise.all(Array.from({ length: callers }, async () => {
+      while (left-- > 0) await one();
     }));
   };
   (async () => {
@@ -61,6 +73,7 @@ function main() {
       jobs: { type: 'string', default: '200000' },
       baseline: { type: 'string', multiple: true, default: [] },
       worker: { type: 'string', default: path.join(ROOT, 'target', 'release', 'examples', 'md5_worker') },
+      workload: { type: 'string', default: 'echo' },
     },
   });
   const rounds = Number(values.rounds);
@@ -70,13 +83,13 @@ function main() {
   for (let r = 0; r < rounds; r++) {
     const order = [...builds].sort(() => Math.random() - 0.5);
     for (const b of order) {
-      const out = execFileSync(process.execPath, [__filename, '--child', b, values.worker, String(jobs)],
+      const out = execFileSync(process.execPath, [__filename, '--child', b, values.worker, String(jobs), values.workload],
         { encoding: 'utf8', timeout: 120000 });
       runs.get(b).push(JSON.parse(out));
     }
     process.stderr.write(`round ${r + 1}/${rounds}\n`);
   }
-  console.log(`parent CPU per job, Pool + Rust echo worker, ${jobs} jobs per run, ${rounds} rounds`);
+  console.log(`parent CPU per job, Pool + Rust worker, ${values.workload}, ${jobs} jobs per run, ${rounds} rounds`);
   console.log('| build | µs/job median | µs/job min | jobs/s median | this checkout ÷ this build, paired median |');
   console.log('|---|---:|---:|---:|---:|');
   const mine = runs.get(ROOT);
