@@ -6,18 +6,21 @@
 // process.cpuUsage() before and after the measured jobs. Each measurement in a fresh process,
 // bootstraps interleaved round by round (order shuffled), medians and minimums printed.
 //
-//   node bench/worker-cpu.js [--rounds N] [--jobs N] [--workload echo|md5] [--baseline DIR]...
-//                            [--prof DIR]
+//   node bench/worker-cpu.js [--rounds N] [--jobs N] [--workload echo|md5] [--workers N]
+//                            [--baseline DIR]... [--prof DIR]
 //
-// echo: a 16-byte string, 32 callers in flight, concurrency 32 (what one of bench/pool.js's two
-// workers holds). md5: the 3072-byte payload of bench/pool.js, result [payload, md5hex], 10
-// callers, concurrency 10. --baseline DIR: another checkout whose lib/pool-worker.js is
+// echo: a 16-byte string, 32 callers in flight per worker, concurrency 32 (what one of
+// bench/pool.js's two workers holds). md5: the 3072-byte payload of bench/pool.js, result
+// [payload, md5hex], 10 callers per worker, concurrency 10. --workers 2 (the shape of
+// bench/pool.js, the parent and both workers on 2 cores: smaller batches per read) reads the
+// workers' CPU from /proc/<pid>/stat instead (10 ms ticks: give it enough jobs). --baseline DIR: another checkout whose lib/pool-worker.js is
 // measured in the same rounds (e.g. the commit before a change); the ratio is this bootstrap's
 // CPU per job over that one's, paired round by round (median). --prof DIR: one run of each
 // bootstrap with the worker under `node --cpu-prof` (profiles in DIR), instead of the rounds.
 
 const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
+const fs = require('node:fs');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
 
@@ -29,18 +32,33 @@ const WORKLOADS = {
 };
 
 if (process.argv[2] === '--child') {
-  child(process.argv[3], process.argv[4], Number(process.argv[5]), process.argv[6]);
+  child(process.argv[3], process.argv[4], Number(process.argv[5]), Number(process.argv[6]), process.argv[7]);
 } else {
   main();
 }
 
-function child(dir, workload, jobs, prof) {
+// utime + stime of process `pid`, in µs.
+function procCpu(pid) {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12])) * 1e4; // fields 14 and 15, at 100 ticks a second
+}
+
+async function workersCpu(pool, workers) {
+  if (workers === 1) {
+    const c = await pool.call('cpu');
+    return c.user + c.system;
+  }
+  return pool.pids.reduce((a, pid) => a + procCpu(pid), 0);
+}
+
+function child(dir, workload, jobs, workers, prof) {
   const { Pool } = require(path.join(ROOT, 'index.js'));
   const w = WORKLOADS[workload];
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
   const pool = new Pool({
     command: [process.execPath, ...nodeArgs, path.join(dir, 'lib', 'pool-worker.js'), WORKER],
-    minWorkers: 1, maxWorkers: 1, concurrency: w.concurrency,
+    minWorkers: workers, maxWorkers: workers, concurrency: w.concurrency,
   });
   const want = w.fn === 'md5'
     ? JSON.stringify([w.arg, crypto.createHash('md5').update(w.arg).digest('hex')])
@@ -48,7 +66,7 @@ function child(dir, workload, jobs, prof) {
   const run = w.fn === undefined ? () => pool.run(w.arg) : () => pool.call(w.fn, w.arg);
   const go = async (n) => {
     let left = n;
-    await Promise.all(Array.from({ length: w.callers }, async () => {
+    await Promise.all(Array.from({ length: w.callers * workers }, async () => {
       while (left-- > 0) {
         if (JSON.stringify(await run()) !== want) throw new Error('wrong reply');
       }
@@ -56,13 +74,14 @@ function child(dir, workload, jobs, prof) {
   };
   (async () => {
     await go(Math.min(jobs, 5000));
-    const cpu0 = await pool.call('cpu');
+    if (pool.pids.length !== workers) throw new Error(`${pool.pids.length} workers, not ${workers}`);
+    const cpu0 = await workersCpu(pool, workers);
     const t0 = process.hrtime.bigint();
     await go(jobs);
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    const cpu1 = await pool.call('cpu');
+    const cpu1 = await workersCpu(pool, workers);
     await pool.close();
-    const us = (cpu1.user + cpu1.system - cpu0.user - cpu0.system) / jobs;
+    const us = (cpu1 - cpu0) / jobs;
     process.stdout.write(JSON.stringify({ us, jps: jobs / secs }));
   })();
 }
@@ -79,6 +98,7 @@ function main() {
       rounds: { type: 'string', default: '9' },
       jobs: { type: 'string', default: '200000' },
       workload: { type: 'string', default: 'echo' },
+      workers: { type: 'string', default: '1' },
       baseline: { type: 'string', multiple: true, default: [] },
       prof: { type: 'string' },
     },
@@ -91,14 +111,15 @@ function main() {
   for (let r = 0; r < rounds; r++) {
     const order = [...builds].sort(() => Math.random() - 0.5);
     for (const b of order) {
-      const args = [__filename, '--child', b, values.workload, String(jobs)];
+      const args = [__filename, '--child', b, values.workload, String(jobs), values.workers];
       if (values.prof) args.push(path.resolve(values.prof, path.basename(b)));
       const out = execFileSync(process.execPath, args, { encoding: 'utf8', timeout: 300000 });
       runs.get(b).push(JSON.parse(out));
     }
     process.stderr.write(`round ${r + 1}/${rounds}\n`);
   }
-  console.log(`Node worker CPU per job, ${values.workload}, ${jobs} jobs per run, ${rounds} rounds`);
+  console.log(`Node worker CPU per job, ${values.workload}, ${values.workers} worker(s), ${jobs} jobs per run, ` +
+    `${rounds} rounds`);
   console.log('| bootstrap | µs/job median | µs/job min | jobs/s median | this checkout ÷ this one, paired median |');
   console.log('|---|---:|---:|---:|---:|');
   const mine = runs.get(ROOT);
