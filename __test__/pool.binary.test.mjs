@@ -68,6 +68,42 @@ test('results holding binaries come back as Buffers, nested, empty and many', TE
   assert.deepEqual(await pool.call('echo', { plain: [1, 'two'] }), { plain: [1, 'two'] });
 });
 
+// The worker reads a call with attachments by its line's first bytes only: here text calls
+// (characters of 2, 3 and 4 bytes in UTF-8 among them) and calls with binaries are written to
+// it in one batch, in one read, so the switch from text lines to bytes and back happens inside
+// a read, after lines whose text offsets are not their byte offsets.
+test('calls with and without binaries mixed in one read each get their own reply', TEST, async (t) => {
+  const { pool } = openPool(t, { module: fixture('binary.js'), maxWorkers: 1, concurrency: 64 });
+  assert.equal(await pool.call('echo', 'ready'), 'ready');
+  const sent = [];
+  for (let i = 0; i < 12; i++) {
+    sent.push(`é ☃ 😀 ${i}`, { b: bytes(i * 100 + 1, i), s: `ü${i}`, n: [i, { '{"b":[': i }] },
+      `{"b":[${i}]}`, { b: [i, 'x'] }, i % 3 === 0 ? bytes(3, i) : ['😀', i]);
+  }
+  const back = await Promise.all(sent.map((v) => pool.call('echo', v)));
+  // Buffers sent come back as Buffers (strict deepEqual compares their bytes and type).
+  assert.deepEqual(back, sent);
+});
+
+// Values nested deeper than the walk for binaries keeps no list of objects (32 levels), and
+// cycles, which end that walk only with the list.
+test('binaries nested 40 levels deep travel both ways; a cycle fails as JSON', TEST, async (t) => {
+  const { pool } = openPool(t, { module: fixture('binary.js'), maxWorkers: 1 });
+  let deep = { b: bytes(5, 1) };
+  for (let i = 0; i < 40; i++) deep = i % 2 ? { d: deep } : [deep];
+  let back = await pool.call('echo', deep);
+  for (let i = 39; i >= 0; i--) back = i % 2 ? back.d : back[0];
+  assert.ok(Buffer.isBuffer(back.b) && back.b.equals(bytes(5, 1)));
+  const res = await rejectsWith(pool.call('cyclic'), codes.UNSERIALIZABLE_RESULT);
+  assert.match(res.message, /circular/i);
+  const cyclic = { a: [1] };
+  cyclic.a.push({ up: cyclic });
+  const arg = await rejectsWith(pool.call('echo', cyclic), codes.UNSERIALIZABLE);
+  assert.match(arg.message, /circular/i);
+  // The worker serves on.
+  assert.deepEqual([...await pool.call('echo', Buffer.from([1, 2]))], [1, 2]);
+});
+
 test('a 64 MiB Buffer makes the round trip', TEST, async (t) => {
   const { pool } = openPool(t, { module: fixture('binary.js'), maxWorkers: 1, maxMessage: 65 << 20 });
   const big = Buffer.alloc(64 << 20, 3);

@@ -18,19 +18,55 @@ function isBinary(v) {
 }
 
 // Whether `value` holds a binary where JSON.stringify would look (own enumerable properties of
-// objects without toJSON, elements of arrays). `stack`: the objects being walked, so a cycle
-// ends the walk (JSON.stringify then reports it) instead of looping.
-function hasBinary(value, stack = []) {
+// objects without toJSON, elements of arrays). It runs for every object result and argument, so
+// the common case is kept cheap: primitives are not visited, and no list of the objects being
+// walked is kept down to SHALLOW levels; a value nested deeper (or a cycle) is walked again with
+// that list (`stack`), so that a cycle ends the walk (JSON.stringify then reports it).
+const SHALLOW = 32;
+
+function hasBinary(value) {
+  if (typeof value !== 'object' || value === null) return false;
+  const found = walk(value, 0);
+  return found === undefined ? walkSafe(value, []) : found;
+}
+
+// `value`: an object. true, false, or undefined when it nests deeper than SHALLOW.
+function walk(value, depth) {
+  if (isBinary(value)) return true;
+  if (typeof value.toJSON === 'function') return false;
+  if (depth === SHALLOW) return undefined;
+  if (Array.isArray(value)) {
+    for (let i = 0; i < value.length; i++) {
+      const v = value[i];
+      if (typeof v === 'object' && v !== null) {
+        const found = walk(v, depth + 1);
+        if (found !== false) return found;
+      }
+    }
+    return false;
+  }
+  const keys = Object.keys(value);
+  for (let i = 0; i < keys.length; i++) {
+    const v = value[keys[i]];
+    if (typeof v === 'object' && v !== null) {
+      const found = walk(v, depth + 1);
+      if (found !== false) return found;
+    }
+  }
+  return false;
+}
+
+function walkSafe(value, stack) {
   if (typeof value !== 'object' || value === null) return false;
   if (isBinary(value)) return true;
   if (typeof value.toJSON === 'function' || stack.includes(value)) return false;
   stack.push(value);
   let found = false;
   if (Array.isArray(value)) {
-    for (let i = 0; i < value.length && !found; i++) found = hasBinary(value[i], stack);
+    for (let i = 0; i < value.length && !found; i++) found = walkSafe(value[i], stack);
   } else {
     const keys = Object.keys(value);
-    for (let i = 0; i < keys.length && !found; i++) found = hasBinary(value[keys[i]], stack);
+    for (let i = 0; i < keys.length && !found; i++) found = walkSafe(value[keys[i]], stack);
   }
   stack.pop();
   return found;

@@ -646,21 +646,26 @@ let pendingBytes = 0;
 let want = 0;
 channel.on('data', (chunk) => {
   let data = chunk;
+  // The last newline, found from the end (a read usually ends with one): whether the read
+  // completes a line, and how far its lines go.
+  let last = chunk.lastIndexOf(10);
+  const binaryFirst = want > 0;
   if (pending.length > 0) {
     pending.push(chunk);
     pendingBytes += chunk.length;
-    if (want > 0 ? pendingBytes < want : chunk.indexOf(10) === -1) return;
+    if (binaryFirst ? pendingBytes < want : last === -1) return;
+    if (last !== -1) last += pendingBytes - chunk.length;
     data = Buffer.concat(pending, pendingBytes);
     pending = [];
     pendingBytes = 0;
-  } else if (chunk.indexOf(10) === -1) {
+  } else if (last === -1) {
     pending.push(chunk);
     pendingBytes = chunk.length;
     return;
   }
   want = 0;
-  // Lines as one text, unless a message with attachments may be among them.
-  const start = data.indexOf(binary.BIN_PREFIX) === -1 ? handleText(data) : handleBytes(data);
+  // A message with attachments complete at last starts the data; else the lines as one text.
+  const start = binaryFirst ? handleBytes(data, 0) : handleText(data, last);
   if (start < data.length) {
     pending.push(data.subarray(start));
     pendingBytes = data.length - start;
@@ -668,24 +673,37 @@ channel.on('data', (chunk) => {
   flush();
 });
 
-// Handles the complete lines of `data` (it holds at least one); returns where the rest starts.
-function handleText(data) {
-  const last = data.lastIndexOf(10);
+// Handles the complete lines of `data`, up to its last newline (at `last`); returns where the
+// rest starts. They are decoded as one text, as version 2 did, and split there; a line that
+// starts a message with attachments (its first 6 bytes, docs/PROTOCOL.md: a line is never
+// searched for them further in) hands that line and the rest to handleBytes. Only then is
+// anything decoded that is not text: at most the rest of this read, never used.
+function handleText(data, last) {
   const text = data.toString('utf8', 0, last);
   let start = 0;
-  let nl;
-  while ((nl = text.indexOf('\n', start)) !== -1) {
+  let lines = 0;
+  for (;;) {
+    if (text.charCodeAt(start + 2) === 0x62 && text.startsWith(binary.BIN_PREFIX, start)) {
+      // Where that line starts in the bytes: after the newlines of the lines handled (a text's
+      // offsets are not the bytes' once a character takes more than one byte).
+      let at = 0;
+      for (let i = 0; i < lines; i++) at = data.indexOf(10, at) + 1;
+      return handleBytes(data, at);
+    }
+    const nl = text.indexOf('\n', start);
+    if (nl === -1) break;
     handle(text.slice(start, nl));
     start = nl + 1;
+    lines++;
   }
   handle(text.slice(start));
   return last + 1;
 }
 
-// As handleText, line by line, reading the attachments that follow a line that declares them
-// (docs/PROTOCOL.md). A message not complete yet sets `want` to its length.
-function handleBytes(data) {
-  let start = 0;
+// As handleText, from `start` (a line's start), line by line, reading the attachments that
+// follow a line that declares them (docs/PROTOCOL.md). A message not complete yet sets `want`
+// to its length.
+function handleBytes(data, start) {
   let nl;
   while ((nl = data.indexOf(10, start)) !== -1) {
     if (data[start + 1] !== 0x22 || data[start + 2] !== 0x62 || data[start + 3] !== 0x22 ||
