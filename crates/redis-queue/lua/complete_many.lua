@@ -12,6 +12,9 @@ P = ARGV[1]
 local group, me = ARGV[2], ARGV[3]
 local keep = tonumber(ARGV[4])
 local out, acked = {}, {}
+-- The records of the jobs settled here, deleted in one DEL at the end; a job named twice in the
+-- batch settles once (its record read as gone the second time, as if deleted already).
+local settled, gone = {}, {}
 local runs = {} -- function name -> run times of this call
 local all = {}
 local freed = false
@@ -49,11 +52,15 @@ for i = 5, #ARGV - 4, 5 do
     local job = ARGV[i + 1]
     local key = P .. 'job:' .. job
     -- The fields settling needs, not the arguments (which may be large).
-    local v = redis.call('HMGET', key, 'p', 'l', 'K', 'g', 'q', 'f')
-    local t = { p = v[1] or nil, l = v[2] or nil, K = v[3] or nil, g = v[4] or nil, q = v[5] or nil,
-      f = v[6] or nil }
+    local t = {}
+    if not settled[job] then
+      local v = redis.call('HMGET', key, 'p', 'l', 'K', 'g', 'q', 'f')
+      t = { p = v[1] or nil, l = v[2] or nil, K = v[3] or nil, g = v[4] or nil, q = v[5] or nil,
+        f = v[6] or nil }
+      settled[job] = true
+      gone[#gone + 1] = key
+    end
     acked[#acked + 1] = id
-    redis.call('DEL', key)
     if t.p and t.l then answer(job, t, ARGV[i + 2], ARGV[i + 3], nil) end
     if t.q then
       uncount(t)
@@ -69,6 +76,7 @@ for i = 5, #ARGV - 4, 5 do
     out[#out + 1] = 1
   end
 end
+if #gone > 0 then redis.call('DEL', unpack(gone)) end
 if #acked > 0 then
   redis.call('XACK', KEYS[1], group, unpack(acked))
   redis.call('XDEL', KEYS[1], unpack(acked))
