@@ -34,6 +34,9 @@ local waiting = redis.call('ZCARD', KEYS[1])
 local now = now_ms()
 local n = 0
 local refused, joined = {}, {}
+-- Sequence numbers are reserved for the rest of the batch in one INCRBY when one is first
+-- needed (numbers a skipped job leaves unused only order nothing).
+local seq, reserved = 0, 0
 for i = 6, #ARGV - 10, 11 do
   local lid = ARGV[i]
   local id = producer .. ':' .. lid
@@ -59,7 +62,12 @@ for i = 6, #ARGV - 10, 11 do
     refused[#refused + 1] = lid
   else
     waiting = waiting + 1
-    local seq = redis.call('INCR', KEYS[3])
+    if seq >= reserved then
+      local rest = math.floor((#ARGV - i) / 11) + 1
+      reserved = redis.call('INCRBY', KEYS[3], rest)
+      seq = reserved - rest
+    end
+    seq = seq + 1
     -- Equal scores are ordered by member: the zero-padded sequence keeps them first in, first out.
     local member = string.format('%016d', seq) .. id
     local record = { 'p', producer, 'l', lid, 'k', ARGV[i + 1], 'f', name, 'a', ARGV[i + 3],

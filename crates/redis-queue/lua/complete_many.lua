@@ -12,20 +12,55 @@ P = ARGV[1]
 local group, me = ARGV[2], ARGV[3]
 local keep = tonumber(ARGV[4])
 local out, acked = {}, {}
+-- The records of the jobs settled here, deleted in one DEL at the end; a job named twice in the
+-- batch settles once (its record read as gone the second time, as if deleted already).
+local settled, gone = {}, {}
 local runs = {} -- function name -> run times of this call
 local all = {}
 local freed = false
+-- The entries pending for this consumer, in one XPENDING over the range of the batch's ids
+-- (this consumer's only): id -> true. An id it does not list is asked alone, as before, so the
+-- answer holds whatever the range missed.
+local mine = {}
+do
+  local lo, hi, lo_ms, lo_seq, hi_ms, hi_seq
+  for i = 5, #ARGV - 4, 5 do
+    local ms, seq = string.match(ARGV[i], '^(%d+)%-(%d+)$')
+    if ms then
+      ms, seq = tonumber(ms), tonumber(seq)
+      if not lo or ms < lo_ms or (ms == lo_ms and seq < lo_seq) then lo, lo_ms, lo_seq = ARGV[i], ms, seq end
+      if not hi or ms > hi_ms or (ms == hi_ms and seq > hi_seq) then hi, hi_ms, hi_seq = ARGV[i], ms, seq end
+    end
+  end
+  if lo then
+    local p = redis.pcall('XPENDING', KEYS[1], group, lo, hi, 1000, me)
+    if type(p) == 'table' and not p.err then
+      for _, e in ipairs(p) do mine[e[1]] = true end
+    end
+  end
+end
+local function pending_here(id)
+  if mine[id] then return true end
+  local p = redis.pcall('XPENDING', KEYS[1], group, id, id, 1)
+  return type(p) == 'table' and not p.err and #p > 0 and p[1][2] == me
+end
 for i = 5, #ARGV - 4, 5 do
   local id = ARGV[i]
-  local p = redis.pcall('XPENDING', KEYS[1], group, id, id, 1)
-  if type(p) ~= 'table' or p.err or #p == 0 or p[1][2] ~= me then
+  if not pending_here(id) then
     out[#out + 1] = 0
   else
     local job = ARGV[i + 1]
     local key = P .. 'job:' .. job
-    local t = fields(redis.call('HGETALL', key))
+    -- The fields settling needs, not the arguments (which may be large).
+    local t = {}
+    if not settled[job] then
+      local v = redis.call('HMGET', key, 'p', 'l', 'K', 'g', 'q', 'f')
+      t = { p = v[1] or nil, l = v[2] or nil, K = v[3] or nil, g = v[4] or nil, q = v[5] or nil,
+        f = v[6] or nil }
+      settled[job] = true
+      gone[#gone + 1] = key
+    end
     acked[#acked + 1] = id
-    redis.call('DEL', key)
     if t.p and t.l then answer(job, t, ARGV[i + 2], ARGV[i + 3], nil) end
     if t.q then
       uncount(t)
@@ -41,6 +76,7 @@ for i = 5, #ARGV - 4, 5 do
     out[#out + 1] = 1
   end
 end
+if #gone > 0 then redis.call('DEL', unpack(gone)) end
 if #acked > 0 then
   redis.call('XACK', KEYS[1], group, unpack(acked))
   redis.call('XDEL', KEYS[1], unpack(acked))

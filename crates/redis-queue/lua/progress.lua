@@ -14,7 +14,7 @@ if not t.p or not t.l then return 0 end
 local sent = 0
 for _, c in ipairs(callers_of(ARGV[5], t)) do
   local producer, lid = split(c[1])
-  if producer and c[2] == '1' and redis.call('EXISTS', P .. 'producer:' .. producer) == 1 then
+  if producer and c[2] == '1' and producer_ttl(producer) ~= -2 then
     reply_to(producer, lid, 'p', ARGV[6])
     sent = 1
   end

@@ -8,14 +8,32 @@ local function now_ms()
   return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 end
 
+-- What this call learned of each producer, read once per call (no script here writes a
+-- producer's key, and no key expires while a script runs): its key's PTTL, and whether this
+-- call set its reply stream's expiry already. A batch's replies mostly go to one producer.
+local ttls, expiring = {}, {}
+
+local function producer_ttl(producer)
+  local ttl = ttls[producer]
+  if not ttl then
+    ttl = redis.call('PTTL', P .. 'producer:' .. producer)
+    ttls[producer] = ttl
+  end
+  return ttl
+end
+
 -- A result (or failure) for a producer's local id, only while the producer lives: its reply
 -- stream expires with it.
 local function reply_to(producer, lid, status, value)
-  local ttl = redis.call('PTTL', P .. 'producer:' .. producer)
+  local ttl = producer_ttl(producer)
   if ttl == -2 then return end
   local stream = P .. 'reply:' .. producer
   redis.call('XADD', stream, '*', 'l', lid, 's', status, 'v', value)
-  if ttl > 0 then redis.call('PEXPIRE', stream, ttl) end
+  -- Later XADDs keep the expiry: once per stream and call.
+  if ttl > 0 and not expiring[producer] then
+    redis.call('PEXPIRE', stream, ttl)
+    expiring[producer] = true
+  end
 end
 
 -- A caller id `<producer>:<local>` split.
@@ -37,7 +55,7 @@ end
 local function wanted(id, t)
   for _, c in ipairs(callers_of(id, t)) do
     local producer = split(c[1])
-    if producer and redis.call('EXISTS', P .. 'producer:' .. producer) == 1 then return true end
+    if producer and producer_ttl(producer) ~= -2 then return true end
   end
   return false
 end

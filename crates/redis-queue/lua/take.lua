@@ -41,12 +41,15 @@ local function bury(id, flat, reason)
   dead = dead + 1
 end
 
+-- The records of the jobs this call moved into the stream (read there once): job id -> record.
+local moved_records = {}
+
 -- The job record an entry names, checked: the record, its key; or nil and the reason.
 local function record(flat)
   local job = fields(flat).j
   if type(job) ~= 'string' then return nil, 'not a comrade job entry (no field j)' end
   local key = P .. 'job:' .. job
-  local t = fields(redis.call('HGETALL', key))
+  local t = moved_records[job] or fields(redis.call('HGETALL', key))
   if not t.p then return nil, 'no job record ' .. key end
   if not (t.l and t.a and t.f and (t.k == 'r' or t.k == 'x') and tonumber(t.r) and tonumber(t.t)) then
     return nil, 'malformed job record ' .. key
@@ -157,6 +160,7 @@ if want > 0 then
   while lo and moved < want and seen < want + 1000 do
     local batch = redis.call('ZRANGEBYSCORE', KEYS[1], lo, '+inf', 'WITHSCORES', 'LIMIT', 0, want - moved)
     if #batch == 0 then break end
+    local gone = {} -- this batch's members taken out of the waiting set, removed in one call
     for i = 1, #batch, 2 do
       local member = batch[i]
       local r = nil
@@ -171,14 +175,12 @@ if want > 0 then
           break
         end
       end
-      redis.call('ZREM', KEYS[1], member)
+      gone[#gone + 1] = member
       seen = seen + 1
       local job = string.sub(member, 17)
       local key = P .. 'job:' .. job
-      -- The fields this step needs (not the arguments, which may be large).
-      local v = redis.call('HMGET', key, 'p', 'l', 'g', 'w', 'qd', 'td', 'K')
-      local t = { p = v[1] or nil, l = v[2] or nil, g = v[3] or nil, w = v[4] or nil, qd = v[5] or nil,
-        td = v[6] or nil, K = v[7] or nil }
+      -- The whole record: a job moved on is read from the stream in this call, and needs it.
+      local t = fields(redis.call('HGETALL', key))
       if not t.p then
         dropped = dropped + 1
       elseif past(t.qd) or past(t.td) then
@@ -200,11 +202,14 @@ if want > 0 then
           inflight[r] = inflight[r] + 1
           redis.call('HINCRBY', P .. 'inflight', caps[r][3], 1)
           redis.call('HSET', key, 'q', caps[r][3])
+          t.q = caps[r][3]
         end
         redis.call('XADD', KEYS[2], '*', 'j', job)
+        moved_records[job] = t
         moved = moved + 1
       end
     end
+    if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
   end
   local read = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', want, 'STREAMS', KEYS[2], '>')
   if read then
