@@ -19,6 +19,7 @@
 const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
+const { median } = require('./common');
 
 const ROOT = path.join(__dirname, '..');
 
@@ -58,12 +59,6 @@ function child(dir, worker, jobs, workload) {
     await pool.terminate();
     process.stdout.write(JSON.stringify({ us: (cpu.user + cpu.system) / jobs, jps: jobs / secs }));
   })();
-}
-
-function median(a) {
-  const s = [...a].sort((x, y) => x - y);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 function main() {

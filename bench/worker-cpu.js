@@ -23,6 +23,7 @@ const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
+const { median } = require('./common');
 
 const ROOT = path.join(__dirname, '..');
 const WORKER = path.join(__dirname, 'workers', 'cpu-node.js');
@@ -84,12 +85,6 @@ function child(dir, workload, jobs, workers, prof) {
     const us = (cpu1 - cpu0) / jobs;
     process.stdout.write(JSON.stringify({ us, jps: jobs / secs }));
   })();
-}
-
-function median(a) {
-  const s = [...a].sort((x, y) => x - y);
-  const n = s.length;
-  return n % 2 ? s[(n - 1) / 2] : (s[n / 2 - 1] + s[n / 2]) / 2;
 }
 
 function main() {

@@ -13,7 +13,7 @@ const os = require('node:os');
 const path = require('node:path');
 const { fileURLToPath } = require('node:url');
 const { DEFAULTS, workerExecArgv } = require('./native');
-const { optionError, unknownOptionError } = require('./errors');
+const { optionError, unknownOptionError, argumentError } = require('./errors');
 
 const MAX_U32 = 0xffffffff;
 const MAX_SAFE = Number.MAX_SAFE_INTEGER;
@@ -264,6 +264,18 @@ const TYPES = {
 };
 
 // What a finite span over MAX_DURATION_MS is told, for an option or a job's timeout.
+// A per-job span in ms (> 0; Infinity: none, which the engine reads as 0), or its Error: what
+// run()'s and a producer's queueTimeout and totalTimeout take.
+function spanOption(what, name, v) {
+  if (typeof v !== 'number' || !(v > 0)) {
+    return argumentError(`${what}(): options.${name} must be a number of milliseconds > 0, or Infinity`);
+  }
+  if (v !== Infinity && v > MAX_DURATION_MS) {
+    return argumentError(`${what}(): ${durationMessage(`options.${name}`, v)}`);
+  }
+  return v === Infinity ? 0 : v;
+}
+
 function durationMessage(name, v) {
   return `${name} must be at most ${MAX_DURATION_MS} ms (about 49.7 days), or Infinity; got ${v}`;
 }
@@ -329,5 +341,5 @@ function internalLimits(options) {
 }
 
 module.exports = {
-  OPTIONS, TYPES, MAX_DURATION_MS, LIMITS, durationMessage, internalLimits, resolveOption, resolveOptions,
+  OPTIONS, TYPES, MAX_DURATION_MS, LIMITS, durationMessage, spanOption, internalLimits, resolveOption, resolveOptions,
 };

@@ -18,7 +18,7 @@ const {
 } = require('./errors');
 const broadcasts = require('./broadcast');
 const {
-  resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage,
+  resolveOptions, internalLimits, MAX_DURATION_MS, durationMessage, spanOption,
 } = require('./options');
 const { Session, Job, ScopedJob } = require('./session');
 const { Coalescer } = require('./coalesce');
@@ -838,17 +838,6 @@ function readOptions(job, options, onProgress, what) {
   }
   if (key !== undefined) optKey = key;
   return name ?? null;
-}
-
-// A per-job span in ms (> 0; Infinity: none, which the engine reads as 0), or its Error.
-function spanOption(what, name, v) {
-  if (typeof v !== 'number' || !(v > 0)) {
-    return argumentError(`${what}(): options.${name} must be a number of milliseconds > 0, or Infinity`);
-  }
-  if (v !== Infinity && v > MAX_DURATION_MS) {
-    return argumentError(`${what}(): ${durationMessage(`options.${name}`, v)}`);
-  }
-  return v === Infinity ? 0 : v;
 }
 
 Pool.METRICS_CONTENT_TYPE = metrics.CONTENT_TYPE;

@@ -13,7 +13,7 @@ const {
   codes, PoolError, argumentError, optionError, unknownOptionError, unserializableError, closedError,
   abortError,
 } = require('../errors');
-const { resolveOption, OPTIONS, MAX_DURATION_MS, durationMessage } = require('../options');
+const { resolveOption, OPTIONS, MAX_DURATION_MS, durationMessage, spanOption } = require('../options');
 const {
   redactUrl, redisError, checkUrl, checkTls, checkQueue, deserializeError, bytesOver,
 } = require('./common');
@@ -94,17 +94,6 @@ function policyOf(options) {
   let text = sacred ? '1' : '0';
   for (let i = 0; i < pairs.length; i += 2) text += `;${String(pairs[i])}:${pairs[i + 1]}`;
   return text;
-}
-
-// A per-job span in ms (> 0; Infinity: none, 0), or its Error: as Pool's.
-function spanOption(what, name, v) {
-  if (typeof v !== 'number' || !(v > 0)) {
-    return argumentError(`${what}(): options.${name} must be a number of milliseconds > 0, or Infinity`);
-  }
-  if (v !== Infinity && v > MAX_DURATION_MS) {
-    return argumentError(`${what}(): ${durationMessage(`options.${name}`, v)}`);
-  }
-  return v === Infinity ? 0 : v;
 }
 
 // The per-job options a producer takes (run: `name` too).
