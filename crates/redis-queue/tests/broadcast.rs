@@ -1,49 +1,12 @@
 //! Broadcasts across hosts against a real redis-server (Debian's `redis-server`), started on a
 //! free loopback port without persistence and stopped afterwards. No mock of Redis.
 
-use std::process::{Child, Command, Stdio};
 use std::time::Duration;
 
 use comrade_redis_queue::{BroadcastState, Host, Inbox, Incoming, Producer};
 
-struct Server {
-    child: Child,
-    url: String,
-}
-
-impl Server {
-    async fn start() -> Server {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        let mut child = Command::new("redis-server")
-            .args(["--port", &port.to_string(), "--bind", "127.0.0.1"])
-            .args(["--save", "", "--appendonly", "no"])
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("redis-server (Debian package redis-server) must be installed");
-        let url = format!("redis://127.0.0.1:{port}");
-        for _ in 0..600 {
-            if std::net::TcpStream::connect(("127.0.0.1", port)).is_ok() {
-                return Server { child, url };
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-        }
-        let _ = child.kill();
-        let _ = child.wait();
-        panic!("redis-server did not start on port {port}");
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
+mod server;
+use server::Server;
 
 async fn host(url: &str, name: &str, lease_ms: u64) -> (Host, Inbox) {
     let h = Host::connect(url, "bq", name, lease_ms).await.unwrap();
@@ -64,7 +27,7 @@ fn done(s: BroadcastState) -> Vec<String> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broadcast_waits_for_every_live_host_and_gathers_their_answers() {
-    let s = Server::start().await;
+    let s = Server::start(&[]).await;
     let p = Producer::connect(&s.url, "bq", 30_000).await.unwrap();
     assert_eq!(p.broadcast(1, "null").await.unwrap(), 0, "no live host");
     let (a, ia) = host(&s.url, "a", 30_000).await;
@@ -111,7 +74,7 @@ async fn a_broadcast_waits_for_every_live_host_and_gathers_their_answers() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_host_whose_lease_ran_out_or_that_left_is_not_waited_for() {
-    let s = Server::start().await;
+    let s = Server::start(&[]).await;
     let p = Producer::connect(&s.url, "bq", 30_000).await.unwrap();
     let (a, _ia) = host(&s.url, "a", 30_000).await;
     // `b` says it is live for 300 ms, then never again (it died).
