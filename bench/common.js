@@ -150,7 +150,36 @@ async function echoThroughput(pool, { jobs, callers, call }) {
   return jobs / secs;
 }
 
+// Runs `node <argv(build)>` for each build once a round, a fresh process each, the order
+// shuffled each round: build -> the JSON each run printed ({ us, jps }).
+function runBuilds(builds, rounds, argv, timeout) {
+  const runs = new Map(builds.map((b) => [b, []]));
+  for (let r = 0; r < rounds; r++) {
+    const order = [...builds].sort(() => Math.random() - 0.5);
+    for (const b of order) {
+      const out = execFileSync(process.execPath, argv(b), { encoding: 'utf8', timeout });
+      runs.get(b).push(JSON.parse(out));
+    }
+    process.stderr.write(`round ${r + 1}/${rounds}\n`);
+  }
+  return runs;
+}
+
+// The CPU-per-job table of runBuilds' runs: each build's µs/job (median, min) and jobs/s, and
+// `mine`'s µs/job over that build's, paired round by round. `what` names the first column.
+function printPerJob(runs, mine, what) {
+  console.log(`| ${what} | µs/job median | µs/job min | jobs/s median | this checkout ÷ this one, paired median |`);
+  console.log('|---|---:|---:|---:|---:|');
+  const ours = runs.get(mine);
+  for (const [b, rs] of runs) {
+    const us = rs.map((x) => x.us);
+    const ratio = b === mine ? 1 : median(rs.map((x, i) => ours[i].us / x.us));
+    console.log(`| ${b === mine ? 'this checkout' : b} | ${median(us).toFixed(3)} | ${Math.min(...us).toFixed(3)} | ` +
+      `${Math.round(median(rs.map((x) => x.jps)))} | ${ratio.toFixed(3)} |`);
+  }
+}
+
 module.exports = {
   median, fmtInt, fmtRatio, machineInfo, cpuSnapshot, othersCpuShare, runRounds, finish,
-  roundsAndJobs, interleaved, echoThroughput,
+  roundsAndJobs, interleaved, echoThroughput, runBuilds, printPerJob,
 };

@@ -16,10 +16,9 @@
 // target/release/examples/md5_worker), the same for every build so that only the parent
 // differs.
 
-const { execFileSync } = require('node:child_process');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
-const { median } = require('./common');
+const { runBuilds, printPerJob } = require('./common');
 
 const ROOT = path.join(__dirname, '..');
 
@@ -74,25 +73,8 @@ function main() {
   const rounds = Number(values.rounds);
   const jobs = Number(values.jobs);
   const builds = [ROOT, ...values.baseline.map((d) => path.resolve(d))];
-  const runs = new Map(builds.map((b) => [b, []]));
-  for (let r = 0; r < rounds; r++) {
-    const order = [...builds].sort(() => Math.random() - 0.5);
-    for (const b of order) {
-      const out = execFileSync(process.execPath, [__filename, '--child', b, values.worker, String(jobs), values.workload],
-        { encoding: 'utf8', timeout: 120000 });
-      runs.get(b).push(JSON.parse(out));
-    }
-    process.stderr.write(`round ${r + 1}/${rounds}\n`);
-  }
+  const runs = runBuilds(builds, rounds,
+    (b) => [__filename, '--child', b, values.worker, String(jobs), values.workload], 120000);
   console.log(`parent CPU per job, Pool + Rust worker, ${values.workload}, ${jobs} jobs per run, ${rounds} rounds`);
-  console.log('| build | µs/job median | µs/job min | jobs/s median | this checkout ÷ this build, paired median |');
-  console.log('|---|---:|---:|---:|---:|');
-  const mine = runs.get(ROOT);
-  for (const b of builds) {
-    const rs = runs.get(b);
-    const us = rs.map((x) => x.us);
-    const ratio = b === ROOT ? 1 : median(rs.map((x, i) => mine[i].us / x.us));
-    console.log(`| ${b === ROOT ? 'this checkout' : b} | ${median(us).toFixed(3)} | ${Math.min(...us).toFixed(3)} | ` +
-      `${Math.round(median(rs.map((x) => x.jps)))} | ${ratio.toFixed(3)} |`);
-  }
+  printPerJob(runs, ROOT, 'build');
 }

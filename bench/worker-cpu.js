@@ -18,12 +18,11 @@
 // CPU per job over that one's, paired round by round (median). --prof DIR: one run of each
 // bootstrap with the worker under `node --cpu-prof` (profiles in DIR), instead of the rounds.
 
-const { execFileSync } = require('node:child_process');
 const crypto = require('node:crypto');
 const fs = require('node:fs');
 const path = require('node:path');
 const { parseArgs } = require('node:util');
-const { median } = require('./common');
+const { runBuilds, printPerJob } = require('./common');
 
 const ROOT = path.join(__dirname, '..');
 const WORKER = path.join(__dirname, 'workers', 'cpu-node.js');
@@ -102,27 +101,12 @@ function main() {
   const rounds = values.prof ? 1 : Number(values.rounds);
   const jobs = Number(values.jobs);
   const builds = [ROOT, ...values.baseline.map((d) => path.resolve(d))];
-  const runs = new Map(builds.map((b) => [b, []]));
-  for (let r = 0; r < rounds; r++) {
-    const order = [...builds].sort(() => Math.random() - 0.5);
-    for (const b of order) {
-      const args = [__filename, '--child', b, values.workload, String(jobs), values.workers];
-      if (values.prof) args.push(path.resolve(values.prof, path.basename(b)));
-      const out = execFileSync(process.execPath, args, { encoding: 'utf8', timeout: 300000 });
-      runs.get(b).push(JSON.parse(out));
-    }
-    process.stderr.write(`round ${r + 1}/${rounds}\n`);
-  }
+  const runs = runBuilds(builds, rounds, (b) => {
+    const args = [__filename, '--child', b, values.workload, String(jobs), values.workers];
+    if (values.prof) args.push(path.resolve(values.prof, path.basename(b)));
+    return args;
+  }, 300000);
   console.log(`Node worker CPU per job, ${values.workload}, ${values.workers} worker(s), ${jobs} jobs per run, ` +
     `${rounds} rounds`);
-  console.log('| bootstrap | µs/job median | µs/job min | jobs/s median | this checkout ÷ this one, paired median |');
-  console.log('|---|---:|---:|---:|---:|');
-  const mine = runs.get(ROOT);
-  for (const b of builds) {
-    const rs = runs.get(b);
-    const us = rs.map((x) => x.us);
-    const ratio = b === ROOT ? 1 : median(rs.map((x, i) => mine[i].us / x.us));
-    console.log(`| ${b === ROOT ? 'this checkout' : b} | ${median(us).toFixed(3)} | ${Math.min(...us).toFixed(3)} | ` +
-      `${Math.round(median(rs.map((x) => x.jps)))} | ${ratio.toFixed(3)} |`);
-  }
+  printPerJob(runs, ROOT, 'bootstrap');
 }
