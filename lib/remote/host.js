@@ -80,15 +80,14 @@ class WorkerHost extends EventEmitter {
   #slots;
   #state = 'running'; // 'running' | 'stopping' | 'stopped'
   #freed = null; // { promise, resolve }: a slot was freed, or the host is stopping
-  #renewal;
+  #timer; // every lease / 4: this host's registration (beat) and its leases' renewal
   #loop;
   #counts = { taken: 0, completed: 0, dropped: 0, lost: 0, cancelled: 0, failed: 0, dead: 0 };
   #failing = false;
   #closed;
-  // Broadcasts (docs/REDIS.md): this host says it is live every lease / 4, and reads its inbox
+  // Broadcasts (docs/REDIS.md): this host says it is live with each beat, and reads its inbox
   // on a connection of its own; `#answering` holds the broadcasts being handled.
   #inbox;
-  #beating;
   #listening;
   #answering = new Set();
   #outbox = []; // finished jobs whose results are not written yet: { d, status, value }
@@ -102,12 +101,11 @@ class WorkerHost extends EventEmitter {
     this.#pool = pool;
     this.#inbox = inbox;
     this.#slots = o.workers * o.concurrency;
-    this.#renewal = setInterval(() => {
-      this.#register();
+    // startWorkerHost registered it (its slots, live for broadcasts) before it took a job.
+    this.#timer = setInterval(() => {
+      this.#beat();
       this.#renew();
     }, Math.max(25, Math.floor(o.lease / 4)));
-    this.#register();
-    this.#beating = setInterval(() => this.#beat(), Math.max(25, Math.floor(o.lease / 4)));
     this.#loop = this.#run();
     this.#listening = this.#listen();
   }
@@ -143,8 +141,8 @@ class WorkerHost extends EventEmitter {
   async #close() {
     this.#state = 'stopping';
     this.#wake();
-    // No broadcast waits for a host that is stopping.
-    clearInterval(this.#beating);
+    // No broadcast waits for a host that is stopping; its beats from now on keep only its
+    // slots registered (its running jobs still count for prioritySlots' caps).
     try {
       await this.#native.leaveHosts();
     } catch {
@@ -154,7 +152,7 @@ class WorkerHost extends EventEmitter {
     await this.#listening;
     await Promise.all(this.#answering);
     while (this.#held.size > 0) await this.#slotFreed();
-    clearInterval(this.#renewal);
+    clearInterval(this.#timer);
     try {
       // Its slots no longer count for the queue's prioritySlots.
       await this.#native.register(0);
@@ -232,7 +230,10 @@ class WorkerHost extends EventEmitter {
     }
   }
 
+  // Registers this host for a lease: live for broadcasts (until it stops), and its slots, for
+  // the caps of a prioritySlots policy and maxExpectedWait's estimate. One script call.
   async #beat() {
+    if (this.#state === 'stopped') return;
     try {
       await this.#native.beat();
       this.#redisOk();
@@ -413,13 +414,6 @@ class WorkerHost extends EventEmitter {
     this.#writing = false;
   }
 
-  // Tells the queue this host's slots, for a lease: the caps of a prioritySlots policy and
-  // maxExpectedWait's estimate come from the slots of every live host. A failure is told by the next take or renewal.
-  #register() {
-    if (this.#state === 'stopped') return;
-    this.#native.register(this.#slots).catch(() => {});
-  }
-
   async #renew() {
     if (this.#held.size === 0) return;
     const running = [...this.#held.values()];
@@ -466,8 +460,8 @@ async function startWorkerHost(options) {
     const binding = require('../../binding.js');
     native = await binding.redisHost(o.redis, o.queue, o.name, o.lease, o.tls ?? undefined);
     inbox = await binding.redisInbox(o.redis, o.queue, o.name, o.tls ?? undefined);
-    // Live from the start: a broadcast made now reaches this host.
-    await native.beat();
+    // Live from the start, with its slots: a broadcast made now reaches this host.
+    await native.register(o.workers * o.concurrency);
   } catch (e) {
     await pool.terminate();
     throw redisError(e, o.redis, 'connecting');

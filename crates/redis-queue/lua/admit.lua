@@ -2,14 +2,16 @@
 -- KEYS: 1 waiting (sorted set), 2 wake (list), 3 sequence (counter)
 -- ARGV: 1 key prefix, 2 producer id, 3 backlog limit (most jobs waiting in the whole queue;
 --       -1: none), 4 the producer's priority policy ('' = none: see below), 5 its lease (ms),
---       then 11 per job:
+--       6 '1' when this batch is sent again (its first sending's reply was lost), then 11 per
+--       job:
 --       local id, kind ('r' run / 'x' exec), function name ('' = default), arguments (JSON),
 --       retries, timeout (ms, 0 = none), score (-priority: lower is taken first), progress
 --       wanted ('1' or '0'), queue timeout (ms, 0 = none), total timeout (ms, 0 = none),
 --       coalescing key ('' = none)
 -- Returns { admitted, refused local ids, jobs waiting, joined local ids, conflicting policy }.
 -- A job whose record exists already is skipped: a batch sent again (its first reply was lost
--- with the connection) queues nothing twice. A job that would make the queue's waiting jobs
+-- with the connection) queues nothing twice. Only a batch sent again is checked (a local id is
+-- never in two batches), so a first sending costs no EXISTS per job. A job that would make the queue's waiting jobs
 -- more than the limit is refused: the limit holds across every producer, since the count and
 -- the admission are one step.
 -- Deadlines are in Redis's clock: `qd` (queue) and `td` (total) in the record; take hands
@@ -25,6 +27,7 @@ P = ARGV[1]
 local producer = ARGV[2]
 local limit = tonumber(ARGV[3])
 local policy = ARGV[4]
+local again = ARGV[6] == '1'
 if policy ~= '' then
   local current = redis.call('GET', P .. 'policy')
   if current and current ~= policy then return { 0, {}, redis.call('ZCARD', KEYS[1]), {}, current } end
@@ -37,7 +40,9 @@ local refused, joined = {}, {}
 -- Sequence numbers are reserved for the rest of the batch in one INCRBY when one is first
 -- needed (numbers a skipped job leaves unused only order nothing).
 local seq, reserved = 0, 0
-for i = 6, #ARGV - 10, 11 do
+-- The members to add to the waiting set, in one ZADD: score, member, ...
+local adds = {}
+for i = 7, #ARGV - 10, 11 do
   local lid = ARGV[i]
   local id = producer .. ':' .. lid
   local key = P .. 'job:' .. id
@@ -52,7 +57,7 @@ for i = 6, #ARGV - 10, 11 do
       if c[1] ~= map or c[2] then carrier = nil end
     end
   end
-  if redis.call('EXISTS', key) == 1 then
+  if again and redis.call('EXISTS', key) == 1 then
     -- Admitted by the first sending of this batch.
   elseif carrier then
     redis.call('HSET', key, 'p', producer, 'l', lid, 's', carrier)
@@ -85,11 +90,13 @@ for i = 6, #ARGV - 10, 11 do
       record[#record + 1] = 'td'; record[#record + 1] = now + tto
     end
     redis.call('HSET', key, unpack(record))
-    redis.call('ZADD', KEYS[1], ARGV[i + 6], member)
+    adds[#adds + 1] = ARGV[i + 6]
+    adds[#adds + 1] = member
     n = n + 1
   end
 end
 if n > 0 then
+  redis.call('ZADD', KEYS[1], unpack(adds))
   -- One token per job (at most 64) wakes as many sleeping hosts; the list never grows past 64.
   local tokens = {}
   for i = 1, math.min(n, 64) do tokens[i] = '1' end

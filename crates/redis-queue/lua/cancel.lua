@@ -78,4 +78,5 @@ for i = 4, #ARGV do
   end
   statuses[#statuses + 1] = status
 end
+flush_replies()
 return { withdrawn, flagged, statuses }

@@ -22,4 +22,5 @@ if t.q then
     redis.call('LTRIM', P .. 'wake', 0, 63)
   end
 end
+flush_replies()
 return 1

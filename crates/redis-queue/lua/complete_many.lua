@@ -5,8 +5,11 @@
 -- queue's recent run times, per function and for the whole queue: capped lists, newest first,
 -- read by stats and by maxExpectedWait's admission check (gauge.lua).
 -- KEYS: 1 stream
--- ARGV: 1 key prefix, 2 group, 3 consumer, 4 run times kept per list, then 5 per result:
---       entry id, job id, status, value, run time (ms; '' when the function did not run)
+-- ARGV: 1 key prefix, 2 group, 3 consumer, 4 run times kept per list, then 9 per result:
+--       entry id, job id, status, value, run time (ms; '' when the function did not run),
+--       '1' when the host knows the record's settling fields from its take (they are fixed
+--       once a job is delivered), then those: function name, priority range (`q`, '' none),
+--       coalescing mapping (`K`, '' none); with '0' the record is read for them instead.
 -- Returns one 1 (accepted) or 0 (dropped) per result.
 P = ARGV[1]
 local group, me = ARGV[2], ARGV[3]
@@ -24,7 +27,7 @@ local freed = false
 local mine = {}
 do
   local lo, hi, lo_ms, lo_seq, hi_ms, hi_seq
-  for i = 5, #ARGV - 4, 5 do
+  for i = 5, #ARGV - 8, 9 do
     local ms, seq = string.match(ARGV[i], '^(%d+)%-(%d+)$')
     if ms then
       ms, seq = tonumber(ms), tonumber(seq)
@@ -44,7 +47,7 @@ local function pending_here(id)
   local p = redis.pcall('XPENDING', KEYS[1], group, id, id, 1)
   return type(p) == 'table' and not p.err and #p > 0 and p[1][2] == me
 end
-for i = 5, #ARGV - 4, 5 do
+for i = 5, #ARGV - 8, 9 do
   local id = ARGV[i]
   if not pending_here(id) then
     out[#out + 1] = 0
@@ -53,7 +56,18 @@ for i = 5, #ARGV - 4, 5 do
     local key = P .. 'job:' .. job
     -- The fields settling needs, not the arguments (which may be large).
     local t = {}
-    if not settled[job] then
+    if settled[job] then
+      -- Settled earlier in this batch: as if its record were gone.
+    elseif ARGV[i + 5] == '1' then
+      -- The entry is this host's, so its record exists (only a job never delivered loses its
+      -- record to a cancel); the job id is `<producer>:<local>`.
+      local producer, lid = split(job)
+      t = { p = producer, l = lid, f = ARGV[i + 6] }
+      if ARGV[i + 7] ~= '' then t.q = ARGV[i + 7] end
+      if ARGV[i + 8] ~= '' then t.K = ARGV[i + 8] end
+      settled[job] = true
+      gone[#gone + 1] = key
+    else
       local v = redis.call('HMGET', key, 'p', 'l', 'K', 'g', 'q', 'f')
       t = { p = v[1] or nil, l = v[2] or nil, K = v[3] or nil, g = v[4] or nil, q = v[5] or nil,
         f = v[6] or nil }
@@ -101,4 +115,5 @@ if #all > 0 and keep > 0 then
   -- The functions that have run times, for stats (a set: as many as the module has).
   redis.call('SADD', P .. 'fns', unpack(names))
 end
+flush_replies()
 return out

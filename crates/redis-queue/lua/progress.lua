@@ -19,4 +19,5 @@ for _, c in ipairs(callers_of(ARGV[5], t)) do
     sent = 1
   end
 end
+flush_replies()
 return sent

@@ -22,18 +22,43 @@ local function producer_ttl(producer)
   return ttl
 end
 
--- A result (or failure) for a producer's local id, only while the producer lives: its reply
--- stream expires with it.
+-- A result (or failure, or progress report) for a producer's local id, only while the
+-- producer lives: its reply stream expires with it. Replies are gathered per producer and
+-- written by flush_replies (which every script that replies calls before it returns): one
+-- XADD per producer and call, carrying its replies in order as repeated `l`, `s`, `v` fields.
+local replies, reply_order = {}, {}
+-- Fields per reply entry at most (500 replies): unpack and the entry stay bounded.
+local REPLY_FIELDS = 3000
+
 local function reply_to(producer, lid, status, value)
   local ttl = producer_ttl(producer)
   if ttl == -2 then return end
-  local stream = P .. 'reply:' .. producer
-  redis.call('XADD', stream, '*', 'l', lid, 's', status, 'v', value)
-  -- Later XADDs keep the expiry: once per stream and call.
-  if ttl > 0 and not expiring[producer] then
-    redis.call('PEXPIRE', stream, ttl)
-    expiring[producer] = true
+  local fields = replies[producer]
+  if not fields then
+    fields = {}
+    replies[producer] = fields
+    reply_order[#reply_order + 1] = producer
   end
+  local n = #fields
+  fields[n + 1], fields[n + 2], fields[n + 3], fields[n + 4], fields[n + 5], fields[n + 6] =
+    'l', lid, 's', status, 'v', value
+end
+
+local function flush_replies()
+  for _, producer in ipairs(reply_order) do
+    local stream = P .. 'reply:' .. producer
+    local fields = replies[producer]
+    for i = 1, #fields, REPLY_FIELDS do
+      redis.call('XADD', stream, '*', unpack(fields, i, math.min(#fields, i + REPLY_FIELDS - 1)))
+    end
+    -- Later XADDs keep the expiry: once per stream and call.
+    local ttl = ttls[producer]
+    if ttl > 0 and not expiring[producer] then
+      redis.call('PEXPIRE', stream, ttl)
+      expiring[producer] = true
+    end
+  end
+  replies, reply_order = {}, {}
 end
 
 -- A caller id `<producer>:<local>` split.

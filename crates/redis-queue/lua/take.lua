@@ -5,11 +5,16 @@
 -- for its callers. Under the queue's prioritySlots (the `policy` key), a job whose priority
 -- range holds its cap of jobs in flight (counted in `inflight`) stays waiting, and jobs of
 -- lower ranges may pass it; the caps come from the slots of the live hosts (`hosts`).
+-- The entries idle past the lease are looked for only when the host asks (ARGV 6 = 1: at most
+-- once per lease / 4 per host, see Host::take): XAUTOCLAIM scans the group's pending entries,
+-- and doing it on every take cost more Redis time than the rest of the call.
 -- KEYS: 1 waiting (sorted set), 2 stream, 3 dead-letter stream, 4 wake (list)
--- ARGV: 1 key prefix, 2 group, 3 consumer, 4 n, 5 lease (ms), 6 this host's slots (0: not
---       registered; otherwise registered again here, as register does)
--- Returns { deliveries, failed, dropped, dead }: deliveries flat, 9 per job: entry id, job id,
--- kind, function name, arguments, retries, timeout, delivery count, progress wanted. `failed`
+-- ARGV: 1 key prefix, 2 group, 3 consumer, 4 n, 5 lease (ms), 6 '1': reclaim entries idle past
+--       the lease first
+-- Returns { deliveries, failed, dropped, dead }: deliveries flat, 11 per job: entry id, job id,
+-- kind, function name, arguments, retries, timeout, delivery count, progress wanted, the
+-- priority range it is counted in ('' none), its coalescing mapping ('' none): the host hands
+-- the last two back to complete_many, which then need not read the record. `failed`
 -- counts jobs failed for their callers (past their retries, or their deadlines).
 P = ARGV[1]
 local group, me = ARGV[2], ARGV[3]
@@ -18,12 +23,17 @@ local out = {}
 local taken, failed, dropped, dead = 0, 0, 0, 0
 local now = now_ms()
 
-if tonumber(ARGV[6] or '0') > 0 then
-  redis.call('HSET', P .. 'hosts', me, string.format('%d %d', now + tonumber(ARGV[5]), tonumber(ARGV[6])))
+-- A group command; the group (and the stream) are created when Redis says there is none
+-- (the first take of a queue, or after Redis lost its state), not checked on every call.
+local function with_group(...)
+  local r = redis.pcall(...)
+  if type(r) == 'table' and r.err then
+    if not string.find(r.err, 'NOGROUP', 1, true) then return redis.error_reply(r.err) end
+    redis.pcall('XGROUP', 'CREATE', KEYS[2], group, '0', 'MKSTREAM')
+    r = redis.call(...)
+  end
+  return r
 end
-
--- The group exists once: an error (BUSYGROUP) is the usual case and means nothing.
-redis.pcall('XGROUP', 'CREATE', KEYS[2], group, '0', 'MKSTREAM')
 
 local function finish(id, key, t)
   redis.call('XACK', KEYS[2], group, id)
@@ -63,7 +73,7 @@ local function deliver(id, t, key, count)
   local o = #out
   out[o + 1], out[o + 2], out[o + 3], out[o + 4] = id, t.id, t.k, t.f
   out[o + 5], out[o + 6], out[o + 7], out[o + 8] = t.a, t.r, t.t, tostring(count)
-  out[o + 9] = t.g or '0'
+  out[o + 9], out[o + 10], out[o + 11] = t.g or '0', t.q or '', t.K or ''
   taken = taken + 1
 end
 
@@ -72,7 +82,11 @@ local function past(deadline)
 end
 
 -- 1. Entries idle past the lease: each re-delivery counts as a retry.
-local claimed = redis.call('XAUTOCLAIM', KEYS[2], group, me, ARGV[5], '0-0', 'COUNT', n)
+local claimed = { '0-0', {} }
+if ARGV[6] == '1' then
+  claimed = with_group('XAUTOCLAIM', KEYS[2], group, me, ARGV[5], '0-0', 'COUNT', n)
+  if claimed.err then return claimed end
+end
 for _, e in ipairs(claimed[2]) do
   if type(e) == 'table' and type(e[2]) == 'table' then
     local id = e[1]
@@ -211,7 +225,11 @@ if want > 0 then
     end
     if #gone > 0 then redis.call('ZREM', KEYS[1], unpack(gone)) end
   end
-  local read = redis.call('XREADGROUP', 'GROUP', group, me, 'COUNT', want, 'STREAMS', KEYS[2], '>')
+  local read = with_group('XREADGROUP', 'GROUP', group, me, 'COUNT', want, 'STREAMS', KEYS[2], '>')
+  if type(read) == 'table' and read.err then
+    flush_replies()
+    return read
+  end
   if read then
     for _, e in ipairs(read[1][2]) do
       local id = e[1]
@@ -222,4 +240,5 @@ if want > 0 then
 end
 
 if redis.call('ZCARD', KEYS[1]) == 0 then redis.call('DEL', KEYS[4]) end
+flush_replies()
 return { out, failed, dropped, dead }

@@ -102,16 +102,24 @@ impl Producer {
 }
 
 impl Host {
-    /// This host is live for another lease (broadcasts wait for it until then).
+    /// This host's one registration per beat (at start and every `lease / 4`): it is live for
+    /// another lease (broadcasts wait for it until then), and its slots ([`Host::register`])
+    /// count until then. Once it left the live hosts ([`Host::leave_hosts`]) only its slots
+    /// are kept registered, while it finishes its jobs.
     pub async fn beat(&self) -> RedisResult<()> {
+        let slots = self.slots.load(std::sync::atomic::Ordering::Relaxed);
+        let live = !self.leaving.load(std::sync::atomic::Ordering::Relaxed);
         again_if_dropped(|| {
             let mut c = self.link.conn.clone();
             async move {
                 let _: i64 = scripts()
                     .beat
                     .key(self.keys.live())
+                    .key(self.keys.hosts())
                     .arg(&self.consumer)
                     .arg(self.lease_ms)
+                    .arg(slots)
+                    .arg(if live { "1" } else { "0" })
                     .invoke_async(&mut c)
                     .await?;
                 Ok(())
@@ -120,8 +128,11 @@ impl Host {
         .await
     }
 
-    /// Leaves the live hosts (it stops on purpose): broadcasts stop waiting for it.
+    /// Leaves the live hosts (it stops on purpose): broadcasts stop waiting for it, and its
+    /// beats from now on keep only its slots registered.
     pub async fn leave_hosts(&self) -> RedisResult<()> {
+        self.leaving
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         let mut c = self.link.conn.clone();
         let _: () = redis::pipe()
             .zrem(self.keys.live(), &self.consumer)

@@ -128,7 +128,6 @@ struct Scripts {
     complete: Script,
     renew: Script,
     heartbeat: Script,
-    register: Script,
     policy: Script,
     complete_many: Script,
     gauge: Script,
@@ -144,7 +143,6 @@ impl Scripts {
             complete: Script::new(with_shared!("../lua/complete.lua")),
             renew: Script::new(include_str!("../lua/renew.lua")),
             heartbeat: Script::new(include_str!("../lua/heartbeat.lua")),
-            register: Script::new(include_str!("../lua/register.lua")),
             policy: Script::new(include_str!("../lua/policy.lua")),
             complete_many: Script::new(with_shared!("../lua/complete_many.lua")),
             gauge: Script::new(include_str!("../lua/gauge.lua")),
@@ -403,36 +401,64 @@ impl Producer {
         max_backlog: Option<u64>,
         policy: &str,
     ) -> RedisResult<Admitted> {
+        self.admit_inner(jobs, max_backlog, policy, false).await
+    }
+
+    /// [`Producer::admit`] of a batch sent before, whose answer was lost: the jobs its first
+    /// sending admitted are skipped (each job's record is checked, which a first sending does
+    /// not pay for: a local id is in one batch only). A dropped connection does this itself.
+    pub async fn admit_again(
+        &self,
+        jobs: &[NewJob],
+        max_backlog: Option<u64>,
+    ) -> RedisResult<Admitted> {
+        self.admit_inner(jobs, max_backlog, "", true).await
+    }
+
+    async fn admit_inner(
+        &self,
+        jobs: &[NewJob],
+        max_backlog: Option<u64>,
+        policy: &str,
+        resent: bool,
+    ) -> RedisResult<Admitted> {
         let mut out = Admitted::default();
         let limit = max_backlog.map_or(-1, |m| m.min(i64::MAX as u64) as i64);
         for chunk in jobs.chunks(ADMIT_CHUNK) {
-            let mut inv = self.scripts.admit.prepare_invoke();
-            inv.key(self.keys.waiting())
-                .key(self.keys.wake())
-                .key(self.keys.seq())
-                .arg(&self.keys.prefix)
-                .arg(&self.id)
-                .arg(limit)
-                .arg(policy)
-                .arg(self.ttl_ms);
-            for j in chunk {
-                inv.arg(&j.local)
-                    .arg(&j.kind)
-                    .arg(&j.name)
-                    .arg(&j.args)
-                    .arg(j.retries)
-                    .arg(j.timeout_ms)
-                    .arg(score(j.priority))
-                    .arg(if j.progress { "1" } else { "0" })
-                    .arg(j.queue_timeout_ms)
-                    .arg(j.total_timeout_ms)
-                    .arg(&j.key);
-            }
-            // The script skips jobs admitted already: sending it again is safe.
+            let invocation = |again: bool| {
+                let mut inv = self.scripts.admit.prepare_invoke();
+                inv.key(self.keys.waiting())
+                    .key(self.keys.wake())
+                    .key(self.keys.seq())
+                    .arg(&self.keys.prefix)
+                    .arg(&self.id)
+                    .arg(limit)
+                    .arg(policy)
+                    .arg(self.ttl_ms)
+                    .arg(if again { "1" } else { "0" });
+                for j in chunk {
+                    inv.arg(&j.local)
+                        .arg(&j.kind)
+                        .arg(&j.name)
+                        .arg(&j.args)
+                        .arg(j.retries)
+                        .arg(j.timeout_ms)
+                        .arg(score(j.priority))
+                        .arg(if j.progress { "1" } else { "0" })
+                        .arg(j.queue_timeout_ms)
+                        .arg(j.total_timeout_ms)
+                        .arg(&j.key);
+                }
+                inv
+            };
+            // Sent again, the script skips the jobs the first sending admitted (it checks each
+            // record then, not on the first sending): sending it again is safe.
             type Answer = (usize, Vec<String>, u64, Vec<String>, String);
+            let mut sent = resent;
             let (admitted, refused, waiting, joined, conflict): Answer = again_if_dropped(|| {
                 let mut c = self.link.conn.clone();
-                let inv = &inv;
+                let inv = invocation(sent);
+                sent = true;
                 async move { inv.invoke_async(&mut c).await }
             })
             .await?;
@@ -558,15 +584,7 @@ impl Producer {
         let mut out = Vec::with_capacity(entries.len());
         let mut ids = Vec::with_capacity(entries.len());
         for (id, fields) in entries {
-            let get = |k: &str| fields.iter().find(|(f, _)| f == k).map(|(_, v)| v.clone());
-            // Anything else written into the reply stream is skipped.
-            if let (Some(local), Some(status), Some(value)) = (get("l"), get("s"), get("v")) {
-                out.push(Reply {
-                    local,
-                    status,
-                    value,
-                });
-            }
+            replies_of(fields, &mut out);
             ids.push(id);
         }
         *last = ids.last().cloned().unwrap_or_default();
@@ -711,9 +729,32 @@ pub struct Host {
     lease_ms: u64,
     link: Link,
     scripts: Scripts,
-    /// The slots it registered last ([`Host::register`]): each take registers them again.
+    /// The slots it registered last ([`Host::register`]): each beat registers them again.
     slots: std::sync::atomic::AtomicU32,
+    /// Set once it leaves the live hosts ([`Host::leave_hosts`]): its beats then keep only its
+    /// slots registered, while it finishes its jobs.
+    pub(crate) leaving: std::sync::atomic::AtomicBool,
+    /// When a take last looked for entries idle past their lease (XAUTOCLAIM).
+    reclaimed: std::sync::Mutex<Option<std::time::Instant>>,
+    /// What complete_many needs of each job this host took, from its take: entry id -> its
+    /// record's settling fields. It spares the script a read of each record; an entry missing
+    /// here (taken by another Host value, or forgotten) has its record read instead.
+    taken: std::sync::Mutex<std::collections::HashMap<String, Settling>>,
 }
+
+/// The fields of a job's record that settling it needs, fixed once it is delivered: its
+/// function (for its run time), the priority range it is counted in (`q`, empty: none) and
+/// its coalescing mapping (`K`, empty: not shared).
+#[derive(Clone, Debug, Default)]
+struct Settling {
+    name: String,
+    range: String,
+    shared: String,
+}
+
+/// Entries remembered in [`Host::taken`] at most: a host holds its slots' worth, and entries
+/// whose completion never came (Redis unreachable past a lease) must not pile up.
+const TAKEN_KEPT: usize = 100_000;
 
 impl Host {
     pub async fn connect(
@@ -747,6 +788,9 @@ impl Host {
             link,
             scripts: Scripts::new(),
             slots: std::sync::atomic::AtomicU32::new(0),
+            leaving: std::sync::atomic::AtomicBool::new(false),
+            reclaimed: std::sync::Mutex::new(None),
+            taken: std::sync::Mutex::new(std::collections::HashMap::new()),
         })
     }
 
@@ -755,7 +799,15 @@ impl Host {
     }
 
     /// Takes up to `n` jobs (n > 0): entries whose lease ran out first, then waiting ones.
+    /// Entries idle past their lease are looked for at most once per `lease / 4` (the first
+    /// take included): a lease runs out `lease` after its last renewal, so a dead host's
+    /// entries wait at most a quarter lease more, and the scan of the group's pending entries
+    /// is not paid on every take.
     pub async fn take(&self, n: u32) -> RedisResult<Take> {
+        let reclaim = {
+            let last = self.reclaimed.lock().unwrap_or_else(|e| e.into_inner());
+            last.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.lease_ms / 4))
+        };
         let mut c = self.link.conn.clone();
         let (flat, failed, dropped, dead): (Vec<String>, u32, u32, u32) = self
             .scripts
@@ -769,11 +821,31 @@ impl Host {
             .arg(&self.consumer)
             .arg(n.max(1))
             .arg(self.lease_ms)
-            .arg(self.slots.load(std::sync::atomic::Ordering::Relaxed))
+            .arg(if reclaim { "1" } else { "0" })
             .invoke_async(&mut c)
             .await?;
+        if reclaim {
+            *self.reclaimed.lock().unwrap_or_else(|e| e.into_inner()) =
+                Some(std::time::Instant::now());
+        }
+        {
+            let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+            if taken.len() > TAKEN_KEPT {
+                taken.clear();
+            }
+            for d in flat.chunks_exact(11) {
+                taken.insert(
+                    d[0].clone(),
+                    Settling {
+                        name: d[3].clone(),
+                        range: d[9].clone(),
+                        shared: d[10].clone(),
+                    },
+                );
+            }
+        }
         let jobs = flat
-            .chunks_exact(9)
+            .chunks_exact(11)
             .map(|d| Delivery {
                 entry: d[0].clone(),
                 job: d[1].clone(),
@@ -844,8 +916,14 @@ impl Host {
         status: &str,
         value: &str,
     ) -> RedisResult<bool> {
-        self.as_owner(&self.scripts.complete, entry, job, &[status, value])
-            .await
+        let took = self
+            .as_owner(&self.scripts.complete, entry, job, &[status, value])
+            .await?;
+        self.taken
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(entry);
+        Ok(took)
     }
 
     /// Completes many delivered jobs in one round trip per [`COMPLETE_CHUNK`] (as
@@ -861,17 +939,30 @@ impl Host {
                 .arg(GROUP)
                 .arg(&self.consumer)
                 .arg(RUNS_KEPT);
-            for d in chunk {
-                inv.arg(&d.entry)
-                    .arg(&d.job)
-                    .arg(&d.status)
-                    .arg(&d.value)
-                    .arg(
-                        d.run_ms
-                            .map_or(String::new(), |ms| format!("{:.3}", ms.max(0.0))),
-                    );
+            {
+                let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+                for d in chunk {
+                    let known = taken.get(&d.entry);
+                    inv.arg(&d.entry)
+                        .arg(&d.job)
+                        .arg(&d.status)
+                        .arg(&d.value)
+                        .arg(
+                            d.run_ms
+                                .map_or(String::new(), |ms| format!("{:.3}", ms.max(0.0))),
+                        )
+                        .arg(if known.is_some() { "1" } else { "0" });
+                    let k = known.cloned().unwrap_or_default();
+                    inv.arg(k.name).arg(k.range).arg(k.shared);
+                }
             }
             let took: Vec<i64> = inv.invoke_async(&mut c).await?;
+            // Settled or dropped: either way this host is done with those entries.
+            let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+            for d in chunk {
+                taken.remove(&d.entry);
+            }
+            drop(taken);
             out.extend(took.into_iter().map(|t| t == 1));
         }
         Ok(out)
@@ -907,26 +998,13 @@ impl Host {
         Ok(took == 1)
     }
 
-    /// Registers this host's `slots` for a lease (0: unregisters): prioritySlots' caps come
-    /// from the slots of the live hosts.
+    /// Registers this host's `slots` (0: unregisters) and beats ([`Host::beat`]): its slots
+    /// count for prioritySlots' caps and maxExpectedWait until its lease runs out, and each beat
+    /// registers them again.
     pub async fn register(&self, slots: u32) -> RedisResult<()> {
         self.slots
             .store(slots, std::sync::atomic::Ordering::Relaxed);
-        let _: i64 = again_if_dropped(|| {
-            let mut c = self.link.conn.clone();
-            async move {
-                self.scripts
-                    .register
-                    .key(self.keys.hosts())
-                    .arg(&self.consumer)
-                    .arg(slots)
-                    .arg(self.lease_ms)
-                    .invoke_async(&mut c)
-                    .await
-            }
-        })
-        .await?;
-        Ok(())
+        self.beat().await
     }
 
     /// Leaves the group (once it holds no entry: its pending ones would be lost with it).
@@ -1036,6 +1114,33 @@ fn stream_entries(v: Value) -> Entries {
     out
 }
 
+/// The replies of one reply-stream entry: a script writes a call's replies to one producer as
+/// one entry, each reply its `l`, `s` and `v` fields in that order. Anything else written into
+/// the reply stream is skipped.
+fn replies_of(fields: Vec<(String, String)>, out: &mut Vec<Reply>) {
+    let mut local: Option<String> = None;
+    let mut status: Option<String> = None;
+    for (k, v) in fields {
+        match k.as_str() {
+            "l" => {
+                local = Some(v);
+                status = None;
+            }
+            "s" => status = Some(v),
+            "v" => {
+                if let (Some(local), Some(status)) = (local.take(), status.take()) {
+                    out.push(Reply {
+                        local,
+                        status,
+                        value: v,
+                    });
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 fn text(v: Value) -> Option<String> {
     match v {
         Value::BulkString(b) => String::from_utf8(b).ok(),
@@ -1054,6 +1159,37 @@ mod tests {
         assert!(Keys::new("").is_err());
         assert!(Keys::new("a{b").is_err());
         assert!(Keys::new(&"x".repeat(MAX_QUEUE_NAME + 1)).is_err());
+    }
+
+    #[test]
+    fn reply_entries_carry_many_replies() {
+        let f = |pairs: &[(&str, &str)]| -> Vec<(String, String)> {
+            pairs
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect()
+        };
+        let mut out = Vec::new();
+        replies_of(
+            f(&[
+                ("l", "1"),
+                ("s", "o"),
+                ("v", "10"),
+                ("x", "?"),
+                ("l", "2"),
+                ("s", "e"),
+                ("v", "{}"),
+                // Incomplete: skipped.
+                ("l", "3"),
+                ("v", "30"),
+            ]),
+            &mut out,
+        );
+        let got: Vec<_> = out
+            .iter()
+            .map(|r| (r.local.as_str(), r.status.as_str(), r.value.as_str()))
+            .collect();
+        assert_eq!(got, vec![("1", "o", "10"), ("2", "e", "{}")]);
     }
 
     #[test]

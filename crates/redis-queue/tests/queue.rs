@@ -403,7 +403,7 @@ async fn a_batch_sent_again_queues_nothing_twice() {
         2
     );
     assert_eq!(
-        p.admit(&[job(1, 0.0), job(3, 0.0)], None)
+        p.admit_again(&[job(1, 0.0), job(3, 0.0)], None)
             .await
             .unwrap()
             .admitted,
@@ -411,7 +411,10 @@ async fn a_batch_sent_again_queues_nothing_twice() {
     );
     assert_eq!(counts(&s.url, "q").await.unwrap().waiting, 3);
     // Sent again past a backlog limit: what was admitted stays admitted, not refused.
-    let again = p.admit(&[job(3, 0.0), job(4, 0.0)], Some(3)).await.unwrap();
+    let again = p
+        .admit_again(&[job(3, 0.0), job(4, 0.0)], Some(3))
+        .await
+        .unwrap();
     assert_eq!((again.admitted, again.refused), (0, vec!["4".to_string()]));
 }
 
@@ -917,4 +920,90 @@ async fn complete_many_writes_results_once_and_records_run_times_and_slots() {
     // A host that leaves is no longer counted.
     b.register(0).await.unwrap();
     assert_eq!(p.gauge().await.unwrap().slots, 4);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_host_looks_for_expired_leases_at_its_first_take_then_once_per_quarter_lease() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 60_000).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 60_000).await.unwrap();
+    p.admit(
+        &[NewJob {
+            retries: 3,
+            ..job(1, 0.0)
+        }],
+        None,
+    )
+    .await
+    .unwrap();
+    let da = a.take(1).await.unwrap().jobs.remove(0);
+    // b's first take looks (nothing has expired yet).
+    assert!(b.take(1).await.unwrap().jobs.is_empty());
+    // a's entry made idle past the lease (XCLAIM's IDLE, instead of waiting a minute).
+    let mut c = raw(&s.url).await;
+    let _: redis::Value = redis::cmd("XCLAIM")
+        .arg("comrade:{q}:stream")
+        .arg(GROUP)
+        .arg("a")
+        .arg(0)
+        .arg(&da.entry)
+        .arg("IDLE")
+        .arg(120_000)
+        .arg("JUSTID")
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    // b looked a moment ago: not before a quarter lease (15 s) has passed.
+    assert!(b.take(1).await.unwrap().jobs.is_empty());
+    // Another host's first take does look, and counts the delivery.
+    let h = Host::connect(&s.url, "q", "c", 60_000).await.unwrap();
+    let t = h.take(1).await.unwrap();
+    assert_eq!(t.jobs.len(), 1);
+    assert_eq!(
+        (t.jobs[0].entry.as_str(), t.jobs[0].deliveries),
+        (da.entry.as_str(), 2)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_reply_entry_carries_a_batchs_results_in_order() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let h = Host::connect(&s.url, "q", "h", 30_000).await.unwrap();
+    let jobs: Vec<NewJob> = (1..=5).map(|i| job(i, 0.0)).collect();
+    p.admit(&jobs, None).await.unwrap();
+    let t = h.take(5).await.unwrap();
+    let done: Vec<Completion> = t
+        .jobs
+        .iter()
+        .map(|d| Completion {
+            entry: d.entry.clone(),
+            job: d.job.clone(),
+            status: "o".into(),
+            value: format!("{}0", d.args),
+            run_ms: Some(1.0),
+        })
+        .collect();
+    assert_eq!(h.complete_many(&done).await.unwrap(), vec![true; 5]);
+    let mut c = raw(&s.url).await;
+    let len: u64 = redis::cmd("XLEN")
+        .arg(format!("comrade:{{q}}:reply:{}", p.id()))
+        .query_async(&mut c)
+        .await
+        .unwrap();
+    assert_eq!(len, 1);
+    let r = read_all(&p, 5).await;
+    assert_eq!(
+        r.iter()
+            .map(|x| (x.local.as_str(), x.value.as_str()))
+            .collect::<Vec<_>>(),
+        vec![
+            ("1", "10"),
+            ("2", "20"),
+            ("3", "30"),
+            ("4", "40"),
+            ("5", "50")
+        ]
+    );
 }
