@@ -301,10 +301,11 @@ class WorkerHost extends EventEmitter {
     // An entry of its own that it still runs (its renewal came late): already running.
     if (this.#held.has(d.entry)) return;
     d.controller = new AbortController();
-    d.chain = Promise.resolve(); // its progress reports, in order
+    d.chain = null; // its progress reports, in order (only for a job that sends them)
     this.#held.set(d.entry, d);
     this.#counts.taken++;
-    this.emit('job', { entry: d.entry, job: d.job, deliveries: d.deliveries });
+    // Events cost an object per job: made only for listeners.
+    if (this.listenerCount('job') > 0) this.emit('job', { entry: d.entry, job: d.job, deliveries: d.deliveries });
     this.#execute(d).then(
       (text) => this.#complete(d, 'o', text),
       (e) => this.#complete(d, 'e', serializeError(e, this.#o.name)),
@@ -333,7 +334,7 @@ class WorkerHost extends EventEmitter {
     if (d.progress) {
       opts.onProgress = (v) => {
         const text = JSON.stringify(v) ?? 'null';
-        d.chain = d.chain.then(() => this.#native.progress(d.entry, d.job, text)).catch(() => {});
+        d.chain = (d.chain ?? Promise.resolve()).then(() => this.#native.progress(d.entry, d.job, text)).catch(() => {});
       };
     }
     if (d.timeout > 0) opts.timeout = d.timeout;
@@ -364,7 +365,7 @@ class WorkerHost extends EventEmitter {
   // A finished job's result joins the next write: every result that finishes while a write is
   // under way goes in the one after it, so a busy host writes many results per round trip.
   async #complete(d, status, value) {
-    await d.chain;
+    if (d.chain !== null) await d.chain;
     this.#outbox.push({ d, status, value });
     if (!this.#writing) {
       this.#writing = true;
@@ -381,6 +382,10 @@ class WorkerHost extends EventEmitter {
       const batch = this.#outbox.splice(0, MAX_WRITE);
       this.#written += batch.length;
       this.#wake();
+      // The take for the slots just freed goes out before this write (the take loop resumes in
+      // the microtask queued before this one), so Redis runs it first: the next jobs do not
+      // wait for this write's script (measured: echo +18% jobs/s; docs/REDIS.md, Benchmark).
+      await null;
       const started = Date.now();
       let backoff = 100;
       let accepted = null;
@@ -407,7 +412,7 @@ class WorkerHost extends EventEmitter {
         if (ok) this.#counts.completed++;
         else this.#counts.dropped++;
         this.#held.delete(d.entry);
-        this.emit('result', { entry: d.entry, job: d.job, accepted: ok });
+        if (this.listenerCount('result') > 0) this.emit('result', { entry: d.entry, job: d.job, accepted: ok });
       }
       this.#wake();
     }
