@@ -22,6 +22,12 @@ export declare class NativePool {
    */
   submit(firstId: number, payloads: string, count: number, retries?: Uint32Array | undefined | null, timeouts?: Float64Array | undefined | null): Array<number>
   /**
+   * `submitCalls` for a batch with no per-job options, side arrays or attachments (the pool's
+   * defaults for every job): the common case, without the conversion of ten absent
+   * arguments and the per-job options.
+   */
+  submitNamed(firstId: number, args: string, fns: string | undefined | null, count: number): Array<number>
+  /**
    * For the `lines` protocol: submits `count` calls with ids `firstId, firstId + 1, …`. Line i
    * of `args` is call i's arguments as JSON without the enclosing brackets (`1,"a"`); line i
    * of `fns`, when given, the JSON text of its function name (`null` for the default). The

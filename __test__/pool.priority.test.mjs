@@ -61,6 +61,29 @@ test('the pool option priority is the default of jobs that give none', TEST, asy
   assert.deepEqual(done, ['high', 'default', 'low']);
 });
 
+test('batches with and without per-job options mix: each job keeps its own or the pool\'s priority', TEST, async (t) => {
+  // The engine takes a tick's jobs in one call: a batch where no job has options of its own
+  // goes by a call without the per-job arrays, and must still get the pool's defaults.
+  const { pool, pid } = await warmPool(t, { concurrency: 1, priority: 3 });
+  const blocker = pool.exec('gate', [0, 'blocker']);
+  await tick();
+  const done = [];
+  const track = (p) => p.then((r) => done.push(r));
+  // One batch: a job with its own priority, then one without.
+  const jobs = [track(pool.exec('tag', ['p5'], { priority: 5 })), track(pool.exec('tag', ['none1']))];
+  await tick();
+  // A batch where no job has options of its own.
+  jobs.push(track(pool.exec('tag', ['none2'])), track(pool.run('none3', { name: 'tag' })));
+  await tick();
+  jobs.push(track(pool.exec('tag', ['p2'], { priority: 2 })));
+  await tick();
+  process.kill(pid, 'SIGUSR2');
+  await blocker;
+  await Promise.all(jobs);
+  // The jobs without a priority of their own have the pool's 3: after 5, before 2.
+  assert.deepEqual(done, ['p5', 'none1', 'none2', 'none3', 'p2']);
+});
+
 // Runs `count` gate jobs of `priority` (counted under `range`), returns their promises.
 function gates(pool, count, priority, range) {
   return Array.from({ length: count }, (_, i) => pool.exec('gate', [range, `${range}-${i}`], { priority }));

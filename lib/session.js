@@ -155,6 +155,7 @@ class Session {
   #traceName; // the pool's name in tracing events, or null: never traced
   #tracing = false; // the current batch is traced (someone subscribes to comrade:job)
   #batchTp = null; // per-job traceparents of the current batch, when any job has one
+  #sided = false; // some side array besides the names' is made for the current batch
 
   /**
    * `nativeOptions` for NativePool; `hooks` as above (and, optionally, `failed(value, job)`,
@@ -262,39 +263,13 @@ class Session {
       this.#batchFns.push(nameText);
       this.#batchUnits += nameText.length + 1;
     }
-    if (job.retries !== undefined || job.timeout !== undefined) {
-      if (this.#batchOpts === null) {
-        this.#batchOpts = [];
-        for (let i = 0; i < batch.length; i++) this.#batchOpts.push(this.#retries, this.#timeout);
-      }
-    }
-    if (this.#batchOpts !== null) {
-      this.#batchOpts.push(job.retries ?? this.#retries, job.timeout ?? this.#timeout);
-    }
-    if (job.priority !== undefined && this.#batchPrio === null) {
-      this.#batchPrio = [];
-      for (let i = 0; i < batch.length; i++) this.#batchPrio.push(this.#priority);
-    }
-    if (this.#batchPrio !== null) this.#batchPrio.push(job.priority ?? this.#priority);
-    if ((job.queueTimeout !== undefined || job.totalTimeout !== undefined) && this.#batchWaits === null) {
-      this.#batchWaits = [];
-      for (let i = 0; i < batch.length; i++) this.#batchWaits.push(this.#queueTimeout, this.#totalTimeout);
-    }
-    if (this.#batchWaits !== null) {
-      this.#batchWaits.push(job.queueTimeout ?? this.#queueTimeout, job.totalTimeout ?? this.#totalTimeout);
-    }
-    if (job.group !== undefined && this.#batchGroups === null) this.#batchGroups = new Array(batch.length).fill('');
-    if (this.#batchGroups !== null) this.#batchGroups.push(job.group ?? '');
-    if (job.pin !== undefined && this.#batchPins === null) this.#batchPins = new Array(batch.length).fill(0);
-    if (this.#batchPins !== null) this.#batchPins.push(job.pin ?? 0);
-    if (job.burst !== undefined && this.#batchBursts === null) this.#batchBursts = new Array(batch.length).fill(0);
-    if (this.#batchBursts !== null) this.#batchBursts.push(job.burst ?? 0);
-    if (bins !== null && this.#batchBins === null) this.#batchBins = new Array(batch.length).fill(null);
-    if (this.#batchBins !== null) this.#batchBins.push(bins);
-    if (tp !== null && this.#batchTp === null) this.#batchTp = new Array(batch.length).fill('');
-    if (this.#batchTp !== null) {
-      this.#batchTp.push(tp ?? '');
-      if (tp !== null) this.#batchUnits += tp.length + 1;
+    // The other side arrays: one test for a job with none of its own in a batch without any
+    // (the common case), rather than one per array.
+    if (this.#sided || job.retries !== undefined || job.timeout !== undefined ||
+        job.priority !== undefined || job.queueTimeout !== undefined ||
+        job.totalTimeout !== undefined || job.group !== undefined || job.pin !== undefined ||
+        job.burst !== undefined || bins !== null || tp !== null) {
+      this.#addSides(job, bins, tp, batch.length);
     }
     batch.push(argsText);
     this.#batchUnits += argsText.length + 1;
@@ -304,6 +279,46 @@ class Session {
     if (job.trace !== null) {
       job.trace.jobId = id;
       jobChannel.end.publish(job.trace);
+    }
+  }
+
+  // A job's entries in the batch's side arrays (made for the batch when this job is the first
+  // to need one, with the pool's defaults for the `n` jobs before it).
+  #addSides(job, bins, tp, n) {
+    this.#sided = true;
+    if (job.retries !== undefined || job.timeout !== undefined) {
+      if (this.#batchOpts === null) {
+        this.#batchOpts = [];
+        for (let i = 0; i < n; i++) this.#batchOpts.push(this.#retries, this.#timeout);
+      }
+    }
+    if (this.#batchOpts !== null) {
+      this.#batchOpts.push(job.retries ?? this.#retries, job.timeout ?? this.#timeout);
+    }
+    if (job.priority !== undefined && this.#batchPrio === null) {
+      this.#batchPrio = [];
+      for (let i = 0; i < n; i++) this.#batchPrio.push(this.#priority);
+    }
+    if (this.#batchPrio !== null) this.#batchPrio.push(job.priority ?? this.#priority);
+    if ((job.queueTimeout !== undefined || job.totalTimeout !== undefined) && this.#batchWaits === null) {
+      this.#batchWaits = [];
+      for (let i = 0; i < n; i++) this.#batchWaits.push(this.#queueTimeout, this.#totalTimeout);
+    }
+    if (this.#batchWaits !== null) {
+      this.#batchWaits.push(job.queueTimeout ?? this.#queueTimeout, job.totalTimeout ?? this.#totalTimeout);
+    }
+    if (job.group !== undefined && this.#batchGroups === null) this.#batchGroups = new Array(n).fill('');
+    if (this.#batchGroups !== null) this.#batchGroups.push(job.group ?? '');
+    if (job.pin !== undefined && this.#batchPins === null) this.#batchPins = new Array(n).fill(0);
+    if (this.#batchPins !== null) this.#batchPins.push(job.pin ?? 0);
+    if (job.burst !== undefined && this.#batchBursts === null) this.#batchBursts = new Array(n).fill(0);
+    if (this.#batchBursts !== null) this.#batchBursts.push(job.burst ?? 0);
+    if (bins !== null && this.#batchBins === null) this.#batchBins = new Array(n).fill(null);
+    if (this.#batchBins !== null) this.#batchBins.push(bins);
+    if (tp !== null && this.#batchTp === null) this.#batchTp = new Array(n).fill('');
+    if (this.#batchTp !== null) {
+      this.#batchTp.push(tp ?? '');
+      if (tp !== null) this.#batchUnits += tp.length + 1;
     }
   }
 
@@ -338,29 +353,27 @@ class Session {
     const first = this.#batchFirst;
     const fns = this.#batchFns;
     this.#batchFns = null;
-    const opts = this.#batchOpts;
-    this.#batchOpts = null;
-    const prio = this.#batchPrio;
-    this.#batchPrio = null;
-    const waits = this.#batchWaits;
-    this.#batchWaits = null;
-    const groups = this.#batchGroups;
-    this.#batchGroups = null;
-    const pins = this.#batchPins;
-    this.#batchPins = null;
-    const bursts = this.#batchBursts;
-    this.#batchBursts = null;
-    const bins = this.#batchBins;
-    this.#batchBins = null;
-    const tps = this.#batchTp;
-    this.#batchTp = null;
-    // The per-job side arrays, each null when no job of the batch has its own.
-    const side = [opts, prio, waits, groups, pins, bursts, bins, tps];
     const units = this.#batchUnits;
     this.#batchUnits = 0;
+    let side = null;
+    if (this.#sided) {
+      this.#sided = false;
+      // The per-job side arrays, each null when no job of the batch has its own.
+      side = [this.#batchOpts, this.#batchPrio, this.#batchWaits, this.#batchGroups,
+        this.#batchPins, this.#batchBursts, this.#batchBins, this.#batchTp];
+      this.#batchOpts = null;
+      this.#batchPrio = null;
+      this.#batchWaits = null;
+      this.#batchGroups = null;
+      this.#batchPins = null;
+      this.#batchBursts = null;
+      this.#batchBins = null;
+      this.#batchTp = null;
+    }
     if (units <= FLUSH_UNITS) {
       this.#submitPart(batch, fns, side, first, 0, batch.length);
     } else {
+      const tps = side === null ? null : side[7];
       let start = 0;
       let size = 0;
       for (let i = 0; i < batch.length; i++) {
@@ -391,15 +404,19 @@ class Session {
   // Submits jobs start..end of a batch (ids first + index) in one native call, and settles the
   // ones the engine refused; if the call throws, every job of the part fails.
   // `side`: [opts, prio, waits, groups, pins, bursts, bins, tps], the batch's per-job side
-  // arrays (or nulls).
-  #submitPart(batch, fns, [opts, prio, waits, groups, pins, bursts, bins, tps], first, start, end) {
+  // arrays (or nulls), or null when the batch has none (then a call with names alone).
+  #submitPart(batch, fns, side, first, start, end) {
     const whole = start === 0 && end === batch.length;
     const count = end - start;
     const firstId = (first + start) >>> 0;
     let rejected;
     try {
       const args = (whole ? batch : batch.slice(start, end)).join('\n');
-      if (this.#calls) {
+      if (this.#calls && side === null) {
+        const names = fns === null ? null : (whole ? fns : fns.slice(start, end)).join('\n');
+        rejected = this.#native.submitNamed(firstId, args, names, count);
+      } else if (this.#calls) {
+        const [opts, prio, waits, groups, pins, bursts, bins, tps] = side;
         let retries;
         let timeouts;
         if (opts !== null) {

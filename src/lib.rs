@@ -161,6 +161,30 @@ impl NativePool {
         })
     }
 
+    /// `submitCalls` for a batch with no per-job options, side arrays or attachments (the pool's
+    /// defaults for every job): the common case, without the conversion of ten absent
+    /// arguments and the per-job options.
+    #[napi]
+    pub fn submit_named(
+        &self,
+        first_id: u32,
+        args: String,
+        fns: Option<String>,
+        count: u32,
+    ) -> js::Result<Vec<f64>> {
+        entry("NativePool.submitNamed", || {
+            let rejected = rejections(self.engine.submit_calls(
+                first_id,
+                &args,
+                fns.as_deref(),
+                count as usize,
+                &[],
+            ));
+            self.sync_direct();
+            Ok(rejected)
+        })
+    }
+
     /// For the `lines` protocol: submits `count` calls with ids `firstId, firstId + 1, …`. Line i
     /// of `args` is call i's arguments as JSON without the enclosing brackets (`1,"a"`); line i
     /// of `fns`, when given, the JSON text of its function name (`null` for the default). The
