@@ -42,9 +42,8 @@ const als = new AsyncLocalStorage();
 // Replies wait here, as UTF-8, until the end of the read (or microtask) that made them: one
 // reused buffer, written with one write() straight from it (fs.writeSync on the non-blocking
 // descriptor) when nothing waits in the socket's own queue. A string handed to the socket
-// instead costs a flattened copy of the joined lines, a fresh buffer three times their length,
-// a write request and its callback: on the md5 benchmark (3 KB results) more than the rest of
-// the worker put together.
+// instead costs a flattened copy of the joined lines, a fresh buffer three times their length
+// (when over 16 KiB), a write request and its callback.
 const OUT_SIZE = 64 * 1024;
 let outBuf = Buffer.allocUnsafeSlow(OUT_SIZE);
 let outLen = 0;
