@@ -33,6 +33,29 @@ test('call() and run({ name }) call named functions, sync and async', TEST, asyn
   assert.equal(pool.pending, 0);
 });
 
+test('long strings come back exactly, whatever they hold, alone or in an array, sync and async', TEST, async (t) => {
+  // The worker writes a long string result piece by piece, and skips the escape check for one
+  // of the job's own arguments when the call's line has no backslash: each case below goes
+  // one of those ways.
+  const { pool } = openPool(t, { module: basic, maxWorkers: 1 });
+  const plain = 'abc'.repeat(1024);
+  const odd = ['"', '\\', '\n', '\u0000', '\u001f', '\ud800', '\udc00x', '\u{1f600}', 'é€'];
+  const strings = [plain, 'x'.repeat(255), 'x'.repeat(256)];
+  for (const c of odd) strings.push(plain.slice(0, 1000) + c + plain.slice(1000), c + plain, plain + c);
+  for (const s of strings) {
+    assert.equal(await pool.call('identity', s), s);
+    assert.deepEqual(await pool.call('pair', s, 'tail'), [s, 'tail']);
+    // A backslash elsewhere in the call's line: nothing is taken as plain.
+    assert.deepEqual(await pool.call('pair', s, 'a"b\\c'), [s, 'a"b\\c']);
+    // Not the argument itself: an equal string made in the worker.
+    assert.equal(await pool.call('concat', s.slice(0, 500), s.slice(500)), s);
+    assert.equal(await pool.call('sleep', 1, s), s);
+  }
+  assert.deepEqual(await pool.call('holes', plain), [plain, null, null]);
+  await assert.rejects(pool.call('bigint', plain), { code: 'ERR_UNSERIALIZABLE_RESULT' });
+  assert.deepEqual(await pool.call('pair', plain, plain), [plain, plain], 'the worker serves on');
+});
+
 test('jobs left unsettled while thousands of later ones settle are still found: settled, aborted, counted', TEST, async (t) => {
   // One worker each for the two waiting jobs (aborting one kills its worker), one for the rest.
   const { pool } = openPool(t, { module: basic, maxWorkers: 3 });

@@ -7,7 +7,11 @@
 // bootstraps interleaved round by round (order shuffled), medians and minimums printed.
 //
 //   node bench/worker-cpu.js [--rounds N] [--jobs N] [--workload echo|md5] [--workers N]
-//                            [--baseline DIR]... [--prof DIR]
+//                            [--baseline DIR]... [--prof DIR] [--rust]
+//
+// --rust: each build's Rust example worker (DIR/target/release/examples/md5_worker, built with
+// cargo build --release -p comrade-worker --examples) instead of the Node bootstrap; its CPU is
+// read from /proc/<pid>/stat whatever the number of workers.
 //
 // echo: a 16-byte string, 32 callers in flight per worker, concurrency 32 (what one of
 // bench/pool.js's two workers holds). md5: the 3072-byte payload of bench/pool.js, result
@@ -32,7 +36,8 @@ const WORKLOADS = {
 };
 
 if (process.argv[2] === '--child') {
-  child(process.argv[3], process.argv[4], Number(process.argv[5]), Number(process.argv[6]), process.argv[7]);
+  child(process.argv[3], process.argv[4], Number(process.argv[5]), Number(process.argv[6]), process.argv[7],
+    process.argv[8] === 'rust');
 } else {
   main();
 }
@@ -44,22 +49,22 @@ function procCpu(pid) {
   return (Number(f[11]) + Number(f[12])) * 1e4; // fields 14 and 15, at 100 ticks a second
 }
 
-async function workersCpu(pool, workers) {
-  if (workers === 1) {
+async function workersCpu(pool, workers, rust) {
+  if (workers === 1 && !rust) {
     const c = await pool.call('cpu');
     return c.user + c.system;
   }
   return pool.pids.reduce((a, pid) => a + procCpu(pid), 0);
 }
 
-function child(dir, workload, jobs, workers, prof) {
+function child(dir, workload, jobs, workers, prof, rust) {
   const { Pool } = require(path.join(ROOT, 'index.js'));
   const w = WORKLOADS[workload];
   const nodeArgs = prof ? ['--cpu-prof', '--cpu-prof-dir', prof] : [];
-  const pool = new Pool({
-    command: [process.execPath, ...nodeArgs, path.join(dir, 'lib', 'pool-worker.js'), WORKER],
-    minWorkers: workers, maxWorkers: workers, concurrency: w.concurrency,
-  });
+  const command = rust
+    ? [path.join(dir, 'target', 'release', 'examples', 'md5_worker')]
+    : [process.execPath, ...nodeArgs, path.join(dir, 'lib', 'pool-worker.js'), WORKER];
+  const pool = new Pool({ command, minWorkers: workers, maxWorkers: workers, concurrency: w.concurrency });
   const want = w.fn === 'md5'
     ? JSON.stringify([w.arg, crypto.createHash('md5').update(w.arg).digest('hex')])
     : JSON.stringify(w.arg);
@@ -75,11 +80,11 @@ function child(dir, workload, jobs, workers, prof) {
   (async () => {
     await go(Math.min(jobs, 5000));
     if (pool.pids.length !== workers) throw new Error(`${pool.pids.length} workers, not ${workers}`);
-    const cpu0 = await workersCpu(pool, workers);
+    const cpu0 = await workersCpu(pool, workers, rust);
     const t0 = process.hrtime.bigint();
     await go(jobs);
     const secs = Number(process.hrtime.bigint() - t0) / 1e9;
-    const cpu1 = await workersCpu(pool, workers);
+    const cpu1 = await workersCpu(pool, workers, rust);
     await pool.close();
     const us = (cpu1 - cpu0) / jobs;
     process.stdout.write(JSON.stringify({ us, jps: jobs / secs }));
@@ -95,6 +100,7 @@ function main() {
       workers: { type: 'string', default: '1' },
       baseline: { type: 'string', multiple: true, default: [] },
       prof: { type: 'string' },
+      rust: { type: 'boolean', default: false },
     },
   });
   if (!WORKLOADS[values.workload]) throw new Error(`--workload: echo or md5, not ${values.workload}`);
@@ -103,10 +109,11 @@ function main() {
   const builds = [ROOT, ...values.baseline.map((d) => path.resolve(d))];
   const runs = runBuilds(builds, rounds, (b) => {
     const args = [__filename, '--child', b, values.workload, String(jobs), values.workers];
-    if (values.prof) args.push(path.resolve(values.prof, path.basename(b)));
+    args.push(values.prof ? path.resolve(values.prof, path.basename(b)) : '');
+    if (values.rust) args.push('rust');
     return args;
   }, 300000);
-  console.log(`Node worker CPU per job, ${values.workload}, ${values.workers} worker(s), ${jobs} jobs per run, ` +
+  console.log(`${values.rust ? 'Rust' : 'Node'} worker CPU per job, ${values.workload}, ${values.workers} worker(s), ${jobs} jobs per run, ` +
     `${rounds} rounds`);
   printPerJob(runs, ROOT, 'bootstrap');
 }

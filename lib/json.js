@@ -50,4 +50,4 @@ function stringify(value) {
   return JSON.stringify(value);
 }
 
-module.exports = { stringify };
+module.exports = { stringify, LONG, NEEDS_ESCAPE };

@@ -39,15 +39,64 @@ delete process.env.COMRADE_SERIALIZATION;
 const channel = new net.Socket({ fd, readable: true, writable: true });
 const als = new AsyncLocalStorage();
 
-let out = '';
+// Replies wait here, as UTF-8, until the end of the read (or microtask) that made them: one
+// reused buffer, written with one write() straight from it (fs.writeSync on the non-blocking
+// descriptor) when nothing waits in the socket's own queue. A string handed to the socket
+// instead costs a flattened copy of the joined lines, a fresh buffer three times their length
+// (when over 16 KiB), a write request and its callback.
+const OUT_SIZE = 64 * 1024;
+let outBuf = Buffer.allocUnsafeSlow(OUT_SIZE);
+let outLen = 0;
 let flushQueued = false;
+
+// Appends `line` and its newline to the pending replies.
+function append(line) {
+  appendText(line);
+  outBuf[outLen++] = 10;
+}
+
+// Appends `text` as UTF-8, with room left for one more byte (a newline).
+function appendText(text) {
+  // At most 3 bytes of UTF-8 per UTF-16 unit; a long text is measured instead (so a large
+  // result does not ask for three times its size).
+  const room = (text.length > 16384 ? Buffer.byteLength(text) : text.length * 3) + 1;
+  if (outLen + room > outBuf.length) {
+    const bigger = Buffer.allocUnsafeSlow(Math.max(outBuf.length * 2, outLen + room));
+    outBuf.copy(bigger, 0, 0, outLen);
+    outBuf = bigger;
+  }
+  outLen += outBuf.utf8Write(text, outLen);
+}
 
 function flush() {
   flushQueued = false;
-  if (out.length === 0) return;
-  const text = out;
-  out = '';
-  channel.write(text, afterWrite);
+  if (outLen === 0) return;
+  const n = outLen;
+  outLen = 0;
+  const off = writeSome(outBuf, n);
+  if (off < n) {
+    // The socket is full (or busy): the rest waits in its queue, which now owns this buffer.
+    channel.write(outBuf.subarray(off, n), afterWrite);
+    outBuf = Buffer.allocUnsafeSlow(OUT_SIZE);
+  } else if (outBuf.length > 16 * OUT_SIZE) {
+    // One large result must not pin its buffer for the life of the worker.
+    outBuf = Buffer.allocUnsafeSlow(OUT_SIZE);
+  }
+}
+
+// Writes what it can of buf[0, n) at once, unless the socket's queue holds bytes (they go first);
+// returns how much was written. The rest is the caller's to queue.
+function writeSome(buf, n) {
+  let off = 0;
+  if (channelBusy()) return 0;
+  try {
+    while (off < n) off += fs.writeSync(fd, buf, off, n - off);
+  } catch (e) {
+    // EAGAIN: the socket is full; the rest goes through the queue. Anything else: the channel
+    // is gone, and its 'end' or 'error' ends this process.
+    if (e.code !== 'EAGAIN' && e.code !== 'EWOULDBLOCK') return n;
+  }
+  return off;
 }
 
 // ----- progress: written at once, the latest value per job while the channel is busy -----
@@ -64,14 +113,7 @@ const latestProgress = new Map(); // job id -> its latest progress line, while t
 
 function writeNow(text) {
   const buf = Buffer.from(text);
-  let off = 0;
-  try {
-    while (off < buf.length) off += fs.writeSync(fd, buf, off, buf.length - off);
-  } catch (e) {
-    // EAGAIN: the socket is full; the rest goes through the queue. Anything else: the channel
-    // is gone, and its 'end' or 'error' ends this process.
-    if (e.code !== 'EAGAIN' && e.code !== 'EWOULDBLOCK') return;
-  }
+  const off = writeSome(buf, buf.length);
   if (off < buf.length) channel.write(off === 0 ? buf : buf.subarray(off), afterWrite);
 }
 
@@ -127,39 +169,16 @@ function settling(id) {
   const line = latestProgress.get(id);
   if (line !== undefined) {
     latestProgress.delete(id);
-    out += line + '\n';
+    append(line);
   }
 }
 
 function queue(line) {
-  out += line + '\n';
+  append(line);
   if (!flushQueued) {
     flushQueued = true;
     queueMicrotask(flush);
   }
-}
-
-function send(t, id, value) {
-  if (t === 'ok') settling(id);
-  let text;
-  try {
-    text = value === undefined ? undefined : json.stringify(value);
-  } catch (e) {
-    if (t === 'ok') {
-      sendError(id, unserializable(e));
-    }
-    return;
-  }
-  const line = text === undefined ? `{"t":"${t}","id":${id}}` : `{"t":"${t}","id":${id},"v":${text}}`;
-  const bytes = oversize(line);
-  if (bytes !== 0) {
-    // A result fails its job; a progress value throws in the job that reported it.
-    const err = tooLarge(t === 'ok' ? 'the function\'s result' : `the ${t} value`, bytes);
-    if (t !== 'ok') throw err;
-    sendError(id, err);
-    return;
-  }
-  queue(line);
 }
 
 // A result that holds binaries (lib/binary.js): its line (attachments first, as
@@ -195,17 +214,23 @@ function sendBinary(id, value) {
     sendError(id, tooLarge('the function\'s result', bytes));
     return;
   }
-  // What is queued goes first; the stream keeps the order of the writes (corked: one writev).
-  const head = out + line + '\n';
-  out = '';
-  channel.cork();
-  channel.write(head);
-  for (const b of bins) if (b.length > 0) channel.write(b);
-  channel.write('\n', afterWrite);
-  channel.uncork();
+  // What is queued goes first, then the attachments straight from their buffers (not copied
+  // into the reply buffer); their closing newline leaves with the next replies.
+  append(line);
+  flush();
+  for (const b of bins) {
+    if (b.length === 0) continue;
+    const off = writeSome(b, b.length);
+    if (off < b.length) channel.write(off === 0 ? b : b.subarray(off), afterWrite);
+  }
+  outBuf[outLen++] = 10;
+  if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(flush);
+  }
 }
 
-function sendResult(id, value) {
+function sendResult(id, value, safe = null) {
   if (advanced) {
     sendBinary(id, value);
     return;
@@ -224,7 +249,84 @@ function sendResult(id, value) {
       return;
     }
   }
-  send('ok', id, value);
+  sendOk(id, value, safe);
+}
+
+// The `ok` reply of job `id`. A long string in the result (at the top, or an element of a
+// top-level array: the shape of an echo, or of [payload, digest]) is written into the reply
+// buffer piece by piece, not joined into one line first (which V8 would flatten into one more
+// copy), and without the escape check when it is one of the job's own arguments from a call
+// line with no backslash (`safe`: such a string has nothing JSON escapes).
+function sendOk(id, value, safe) {
+  settling(id);
+  const start = outLen;
+  try {
+    if (typeof value === 'string' ? value.length >= json.LONG : hasLong(value)) {
+      appendText(`{"t":"ok","id":${id},"v":`);
+      if (typeof value === 'string') {
+        appendString(value, safe);
+      } else {
+        appendText('[');
+        for (let i = 0; i < value.length; i++) {
+          if (i > 0) appendText(',');
+          const v = value[i];
+          if (typeof v === 'string' && v.length >= json.LONG) {
+            appendString(v, safe);
+          } else {
+            const t = JSON.stringify(v);
+            // As inside an array: undefined, functions and symbols become null.
+            appendText(t === undefined ? 'null' : t);
+          }
+        }
+        appendText(']');
+      }
+      appendText('}');
+    } else {
+      const text = value === undefined ? undefined : JSON.stringify(value);
+      appendText(text === undefined ? `{"t":"ok","id":${id}}` : `{"t":"ok","id":${id},"v":${text}}`);
+    }
+  } catch (e) {
+    outLen = start;
+    sendError(id, unserializable(e));
+    return;
+  }
+  const bytes = outLen - start;
+  if (bytes > maxMessage) {
+    outLen = start;
+    sendError(id, tooLarge('the function\'s result', bytes));
+    return;
+  }
+  outBuf[outLen++] = 10;
+  if (!flushQueued) {
+    flushQueued = true;
+    queueMicrotask(flush);
+  }
+}
+
+// Whether `value` is an array with a long string element.
+function hasLong(value) {
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) {
+    const v = value[i];
+    if (typeof v === 'string' && v.length >= json.LONG) return true;
+  }
+  return false;
+}
+
+// Appends string `s` as JSON. `safe`: the job's arguments when they need no escaping, else null.
+function appendString(s, safe) {
+  let plain = false;
+  if (safe !== null) {
+    // `===` on the same string object is a pointer comparison; equal text is as safe.
+    for (let i = 0; i < safe.length && !plain; i++) plain = safe[i] === s;
+  }
+  if (!plain && json.NEEDS_ESCAPE.test(s)) {
+    appendText(JSON.stringify(s));
+    return;
+  }
+  appendText('"');
+  appendText(s);
+  appendText('"');
 }
 
 // The UTF-8 length of `line` when it is longer than maxMessage, else 0. Only a line of more
@@ -381,7 +483,6 @@ globalThis[STATE] = {
   sendProgress,
   initData: undefined,
   initDataReady: false,
-  send,
   sendEvent(name, data) {
     let text;
     try {
@@ -536,6 +637,8 @@ function call(msg) {
     sendError(id, unknownFunction(name));
     return;
   }
+  // Arguments parsed from a line without a backslash: no string in them needs escaping.
+  const safe = lineSafe && Array.isArray(msg.args) ? msg.args : null;
   // traceparent: the caller's W3C trace context, when the call carries one (traceContext()).
   const job = { id, controller: null, cancelled: false, traceparent: msg.traceparent };
   running.set(id, job);
@@ -551,11 +654,11 @@ function call(msg) {
     if (typeof then === 'function' || then === UNREADABLE) {
       // Adopted as `await` would: a `then` (or its getter) that throws rejects, and a thenable
       // that resolves to another thenable is followed to its value.
-      new Promise((resolve) => resolve(result)).then((v) => sendResult(id, v), (e) => sendError(id, e));
+      new Promise((resolve) => resolve(result)).then((v) => sendResult(id, v, safe), (e) => sendError(id, e));
       return;
     }
   }
-  sendResult(id, result);
+  sendResult(id, result, safe);
 }
 
 function callWith(fn, args) {
@@ -574,6 +677,9 @@ function parse(line) {
     return malformed(e.message);
   }
 }
+
+// Whether the line being dispatched has no backslash (set only around handleText's dispatch).
+let lineSafe = false;
 
 function handle(line) {
   dispatch(parse(line));
@@ -682,6 +788,8 @@ function handleText(data, last) {
   const text = data.toString('utf8', 0, last);
   let start = 0;
   let lines = 0;
+  // The next backslash at or after `start` (-1: none): a line before it has none.
+  let slash = text.indexOf('\\');
   for (;;) {
     if (text.charCodeAt(start + 2) === 0x62 && text.startsWith(binary.BIN_PREFIX, start)) {
       // Where that line starts in the bytes: after the newlines of the lines handled (a text's
@@ -691,12 +799,15 @@ function handleText(data, last) {
       return handleBytes(data, at);
     }
     const nl = text.indexOf('\n', start);
+    const end = nl === -1 ? text.length : nl;
+    if (slash !== -1 && slash < start) slash = text.indexOf('\\', start);
+    lineSafe = slash === -1 || slash > end;
+    handle(text.slice(start, end));
+    lineSafe = false;
     if (nl === -1) break;
-    handle(text.slice(start, nl));
     start = nl + 1;
     lines++;
   }
-  handle(text.slice(start));
   return last + 1;
 }
 

@@ -37,7 +37,18 @@ pub struct LineDecoder {
     /// A message with attachments is being read ([`next_message`](Self::next_message)): the
     /// bytes it takes from `head`, line and attachments; 0 otherwise.
     want: usize,
+    /// The most of the buffer used since it was last empty.
+    peak: usize,
+    /// Times in a row the buffer, grown past [`KEEP`], emptied without having needed it.
+    quiet: u32,
 }
+
+/// A buffer grown to at most this many bytes is kept while messages keep needing it (a stream
+/// of 1 MiB messages is read without reallocating and zeroing it for each one); it shrinks back
+/// after [`QUIET_TIMES`] emptyings in a row that did not need it. A larger one shrinks at once.
+const KEEP: usize = 4 * 1024 * 1024;
+/// See [`KEEP`].
+const QUIET_TIMES: u32 = 8;
 
 /// One message from [`LineDecoder::next_message`]: its line, and its attachments if it has any.
 #[derive(Debug)]
@@ -96,6 +107,8 @@ impl LineDecoder {
             initial,
             max_len,
             want: 0,
+            peak: 0,
+            quiet: 0,
         }
     }
 
@@ -125,9 +138,15 @@ impl LineDecoder {
             self.scanned = 0;
             // One long line must not pin its buffer for the life of the channel.
             if self.buf.len() > 4 * self.initial {
-                self.buf.truncate(self.initial);
-                self.buf.shrink_to_fit();
+                let small = self.peak <= 4 * self.initial;
+                self.quiet = if small { self.quiet + 1 } else { 0 };
+                if self.buf.len() > KEEP || self.quiet >= QUIET_TIMES {
+                    self.buf.truncate(self.initial);
+                    self.buf.shrink_to_fit();
+                    self.quiet = 0;
+                }
             }
+            self.peak = 0;
         }
         if self.tail == self.buf.len() {
             if self.head > 0 {
@@ -167,6 +186,7 @@ impl LineDecoder {
     /// Records that `n` bytes were read into the slice [`spare`](Self::spare) returned.
     pub fn filled(&mut self, n: usize) {
         self.tail += n;
+        self.peak = self.peak.max(self.tail);
         debug_assert!(self.tail <= self.buf.len());
     }
 
@@ -370,6 +390,37 @@ mod tests {
         let m = d.next_message().unwrap().unwrap();
         assert_eq!(m.attachments.unwrap().bytes.len(), 1_000_000);
         d.spare().unwrap();
+        // Kept for the next large message, then given back once small ones no longer need it.
+        let grown = d.capacity();
+        assert_eq!(grown, head.len() + 1_000_001);
+        d.push(head).unwrap();
+        assert!(d.next_message().unwrap().is_none());
+        let n = d.spare().unwrap().len();
+        d.filled(n);
+        assert_eq!(d.capacity(), grown, "not reallocated");
+        d.buf[head.len() + 1_000_000] = b'\n';
+        let m = d.next_message().unwrap().unwrap();
+        assert_eq!(m.attachments.unwrap().bytes.len(), 1_000_000);
+        quiet(&mut d);
+        assert_eq!(d.capacity(), 16);
+    }
+
+    // Small messages, enough of them for a grown buffer to shrink back.
+    fn quiet(d: &mut LineDecoder) {
+        for _ in 0..QUIET_TIMES {
+            d.push(b"1\n").unwrap();
+            assert_eq!(d.next_message().unwrap().unwrap().line, b"1");
+        }
+        d.spare().unwrap();
+    }
+
+    #[test]
+    fn a_buffer_over_the_keep_size_shrinks_at_once() {
+        let mut d = LineDecoder::with_capacity(16, 8 << 20);
+        d.push(format!("{}\n", "x".repeat(KEEP)).as_bytes())
+            .unwrap();
+        assert_eq!(d.next_line().unwrap().unwrap().len(), KEEP);
+        d.spare().unwrap();
         assert_eq!(d.capacity(), 16);
     }
 
@@ -426,7 +477,7 @@ mod tests {
         b.push(b"\nshort\n").unwrap();
         assert_eq!(lines(&mut b), [long.as_str(), "short"]);
         assert!(b.capacity() >= 100_001);
-        b.spare().unwrap();
+        quiet(&mut b);
         assert_eq!(b.capacity(), 64);
     }
 
@@ -437,7 +488,7 @@ mod tests {
             .unwrap();
         assert_eq!(d.next_line().unwrap().unwrap().len(), 500_000);
         assert!(d.capacity() > 4 * LineDecoder::DEFAULT_CAPACITY);
-        d.spare().unwrap();
+        quiet(&mut d);
         assert_eq!(d.capacity(), LineDecoder::DEFAULT_CAPACITY);
     }
 

@@ -123,6 +123,11 @@ proptest! {
         for (line, len) in got.iter().zip(&lens) {
             prop_assert_eq!(line.len(), *len);
         }
+        // A grown buffer is kept while lines need it, and given back after a few short ones.
+        for _ in 0..16 {
+            dec.push(b"x\n").unwrap();
+            prop_assert_eq!(dec.next_line().unwrap(), Some(&b"x"[..]));
+        }
         dec.spare().unwrap();
         prop_assert!(dec.capacity() <= 4 * initial, "capacity {} after draining", dec.capacity());
     }

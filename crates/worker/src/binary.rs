@@ -29,6 +29,32 @@ type JsonError = serde_json::Error;
 /// The name `serde_json` gives `RawValue`'s newtype, which it handles itself.
 const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
+/// Strings at least this long are checked for [`plain`] text (shorter ones are escaped as
+/// fast as they are checked).
+const PLAIN_MIN: usize = 256;
+
+/// Whether `bytes` hold nothing JSON escapes: no `"`, `\\` or control character. Eight bytes
+/// at a time: a byte below 0x20, or equal to `"` or `\\`, sets its top bit in the mask.
+fn plain(bytes: &[u8]) -> bool {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const TOPS: u64 = 0x8080_8080_8080_8080;
+    let zero_in = |w: u64| w.wrapping_sub(ONES) & !w & TOPS;
+    let mut chunks = bytes.chunks_exact(8);
+    for chunk in &mut chunks {
+        let w = u64::from_le_bytes(chunk.try_into().unwrap());
+        let below = w.wrapping_sub(ONES * 0x20) & !w & TOPS;
+        if below | zero_in(w ^ (ONES * u64::from(b'"'))) | zero_in(w ^ (ONES * u64::from(b'\\')))
+            != 0
+        {
+            return false;
+        }
+    }
+    chunks
+        .remainder()
+        .iter()
+        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+}
+
 /// Deserializes a call's `args` (JSON text) whose `{"$b":i}` objects stand for `bins[i]`.
 pub(crate) fn from_args<'de, A: de::Deserialize<'de>>(
     text: &'de str,
@@ -692,8 +718,24 @@ impl<'s, S: Serializer> Serializer for Ser<'s, S> {
         serialize_bool(bool) serialize_i8(i8) serialize_i16(i16) serialize_i32(i32)
         serialize_i64(i64) serialize_i128(i128) serialize_u8(u8) serialize_u16(u16)
         serialize_u32(u32) serialize_u64(u64) serialize_u128(u128) serialize_f32(f32)
-        serialize_f64(f64) serialize_char(char) serialize_str(&str)
+        serialize_f64(f64) serialize_char(char)
         serialize_unit_struct(&'static str)
+    }
+
+    /// A long string with nothing JSON escapes (a payload sent back, say) is written as it is,
+    /// as a raw value, instead of through `serde_json`'s escaping, which looks at it one byte
+    /// at a time (a tenth of the `md5` example worker's time on 3 KB payloads).
+    fn serialize_str(self, v: &str) -> Result<S::Ok, S::Error> {
+        if v.len() < PLAIN_MIN || !plain(v.as_bytes()) {
+            return self.inner.serialize_str(v);
+        }
+        let mut quoted = String::with_capacity(v.len() + 2);
+        quoted.push('"');
+        quoted.push_str(v);
+        quoted.push('"');
+        let mut raw = self.inner.serialize_struct(RAW_VALUE_TOKEN, 1)?;
+        ser::SerializeStruct::serialize_field(&mut raw, RAW_VALUE_TOKEN, &quoted)?;
+        ser::SerializeStruct::end(raw)
     }
 
     fn serialize_bytes(self, v: &[u8]) -> Result<S::Ok, S::Error> {
@@ -976,5 +1018,42 @@ impl<C: ser::SerializeStructVariant> ser::SerializeStructVariant for Comp<'_, C>
 
     fn end(self) -> Result<C::Ok, C::Error> {
         self.inner.end()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    // What `finish_line` writes for `value`, after a line start of `{"v":`.
+    fn line<T: Serialize + ?Sized>(value: &T) -> String {
+        let mut out = b"{\"v\":".to_vec();
+        let staged = RefCell::new(Staged::default());
+        finish_line(&mut out, 0, value, &staged).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    #[test]
+    fn long_strings_come_out_as_serde_json_writes_them() {
+        let long = "abc".repeat(1024);
+        let mut cases = vec![long.clone(), "é€😀".repeat(200), "x".repeat(PLAIN_MIN - 1)];
+        // Each character JSON escapes, at each position in an 8-byte word and in the tail.
+        for c in ['"', '\\', '\n', '\u{0}', '\u{1f}'] {
+            for at in [0, 3, 7, 8, 300, long.len() - 1] {
+                let mut s = long.clone();
+                s.replace_range(at..at + 1, &c.to_string());
+                cases.push(s);
+            }
+        }
+        for s in &cases {
+            let want = format!("{{\"v\":{}}}\n", serde_json::to_string(s).unwrap());
+            assert_eq!(line(s), want);
+            let pair = (s.as_str(), "digest");
+            let want = format!("{{\"v\":{}}}\n", serde_json::to_string(&pair).unwrap());
+            assert_eq!(line(&pair), want);
+        }
+        assert!(plain(long.as_bytes()));
+        assert!(plain("\u{7f}~ \u{80}".repeat(100).as_bytes()));
+        assert!(!plain(b"0123456789abcde\x1f"));
     }
 }

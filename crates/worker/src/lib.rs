@@ -408,43 +408,63 @@ fn cancel_line(id: u32) -> Vec<u8> {
 }
 
 fn find(haystack: &[u8], needle: &[u8]) -> bool {
-    haystack.windows(needle.len()).any(|w| w == needle)
+    memchr::memmem::find(haystack, needle).is_some()
 }
 
+/// How a cancel line starts; its id and `}` follow.
+const CANCEL_PREFIX: &[u8] = br#"{"t":"cancel","id":"#;
+/// The longest cancel line: the prefix, 10 digits and `}`.
+const CANCEL_MAX: usize = CANCEL_PREFIX.len() + 11;
+
 /// Adds to `cancels` the calls cancelled by lines in `bytes` (a read of the channel; `carry`
-/// holds the end of the previous read, so a cancel split between reads is found too).
+/// holds the last bytes before it, so a cancel split between reads is found too). The read is
+/// searched where it lies, not copied: only a cancel that starts in `carry` is looked for in a
+/// copy, of `carry` and the read's first bytes.
 fn scan_cancels(carry: &mut Vec<u8>, bytes: &[u8], cancels: &mut HashSet<u32>) {
-    const PREFIX: &[u8] = br#"{"t":"cancel","id":"#;
-    let mut hay = std::mem::take(carry);
-    hay.extend_from_slice(bytes);
-    let mut i = 0;
-    while let Some(pos) = hay[i..].windows(PREFIX.len()).position(|w| w == PREFIX) {
-        let start = i + pos + PREFIX.len();
-        let digits = hay[start..]
-            .iter()
-            .take_while(|b| b.is_ascii_digit())
-            .count();
-        if start + digits >= hay.len() {
-            // Cut off by the end of this read: looked at again with the next.
-            i += pos;
-            break;
+    let finder = memchr::memmem::Finder::new(CANCEL_PREFIX);
+    let old = carry.len();
+    carry.extend_from_slice(&bytes[..bytes.len().min(CANCEL_MAX)]);
+    if old > 0 {
+        // Only a line that ends in this read: one wholly in `carry` was found before (and may
+        // have been handled since).
+        find_cancels(&finder, carry, old, cancels);
+    }
+    // What the next read's search starts with: the last bytes of the stream so far, too few
+    // to hold a whole cancel line.
+    let keep = CANCEL_MAX - 1;
+    if bytes.len() >= keep {
+        carry.clear();
+        carry.extend_from_slice(&bytes[bytes.len() - keep..]);
+    } else {
+        // `carry` already ends with all of this read.
+        let drop = carry.len().saturating_sub(keep);
+        carry.drain(..drop);
+    }
+    find_cancels(&finder, bytes, 0, cancels);
+}
+
+/// Adds the ids of the whole cancel lines in `hay` that end at `from` or later to `cancels` (one
+/// cut off by its end is left for the next search, which starts with those bytes).
+fn find_cancels(
+    finder: &memchr::memmem::Finder<'_>,
+    hay: &[u8],
+    from: usize,
+    cancels: &mut HashSet<u32>,
+) {
+    for pos in finder.find_iter(hay) {
+        let start = pos + CANCEL_PREFIX.len();
+        let mut id: u64 = 0;
+        let mut end = start;
+        while end < hay.len() && end - start <= 10 && hay[end].is_ascii_digit() {
+            id = id * 10 + u64::from(hay[end] - b'0');
+            end += 1;
         }
-        if hay[start + digits] == b'}' {
-            if let Ok(id) = std::str::from_utf8(&hay[start..start + digits])
-                .unwrap_or("")
-                .parse::<u32>()
-            {
+        if end > start && end < hay.len() && end >= from && hay[end] == b'}' {
+            if let Ok(id) = u32::try_from(id) {
                 cancels.insert(id);
             }
         }
-        i = start;
     }
-    let keep = hay
-        .len()
-        .saturating_sub(PREFIX.len() + 11)
-        .max(i.min(hay.len()));
-    let keep = keep.min(hay.len());
-    carry.extend_from_slice(&hay[keep..]);
 }
 
 /// The length of the line appended to `out` from `start` (its `\n` not counted) when that is
@@ -1092,4 +1112,52 @@ fn channel_fd() -> Result<RawFd, String> {
         }
     }
     Ok(fd)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn scan_all(stream: &[u8], split: &[usize]) -> Vec<u32> {
+        let mut carry = Vec::new();
+        let mut cancels = HashSet::new();
+        let mut from = 0;
+        for &at in split.iter().chain(std::iter::once(&stream.len())) {
+            scan_cancels(&mut carry, &stream[from..at], &mut cancels);
+            from = at;
+        }
+        let mut ids: Vec<u32> = cancels.into_iter().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    #[test]
+    fn cancels_are_found_however_the_reads_split_them() {
+        let stream = b"{\"t\":\"call\",\"id\":1,\"args\":[\"{\\\"t\\\":\\\"cancel\\\"\"]}\n\
+{\"t\":\"cancel\",\"id\":4294967295}\n{\"t\":\"cancel\",\"id\":4294967296}\n\
+{\"t\":\"cancel\",\"id\":7}\n{\"t\":\"cancel\",\"id\":}\n{\"t\":\"cancel\",\"id\":12}\n";
+        let want = vec![7, 12, 4294967295];
+        assert_eq!(scan_all(stream, &[]), want);
+        // Every split into two reads, and reads of one, two and three bytes.
+        for at in 0..=stream.len() {
+            assert_eq!(scan_all(stream, &[at]), want, "split at {at}");
+        }
+        for step in 1..=3 {
+            let split: Vec<usize> = (step..stream.len()).step_by(step).collect();
+            assert_eq!(scan_all(stream, &split), want, "reads of {step}");
+        }
+    }
+
+    #[test]
+    fn a_cancel_is_found_once_however_many_reads_follow() {
+        let mut carry = Vec::new();
+        let mut cancels = HashSet::new();
+        scan_cancels(&mut carry, b"x{\"t\":\"cancel\",\"id\":5}\n", &mut cancels);
+        // Handled by the serving loop.
+        assert!(cancels.remove(&5));
+        for read in [&b"{"[..], b"\"t\"", b":", b"1}\n"] {
+            scan_cancels(&mut carry, read, &mut cancels);
+        }
+        assert!(cancels.is_empty(), "{cancels:?}");
+    }
 }
