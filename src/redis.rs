@@ -94,15 +94,6 @@ pub struct RemoteJob {
     pub key: Option<String>,
 }
 
-/// A result for a producer: status 'o' (value: the result's JSON), 'e' (the error's JSON) or
-/// 'f' (the job failed on the hosts' side: `{ host, deliveries, retries }`).
-#[napi(object)]
-pub struct RemoteReply {
-    pub local: String,
-    pub status: String,
-    pub value: String,
-}
-
 /// What an admission did: jobs admitted, the local ids refused (the backlog was full), the
 /// jobs waiting in the queue after it, the local ids that joined a shared job, and the
 /// queue's priority policy when it differs from the producer's (nothing was admitted then).
@@ -291,24 +282,22 @@ impl RedisProducer {
         })
     }
 
-    /// The next results, waiting up to `blockMs` for one.
+    /// The next results, waiting up to `blockMs` for one: three strings per reply, flat (no
+    /// object per reply to make): its local id, its status and its value. Status 'o' (value:
+    /// the result's JSON), 'e' (the error's JSON), 'f' (the job failed on the hosts' side:
+    /// `{ host, deliveries, retries }`), and the others lib/remote/producer.js reads.
     #[napi]
-    pub fn read<'e>(
-        &self,
-        env: &'e Env,
-        block_ms: u32,
-    ) -> Result<PromiseRaw<'e, Vec<RemoteReply>>> {
+    pub fn read<'e>(&self, env: &'e Env, block_ms: u32) -> Result<PromiseRaw<'e, Vec<String>>> {
         let p = self.inner.clone();
         promise(env, "RedisProducer.read", async move {
             let replies = redis(p.read(u64::from(block_ms))).await?;
-            Ok(replies
-                .into_iter()
-                .map(|r| RemoteReply {
-                    local: r.local,
-                    status: r.status,
-                    value: r.value,
-                })
-                .collect())
+            let mut flat = Vec::with_capacity(replies.len() * 3);
+            for r in replies {
+                flat.push(r.local);
+                flat.push(r.status);
+                flat.push(r.value);
+            }
+            Ok(flat)
         })
     }
 
@@ -355,26 +344,15 @@ impl RedisProducer {
     }
 }
 
-/// A job delivered to a host.
-#[napi(object)]
-pub struct RemoteDelivery {
-    pub entry: String,
-    pub job: String,
-    pub kind: String,
-    pub name: String,
-    pub args: String,
-    pub retries: u32,
-    pub timeout: f64,
-    pub deliveries: u32,
-    /// Its producer wants its progress reports (`progress()`).
-    pub progress: bool,
-}
-
 /// What one take did: the jobs, and the counts of jobs failed past their retries, dropped
-/// (their producer is gone) and entries moved to the dead-letter stream.
+/// (their producer is gone) and entries moved to the dead-letter stream. The jobs are flat,
+/// no object per job to make: `strings` holds five per job (entry, job, kind, function name,
+/// arguments as JSON), `numbers` four (retries, timeout in ms, delivery count, 1 when its
+/// producer wants its progress reports).
 #[napi(object)]
 pub struct RemoteTake {
-    pub jobs: Vec<RemoteDelivery>,
+    pub strings: Vec<String>,
+    pub numbers: Vec<f64>,
     pub failed: u32,
     pub dropped: u32,
     pub dead: u32,
@@ -426,22 +404,20 @@ impl RedisHost {
         let h = self.inner.clone();
         promise(env, "RedisHost.take", async move {
             let t = redis(h.take(n)).await?;
+            let mut strings = Vec::with_capacity(t.jobs.len() * 5);
+            let mut numbers = Vec::with_capacity(t.jobs.len() * 4);
+            for d in t.jobs {
+                strings.extend([d.entry, d.job, d.kind, d.name, d.args]);
+                numbers.extend([
+                    f64::from(d.retries),
+                    d.timeout_ms as f64,
+                    f64::from(d.deliveries),
+                    f64::from(u8::from(d.progress)),
+                ]);
+            }
             Ok(RemoteTake {
-                jobs: t
-                    .jobs
-                    .into_iter()
-                    .map(|d| RemoteDelivery {
-                        entry: d.entry,
-                        job: d.job,
-                        kind: d.kind,
-                        name: d.name,
-                        args: d.args,
-                        retries: d.retries,
-                        timeout: d.timeout_ms as f64,
-                        deliveries: d.deliveries,
-                        progress: d.progress,
-                    })
-                    .collect(),
+                strings,
+                numbers,
                 failed: t.failed,
                 dropped: t.dropped,
                 dead: t.dead,

@@ -243,8 +243,28 @@ class WorkerHost extends EventEmitter {
       }
       this.#counts.failed += t.failed;
       this.#counts.dead += t.dead;
-      for (const d of t.jobs) this.#start(d);
-      if (t.jobs.length === 0 && this.#state === 'running') {
+      // Flat: five strings and four numbers per job (src/redis.rs, RemoteTake).
+      const { strings, numbers } = t;
+      for (let i = 0, j = 0; i < strings.length; i += 5, j += 4) {
+        this.#start({
+          entry: strings[i],
+          job: strings[i + 1],
+          kind: strings[i + 2],
+          name: strings[i + 3],
+          args: strings[i + 4],
+          retries: numbers[j],
+          timeout: numbers[j + 1],
+          deliveries: numbers[j + 2],
+          progress: numbers[j + 3] === 1,
+          // Set by #start and #execute; here so that every delivery has one shape.
+          cancel: null,
+          chain: null,
+          t0: 0,
+          runMs: undefined,
+          lost: false,
+        });
+      }
+      if (strings.length === 0 && this.#state === 'running') {
         try {
           await this.#native.wait(this.#o.poll);
         } catch (e) {
