@@ -70,30 +70,6 @@ async fn redis<T>(fut: impl Future<Output = RedisResult<T>>) -> Result<T> {
     fut.await.map_err(redis_error)
 }
 
-/// A job to admit (lib/remote/producer.js builds them).
-#[napi(object)]
-pub struct RemoteJob {
-    pub local: String,
-    /// 'r' (run: one argument) or 'x' (exec/call: an array of arguments).
-    pub kind: String,
-    /// The function's name; '' for the default function.
-    pub name: String,
-    /// The arguments as JSON.
-    pub args: String,
-    pub retries: u32,
-    /// Milliseconds; 0 for none.
-    pub timeout: f64,
-    pub priority: f64,
-    /// The producer wants its progress reports.
-    pub progress: bool,
-    /// Longest wait in the queue, ms (none or 0: none).
-    pub queue_timeout: Option<f64>,
-    /// Longest from admission to settlement, ms (none or 0: none).
-    pub total_timeout: Option<f64>,
-    /// Coalescing key (none: the job is not shared).
-    pub key: Option<String>,
-}
-
 /// What an admission did: jobs admitted, the local ids refused (the backlog was full), the
 /// jobs waiting in the queue after it, the local ids that joined a shared job, and the
 /// queue's priority policy when it differs from the producer's (nothing was admitted then).
@@ -192,29 +168,46 @@ impl RedisProducer {
     /// Admits the jobs, in order, while the queue holds fewer than `maxBacklog` jobs waiting
     /// (none: no limit), under the priority `policy` (none: the producer has none); resolves
     /// with how many were admitted, the local ids refused and those that joined a shared job.
+    /// The jobs are flat (lib/remote/producer.js builds them; no object per job to read):
+    /// `strings` holds five per job: its local id, its kind ('r' run: one argument; 'x'
+    /// exec/call: an array of arguments), its function's name ('' for the default), its
+    /// arguments as JSON and its coalescing key ('': not shared); `numbers` six: its retries,
+    /// its timeout, queue timeout and total timeout (ms, 0: none), its priority, and 1 when
+    /// its producer wants its progress reports.
     #[napi]
     pub fn admit<'e>(
         &self,
         env: &'e Env,
-        jobs: Vec<RemoteJob>,
+        strings: Vec<String>,
+        numbers: Vec<f64>,
         max_backlog: Option<f64>,
         policy: Option<String>,
     ) -> Result<PromiseRaw<'e, RemoteAdmitted>> {
         let p = self.inner.clone();
-        let jobs: Vec<NewJob> = jobs
-            .into_iter()
-            .map(|j| NewJob {
-                local: j.local,
-                kind: j.kind,
-                name: j.name,
-                args: j.args,
-                retries: j.retries,
-                timeout_ms: j.timeout.max(0.0) as u64,
-                priority: j.priority,
-                progress: j.progress,
-                queue_timeout_ms: j.queue_timeout.unwrap_or(0.0).max(0.0).ceil() as u64,
-                total_timeout_ms: j.total_timeout.unwrap_or(0.0).max(0.0).ceil() as u64,
-                key: j.key.unwrap_or_default(),
+        let n = strings.len() / 5;
+        if strings.len() != n * 5 || numbers.len() != n * 6 {
+            return Err(Error::new(
+                Status::InvalidArg,
+                "admit: five strings and six numbers per job".to_owned(),
+            ));
+        }
+        let ms = |v: f64| v.max(0.0).ceil() as u64;
+        let mut strings = strings.into_iter();
+        let mut next = || strings.next().unwrap_or_default();
+        let jobs: Vec<NewJob> = numbers
+            .chunks_exact(6)
+            .map(|x| NewJob {
+                local: next(),
+                kind: next(),
+                name: next(),
+                args: next(),
+                key: next(),
+                retries: x[0].max(0.0) as u32,
+                timeout_ms: x[1].max(0.0) as u64,
+                queue_timeout_ms: ms(x[2]),
+                total_timeout_ms: ms(x[3]),
+                priority: x[4],
+                progress: x[5] == 1.0,
             })
             .collect();
         let limit = max_backlog.map(|m| m.max(0.0) as u64);

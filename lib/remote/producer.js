@@ -572,7 +572,14 @@ class RemotePool extends EventEmitter {
         batch = await this.#refuseExpectedWait(p, batch);
         if (batch.length === 0) return;
       }
-      const admission = p.admit(batch.map((b) => b[1]), this.#o.maxBacklog ?? undefined, this.#o.policy ?? undefined);
+      // Flat: five strings and six numbers per job (src/redis.rs, admit).
+      const strings = [];
+      const numbers = [];
+      for (const [, j] of batch) {
+        strings.push(j.local, j.kind, j.name, j.args, j.key ?? '');
+        numbers.push(j.retries, j.timeout, j.queueTimeout, j.totalTimeout, j.priority, j.progress ? 1 : 0);
+      }
+      const admission = p.admit(strings, numbers, this.#o.maxBacklog ?? undefined, this.#o.policy ?? undefined);
       const settled = admission.then(() => {}, () => {});
       this.#admitting.add(settled);
       settled.then(() => this.#admitting.delete(settled));
