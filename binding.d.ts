@@ -177,8 +177,14 @@ export declare class RedisProducer {
    * Admits the jobs, in order, while the queue holds fewer than `maxBacklog` jobs waiting
    * (none: no limit), under the priority `policy` (none: the producer has none); resolves
    * with how many were admitted, the local ids refused and those that joined a shared job.
+   * The jobs are flat (lib/remote/producer.js builds them; no object per job to read):
+   * `strings` holds five per job: its local id, its kind ('r' run: one argument; 'x'
+   * exec/call: an array of arguments), its function's name ('' for the default), its
+   * arguments as JSON and its coalescing key ('': not shared); `numbers` six: its retries,
+   * its timeout, queue timeout and total timeout (ms, 0: none), its priority, and 1 when
+   * its producer wants its progress reports.
    */
-  admit(jobs: Array<RemoteJob>, maxBacklog?: number | undefined | null, policy?: string | undefined | null): Promise<RemoteAdmitted>
+  admit(strings: Array<string>, numbers: Array<number>, maxBacklog?: number | undefined | null, policy?: string | undefined | null): Promise<RemoteAdmitted>
   /**
    * Withdraws jobs by their local ids: with `queueOnly`, only those still waiting (their
    * queue timeout passed); otherwise as cancel(). Resolves with a status per id: 'w'
@@ -195,8 +201,13 @@ export declare class RedisProducer {
   cancel(locals: Array<string>): Promise<RemoteCancel>
   /** Refreshes the liveness key: false when Redis had lost it (the pending jobs are lost). */
   heartbeat(): Promise<boolean>
-  /** The next results, waiting up to `blockMs` for one. */
-  read(blockMs: number): Promise<Array<RemoteReply>>
+  /**
+   * The next results, waiting up to `blockMs` for one: three strings per reply, flat (no
+   * object per reply to make): its local id, its status and its value. Status 'o' (value:
+   * the result's JSON), 'e' (the error's JSON), 'f' (the job failed on the hosts' side:
+   * `{ host, deliveries, retries }`), and the others lib/remote/producer.js reads.
+   */
+  read(blockMs: number): Promise<Array<string>>
   /** The queue's jobs waiting, live hosts and slots, and recent mean run time, read at once. */
   gauge(): Promise<RemoteGauge>
   /** The queue's recent run times, the whole queue's and each function's. */
@@ -441,20 +452,6 @@ export interface RemoteCounts {
   dead: number
 }
 
-/** A job delivered to a host. */
-export interface RemoteDelivery {
-  entry: string
-  job: string
-  kind: string
-  name: string
-  args: string
-  retries: number
-  timeout: number
-  deliveries: number
-  /** Its producer wants its progress reports (`progress()`). */
-  progress: boolean
-}
-
 /**
  * What maxExpectedWait's estimate reads: jobs waiting, live hosts, their slots, the mean of
  * the newest run times (ms) and how many run times are kept.
@@ -474,43 +471,10 @@ export interface RemoteIncoming {
   message: string
 }
 
-/** A job to admit (lib/remote/producer.js builds them). */
-export interface RemoteJob {
-  local: string
-  /** 'r' (run: one argument) or 'x' (exec/call: an array of arguments). */
-  kind: string
-  /** The function's name; '' for the default function. */
-  name: string
-  /** The arguments as JSON. */
-  args: string
-  retries: number
-  /** Milliseconds; 0 for none. */
-  timeout: number
-  priority: number
-  /** The producer wants its progress reports. */
-  progress: boolean
-  /** Longest wait in the queue, ms (none or 0: none). */
-  queueTimeout?: number
-  /** Longest from admission to settlement, ms (none or 0: none). */
-  totalTimeout?: number
-  /** Coalescing key (none: the job is not shared). */
-  key?: string
-}
-
 /** What a renewal found: entries another host took, entries their producer cancelled. */
 export interface RemoteRenewal {
   lost: Array<string>
   cancelled: Array<string>
-}
-
-/**
- * A result for a producer: status 'o' (value: the result's JSON), 'e' (the error's JSON) or
- * 'f' (the job failed on the hosts' side: `{ host, deliveries, retries }`).
- */
-export interface RemoteReply {
-  local: string
-  status: string
-  value: string
 }
 
 /**
@@ -525,10 +489,14 @@ export interface RemoteRunTimes {
 
 /**
  * What one take did: the jobs, and the counts of jobs failed past their retries, dropped
- * (their producer is gone) and entries moved to the dead-letter stream.
+ * (their producer is gone) and entries moved to the dead-letter stream. The jobs are flat,
+ * no object per job to make: `strings` holds five per job (entry, job, kind, function name,
+ * arguments as JSON), `numbers` four (retries, timeout in ms, delivery count, 1 when its
+ * producer wants its progress reports).
  */
 export interface RemoteTake {
-  jobs: Array<RemoteDelivery>
+  strings: Array<string>
+  numbers: Array<number>
   failed: number
   dropped: number
   dead: number

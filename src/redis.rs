@@ -18,11 +18,16 @@ use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::runtime::Runtime;
 
-/// The runtime of every Redis call, made on first use.
+/// The runtime of every Redis call, made on first use. One worker thread: a call's task, the
+/// task that settles its Promise and the connection's driver then wake each other on one
+/// thread, not across two (measured on a worker host in an echo burst: with the default of
+/// one worker per core, a third of its CPU was in that runtime's threads, most of it task
+/// switches).
 fn runtime() -> &'static Runtime {
     static RT: OnceLock<Runtime> = OnceLock::new();
     RT.get_or_init(|| {
         tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
             .enable_all()
             .thread_name("comrade-redis")
             .build()
@@ -63,39 +68,6 @@ where
 /// A crate call's result as the call's.
 async fn redis<T>(fut: impl Future<Output = RedisResult<T>>) -> Result<T> {
     fut.await.map_err(redis_error)
-}
-
-/// A job to admit (lib/remote/producer.js builds them).
-#[napi(object)]
-pub struct RemoteJob {
-    pub local: String,
-    /// 'r' (run: one argument) or 'x' (exec/call: an array of arguments).
-    pub kind: String,
-    /// The function's name; '' for the default function.
-    pub name: String,
-    /// The arguments as JSON.
-    pub args: String,
-    pub retries: u32,
-    /// Milliseconds; 0 for none.
-    pub timeout: f64,
-    pub priority: f64,
-    /// The producer wants its progress reports.
-    pub progress: bool,
-    /// Longest wait in the queue, ms (none or 0: none).
-    pub queue_timeout: Option<f64>,
-    /// Longest from admission to settlement, ms (none or 0: none).
-    pub total_timeout: Option<f64>,
-    /// Coalescing key (none: the job is not shared).
-    pub key: Option<String>,
-}
-
-/// A result for a producer: status 'o' (value: the result's JSON), 'e' (the error's JSON) or
-/// 'f' (the job failed on the hosts' side: `{ host, deliveries, retries }`).
-#[napi(object)]
-pub struct RemoteReply {
-    pub local: String,
-    pub status: String,
-    pub value: String,
 }
 
 /// What an admission did: jobs admitted, the local ids refused (the backlog was full), the
@@ -196,29 +168,46 @@ impl RedisProducer {
     /// Admits the jobs, in order, while the queue holds fewer than `maxBacklog` jobs waiting
     /// (none: no limit), under the priority `policy` (none: the producer has none); resolves
     /// with how many were admitted, the local ids refused and those that joined a shared job.
+    /// The jobs are flat (lib/remote/producer.js builds them; no object per job to read):
+    /// `strings` holds five per job: its local id, its kind ('r' run: one argument; 'x'
+    /// exec/call: an array of arguments), its function's name ('' for the default), its
+    /// arguments as JSON and its coalescing key ('': not shared); `numbers` six: its retries,
+    /// its timeout, queue timeout and total timeout (ms, 0: none), its priority, and 1 when
+    /// its producer wants its progress reports.
     #[napi]
     pub fn admit<'e>(
         &self,
         env: &'e Env,
-        jobs: Vec<RemoteJob>,
+        strings: Vec<String>,
+        numbers: Vec<f64>,
         max_backlog: Option<f64>,
         policy: Option<String>,
     ) -> Result<PromiseRaw<'e, RemoteAdmitted>> {
         let p = self.inner.clone();
-        let jobs: Vec<NewJob> = jobs
-            .into_iter()
-            .map(|j| NewJob {
-                local: j.local,
-                kind: j.kind,
-                name: j.name,
-                args: j.args,
-                retries: j.retries,
-                timeout_ms: j.timeout.max(0.0) as u64,
-                priority: j.priority,
-                progress: j.progress,
-                queue_timeout_ms: j.queue_timeout.unwrap_or(0.0).max(0.0).ceil() as u64,
-                total_timeout_ms: j.total_timeout.unwrap_or(0.0).max(0.0).ceil() as u64,
-                key: j.key.unwrap_or_default(),
+        let n = strings.len() / 5;
+        if strings.len() != n * 5 || numbers.len() != n * 6 {
+            return Err(Error::new(
+                Status::InvalidArg,
+                "admit: five strings and six numbers per job".to_owned(),
+            ));
+        }
+        let ms = |v: f64| v.max(0.0).ceil() as u64;
+        let mut strings = strings.into_iter();
+        let mut next = || strings.next().unwrap_or_default();
+        let jobs: Vec<NewJob> = numbers
+            .chunks_exact(6)
+            .map(|x| NewJob {
+                local: next(),
+                kind: next(),
+                name: next(),
+                args: next(),
+                key: next(),
+                retries: x[0].max(0.0) as u32,
+                timeout_ms: x[1].max(0.0) as u64,
+                queue_timeout_ms: ms(x[2]),
+                total_timeout_ms: ms(x[3]),
+                priority: x[4],
+                progress: x[5] == 1.0,
             })
             .collect();
         let limit = max_backlog.map(|m| m.max(0.0) as u64);
@@ -286,24 +275,22 @@ impl RedisProducer {
         })
     }
 
-    /// The next results, waiting up to `blockMs` for one.
+    /// The next results, waiting up to `blockMs` for one: three strings per reply, flat (no
+    /// object per reply to make): its local id, its status and its value. Status 'o' (value:
+    /// the result's JSON), 'e' (the error's JSON), 'f' (the job failed on the hosts' side:
+    /// `{ host, deliveries, retries }`), and the others lib/remote/producer.js reads.
     #[napi]
-    pub fn read<'e>(
-        &self,
-        env: &'e Env,
-        block_ms: u32,
-    ) -> Result<PromiseRaw<'e, Vec<RemoteReply>>> {
+    pub fn read<'e>(&self, env: &'e Env, block_ms: u32) -> Result<PromiseRaw<'e, Vec<String>>> {
         let p = self.inner.clone();
         promise(env, "RedisProducer.read", async move {
             let replies = redis(p.read(u64::from(block_ms))).await?;
-            Ok(replies
-                .into_iter()
-                .map(|r| RemoteReply {
-                    local: r.local,
-                    status: r.status,
-                    value: r.value,
-                })
-                .collect())
+            let mut flat = Vec::with_capacity(replies.len() * 3);
+            for r in replies {
+                flat.push(r.local);
+                flat.push(r.status);
+                flat.push(r.value);
+            }
+            Ok(flat)
         })
     }
 
@@ -350,26 +337,15 @@ impl RedisProducer {
     }
 }
 
-/// A job delivered to a host.
-#[napi(object)]
-pub struct RemoteDelivery {
-    pub entry: String,
-    pub job: String,
-    pub kind: String,
-    pub name: String,
-    pub args: String,
-    pub retries: u32,
-    pub timeout: f64,
-    pub deliveries: u32,
-    /// Its producer wants its progress reports (`progress()`).
-    pub progress: bool,
-}
-
 /// What one take did: the jobs, and the counts of jobs failed past their retries, dropped
-/// (their producer is gone) and entries moved to the dead-letter stream.
+/// (their producer is gone) and entries moved to the dead-letter stream. The jobs are flat,
+/// no object per job to make: `strings` holds five per job (entry, job, kind, function name,
+/// arguments as JSON), `numbers` four (retries, timeout in ms, delivery count, 1 when its
+/// producer wants its progress reports).
 #[napi(object)]
 pub struct RemoteTake {
-    pub jobs: Vec<RemoteDelivery>,
+    pub strings: Vec<String>,
+    pub numbers: Vec<f64>,
     pub failed: u32,
     pub dropped: u32,
     pub dead: u32,
@@ -421,22 +397,20 @@ impl RedisHost {
         let h = self.inner.clone();
         promise(env, "RedisHost.take", async move {
             let t = redis(h.take(n)).await?;
+            let mut strings = Vec::with_capacity(t.jobs.len() * 5);
+            let mut numbers = Vec::with_capacity(t.jobs.len() * 4);
+            for d in t.jobs {
+                strings.extend([d.entry, d.job, d.kind, d.name, d.args]);
+                numbers.extend([
+                    f64::from(d.retries),
+                    d.timeout_ms as f64,
+                    f64::from(d.deliveries),
+                    f64::from(u8::from(d.progress)),
+                ]);
+            }
             Ok(RemoteTake {
-                jobs: t
-                    .jobs
-                    .into_iter()
-                    .map(|d| RemoteDelivery {
-                        entry: d.entry,
-                        job: d.job,
-                        kind: d.kind,
-                        name: d.name,
-                        args: d.args,
-                        retries: d.retries,
-                        timeout: d.timeout_ms as f64,
-                        deliveries: d.deliveries,
-                        progress: d.progress,
-                    })
-                    .collect(),
+                strings,
+                numbers,
                 failed: t.failed,
                 dropped: t.dropped,
                 dead: t.dead,

@@ -572,7 +572,14 @@ class RemotePool extends EventEmitter {
         batch = await this.#refuseExpectedWait(p, batch);
         if (batch.length === 0) return;
       }
-      const admission = p.admit(batch.map((b) => b[1]), this.#o.maxBacklog ?? undefined, this.#o.policy ?? undefined);
+      // Flat: five strings and six numbers per job (src/redis.rs, admit).
+      const strings = [];
+      const numbers = [];
+      for (const [, j] of batch) {
+        strings.push(j.local, j.kind, j.name, j.args, j.key ?? '');
+        numbers.push(j.retries, j.timeout, j.queueTimeout, j.totalTimeout, j.priority, j.progress ? 1 : 0);
+      }
+      const admission = p.admit(strings, numbers, this.#o.maxBacklog ?? undefined, this.#o.policy ?? undefined);
       const settled = admission.then(() => {}, () => {});
       this.#admitting.add(settled);
       settled.then(() => this.#admitting.delete(settled));
@@ -769,7 +776,8 @@ class RemotePool extends EventEmitter {
           backoff = Math.min(backoff * 2, 2000);
           continue;
         }
-        for (const r of replies) this.#settleReply(r);
+        // Three strings per reply: its local id, status and value.
+        for (let i = 0; i < replies.length; i += 3) this.#settleReply(replies[i], replies[i + 1], replies[i + 2]);
       }
     } finally {
       this.#reading = false;
@@ -777,32 +785,32 @@ class RemotePool extends EventEmitter {
     }
   }
 
-  #settleReply(r) {
-    if (r.status === 'b') {
-      this.#broadcasts.check(r.local); // a host answered a broadcast
+  #settleReply(local, status, value) {
+    if (status === 'b') {
+      this.#broadcasts.check(local); // a host answered a broadcast
       return;
     }
-    const job = this.#jobs.get(r.local);
+    const job = this.#jobs.get(local);
     if (job === undefined) return; // settled already (terminated, or failed when Redis lost it)
-    if (r.status === 'p') {
-      this.#progress(job, r.value);
+    if (status === 'p') {
+      this.#progress(job, value);
       return;
     }
     // Its totalTimeout passed: it settles when its withdrawal answers, with ERR_TOTAL_TIMEOUT.
     if (job.expired) return;
-    this.#jobs.delete(r.local);
-    if (r.status === 'q') {
+    this.#jobs.delete(local);
+    if (status === 'q') {
       // A host found it waiting past its queue deadline (Redis's clock).
       let waited = 0;
       try {
-        waited = Number(JSON.parse(r.value).waitedMs) || 0;
+        waited = Number(JSON.parse(value).waitedMs) || 0;
       } catch {
         // No details.
       }
       this.#failQueueTimeout(job, waited);
       return;
     }
-    if (r.status === 't') {
+    if (status === 't') {
       this.#counts.failed++;
       this.#counts.totalTimedOut++;
       this.emit('totalTimeout', { name: job.name, pid: null, host: null });
@@ -810,8 +818,8 @@ class RemotePool extends EventEmitter {
         'the job\'s totalTimeout passed while it waited in the queue: it never ran', { pid: null, host: null }));
       return;
     }
-    if (r.status === 'o') {
-      const bytes = bytesOver(r.value, this.#o.maxMessage);
+    if (status === 'o') {
+      const bytes = bytesOver(value, this.#o.maxMessage);
       if (bytes > 0) {
         this.#counts.failed++;
         job.settle(new PoolError(codes.MESSAGE_TOO_LARGE,
@@ -819,9 +827,9 @@ class RemotePool extends EventEmitter {
           { maxMessage: this.#o.maxMessage }));
         return;
       }
-      let value;
+      let result;
       try {
-        value = JSON.parse(r.value);
+        result = JSON.parse(value);
       } catch {
         this.#counts.failed++;
         job.settle(new PoolError(codes.WORKER_EXITED, 'a worker host sent a result that is not JSON'));
@@ -829,9 +837,9 @@ class RemotePool extends EventEmitter {
       }
       this.#counts.completed++;
       this.#completedAt();
-      job.settle(null, value);
-    } else if (r.status === 'e') {
-      const err = deserializeError(r.value);
+      job.settle(null, result);
+    } else if (status === 'e') {
+      const err = deserializeError(value);
       // A failure of the host's pool (timeout, worker exit) counts as failed, as in Pool.
       if (err instanceof PoolError && HOST_FAILURES.has(err.code)) {
         this.#counts.failed++;
@@ -843,7 +851,7 @@ class RemotePool extends EventEmitter {
     } else {
       let f = {};
       try {
-        f = JSON.parse(r.value);
+        f = JSON.parse(value);
       } catch {
         // A failure without details.
       }
