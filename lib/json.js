@@ -16,11 +16,24 @@ function quoteLong(s) {
   return NEEDS_ESCAPE.test(s) ? JSON.stringify(s) : '"' + s + '"';
 }
 
+// A long string in the text given to the native submit (src/rawtext.rs): `\x01<length>:` and
+// the string itself, which the binding turns into its JSON text while it reads the batch (the
+// scan for characters to escape costs a fraction there of the regular expression's here). JSON
+// text never holds a raw control character, so the mark cannot be mistaken. A string with a
+// lone surrogate (UTF-8 cannot carry it; isWellFormed is free for a one-byte string) goes as
+// JSON.
+function rawLong(s) {
+  return s.isWellFormed() ? RAW_MARK + s.length + ':' + s : JSON.stringify(s);
+}
+const RAW_MARK = '\x01';
+
 // `value` as JSON text (undefined for undefined, like JSON.stringify). Arrays are handled
-// element by element when one of them is a long string.
-function stringify(value) {
+// element by element when one of them is a long string. With `raw` (text for the native
+// submit only), long strings come as rawLong writes them.
+function stringify(value, raw = false) {
+  const quote = raw ? rawLong : quoteLong;
   if (typeof value === 'string') {
-    return value.length >= LONG ? quoteLong(value) : JSON.stringify(value);
+    return value.length >= LONG ? quote(value) : JSON.stringify(value);
   }
   if (Array.isArray(value)) {
     let long = false;
@@ -37,7 +50,7 @@ function stringify(value) {
         if (i > 0) out += ',';
         const v = value[i];
         if (typeof v === 'string' && v.length >= LONG) {
-          out += quoteLong(v);
+          out += quote(v);
         } else {
           const t = JSON.stringify(v);
           // As inside an array: undefined, functions and symbols become null.
@@ -50,4 +63,19 @@ function stringify(value) {
   return JSON.stringify(value);
 }
 
-module.exports = { stringify, LONG, NEEDS_ESCAPE };
+// `text` (from stringify with `raw`) with each raw string replaced by its JSON text: the text
+// the binding makes of it.
+function unraw(text) {
+  let out = '';
+  let pos = 0;
+  for (let at = text.indexOf(RAW_MARK); at >= 0; at = text.indexOf(RAW_MARK, pos)) {
+    const colon = text.indexOf(':', at);
+    const start = colon + 1;
+    out += text.slice(pos, at);
+    pos = start + Number(text.slice(at + 1, colon));
+    out += JSON.stringify(text.slice(start, pos));
+  }
+  return out + text.slice(pos);
+}
+
+module.exports = { stringify, unraw, LONG, NEEDS_ESCAPE, RAW_MARK };

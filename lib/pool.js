@@ -549,10 +549,10 @@ class Pool extends EventEmitter {
           if (t === 'function' || t === 'symbol') throw new TypeError(`argument 0 is a ${t}`);
           if (t === 'object' && binary.hasBinary(task)) {
             bins = [];
-            argsText = json.stringify(binary.encode(task, bins));
+            argsText = json.stringify(binary.encode(task, bins), true);
           } else {
             // undefined (or a toJSON that returns it) is null, as inside an array.
-            argsText = json.stringify(task) ?? 'null';
+            argsText = json.stringify(task, true) ?? 'null';
           }
         } else {
           for (let i = 0; i < args.length; i++) {
@@ -561,15 +561,20 @@ class Pool extends EventEmitter {
           }
           if (binary.hasBinary(args)) {
             bins = [];
-            argsText = json.stringify(binary.encode(args, bins)).slice(1, -1);
+            argsText = json.stringify(binary.encode(args, bins), true).slice(1, -1);
           } else {
-            argsText = json.stringify(args).slice(1, -1);
+            argsText = json.stringify(args, true).slice(1, -1);
           }
         }
       } catch (e) {
         this.#rejected(job, name, unserializableError(e.message));
         return;
       }
+    }
+    // Raw long strings (lib/json.js) grow when escaped, at most 6 bytes a unit: when that could
+    // reach the limit, the JSON text itself is measured (and sent).
+    if (argsText.length * 6 > this.#maxMessage && argsText.includes(json.RAW_MARK)) {
+      argsText = json.unraw(argsText);
     }
     // The same limit as for what workers send (the length in UTF-16 units bounds the UTF-8
     // size from below; count bytes only when it could matter).

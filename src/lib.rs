@@ -17,6 +17,7 @@ use napi_derive::napi;
 
 mod direct;
 mod options;
+mod rawtext;
 mod records;
 mod redis;
 
@@ -173,6 +174,7 @@ impl NativePool {
         count: u32,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submitNamed", || {
+            let args = rawtext::expand(args).map_err(|e| Error::new(Status::InvalidArg, e))?;
             let rejected = rejections(self.engine.submit_calls(
                 first_id,
                 &args,
@@ -217,6 +219,7 @@ impl NativePool {
         traceparents: Option<String>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submitCalls", || {
+            let args = rawtext::expand(args).map_err(|e| Error::new(Status::InvalidArg, e))?;
             let opts = job_opts(
                 count,
                 JobArrays {
