@@ -78,6 +78,24 @@ test('lone UTF-16 surrogates survive the round trip, as with Node IPC', TEST, as
   assert.deepEqual(result, v);
 });
 
+test('long strings, alone and in arrays, reach the worker exactly: every character JSON escapes', TEST, async (t) => {
+  // A string of 256 units or more goes to the binding raw and is escaped there.
+  const h = new Harness(t, { module: echo, max_processes: 2, max_backlog: -1 });
+  const odd = ['"', '\\', '\u007f', '\u2028', '\ud800', '\udc00', '\ud83d\ude00', 'é', '\u0001:12:'];
+  for (let c = 0; c < 0x20; c++) odd.push(String.fromCharCode(c));
+  const strings = [];
+  for (const len of [255, 256, 300]) {
+    for (const c of odd) strings.push(c + 'abc'.repeat(len).slice(0, len - c.length), 'xyz'.repeat(len).slice(0, len - c.length) + c);
+  }
+  strings.push('abc'.repeat(1024), '€😀"\\\n'.repeat(200_000));
+  const jobs = strings.flatMap((s, i) => [h.job(s, `s${i}`), h.job([s, i, 'short "q"', s], `a${i}`)]);
+  await Promise.all(jobs.map((j) => j.done));
+  for (const j of jobs) {
+    assert.equal(j.err, null, `${j.tag}: err must be null`);
+    assert.deepEqual(j.result, j.args, j.tag);
+  }
+});
+
 test('a 1 MiB job and its reply cross intact', TEST, async (t) => {
   const h = new Harness(t, { module: echo, max_processes: 1 });
   const chunk = 'abcdefghij😀\n"\\\u2028';

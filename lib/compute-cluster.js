@@ -17,6 +17,7 @@ const {
   DEFAULTS,
 } = require('./native');
 const { renderFailure, COMPUTE_CLUSTER_FAILURES } = require('./errors');
+const json = require('./json');
 const { internalLimits } = require('./options');
 const { Session, ScopedJob } = require('./session');
 
@@ -102,7 +103,9 @@ ComputeCluster.prototype.enqueue = function enqueue(args, cb) {
   let text;
   let problem;
   try {
-    text = JSON.stringify(args);
+    // Long strings go to the binding raw and are escaped there (lib/json.js, src/rawtext.rs):
+    // the worker receives JSON.stringify's text. No size limit applies to what is sent here.
+    text = json.stringify(args, true);
     if (text === undefined) problem = `${typeof args} is not JSON`;
   } catch (e) {
     problem = e.message;

@@ -142,6 +142,9 @@ impl NativePool {
         timeouts: Option<Float64Array>,
     ) -> js::Result<Vec<f64>> {
         entry("NativePool.submit", || {
+            // ComputeCluster's jobs: long strings may come raw, as for submitNamed.
+            let payloads =
+                rawtext::expand(payloads).map_err(|e| Error::new(Status::InvalidArg, e))?;
             let opts = job_opts(
                 count,
                 JobArrays {
