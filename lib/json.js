@@ -35,32 +35,32 @@ function stringify(value, raw = false) {
   if (typeof value === 'string') {
     return value.length >= LONG ? quote(value) : JSON.stringify(value);
   }
-  if (Array.isArray(value)) {
-    let long = false;
+  if (hasLong(value)) {
+    let out = '[';
     for (let i = 0; i < value.length; i++) {
+      if (i > 0) out += ',';
       const v = value[i];
       if (typeof v === 'string' && v.length >= LONG) {
-        long = true;
-        break;
+        out += quote(v);
+      } else {
+        const t = JSON.stringify(v);
+        // As inside an array: undefined, functions and symbols become null.
+        out += t === undefined ? 'null' : t;
       }
     }
-    if (long) {
-      let out = '[';
-      for (let i = 0; i < value.length; i++) {
-        if (i > 0) out += ',';
-        const v = value[i];
-        if (typeof v === 'string' && v.length >= LONG) {
-          out += quote(v);
-        } else {
-          const t = JSON.stringify(v);
-          // As inside an array: undefined, functions and symbols become null.
-          out += t === undefined ? 'null' : t;
-        }
-      }
-      return out + ']';
-    }
+    return out + ']';
   }
   return JSON.stringify(value);
+}
+
+// Whether `value` is an array with a long string element.
+function hasLong(value) {
+  if (!Array.isArray(value)) return false;
+  for (let i = 0; i < value.length; i++) {
+    const v = value[i];
+    if (typeof v === 'string' && v.length >= LONG) return true;
+  }
+  return false;
 }
 
 // `text` (from stringify with `raw`) with each raw string replaced by its JSON text: the text
@@ -78,4 +78,4 @@ function unraw(text) {
   return out + text.slice(pos);
 }
 
-module.exports = { stringify, unraw, LONG, NEEDS_ESCAPE, RAW_MARK };
+module.exports = { stringify, unraw, hasLong, LONG, NEEDS_ESCAPE, RAW_MARK };

@@ -261,7 +261,7 @@ function sendOk(id, value, safe) {
   settling(id);
   const start = outLen;
   try {
-    if (typeof value === 'string' ? value.length >= json.LONG : hasLong(value)) {
+    if (typeof value === 'string' ? value.length >= json.LONG : json.hasLong(value)) {
       appendText(`{"t":"ok","id":${id},"v":`);
       if (typeof value === 'string') {
         appendString(value, safe);
@@ -301,16 +301,6 @@ function sendOk(id, value, safe) {
     flushQueued = true;
     queueMicrotask(flush);
   }
-}
-
-// Whether `value` is an array with a long string element.
-function hasLong(value) {
-  if (!Array.isArray(value)) return false;
-  for (let i = 0; i < value.length; i++) {
-    const v = value[i];
-    if (typeof v === 'string' && v.length >= json.LONG) return true;
-  }
-  return false;
 }
 
 // Appends string `s` as JSON. `safe`: the job's arguments when they need no escaping, else null.

@@ -231,8 +231,9 @@ class Session {
 
   /**
    * Adds a job to this tick's batch: `argsText` is its arguments as JSON (for submitCalls,
-   * without the enclosing brackets; long strings may be raw, see lib/json.js), `name` its function's name or null, `bins` its binary
-   * attachments (Buffers, referenced from `argsText` as {"$b":i}) or null.
+   * without the enclosing brackets; long strings may be raw, see lib/json.js), `name` its
+   * function's name or null, `bins` its binary attachments (Buffers, referenced from
+   * `argsText` as {"$b":i}) or null.
    */
   add(job, argsText, name, bins = null) {
     const batch = this.#batch;

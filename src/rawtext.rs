@@ -70,53 +70,12 @@ fn utf16_end(text: &str, start: usize, units: usize) -> Option<usize> {
     (left == 0).then_some(text.len())
 }
 
-/// Whether any byte of `b` is one JSON escapes (quote, backslash, control character); a
-/// branch-free pass per chunk, which the compiler vectorizes.
-fn needs_escape(b: &[u8]) -> bool {
-    let hit = |c: &u8| (*c < 0x20) | (*c == b'"') | (*c == b'\\');
-    let mut chunks = b.chunks_exact(32);
-    for chunk in &mut chunks {
-        if chunk.iter().fold(false, |acc, c| acc | hit(c)) {
-            return true;
-        }
-    }
-    chunks.remainder().iter().any(hit)
-}
-
-/// Appends `s` as JSON.stringify writes it (well-formed `s`): quoted, with `"` `\` and control
-/// characters escaped (\b \f \n \r \t, the others as \u00xx in lowercase hex).
+/// Appends `s` as JSON.stringify writes it (well-formed `s`), which is byte for byte what
+/// serde_json writes: quoted, with `"` `\\` and control characters escaped (\b \f \n \r \t,
+/// the others as \u00xx in lowercase hex).
 pub fn quote(s: &str, out: &mut String) {
-    out.push('"');
-    if !needs_escape(s.as_bytes()) {
-        out.push_str(s);
-    } else {
-        let mut from = 0;
-        for (k, c) in s.bytes().enumerate() {
-            let esc: &str = match c {
-                b'"' => "\\\"",
-                b'\\' => "\\\\",
-                0x08 => "\\b",
-                0x0c => "\\f",
-                b'\n' => "\\n",
-                b'\r' => "\\r",
-                b'\t' => "\\t",
-                0..=0x1f => "",
-                _ => continue,
-            };
-            out.push_str(&s[from..k]);
-            if esc.is_empty() {
-                const HEX: &[u8; 16] = b"0123456789abcdef";
-                out.push_str("\\u00");
-                out.push(HEX[usize::from(c >> 4)] as char);
-                out.push(HEX[usize::from(c & 15)] as char);
-            } else {
-                out.push_str(esc);
-            }
-            from = k + 1;
-        }
-        out.push_str(&s[from..]);
-    }
-    out.push('"');
+    // SAFETY: push_json_str appends `s`'s own bytes and ASCII escapes: valid UTF-8.
+    comrade_protocol::push_json_str(unsafe { out.as_mut_vec() }, s);
 }
 
 #[cfg(test)]

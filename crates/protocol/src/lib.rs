@@ -8,8 +8,8 @@
 //!   [`decode_pool_message`] reads them on the worker's side.
 //! - Worker → pool: `encode_ready` … `encode_fatal` write the worker's messages,
 //!   [`decode_worker_message`] reads them on the pool's side.
-//! - [`itoa`], [`push_u32`] and [`push_json_str`]: the number and string formatting the
-//!   encoders use.
+//! - [`itoa`], [`push_u32`], [`push_json_str`] and [`json_plain`]: the number and string
+//!   formatting the encoders use.
 //!
 //! - Binary attachments (version 3): [`LineDecoder::next_message`] reads a message with its
 //!   attachments, [`push_bin_prefix`] starts one.
@@ -29,7 +29,7 @@ mod to_worker;
 pub use bin::{
     attachment_lens, push_bin_prefix, Attachments, BinError, BIN_PREFIX, PROTOCOL_VERSION,
 };
-pub use json::{itoa, push_json_str, push_u32};
+pub use json::{itoa, json_plain, push_json_str, push_u32};
 pub use line::{DecodeError, LineDecoder, LineTooLong, Message};
 pub use to_pool::{
     decode_worker_message, encode_ack, encode_ack_err, encode_err, encode_event, encode_fatal,

@@ -18,6 +18,7 @@ use std::collections::VecDeque;
 use std::fmt;
 use std::marker::PhantomData;
 
+use comrade_protocol::json_plain as plain;
 use serde::de::{
     self, DeserializeSeed, Deserializer, EnumAccess, MapAccess, SeqAccess, VariantAccess, Visitor,
 };
@@ -29,31 +30,9 @@ type JsonError = serde_json::Error;
 /// The name `serde_json` gives `RawValue`'s newtype, which it handles itself.
 const RAW_VALUE_TOKEN: &str = "$serde_json::private::RawValue";
 
-/// Strings at least this long are checked for [`plain`] text (shorter ones are escaped as
-/// fast as they are checked).
+/// Strings at least this long are checked for [`plain`] text, nothing JSON escapes (shorter
+/// ones are escaped as fast as they are checked).
 const PLAIN_MIN: usize = 256;
-
-/// Whether `bytes` hold nothing JSON escapes: no `"`, `\\` or control character. Eight bytes
-/// at a time: a byte below 0x20, or equal to `"` or `\\`, sets its top bit in the mask.
-fn plain(bytes: &[u8]) -> bool {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const TOPS: u64 = 0x8080_8080_8080_8080;
-    let zero_in = |w: u64| w.wrapping_sub(ONES) & !w & TOPS;
-    let mut chunks = bytes.chunks_exact(8);
-    for chunk in &mut chunks {
-        let w = u64::from_le_bytes(chunk.try_into().unwrap());
-        let below = w.wrapping_sub(ONES * 0x20) & !w & TOPS;
-        if below | zero_in(w ^ (ONES * u64::from(b'"'))) | zero_in(w ^ (ONES * u64::from(b'\\')))
-            != 0
-        {
-            return false;
-        }
-    }
-    chunks
-        .remainder()
-        .iter()
-        .all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
-}
 
 /// Deserializes a call's `args` (JSON text) whose `{"$b":i}` objects stand for `bins[i]`.
 pub(crate) fn from_args<'de, A: de::Deserialize<'de>>(
