@@ -215,6 +215,22 @@ test('a reply that came in time is not timed out while the host\'s event loop is
   assert.equal(pool.stats().failed, 0);
 });
 
+test('a host busy with its own work does not starve the worker of its queued jobs', TEST, async (t) => {
+  // While it keeps up, the JS thread reads the replies itself (direct reads). Blocked, it reads
+  // nothing: the engine's I/O thread then takes the reads back and hands the worker the jobs
+  // queued behind its first, while the JS thread is still blocked.
+  const { pool } = openPool(t, { module: work, maxWorkers: 1 });
+  assert.equal(await pool.call('echo', 'warm'), 'warm');
+  const jobs = Array.from({ length: 200 }, () => pool.call('now'));
+  await null; // the submissions go out
+  const from = Date.now();
+  const until = from + 600;
+  while (Date.now() < until); // a blocked event loop
+  const times = await Promise.all(jobs);
+  const during = times.filter((x) => x >= from && x < until).length;
+  assert.ok(during >= 50, `only ${during} of 200 jobs ran while the host was blocked`);
+});
+
 // ----- AbortSignal -----
 
 test('abort a queued job: it rejects AbortError; the running job keeps its worker', TEST, async (t) => {

@@ -1,11 +1,10 @@
-//! Direct reads: while the pool is lightly loaded (nothing queued, at most one job per worker),
-//! the JS thread watches the worker channels itself (libuv polls on duplicates of their
-//! descriptors) and the engine's I/O thread stops watching them. A reply then wakes only the
-//! JS thread, which reads it and hands the records to JS in the same callback, as Node's own
-//! IPC does. Otherwise a reply travels worker → I/O thread → JS thread: two wake-ups in a row,
-//! much of a lone job's round trip on an idle machine. Once the load grows (see
-//! `comrade_core::direct_policy`), the I/O thread reads again, so that a worker gets
-//! its next job whatever the JS thread is doing.
+//! Direct reads: the JS thread watches the worker channels itself (libuv polls on duplicates
+//! of their descriptors) and the engine's I/O thread stops watching them. A reply then wakes
+//! only the JS thread, which reads it and hands the records to JS in the same callback, as
+//! Node's own IPC does, instead of waking the I/O thread and then the JS thread. When the JS
+//! thread is too busy to read while jobs are queued, the engine's I/O thread takes the reads
+//! back, so that a worker gets its next job whatever the JS thread is doing; the JS thread
+//! reads again a little later (see `comrade_core::direct_policy`).
 //!
 //! # Safety
 //!
@@ -242,8 +241,15 @@ impl Direct {
             }
         }
         let now = Instant::now();
-        let want =
-            !self.failed && direct_policy::wanted(engine.load(), self.active, self.stopped_at, now);
+        if self.active && engine.direct_revoked() {
+            // The I/O thread took the reads back while this thread was busy.
+            self.active = false;
+            for p in self.polls.values_mut() {
+                p.set_active(false);
+            }
+            self.stopped_at = Some(now);
+        }
+        let want = !self.failed && direct_policy::wanted(self.active, self.stopped_at, now);
         if want != self.active {
             self.active = want;
             // Both orders are safe: a registration reports data that is already waiting, and

@@ -217,6 +217,32 @@ fn in_direct_mode_the_host_reads_replies_and_switching_back_loses_none() {
 }
 
 #[test]
+fn a_stalled_host_loses_the_reads_to_the_io_thread_and_no_reply_waits_for_it() {
+    let (engine, rx) = sh_worker(ECHO, 1, None);
+    assert!(engine.submit(0, "10", 1).is_empty());
+    let recs = collect(&engine, &rx, |r| results(r) == 1);
+    assert_eq!(results(&recs), 1);
+    engine.set_direct(true);
+    assert!(!engine.direct_revoked());
+    // The host never reads: with 19 jobs queued behind the first, the I/O thread finds the
+    // reply unread, hands the worker its next job, and reads from then on.
+    let payloads: Vec<String> = (1..=20).map(|i| i.to_string()).collect();
+    assert!(engine.submit(1, &payloads.join("\n"), 20).is_empty());
+    let recs = collect(&engine, &rx, |r| results(r) == 20);
+    let mut ids: Vec<u32> = recs
+        .iter()
+        .filter(|r| r.0 == kind::RESULT)
+        .map(|r| r.1)
+        .collect();
+    ids.sort_unstable();
+    assert_eq!(ids, (1..=20).collect::<Vec<u32>>());
+    assert!(engine.direct_revoked(), "the host is told once");
+    assert!(!engine.direct_revoked());
+    engine.shutdown(false);
+    collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
+}
+
+#[test]
 fn echoes_many_jobs_through_two_workers_in_batches() {
     let (engine, rx) = sh_worker(ECHO, 2, None);
     let n = 300;

@@ -38,6 +38,11 @@ pub(crate) struct State {
     /// The host watches the channels itself ([`Engine::set_direct`](super::Engine::set_direct));
     /// the I/O thread does not.
     pub direct: bool,
+    /// When the host last read a channel directly (or took the reads over).
+    pub host_read_at: Instant,
+    /// While direct and jobs are queued: when the I/O thread next checks that the host is
+    /// reading (see [`crate::direct_policy`]).
+    pub direct_check_at: Option<Instant>,
     /// A read was refused because the records waiting passed `max_waiting`: the host's take
     /// that brings them back within it wakes the paused readers ([`Shared::resume`]).
     pub reads_paused: bool,
@@ -59,6 +64,8 @@ impl State {
             rss_check_at: None,
             wake_at: None,
             direct: false,
+            host_read_at: Instant::now(),
+            direct_check_at: None,
             reads_paused: false,
             tearing_down: std::collections::HashSet::new(),
         }
@@ -104,12 +111,26 @@ impl State {
         wake
     }
 
+    /// While the host reads the channels and jobs are queued, the I/O thread checks every
+    /// `STALL` that it keeps reading. The housekeeper re-arms the check itself while jobs are
+    /// live (see `housekeeping`), so the host's updates seldom have to notify it.
+    fn plan_direct_check(&mut self) {
+        if self.direct && self.direct_check_at.is_none() && self.sched.queued() > 0 {
+            self.direct_check_at = Some(self.sched.now() + crate::direct_policy::STALL);
+        }
+    }
+
     /// When the housekeeping task must next run.
     pub fn next_deadline(&self) -> Option<Instant> {
-        [self.sched.next_deadline(), self.rss_check_at, self.wake_at]
-            .into_iter()
-            .flatten()
-            .min()
+        [
+            self.sched.next_deadline(),
+            self.rss_check_at,
+            self.wake_at,
+            self.direct_check_at,
+        ]
+        .into_iter()
+        .flatten()
+        .min()
     }
 }
 
@@ -125,6 +146,9 @@ pub(crate) struct Shared {
     /// Wakes the I/O thread's readers paused while the records waiting for the host passed
     /// `max_waiting` (see [`State::reads_paused`]).
     pub resume: Arc<tokio::sync::Notify>,
+    /// Set when the I/O thread took the reads back from a stalled host; the host's next
+    /// [`Engine::direct_revoked`](super::Engine::direct_revoked) sees it.
+    pub direct_revoked: AtomicBool,
     /// Bumped when a worker channel opens or closes (see [`Engine::channels`](super::Engine::channels)).
     pub channels_gen: AtomicU64,
     /// The host environment this engine belongs to (see [`set_thread_env`]).
@@ -160,6 +184,7 @@ impl Shared {
         st.sched.set_now(Instant::now());
         let r = f(&mut st, self);
         st.settle_overdue(self);
+        st.plan_direct_check();
         st.settle_broadcasts();
         let writes = std::mem::take(&mut st.dirty);
         if on_host && st.outbox.count > 0 {

@@ -8,10 +8,25 @@ use std::collections::HashSet;
 use std::os::fd::OwnedFd;
 use std::sync::atomic::Ordering;
 
-use super::cycle::lock;
+use std::sync::Arc;
+
+use super::cycle::{lock, Shared, State};
 use super::io::Read;
 use super::Engine;
 use crate::scheduler::WorkerId;
+
+impl State {
+    /// The host stalled: the I/O thread reads every channel from now on.
+    pub(crate) fn revoke_direct(&mut self, shared: &Arc<Shared>) {
+        self.direct = false;
+        self.direct_check_at = None;
+        shared.direct_revoked.store(true, Ordering::Release);
+        let ws: Vec<WorkerId> = self.conns.keys().copied().collect();
+        for w in ws {
+            self.start_reading(shared, w);
+        }
+    }
+}
 
 impl Engine {
     /// With `on`, the I/O thread stops watching the worker channels for replies: the host
@@ -26,6 +41,10 @@ impl Engine {
                 return;
             }
             st.direct = on;
+            st.host_read_at = st.sched.now();
+            if !on {
+                st.direct_check_at = None;
+            }
             let ws: Vec<WorkerId> = st.conns.keys().copied().collect();
             for w in ws {
                 if on {
@@ -38,6 +57,14 @@ impl Engine {
                 }
             }
         });
+    }
+
+    /// Whether the I/O thread took the reads back from a stalled host (see
+    /// [`crate::direct_policy`]) since the last call: the host must then stop watching the
+    /// channels (direct mode is already off), and may ask for it again later.
+    pub fn direct_revoked(&self) -> bool {
+        self.shared.direct_revoked.load(Ordering::Relaxed)
+            && self.shared.direct_revoked.swap(false, Ordering::AcqRel)
     }
 
     /// Changes whenever a worker channel opens or closes.
@@ -69,6 +96,7 @@ impl Engine {
     /// the channel is still open (a closed one needs no more watching).
     pub fn read_direct(&self, w: WorkerId) -> (bool, bool) {
         self.shared.update_on_host(|st, shared| {
+            st.host_read_at = st.sched.now();
             let open =
                 st.conns.contains_key(&w) && !matches!(st.read_channel(shared, w), Read::Closed);
             (st.outbox.count > 0, open)

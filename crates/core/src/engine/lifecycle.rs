@@ -373,10 +373,25 @@ impl State {
     pub fn housekeeping(&mut self, shared: &Arc<Shared>) {
         if self.direct {
             // The host reads the channels, and it may be busy: a reply written in time must
-            // count before anything is timed out.
-            let ws: Vec<WorkerId> = self.conns.keys().copied().collect();
-            for w in ws {
-                self.read_channel(shared, w);
+            // count before anything is timed out, and a worker waiting on a host that has not
+            // read for a while gets its next queued job (and the I/O thread the reads).
+            let now = self.sched.now();
+            let check = self.direct_check_at.is_some_and(|t| t <= now);
+            let quiet = crate::direct_policy::quiet(self.host_read_at, now);
+            if (check && quiet) || self.sched.next_deadline().is_some_and(|t| t <= now) {
+                let before = self.outbox.count;
+                let ws: Vec<WorkerId> = self.conns.keys().copied().collect();
+                for w in ws {
+                    self.read_channel(shared, w);
+                }
+                let unread = self.outbox.count > before;
+                if check && crate::direct_policy::stalled(self.host_read_at, now, unread) {
+                    self.revoke_direct(shared);
+                }
+            }
+            if check && self.direct {
+                self.direct_check_at =
+                    (self.sched.live_jobs() > 0).then_some(now + crate::direct_policy::STALL);
             }
         }
         let now = Instant::now();

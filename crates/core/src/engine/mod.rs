@@ -1,6 +1,6 @@
 //! The engine: owns a scheduler, the worker processes and their channels, and carries out the
 //! scheduler's actions. Channels are read on one I/O thread (a tokio runtime), or, while the
-//! host asks for it under light load, by the host itself ([`Engine::set_direct`]); jobs are
+//! host asks for it (while it keeps up), by the host itself ([`Engine::set_direct`]); jobs are
 //! written from whichever thread made them sendable (the submitting thread, or the reader that
 //! just freed a worker), so a reply is followed by the next job's write without a trip
 //! through JS.
@@ -126,14 +126,6 @@ impl EngineConfig {
     }
 }
 
-/// See [`Engine::load`].
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Load {
-    pub queued: usize,
-    pub live: usize,
-    pub workers: usize,
-}
-
 /// Per-job extras of a batch of calls ([`Engine::submit_calls_in`]), each left out or one per
 /// job.
 #[derive(Debug, Default, Clone, Copy)]
@@ -193,6 +185,7 @@ impl Engine {
             debug: AtomicBool::new(false),
             trace: AtomicBool::new(false),
             timer: timer.clone(),
+            direct_revoked: AtomicBool::new(false),
             channels_gen: AtomicU64::new(0),
             env: cycle::thread_env(),
         });
@@ -486,18 +479,6 @@ impl Engine {
             .collect()
     }
 
-    /// The load that decides who reads the channels: jobs queued, jobs live (queued or in
-    /// flight), and the most workers.
-    pub fn load(&self) -> Load {
-        let st = lock(&self.shared.state);
-        Load {
-            queued: st.sched.queued(),
-            live: st.sched.live_jobs(),
-            workers: st.sched.config().max_workers,
-        }
-    }
-
-    /// Jobs queued and not yet given to a worker.
     /// The options of a job submitted without its own.
     pub fn job_defaults(&self) -> JobOpts {
         self.shared.cfg.job_defaults
