@@ -1,7 +1,7 @@
 //! The N-API binding of the comrade engine. Thin on purpose: it converts options
 //! (`options.rs`), hands payload text to the engine and batches of records back (their
 //! numbers: `records.rs`), and manages the one threadsafe function that wakes the JS side
-//! (and, under light load, the direct reads of `direct.rs`). Public names, the validation of
+//! (and the direct reads of `direct.rs`). Public names, the validation of
 //! user options and their errors live in `lib/`; the binding refuses only what the engine
 //! cannot run.
 

@@ -1,8 +1,8 @@
-//! Direct reads: under light load the host watches the worker channels itself and reads a
-//! reply on its own thread (one wake-up per reply instead of two). This is the engine's side:
-//! handing the host the channels, switching the I/O thread's reads off and on, and reading a
-//! channel on the host's thread. When to switch is the host's policy
-//! ([`crate::direct_policy`]).
+//! Direct reads: the host watches the worker channels itself and reads a reply on its own
+//! thread (one wake-up per reply instead of two). This is the engine's side: handing the host
+//! the channels, switching the I/O thread's reads off and on, reading a channel on the host's
+//! thread, and taking the reads back from a stalled host (`revoke_direct`, called by the
+//! housekeeping). When is [`crate::direct_policy`]'s.
 
 use std::collections::HashSet;
 use std::os::fd::OwnedFd;
@@ -32,9 +32,9 @@ impl Engine {
     /// With `on`, the I/O thread stops watching the worker channels for replies: the host
     /// watches them (the descriptors from [`Engine::channels`]) and calls
     /// [`Engine::read_direct`] when one is readable, so a reply wakes only the host's thread.
-    /// Exits, timers and blocked writes stay with the I/O thread. Meant for light load: with
-    /// jobs queued, the I/O thread should read (`off`), so that a reply's worker gets its next
-    /// job whatever the host is doing.
+    /// Exits, timers and blocked writes stay with the I/O thread, and while jobs are queued
+    /// it checks that the host keeps reading (see [`crate::direct_policy`]): a stalled host
+    /// loses the reads ([`Engine::direct_revoked`]).
     pub fn set_direct(&self, on: bool) {
         self.shared.update(|st, shared| {
             if st.direct == on {
