@@ -216,10 +216,10 @@ test('a reply that came in time is not timed out while the host\'s event loop is
 });
 
 test('a host busy with its own work does not starve the worker of its queued jobs', TEST, async (t) => {
-  // While it keeps up, the JS thread reads the replies itself (direct reads). Blocked, it reads
-  // nothing: the engine's I/O thread then takes the reads back and hands the worker the jobs
-  // queued behind its first, while the JS thread is still blocked.
-  const { pool } = openPool(t, { module: work, maxWorkers: 1 });
+  // With two jobs per worker, the JS thread reads the replies itself (direct reads) while it
+  // keeps up. Blocked, it reads nothing: the engine's I/O thread then takes the reads back and
+  // hands the worker the jobs queued behind its first two, while the JS thread is still blocked.
+  const { pool } = openPool(t, { module: work, maxWorkers: 1, concurrency: 2 });
   assert.equal(await pool.call('echo', 'warm'), 'warm');
   const jobs = Array.from({ length: 200 }, () => pool.call('now'));
   await null; // the submissions go out

@@ -4,7 +4,8 @@
 //! Node's own IPC does, instead of waking the I/O thread and then the JS thread. When the JS
 //! thread is too busy to read while jobs are queued, the engine's I/O thread takes the reads
 //! back, so that a worker gets its next job whatever the JS thread is doing; the JS thread
-//! reads again a little later (see `comrade_core::direct_policy`).
+//! reads again a little later. With one job per worker, only under light load (see
+//! `comrade_core::direct_policy`).
 //!
 //! # Safety
 //!
@@ -249,7 +250,8 @@ impl Direct {
             }
             self.stopped_at = Some(now);
         }
-        let want = !self.failed && direct_policy::wanted(self.active, self.stopped_at, now);
+        let want = !self.failed
+            && direct_policy::wanted(engine.direct_load(), self.active, self.stopped_at, now);
         if want != self.active {
             self.active = want;
             // Both orders are safe: a registration reports data that is already waiting, and

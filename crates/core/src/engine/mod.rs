@@ -479,6 +479,20 @@ impl Engine {
             .collect()
     }
 
+    /// The load that decides who reads the channels of a pool with one job per worker (see
+    /// [`crate::direct_policy`]); `None` for several jobs per worker, without taking the lock.
+    pub fn direct_load(&self) -> Option<crate::direct_policy::Load> {
+        if self.shared.cfg.sched.concurrency > 1 {
+            return None;
+        }
+        let st = lock(&self.shared.state);
+        Some(crate::direct_policy::Load {
+            queued: st.sched.queued(),
+            live: st.sched.live_jobs(),
+            workers: st.sched.config().max_workers,
+        })
+    }
+
     /// The options of a job submitted without its own.
     pub fn job_defaults(&self) -> JobOpts {
         self.shared.cfg.job_defaults
