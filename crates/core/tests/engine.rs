@@ -238,6 +238,21 @@ fn a_stalled_host_loses_the_reads_to_the_io_thread_and_no_reply_waits_for_it() {
     assert_eq!(ids, (1..=20).collect::<Vec<u32>>());
     assert!(engine.direct_revoked(), "the host is told once");
     assert!(!engine.direct_revoked());
+    // The host reads again: with nothing queued, a reply it leaves unread stays unread (the
+    // I/O thread checks only while jobs wait for a worker), and it reads it itself.
+    engine.set_direct(true);
+    let (_, fresh) = engine.channels(&Default::default());
+    let (w, fd) = fresh
+        .into_iter()
+        .next()
+        .expect("a duplicate of the channel");
+    assert!(engine.submit(21, "21", 1).is_empty());
+    wait_readable(&fd);
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(results_in(&engine), vec![], "nobody read the reply");
+    assert_eq!(engine.read_direct(w), (true, true));
+    assert_eq!(results_in(&engine), vec![(21, serde_json::json!(21))]);
+    assert!(!engine.direct_revoked());
     engine.shutdown(false);
     collect(&engine, &rx, |r| r.iter().any(|r| r.0 == kind::ALL_EXITED));
 }
