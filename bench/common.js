@@ -2,7 +2,7 @@
 // What the benchmarks share: medians, number formatting, the machine line of a report, and
 // how busy the rest of the machine was during a run.
 
-const { execFileSync } = require('node:child_process');
+const { execFileSync, spawn } = require('node:child_process');
 const fs = require('node:fs');
 const os = require('node:os');
 const path = require('node:path');
@@ -64,7 +64,12 @@ function othersCpuShare(a, b) {
 // Runs every workload for every contender, `rounds` times, rotating the contenders' order each
 // round so drift on the machine hits everyone alike. `measureOne(contender, workload, mine)`
 // returns the workload's metrics ({ name: value }) and pushes any failure text to `mine`.
+// Each measurement runs in a fresh process of its own, as the peers harness does: this script
+// again, with the same arguments and COMRADE_BENCH_ONE naming the contender and the workload
+// (one process measuring everyone lets one contender's heap, JIT state and leftover threads
+// weigh on the next).
 async function runRounds({ rounds, contenders, workloads, metrics, nameWidth, measureOne }) {
+  if (process.env[ONE] !== undefined) return measureHere(contenders, workloads, measureOne);
   const raw = [];
   const failures = [];
   const perRound = {};
@@ -75,7 +80,7 @@ async function runRounds({ rounds, contenders, workloads, metrics, nameWidth, me
     for (const w of workloads) {
       for (const c of order) {
         const mine = [];
-        const values = await measureOne(c, w, mine);
+        const values = await measureApart(c, w, mine);
         for (const [metric, v] of Object.entries(values)) perRound[c.name][metric].push(v);
         raw.push({ round: round + 1, workload: w.id, contender: c.name, ...values, failures: mine.length });
         for (const f of mine) failures.push(`${c.name} ${w.id} round ${round + 1}: ${f}`);
@@ -93,6 +98,51 @@ async function runRounds({ rounds, contenders, workloads, metrics, nameWidth, me
     for (const [metric, xs] of Object.entries(perRound[c.name])) medians[c.name][metric] = median(xs);
   }
   return { raw, failures, perRound, medians };
+}
+
+const ONE = 'COMRADE_BENCH_ONE';
+const MARK = '@@MEASURED@@ ';
+
+// In the measuring process: the one measurement COMRADE_BENCH_ONE names, printed on one line
+// for the parent; then this process ends.
+async function measureHere(contenders, workloads, measureOne) {
+  const { contender, workload } = JSON.parse(process.env[ONE]);
+  const c = contenders.find((x) => x.name === contender);
+  const w = workloads.find((x) => x.id === workload);
+  const mine = [];
+  let values = {};
+  try {
+    if (!c || !w) throw new Error(`no contender ${contender} or workload ${workload} here`);
+    values = await measureOne(c, w, mine);
+  } catch (e) {
+    mine.push(String((e && e.stack) || e));
+  }
+  fs.writeSync(1, `\n${MARK}${JSON.stringify({ values, mine })}\n`);
+  process.exit(0);
+}
+
+// In the running process: one measurement in a fresh process (this script, same arguments).
+function measureApart(c, w, mine) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...process.execArgv, process.argv[1], ...process.argv.slice(2)], {
+      env: { ...process.env, [ONE]: JSON.stringify({ contender: c.name, workload: w.id }) },
+      stdio: ['ignore', 'pipe', 'inherit'],
+    });
+    let out = '';
+    child.stdout.setEncoding('utf8');
+    child.stdout.on('data', (d) => { out += d; });
+    child.on('close', (code, signal) => {
+      const at = out.lastIndexOf(MARK);
+      if (at === -1) {
+        mine.push(`the measuring process ended (${signal || code}) without a result`);
+        resolve({});
+        return;
+      }
+      const { values, mine: failures } = JSON.parse(out.slice(at + MARK.length).split('\n')[0]);
+      mine.push(...failures);
+      resolve(values);
+    });
+  });
 }
 
 // Reports failures (exit code 1), and makes sure the process ends: every pool has been shut

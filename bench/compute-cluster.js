@@ -11,8 +11,9 @@
 //   (b) md5 (luafan): 3072-byte payload, worker returns [payload, md5hex],
 //       20 callers in flight, every digest checked by the parent, jobs/s
 //   (c) latency: echo with one job in flight, p50/p99 in µs
-// Rounds are interleaved (contender order rotated each round) and every
-// measurement gets a fresh pool, so drift on the machine hits everyone alike.
+// Rounds are interleaved (contender order rotated each round), so drift on the
+// machine hits everyone alike, and every measurement runs in a fresh process of
+// its own (this script again; bench/common.js runRounds), as the peers harness does.
 // Prints medians as a markdown table. Exits 1 on any wrong reply or error.
 
 const { fork } = require('node:child_process');
@@ -390,7 +391,7 @@ async function main() {
   const info = machineInfo();
   const cpu0 = cpuSnapshot();
   const { contenders, skipped } = loadContenders(cfg.only);
-  for (const s of skipped) console.error(s);
+  if (process.env.COMRADE_BENCH_ONE === undefined) for (const s of skipped) console.error(s);
   if (contenders.length === 0) throw new Error('no contender to run');
 
   const { raw, failures, perRound, medians } = await runRounds({
