@@ -150,6 +150,12 @@ export declare class RedisHost {
    */
   completeMany(entries: Array<string>, jobs: Array<string>, statuses: Array<string>, values: Array<string>, runMs: Array<number>): Promise<Array<boolean>>
   /**
+   * A wave in one round trip: completes the jobs as `completeMany` does, then takes up to
+   * `n` jobs as `take` does (`n` counts the slots those results free). Resolves with the
+   * results' booleans and the jobs taken, or `takeError` when only the take failed.
+   */
+  cycle(n: number, entries: Array<string>, jobs: Array<string>, statuses: Array<string>, values: Array<string>, runMs: Array<number>): Promise<RemoteCycle>
+  /**
    * Sends a running job's progress report (JSON) to its producer; resolves false when it
    * was dropped (the entry is no longer this host's, or the producer is gone).
    */
@@ -450,6 +456,16 @@ export interface RemoteCounts {
   waiting: number
   running: number
   dead: number
+}
+
+/**
+ * What a host's wave did (`RedisHost.cycle`): one boolean per result written (false:
+ * dropped), and the jobs taken, or why the take failed (the results were written).
+ */
+export interface RemoteCycle {
+  accepted: Array<boolean>
+  take?: RemoteTake
+  takeError?: string
 }
 
 /**

@@ -6,7 +6,7 @@
 // once, and the p50/p99 latency (submit to result) of jobs sent one after another.
 //
 //   node bench/redis-bullmq.js [--rounds 3] [--jobs 10000] [--latency-jobs 500]
-//                              [--concurrency 16] [--stats] [--json FILE]
+//                              [--concurrency 16] [--warmup 200] [--stats] [--json FILE]
 //
 // Fairness: each host is one process per contender ("2 workers": comrade's host runs 1 Node
 // worker, `--workers 1`; a BullMQ host is one Worker whose processor runs in its own process),
@@ -32,6 +32,9 @@ const { values } = parseArgs({
     jobs: { type: 'string', default: '10000' },
     'latency-jobs': { type: 'string', default: '500' },
     concurrency: { type: 'string', default: '16' },
+    // Echo jobs each contender runs before it is measured (its processes are fresh): a larger
+    // warm-up measures compiled code rather than V8's compilation of it.
+    warmup: { type: 'string', default: '200' },
     stats: { type: 'boolean', default: false },
     json: { type: 'string' },
     only: { type: 'string' }, // comrade | bullmq: run one contender
@@ -45,6 +48,7 @@ const { values } = parseArgs({
 const JOBS = Number(values.jobs);
 const LATENCY_JOBS = Number(values['latency-jobs']);
 const CONCURRENCY = Number(values.concurrency);
+const WARMUP = Number(values.warmup);
 const ROUNDS = Number(values.rounds);
 const QUEUE = 'bench';
 const WORKER = path.join(__dirname, 'workers', 'pool-node.js');
@@ -178,7 +182,7 @@ async function childComrade(url) {
   const pool = new Pool({ redis: url, queue: QUEUE });
   try {
     // Warm-up: both hosts' workers started.
-    await Promise.all(Array.from({ length: 200 }, (_, i) => pool.run(i)));
+    await Promise.all(Array.from({ length: WARMUP }, (_, i) => pool.run(i)));
     const job = (w, i) => (w === 'echo' ? pool.run(i) : pool.call('md5', PAYLOAD));
     return await measure(hosts, async (w, n) => {
       const rs = await Promise.all(Array.from({ length: n }, (_, i) => job(w, i)));
@@ -259,7 +263,7 @@ async function childBull(url) {
       const last = rs[n - 1];
       if (w === 'echo') { if (last !== n - 1) throw new Error(`wrong echo result ${last}`); } else checkMd5(last);
     };
-    await burst('echo', 200); // warm-up
+    await burst('echo', WARMUP); // warm-up
     return await measure(hosts, burst, async (w, i) => {
       const j = await queue.add(w, w === 'echo' ? i : PAYLOAD, opts);
       const r = await result(j.id);
@@ -301,7 +305,8 @@ async function main() {
         cli(port, 'FLUSHALL');
         cli(port, 'CONFIG', 'RESETSTAT');
         const p = await spawnReady([__filename, '--child', c, '--url', url, '--redis-pid', String(redis.pid), '--jobs', String(JOBS),
-          '--latency-jobs', String(LATENCY_JOBS), '--concurrency', String(CONCURRENCY)], /^RESULT /m);
+          '--latency-jobs', String(LATENCY_JOBS), '--concurrency', String(CONCURRENCY), '--warmup', String(WARMUP)],
+        /^RESULT /m);
         await p.exited;
         const line = /^RESULT (.*)$/m.exec(p.out)[1];
         const res = JSON.parse(line);
@@ -317,7 +322,7 @@ async function main() {
   const { machineInfo } = require('./common');
   const m = machineInfo();
   console.log(`Redis queue, 1 producer, 2 hosts (1 process each), concurrency ${CONCURRENCY}; ${JOBS} jobs ` +
-    `per burst, ${LATENCY_JOBS} sequential jobs for latency; medians of ${ROUNDS} rounds`);
+    `per burst, ${LATENCY_JOBS} sequential jobs for latency, ${WARMUP} warm-up jobs; medians of ${ROUNDS} rounds`);
   console.log(`node ${m.node}, ${m.cpu}, ${m.cores} cores, commit ${m.commit}`);
   console.log('| workload | contender | jobs/s | p50 (ms) | p99 (ms) |');
   console.log('|---|---|---|---|---|');
@@ -341,7 +346,7 @@ async function main() {
   }
   if (values.stats) {
     // Per job of one run: 2 bursts + 2 latency series + warm-up.
-    const perRun = 2 * JOBS + 2 * LATENCY_JOBS + 200;
+    const perRun = 2 * JOBS + 2 * LATENCY_JOBS + WARMUP;
     for (const c of Object.keys(stats)) {
       if (stats[c].length === 0) continue;
       const s = stats[c][stats[c].length - 1];

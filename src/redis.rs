@@ -13,7 +13,7 @@ use std::sync::{Arc, OnceLock};
 
 mod broadcast;
 
-use comrade_redis_queue::{Completion, Host, NewJob, Producer, RedisResult, Tls};
+use comrade_redis_queue::{Completion, Host, NewJob, Producer, RedisResult, Take, Tls};
 use napi::bindgen_prelude::*;
 use napi_derive::napi;
 use tokio::runtime::Runtime;
@@ -351,6 +351,36 @@ pub struct RemoteTake {
     pub dead: u32,
 }
 
+fn remote_take(t: Take) -> RemoteTake {
+    let mut strings = Vec::with_capacity(t.jobs.len() * 5);
+    let mut numbers = Vec::with_capacity(t.jobs.len() * 4);
+    for d in t.jobs {
+        strings.extend([d.entry, d.job, d.kind, d.name, d.args]);
+        numbers.extend([
+            f64::from(d.retries),
+            d.timeout_ms as f64,
+            f64::from(d.deliveries),
+            f64::from(u8::from(d.progress)),
+        ]);
+    }
+    RemoteTake {
+        strings,
+        numbers,
+        failed: t.failed,
+        dropped: t.dropped,
+        dead: t.dead,
+    }
+}
+
+/// What a host's wave did (`RedisHost.cycle`): one boolean per result written (false:
+/// dropped), and the jobs taken, or why the take failed (the results were written).
+#[napi(object)]
+pub struct RemoteCycle {
+    pub accepted: Vec<bool>,
+    pub take: Option<RemoteTake>,
+    pub take_error: Option<String>,
+}
+
 /// What a renewal found: entries another host took, entries their producer cancelled.
 #[napi(object)]
 pub struct RemoteRenewal {
@@ -396,25 +426,7 @@ impl RedisHost {
     pub fn take<'e>(&self, env: &'e Env, n: u32) -> Result<PromiseRaw<'e, RemoteTake>> {
         let h = self.inner.clone();
         promise(env, "RedisHost.take", async move {
-            let t = redis(h.take(n)).await?;
-            let mut strings = Vec::with_capacity(t.jobs.len() * 5);
-            let mut numbers = Vec::with_capacity(t.jobs.len() * 4);
-            for d in t.jobs {
-                strings.extend([d.entry, d.job, d.kind, d.name, d.args]);
-                numbers.extend([
-                    f64::from(d.retries),
-                    d.timeout_ms as f64,
-                    f64::from(d.deliveries),
-                    f64::from(u8::from(d.progress)),
-                ]);
-            }
-            Ok(RemoteTake {
-                strings,
-                numbers,
-                failed: t.failed,
-                dropped: t.dropped,
-                dead: t.dead,
-            })
+            Ok(remote_take(redis(h.take(n)).await?))
         })
     }
 
@@ -478,29 +490,43 @@ impl RedisHost {
         run_ms: Vec<f64>,
     ) -> Result<PromiseRaw<'e, Vec<bool>>> {
         let h = self.inner.clone();
-        let n = entries.len();
-        if jobs.len() != n || statuses.len() != n || values.len() != n || run_ms.len() != n {
-            return Err(Error::new(
-                Status::InvalidArg,
-                "completeMany: the arrays must have one item per job".to_owned(),
-            ));
-        }
-        let done: Vec<Completion> = entries
-            .into_iter()
-            .zip(jobs)
-            .zip(statuses)
-            .zip(values)
-            .zip(run_ms)
-            .map(|((((entry, job), status), value), ms)| Completion {
-                entry,
-                job,
-                status,
-                value,
-                run_ms: (ms >= 0.0 && ms.is_finite()).then_some(ms),
-            })
-            .collect();
+        let done = completions("completeMany", entries, jobs, statuses, values, run_ms)?;
         promise(env, "RedisHost.completeMany", async move {
             redis(h.complete_many(&done)).await
+        })
+    }
+
+    /// A wave in one round trip: completes the jobs as `completeMany` does, then takes up to
+    /// `n` jobs as `take` does (`n` counts the slots those results free). Resolves with the
+    /// results' booleans and the jobs taken, or `takeError` when only the take failed.
+    #[napi]
+    #[allow(clippy::too_many_arguments)] // the binding's positional arguments
+    pub fn cycle<'e>(
+        &self,
+        env: &'e Env,
+        n: u32,
+        entries: Vec<String>,
+        jobs: Vec<String>,
+        statuses: Vec<String>,
+        values: Vec<String>,
+        run_ms: Vec<f64>,
+    ) -> Result<PromiseRaw<'e, RemoteCycle>> {
+        let h = self.inner.clone();
+        let done = completions("cycle", entries, jobs, statuses, values, run_ms)?;
+        promise(env, "RedisHost.cycle", async move {
+            let (accepted, took) = redis(h.cycle(n, &done)).await?;
+            Ok(match took {
+                Ok(t) => RemoteCycle {
+                    accepted,
+                    take: Some(remote_take(t)),
+                    take_error: None,
+                },
+                Err(e) => RemoteCycle {
+                    accepted,
+                    take: None,
+                    take_error: Some(e.to_string()),
+                },
+            })
         })
     }
 
@@ -565,4 +591,36 @@ pub fn redis_queue_counts(
             dead: c.dead as f64,
         })
     })
+}
+
+/// The completions of `completeMany` and `cycle`: item i of each array is job i's.
+fn completions(
+    what: &str,
+    entries: Vec<String>,
+    jobs: Vec<String>,
+    statuses: Vec<String>,
+    values: Vec<String>,
+    run_ms: Vec<f64>,
+) -> Result<Vec<Completion>> {
+    let n = entries.len();
+    if jobs.len() != n || statuses.len() != n || values.len() != n || run_ms.len() != n {
+        return Err(Error::new(
+            Status::InvalidArg,
+            format!("{what}: the arrays must have one item per job"),
+        ));
+    }
+    Ok(entries
+        .into_iter()
+        .zip(jobs)
+        .zip(statuses)
+        .zip(values)
+        .zip(run_ms)
+        .map(|((((entry, job), status), value), ms)| Completion {
+            entry,
+            job,
+            status,
+            value,
+            run_ms: (ms >= 0.0 && ms.is_finite()).then_some(ms),
+        })
+        .collect())
 }

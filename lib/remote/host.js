@@ -119,6 +119,8 @@ class WorkerHost extends EventEmitter {
   #outbox = []; // finished jobs whose results are not written yet: { d, status, value }
   #writing = false; // a write of results is under way (or scheduled)
   #written = 0; // jobs whose results are being written: finished, so their slots are free
+  #parked = false; // the take loop waits for a slot to free
+  #cycling = false; // a write takes the next jobs too (RedisHost.cycle): the loop stays parked
 
   constructor(o, native, pool, inbox) {
     super();
@@ -226,8 +228,10 @@ class WorkerHost extends EventEmitter {
       // A job whose result is being written holds its entry until Redis answers, but not its
       // slot: the next take goes out with the write instead of one round trip after it.
       const free = this.#slots - this.#held.size + this.#written;
-      if (free <= 0) {
+      if (free <= 0 || this.#cycling) {
+        this.#parked = true;
         await this.#slotFreed();
+        this.#parked = false;
         continue;
       }
       let t;
@@ -241,30 +245,8 @@ class WorkerHost extends EventEmitter {
         backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         continue;
       }
-      this.#counts.failed += t.failed;
-      this.#counts.dead += t.dead;
-      // Flat: five strings and four numbers per job (src/redis.rs, RemoteTake).
-      const { strings, numbers } = t;
-      for (let i = 0, j = 0; i < strings.length; i += 5, j += 4) {
-        this.#start({
-          entry: strings[i],
-          job: strings[i + 1],
-          kind: strings[i + 2],
-          name: strings[i + 3],
-          args: strings[i + 4],
-          retries: numbers[j],
-          timeout: numbers[j + 1],
-          deliveries: numbers[j + 2],
-          progress: numbers[j + 3] === 1,
-          // Set by #start and #execute; here so that every delivery has one shape.
-          cancel: null,
-          chain: null,
-          t0: 0,
-          runMs: undefined,
-          lost: false,
-        });
-      }
-      if (strings.length === 0 && this.#state === 'running') {
+      this.#took(t);
+      if (t.strings.length === 0 && this.#state === 'running') {
         try {
           await this.#native.wait(this.#o.poll);
         } catch (e) {
@@ -273,6 +255,33 @@ class WorkerHost extends EventEmitter {
           backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
         }
       }
+    }
+  }
+
+  // The jobs a take (or a cycle) brought: each starts on the local pool.
+  #took(t) {
+    this.#counts.failed += t.failed;
+    this.#counts.dead += t.dead;
+    // Flat: five strings and four numbers per job (src/redis.rs, RemoteTake).
+    const { strings, numbers } = t;
+    for (let i = 0, j = 0; i < strings.length; i += 5, j += 4) {
+      this.#start({
+        entry: strings[i],
+        job: strings[i + 1],
+        kind: strings[i + 2],
+        name: strings[i + 3],
+        args: strings[i + 4],
+        retries: numbers[j],
+        timeout: numbers[j + 1],
+        deliveries: numbers[j + 2],
+        progress: numbers[j + 3] === 1,
+        // Set by #start and #execute; here so that every delivery has one shape.
+        cancel: null,
+        chain: null,
+        t0: 0,
+        runMs: undefined,
+        lost: false,
+      });
     }
   }
 
@@ -440,35 +449,59 @@ class WorkerHost extends EventEmitter {
     }
   }
 
-  // Writes the results waiting in the outbox, one completeMany per batch; each batch is retried
-  // while Redis is unreachable, until the lease would have run out (another host may own its
-  // jobs by then, and their results would be dropped anyway).
+  // Writes the results waiting in the outbox, one cycle (with the next take) or completeMany
+  // per batch; a batch is retried with completeMany while Redis is unreachable, until the lease
+  // would have run out (another host may own its jobs by then, and their results would be
+  // dropped anyway).
   async #writeResults() {
     while (this.#outbox.length > 0) {
       const batch = this.#outbox.splice(0, MAX_WRITE);
       this.#written += batch.length;
-      this.#wake();
-      // The take for the slots just freed goes out before this write (the take loop resumes in
-      // the microtask queued before this one), so Redis runs it first: the next jobs do not
-      // wait for this write's script (measured: echo +18% jobs/s; docs/REDIS.md, Benchmark).
-      await null;
-      const started = Date.now();
-      let backoff = 100;
+      const entries = batch.map((c) => c.d.entry);
+      const jobs = batch.map((c) => c.d.job);
+      const statuses = batch.map((c) => c.status);
+      const values = batch.map((c) => c.value);
+      // A job cancelled by its producer ran only part of its time: not a run time.
+      const runs = batch.map((c) => (c.d.cancel.aborted ? -1 : c.d.runMs ?? -1));
       let accepted = null;
-      for (;;) {
+      // While the take loop waits for free slots, the take for the slots this write frees
+      // goes with it: one script call and one round trip per wave instead of two
+      // (cycle.lua). The loop stays parked meanwhile, so no other take counts those slots.
+      if (this.#parked && this.#state === 'running') {
+        this.#cycling = true;
         try {
-          accepted = await this.#native.completeMany(
-            batch.map((c) => c.d.entry), batch.map((c) => c.d.job), batch.map((c) => c.status),
-            batch.map((c) => c.value),
-            // A job cancelled by its producer ran only part of its time: not a run time.
-            batch.map((c) => (c.d.cancel.aborted ? -1 : c.d.runMs ?? -1)));
+          const r = await this.#native.cycle(this.#slots - this.#held.size + this.#written,
+            entries, jobs, statuses, values, runs);
           this.#redisOk();
-          break;
+          accepted = r.accepted;
+          if (r.take != null) this.#took(r.take);
+          else this.#redisFailed(new Error(r.takeError), 'taking jobs');
         } catch (e) {
+          // Written or not, as a lost reply of completeMany: the write below tells.
           this.#redisFailed(e, 'writing results');
-          if (Date.now() - started > this.#o.lease) break;
-          await sleep(backoff);
-          backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+        }
+        this.#cycling = false;
+      }
+      if (accepted === null) {
+        this.#wake();
+        // The take for the slots just freed goes out before this write (the take loop resumes
+        // in the microtask queued before this one), so Redis runs it first: the next jobs do
+        // not wait for this write's script (measured: echo +18% jobs/s; docs/REDIS.md,
+        // Benchmark).
+        await null;
+        const started = Date.now();
+        let backoff = 100;
+        for (;;) {
+          try {
+            accepted = await this.#native.completeMany(entries, jobs, statuses, values, runs);
+            this.#redisOk();
+            break;
+          } catch (e) {
+            this.#redisFailed(e, 'writing results');
+            if (Date.now() - started > this.#o.lease) break;
+            await sleep(backoff);
+            backoff = Math.min(backoff * 2, MAX_BACKOFF_MS);
+          }
         }
       }
       this.#written -= batch.length;

@@ -131,6 +131,7 @@ struct Scripts {
     policy: Script,
     complete_many: Script,
     gauge: Script,
+    cycle: Script,
 }
 
 impl Scripts {
@@ -146,6 +147,17 @@ impl Scripts {
             policy: Script::new(include_str!("../lua/policy.lua")),
             complete_many: Script::new(with_shared!("../lua/complete_many.lua")),
             gauge: Script::new(include_str!("../lua/gauge.lua")),
+            // complete_many then take in one call: each script's text as a function of its
+            // own KEYS and ARGV, called by cycle.lua.
+            cycle: Script::new(concat!(
+                include_str!("../lua/shared.lua"),
+                "local function complete_part(KEYS, ARGV)\n",
+                include_str!("../lua/complete_many.lua"),
+                "\nend\nlocal function take_part(KEYS, ARGV)\n",
+                include_str!("../lua/take.lua"),
+                "\nend\n",
+                include_str!("../lua/cycle.lua"),
+            )),
         }
     }
 }
@@ -804,10 +816,7 @@ impl Host {
     /// entries wait at most a quarter lease more, and the scan of the group's pending entries
     /// is not paid on every take.
     pub async fn take(&self, n: u32) -> RedisResult<Take> {
-        let reclaim = {
-            let last = self.reclaimed.lock().unwrap_or_else(|e| e.into_inner());
-            last.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.lease_ms / 4))
-        };
+        let reclaim = self.reclaim_due();
         let mut c = self.link.conn.clone();
         let (flat, failed, dropped, dead): (Vec<String>, u32, u32, u32) = self
             .scripts
@@ -824,6 +833,18 @@ impl Host {
             .arg(if reclaim { "1" } else { "0" })
             .invoke_async(&mut c)
             .await?;
+        Ok(self.took(reclaim, flat, failed, dropped, dead))
+    }
+
+    /// Whether a take now looks for entries idle past their lease (see [`Host::take`]).
+    fn reclaim_due(&self) -> bool {
+        let last = self.reclaimed.lock().unwrap_or_else(|e| e.into_inner());
+        last.is_none_or(|t| t.elapsed() >= Duration::from_millis(self.lease_ms / 4))
+    }
+
+    /// What take.lua answered, as a [`Take`]; each delivery's settling fields are kept for its
+    /// completion.
+    fn took(&self, reclaim: bool, flat: Vec<String>, failed: u32, dropped: u32, dead: u32) -> Take {
         if reclaim {
             *self.reclaimed.lock().unwrap_or_else(|e| e.into_inner()) =
                 Some(std::time::Instant::now());
@@ -858,12 +879,61 @@ impl Host {
                 progress: d[8] == "1",
             })
             .collect();
-        Ok(Take {
+        Take {
             jobs,
             failed,
             dropped,
             dead,
-        })
+        }
+    }
+
+    /// A host's wave in one script call and one round trip: completes `done` (as
+    /// [`Host::complete_many`]), then takes up to `n` jobs (as [`Host::take`]; `n` counts the
+    /// slots `done` frees). The take's own failure is the second value's: the results were
+    /// written all the same. More results than one call carries: complete_many, then take.
+    pub async fn cycle(
+        &self,
+        n: u32,
+        done: &[Completion],
+    ) -> RedisResult<(Vec<bool>, RedisResult<Take>)> {
+        if done.len() > COMPLETE_CHUNK {
+            let accepted = self.complete_many(done).await?;
+            return Ok((accepted, self.take(n).await));
+        }
+        let reclaim = self.reclaim_due();
+        let mut c = self.link.conn.clone();
+        let mut inv = self.scripts.cycle.prepare_invoke();
+        inv.key(self.keys.waiting())
+            .key(self.keys.stream())
+            .key(self.keys.dead())
+            .key(self.keys.wake())
+            .arg(&self.keys.prefix)
+            .arg(GROUP)
+            .arg(&self.consumer)
+            .arg(n.max(1))
+            .arg(self.lease_ms)
+            .arg(if reclaim { "1" } else { "0" })
+            .arg(RUNS_KEPT);
+        self.completion_args(&mut inv, done);
+        type Answer = (Vec<i64>, (Vec<String>, u32, u32, u32), String);
+        let (accepted, (flat, failed, dropped, dead), err): Answer =
+            inv.invoke_async(&mut c).await?;
+        self.forget(done);
+        let accepted = accepted.into_iter().map(|t| t == 1).collect();
+        if !err.is_empty() {
+            return Ok((
+                accepted,
+                Err(redis::RedisError::from((
+                    redis::ErrorKind::Extension,
+                    "take",
+                    err,
+                ))),
+            ));
+        }
+        Ok((
+            accepted,
+            Ok(self.took(reclaim, flat, failed, dropped, dead)),
+        ))
     }
 
     /// Waits up to `timeout_ms` for a producer's wake-up: `true` when one came.
@@ -939,33 +1009,41 @@ impl Host {
                 .arg(GROUP)
                 .arg(&self.consumer)
                 .arg(RUNS_KEPT);
-            {
-                let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
-                for d in chunk {
-                    let known = taken.get(&d.entry);
-                    inv.arg(&d.entry)
-                        .arg(&d.job)
-                        .arg(&d.status)
-                        .arg(&d.value)
-                        .arg(
-                            d.run_ms
-                                .map_or(String::new(), |ms| format!("{:.3}", ms.max(0.0))),
-                        )
-                        .arg(if known.is_some() { "1" } else { "0" });
-                    let k = known.cloned().unwrap_or_default();
-                    inv.arg(k.name).arg(k.range).arg(k.shared);
-                }
-            }
+            self.completion_args(&mut inv, chunk);
             let took: Vec<i64> = inv.invoke_async(&mut c).await?;
             // Settled or dropped: either way this host is done with those entries.
-            let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
-            for d in chunk {
-                taken.remove(&d.entry);
-            }
-            drop(taken);
+            self.forget(chunk);
             out.extend(took.into_iter().map(|t| t == 1));
         }
         Ok(out)
+    }
+
+    /// complete_many.lua's nine arguments per result, with the settling fields its take kept.
+    fn completion_args(&self, inv: &mut redis::ScriptInvocation<'_>, done: &[Completion]) {
+        let taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        for d in done {
+            let known = taken.get(&d.entry);
+            inv.arg(&d.entry)
+                .arg(&d.job)
+                .arg(&d.status)
+                .arg(&d.value)
+                .arg(
+                    d.run_ms
+                        .map_or(String::new(), |ms| format!("{:.3}", ms.max(0.0))),
+                )
+                .arg(if known.is_some() { "1" } else { "0" });
+            let k = known.cloned().unwrap_or_default();
+            inv.arg(k.name).arg(k.range).arg(k.shared);
+        }
+    }
+
+    /// Forgets the settling fields of completed entries (settled or dropped: either way this
+    /// host is done with them).
+    fn forget(&self, done: &[Completion]) {
+        let mut taken = self.taken.lock().unwrap_or_else(|e| e.into_inner());
+        for d in done {
+            taken.remove(&d.entry);
+        }
     }
 
     /// Sends a progress report (JSON `value`) of a running job to its producer. `false`:

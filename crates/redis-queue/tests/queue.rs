@@ -1007,3 +1007,55 @@ async fn one_reply_entry_carries_a_batchs_results_in_order() {
         ]
     );
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_cycle_writes_results_once_then_takes_the_slots_they_free() {
+    let s = Server::start(&[]).await;
+    let p = Producer::connect(&s.url, "q", 30_000).await.unwrap();
+    let a = Host::connect(&s.url, "q", "a", 30_000).await.unwrap();
+    let b = Host::connect(&s.url, "q", "b", 30_000).await.unwrap();
+    let jobs: Vec<NewJob> = (1..=5).map(|i| job(i, 0.0)).collect();
+    p.admit(&jobs, None).await.unwrap();
+    let t = a.take(2).await.unwrap();
+    assert_eq!(t.jobs.len(), 2);
+    let done = |t: &comrade_redis_queue::Take| -> Vec<Completion> {
+        t.jobs
+            .iter()
+            .map(|d| Completion {
+                entry: d.entry.clone(),
+                job: d.job.clone(),
+                status: "o".into(),
+                value: format!("{}0", d.args),
+                run_ms: Some(1.0),
+            })
+            .collect()
+    };
+    // Two results written, and exactly the two slots they free taken, in one call.
+    let (accepted, took) = a.cycle(2, &done(&t)).await.unwrap();
+    assert_eq!(accepted, vec![true; 2]);
+    let t2 = took.unwrap();
+    assert_eq!(
+        t2.jobs.iter().map(|d| d.args.as_str()).collect::<Vec<_>>(),
+        vec!["3", "4"]
+    );
+    // The same results again, or from a host that does not own them: dropped; the take
+    // still takes (the last job), and only once.
+    let (accepted, took) = b.cycle(3, &done(&t)).await.unwrap();
+    assert_eq!(accepted, vec![false; 2]);
+    let t3 = took.unwrap();
+    assert_eq!(t3.jobs.len(), 1);
+    assert_eq!(t3.jobs[0].args, "5");
+    let (accepted, took) = a.cycle(2, &done(&t2)).await.unwrap();
+    assert_eq!(accepted, vec![true; 2]);
+    assert!(took.unwrap().jobs.is_empty());
+    assert!(b.complete_many(&done(&t3)).await.unwrap()[0]);
+    let mut r = read_all(&p, 5).await;
+    r.sort_by(|x, y| x.local.cmp(&y.local));
+    assert_eq!(
+        r.iter().map(|x| x.value.as_str()).collect::<Vec<_>>(),
+        vec!["10", "20", "30", "40", "50"]
+    );
+    let c = counts(&s.url, "q").await.unwrap();
+    assert_eq!((c.waiting, c.running, c.dead), (0, 0, 0));
+    assert_eq!(p.run_times().await.unwrap().all.len(), 5);
+}
