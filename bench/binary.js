@@ -37,6 +37,9 @@ const BASELINE = process.env.COMRADE_BASELINE
 const rustWorker = (root) => path.join(root, 'target', 'release', 'examples', 'bytes_worker');
 const RUST_WORKER = rustWorker(HERE);
 
+// Every echo, the warm-up's too (`--one` prints it: CPU per echo under perf stat).
+let echoed = 0;
+
 // Keeps WORKERS × IN_FLIGHT echoes going for `SECONDS` after a warm-up of 0.5 s; `echo(buf)`
 // resolves with the echoed buffer. Returns MiB/s each way.
 async function drive(echo) {
@@ -50,6 +53,7 @@ async function drive(echo) {
       const back = await echo(buf);
       if (back.length !== MIB) throw new Error(`echoed ${back.length} bytes`);
       buf = back.length === MIB ? back : payload;
+      echoed++;
       if (counting) done++;
     }
   };
@@ -155,7 +159,7 @@ async function one(name) {
   const before = cpuSnapshot();
   const rate = await contenders[name]();
   const others = othersCpuShare(before, cpuSnapshot());
-  process.stdout.write(JSON.stringify({ rate, others }) + '\n');
+  process.stdout.write(JSON.stringify({ rate, others, echoed }) + '\n');
 }
 
 function runOne(name) {
