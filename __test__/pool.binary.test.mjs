@@ -128,6 +128,19 @@ test('large binaries written beside small jobs arrive whole, in order, and again
   assert.equal(pool.stats().retried, 1);
 });
 
+// Node workers get glibc malloc settings that keep binary-sized blocks (lib/pool.js); they are
+// the worker process's own, not shown to its code, and a value the user gives is kept.
+test('the malloc settings of Node workers stay out of their code, and yield to the user', TEST, async (t) => {
+  const { pool } = openPool(t, { module: fixture('binary.js'), maxWorkers: 1 });
+  assert.equal(await pool.call('env', 'MALLOC_MMAP_THRESHOLD_'), null);
+  assert.equal(await pool.call('env', 'MALLOC_TRIM_THRESHOLD_'), null);
+  const { pool: own } = openPool(t, {
+    module: fixture('binary.js'), maxWorkers: 1, env: { MALLOC_TRIM_THRESHOLD_: '1048576' },
+  });
+  assert.equal(await own.call('env', 'MALLOC_TRIM_THRESHOLD_'), '1048576');
+  assert.equal(await own.call('env', 'MALLOC_MMAP_THRESHOLD_'), null);
+});
+
 test('a 64 MiB Buffer makes the round trip', TEST, async (t) => {
   const { pool } = openPool(t, { module: fixture('binary.js'), maxWorkers: 1, maxMessage: 65 << 20 });
   const big = Buffer.alloc(64 << 20, 3);

@@ -504,7 +504,7 @@ mod tests {
         fn take(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
             let mut calls = self.calls.lock().unwrap();
             *calls += 1;
-            if *calls % 2 == 0 {
+            if calls.is_multiple_of(2) {
                 return Err(io::ErrorKind::WouldBlock.into());
             }
             let mut left = self.chunk;
