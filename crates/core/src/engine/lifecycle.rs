@@ -85,6 +85,8 @@ impl State {
                 runtime().spawn(exit_watch(Arc::downgrade(shared), w, link.clone()));
                 let mut conn = Conn::new(link, shared.cfg.max_message, cpu);
                 conn.attachments = shared.cfg.protocol == Protocol::Lines;
+                // A result's large binaries go to JS in the allocation they were read into.
+                conn.decoder.own_attachments(conn.attachments);
                 self.conns.insert(w, conn);
                 shared.channels_gen.fetch_add(1, Ordering::Release);
                 if !self.direct {
