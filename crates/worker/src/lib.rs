@@ -829,6 +829,10 @@ impl Worker {
     /// The pool's `maxMessage` (the environment variable `COMRADE_MAX_MESSAGE`, when set) is
     /// the longest message sent, and the longest accepted when it is above
     /// [`max_message`](Worker::max_message).
+    ///
+    /// With glibc's malloc, it sets `M_MMAP_THRESHOLD` to 16 MiB and `M_TRIM_THRESHOLD` to
+    /// 32 MiB for the process, so that buffers of a binary's size are reused rather than
+    /// faulted in afresh for every call (the process may keep up to 32 MiB it freed).
     pub fn run(mut self) {
         if let Some(max) = std::env::var("COMRADE_MAX_MESSAGE")
             .ok()
