@@ -3,6 +3,9 @@
 // arrives as a Buffer; bad binaries get clear errors; a worker that breaks the framing is a
 // protocol error; a worker of protocol version 2 keeps working without binaries.
 import assert from 'node:assert/strict';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
 import test from 'node:test';
 import {
   codes, entries, fixture, openPool, rejectsWith, TEST, waitFor,
@@ -102,6 +105,40 @@ test('binaries nested 40 levels deep travel both ways; a cycle fails as JSON', T
   assert.match(arg.message, /circular/i);
   // The worker serves on.
   assert.deepEqual([...await pool.call('echo', Buffer.from([1, 2]))], [1, 2]);
+});
+
+// Arguments of 64 KiB or more are written from the job's own frame (writev), not copied into
+// the channel's output buffer: many in flight, between small jobs, each arrives whole and in
+// its place, and the frame is still there for a retry.
+test('large binaries written beside small jobs arrive whole, in order, and again on a retry', TEST, async (t) => {
+  const { pool } = openPool(t, { module: fixture('binary.js'), maxWorkers: 1, concurrency: 32 });
+  const sizes = [0, 1, 65535, 65536, 65537, 1 << 20, 3 << 20];
+  const sent = [];
+  for (let round = 0; round < 3; round++) {
+    for (const [i, n] of sizes.entries()) sent.push(bytes(n, round * 10 + i), `small ${round} ${i}`);
+    sent.push({ two: [bytes(70000, round), bytes(1, round)], text: 'x' });
+  }
+  const back = await Promise.all(sent.map((v) => pool.call('echo', v)));
+  assert.deepEqual(back, sent);
+  const marker = path.join(mkdtempSync(path.join(tmpdir(), 'comrade-bin-')), 'crashed');
+  t.after(() => rmSync(path.dirname(marker), { recursive: true, force: true }));
+  const big = bytes(2 << 20, 5);
+  const again = await pool.exec('crashOnce', [marker, big], { retries: 1 });
+  assert.ok(again.equals(big));
+  assert.equal(pool.stats().retried, 1);
+});
+
+// Node workers get glibc malloc settings that keep binary-sized blocks (lib/pool.js); they are
+// the worker process's own, not shown to its code, and a value the user gives is kept.
+test('the malloc settings of Node workers stay out of their code, and yield to the user', TEST, async (t) => {
+  const { pool } = openPool(t, { module: fixture('binary.js'), maxWorkers: 1 });
+  assert.equal(await pool.call('env', 'MALLOC_MMAP_THRESHOLD_'), null);
+  assert.equal(await pool.call('env', 'MALLOC_TRIM_THRESHOLD_'), null);
+  const { pool: own } = openPool(t, {
+    module: fixture('binary.js'), maxWorkers: 1, env: { MALLOC_TRIM_THRESHOLD_: '1048576' },
+  });
+  assert.equal(await own.call('env', 'MALLOC_TRIM_THRESHOLD_'), '1048576');
+  assert.equal(await own.call('env', 'MALLOC_MMAP_THRESHOLD_'), null);
 });
 
 test('a 64 MiB Buffer makes the round trip', TEST, async (t) => {

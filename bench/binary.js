@@ -10,6 +10,9 @@
 //   piscina (threads)       worker threads, the buffer moved in a transfer list both ways
 //   raw socketpair          the bytes alone, echoed by `cat`-like children on socketpairs
 //                           (libuv's stdio pipes): the physical limit of a process echo
+//   ... (before)            with COMRADE_BASELINE=<another checkout, built (its addon, and its
+//                           bytes_worker for the Rust row)>: the three comrade rows on that
+//                           build, interleaved with this one's, for a paired comparison
 // Usage: node bench/binary.js [--rounds 3] [--seconds 2]
 
 const { spawn, fork } = require('node:child_process');
@@ -27,7 +30,15 @@ const arg = (name, dflt) => {
 const ROUNDS = Number(arg('rounds', 3));
 const SECONDS = Number(arg('seconds', 2));
 const WORKER = path.join(__dirname, 'workers', 'binary.js');
-const RUST_WORKER = path.join(__dirname, '..', 'target', 'release', 'examples', 'bytes_worker');
+const HERE = path.join(__dirname, '..');
+const BASELINE = process.env.COMRADE_BASELINE
+  ? path.resolve(process.env.COMRADE_BASELINE).replace(/[\\/]index\.js$/, '')
+  : null;
+const rustWorker = (root) => path.join(root, 'target', 'release', 'examples', 'bytes_worker');
+const RUST_WORKER = rustWorker(HERE);
+
+// Every echo, the warm-up's too (`--one` prints it: CPU per echo under perf stat).
+let echoed = 0;
 
 // Keeps WORKERS × IN_FLIGHT echoes going for `SECONDS` after a warm-up of 0.5 s; `echo(buf)`
 // resolves with the echoed buffer. Returns MiB/s each way.
@@ -42,6 +53,7 @@ async function drive(echo) {
       const back = await echo(buf);
       if (back.length !== MIB) throw new Error(`echoed ${back.length} bytes`);
       buf = back.length === MIB ? back : payload;
+      echoed++;
       if (counting) done++;
     }
   };
@@ -57,32 +69,28 @@ async function drive(echo) {
   return n / secs;
 }
 
+// The three comrade contenders on the checkout at `root` (this one, or the baseline).
+function comrade(root, suffix) {
+  const pool = (opts) => {
+    const { Pool } = require(root);
+    return new Pool({ maxWorkers: WORKERS, minWorkers: WORKERS, concurrency: IN_FLIGHT, ...opts });
+  };
+  const run = async (opts) => {
+    const p = pool(opts);
+    const r = await drive((b) => p.call('echo', b));
+    await p.close();
+    return r;
+  };
+  return {
+    [`comrade Pool${suffix}`]: () => run({ module: WORKER }),
+    [`comrade Pool advanced${suffix}`]: () => run({ module: WORKER, serialization: 'advanced' }),
+    [`comrade Pool + Rust${suffix}`]: () => run({ command: [rustWorker(root)] }),
+  };
+}
+
 const contenders = {
-  async 'comrade Pool'() {
-    const { Pool } = require('..');
-    const pool = new Pool({ module: WORKER, maxWorkers: WORKERS, minWorkers: WORKERS, concurrency: IN_FLIGHT });
-    const r = await drive((b) => pool.call('echo', b));
-    await pool.close();
-    return r;
-  },
-  async 'comrade Pool advanced'() {
-    const { Pool } = require('..');
-    const pool = new Pool({
-      module: WORKER, maxWorkers: WORKERS, minWorkers: WORKERS, concurrency: IN_FLIGHT, serialization: 'advanced',
-    });
-    const r = await drive((b) => pool.call('echo', b));
-    await pool.close();
-    return r;
-  },
-  async 'comrade Pool + Rust'() {
-    const { Pool } = require('..');
-    const pool = new Pool({
-      command: [RUST_WORKER], maxWorkers: WORKERS, minWorkers: WORKERS, concurrency: IN_FLIGHT,
-    });
-    const r = await drive((b) => pool.call('echo', b));
-    await pool.close();
-    return r;
-  },
+  ...comrade(HERE, ''),
+  ...(BASELINE ? comrade(BASELINE, ' (before)') : {}),
   async 'fork advanced'() {
     const children = Array.from({ length: WORKERS }, () => {
       const c = fork(path.join(__dirname, 'workers', 'binary-fork.js'), { serialization: 'advanced' });
@@ -151,7 +159,7 @@ async function one(name) {
   const before = cpuSnapshot();
   const rate = await contenders[name]();
   const others = othersCpuShare(before, cpuSnapshot());
-  process.stdout.write(JSON.stringify({ rate, others }) + '\n');
+  process.stdout.write(JSON.stringify({ rate, others, echoed }) + '\n');
 }
 
 function runOne(name) {
@@ -174,7 +182,8 @@ async function main() {
     return undefined;
   }
   if (process.argv.includes('--one')) return one(arg('one'));
-  const names = Object.keys(contenders).filter((n) => n !== 'comrade Pool + Rust' || existsSync(RUST_WORKER));
+  const names = Object.keys(contenders).filter((n) => !n.startsWith('comrade Pool + Rust') ||
+    existsSync(rustWorker(n.endsWith('(before)') ? BASELINE : HERE)));
   if (!names.includes('comrade Pool + Rust')) console.error(`(${RUST_WORKER} not built: no Rust contender)`);
   const rates = Object.fromEntries(names.map((n) => [n, []]));
   const others = [];
@@ -184,7 +193,7 @@ async function main() {
       const r = await runOne(name);
       rates[name].push(r.rate);
       if (r.others !== null) others.push(r.others);
-      console.error(`round ${round + 1}/${ROUNDS}  ${name.padEnd(22)} ${r.rate.toFixed(0)} MiB/s`);
+      console.error(`round ${round + 1}/${ROUNDS}  ${name.padEnd(31)} ${r.rate.toFixed(0)} MiB/s`);
     }
   }
   const m = machineInfo();

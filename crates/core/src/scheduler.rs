@@ -6,6 +6,7 @@
 use std::cmp::Reverse;
 use std::collections::{BTreeMap, BTreeSet, BinaryHeap, HashMap, VecDeque};
 use std::ops::Bound;
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use crate::burst::{self, Burst, RecentRuns};
@@ -346,8 +347,36 @@ pub enum Cancelled {
     Unknown,
 }
 
+/// A job's bytes for the worker. A large one is shared ([`Scheduler::shared_payload`]), so
+/// the engine writes it to the worker straight from here instead of copying it into the
+/// channel's output buffer (the job keeps it for a retry).
+enum Payload {
+    Inline(Box<[u8]>),
+    Shared(Arc<Box<[u8]>>),
+}
+
+/// Payloads of at least this many bytes are [`Payload::Shared`].
+const SHARED_PAYLOAD: usize = 64 * 1024;
+
+impl Payload {
+    fn new(bytes: Box<[u8]>) -> Self {
+        if bytes.len() >= SHARED_PAYLOAD {
+            Payload::Shared(Arc::new(bytes))
+        } else {
+            Payload::Inline(bytes)
+        }
+    }
+
+    fn bytes(&self) -> &[u8] {
+        match self {
+            Payload::Inline(b) => b,
+            Payload::Shared(b) => b,
+        }
+    }
+}
+
 struct Job {
-    payload: Box<[u8]>,
+    payload: Payload,
     retries_left: u32,
     timeout: Option<Duration>,
     submitted: Instant,
@@ -750,7 +779,7 @@ impl Scheduler {
         self.jobs.insert(
             id,
             Job {
-                payload,
+                payload: Payload::new(payload),
                 retries_left: opts.retries,
                 timeout: opts.timeout,
                 submitted: self.now,
@@ -803,7 +832,16 @@ impl Scheduler {
 
     /// The bytes to send for a job (while it is live).
     pub fn payload(&self, job: JobId) -> Option<&[u8]> {
-        self.jobs.get(&job).map(|j| &*j.payload)
+        self.jobs.get(&job).map(|j| j.payload.bytes())
+    }
+
+    /// Job `job`'s payload when it is large enough to be shared rather than copied on its way
+    /// to the worker (at least 64 KiB); `None` for a smaller one (use [`payload`](Self::payload)).
+    pub fn shared_payload(&self, job: JobId) -> Option<Arc<Box<[u8]>>> {
+        match &self.jobs.get(&job)?.payload {
+            Payload::Shared(b) => Some(b.clone()),
+            Payload::Inline(_) => None,
+        }
     }
 
     /// A `Spawn` succeeded: the slot takes work from now on.
@@ -2755,6 +2793,31 @@ mod tests {
         assert!(!s.stop_worker(1, StopReason::Shutdown));
         assert_eq!(s.stop_reason(1), Some(StopReason::Memory));
         assert!(StopReason::Memory.expected() && !StopReason::Crash.expected());
+    }
+
+    #[test]
+    fn a_large_payload_is_shared_and_kept_for_a_retry() {
+        let t = Instant::now();
+        let mut s = Scheduler::new_at(conc(1, 2), t);
+        let big: Box<[u8]> = vec![7; SHARED_PAYLOAD].into();
+        let once = JobOpts {
+            retries: 1,
+            ..JobOpts::default()
+        };
+        s.submit_with(1, big.clone(), once).unwrap();
+        s.submit(2, vec![1; SHARED_PAYLOAD - 1].into()).unwrap();
+        assert_eq!(run(&mut s, t), vec![(1, 1), (1, 2)]);
+        let shared = s.shared_payload(1).expect("64 KiB is shared");
+        assert_eq!(&**shared, &*big);
+        assert_eq!(s.payload(1), Some(&*big));
+        assert!(s.shared_payload(2).is_none(), "smaller: copied");
+        assert_eq!(s.payload(2).map(<[u8]>::len), Some(SHARED_PAYLOAD - 1));
+        // The write still holds its share when the worker dies; the retry sends the same bytes.
+        s.worker_lost(1);
+        assert_eq!(run(&mut s, t), vec![(2, 1)]);
+        assert_eq!(s.payload(1), Some(&*big));
+        drop(shared);
+        assert!(s.shared_payload(3).is_none());
     }
 
     #[test]

@@ -96,7 +96,31 @@ pub fn socket_pair() -> io::Result<(OwnedFd, OwnedFd)> {
         )
     })?;
     // SAFETY: socketpair succeeded, so both fds are open and owned by nobody else.
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
+    let pair = unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) };
+    for fd in [&pair.0, &pair.1] {
+        set_send_buffer(fd.as_raw_fd(), CHANNEL_SNDBUF);
+    }
+    Ok(pair)
+}
+
+/// The send buffer asked for on each end of a channel. A Unix socket holds about 208 KiB by
+/// default: a 1 MiB binary argument or result then takes several writes, each waiting for
+/// the reader to wake and drain, where 4 MiB takes a few jobs' worth in one write each way.
+/// Memory is charged only for bytes in flight. The kernel caps it at `net.core.wmem_max`.
+const CHANNEL_SNDBUF: libc::c_int = 4 * 1024 * 1024;
+
+/// Best effort: a smaller buffer only costs more writes.
+fn set_send_buffer(fd: RawFd, bytes: libc::c_int) {
+    // SAFETY: setsockopt reads an int from a valid pointer, on a socket the caller owns.
+    unsafe {
+        libc::setsockopt(
+            fd,
+            libc::SOL_SOCKET,
+            libc::SO_SNDBUF,
+            (&bytes as *const libc::c_int).cast(),
+            std::mem::size_of::<libc::c_int>() as libc::socklen_t,
+        );
+    }
 }
 
 pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {

@@ -3,6 +3,7 @@
 //! `\n`. In the message's values, `{"$b":i}` stands for attachment `i`. A message without
 //! `"b"` is exactly a version 2 message, so nothing changes for workers that send no binary.
 
+use std::borrow::Cow;
 use std::fmt;
 
 /// How a message with attachments starts: `"b"` is its first member, so a line is told apart
@@ -18,21 +19,34 @@ pub const PROTOCOL_VERSION: u32 = 3;
 pub struct Attachments<'a> {
     /// Each attachment's length, in order.
     pub lens: Vec<usize>,
-    /// Their bytes, back to back.
-    pub bytes: &'a [u8],
+    /// Their bytes, back to back: in the decoder's buffer, or in an allocation of their own
+    /// (large ones, with [`crate::LineDecoder::own_attachments`]).
+    pub bytes: Cow<'a, [u8]>,
 }
 
-impl<'a> Attachments<'a> {
+impl Attachments<'_> {
     /// Each attachment's bytes, in order.
-    pub fn iter(&self) -> impl Iterator<Item = &'a [u8]> + '_ {
-        let mut at = 0;
-        let bytes = self.bytes;
-        self.lens.iter().map(move |&n| {
-            let s = &bytes[at..at + n];
-            at += n;
-            s
-        })
+    pub fn iter(&self) -> impl Iterator<Item = &[u8]> + '_ {
+        split(&self.lens, &self.bytes)
     }
+
+    /// Each attachment as a `Vec` of its own: a single attachment read into its own allocation
+    /// is handed over as it is, the others are copied.
+    pub fn into_vecs(self) -> Vec<Vec<u8>> {
+        match self.bytes {
+            Cow::Owned(v) if self.lens.len() == 1 => vec![v],
+            bytes => split(&self.lens, &bytes).map(<[u8]>::to_vec).collect(),
+        }
+    }
+}
+
+fn split<'b>(lens: &'b [usize], bytes: &'b [u8]) -> impl Iterator<Item = &'b [u8]> + 'b {
+    let mut at = 0;
+    lens.iter().map(move |&n| {
+        let s = &bytes[at..at + n];
+        at += n;
+        s
+    })
 }
 
 /// A message that breaks the attachment framing.
@@ -173,9 +187,18 @@ mod tests {
         assert_eq!(attachment_lens(&out), Ok(Some(vec![3, 0])));
         let a = Attachments {
             lens: vec![3, 0, 2],
-            bytes: b"abcde",
+            bytes: Cow::Borrowed(b"abcde"),
         };
         assert_eq!(a.iter().collect::<Vec<_>>(), vec![&b"abc"[..], b"", b"de"]);
+        assert_eq!(a.into_vecs(), vec![b"abc".to_vec(), vec![], b"de".to_vec()]);
+        let own = Attachments {
+            lens: vec![5],
+            bytes: Cow::Owned(b"abcde".to_vec()),
+        };
+        let at = own.bytes.as_ptr();
+        let v = own.into_vecs();
+        assert_eq!(v, vec![b"abcde".to_vec()]);
+        assert_eq!(v[0].as_ptr(), at, "handed over, not copied");
         assert!(total_within(&[usize::MAX, 2], usize::MAX).is_err());
         assert_eq!(total_within(&[3, 4], 7), Ok(7));
     }

@@ -1,6 +1,7 @@
 //! Line framing: one message per `\n`-terminated line. The decoder is bounded: a line longer
 //! than the limit is an error, never an unbounded buffer.
 
+use std::borrow::Cow;
 use std::fmt;
 
 use crate::bin::{attachment_lens, total_within, Attachments, BinError};
@@ -41,7 +42,24 @@ pub struct LineDecoder {
     peak: usize,
     /// Times in a row the buffer, grown past [`KEEP`], emptied without having needed it.
     quiet: u32,
+    /// Large attachments are read into an allocation of their own
+    /// ([`own_attachments`](Self::own_attachments)).
+    own: bool,
+    /// The attachments of the message being read, when read into their own allocation.
+    side: Option<Side>,
 }
+
+/// Attachments read into their own allocation: the line stays in the buffer (from `head` to
+/// `end`, its `\n`), the bytes go to `bytes`, the closing `\n` after the line.
+struct Side {
+    bytes: Vec<u8>,
+    filled: usize,
+    lens: Vec<usize>,
+    end: usize,
+}
+
+/// Attachments together at least this long are read into their own allocation, when asked.
+const OWN_MIN: usize = 64 * 1024;
 
 /// A buffer grown to at most this many bytes is kept while messages keep needing it (a stream
 /// of 1 MiB messages is read without reallocating and zeroing it for each one); it shrinks back
@@ -109,12 +127,28 @@ impl LineDecoder {
             want: 0,
             peak: 0,
             quiet: 0,
+            own: false,
+            side: None,
         }
+    }
+
+    /// Reads the attachments of a message, when they are 64 KiB or more together and had not
+    /// all arrived with its line, straight into an allocation of their own (the message's
+    /// [`Attachments::bytes`](crate::Attachments) is then `Cow::Owned`), not into this
+    /// buffer: a reader that keeps them (the pool, handing a result's bytes to JS) takes them
+    /// without a copy. Off by default: a reader that copies them anyway is better served by
+    /// the reused buffer.
+    pub fn own_attachments(&mut self, on: bool) {
+        self.own = on;
     }
 
     /// Room to read into: compacts, grows (for a line longer than the buffer) or shrinks back
     /// (after one) as needed. Errors when the partial line held is already over the limit.
     pub fn spare(&mut self) -> Result<&mut [u8], LineTooLong> {
+        if self.side.as_ref().is_some_and(|s| s.filled < s.bytes.len()) {
+            let side = self.side.as_mut().expect("checked");
+            return Ok(&mut side.bytes[side.filled..]);
+        }
         if self.want > 0 && self.tail < self.head + self.want {
             // A message with attachments: room for all of it, made once (its length is known
             // and within the limits), not by doubling.
@@ -153,6 +187,9 @@ impl LineDecoder {
                 self.buf.copy_within(self.head..self.tail, 0);
                 self.tail -= self.head;
                 self.scanned -= self.head;
+                if let Some(side) = &mut self.side {
+                    side.end -= self.head;
+                }
                 self.head = 0;
             } else {
                 // Complete lines held but not taken yet (`push` without `next_line` in
@@ -185,6 +222,11 @@ impl LineDecoder {
 
     /// Records that `n` bytes were read into the slice [`spare`](Self::spare) returned.
     pub fn filled(&mut self, n: usize) {
+        if let Some(side) = self.side.as_mut().filter(|s| s.filled < s.bytes.len()) {
+            side.filled += n;
+            debug_assert!(side.filled <= side.bytes.len());
+            return;
+        }
         self.tail += n;
         self.peak = self.peak.max(self.tail);
         debug_assert!(self.tail <= self.buf.len());
@@ -238,6 +280,26 @@ impl LineDecoder {
     /// have arrived. The line is bounded by the limit, and so are its attachments together.
     /// Use it or [`next_line`](Self::next_line) on one stream, not both.
     pub fn next_message(&mut self) -> Result<Option<Message<'_>>, DecodeError> {
+        if let Some(side) = &self.side {
+            // The closing `\n` goes right after the line, once the attachments are all in.
+            if side.filled < side.bytes.len() || self.tail <= side.end + 1 {
+                return Ok(None);
+            }
+            let side = self.side.take().expect("checked");
+            let start = self.head;
+            self.head = side.end + 2;
+            self.scanned = self.head;
+            if self.buf[side.end + 1] != b'\n' {
+                return Err(DecodeError::Bin(BinError::Unterminated));
+            }
+            return Ok(Some(Message {
+                line: &self.buf[start..side.end],
+                attachments: Some(Attachments {
+                    lens: side.lens,
+                    bytes: Cow::Owned(side.bytes),
+                }),
+            }));
+        }
         let from = self.scanned.max(self.head);
         let Some(off) = memchr::memchr(b'\n', &self.buf[from..self.tail]) else {
             self.scanned = self.tail;
@@ -269,6 +331,24 @@ impl LineDecoder {
         };
         let total = total_within(&lens, self.max_len).map_err(DecodeError::Bin)?;
         let stop = end + 1 + total + 1;
+        if stop > self.tail && self.own && total >= OWN_MIN {
+            // What arrived of them moves to their own allocation; the rest is read there.
+            let mut bytes = vec![0; total];
+            let have = self.tail - (end + 1);
+            bytes[..have].copy_from_slice(&self.buf[end + 1..self.tail]);
+            self.tail = end + 1;
+            // The line's own `\n` counts as found: a buffer the line fills grows for the
+            // closing one instead of taking the line for an overlong one.
+            self.scanned = end;
+            self.want = 0;
+            self.side = Some(Side {
+                bytes,
+                filled: have,
+                lens,
+                end,
+            });
+            return Ok(None);
+        }
         if stop > self.tail {
             // Not all here yet: the line is read again (found at once) when more is.
             self.scanned = end;
@@ -285,7 +365,7 @@ impl LineDecoder {
             line: &self.buf[start..end],
             attachments: Some(Attachments {
                 lens,
-                bytes: &self.buf[end + 1..stop - 1],
+                bytes: Cow::Borrowed(&self.buf[end + 1..stop - 1]),
             }),
         }))
     }
@@ -355,6 +435,91 @@ mod tests {
             );
             assert_eq!(got[2].0, r#"{"t":"x"}"#);
         }
+    }
+
+    #[test]
+    fn large_attachments_read_into_their_own_allocation_arrive_whole_however_split() {
+        let big: Vec<u8> = (0..OWN_MIN + 5).map(|i| (i * 7) as u8).collect();
+        let mut stream = Vec::new();
+        stream.extend_from_slice(b"{\"t\":\"ok\",\"id\":1}\n");
+        stream.extend_from_slice(
+            format!("{{\"b\":[{}],\"t\":\"ok\",\"id\":2}}\n", big.len()).as_bytes(),
+        );
+        stream.extend_from_slice(&big);
+        stream.extend_from_slice(b"\n{\"b\":[2,3],\"t\":\"ok\",\"id\":3}\nabcde\n");
+        let two = (OWN_MIN / 2, OWN_MIN / 2 + 1);
+        stream.extend_from_slice(
+            format!("{{\"b\":[{},{}],\"t\":\"ok\"}}\n", two.0, two.1).as_bytes(),
+        );
+        stream.extend_from_slice(&big[..two.0 + two.1]);
+        stream.extend_from_slice(b"\n{\"t\":\"x\"}\n");
+        let want_two = vec![big[..two.0].to_vec(), big[two.0..two.0 + two.1].to_vec()];
+        // Reads of every size from 1 byte up, each split at a few places, with a buffer
+        // smaller than the line and one larger than everything.
+        for (capacity, chunk) in [
+            (16, 1),
+            (16, 7),
+            (64, 4096),
+            (1 << 20, 50_000),
+            (1 << 20, 1 << 20),
+        ] {
+            let mut d = LineDecoder::with_capacity(capacity, 1 << 20);
+            d.own_attachments(true);
+            let mut got = Vec::new();
+            let mut owned = 0;
+            let mut at = 0;
+            while at < stream.len() {
+                let spare = d.spare().unwrap();
+                let n = spare.len().min(chunk).min(stream.len() - at);
+                spare[..n].copy_from_slice(&stream[at..at + n]);
+                d.filled(n);
+                at += n;
+                while let Some(m) = d.next_message().unwrap() {
+                    let line = String::from_utf8(m.line.to_vec()).unwrap();
+                    let bins = m.attachments.map(|a| {
+                        owned += usize::from(matches!(a.bytes, Cow::Owned(_)));
+                        a.into_vecs()
+                    });
+                    got.push((line, bins));
+                }
+            }
+            let case = format!("capacity {capacity}, reads of {chunk}");
+            assert_eq!(got.len(), 5, "{case}");
+            assert_eq!(got[0], (r#"{"t":"ok","id":1}"#.to_string(), None), "{case}");
+            assert_eq!(got[1].1, Some(vec![big.clone()]), "{case}");
+            assert_eq!(
+                got[2].1,
+                Some(vec![b"ab".to_vec(), b"cde".to_vec()]),
+                "{case}"
+            );
+            assert_eq!(got[3].1, Some(want_two.clone()), "{case}");
+            assert_eq!(got[4].0, r#"{"t":"x"}"#, "{case}");
+            if chunk < OWN_MIN {
+                assert_eq!(owned, 2, "{case}: both large ones read on their own");
+            }
+        }
+        // Off (the default), or all there with the line: in the buffer.
+        let mut d = LineDecoder::with_capacity(1 << 20, 1 << 20);
+        d.push(&stream).unwrap();
+        d.own_attachments(true);
+        d.next_message().unwrap();
+        let m = d.next_message().unwrap().unwrap();
+        assert!(matches!(m.attachments.unwrap().bytes, Cow::Borrowed(_)));
+        // A wrong closing byte after owned attachments is the framing error it always was.
+        let mut d = LineDecoder::with_capacity(64, 1 << 20);
+        d.own_attachments(true);
+        d.push(format!("{{\"b\":[{OWN_MIN}],\"t\":\"ok\"}}\n").as_bytes())
+            .unwrap();
+        assert!(d.next_message().unwrap().is_none());
+        let n = d.spare().unwrap().len();
+        assert_eq!(n, OWN_MIN, "read straight into the attachment");
+        d.filled(n);
+        assert!(d.next_message().unwrap().is_none());
+        d.push(b"x").unwrap();
+        assert_eq!(
+            d.next_message().unwrap_err(),
+            DecodeError::Bin(BinError::Unterminated)
+        );
     }
 
     #[test]

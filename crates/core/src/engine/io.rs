@@ -1,8 +1,9 @@
 //! Socket I/O: a worker as a connection ([`Link`]), its output buffer and the writes after
 //! each update, and the I/O thread's tasks (channel reads, blocked writes, exit watches).
 
+use std::collections::VecDeque;
 use std::future::Future;
-use std::io::{self, Read as _, Write as _};
+use std::io::{self, IoSlice, Read as _, Write as _};
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::os::unix::net::UnixStream;
 use std::pin::Pin;
@@ -26,6 +27,14 @@ pub trait Link: Send + Sync + 'static {
     fn read(&self, buf: &mut [u8]) -> io::Result<usize>;
     /// Writes what the stream takes now, without blocking. Any thread.
     fn write(&self, buf: &[u8]) -> io::Result<usize>;
+    /// As [`write`](Self::write), from several buffers in order (one `writev` where the
+    /// stream has it; by default only the first non-empty buffer is written).
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        match bufs.iter().find(|b| !b.is_empty()) {
+            Some(b) => self.write(b),
+            None => Ok(0),
+        }
+    }
     /// The stream's descriptor, for readiness polls (the I/O thread's, or the host's).
     fn fd(&self) -> BorrowedFd<'_>;
     /// The worker's id in records and stats (a local worker's process id).
@@ -74,6 +83,10 @@ impl Link for LocalProcess {
 
     fn write(&self, buf: &[u8]) -> io::Result<usize> {
         (&self.sock).write(buf)
+    }
+
+    fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+        (&self.sock).write_vectored(bufs)
     }
 
     fn fd(&self) -> BorrowedFd<'_> {
@@ -155,6 +168,10 @@ impl Conn {
 /// A connection with bytes to write at the end of the update.
 pub(crate) type Dirty = (Arc<dyn Link>, Arc<Mutex<OutBuf>>);
 
+/// A large payload written straight from the job that holds it
+/// ([`crate::scheduler::Scheduler::shared_payload`]).
+pub(crate) type SharedFrame = Arc<Box<[u8]>>;
+
 #[derive(Default)]
 pub(crate) struct OutBuf {
     /// Bytes for the worker; those before `written` are written already.
@@ -163,25 +180,40 @@ pub(crate) struct OutBuf {
     /// rest to the front after every write made sending a large job's arguments quadratic);
     /// the front is reclaimed when everything is written, or by `reclaim` before appending.
     written: usize,
+    /// Large frames, not copied into `buf`: each goes out after `buf[..at]` and before
+    /// `buf[at..]` (`at` in increasing order), written from where it is with `writev`.
+    frames: VecDeque<(usize, SharedFrame)>,
+    /// How much of the first of `frames` the socket has taken.
+    frame_written: usize,
     /// A flush task owns the writing until the socket drains.
     flushing: bool,
     /// Listed in the update's dirty list already.
     queued: bool,
 }
 
+/// At most this many pieces per `writev` (a frame, and the lines around it, make 3).
+const MAX_IOV: usize = 16;
+
 impl OutBuf {
     /// Writes what the socket takes now. Returns false when the rest must wait for the socket
     /// to become writable.
     fn write_now(&mut self, link: &dyn Link) -> bool {
-        while self.written < self.buf.len() {
+        while !self.is_empty() {
             // A plain non-blocking write: any thread may write, whatever the runtime has seen.
-            match link.write(&self.buf[self.written..]) {
-                Ok(n) => self.written += n,
+            let result = if self.frames.is_empty() {
+                link.write(&self.buf[self.written..])
+            } else {
+                let mut iov = [IoSlice::new(&[]); MAX_IOV];
+                let n = self.pieces(&mut iov);
+                link.write_vectored(&iov[..n])
+            };
+            match result {
+                Ok(n) => self.advance(n),
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return false,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
                 Err(_) => {
                     // The worker is going away; its exit settles its jobs.
-                    self.written = self.buf.len();
+                    self.clear();
                 }
             }
         }
@@ -189,9 +221,67 @@ impl OutBuf {
         true
     }
 
+    fn is_empty(&self) -> bool {
+        self.written == self.buf.len() && self.frames.is_empty()
+    }
+
+    /// The unwritten bytes in order, as up to `iov.len()` pieces; returns how many.
+    fn pieces<'a>(&'a self, iov: &mut [IoSlice<'a>]) -> usize {
+        let mut n = 0;
+        let mut pos = self.written;
+        let mut skip = self.frame_written;
+        for (at, frame) in &self.frames {
+            if n + 2 > iov.len() {
+                return n;
+            }
+            if pos < *at {
+                iov[n] = IoSlice::new(&self.buf[pos..*at]);
+                n += 1;
+            }
+            iov[n] = IoSlice::new(&frame[skip..]);
+            n += 1;
+            skip = 0;
+            pos = *at;
+        }
+        if pos < self.buf.len() && n < iov.len() {
+            iov[n] = IoSlice::new(&self.buf[pos..]);
+            n += 1;
+        }
+        n
+    }
+
+    /// Records that the socket took the first `n` unwritten bytes.
+    fn advance(&mut self, mut n: usize) {
+        while n > 0 {
+            match self.frames.front() {
+                Some((at, frame)) if self.written == *at => {
+                    let k = n.min(frame.len() - self.frame_written);
+                    self.frame_written += k;
+                    n -= k;
+                    if self.frame_written == frame.len() {
+                        self.frames.pop_front();
+                        self.frame_written = 0;
+                    }
+                }
+                Some((at, _)) => {
+                    let k = n.min(at - self.written);
+                    self.written += k;
+                    n -= k;
+                }
+                None => {
+                    self.written += n;
+                    n = 0;
+                }
+            }
+        }
+        debug_assert!(self.written <= self.buf.len());
+    }
+
     fn clear(&mut self) {
         self.buf.clear();
         self.written = 0;
+        self.frames.clear();
+        self.frame_written = 0;
     }
 
     /// Before appending: drops the written front once it is at least half of the buffer, so
@@ -200,6 +290,10 @@ impl OutBuf {
     fn reclaim(&mut self) {
         if self.written > 0 && self.written * 2 >= self.buf.len() {
             self.buf.drain(..self.written);
+            // Frames still waiting all go at or after the unwritten front.
+            for (at, _) in &mut self.frames {
+                *at -= self.written;
+            }
             self.written = 0;
         }
     }
@@ -212,6 +306,21 @@ pub(crate) fn push_line(dirty: &mut Vec<Dirty>, conn: &Conn, line: &[u8]) {
     out.reclaim();
     out.buf.extend_from_slice(line);
     out.buf.push(b'\n');
+    listed(dirty, conn, &mut out);
+}
+
+/// As [`push_line`], for a large payload the job keeps: it is written from where it is, not
+/// copied into the output buffer.
+pub(crate) fn push_frame(dirty: &mut Vec<Dirty>, conn: &Conn, frame: SharedFrame) {
+    let mut out = lock(&conn.out);
+    out.reclaim();
+    let at = out.buf.len();
+    out.frames.push_back((at, frame));
+    out.buf.push(b'\n');
+    listed(dirty, conn, &mut out);
+}
+
+fn listed(dirty: &mut Vec<Dirty>, conn: &Conn, out: &mut OutBuf) {
     if !out.queued && !out.flushing {
         out.queued = true;
         dirty.push((conn.link.clone(), conn.out.clone()));
@@ -365,4 +474,155 @@ pub(crate) async fn exit_watch(shared: Weak<Shared>, w: WorkerId, link: Arc<dyn 
         return;
     };
     shared.update(|st, shared| st.worker_exited(shared, w, pid, status));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A link that takes at most `chunk` bytes per write and refuses every other write
+    /// (`WouldBlock`), recording what it took.
+    struct Sink {
+        took: Mutex<Vec<u8>>,
+        chunk: usize,
+        calls: Mutex<usize>,
+        vectored: bool,
+        fd: OwnedFd,
+    }
+
+    impl Sink {
+        fn new(chunk: usize, vectored: bool) -> Self {
+            Sink {
+                took: Mutex::new(Vec::new()),
+                chunk,
+                calls: Mutex::new(0),
+                vectored,
+                fd: std::fs::File::open("/dev/null").unwrap().into(),
+            }
+        }
+
+        fn take(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            let mut calls = self.calls.lock().unwrap();
+            *calls += 1;
+            if calls.is_multiple_of(2) {
+                return Err(io::ErrorKind::WouldBlock.into());
+            }
+            let mut left = self.chunk;
+            let mut took = self.took.lock().unwrap();
+            for b in bufs {
+                let k = left.min(b.len());
+                took.extend_from_slice(&b[..k]);
+                left -= k;
+            }
+            Ok(self.chunk - left)
+        }
+    }
+
+    impl Link for Sink {
+        fn read(&self, _: &mut [u8]) -> io::Result<usize> {
+            Err(io::ErrorKind::WouldBlock.into())
+        }
+        fn write(&self, buf: &[u8]) -> io::Result<usize> {
+            self.take(&[IoSlice::new(buf)])
+        }
+        fn write_vectored(&self, bufs: &[IoSlice<'_>]) -> io::Result<usize> {
+            if self.vectored {
+                self.take(bufs)
+            } else {
+                match bufs.iter().find(|b| !b.is_empty()) {
+                    Some(b) => self.write(b),
+                    None => Ok(0),
+                }
+            }
+        }
+        fn fd(&self) -> BorrowedFd<'_> {
+            self.fd.as_fd()
+        }
+        fn pid(&self) -> i32 {
+            1
+        }
+        fn terminate(&self) {}
+        fn kill(&self) {}
+        fn ended(&self) -> Pin<Box<dyn Future<Output = ExitStatus> + Send + '_>> {
+            Box::pin(std::future::pending())
+        }
+    }
+
+    fn frame(byte: u8, len: usize) -> SharedFrame {
+        Arc::new(vec![byte; len].into_boxed_slice())
+    }
+
+    #[test]
+    fn shared_frames_go_out_in_order_between_the_lines_however_the_writes_split() {
+        for vectored in [true, false] {
+            for chunk in [1, 3, 7, 64, 1000, 1 << 20] {
+                let sink = Arc::new(Sink::new(chunk, vectored));
+                let mut conn = Conn::new(sink.clone(), 1 << 20, None);
+                conn.attachments = true;
+                let mut dirty = Vec::new();
+                let mut want = Vec::new();
+                // Lines and frames interleaved, some frames back to back, written while
+                // more is appended (so the front is reclaimed with frames waiting).
+                for round in 0..4u8 {
+                    push_line(&mut dirty, &conn, b"{\"a\":1}");
+                    want.extend_from_slice(b"{\"a\":1}\n");
+                    for k in 0..3u8 {
+                        let len = [0, 1, 5000][usize::from(k)] + usize::from(round);
+                        push_frame(&mut dirty, &conn, frame(b'a' + k, len));
+                        want.extend(std::iter::repeat_n(b'a' + k, len));
+                        want.push(b'\n');
+                    }
+                    push_line(&mut dirty, &conn, b"tail");
+                    want.extend_from_slice(b"tail\n");
+                    // A few writes' worth, not necessarily all.
+                    let mut o = lock(&conn.out);
+                    for _ in 0..5 {
+                        o.write_now(&*sink);
+                    }
+                }
+                let mut o = lock(&conn.out);
+                while !o.write_now(&*sink) {}
+                assert!(o.is_empty());
+                assert_eq!(o.buf.len(), 0);
+                assert_eq!(
+                    *sink.took.lock().unwrap(),
+                    want,
+                    "chunk {chunk} vectored {vectored}"
+                );
+            }
+        }
+    }
+
+    #[test]
+    fn a_failed_write_drops_the_rest_frames_and_all() {
+        struct Broken(OwnedFd);
+        impl Link for Broken {
+            fn read(&self, _: &mut [u8]) -> io::Result<usize> {
+                Ok(0)
+            }
+            fn write(&self, _: &[u8]) -> io::Result<usize> {
+                Err(io::ErrorKind::BrokenPipe.into())
+            }
+            fn fd(&self) -> BorrowedFd<'_> {
+                self.0.as_fd()
+            }
+            fn pid(&self) -> i32 {
+                1
+            }
+            fn terminate(&self) {}
+            fn kill(&self) {}
+            fn ended(&self) -> Pin<Box<dyn Future<Output = ExitStatus> + Send + '_>> {
+                Box::pin(std::future::pending())
+            }
+        }
+        let link = Arc::new(Broken(std::fs::File::open("/dev/null").unwrap().into()));
+        let conn = Conn::new(link.clone(), 1 << 20, None);
+        let mut dirty = Vec::new();
+        push_line(&mut dirty, &conn, b"x");
+        push_frame(&mut dirty, &conn, frame(b'f', 100_000));
+        let mut o = lock(&conn.out);
+        assert!(o.write_now(&*link));
+        assert!(o.is_empty());
+        assert!(o.frames.is_empty());
+    }
 }

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 
 use super::cycle::{forget_pid, remember_pid, runtime, Shared, State};
 use super::io::{
-    exit_watch, push_line, read_lines, read_loop, register_dup, Conn, LocalProcess, Read,
+    exit_watch, push_frame, push_line, read_lines, read_loop, register_dup, Conn, LocalProcess,
+    Read,
 };
 use super::outbox::{kind, reads_paused};
 use super::session::ProtocolError;
@@ -84,6 +85,8 @@ impl State {
                 runtime().spawn(exit_watch(Arc::downgrade(shared), w, link.clone()));
                 let mut conn = Conn::new(link, shared.cfg.max_message, cpu);
                 conn.attachments = shared.cfg.protocol == Protocol::Lines;
+                // A result's large binaries go to JS in the allocation they were read into.
+                conn.decoder.own_attachments(conn.attachments);
                 self.conns.insert(w, conn);
                 shared.channels_gen.fetch_add(1, Ordering::Release);
                 if !self.direct {
@@ -130,9 +133,9 @@ impl State {
             None
         };
         self.sched.mark_sent(w, job, now);
-        let Some(payload) = self.sched.payload(job) else {
+        if self.sched.payload(job).is_none() {
             return;
-        };
+        }
         let Some(conn) = self.conns.get(&w) else {
             return;
         };
@@ -144,7 +147,14 @@ impl State {
             let v = format!("[{},{}]", conn.peer.pid, waited.unwrap_or(0.0));
             self.outbox.push(kind::SENT, job, &v);
         }
-        push_line(&mut self.dirty, conn, payload);
+        match self.sched.shared_payload(job) {
+            Some(frame) => push_frame(&mut self.dirty, conn, frame),
+            None => {
+                if let Some(payload) = self.sched.payload(job) {
+                    push_line(&mut self.dirty, conn, payload);
+                }
+            }
+        }
     }
 
     /// Asks worker `w` to stop job `job`, cancelled while it runs there (`{"t":"cancel"}`).

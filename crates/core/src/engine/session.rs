@@ -230,13 +230,9 @@ impl Session<'_> {
                         }
                         match (&*msg.t, msg.v, msg.e) {
                             ("ok", Some(v), _) if bins.is_some() => {
-                                let bins = bins.iter().flat_map(|b| b.iter()).map(<[u8]>::to_vec);
-                                self.outbox.push_bin(
-                                    kind::RESULT_BIN,
-                                    job,
-                                    v.get(),
-                                    bins.collect(),
-                                );
+                                // Large ones read into their own allocation are not copied.
+                                let bins = bins.map(Attachments::into_vecs).unwrap_or_default();
+                                self.outbox.push_bin(kind::RESULT_BIN, job, v.get(), bins);
                             }
                             ("ok", Some(v), _) => self.outbox.push(kind::RESULT, job, v.get()),
                             ("ok", None, _) => self.outbox.push(kind::VOID, job, "null"),
