@@ -818,10 +818,16 @@ impl Host {
     pub async fn take(&self, n: u32) -> RedisResult<Take> {
         let reclaim = self.reclaim_due();
         let mut c = self.link.conn.clone();
-        let (flat, failed, dropped, dead): (Vec<String>, u32, u32, u32) = self
-            .scripts
-            .take
-            .key(self.keys.waiting())
+        let mut inv = self.scripts.take.prepare_invoke();
+        self.take_args(&mut inv, n, reclaim);
+        let (flat, failed, dropped, dead): (Vec<String>, u32, u32, u32) =
+            inv.invoke_async(&mut c).await?;
+        Ok(self.took(reclaim, flat, failed, dropped, dead))
+    }
+
+    /// The keys and arguments of a take (take.lua, and the second part of cycle.lua).
+    fn take_args(&self, inv: &mut redis::ScriptInvocation<'_>, n: u32, reclaim: bool) {
+        inv.key(self.keys.waiting())
             .key(self.keys.stream())
             .key(self.keys.dead())
             .key(self.keys.wake())
@@ -830,10 +836,7 @@ impl Host {
             .arg(&self.consumer)
             .arg(n.max(1))
             .arg(self.lease_ms)
-            .arg(if reclaim { "1" } else { "0" })
-            .invoke_async(&mut c)
-            .await?;
-        Ok(self.took(reclaim, flat, failed, dropped, dead))
+            .arg(if reclaim { "1" } else { "0" });
     }
 
     /// Whether a take now looks for entries idle past their lease (see [`Host::take`]).
@@ -903,17 +906,8 @@ impl Host {
         let reclaim = self.reclaim_due();
         let mut c = self.link.conn.clone();
         let mut inv = self.scripts.cycle.prepare_invoke();
-        inv.key(self.keys.waiting())
-            .key(self.keys.stream())
-            .key(self.keys.dead())
-            .key(self.keys.wake())
-            .arg(&self.keys.prefix)
-            .arg(GROUP)
-            .arg(&self.consumer)
-            .arg(n.max(1))
-            .arg(self.lease_ms)
-            .arg(if reclaim { "1" } else { "0" })
-            .arg(RUNS_KEPT);
+        self.take_args(&mut inv, n, reclaim);
+        inv.arg(RUNS_KEPT);
         self.completion_args(&mut inv, done);
         type Answer = (Vec<i64>, (Vec<String>, u32, u32, u32), String);
         let (accepted, (flat, failed, dropped, dead), err): Answer =
